@@ -1,0 +1,139 @@
+//! The `provost` command line: parses arguments, loads the configuration, dispatches.
+//!
+//! Exit status: 0 on success, 1 when the command failed, 2 when the command line or the
+//! configuration is wrong (nothing was touched).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+use crate::http::{self, AppState};
+use crate::store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "provost",
+    version,
+    about = "Identity governance for Salesforce orgs"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it, ./provost.toml is read if it exists.
+    #[arg(long, global = true, env = "PROVOST_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log line format; overrides `log.format`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations that have not been applied yet.
+    Migrate,
+    /// Serve the HTTP API until SIGINT or SIGTERM.
+    Serve,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check,
+}
+
+/// The process entry point: `main` only calls this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("provost: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    crate::telemetry::init(config.log.format, &config.log.filter);
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("provost: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "command failed");
+            eprintln!("provost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            tracing::info!(database = %config.database.url, "migrations applied");
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+    }
+}
+
+/// Opens the configured database and brings its schema up to date.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+    let store = store::open(&config.database)
+        .await
+        .with_context(|| format!("opening the database {}", config.database.url))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("migrating the database {}", config.database.url))?;
+    Ok(store)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (set server.listen to a free address)",
+                config.server.listen
+            )
+        })?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%address, backend = store.backend().name(), "provost is listening");
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+    };
+    http::serve(listener, state, http::shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Typed configuration: built-in defaults, then the TOML file, then `PROVOST_SECTION__KEY`
+//! environment variables, each layer overriding the one before.
+//!
+//! Every value is checked when Provost starts: a wrong type, an unknown key or an invalid
+//! value is a [`ConfigError`] naming the source, the key and what was expected, and the CLI
+//! exits with status 2 before touching anything.
+
+mod secret;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub use secret::{DatabaseUrl, Secret};
+
+/// The file read when neither `--config` nor `PROVOST_CONFIG` names one. It is optional.
+pub const DEFAULT_CONFIG_FILE: &str = "provost.toml";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `provost serve` listens on.
+    pub listen: SocketAddr,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u64,
+    /// Seconds after which a request is answered 408 rather than held open.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace_seconds: 30,
+            request_timeout_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://user:pass@host:port/db`.
+    pub url: DatabaseUrl,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: DatabaseUrl::new("sqlite://provost.db"),
+            max_connections: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `provost=debug,sqlx=warn`.
+    /// `RUST_LOG`, when set, takes precedence.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Pretty,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Each variant says where to look and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist: create it or point --config / PROVOST_CONFIG at an existing file")]
+    MissingFile { path: PathBuf },
+    #[error("{}", render_invalid(.problems))]
+    Invalid { problems: Vec<ConfigProblem> },
+}
+
+/// One wrong value: where it came from, which key, and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The file or environment the value came from, e.g. `TOML file /etc/provost.toml`.
+    pub source: String,
+    /// The dotted key, e.g. `server.listen`; empty when the whole file is unreadable.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.source, self.key, self.message)
+        }
+    }
+}
+
+fn render_invalid(problems: &[ConfigProblem]) -> String {
+    let mut text = String::from("invalid configuration:");
+    for problem in problems {
+        text.push_str("\n  - ");
+        text.push_str(&problem.to_string());
+    }
+    text
+}
+
+impl Config {
+    /// Loads the configuration. `path` is the file named by `--config`/`PROVOST_CONFIG`,
+    /// which must exist; without one, `provost.toml` in the working directory is read if present.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, Env::prefixed("PROVOST_"))
+    }
+
+    fn load_with_env(path: Option<&Path>, env: Env) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError::MissingFile {
+                    path: path.to_owned(),
+                })
+            }
+            Some(path) => path.to_owned(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        // Only nested keys (`PROVOST_SERVER__LISTEN`) are configuration; single-level names such
+        // as `PROVOST_CONFIG` or `PROVOST_SECRET_KEY` are read by other parts of Provost.
+        let env = env.filter(|key| key.as_str().contains("__")).split("__");
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(&file))
+            .merge(env)
+            .extract()
+            .map_err(|err| ConfigError::Invalid {
+                problems: err.into_iter().map(problem_of).collect(),
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let url = self.database.url.expose();
+        if crate::store::Backend::of_url(url).is_none() {
+            problems.push(ConfigProblem {
+                source: "configuration".to_owned(),
+                key: "database.url".to_owned(),
+                message: format!(
+                    "`{}` is not a database URL: expected `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`",
+                    self.database.url
+                ),
+            });
+        }
+        if self.database.max_connections == 0 {
+            problems.push(ConfigProblem {
+                source: "configuration".to_owned(),
+                key: "database.max_connections".to_owned(),
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+
+    /// The effective configuration as TOML, every secret redacted, for `provost config check`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration always serialises to TOML")
+    }
+}
+
+fn problem_of(err: figment::Error) -> ConfigProblem {
+    let source = err
+        .metadata
+        .as_ref()
+        .map(|meta| match &meta.source {
+            Some(source) => format!("{} {source}", meta.name),
+            None => meta.name.to_string(),
+        })
+        .unwrap_or_else(|| "configuration".to_owned());
+    let key = err.path.join(".");
+    ConfigProblem {
+        source,
+        key,
+        message: err.kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(contents: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(contents.as_bytes()).unwrap();
+        file
+    }
+
+    fn no_env() -> Env {
+        Env::prefixed("PROVOST_TEST_NOTHING_SET_")
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let config = Config::load_with_env(None, no_env()).unwrap();
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.url.expose(), "sqlite://provost.db");
+        assert_eq!(config.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let file = file_with("[server]\nlisten = \"0.0.0.0:9000\"\n[log]\nformat = \"json\"\n");
+        let config = Config::load_with_env(Some(file.path()), no_env()).unwrap();
+        assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(
+            config.server.shutdown_grace_seconds, 30,
+            "unset keys keep their default"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_file_and_the_key() {
+        let file = file_with("[database]\nmax_connections = \"many\"\n");
+        let err = Config::load_with_env(Some(file.path()), no_env()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("database.max_connections"), "{text}");
+        assert!(text.contains(&file.path().display().to_string()), "{text}");
+        assert!(text.contains("u32"), "says what is expected: {text}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let file = file_with("[server]\nlistn = \"127.0.0.1:1\"\n");
+        let text = Config::load_with_env(Some(file.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("listn"), "{text}");
+        assert!(text.contains("listen"), "names the expected keys: {text}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/provost.toml")), no_env())
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile { .. }));
+    }
+
+    #[test]
+    fn an_unsupported_database_url_is_refused() {
+        let file = file_with("[database]\nurl = \"mysql://root@localhost/provost\"\n");
+        let text = Config::load_with_env(Some(file.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("database.url"), "{text}");
+        assert!(text.contains("sqlite://"), "{text}");
+    }
+
+    #[test]
+    fn redacted_output_hides_the_database_password() {
+        let file = file_with("[database]\nurl = \"postgres://u:topsecret@h:5432/d\"\n");
+        let config = Config::load_with_env(Some(file.path()), no_env()).unwrap();
+        let shown = config.to_redacted_toml();
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert!(!format!("{config:?}").contains("topsecret"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Provost: identity governance for Salesforce orgs.
+//!
+//! The binary (`src/main.rs`) only calls [`cli::main`]; everything lives here so that the
+//! integration tests and benchmarks use the same code.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;

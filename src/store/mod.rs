@@ -1,0 +1,175 @@
+//! Provost's store: one interface ([`Store`]), one implementation per database.
+//!
+//! SQLite is the default (one file, nothing to install); PostgreSQL serves organisations
+//! running several replicas. Both run the same migrations (`migrations/sqlite`,
+//! `migrations/postgres`, same version numbers) and must behave the same: the store tests
+//! run every case against both.
+
+mod postgres;
+mod queries;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
+use time::OffsetDateTime;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::config::DatabaseConfig;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `database.url` selects, or `None` when it selects none.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "`{url}` is not a database URL: expected `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`"
+    )]
+    UnsupportedUrl { url: String },
+    #[error("cannot open the {backend} database: {source}")]
+    Connect {
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{what} refers to something that is not stored (an account or entitlement must be stored before grants of it)")]
+    MissingReference { what: &'static str },
+    #[error("org `{0}` is not known to the store")]
+    UnknownOrg(String),
+    #[error("stored {what} cannot be read back: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// An org as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRecord {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// The store's key of an org, used by every per-org table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrgId(pub i64);
+
+/// Keyset pagination: up to `limit` rows whose id sorts after `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub after: Option<&'a str>,
+    pub limit: u32,
+}
+
+impl Page<'_> {
+    pub fn first(limit: u32) -> Page<'static> {
+        Page { after: None, limit }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies every migration not yet applied. Safe to run at every start.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Round-trips a trivial query: the database is reachable and answering.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes the pool; later calls fail. Used at shutdown.
+    async fn close(&self);
+
+    /// The org named `name`, created if it was not stored yet.
+    async fn ensure_org(&self, name: &str) -> Result<OrgRecord, StoreError>;
+    async fn find_org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError>;
+
+    /// Inserts or replaces accounts by id, all or none.
+    async fn upsert_accounts(&self, org: OrgId, accounts: &[Account]) -> Result<(), StoreError>;
+    async fn get_account(&self, org: OrgId, id: &str) -> Result<Option<Account>, StoreError>;
+    /// Accounts in id order.
+    async fn list_accounts(&self, org: OrgId, page: Page<'_>) -> Result<Vec<Account>, StoreError>;
+
+    /// Inserts or replaces entitlements by id, all or none.
+    async fn upsert_entitlements(
+        &self,
+        org: OrgId,
+        entitlements: &[Entitlement],
+    ) -> Result<(), StoreError>;
+    /// Entitlements in id order, optionally of one kind.
+    async fn list_entitlements(
+        &self,
+        org: OrgId,
+        kind: Option<EntitlementKind>,
+        page: Page<'_>,
+    ) -> Result<Vec<Entitlement>, StoreError>;
+
+    /// Inserts or replaces grants by id, all or none. The account and the entitlement of each
+    /// grant must be stored already ([`StoreError::MissingReference`] otherwise).
+    async fn upsert_grants(&self, org: OrgId, grants: &[Grant]) -> Result<(), StoreError>;
+    /// The grants an account holds, in id order.
+    async fn grants_of_account(
+        &self,
+        org: OrgId,
+        account_id: &str,
+    ) -> Result<Vec<Grant>, StoreError>;
+    /// Removes grants by id; returns how many existed.
+    async fn delete_grants(&self, org: OrgId, ids: &[String]) -> Result<u64, StoreError>;
+}
+
+/// Opens (and creates, for SQLite) the database the configuration names. Does not migrate.
+pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let url = config.url.expose();
+    match Backend::of_url(url) {
+        Some(Backend::Sqlite) => Ok(Arc::new(
+            SqliteStore::connect(url, config.max_connections).await?,
+        )),
+        Some(Backend::Postgres) => Ok(Arc::new(
+            PostgresStore::connect(url, config.max_connections).await?,
+        )),
+        None => Err(StoreError::UnsupportedUrl {
+            url: config.url.redacted(),
+        }),
+    }
+}
+
+/// Turns a constraint violation into the error that says what was wrong with the input.
+fn classify(err: sqlx::Error, what: &'static str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::MissingReference { what }
+        }
+        _ => StoreError::Database(err),
+    }
+}

@@ -1,0 +1,38 @@
+//! The PostgreSQL store, for deployments running several Provost replicas on one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use super::queries::{self, impl_store};
+use super::{Backend, OrgId, OrgRecord, Page, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PostgresStore, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            backend: Backend::Postgres.name(),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(connect_error)?
+            .application_name("provost");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);

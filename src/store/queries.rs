@@ -1,0 +1,340 @@
+//! The queries whose SQL is the same on SQLite and PostgreSQL.
+//!
+//! Both backends speak `$N` placeholders, `ON CONFLICT ... DO UPDATE` and the same schema, so
+//! the method bodies are written once here and expanded into each backend's `Store` impl,
+//! where each is type-checked against that backend's driver. What differs between the
+//! databases (connecting, migrating) stays in `sqlite.rs` and `postgres.rs`.
+
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::{OrgId, OrgRecord, StoreError};
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OrgRow {
+    id: i64,
+    name: String,
+    created_at: OffsetDateTime,
+}
+
+impl From<OrgRow> for OrgRecord {
+    fn from(row: OrgRow) -> Self {
+        OrgRecord {
+            id: OrgId(row.id),
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: String,
+    active: bool,
+    user_type: Option<String>,
+    attributes: Json<Map<String, Value>>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(row: AccountRow) -> Self {
+        Account {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            display_name: row.display_name,
+            active: row.active,
+            user_type: row.user_type,
+            attributes: row.attributes.0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EntitlementRow {
+    id: String,
+    kind: String,
+    api_name: String,
+    label: String,
+    description: Option<String>,
+    grantable: bool,
+    attributes: Json<Map<String, Value>>,
+}
+
+impl TryFrom<EntitlementRow> for Entitlement {
+    type Error = StoreError;
+
+    fn try_from(row: EntitlementRow) -> Result<Self, StoreError> {
+        let kind: EntitlementKind = row.kind.parse().map_err(|err| StoreError::Corrupt {
+            what: "entitlement",
+            detail: format!("{err} (entitlement {})", row.id),
+        })?;
+        Ok(Entitlement {
+            id: row.id,
+            kind,
+            api_name: row.api_name,
+            label: row.label,
+            description: row.description,
+            grantable: row.grantable,
+            attributes: row.attributes.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantRow {
+    id: String,
+    account_id: String,
+    entitlement_id: String,
+    source: String,
+    expires_at: Option<OffsetDateTime>,
+    attributes: Json<Map<String, Value>>,
+}
+
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+
+    fn try_from(row: GrantRow) -> Result<Self, StoreError> {
+        let source = GrantSource::decode(&row.source).ok_or_else(|| StoreError::Corrupt {
+            what: "grant",
+            detail: format!("unknown source `{}` (grant {})", row.source, row.id),
+        })?;
+        Ok(Grant {
+            id: row.id,
+            account_id: row.account_id,
+            entitlement_id: row.entitlement_id,
+            source,
+            expires_at: row.expires_at,
+            attributes: row.attributes.0,
+        })
+    }
+}
+
+/// Implements [`Store`](super::Store) for a backend type that has a `pool` field, given its
+/// [`Backend`](super::Backend) and its migrator.
+macro_rules! impl_store {
+    ($store:ty, $backend:expr, $migrator:path) => {
+    #[async_trait::async_trait]
+    impl super::Store for $store {
+        fn backend(&self) -> super::Backend {
+            $backend
+        }
+
+        async fn migrate(&self) -> Result<(), StoreError> {
+            $migrator.run(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn ping(&self) -> Result<(), StoreError> {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        }
+
+        async fn close(&self) {
+            self.pool.close().await;
+        }
+
+        async fn ensure_org(&self, name: &str) -> Result<OrgRecord, StoreError> {
+            sqlx::query("INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(time::OffsetDateTime::now_utc())
+                .execute(&self.pool)
+                .await?;
+            self.find_org(name)
+                .await?
+                .ok_or_else(|| StoreError::UnknownOrg(name.to_owned()))
+        }
+
+        async fn find_org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
+            let row: Option<queries::OrgRow> =
+                sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(row.map(OrgRecord::from))
+        }
+
+        async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
+            let rows: Vec<queries::OrgRow> =
+                sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+            Ok(rows.into_iter().map(OrgRecord::from).collect())
+        }
+
+        async fn upsert_accounts(&self, org: OrgId, accounts: &[Account]) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for account in accounts {
+                sqlx::query(
+                    "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+                     display_name, active, user_type, attributes) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
+                     email = excluded.email, first_name = excluded.first_name, \
+                     last_name = excluded.last_name, display_name = excluded.display_name, \
+                     active = excluded.active, user_type = excluded.user_type, \
+                     attributes = excluded.attributes",
+                )
+                .bind(org.0)
+                .bind(&account.id)
+                .bind(&account.username)
+                .bind(&account.email)
+                .bind(&account.first_name)
+                .bind(&account.last_name)
+                .bind(&account.display_name)
+                .bind(account.active)
+                .bind(&account.user_type)
+                .bind(sqlx::types::Json(&account.attributes))
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| super::classify(err, "an account"))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn get_account(&self, org: OrgId, id: &str) -> Result<Option<Account>, StoreError> {
+            let row: Option<queries::AccountRow> = sqlx::query_as(
+                "SELECT id, username, email, first_name, last_name, display_name, active, \
+                 user_type, attributes FROM accounts WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(Account::from))
+        }
+
+        async fn list_accounts(&self, org: OrgId, page: Page<'_>) -> Result<Vec<Account>, StoreError> {
+            let rows: Vec<queries::AccountRow> = sqlx::query_as(
+                "SELECT id, username, email, first_name, last_name, display_name, active, \
+                 user_type, attributes FROM accounts WHERE org_id = $1 AND id > $2 \
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(org.0)
+            .bind(page.after.unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(Account::from).collect())
+        }
+
+        async fn upsert_entitlements(
+            &self,
+            org: OrgId,
+            entitlements: &[Entitlement],
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for entitlement in entitlements {
+                sqlx::query(
+                    "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
+                     grantable, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
+                     api_name = excluded.api_name, label = excluded.label, \
+                     description = excluded.description, grantable = excluded.grantable, \
+                     attributes = excluded.attributes",
+                )
+                .bind(org.0)
+                .bind(&entitlement.id)
+                .bind(entitlement.kind.as_str())
+                .bind(&entitlement.api_name)
+                .bind(&entitlement.label)
+                .bind(&entitlement.description)
+                .bind(entitlement.grantable)
+                .bind(sqlx::types::Json(&entitlement.attributes))
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| super::classify(err, "an entitlement"))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn list_entitlements(
+            &self,
+            org: OrgId,
+            kind: Option<EntitlementKind>,
+            page: Page<'_>,
+        ) -> Result<Vec<Entitlement>, StoreError> {
+            let rows: Vec<queries::EntitlementRow> = sqlx::query_as(
+                "SELECT id, kind, api_name, label, description, grantable, attributes \
+                 FROM entitlements WHERE org_id = $1 AND ($2 IS NULL OR kind = $2) AND id > $3 \
+                 ORDER BY id LIMIT $4",
+            )
+            .bind(org.0)
+            .bind(kind.map(EntitlementKind::as_str))
+            .bind(page.after.unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(Entitlement::try_from).collect()
+        }
+
+        async fn upsert_grants(&self, org: OrgId, grants: &[Grant]) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            for grant in grants {
+                sqlx::query(
+                    "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
+                     expires_at, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+                     entitlement_id = excluded.entitlement_id, source = excluded.source, \
+                     expires_at = excluded.expires_at, attributes = excluded.attributes",
+                )
+                .bind(org.0)
+                .bind(&grant.id)
+                .bind(&grant.account_id)
+                .bind(&grant.entitlement_id)
+                .bind(grant.source.encode())
+                .bind(grant.expires_at)
+                .bind(sqlx::types::Json(&grant.attributes))
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| super::classify(err, "a grant"))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn grants_of_account(
+            &self,
+            org: OrgId,
+            account_id: &str,
+        ) -> Result<Vec<Grant>, StoreError> {
+            let rows: Vec<queries::GrantRow> = sqlx::query_as(
+                "SELECT id, account_id, entitlement_id, source, expires_at, attributes \
+                 FROM grants WHERE org_id = $1 AND account_id = $2 ORDER BY id",
+            )
+            .bind(org.0)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(Grant::try_from).collect()
+        }
+
+        async fn delete_grants(&self, org: OrgId, ids: &[String]) -> Result<u64, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let mut removed = 0;
+            for id in ids {
+                removed += sqlx::query("DELETE FROM grants WHERE org_id = $1 AND id = $2")
+                    .bind(org.0)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(removed)
+        }
+    }
+    };
+}
+
+pub(super) use impl_store;

@@ -1,0 +1,44 @@
+//! The SQLite store: one file, WAL journal (readers never wait for the writer), foreign keys on.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use super::queries::{self, impl_store};
+use super::{Backend, OrgId, OrgRecord, Page, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            backend: Backend::Sqlite.name(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(connect_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across process crashes in WAL mode; only a power loss can
+            // drop the last transactions, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);

@@ -1,0 +1,181 @@
+//! The `provost` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::TestDatabase;
+
+fn provost(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provost"));
+    command.current_dir(dir);
+    // The caller's environment must not leak configuration into the test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PROVOST_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn config_check_with_a_wrong_type_exits_2_naming_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = 8080\n").unwrap();
+    let output = provost(dir.path())
+        .args(["--config", file.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("server.listen"), "{stderr}");
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing printed as if it were valid"
+    );
+}
+
+#[test]
+fn a_bad_environment_value_exits_2_naming_the_variable_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = provost(dir.path())
+        .env("PROVOST_DATABASE__MAX_CONNECTIONS", "lots")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("database.max_connections"), "{stderr}");
+    assert!(stderr.contains("PROVOST_"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = provost(dir.path())
+        .env("PROVOST_CONFIG", dir.path().join("absent.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absent.toml"));
+}
+
+#[test]
+fn config_check_layers_file_then_environment_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("provost.toml"),
+        "[server]\nlisten = \"127.0.0.1:9001\"\n[database]\nurl = \"postgres://provost:pa55word@db:5432/provost\"\n",
+    )
+    .unwrap();
+    let output = provost(dir.path())
+        .env("PROVOST_SERVER__LISTEN", "127.0.0.1:9002")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let effective: toml::Value = toml::from_str(&stdout).expect("the output is TOML");
+    assert_eq!(
+        effective["server"]["listen"].as_str(),
+        Some("127.0.0.1:9002")
+    );
+    assert_eq!(
+        effective["server"]["shutdown_grace_seconds"].as_integer(),
+        Some(30)
+    );
+    assert!(!stdout.contains("pa55word"), "{stdout}");
+    assert!(stdout.contains("db:5432"), "{stdout}");
+}
+
+#[test]
+fn migrate_creates_the_default_sqlite_file_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = provost(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("provost.db").is_file());
+    // A second run finds nothing to do and succeeds.
+    let again = provost(dir.path()).arg("migrate").output().unwrap();
+    assert!(again.status.success());
+}
+
+/// A running `provost serve` child with its announced address.
+struct Served {
+    child: Child,
+    address: String,
+}
+
+fn start_serve(dir: &Path, database_url: &str) -> Served {
+    let mut child = provost(dir)
+        .args(["--log-format", "json", "serve"])
+        .env("PROVOST_SERVER__LISTEN", "127.0.0.1:0")
+        .env("PROVOST_DATABASE__URL", database_url)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        assert!(
+            Instant::now() < deadline,
+            "serve did not announce its address"
+        );
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "provost is listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, address }
+}
+
+#[tokio::test]
+async fn serve_answers_health_and_stops_gracefully_on_sigterm() {
+    for db in TestDatabase::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let mut served = start_serve(dir.path(), &db.url);
+        let base = format!("http://{}", served.address);
+        for path in ["/healthz", "/readyz"] {
+            let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+            assert_eq!(response.status(), 200, "{path} on {}", db.url);
+        }
+        let pid = served.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = served.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "serve ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+        db.drop_database().await;
+    }
+}

@@ -1,0 +1,264 @@
+//! The store behaves the same on SQLite and PostgreSQL.
+
+use provost::store::{Page, StoreError};
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use serde_json::json;
+use time::macros::datetime;
+
+use crate::helpers::on_each_backend;
+
+fn account(id: &str, username: &str) -> Account {
+    Account {
+        id: id.to_owned(),
+        username: username.to_owned(),
+        email: Some(format!("{username}.mail")),
+        first_name: Some("Zoë".to_owned()),
+        last_name: Some("O'Brien".to_owned()),
+        display_name: "Zoë O'Brien".to_owned(),
+        active: true,
+        user_type: Some("Standard".to_owned()),
+        attributes: json!({ "ProfileId": "00e000000000001AAA" })
+            .as_object()
+            .unwrap()
+            .clone(),
+    }
+}
+
+fn entitlement(id: &str, kind: EntitlementKind, grantable: bool) -> Entitlement {
+    Entitlement {
+        id: id.to_owned(),
+        kind,
+        api_name: format!("api_{id}"),
+        label: format!("Label {id}"),
+        description: None,
+        grantable,
+        attributes: Default::default(),
+    }
+}
+
+fn grant(id: &str, account_id: &str, entitlement_id: &str, source: GrantSource) -> Grant {
+    Grant {
+        id: id.to_owned(),
+        account_id: account_id.to_owned(),
+        entitlement_id: entitlement_id.to_owned(),
+        source,
+        expires_at: None,
+        attributes: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_the_database_answers() {
+    on_each_backend(|store| async move {
+        store
+            .migrate()
+            .await
+            .expect("second migration run is a no-op");
+        store.ping().await.expect("ping");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orgs_are_created_once_by_name() {
+    on_each_backend(|store| async move {
+        let first = store.ensure_org("production").await.unwrap();
+        let again = store.ensure_org("production").await.unwrap();
+        assert_eq!(first, again);
+        let sandbox = store.ensure_org("sandbox").await.unwrap();
+        assert_ne!(first.id, sandbox.id);
+        let names: Vec<_> = store
+            .list_orgs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|org| org.name)
+            .collect();
+        assert_eq!(names, ["production", "sandbox"]);
+        assert_eq!(store.find_org("missing").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn accounts_round_trip_update_in_place_and_page_by_id() {
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("production").await.unwrap().id;
+        let accounts: Vec<_> = (0..5)
+            .map(|n| account(&format!("005{n:015}"), &format!("user{n}@example.com")))
+            .collect();
+        store.upsert_accounts(org, &accounts).await.unwrap();
+        assert_eq!(
+            store
+                .get_account(org, &accounts[2].id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&accounts[2]),
+            "non-ASCII letters, quotes and attributes survive"
+        );
+
+        let mut changed = accounts[2].clone();
+        changed.active = false;
+        changed.email = None;
+        store
+            .upsert_accounts(org, &[changed.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_account(org, &changed.id).await.unwrap(),
+            Some(changed)
+        );
+
+        let first = store.list_accounts(org, Page::first(2)).await.unwrap();
+        let second = store
+            .list_accounts(
+                org,
+                Page {
+                    after: Some(&first[1].id),
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        let third = store
+            .list_accounts(
+                org,
+                Page {
+                    after: Some(&second[1].id),
+                    limit: 2,
+                },
+            )
+            .await
+            .unwrap();
+        let ids: Vec<_> = first
+            .iter()
+            .chain(&second)
+            .chain(&third)
+            .map(|a| a.id.clone())
+            .collect();
+        let expected: Vec<_> = accounts.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(ids, expected);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn orgs_do_not_see_each_others_accounts() {
+    on_each_backend(|store| async move {
+        let production = store.ensure_org("production").await.unwrap().id;
+        let sandbox = store.ensure_org("sandbox").await.unwrap().id;
+        let same_id = account("005000000000000001", "a@example.com");
+        store
+            .upsert_accounts(production, std::slice::from_ref(&same_id))
+            .await
+            .unwrap();
+        assert_eq!(store.get_account(sandbox, &same_id.id).await.unwrap(), None);
+        assert!(store
+            .list_accounts(sandbox, Page::first(10))
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn entitlements_filter_by_kind() {
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("production").await.unwrap().id;
+        let all = vec![
+            entitlement("00e000000000001", EntitlementKind::Profile, false),
+            entitlement("0PS000000000001", EntitlementKind::PermissionSet, true),
+            entitlement("0PS000000000002", EntitlementKind::PermissionSet, false),
+            entitlement("0PG000000000001", EntitlementKind::PermissionSetGroup, true),
+        ];
+        store.upsert_entitlements(org, &all).await.unwrap();
+        let sets = store
+            .list_entitlements(org, Some(EntitlementKind::PermissionSet), Page::first(10))
+            .await
+            .unwrap();
+        assert_eq!(sets, all[1..3].to_vec());
+        let everything = store
+            .list_entitlements(org, None, Page::first(10))
+            .await
+            .unwrap();
+        assert_eq!(everything.len(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn grants_need_their_account_and_entitlement() {
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("production").await.unwrap().id;
+        let holder = account("005000000000000001", "a@example.com");
+        store
+            .upsert_accounts(org, std::slice::from_ref(&holder))
+            .await
+            .unwrap();
+        store
+            .upsert_entitlements(
+                org,
+                &[entitlement(
+                    "0PS000000000001",
+                    EntitlementKind::PermissionSet,
+                    true,
+                )],
+            )
+            .await
+            .unwrap();
+
+        let dangling = grant(
+            "0Pa000000000001",
+            &holder.id,
+            "0PS00000000000X",
+            GrantSource::Direct,
+        );
+        let err = store.upsert_grants(org, &[dangling]).await.unwrap_err();
+        assert!(matches!(err, StoreError::MissingReference { .. }), "{err}");
+        assert!(
+            store
+                .grants_of_account(org, &holder.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "all or none"
+        );
+
+        let mut timed = grant(
+            "0Pa000000000002",
+            &holder.id,
+            "0PS000000000001",
+            GrantSource::Direct,
+        );
+        timed.expires_at = Some(datetime!(2027-03-31 23:59:59 UTC));
+        let via_group = grant(
+            "0Pa000000000003",
+            &holder.id,
+            "0PS000000000001",
+            GrantSource::Group {
+                group_id: "0PG000000000001AAA".to_owned(),
+            },
+        );
+        store
+            .upsert_grants(org, &[timed.clone(), via_group.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.grants_of_account(org, &holder.id).await.unwrap(),
+            vec![timed.clone(), via_group.clone()]
+        );
+
+        let removed = store
+            .delete_grants(org, &[timed.id.clone(), "0Pa00000000000Z".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(
+            store.grants_of_account(org, &holder.id).await.unwrap(),
+            vec![via_group]
+        );
+    })
+    .await;
+}
