@@ -205,6 +205,8 @@ fn problem_of(err: figment::Error) -> ConfigProblem {
         .metadata
         .as_ref()
         .map(|meta| match &meta.source {
+            // Figment shows file paths relative to the working directory; name the file as given.
+            Some(figment::Source::File(path)) => format!("{} {}", meta.name, path.display()),
             Some(source) => format!("{} {source}", meta.name),
             None => meta.name.to_string(),
         })

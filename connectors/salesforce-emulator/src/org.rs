@@ -1,0 +1,233 @@
+//! The org's data: one table per object, live and deleted rows, and the indexes the business
+//! rules need. Knows nothing of HTTP or SOQL; `rules` decides what a write may do.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::id::Id;
+use crate::record::{Record, Value};
+use crate::schema::{Feature, ObjectType};
+
+/// Rows of one object, in ID order. Rows are immutable behind `Arc`, so a query cursor can
+/// hold the rows it matched while writes replace them (the snapshot Salesforce's cursors give).
+#[derive(Debug, Default, Clone)]
+pub struct Table {
+    pub live: BTreeMap<Id, Arc<Record>>,
+    /// Deleted rows, `IsDeleted = true`, visible to `queryAll` only.
+    pub deleted: BTreeMap<Id, Arc<Record>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub organization_id: Id,
+    pub name: String,
+    pub is_sandbox: bool,
+    features: HashSet<Feature>,
+    tables: Vec<Table>,
+    sequences: Vec<u64>,
+    last_stamp: i64,
+    usernames: HashMap<String, Id>,
+    /// (assignee, permission set or group) of every live PermissionSetAssignment.
+    assignments: HashSet<(Id, Id)>,
+    logins: HashMap<Id, Id>,
+}
+
+impl Org {
+    /// An empty org (just its Organization row) created at `created_ms`.
+    pub fn new(name: &str, seed: u64, created_ms: i64) -> Org {
+        let mut org = Org {
+            organization_id: Id::new("00D", 1 + seed % 1_000_000),
+            name: name.to_owned(),
+            is_sandbox: false,
+            features: [Feature::PermissionSetGroups, Feature::PermissionSetLicenses]
+                .into_iter()
+                .collect(),
+            tables: vec![Table::default(); ObjectType::ALL.len()],
+            sequences: vec![0; ObjectType::ALL.len()],
+            last_stamp: 0,
+            usernames: HashMap::new(),
+            assignments: HashSet::new(),
+            logins: HashMap::new(),
+        };
+        // The Organization row itself.
+        let schema = ObjectType::Organization.schema();
+        let mut values = vec![Value::Null; schema.fields.len()];
+        values[0] = Value::Id(org.organization_id);
+        let set = |values: &mut Vec<Value>, name: &str, value: Value| {
+            values[schema.field_index(name).expect("known field")] = value;
+        };
+        set(&mut values, "Name", Value::text(name));
+        set(
+            &mut values,
+            "OrganizationType",
+            Value::text("Enterprise Edition"),
+        );
+        set(&mut values, "IsSandbox", Value::Bool(false));
+        set(&mut values, "InstanceName", Value::text("EMU5"));
+        set(&mut values, "DefaultLocaleSidKey", Value::text("en_US"));
+        set(
+            &mut values,
+            "TimeZoneSidKey",
+            Value::text("America/Los_Angeles"),
+        );
+        for field in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            set(&mut values, field, Value::DateTime(created_ms));
+        }
+        let id = org.organization_id;
+        org.table_mut(ObjectType::Organization)
+            .live
+            .insert(id, Arc::new(Record { values }));
+        org
+    }
+
+    pub fn has_feature(&self, feature: Feature) -> bool {
+        self.features.contains(&feature)
+    }
+
+    pub fn set_feature(&mut self, feature: Feature, enabled: bool) {
+        if enabled {
+            self.features.insert(feature);
+        } else {
+            self.features.remove(&feature);
+        }
+    }
+
+    /// Whether this org has the object at all (optional features).
+    pub fn has_object(&self, object: ObjectType) -> bool {
+        object
+            .feature()
+            .is_none_or(|feature| self.has_feature(feature))
+    }
+
+    pub fn table(&self, object: ObjectType) -> &Table {
+        &self.tables[object as usize]
+    }
+
+    fn table_mut(&mut self, object: ObjectType) -> &mut Table {
+        &mut self.tables[object as usize]
+    }
+
+    pub fn get(&self, object: ObjectType, id: Id) -> Option<&Arc<Record>> {
+        self.table(object).live.get(&id)
+    }
+
+    /// A live record by ID alone, its type found from the key prefix.
+    pub fn find(&self, id: Id) -> Option<(ObjectType, &Arc<Record>)> {
+        let object = ObjectType::from_key_prefix(id.prefix())?;
+        self.get(object, id).map(|record| (object, record))
+    }
+
+    pub fn is_deleted(&self, object: ObjectType, id: Id) -> bool {
+        self.table(object).deleted.contains_key(&id)
+    }
+
+    pub fn count(&self, object: ObjectType) -> usize {
+        self.table(object).live.len()
+    }
+
+    /// A fresh modification stamp: the wall clock in milliseconds, strictly increasing, so
+    /// that `SystemModstamp` watermarks never miss a change made in the same millisecond.
+    pub fn stamp(&mut self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.last_stamp = now.max(self.last_stamp + 1);
+        self.last_stamp
+    }
+
+    pub fn next_id(&mut self, object: ObjectType) -> Id {
+        let sequence = &mut self.sequences[object as usize];
+        *sequence += 1;
+        Id::new(object.key_prefix(), *sequence)
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Option<Id> {
+        self.usernames.get(&username.to_lowercase()).copied()
+    }
+
+    pub fn has_assignment(&self, assignee: Id, target: Id) -> bool {
+        self.assignments.contains(&(assignee, target))
+    }
+
+    pub fn login_of(&self, user: Id) -> Option<Id> {
+        self.logins.get(&user).copied()
+    }
+
+    /// Stores a new row whose `values[0]` already holds its ID, keeping the indexes.
+    pub fn insert(&mut self, object: ObjectType, record: Record) {
+        self.index(object, &record, true);
+        let id = record.id();
+        self.table_mut(object).live.insert(id, Arc::new(record));
+    }
+
+    /// Replaces a live row.
+    pub fn replace(&mut self, object: ObjectType, record: Record) {
+        let id = record.id();
+        if let Some(old) = self.table(object).live.get(&id).cloned() {
+            self.index(object, &old, false);
+        }
+        self.index(object, &record, true);
+        self.table_mut(object).live.insert(id, Arc::new(record));
+    }
+
+    /// Moves a live row to the deleted rows with `IsDeleted = true`; returns whether it was live.
+    pub fn remove(&mut self, object: ObjectType, id: Id) -> bool {
+        let Some(old) = self.table_mut(object).live.remove(&id) else {
+            return false;
+        };
+        self.index(object, &old, false);
+        let schema = object.schema();
+        let mut record = (*old).clone();
+        let stamp = self.stamp();
+        if let Some(i) = schema.field_index("IsDeleted") {
+            record.values[i] = Value::Bool(true);
+        }
+        if let Some(i) = schema.field_index("SystemModstamp") {
+            record.values[i] = Value::DateTime(stamp);
+        }
+        self.table_mut(object).deleted.insert(id, Arc::new(record));
+        true
+    }
+
+    fn index(&mut self, object: ObjectType, record: &Record, add: bool) {
+        let schema = object.schema();
+        let field = |name: &str| record.get(schema.field_index(name).expect("known field"));
+        match object {
+            ObjectType::User => {
+                if let Some(username) = field("Username").as_text() {
+                    let key = username.to_lowercase();
+                    if add {
+                        self.usernames.insert(key, record.id());
+                    } else {
+                        self.usernames.remove(&key);
+                    }
+                }
+            }
+            ObjectType::PermissionSetAssignment => {
+                let assignee = field("AssigneeId").as_id();
+                let target = field("PermissionSetGroupId")
+                    .as_id()
+                    .or_else(|| field("PermissionSetId").as_id());
+                if let (Some(assignee), Some(target)) = (assignee, target) {
+                    if add {
+                        self.assignments.insert((assignee, target));
+                    } else {
+                        self.assignments.remove(&(assignee, target));
+                    }
+                }
+            }
+            ObjectType::UserLogin => {
+                if let Some(user) = field("UserId").as_id() {
+                    if add {
+                        self.logins.insert(user, record.id());
+                    } else {
+                        self.logins.remove(&user);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,801 @@
+//! Compiles a parsed query against the schema and an org, runs it, and renders its rows.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value as Json};
+
+use super::ast::{CompareOp, Condition, InValues, Literal, Path, Query, SelectItem};
+use super::SoqlError;
+use crate::id::Id;
+use crate::org::Org;
+use crate::record::{Record, Value};
+use crate::schema::{FieldType, ObjectType};
+
+const MAX_OFFSET: u64 = 2_000;
+
+/// A field reached from the queried object, possibly through parent relationships.
+#[derive(Debug, Clone)]
+struct FieldRef {
+    /// Reference-field index on each object along the way, and the object it leads to.
+    hops: Vec<(usize, ObjectType, &'static str)>,
+    field: usize,
+    field_name: &'static str,
+    field_type: FieldType,
+}
+
+impl FieldRef {
+    fn value<'a>(&self, org: &'a Org, record: &'a Record) -> Option<&'a Value> {
+        let mut current = record;
+        for (index, target, _) in &self.hops {
+            let id = current.get(*index).as_id()?;
+            current = org.get(*target, id)?;
+        }
+        Some(current.get(self.field))
+    }
+}
+
+#[derive(Debug)]
+enum Column {
+    Field(FieldRef),
+    Child(ChildQuery),
+}
+
+#[derive(Debug)]
+struct ChildQuery {
+    relationship: &'static str,
+    foreign_key: usize,
+    query: CompiledQuery,
+}
+
+#[derive(Debug)]
+enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    Compare {
+        field: FieldRef,
+        op: CompareOp,
+        value: Value,
+        pattern: Option<Vec<LikeToken>>,
+    },
+    InValues {
+        field: FieldRef,
+        negated: bool,
+        values: Vec<Value>,
+    },
+    InIds {
+        field: FieldRef,
+        negated: bool,
+        ids: HashSet<Id>,
+    },
+}
+
+#[derive(Debug)]
+struct Order {
+    field: FieldRef,
+    descending: bool,
+    nulls_last: bool,
+}
+
+/// A query resolved against the schema, ready to run any number of times.
+#[derive(Debug)]
+pub struct CompiledQuery {
+    pub object: ObjectType,
+    pub count_only: bool,
+    columns: Vec<Column>,
+    filter: Option<Filter>,
+    order: Vec<Order>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+/// What a run produced: the matching rows (a snapshot) and, for child subqueries, their rows
+/// grouped by parent.
+pub struct QueryOutput {
+    pub total_size: usize,
+    pub rows: Vec<Arc<Record>>,
+    children: Vec<HashMap<Id, Vec<Arc<Record>>>>,
+}
+
+const CUSTOM_FIELD_HINT: &str = "If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.";
+const CUSTOM_RELATIONSHIP_HINT: &str = "If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.";
+const CUSTOM_OBJECT_HINT: &str = "If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.";
+
+/// Resolves `query` (parsed from `source`) against the org. Semi-join subqueries are run now.
+pub fn compile(
+    org: &Org,
+    query: &Query,
+    source: &str,
+    all_rows: bool,
+) -> Result<CompiledQuery, SoqlError> {
+    let object = ObjectType::from_name(&query.from.text)
+        .filter(|object| org.has_object(*object))
+        .ok_or_else(|| {
+            SoqlError::invalid_type_at(
+                source,
+                query.from.row,
+                query.from.column,
+                format!(
+                    "sObject type '{}' is not supported. {CUSTOM_OBJECT_HINT}",
+                    query.from.text
+                ),
+            )
+        })?;
+    compile_for(org, object, query, source, all_rows)
+}
+
+fn compile_for(
+    org: &Org,
+    object: ObjectType,
+    query: &Query,
+    source: &str,
+    all_rows: bool,
+) -> Result<CompiledQuery, SoqlError> {
+    let mut columns = Vec::new();
+    let mut count_only = false;
+    for item in &query.select {
+        match item {
+            SelectItem::Count => count_only = true,
+            SelectItem::Field(path) => {
+                columns.push(Column::Field(resolve(org, object, path, source)?))
+            }
+            SelectItem::Subquery(child) => {
+                let relationship = object.schema().child_relationship(&child.from.text).filter(|r| org.has_object(r.child)).ok_or_else(|| {
+                    SoqlError::invalid_type_at(
+                        source,
+                        child.from.row,
+                        child.from.column,
+                        format!("Didn't understand relationship '{}' in FROM part of query call. {CUSTOM_RELATIONSHIP_HINT}", child.from.text),
+                    )
+                })?;
+                let compiled = compile_for(org, relationship.child, child, source, all_rows)?;
+                let foreign_key = relationship
+                    .child
+                    .schema()
+                    .field_index(relationship.field)
+                    .expect("schema is consistent");
+                columns.push(Column::Child(ChildQuery {
+                    relationship: relationship.name,
+                    foreign_key,
+                    query: compiled,
+                }));
+            }
+        }
+    }
+    if count_only && !columns.is_empty() {
+        return Err(SoqlError::plain(
+            "MALFORMED_QUERY",
+            "COUNT() and fields cannot be selected together",
+        ));
+    }
+    let filter = query
+        .filter
+        .as_ref()
+        .map(|condition| compile_condition(org, object, condition, source, all_rows))
+        .transpose()?;
+    let order = query
+        .order_by
+        .iter()
+        .map(|item| {
+            Ok(Order {
+                field: resolve(org, object, &item.path, source)?,
+                descending: item.descending,
+                nulls_last: item.nulls_last,
+            })
+        })
+        .collect::<Result<Vec<_>, SoqlError>>()?;
+    if let Some(offset) = query.offset {
+        if offset > MAX_OFFSET {
+            return Err(SoqlError::plain(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                format!("Maximum SOQL offset allowed is {MAX_OFFSET}"),
+            ));
+        }
+    }
+    Ok(CompiledQuery {
+        object,
+        count_only,
+        columns,
+        filter,
+        order,
+        limit: query.limit,
+        offset: query.offset,
+    })
+}
+
+fn resolve(
+    org: &Org,
+    object: ObjectType,
+    path: &Path,
+    source: &str,
+) -> Result<FieldRef, SoqlError> {
+    let mut current = object;
+    let mut hops = Vec::new();
+    let (field_name, relationships) = path.parts.split_last().expect("a path has a part");
+    for part in relationships {
+        let schema = current.schema();
+        let (index, target) = schema
+            .relationship(&part.text)
+            .filter(|(_, target)| org.has_object(*target))
+            .ok_or_else(|| {
+                SoqlError::invalid_field_at(
+                    source,
+                    part.row,
+                    part.column,
+                    format!("Didn't understand relationship '{}' in field path. {CUSTOM_RELATIONSHIP_HINT}", part.text),
+                )
+            })?;
+        let relationship_name = schema.fields[index]
+            .relationship
+            .expect("reference fields have one");
+        hops.push((index, target, relationship_name));
+        current = target;
+    }
+    let schema = current.schema();
+    let index = schema.field_index(&field_name.text).ok_or_else(|| {
+        SoqlError::invalid_field_at(
+            source,
+            path.parts[0].row,
+            path.parts[0].column,
+            format!(
+                "No such column '{}' on entity '{}'. {CUSTOM_FIELD_HINT}",
+                field_name.text,
+                current.name()
+            ),
+        )
+    })?;
+    let field = &schema.fields[index];
+    Ok(FieldRef {
+        hops,
+        field: index,
+        field_name: field.name,
+        field_type: field.field_type,
+    })
+}
+
+fn compile_condition(
+    org: &Org,
+    object: ObjectType,
+    condition: &Condition,
+    source: &str,
+    all_rows: bool,
+) -> Result<Filter, SoqlError> {
+    let compile_all = |items: &[Condition]| {
+        items
+            .iter()
+            .map(|c| compile_condition(org, object, c, source, all_rows))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match condition {
+        Condition::And(items) => Filter::And(compile_all(items)?),
+        Condition::Or(items) => Filter::Or(compile_all(items)?),
+        Condition::Not(inner) => Filter::Not(Box::new(compile_condition(
+            org, object, inner, source, all_rows,
+        )?)),
+        Condition::Compare {
+            path,
+            op,
+            value,
+            value_at,
+        } => {
+            let field = resolve(org, object, path, source)?;
+            let value = coerce(&field, value, source, *value_at)?;
+            let pattern = if *op == CompareOp::Like {
+                match &value {
+                    Value::Text(text) => Some(like_pattern(text)),
+                    _ => {
+                        return Err(SoqlError::filter_at(
+                            source,
+                            value_at.0,
+                            value_at.1,
+                            format!("invalid operator on id field: {}", field.field_name),
+                        ))
+                    }
+                }
+            } else {
+                None
+            };
+            Filter::Compare {
+                field,
+                op: *op,
+                value,
+                pattern,
+            }
+        }
+        Condition::In {
+            path,
+            negated,
+            values,
+            value_at,
+        } => {
+            let field = resolve(org, object, path, source)?;
+            match values {
+                InValues::List(literals) => Filter::InValues {
+                    field: field.clone(),
+                    negated: *negated,
+                    values: literals
+                        .iter()
+                        .map(|l| coerce(&field, l, source, *value_at))
+                        .collect::<Result<_, _>>()?,
+                },
+                InValues::Subquery(subquery) => {
+                    let compiled = compile(org, subquery, source, all_rows)?;
+                    let [Column::Field(selected)] = compiled.columns.as_slice() else {
+                        return Err(SoqlError::plain(
+                            "MALFORMED_QUERY",
+                            "Semi join sub-selects must select exactly one Id field",
+                        ));
+                    };
+                    let output = compiled.run(org, all_rows);
+                    let ids = output
+                        .rows
+                        .iter()
+                        .filter_map(|row| selected.value(org, row).and_then(Value::as_id))
+                        .collect();
+                    Filter::InIds {
+                        field,
+                        negated: *negated,
+                        ids,
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Converts a literal to the field's type, refusing what Salesforce refuses.
+fn coerce(
+    field: &FieldRef,
+    literal: &Literal,
+    source: &str,
+    at: (usize, usize),
+) -> Result<Value, SoqlError> {
+    let wrong = |expected: &str, quoted: bool| {
+        SoqlError::filter_at(
+            source,
+            at.0,
+            at.1,
+            format!(
+                "value of filter criterion for field '{}' must be of type {expected} and should {}be enclosed in quotes",
+                field.field_name,
+                if quoted { "" } else { "not " }
+            ),
+        )
+    };
+    if *literal == Literal::Null {
+        return Ok(Value::Null);
+    }
+    match field.field_type {
+        FieldType::Boolean => match literal {
+            Literal::Bool(b) => Ok(Value::Bool(*b)),
+            _ => Err(wrong("boolean", false)),
+        },
+        FieldType::Int => match literal {
+            Literal::Number(n) => Ok(Value::Int(*n as i64)),
+            _ => Err(wrong("double", false)),
+        },
+        FieldType::DateTime => match literal {
+            Literal::DateTime(ms) => Ok(Value::DateTime(*ms)),
+            _ => Err(wrong("dateTime", false)),
+        },
+        FieldType::Date => match literal {
+            Literal::Date(days) => Ok(Value::Date(*days)),
+            _ => Err(wrong("date", false)),
+        },
+        FieldType::String | FieldType::Email | FieldType::Picklist => match literal {
+            Literal::Str(s) => Ok(Value::text(s.as_str())),
+            _ => Err(wrong("string", true)),
+        },
+        FieldType::Id | FieldType::Reference(_) | FieldType::AnyId => match literal {
+            Literal::Str(s) => Id::parse(s).map(Value::Id).ok_or_else(|| {
+                SoqlError::filter_at(source, at.0, at.1, format!("invalid ID field: {s}"))
+            }),
+            _ => Err(wrong("id", true)),
+        },
+    }
+}
+
+impl CompiledQuery {
+    /// Runs the query; `all_rows` includes deleted rows (`queryAll`).
+    pub fn run(&self, org: &Org, all_rows: bool) -> QueryOutput {
+        let table = org.table(self.object);
+        let matches =
+            |record: &Arc<Record>| self.filter.as_ref().is_none_or(|f| f.matches(org, record));
+        let mut rows: Vec<Arc<Record>> = if all_rows && !table.deleted.is_empty() {
+            let mut rows: Vec<Arc<Record>> = table
+                .live
+                .values()
+                .chain(table.deleted.values())
+                .filter(|r| matches(r))
+                .cloned()
+                .collect();
+            rows.sort_by_key(|r| r.id());
+            rows
+        } else {
+            table
+                .live
+                .values()
+                .filter(|r| matches(r))
+                .cloned()
+                .collect()
+        };
+        self.sort(org, &mut rows);
+        let offset = self.offset.unwrap_or(0) as usize;
+        rows.drain(..offset.min(rows.len()));
+        if let Some(limit) = self.limit {
+            rows.truncate(limit as usize);
+        }
+        let total_size = rows.len();
+        if self.count_only {
+            return QueryOutput {
+                total_size,
+                rows: Vec::new(),
+                children: Vec::new(),
+            };
+        }
+        let children = self
+            .columns
+            .iter()
+            .filter_map(|column| match column {
+                Column::Child(child) => Some(child.group(org, all_rows)),
+                Column::Field(_) => None,
+            })
+            .collect();
+        QueryOutput {
+            total_size,
+            rows,
+            children,
+        }
+    }
+
+    fn sort(&self, org: &Org, rows: &mut [Arc<Record>]) {
+        if self.order.is_empty() {
+            return;
+        }
+        rows.sort_by(|a, b| {
+            for order in &self.order {
+                let left = order.field.value(org, a).unwrap_or(&Value::Null);
+                let right = order.field.value(org, b).unwrap_or(&Value::Null);
+                let ordering = match (left.is_null(), right.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => {
+                        if order.nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, true) => {
+                        if order.nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, false) => {
+                        let natural = compare(left, right).unwrap_or(Ordering::Equal);
+                        if order.descending {
+                            natural.reverse()
+                        } else {
+                            natural
+                        }
+                    }
+                };
+                if ordering != Ordering::Equal {
+                    return ordering;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+
+    /// Renders rows `range` of `output` as Salesforce's JSON records.
+    pub fn render(
+        &self,
+        org: &Org,
+        output: &QueryOutput,
+        range: std::ops::Range<usize>,
+        version: &str,
+    ) -> Vec<Json> {
+        output.rows[range]
+            .iter()
+            .map(|record| self.render_record(org, record, &output.children, version))
+            .collect()
+    }
+
+    fn render_record(
+        &self,
+        org: &Org,
+        record: &Record,
+        children: &[HashMap<Id, Vec<Arc<Record>>>],
+        version: &str,
+    ) -> Json {
+        let mut map = Map::new();
+        map.insert(
+            "attributes".to_owned(),
+            attributes(self.object, record.id(), version),
+        );
+        let mut child_index = 0;
+        for column in &self.columns {
+            match column {
+                Column::Field(field) => insert_field(org, &mut map, record, field, version),
+                Column::Child(child) => {
+                    let rows = children[child_index].get(&record.id());
+                    child_index += 1;
+                    let value = match rows {
+                        Some(rows) if !rows.is_empty() => {
+                            let nested = QueryOutput {
+                                total_size: rows.len(),
+                                rows: rows.clone(),
+                                children: Vec::new(),
+                            };
+                            json!({
+                                "totalSize": rows.len(),
+                                "done": true,
+                                "records": child.query.render(org, &nested, 0..rows.len(), version),
+                            })
+                        }
+                        // Salesforce answers an empty child relationship with null.
+                        _ => Json::Null,
+                    };
+                    map.insert(child.relationship.to_owned(), value);
+                }
+            }
+        }
+        Json::Object(map)
+    }
+}
+
+impl ChildQuery {
+    fn group(&self, org: &Org, all_rows: bool) -> HashMap<Id, Vec<Arc<Record>>> {
+        let output = QueryOutput {
+            total_size: 0,
+            rows: {
+                let mut all = self.query.run_unlimited(org, all_rows);
+                self.query.sort(org, &mut all);
+                all
+            },
+            children: Vec::new(),
+        };
+        let mut grouped: HashMap<Id, Vec<Arc<Record>>> = HashMap::new();
+        for row in output.rows {
+            if let Some(parent) = row.get(self.foreign_key).as_id() {
+                let entry = grouped.entry(parent).or_default();
+                if self
+                    .query
+                    .limit
+                    .is_none_or(|limit| (entry.len() as u64) < limit)
+                {
+                    entry.push(row);
+                }
+            }
+        }
+        grouped
+    }
+}
+
+impl CompiledQuery {
+    fn run_unlimited(&self, org: &Org, all_rows: bool) -> Vec<Arc<Record>> {
+        let table = org.table(self.object);
+        let matches =
+            |record: &&Arc<Record>| self.filter.as_ref().is_none_or(|f| f.matches(org, record));
+        if all_rows {
+            table
+                .live
+                .values()
+                .chain(table.deleted.values())
+                .filter(matches)
+                .cloned()
+                .collect()
+        } else {
+            table.live.values().filter(matches).cloned().collect()
+        }
+    }
+}
+
+fn attributes(object: ObjectType, id: Id, version: &str) -> Json {
+    json!({
+        "type": object.name(),
+        "url": format!("/services/data/v{version}/sobjects/{}/{}", object.name(), id),
+    })
+}
+
+/// Puts a field's value into the record map, nesting parent relationships as Salesforce does.
+fn insert_field(
+    org: &Org,
+    map: &mut Map<String, Json>,
+    record: &Record,
+    field: &FieldRef,
+    version: &str,
+) {
+    let mut current_map = map;
+    let mut current = record;
+    for (index, target, relationship) in &field.hops {
+        let parent = current
+            .get(*index)
+            .as_id()
+            .and_then(|id| org.get(*target, id));
+        let Some(parent) = parent else {
+            current_map
+                .entry(relationship.to_string())
+                .or_insert(Json::Null);
+            return;
+        };
+        let entry = current_map
+            .entry(relationship.to_string())
+            .or_insert_with(|| {
+                let mut nested = Map::new();
+                nested.insert(
+                    "attributes".to_owned(),
+                    attributes(*target, parent.id(), version),
+                );
+                Json::Object(nested)
+            });
+        let Json::Object(nested) = entry else { return };
+        current_map = nested;
+        current = parent;
+    }
+    current_map.insert(
+        field.field_name.to_owned(),
+        current.get(field.field).to_json(),
+    );
+}
+
+impl Filter {
+    fn matches(&self, org: &Org, record: &Record) -> bool {
+        match self {
+            Filter::And(items) => items.iter().all(|f| f.matches(org, record)),
+            Filter::Or(items) => items.iter().any(|f| f.matches(org, record)),
+            Filter::Not(inner) => !inner.matches(org, record),
+            Filter::Compare {
+                field,
+                op,
+                value,
+                pattern,
+            } => {
+                let actual = field.value(org, record).unwrap_or(&Value::Null);
+                match op {
+                    CompareOp::Eq => equals(actual, value),
+                    CompareOp::Ne => !equals(actual, value),
+                    CompareOp::Like => match (actual, pattern) {
+                        (Value::Text(text), Some(pattern)) => like(pattern, text),
+                        _ => false,
+                    },
+                    _ if actual.is_null() || value.is_null() => false,
+                    CompareOp::Lt => compare(actual, value) == Some(Ordering::Less),
+                    CompareOp::Le => matches!(
+                        compare(actual, value),
+                        Some(Ordering::Less | Ordering::Equal)
+                    ),
+                    CompareOp::Gt => compare(actual, value) == Some(Ordering::Greater),
+                    CompareOp::Ge => matches!(
+                        compare(actual, value),
+                        Some(Ordering::Greater | Ordering::Equal)
+                    ),
+                }
+            }
+            Filter::InValues {
+                field,
+                negated,
+                values,
+            } => {
+                let actual = field.value(org, record).unwrap_or(&Value::Null);
+                let found = values.iter().any(|v| equals(actual, v));
+                if *negated {
+                    !found && !actual.is_null()
+                } else {
+                    found
+                }
+            }
+            Filter::InIds {
+                field,
+                negated,
+                ids,
+            } => {
+                let actual = field.value(org, record).and_then(Value::as_id);
+                match actual {
+                    Some(id) => ids.contains(&id) != *negated,
+                    None => false,
+                }
+            }
+        }
+    }
+}
+
+/// SOQL equality: text compares case-insensitively, null equals only null.
+fn equals(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Text(x), Value::Text(y)) => {
+            x.eq_ignore_ascii_case(y) || (!x.is_ascii() && x.to_lowercase() == y.to_lowercase())
+        }
+        (Value::Int(x), Value::Int(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Text(x), Value::Text(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::DateTime(x), Value::DateTime(y)) => Some(x.cmp(y)),
+        (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
+        (Value::Id(x), Value::Id(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum LikeToken {
+    Any,
+    One,
+    Char(char),
+}
+
+fn like_pattern(pattern: &str) -> Vec<LikeToken> {
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '%' => LikeToken::Any,
+            '_' => LikeToken::One,
+            '\\' => LikeToken::Char(chars.next().unwrap_or('\\')),
+            other => LikeToken::Char(other.to_lowercase().next().unwrap_or(other)),
+        });
+    }
+    tokens
+}
+
+/// Case-insensitive LIKE with `%` (any run) and `_` (one character).
+fn like(pattern: &[LikeToken], text: &str) -> bool {
+    let text: Vec<char> = text
+        .chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect();
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut star_t) = (None, 0);
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(LikeToken::Any) => {
+                star = Some(p);
+                star_t = t;
+                p += 1;
+            }
+            Some(LikeToken::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(LikeToken::Char(c)) if *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    p = s + 1;
+                    star_t += 1;
+                    t = star_t;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|token| *token == LikeToken::Any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_as_soql_does() {
+        let p = like_pattern("%o'brien%");
+        assert!(like(&p, "Mary O'Brien"));
+        assert!(!like(&p, "Mary Brien"));
+        assert!(like(&like_pattern("a_c"), "ABC"));
+        assert!(!like(&like_pattern("a_c"), "abbc"));
+        assert!(like(&like_pattern("50\\%"), "50%"));
+        assert!(!like(&like_pattern("50\\%"), "500"));
+    }
+}
