@@ -39,6 +39,8 @@ pub enum Command {
     Migrate,
     /// Serve the HTTP API until SIGINT or SIGTERM.
     Serve,
+    /// Run the built-in Salesforce emulator (for tests, scripts and trying Provost out).
+    Emulator(crate::emulator::EmulatorArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -99,6 +101,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config).await,
+        Command::Emulator(args) => crate::emulator::run(args).await,
     }
 }
 

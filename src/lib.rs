@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod emulator;
 pub mod http;
 pub mod store;
 pub mod telemetry;

@@ -11,4 +11,8 @@ pub mod org;
 pub mod record;
 pub mod rules;
 pub mod schema;
+pub mod server;
 pub mod soql;
+
+pub use generate::Preset;
+pub use server::{Emulator, EmulatorConfig, Faults};

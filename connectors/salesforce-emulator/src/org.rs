@@ -30,6 +30,8 @@ pub struct Org {
     usernames: HashMap<String, Id>,
     /// (assignee, permission set or group) of every live PermissionSetAssignment.
     assignments: HashSet<(Id, Id)>,
+    /// The permission sets (profile-owned and group aggregates included) each user is assigned.
+    sets_by_user: HashMap<Id, Vec<Id>>,
     logins: HashMap<Id, Id>,
 }
 
@@ -48,6 +50,7 @@ impl Org {
             last_stamp: 0,
             usernames: HashMap::new(),
             assignments: HashSet::new(),
+            sets_by_user: HashMap::new(),
             logins: HashMap::new(),
         };
         // The Organization row itself.
@@ -151,6 +154,14 @@ impl Org {
         self.assignments.contains(&(assignee, target))
     }
 
+    /// Every permission set assigned to `user`, the profile's and group aggregates included.
+    pub fn sets_of(&self, user: Id) -> &[Id] {
+        self.sets_by_user
+            .get(&user)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
     pub fn login_of(&self, user: Id) -> Option<Id> {
         self.logins.get(&user).copied()
     }
@@ -215,6 +226,14 @@ impl Org {
                         self.assignments.insert((assignee, target));
                     } else {
                         self.assignments.remove(&(assignee, target));
+                    }
+                }
+                if let (Some(assignee), Some(set)) = (assignee, field("PermissionSetId").as_id()) {
+                    let sets = self.sets_by_user.entry(assignee).or_default();
+                    if add {
+                        sets.push(set);
+                    } else if let Some(at) = sets.iter().position(|s| *s == set) {
+                        sets.swap_remove(at);
                     }
                 }
             }

@@ -21,6 +21,58 @@ pub const EXTERNAL_USER_TYPES: &[&str] = &[
     "Guest",
 ];
 
+/// The system permissions a user holds: the OR over every permission set assigned to them.
+pub fn effective_permissions(org: &Org, user: Id) -> Vec<&'static str> {
+    let schema = ObjectType::PermissionSet.schema();
+    crate::schema::PERMISSION_FIELDS
+        .iter()
+        .copied()
+        .filter(|permission| {
+            let index = schema.field_index(permission).expect("permission field");
+            org.sets_of(user).iter().any(|set| {
+                org.get(ObjectType::PermissionSet, *set)
+                    .is_some_and(|ps| ps.get(index).as_bool() == Some(true))
+            })
+        })
+        .collect()
+}
+
+/// Whether `user` may write `object` records through the API, as Salesforce's permission
+/// checks decide (Modify All Data allows everything).
+pub fn check_write_access(org: &Org, user: Id, object: ObjectType) -> Result<(), SfError> {
+    let held = effective_permissions(org, user);
+    let has = |p: &str| held.contains(&p);
+    if has("PermissionsModifyAllData") {
+        return Ok(());
+    }
+    let allowed = match object {
+        ObjectType::User | ObjectType::UserLogin | ObjectType::PermissionSetLicenseAssign => {
+            has("PermissionsManageUsers") || has("PermissionsManageInternalUsers")
+        }
+        ObjectType::PermissionSetAssignment => {
+            has("PermissionsAssignPermissionSets")
+                || has("PermissionsManageProfilesPermissionsets")
+                || has("PermissionsManageUsers")
+        }
+        ObjectType::PermissionSet
+        | ObjectType::PermissionSetGroup
+        | ObjectType::PermissionSetGroupComponent
+        | ObjectType::Profile => has("PermissionsManageProfilesPermissionsets"),
+        ObjectType::Group | ObjectType::GroupMember => has("PermissionsManageUsers"),
+        ObjectType::UserRole => has("PermissionsManageRoles") || has("PermissionsManageUsers"),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(SfError::new(
+            400,
+            "INSUFFICIENT_ACCESS_OR_READONLY",
+            "insufficient access rights on cross-reference id",
+        ))
+    }
+}
+
 /// Creates a record from a REST body; returns its ID.
 pub fn create(org: &mut Org, object: ObjectType, body: &Map<String, Json>) -> Result<Id, SfError> {
     ensure_object(org, object)?;

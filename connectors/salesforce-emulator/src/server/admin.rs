@@ -1,0 +1,220 @@
+//! The admin path, for tests only: change faults, limits and features, change the org behind
+//! a client's back (as an admin in Setup would), read call counts, reset. Not under
+//! `/services`, never counted against the API limit.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value as Json_};
+
+use super::sobjects::{json_object, object_of, parse_id};
+use super::{error_response, Emulator, Faults};
+use crate::error::SfError;
+use crate::rules;
+use crate::schema::Feature;
+use crate::soql;
+
+pub fn router() -> Router<Arc<Emulator>> {
+    Router::new()
+        .route("/info", get(info))
+        .route("/faults", get(get_faults).put(put_faults))
+        .route("/limits", put(put_limits))
+        .route("/features", put(put_features))
+        .route("/sessions/expire", post(expire_sessions))
+        .route("/calls", get(calls).delete(clear_calls))
+        .route("/reset", post(reset))
+        .route("/query", get(query))
+        .route("/records/{object}", post(create))
+        .route("/records/{object}/{id}", patch(update).delete(remove))
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+async fn info(State(emulator): State<Arc<Emulator>>) -> Json<Json_> {
+    Json(serde_json::to_value(emulator.connection_info(None)).expect("serialisable"))
+}
+
+async fn get_faults(State(emulator): State<Arc<Emulator>>) -> Json<Faults> {
+    Json(emulator.faults.read().clone())
+}
+
+async fn put_faults(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(faults) => match faults.validate() {
+            Ok(()) => {
+                *emulator.faults.write() = faults.clone();
+                Json(faults).into_response()
+            }
+            Err(message) => bad_request(message),
+        },
+        Err(err) => bad_request(format!("invalid faults: {err}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    used: Option<u64>,
+    max: Option<u64>,
+}
+
+async fn put_limits(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    let limits: Limits = match serde_json::from_slice(&body) {
+        Ok(limits) => limits,
+        Err(err) => return bad_request(format!("invalid limits: {err}")),
+    };
+    let mut usage = emulator.usage.lock();
+    if let Some(used) = limits.used {
+        usage.used = used;
+    }
+    if let Some(max) = limits.max {
+        usage.max = max;
+    }
+    Json(json!({ "used": usage.used, "max": usage.max })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Features {
+    permission_set_groups: Option<bool>,
+    permission_set_licenses: Option<bool>,
+}
+
+async fn put_features(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    let features: Features = match serde_json::from_slice(&body) {
+        Ok(features) => features,
+        Err(err) => return bad_request(format!("invalid features: {err}")),
+    };
+    let mut org = emulator.org.write();
+    if let Some(enabled) = features.permission_set_groups {
+        org.set_feature(Feature::PermissionSetGroups, enabled);
+    }
+    if let Some(enabled) = features.permission_set_licenses {
+        org.set_feature(Feature::PermissionSetLicenses, enabled);
+    }
+    Json(json!({
+        "permission_set_groups": org.has_feature(Feature::PermissionSetGroups),
+        "permission_set_licenses": org.has_feature(Feature::PermissionSetLicenses),
+    }))
+    .into_response()
+}
+
+async fn expire_sessions(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    emulator.sessions.expire_access_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn calls(State(emulator): State<Arc<Emulator>>) -> Json<Json_> {
+    let calls = emulator.calls.lock().clone();
+    let total: u64 = calls
+        .iter()
+        .filter(|(k, _)| !k.contains("oauth2"))
+        .map(|(_, v)| v)
+        .sum();
+    let usage = *emulator.usage.lock();
+    Json(json!({ "rest_calls": total, "api_usage": usage, "by_endpoint": calls }))
+}
+
+async fn clear_calls(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    emulator.calls.lock().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn reset(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    emulator.reset();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryParams {
+    q: String,
+    #[serde(default)]
+    all: bool,
+}
+
+/// Every matching row at once, for tests' ground truth (no paging, no API usage).
+async fn query(
+    State(emulator): State<Arc<Emulator>>,
+    Query(params): Query<QueryParams>,
+) -> Response {
+    let result = (|| {
+        let parsed = soql::parse(&params.q)?;
+        let org = emulator.org.read();
+        let compiled = soql::compile(&org, &parsed, &params.q, params.all)?;
+        let output = compiled.run(&org, params.all);
+        let version = super::API_VERSIONS.last().expect("versions");
+        let records = compiled.render(&org, &output, 0..output.rows.len(), version);
+        Ok::<_, SfError>(
+            json!({ "totalSize": output.total_size, "done": true, "records": records }),
+        )
+    })();
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn create(
+    State(emulator): State<Arc<Emulator>>,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let fields = json_object(&body)?;
+        let mut org = emulator.org.write();
+        let object = object_of(&org, &object)?;
+        rules::create(&mut org, object, &fields)
+    })();
+    match result {
+        Ok(id) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": id.as_str(), "success": true, "errors": [] })),
+        )
+            .into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn update(
+    State(emulator): State<Arc<Emulator>>,
+    Path((object, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let fields = json_object(&body)?;
+        let mut org = emulator.org.write();
+        let object = object_of(&org, &object)?;
+        rules::update(&mut org, object, parse_id(&id)?, &fields)
+    })();
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn remove(
+    State(emulator): State<Arc<Emulator>>,
+    Path((object, id)): Path<(String, String)>,
+) -> Response {
+    let result = (|| {
+        let mut org = emulator.org.write();
+        let object = object_of(&org, &object)?;
+        rules::delete(&mut org, object, parse_id(&id)?)
+    })();
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => error_response(&err),
+    }
+}

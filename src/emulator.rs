@@ -1,0 +1,105 @@
+//! `provost emulator`: the Salesforce emulator as a standalone server for scripts and other
+//! clients. Once it listens it prints one JSON line with everything needed to connect.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use provost_salesforce_emulator::{Emulator, EmulatorConfig, Faults, Preset};
+
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Size of the generated org: small (~50 users), medium (~10,000) or large (~100,000).
+    #[arg(long, default_value = "small", value_parser = ["small", "medium", "large"])]
+    pub preset: String,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seed of the generated org: the same seed gives the same org.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Name of the generated org (also its users' email domain).
+    #[arg(long, default_value = "Acme")]
+    pub org_name: String,
+    /// Daily API request allocation.
+    #[arg(long, default_value_t = 100_000)]
+    pub daily_limit: u64,
+    /// Seconds an access token lives.
+    #[arg(long, default_value_t = 7200)]
+    pub session_seconds: u64,
+    /// Issue a new refresh token on each refresh and revoke the old one.
+    #[arg(long)]
+    pub rotate_refresh_tokens: bool,
+    /// Behave as login.salesforce.com rather than a My Domain (client credentials refused).
+    #[arg(long)]
+    pub login_host: bool,
+    /// Where to write the connected app's private key (PEM) for the JWT bearer flow.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Faults to start with, as JSON (the same document the admin path's /faults takes).
+    #[arg(long)]
+    pub faults: Option<String>,
+}
+
+pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    let faults: Faults = match &args.faults {
+        Some(text) => {
+            serde_json::from_str(text).context("--faults is not a valid faults document")?
+        }
+        None => Faults::default(),
+    };
+    faults.validate().map_err(anyhow::Error::msg)?;
+    let config = EmulatorConfig {
+        org_name: args.org_name.clone(),
+        preset: Preset::by_name(&args.preset).expect("clap checked the preset"),
+        seed: args.seed,
+        daily_limit: args.daily_limit,
+        session_lifetime: std::time::Duration::from_secs(args.session_seconds),
+        rotate_refresh_tokens: args.rotate_refresh_tokens,
+        my_domain: !args.login_host,
+        faults,
+        ..EmulatorConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let emulator = Emulator::new(config);
+    tracing::info!(preset = %args.preset, elapsed_ms = started.elapsed().as_millis() as u64, "org generated");
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    *emulator.base_url.write() = format!("http://{}", listener.local_addr()?);
+
+    let key_file = args.key_file.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("provost-emulator-{}.pem", std::process::id()))
+    });
+    write_private_key(&key_file, &emulator.app.private_key_pem)?;
+    let info = emulator.connection_info(Some(key_file.display().to_string()));
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, &info)?;
+    writeln!(stdout)?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let server = provost_salesforce_emulator::server::serve(emulator, listener);
+    tokio::select! {
+        result = server => result.context("serving the emulator")?,
+        () = crate::http::shutdown_signal() => tracing::info!("emulator stopped"),
+    }
+    Ok(())
+}
+
+/// Writes the key readable by its owner only.
+fn write_private_key(path: &Path, pem: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing the emulator's private key to {}", path.display()))?;
+    file.write_all(pem.as_bytes())?;
+    Ok(())
+}
