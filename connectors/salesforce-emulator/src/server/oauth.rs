@@ -90,19 +90,20 @@ fn callback_allowed(emulator: &Emulator, redirect_uri: &str) -> bool {
     }
 }
 
-fn check_authorize(emulator: &Emulator, params: &AuthorizeParams) -> Result<(), Response> {
+/// What is wrong with an authorize request, as (error, description) for the error page.
+fn check_authorize(
+    emulator: &Emulator,
+    params: &AuthorizeParams,
+) -> Result<(), (&'static str, &'static str)> {
     if params.client_id.as_deref() != Some(emulator.app.client_id.as_str()) {
-        return Err(html_error("invalid_client_id", "client identifier invalid"));
+        return Err(("invalid_client_id", "client identifier invalid"));
     }
     if params.response_type.as_deref() != Some("code") {
-        return Err(html_error(
-            "unsupported_response_type",
-            "response type not supported",
-        ));
+        return Err(("unsupported_response_type", "response type not supported"));
     }
     let redirect_uri = params.redirect_uri.as_deref().unwrap_or_default();
     if !callback_allowed(emulator, redirect_uri) {
-        return Err(html_error(
+        return Err((
             "redirect_uri_mismatch",
             "redirect_uri must match configuration",
         ));
@@ -110,10 +111,7 @@ fn check_authorize(emulator: &Emulator, params: &AuthorizeParams) -> Result<(), 
     if params.code_challenge.is_some()
         && params.code_challenge_method.as_deref().unwrap_or("S256") != "S256"
     {
-        return Err(html_error(
-            "invalid_request",
-            "code_challenge_method must be S256",
-        ));
+        return Err(("invalid_request", "code_challenge_method must be S256"));
     }
     Ok(())
 }
