@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
-    /// Added to every `/services` response.
+    /// Added to every REST call (`/services/data`), while it counts as in flight.
     pub latency_ms: u64,
     /// Share (0..1) of REST calls answered 503 SERVER_UNAVAILABLE.
     pub unavailable_rate: f64,

@@ -227,7 +227,6 @@ pub fn router(emulator: Arc<Emulator>) -> Router {
         .merge(oauth::router())
         .merge(services)
         .nest("/__emulator", admin::router())
-        .layer(middleware::from_fn_with_state(emulator.clone(), latency))
         .with_state(emulator)
 }
 
@@ -241,14 +240,6 @@ pub(crate) fn error_response(err: &SfError) -> Response {
             .insert("WWW-Authenticate", HeaderValue::from_static("Token"));
     }
     response
-}
-
-async fn latency(State(emulator): State<Arc<Emulator>>, request: Request, next: Next) -> Response {
-    let delay = emulator.faults.read().latency_ms;
-    if delay > 0 && request.uri().path().starts_with("/services") {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    next.run(request).await
 }
 
 /// Decrements the in-flight count when a request ends, however it ends.
@@ -286,6 +277,10 @@ async fn rest_pipeline(
     let faults = emulator.faults.read().clone();
     let _in_flight = InFlight(&emulator.in_flight);
     let concurrent = emulator.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    if faults.latency_ms > 0 {
+        // Slow answers hold their place among the concurrent requests, as on a busy org.
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
 
     let user = match emulator
         .sessions
@@ -357,7 +352,7 @@ fn html_error_page() -> Response {
     response
 }
 
-/// Sends half the body, then drops the connection.
+/// Sends the headers and half the body, then drops the connection.
 async fn cut_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -365,13 +360,26 @@ async fn cut_body(response: Response) -> Response {
         .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
     parts.headers.remove("content-length");
-    let stream = futures_util::stream::iter(vec![
-        Ok::<_, std::io::Error>(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "connection cut by the emulator's fault injection",
-        )),
-    ]);
+    let stream = futures_util::stream::unfold(0u8, move |step| {
+        let half = half.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<_, std::io::Error>(half), 1)),
+                1 => {
+                    // Let the first half reach the client before the cut.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "connection cut by the emulator's fault injection",
+                        )),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
     Response::from_parts(parts, Body::from_stream(stream))
 }
 
