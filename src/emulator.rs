@@ -40,6 +40,9 @@ pub struct EmulatorArgs {
     /// Faults to start with, as JSON (the same document the admin path's /faults takes).
     #[arg(long)]
     pub faults: Option<String>,
+    /// Load the org from this fixture file (JSON) instead of generating one.
+    #[arg(long, conflicts_with_all = ["preset", "seed"])]
+    pub fixture: Option<PathBuf>,
 }
 
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
@@ -59,10 +62,18 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         rotate_refresh_tokens: args.rotate_refresh_tokens,
         my_domain: !args.login_host,
         faults,
+        fixture: match &args.fixture {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the fixture {}", path.display()))?
+                    .into(),
+            ),
+            None => None,
+        },
         ..EmulatorConfig::default()
     };
     let started = std::time::Instant::now();
-    let emulator = Emulator::new(config);
+    let emulator = Emulator::from_config(config).context("loading the fixture")?;
     tracing::info!(preset = %args.preset, elapsed_ms = started.elapsed().as_millis() as u64, "org generated");
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

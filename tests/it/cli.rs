@@ -179,3 +179,82 @@ async fn serve_answers_health_and_stops_gracefully_on_sigterm() {
         db.drop_database().await;
     }
 }
+
+#[tokio::test]
+async fn emulator_prints_one_json_line_that_lets_a_client_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("emulator.pem");
+    let mut child = provost(dir.path())
+        .args([
+            "emulator",
+            "--preset",
+            "small",
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+    for field in [
+        "login_url",
+        "instance_url",
+        "client_id",
+        "client_secret",
+        "username",
+        "private_key_path",
+    ] {
+        assert!(info[field].is_string(), "{field} in {info}");
+    }
+    assert_eq!(info["private_key_path"], key_file.to_str().unwrap());
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the private key is readable by its owner only");
+    }
+    let token = reqwest::Client::new()
+        .post(format!(
+            "{}/services/oauth2/token",
+            info["login_url"].as_str().unwrap()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", info["client_id"].as_str().unwrap()),
+            ("client_secret", info["client_secret"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_bad_emulator_fixture_fails_naming_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("org.json");
+    std::fs::write(
+        &fixture,
+        r#"{"org_name":"F","records":{"Profile":[{"Name":"P","UserLicenseId":"100000000000009"}]}}"#,
+    )
+    .unwrap();
+    let output = provost(dir.path())
+        .args(["emulator", "--fixture", fixture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Profile record 0") && stderr.contains("UserLicenseId"),
+        "{stderr}"
+    );
+}

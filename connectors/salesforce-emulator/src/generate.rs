@@ -633,7 +633,7 @@ pub fn generate(name: &str, preset: Preset, seed: u64) -> Org {
         let internal = LICENSES[license].user_type == "Standard";
         let (c, _) = stamps(&mut rng);
         let count = if internal {
-            rng.gen_range(0..=6)
+            rng.gen_range(0..=8)
         } else {
             rng.gen_range(0..=1)
         };

@@ -5,6 +5,7 @@
 //! is marked UNCONFIRMED where it is chosen.
 
 pub mod error;
+pub mod fixture;
 pub mod generate;
 pub mod id;
 pub mod org;

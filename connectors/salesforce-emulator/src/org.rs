@@ -140,10 +140,17 @@ impl Org {
         self.last_stamp
     }
 
+    /// A new ID for `object`, never one already used (a fixture may hold any IDs).
     pub fn next_id(&mut self, object: ObjectType) -> Id {
-        let sequence = &mut self.sequences[object as usize];
-        *sequence += 1;
-        Id::new(object.key_prefix(), *sequence)
+        loop {
+            let sequence = &mut self.sequences[object as usize];
+            *sequence += 1;
+            let id = Id::new(object.key_prefix(), *sequence);
+            let table = self.table(object);
+            if !table.live.contains_key(&id) && !table.deleted.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     pub fn user_by_username(&self, username: &str) -> Option<Id> {

@@ -155,13 +155,18 @@ async fn query(
         let compiled = soql::compile(&org, &parsed, &params.q, params.all)?;
         let output = compiled.run(&org, params.all);
         let version = super::API_VERSIONS.last().expect("versions");
-        let records = compiled.render(&org, &output, 0..output.rows.len(), version);
-        Ok::<_, SfError>(
-            json!({ "totalSize": output.total_size, "done": true, "records": records }),
-        )
+        let total = output.total_size;
+        let mut body = format!("{{\"totalSize\":{total},\"done\":true,\"records\":").into_bytes();
+        compiled.write_records(&org, &output, 0..output.rows.len(), version, &mut body);
+        body.push(b'}');
+        Ok::<_, SfError>(body)
     })();
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(err) => error_response(&err),
     }
 }

@@ -55,7 +55,26 @@ pub struct EmulatorConfig {
     pub callback_urls: Vec<String>,
     /// The password every user logs in with on the authorize page.
     pub password: String,
+    /// Load the org from this fixture JSON instead of generating it (see `fixture`).
+    pub fixture: Option<Arc<str>>,
     pub faults: Faults,
+    /// Set from a fixture's `integration_username`; otherwise the generated integration user.
+    pub integration_username: Option<String>,
+}
+
+fn build_org(
+    config: &EmulatorConfig,
+) -> Result<(Org, Option<String>), crate::fixture::FixtureError> {
+    match &config.fixture {
+        Some(text) => {
+            let loaded = crate::fixture::load(text)?;
+            Ok((loaded.org, loaded.integration_username))
+        }
+        None => Ok((
+            generate::generate(&config.org_name, config.preset, config.seed),
+            None,
+        )),
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -70,7 +89,9 @@ impl Default for EmulatorConfig {
             my_domain: true,
             callback_urls: Vec::new(),
             password: "emulator".to_owned(),
+            fixture: None,
             faults: Faults::default(),
+            integration_username: None,
         }
     }
 }
@@ -122,7 +143,20 @@ impl Emulator {
     /// Builds an emulator with a generated org. The RSA key of the connected app is made once
     /// per process and shared.
     pub fn new(config: EmulatorConfig) -> Arc<Emulator> {
-        let org = generate::generate(&config.org_name, config.preset, config.seed);
+        assert!(
+            config.fixture.is_none(),
+            "use Emulator::from_config for fixtures"
+        );
+        Emulator::from_config(config).expect("generated orgs always build")
+    }
+
+    /// Builds an emulator from its configuration: a fixture when one is given, else a
+    /// generated org.
+    pub fn from_config(
+        mut config: EmulatorConfig,
+    ) -> Result<Arc<Emulator>, crate::fixture::FixtureError> {
+        let (org, integration_username) = build_org(&config)?;
+        config.integration_username = integration_username;
         let (private_key_pem, public_key_pem) = session::app_key_pair();
         let app = ConnectedApp {
             client_id: format!("3MVG9emulator{}", org.organization_id.as_str()),
@@ -133,7 +167,7 @@ impl Emulator {
             private_key_pem,
             public_key_pem,
         };
-        Arc::new(Emulator {
+        Ok(Arc::new(Emulator {
             faults: RwLock::new(config.faults.clone()),
             dice: Mutex::new(Dice::new(config.seed)),
             usage: Mutex::new(ApiUsage {
@@ -148,7 +182,16 @@ impl Emulator {
             in_flight: AtomicUsize::new(0),
             cursors: rest::Cursors::default(),
             base_url: RwLock::new(String::new()),
-        })
+        }))
+    }
+
+    /// The user the connected app lets in (JWT examples, client credentials).
+    pub fn integration_username(&self) -> String {
+        let config = self.config.read();
+        config
+            .integration_username
+            .clone()
+            .unwrap_or_else(|| generate::integration_username(&config.org_name))
     }
 
     pub fn base_url(&self) -> String {
@@ -163,7 +206,10 @@ impl Emulator {
             instance_url: base.clone(),
             client_id: self.app.client_id.clone(),
             client_secret: self.app.client_secret.clone(),
-            username: generate::integration_username(&config.org_name),
+            username: config
+                .integration_username
+                .clone()
+                .unwrap_or_else(|| generate::integration_username(&config.org_name)),
             password: config.password.clone(),
             private_key_path,
             admin_url: format!("{base}/__emulator"),
@@ -173,7 +219,7 @@ impl Emulator {
     /// Back to the generated org, no sessions, no faults, no usage, no counts.
     pub fn reset(&self) {
         let config = self.config.read().clone();
-        *self.org.write() = generate::generate(&config.org_name, config.preset, config.seed);
+        *self.org.write() = build_org(&config).expect("the org built once already").0;
         *self.faults.write() = config.faults.clone();
         *self.usage.lock() = ApiUsage {
             used: 0,

@@ -386,7 +386,7 @@ async fn token(
                 return oauth_error("invalid_client", "invalid client credentials");
             }
             // The connected app runs as its configured execution user: the integration user.
-            let username = crate::generate::integration_username(&emulator.config.read().org_name);
+            let username = emulator.integration_username();
             let Some(user) = emulator.org.read().user_by_username(&username) else {
                 return oauth_error("invalid_grant", "no client credentials user enabled");
             };

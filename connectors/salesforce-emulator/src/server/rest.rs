@@ -190,7 +190,7 @@ fn run_query(
         Ok::<_, SfError>(emulator.cursors.page(&org, Arc::new(cursor), 0, version))
     })();
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => json_bytes(body),
         Err(err) => error_response(&err),
     }
 }
@@ -216,7 +216,7 @@ async fn next_page(
             .page_existing(&org, id, cursor, position, version))
     })();
     match result {
-        Ok(body) => Json(body).into_response(),
+        Ok(body) => json_bytes(body),
         Err(err) => error_response(&err),
     }
 }
@@ -277,9 +277,10 @@ impl Cursors {
         cursor: Arc<Cursor>,
         position: usize,
         version: &str,
-    ) -> Json_ {
+    ) -> Vec<u8> {
         if cursor.query.count_only {
-            return json!({ "totalSize": cursor.output.total_size, "done": true, "records": [] });
+            let total = cursor.output.total_size;
+            return format!("{{\"totalSize\":{total},\"done\":true,\"records\":[]}}").into_bytes();
         }
         let more = cursor.output.rows.len() > position + cursor.batch;
         let id = more.then(|| self.open(cursor.clone()));
@@ -293,7 +294,7 @@ impl Cursors {
         cursor: Arc<Cursor>,
         position: usize,
         version: &str,
-    ) -> Json_ {
+    ) -> Vec<u8> {
         let body = render_page(org, &cursor, Some(id), position, version);
         if position + cursor.batch >= cursor.output.rows.len() {
             let mut inner = self.inner.lock();
@@ -304,29 +305,42 @@ impl Cursors {
     }
 }
 
+/// `{"totalSize","done","nextRecordsUrl"?,"records"}`, in Salesforce's key order.
 fn render_page(
     org: &crate::org::Org,
     cursor: &Cursor,
     id: Option<&str>,
     position: usize,
     version: &str,
-) -> Json_ {
+) -> Vec<u8> {
+    use std::io::Write;
     let total = cursor.output.rows.len();
     let end = (position + cursor.batch).min(total);
-    let records = cursor
-        .query
-        .render(org, &cursor.output, position..end, version);
-    let mut body = serde_json::Map::new();
-    body.insert("totalSize".into(), json!(total));
-    body.insert("done".into(), json!(end >= total));
+    let mut out = Vec::with_capacity((end - position) * 600 + 256);
+    let _ = write!(out, "{{\"totalSize\":{total},\"done\":{}", end >= total);
     if end < total {
         let kind = if cursor.all_rows { "queryAll" } else { "query" };
         let id = id.expect("a cursor is open while rows remain");
-        body.insert(
-            "nextRecordsUrl".into(),
-            json!(format!("/services/data/v{version}/{kind}/{id}-{end}")),
+        let _ = write!(
+            out,
+            ",\"nextRecordsUrl\":\"/services/data/v{version}/{kind}/{id}-{end}\""
         );
     }
-    body.insert("records".into(), Json_::Array(records));
-    Json_::Object(body)
+    out.extend_from_slice(b",\"records\":");
+    cursor
+        .query
+        .write_records(org, &cursor.output, position..end, version, &mut out);
+    out.push(b'}');
+    out
+}
+
+fn json_bytes(body: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json;charset=UTF-8",
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -4,9 +4,8 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value as Json};
-
 use super::ast::{CompareOp, Condition, InValues, Literal, Path, Query, SelectItem};
+use super::render::{self, ChildWriter, Node, Writer};
 use super::SoqlError;
 use crate::id::Id;
 use crate::org::Org;
@@ -85,6 +84,7 @@ pub struct CompiledQuery {
     pub object: ObjectType,
     pub count_only: bool,
     columns: Vec<Column>,
+    plan: Vec<Node>,
     filter: Option<Filter>,
     order: Vec<Order>,
     limit: Option<u64>,
@@ -194,10 +194,24 @@ fn compile_for(
             ));
         }
     }
+    let mut plan = Vec::new();
+    let mut slot = 0;
+    for column in &columns {
+        match column {
+            Column::Field(field) => {
+                render::add_field(&mut plan, &field.hops, field.field, field.field_name)
+            }
+            Column::Child(_) => {
+                plan.push(Node::Child { slot });
+                slot += 1;
+            }
+        }
+    }
     Ok(CompiledQuery {
         object,
         count_only,
         columns,
+        plan,
         filter,
         order,
         limit: query.limit,
@@ -491,60 +505,65 @@ impl CompiledQuery {
         });
     }
 
-    /// Renders rows `range` of `output` as Salesforce's JSON records.
-    pub fn render(
+    /// Writes rows `range` of `output` as a JSON array of Salesforce records.
+    pub fn write_records(
         &self,
         org: &Org,
         output: &QueryOutput,
         range: std::ops::Range<usize>,
         version: &str,
-    ) -> Vec<Json> {
-        output.rows[range]
-            .iter()
-            .map(|record| self.render_record(org, record, &output.children, version))
-            .collect()
+        out: &mut Vec<u8>,
+    ) {
+        let writer = Writer {
+            org,
+            version,
+            children: &output.children,
+            child_writer: self,
+        };
+        out.push(b'[');
+        for (i, record) in output.rows[range].iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            writer.record(self.object, &self.plan, record, out);
+        }
+        out.push(b']');
     }
 
-    fn render_record(
+    fn child(&self, slot: usize) -> &ChildQuery {
+        self.columns
+            .iter()
+            .filter_map(|column| match column {
+                Column::Child(child) => Some(child),
+                Column::Field(_) => None,
+            })
+            .nth(slot)
+            .expect("the plan's child slots match the columns")
+    }
+}
+
+impl ChildWriter for CompiledQuery {
+    fn relationship(&self, slot: usize) -> &'static str {
+        self.child(slot).relationship
+    }
+
+    fn write_child_record(
         &self,
+        slot: usize,
         org: &Org,
         record: &Record,
-        children: &[HashMap<Id, Vec<Arc<Record>>>],
         version: &str,
-    ) -> Json {
-        let mut map = Map::new();
-        map.insert(
-            "attributes".to_owned(),
-            attributes(self.object, record.id(), version),
-        );
-        let mut child_index = 0;
-        for column in &self.columns {
-            match column {
-                Column::Field(field) => insert_field(org, &mut map, record, field, version),
-                Column::Child(child) => {
-                    let rows = children[child_index].get(&record.id());
-                    child_index += 1;
-                    let value = match rows {
-                        Some(rows) if !rows.is_empty() => {
-                            let nested = QueryOutput {
-                                total_size: rows.len(),
-                                rows: rows.clone(),
-                                children: Vec::new(),
-                            };
-                            json!({
-                                "totalSize": rows.len(),
-                                "done": true,
-                                "records": child.query.render(org, &nested, 0..rows.len(), version),
-                            })
-                        }
-                        // Salesforce answers an empty child relationship with null.
-                        _ => Json::Null,
-                    };
-                    map.insert(child.relationship.to_owned(), value);
-                }
-            }
-        }
-        Json::Object(map)
+        out: &mut Vec<u8>,
+    ) {
+        let query = &self.child(slot).query;
+        // Child subqueries cannot nest further subqueries in SOQL.
+        let writer = Writer {
+            org,
+            version,
+            children: &[],
+            child_writer: query,
+        };
+        writer.record(query.object, &query.plan, record, out);
     }
 }
 
@@ -593,54 +612,6 @@ impl CompiledQuery {
             table.live.values().filter(matches).cloned().collect()
         }
     }
-}
-
-fn attributes(object: ObjectType, id: Id, version: &str) -> Json {
-    json!({
-        "type": object.name(),
-        "url": format!("/services/data/v{version}/sobjects/{}/{}", object.name(), id),
-    })
-}
-
-/// Puts a field's value into the record map, nesting parent relationships as Salesforce does.
-fn insert_field(
-    org: &Org,
-    map: &mut Map<String, Json>,
-    record: &Record,
-    field: &FieldRef,
-    version: &str,
-) {
-    let mut current_map = map;
-    let mut current = record;
-    for (index, target, relationship) in &field.hops {
-        let parent = current
-            .get(*index)
-            .as_id()
-            .and_then(|id| org.get(*target, id));
-        let Some(parent) = parent else {
-            current_map
-                .entry(relationship.to_string())
-                .or_insert(Json::Null);
-            return;
-        };
-        let entry = current_map
-            .entry(relationship.to_string())
-            .or_insert_with(|| {
-                let mut nested = Map::new();
-                nested.insert(
-                    "attributes".to_owned(),
-                    attributes(*target, parent.id(), version),
-                );
-                Json::Object(nested)
-            });
-        let Json::Object(nested) = entry else { return };
-        current_map = nested;
-        current = parent;
-    }
-    current_map.insert(
-        field.field_name.to_owned(),
-        current.get(field.field).to_json(),
-    );
 }
 
 impl Filter {

@@ -8,6 +8,7 @@ pub mod ast;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
+mod render;
 
 pub use eval::{compile, CompiledQuery, QueryOutput};
 pub use parser::parse;
