@@ -608,6 +608,30 @@ async fn queries_page_through_next_records_url_at_batch_size_200() {
         }
     }
     assert_eq!(pages, 3);
+
+    // A user holds at most 10 open cursors: the 11th forgets the oldest.
+    let mut locators = Vec::new();
+    for _ in 0..11 {
+        let body: Value = org
+            .http
+            .get(format!("{}/services/data/{V}/query", org.base))
+            .query(&[("q", "SELECT Id FROM User")])
+            .header("Sforce-Query-Options", "batchSize=200")
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        locators.push(body["nextRecordsUrl"].as_str().unwrap().to_owned());
+    }
+    let (status, code, _) = error_of(org.get(&locators[0]).await).await;
+    assert_eq!(
+        (status.as_u16(), code.as_str()),
+        (400, "INVALID_QUERY_LOCATOR")
+    );
+    assert_eq!(org.get(&locators[10]).await.status(), 200);
     let assignments = users;
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(

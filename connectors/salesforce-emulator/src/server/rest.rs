@@ -182,6 +182,7 @@ fn run_query(
         let compiled = soql::compile(&org, &parsed, &source, all_rows)?;
         let output = compiled.run(&org, all_rows);
         let cursor = Cursor {
+            owner: user.0,
             query: compiled,
             output,
             batch: batch_size(headers),
@@ -223,14 +224,15 @@ async fn next_page(
 
 /// A query's result held for its `nextRecordsUrl` pages.
 pub struct Cursor {
+    owner: Id,
     query: CompiledQuery,
     output: QueryOutput,
     batch: usize,
     all_rows: bool,
 }
 
-/// Open query cursors. Salesforce keeps a limited number per user; the emulator keeps the
-/// most recent ones and forgets the oldest (a stale locator gets INVALID_QUERY_LOCATOR).
+/// Open query cursors. Salesforce lets a user hold 10 open at a time; opening another
+/// forgets that user's oldest (its locator then gets INVALID_QUERY_LOCATOR).
 #[derive(Default)]
 pub struct Cursors {
     inner: Mutex<CursorsInner>,
@@ -240,10 +242,10 @@ pub struct Cursors {
 struct CursorsInner {
     next: u64,
     open: HashMap<String, Arc<Cursor>>,
-    order: VecDeque<String>,
+    order: VecDeque<(Id, String)>,
 }
 
-const MAX_OPEN_CURSORS: usize = 200;
+const MAX_OPEN_CURSORS_PER_USER: usize = 10;
 
 impl Cursors {
     pub fn clear(&self) {
@@ -260,10 +262,21 @@ impl Cursors {
         let mut inner = self.inner.lock();
         inner.next += 1;
         let id = Id::new("01g", inner.next).as_str().to_owned();
+        let owner = cursor.owner;
         inner.open.insert(id.clone(), cursor);
-        inner.order.push_back(id.clone());
-        while inner.order.len() > MAX_OPEN_CURSORS {
-            if let Some(old) = inner.order.pop_front() {
+        inner.order.push_back((owner, id.clone()));
+        let held = inner
+            .order
+            .iter()
+            .filter(|(user, _)| *user == owner)
+            .count();
+        if held > MAX_OPEN_CURSORS_PER_USER {
+            let oldest = inner
+                .order
+                .iter()
+                .position(|(user, _)| *user == owner)
+                .expect("held > 0");
+            if let Some((_, old)) = inner.order.remove(oldest) {
                 inner.open.remove(&old);
             }
         }
@@ -299,7 +312,7 @@ impl Cursors {
         if position + cursor.batch >= cursor.output.rows.len() {
             let mut inner = self.inner.lock();
             inner.open.remove(id);
-            inner.order.retain(|open| open != id);
+            inner.order.retain(|(_, open)| open != id);
         }
         body
     }
