@@ -448,7 +448,8 @@ impl CompiledQuery {
     /// Runs the query; `all_rows` includes deleted rows (`queryAll`).
     pub fn run(&self, org: &Org, all_rows: bool) -> QueryOutput {
         let table = org.table(self.object);
-        let rows: Vec<Id> = if self.order.is_empty() && !(all_rows && !table.deleted.is_empty()) {
+        let deleted_rows = all_rows && !table.deleted.is_empty();
+        let rows: Vec<Id> = if self.order.is_empty() && !deleted_rows {
             // The common case (a sync reading a whole object in ID order): one pass over the
             // table's keys into one buffer.
             let matches =
