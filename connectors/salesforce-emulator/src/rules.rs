@@ -866,7 +866,6 @@ fn create_assignment(org: &mut Org, mut record: Record) -> Result<Id, SfError> {
     }
     set(o, &mut record, "PermissionSetId", Value::Id(set_id));
     set(o, &mut record, "IsActive", Value::Bool(true));
-    set(o, &mut record, "IsDeleted", Value::Bool(false));
     let id = record.id();
     org.insert(o, record);
     Ok(id)
@@ -890,7 +889,6 @@ fn create_permission_set(org: &mut Org, mut record: Record) -> Result<Id, SfErro
     set(o, &mut record, "IsOwnedByProfile", Value::Bool(false));
     set(o, &mut record, "IsCustom", Value::Bool(true));
     set(o, &mut record, "Type", Value::text("Regular"));
-    set(o, &mut record, "IsDeleted", Value::Bool(false));
     let id = record.id();
     org.insert(o, record);
     Ok(id)
@@ -899,7 +897,6 @@ fn create_permission_set(org: &mut Org, mut record: Record) -> Result<Id, SfErro
 fn create_permission_set_group(org: &mut Org, mut record: Record) -> Result<Id, SfError> {
     let o = ObjectType::PermissionSetGroup;
     set(o, &mut record, "Status", Value::text("Updated"));
-    set(o, &mut record, "IsDeleted", Value::Bool(false));
     let id = record.id();
     let label = value_of(o, &record, "MasterLabel");
     let stamp = org.stamp();

@@ -1342,3 +1342,62 @@ async fn admin_changes_are_seen_by_clients_and_counted_calls_add_up() {
     assert_eq!(calls["rest_calls"], 1);
     assert_eq!(calls["by_endpoint"]["GET query"], 1);
 }
+
+#[tokio::test]
+async fn updated_and_deleted_endpoints_exist_for_user_profile_and_group_only() {
+    let org = Org::start().await;
+    let format = |ms: i64| {
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (start, end) = (format(now - 60_000), format(now + 60_000));
+    let user = org
+        .first_id("SELECT Id FROM User WHERE UserType = 'Standard'")
+        .await;
+    org.http
+        .patch(format!("{}/__emulator/records/User/{user}", org.base))
+        .json(&json!({ "Title": "Auditor" }))
+        .send()
+        .await
+        .unwrap();
+    let group = org
+        .first_id("SELECT Id FROM Group WHERE Type = 'Regular'")
+        .await;
+    org.http
+        .delete(format!("{}/__emulator/records/Group/{group}", org.base))
+        .send()
+        .await
+        .unwrap();
+    let window = |path: &str| {
+        org.http
+            .get(format!("{}/services/data/{V}/sobjects/{path}", org.base))
+            .query(&[("start", start.as_str()), ("end", end.as_str())])
+            .bearer_auth(&org.token)
+            .send()
+    };
+    let updated: Value = window("User/updated").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        updated["ids"],
+        json!([user]),
+        "only the user changed in the window"
+    );
+    assert!(updated["latestDateCovered"]
+        .as_str()
+        .unwrap()
+        .ends_with("+0000"));
+    let deleted: Value = window("Group/deleted").await.unwrap().json().await.unwrap();
+    assert_eq!(deleted["deletedRecords"][0]["id"], group);
+    let (status, code, _) =
+        error_of(window("PermissionSetAssignment/updated").await.unwrap()).await;
+    assert_eq!(
+        (status.as_u16(), code.as_str()),
+        (400, "INVALID_TYPE"),
+        "not replicateable: compare key sets instead"
+    );
+}

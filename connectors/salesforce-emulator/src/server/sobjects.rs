@@ -18,7 +18,7 @@ use super::{error_response, Emulator};
 use crate::error::SfError;
 use crate::id::Id;
 use crate::org::Org;
-use crate::record::{parse_datetime, Value};
+use crate::record::{format_datetime, parse_datetime, Value};
 use crate::rules;
 use crate::schema::{FieldType, ObjectType};
 
@@ -396,6 +396,43 @@ fn replicated(org: &Org, name: &str) -> Result<ObjectType, SfError> {
     }
 }
 
+/// The rows (id, stamp) that changed within a window, and the window.
+struct Changed {
+    rows: Vec<(Id, i64)>,
+    start: i64,
+    end: i64,
+}
+
+/// Rows of a replicateable object whose `SystemModstamp` falls in the window: live rows for
+/// `updated`, deleted rows for `deleted`.
+fn changed_in_window(
+    org: &Org,
+    name: &str,
+    params: &Window,
+    deleted: bool,
+) -> Result<Changed, SfError> {
+    let object = replicated(org, name)?;
+    let (start, end) = window(params)?;
+    let stamp = object
+        .schema()
+        .field_index("SystemModstamp")
+        .expect("replicated objects have it");
+    let table = org.table(object);
+    let rows = if deleted { &table.deleted } else { &table.live };
+    let changed = rows
+        .iter()
+        .filter_map(|(id, r)| match r.get(stamp) {
+            Value::DateTime(t) if *t >= start && *t <= end => Some((*id, *t)),
+            _ => None,
+        })
+        .collect();
+    Ok(Changed {
+        rows: changed,
+        start,
+        end,
+    })
+}
+
 async fn updated(
     State(emulator): State<Arc<Emulator>>,
     Extension(user): Extension<SessionUser>,
@@ -405,24 +442,10 @@ async fn updated(
     respond((|| {
         check_version(&version)?;
         check_api_enabled(&emulator, user)?;
-        let org = emulator.org.read();
-        let object = replicated(&org, &object)?;
-        let (start, end) = window(&params)?;
-        let stamp = object
-            .schema()
-            .field_index("SystemModstamp")
-            .expect("replicated objects have it");
-        let ids: Vec<&str> = org
-            .table(object)
-            .live
-            .values()
-            .filter(|r| matches!(r.get(stamp), Value::DateTime(t) if *t >= start && *t <= end))
-            .map(|r| r.values[0].as_text().unwrap_or_default())
-            .collect();
-        Ok(
-            Json(json!({ "ids": ids, "latestDateCovered": crate::record::format_datetime(end) }))
-                .into_response(),
-        )
+        let changed = changed_in_window(&emulator.org.read(), &object, &params, false)?;
+        let ids: Vec<&str> = changed.rows.iter().map(|(id, _)| id.as_str()).collect();
+        let latest = format_datetime(changed.end);
+        Ok(Json(json!({ "ids": ids, "latestDateCovered": latest })).into_response())
     })())
 }
 
@@ -435,26 +458,16 @@ async fn deleted(
     respond((|| {
         check_version(&version)?;
         check_api_enabled(&emulator, user)?;
-        let org = emulator.org.read();
-        let object = replicated(&org, &object)?;
-        let (start, end) = window(&params)?;
-        let stamp = object
-            .schema()
-            .field_index("SystemModstamp")
-            .expect("replicated objects have it");
-        let records: Vec<Json_> = org
-            .table(object)
-            .deleted
-            .values()
-            .filter_map(|r| match r.get(stamp) {
-                Value::DateTime(t) if *t >= start && *t <= end => Some(json!({ "id": r.id().as_str(), "deletedDate": crate::record::format_datetime(*t) })),
-                _ => None,
-            })
+        let changed = changed_in_window(&emulator.org.read(), &object, &params, true)?;
+        let records: Vec<Json_> = changed
+            .rows
+            .iter()
+            .map(|(id, at)| json!({ "id": id.as_str(), "deletedDate": format_datetime(*at) }))
             .collect();
         Ok(Json(json!({
             "deletedRecords": records,
-            "earliestDateAvailable": crate::record::format_datetime(start.min(end)),
-            "latestDateCovered": crate::record::format_datetime(end),
+            "earliestDateAvailable": format_datetime(changed.start),
+            "latestDateCovered": format_datetime(changed.end),
         }))
         .into_response())
     })())
