@@ -1401,3 +1401,114 @@ async fn updated_and_deleted_endpoints_exist_for_user_profile_and_group_only() {
         "not replicateable: compare key sets instead"
     );
 }
+
+#[tokio::test]
+async fn versions_describe_userinfo_identity_and_expiration_dates() {
+    let org = Org::start().await;
+    let versions: Value = org
+        .http
+        .get(format!("{}/services/data", org.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"62.0"));
+    assert_eq!(versions[0]["url"], format!("/services/data/v{}", listed[0]));
+    assert_eq!(
+        error_of(org.get("/services/data/v12.0/limits").await)
+            .await
+            .1,
+        "NOT_FOUND"
+    );
+
+    let describe: Value = org
+        .get(&format!(
+            "/services/data/{V}/sobjects/PermissionSetAssignment/describe"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(describe["keyPrefix"], "0Pa");
+    let fields = describe["fields"].as_array().unwrap();
+    let assignee = fields.iter().find(|f| f["name"] == "AssigneeId").unwrap();
+    assert_eq!(assignee["type"], "reference");
+    assert_eq!(assignee["referenceTo"], json!(["User"]));
+    assert_eq!(assignee["relationshipName"], "Assignee");
+    let user_describe: Value = org
+        .get(&format!("/services/data/{V}/sobjects/User/describe"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user_describe["deletable"], false);
+    assert!(user_describe["childRelationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["relationshipName"] == "PermissionSetAssignments"));
+
+    let info: Value = org
+        .get("/services/oauth2/userinfo")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["preferred_username"], org.username());
+    let identity_url = info["sub"].as_str().unwrap().to_owned();
+    let identity: Value = org
+        .http
+        .get(&identity_url)
+        .bearer_auth(&org.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(identity["username"], org.username());
+    assert_eq!(identity["user_id"], info["user_id"]);
+    assert_eq!(
+        org.http.get(&identity_url).send().await.unwrap().status(),
+        403,
+        "the identity URL needs the token"
+    );
+
+    // Time-bound access: ExpirationDate is kept on the assignment.
+    let user = org.first_id("SELECT Id FROM User WHERE UserType = 'Standard' AND IsActive = true AND Profile.UserLicense.Name = 'Salesforce'").await;
+    let held: Vec<String> = org
+        .truth(&format!(
+            "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{user}'"
+        ))
+        .await
+        .iter()
+        .map(|a| a["PermissionSetId"].as_str().unwrap().to_owned())
+        .collect();
+    let set = org
+        .truth("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND Type = 'Regular' AND LicenseId = null")
+        .await
+        .into_iter()
+        .map(|s| s["Id"].as_str().unwrap().to_owned())
+        .find(|id| !held.contains(id))
+        .unwrap();
+    let created: Value = org
+        .send(reqwest::Method::POST, "/sobjects/PermissionSetAssignment", json!({ "AssigneeId": user, "PermissionSetId": set, "ExpirationDate": "2030-03-31T23:59:00.000+0000" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let read = org.query_ok(&format!("SELECT ExpirationDate FROM PermissionSetAssignment WHERE Id = '{id}' AND ExpirationDate > 2030-01-01T00:00:00Z")).await;
+    assert_eq!(
+        read["records"][0]["ExpirationDate"],
+        "2030-03-31T23:59:00.000+0000"
+    );
+}
