@@ -15,7 +15,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use secret::{DatabaseUrl, Secret};
+pub use provost_connector::secret::Secret;
+pub use secret::DatabaseUrl;
 
 /// The file read when neither `--config` nor `PROVOST_CONFIG` names one. It is optional.
 pub const DEFAULT_CONFIG_FILE: &str = "provost.toml";

@@ -1,1 +1,5 @@
+//! The connector interface of Provost: the identity model the core stores, and the pieces
+//! every connector shares.
+
 pub mod model;
+pub mod secret;

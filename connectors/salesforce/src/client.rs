@@ -1,0 +1,443 @@
+//! The REST client every Salesforce call goes through.
+//!
+//! - An expired session (401 INVALID_SESSION_ID) gets one new token, shared by every request
+//!   in flight, then the request is retried once.
+//! - Transient failures (503, UNABLE_TO_LOCK_ROW, ConcurrentRequests, timeouts, cut
+//!   connections, HTML error pages with a 5xx status) are retried with capped exponential
+//!   backoff and jitter.
+//! - The daily limit (REQUEST_LIMIT_EXCEEDED, TotalRequests) stops at once with
+//!   [`SalesforceError::DailyLimitExceeded`]: never a retry loop against an exhausted org.
+//! - `Sforce-Limit-Info` is read from every answer, so callers can stay under a budget.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::{request_token, Credentials, Session};
+use crate::error::SalesforceError;
+use crate::limits::ApiUsage;
+use crate::retry::RetryPolicy;
+use crate::soql::Query;
+
+/// A recent API version; configurable per org.
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, a My Domain, or the emulator.
+    pub login_url: String,
+    pub api_version: String,
+    /// Records per query page (`Sforce-Query-Options: batchSize`), 200 to 2000.
+    pub batch_size: u16,
+    pub retry: RetryPolicy,
+    /// Per request, connection to last byte.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(login_url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            login_url: login_url.into(),
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            batch_size: 2000,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One page of a query.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryPage {
+    #[serde(rename = "totalSize")]
+    pub total_size: u64,
+    pub done: bool,
+    #[serde(rename = "nextRecordsUrl")]
+    pub next_records_url: Option<String>,
+    pub records: Vec<Value>,
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    credentials: tokio::sync::Mutex<Credentials>,
+    session: tokio::sync::RwLock<Option<Arc<Session>>>,
+    /// Held while a new token is fetched, so concurrent expiries fetch one.
+    renewal: tokio::sync::Mutex<()>,
+    usage: Mutex<Option<ApiUsage>>,
+    calls: AtomicU64,
+    token_requests: AtomicU64,
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Done(u16, Value),
+    SessionExpired,
+    Retry(SalesforceError),
+    Fail(SalesforceError),
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    #[serde(rename = "errorCode")]
+    error_code: String,
+    message: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+impl SalesforceClient {
+    pub fn new(
+        config: ClientConfig,
+        credentials: Credentials,
+    ) -> Result<SalesforceClient, SalesforceError> {
+        url::Url::parse(&config.login_url).map_err(|err| {
+            SalesforceError::Config(format!(
+                "login_url `{}` is not a URL: {err}",
+                config.login_url
+            ))
+        })?;
+        if !(200..=2000).contains(&config.batch_size) {
+            return Err(SalesforceError::Config(format!(
+                "batch size {} is outside 200..=2000",
+                config.batch_size
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("provost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| {
+                SalesforceError::Config(format!("cannot build the HTTP client: {err}"))
+            })?;
+        Ok(SalesforceClient {
+            http,
+            config,
+            credentials: tokio::sync::Mutex::new(credentials),
+            session: tokio::sync::RwLock::new(None),
+            renewal: tokio::sync::Mutex::new(()),
+            usage: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            token_requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Authenticates now (rather than on the first call) and returns the session.
+    pub async fn connect(&self) -> Result<Arc<Session>, SalesforceError> {
+        self.session().await
+    }
+
+    /// The API usage Salesforce last reported.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *self.usage.lock().expect("usage lock")
+    }
+
+    /// REST calls sent (retries included), for budgets and benchmarks.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Token requests made (the first included).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// The refresh token in use, which changes when the org rotates them; callers persist it.
+    pub async fn current_refresh_token(&self) -> Option<provost_connector::secret::Secret> {
+        match &*self.credentials.lock().await {
+            Credentials::RefreshToken { refresh_token, .. } => Some(refresh_token.clone()),
+            _ => None,
+        }
+    }
+
+    /// `/services/data/vNN.N/{rest}`.
+    pub fn data_path(&self, rest: &str) -> String {
+        format!(
+            "/services/data/v{}/{}",
+            self.config.api_version,
+            rest.trim_start_matches('/')
+        )
+    }
+
+    async fn session(&self) -> Result<Arc<Session>, SalesforceError> {
+        if let Some(session) = self.session.read().await.clone() {
+            return Ok(session);
+        }
+        self.renew(None).await
+    }
+
+    /// A new token, unless another request already replaced `stale` while this one waited.
+    async fn renew(&self, stale: Option<&Arc<Session>>) -> Result<Arc<Session>, SalesforceError> {
+        let _turn = self.renewal.lock().await;
+        if let Some(current) = self.session.read().await.clone() {
+            if stale.is_none_or(|stale| !Arc::ptr_eq(stale, &current)) {
+                return Ok(current);
+            }
+        }
+        let credentials = self.credentials.lock().await.clone();
+        let mut attempt = 0;
+        let session = loop {
+            attempt += 1;
+            self.token_requests.fetch_add(1, Ordering::Relaxed);
+            match request_token(&self.http, &self.config.login_url, &credentials).await {
+                Ok(session) => break session,
+                Err(err)
+                    if is_transient_token_error(&err)
+                        && attempt < self.config.retry.max_attempts =>
+                {
+                    tracing::warn!(attempt, error = %err, "token request failed; retrying");
+                    tokio::time::sleep(self.config.retry.delay(attempt)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        if let (Some(rotated), Credentials::RefreshToken { refresh_token, .. }) = (
+            &session.rotated_refresh_token,
+            &mut *self.credentials.lock().await,
+        ) {
+            *refresh_token = rotated.clone();
+        }
+        let session = Arc::new(session);
+        *self.session.write().await = Some(session.clone());
+        tracing::debug!(instance = %session.instance_url, "authenticated to Salesforce");
+        Ok(session)
+    }
+
+    /// GET a path under the instance (`/services/data/...`) and parse its JSON.
+    pub async fn get_json(&self, path: &str) -> Result<Value, SalesforceError> {
+        self.execute(Method::GET, path, None, &[], true)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// Sends a request with a JSON body. `idempotent` requests are retried after a cut
+    /// connection too; others only when Salesforce certainly did not act (503, lock, limits).
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        idempotent: bool,
+    ) -> Result<(u16, Value), SalesforceError> {
+        self.execute(method, path, Some(body), &[], idempotent)
+            .await
+    }
+
+    /// The first page of a query.
+    pub async fn query(&self, query: &Query) -> Result<QueryPage, SalesforceError> {
+        let path = format!(
+            "{}?{}",
+            self.data_path("query"),
+            encode_query(&query.to_soql())
+        );
+        let options = format!("batchSize={}", self.config.batch_size);
+        let (_, body) = self
+            .execute(
+                Method::GET,
+                &path,
+                None,
+                &[("Sforce-Query-Options", options)],
+                true,
+            )
+            .await?;
+        parse_page(body)
+    }
+
+    /// The page a `nextRecordsUrl` names.
+    pub async fn query_more(&self, next_records_url: &str) -> Result<QueryPage, SalesforceError> {
+        if !next_records_url.starts_with("/services/data/") {
+            return Err(SalesforceError::UnexpectedBody {
+                status: 200,
+                detail: format!("nextRecordsUrl `{next_records_url}` is not a data path"),
+            });
+        }
+        let (_, body) = self
+            .execute(Method::GET, next_records_url, None, &[], true)
+            .await?;
+        parse_page(body)
+    }
+
+    async fn execute(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+        idempotent: bool,
+    ) -> Result<(u16, Value), SalesforceError> {
+        let mut renewed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let session = self.session().await?;
+            let url = format!("{}{}", session.instance_url.trim_end_matches('/'), path);
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(session.access_token.expose())
+                .timeout(self.config.timeout);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.attempt(request, &url, idempotent).await;
+            match outcome {
+                Outcome::Done(status, value) => return Ok((status, value)),
+                Outcome::SessionExpired if !renewed => {
+                    renewed = true;
+                    tracing::debug!("session expired; getting a new token");
+                    self.renew(Some(&session)).await?;
+                }
+                Outcome::SessionExpired => {
+                    return Err(SalesforceError::Api {
+                        status: 401,
+                        code: "INVALID_SESSION_ID".to_owned(),
+                        message:
+                            "Session expired or invalid, again right after a new token was issued"
+                                .to_owned(),
+                        fields: Vec::new(),
+                    })
+                }
+                Outcome::Retry(err) if attempt < self.config.retry.max_attempts => {
+                    let delay = self.config.retry.delay(attempt);
+                    tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "transient Salesforce failure; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Outcome::Retry(err) => {
+                    return Err(SalesforceError::RetriesExhausted {
+                        attempts: attempt,
+                        last: Box::new(err),
+                    })
+                }
+                Outcome::Fail(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        idempotent: bool,
+    ) -> Outcome {
+        let response = match request.send().await {
+            Ok(response) => response,
+            // Refused connections never reached Salesforce; timeouts and resets might have.
+            Err(err) if err.is_connect() || idempotent => {
+                return Outcome::Retry(SalesforceError::transport(url, &err))
+            }
+            Err(err) => return Outcome::Fail(SalesforceError::transport(url, &err)),
+        };
+        let status = response.status().as_u16();
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::from_header)
+        {
+            *self.usage.lock().expect("usage lock") = Some(usage);
+        }
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(err) if idempotent => return Outcome::Retry(SalesforceError::transport(url, &err)),
+            Err(err) => return Outcome::Fail(SalesforceError::transport(url, &err)),
+        };
+        classify(status, html, &bytes, self.api_usage())
+    }
+}
+
+fn is_transient_token_error(err: &SalesforceError) -> bool {
+    match err {
+        SalesforceError::Transport { .. } => true,
+        SalesforceError::Html { status } | SalesforceError::UnexpectedBody { status, .. } => {
+            *status >= 500
+        }
+        _ => false,
+    }
+}
+
+/// Decides what an answer means.
+fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> Outcome {
+    let transient_status = matches!(status, 502..=504);
+    if html {
+        let err = SalesforceError::Html { status };
+        return if status >= 500 {
+            Outcome::Retry(err)
+        } else {
+            Outcome::Fail(err)
+        };
+    }
+    if (200..300).contains(&status) {
+        if bytes.is_empty() {
+            return Outcome::Done(status, Value::Null);
+        }
+        return match serde_json::from_slice(bytes) {
+            Ok(value) => Outcome::Done(status, value),
+            Err(err) => Outcome::Fail(SalesforceError::UnexpectedBody {
+                status,
+                detail: err.to_string(),
+            }),
+        };
+    }
+    let errors: Vec<ApiErrorBody> = match serde_json::from_slice(bytes) {
+        Ok(errors) => errors,
+        Err(_) => {
+            let err = SalesforceError::UnexpectedBody {
+                status,
+                detail: "an error answer without Salesforce's error array".to_owned(),
+            };
+            return if status >= 500 {
+                Outcome::Retry(err)
+            } else {
+                Outcome::Fail(err)
+            };
+        }
+    };
+    let Some(first) = errors.into_iter().next() else {
+        return Outcome::Fail(SalesforceError::UnexpectedBody {
+            status,
+            detail: "an empty error array".to_owned(),
+        });
+    };
+    let api_error = |first: ApiErrorBody| SalesforceError::Api {
+        status,
+        code: first.error_code,
+        message: first.message,
+        fields: first.fields,
+    };
+    match first.error_code.as_str() {
+        "INVALID_SESSION_ID" if status == 401 => Outcome::SessionExpired,
+        "REQUEST_LIMIT_EXCEEDED" if first.message.contains("ConcurrentRequests") => {
+            Outcome::Retry(api_error(first))
+        }
+        "REQUEST_LIMIT_EXCEEDED" => Outcome::Fail(SalesforceError::DailyLimitExceeded { usage }),
+        "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" => Outcome::Retry(api_error(first)),
+        _ if transient_status => Outcome::Retry(api_error(first)),
+        _ => Outcome::Fail(api_error(first)),
+    }
+}
+
+fn parse_page(body: Value) -> Result<QueryPage, SalesforceError> {
+    serde_json::from_value(body).map_err(|err| SalesforceError::UnexpectedBody {
+        status: 200,
+        detail: format!("not a query page: {err}"),
+    })
+}
+
+/// `q=...` with the SOQL percent-encoded.
+fn encode_query(soql: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", soql)
+        .finish()
+}
