@@ -9,6 +9,7 @@ pub mod client;
 pub mod error;
 pub mod id;
 pub mod limits;
+pub mod preflight;
 pub mod retry;
 pub mod soql;
 

@@ -52,6 +52,11 @@ pub enum Condition {
         negated: bool,
         values: Vec<Literal>,
     },
+    /// A semi-join: `field IN (SELECT one_field FROM ... WHERE ...)`.
+    InQuery {
+        field: &'static str,
+        query: Box<Query>,
+    },
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
@@ -113,6 +118,15 @@ impl Condition {
             values: values.into_iter().collect(),
         }
     }
+
+    /// `field IN (subquery)`; the subquery selects one field and is not ordered.
+    pub fn in_query(field: &'static str, query: Query) -> Condition {
+        assert_eq!(query.fields.len(), 1, "a semi-join selects one field");
+        Condition::InQuery {
+            field,
+            query: Box::new(query.unordered()),
+        }
+    }
 }
 
 /// A SELECT over one object.
@@ -139,6 +153,18 @@ impl Query {
             fields: fields.to_vec(),
             conditions: Vec::new(),
             order_by_id: true,
+            limit: None,
+        }
+    }
+
+    /// `SELECT COUNT() FROM object`: the answer's `totalSize` is the count.
+    pub fn count(object: &'static str) -> Query {
+        assert!(is_identifier(object), "not an object name: {object}");
+        Query {
+            object,
+            fields: vec!["COUNT()"],
+            conditions: Vec::new(),
+            order_by_id: false,
             limit: None,
         }
     }
@@ -210,6 +236,10 @@ fn write_condition(out: &mut String, condition: &Condition) {
                 write_literal(out, value);
             }
             out.push(')');
+        }
+        Condition::InQuery { field, query } => {
+            assert!(is_field_path(field), "not a field path: {field}");
+            let _ = write!(out, "{field} IN ({})", query.to_soql());
         }
         // Parenthesised: SOQL refuses AND and OR mixed without them.
         Condition::And(items) => {
@@ -335,6 +365,20 @@ mod tests {
         assert_eq!(
             query.to_soql(),
             "SELECT Id FROM User WHERE UserType NOT IN ('Guest', 'PowerPartner') AND SystemModstamp > 2024-01-02T01:04:05Z ORDER BY Id"
+        );
+    }
+
+    #[test]
+    fn semi_joins_nest_an_unordered_query() {
+        let user = SalesforceId::parse("0055g0000000001").unwrap();
+        let query = Query::select("PermissionSet", &["Id"]).filter(Condition::in_query(
+            "Id",
+            Query::select("PermissionSetAssignment", &["PermissionSetId"])
+                .filter(Condition::eq("AssigneeId", user)),
+        ));
+        assert_eq!(
+            query.to_soql(),
+            "SELECT Id FROM PermissionSet WHERE Id IN (SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '0055g0000000001AAA') ORDER BY Id"
         );
     }
 
