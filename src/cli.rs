@@ -39,6 +39,15 @@ pub enum Command {
     Migrate,
     /// Serve the HTTP API until SIGINT or SIGTERM.
     Serve,
+    /// Check that Provost can work with an org as its connecting user, and what is missing.
+    Preflight {
+        /// The org's name in the configuration.
+        #[arg(long)]
+        org: String,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the built-in Salesforce emulator (for tests, scripts and trying Provost out).
     Emulator(crate::emulator::EmulatorArgs),
     /// Inspect the configuration.
@@ -76,8 +85,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Preflight { org, .. } = &cli.command {
+        if let Err(message) = config.org(org) {
+            eprintln!("provost: {message}");
+            return ExitCode::from(2);
+        }
+    }
     match runtime.block_on(run(cli.command, config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::ChecksFailed) => ExitCode::FAILURE,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "command failed");
             eprintln!("provost: {err:#}");
@@ -86,23 +102,41 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+/// How a command that ran ended.
+enum Outcome {
+    Success,
+    /// It ran, and what it checked failed (exit status 1).
+    ChecksFailed,
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
     match command {
         Command::Config {
             command: ConfigCommand::Check,
         } => {
             print!("{}", config.to_redacted_toml());
-            Ok(())
         }
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close().await;
             tracing::info!(database = %config.database.url, "migrations applied");
-            Ok(())
         }
-        Command::Serve => serve(config).await,
-        Command::Emulator(args) => crate::emulator::run(args).await,
+        Command::Serve => serve(config).await?,
+        Command::Emulator(args) => crate::emulator::run(args).await?,
+        Command::Preflight { org, json } => {
+            let org = config.org(&org).map_err(anyhow::Error::msg)?;
+            let report = crate::preflight::run(org).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", crate::preflight::render(org, &report));
+            }
+            if !report.ok {
+                return Ok(Outcome::ChecksFailed);
+            }
+        }
     }
+    Ok(Outcome::Success)
 }
 
 /// Opens the configured database and brings its schema up to date.

@@ -7,5 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod http;
+pub mod orgs;
+pub mod preflight;
 pub mod store;
 pub mod telemetry;

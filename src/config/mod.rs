@@ -5,6 +5,7 @@
 //! value is a [`ConfigError`] naming the source, the key and what was expected, and the CLI
 //! exits with status 2 before touching anything.
 
+mod orgs;
 mod secret;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use orgs::{AuthConfig, OrgConfig};
 pub use provost_connector::secret::Secret;
 pub use secret::DatabaseUrl;
 
@@ -30,6 +32,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// The Salesforce orgs to connect to.
+    #[serde(default)]
+    pub orgs: Vec<OrgConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,11 +193,30 @@ impl Config {
                 message: "must be at least 1".to_owned(),
             });
         }
+        orgs::validate(&self.orgs, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid { problems })
         }
+    }
+
+    /// The org named `name`, or an error listing the configured ones.
+    pub fn org(&self, name: &str) -> Result<&OrgConfig, String> {
+        self.orgs
+            .iter()
+            .find(|org| org.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.orgs.iter().map(|org| org.name.as_str()).collect();
+                if known.is_empty() {
+                    format!("no org named `{name}`: the configuration has no [[orgs]] entries")
+                } else {
+                    format!(
+                        "no org named `{name}`: the configuration has {}",
+                        known.join(", ")
+                    )
+                }
+            })
     }
 
     /// The effective configuration as TOML, every secret redacted, for `provost config check`.
@@ -290,6 +314,100 @@ mod tests {
             .to_string();
         assert!(text.contains("database.url"), "{text}");
         assert!(text.contains("sqlite://"), "{text}");
+    }
+
+    #[test]
+    fn orgs_parse_each_auth_method_and_hide_secrets() {
+        let key = tempfile::NamedTempFile::new().unwrap();
+        let file = file_with(&format!(
+            r#"
+[[orgs]]
+name = "production"
+login_url = "https://acme.my.salesforce.com"
+auth = {{ method = "jwt_bearer", client_id = "3MVG", username = "int@acme.com", private_key_file = "{}" }}
+
+[[orgs]]
+name = "sandbox"
+login_url = "https://test.salesforce.com"
+api_version = "61.0"
+exclude_portal_users = false
+auth = {{ method = "client_credentials", client_id = "3MVG", client_secret = "cs-value" }}
+
+[[orgs]]
+name = "legacy"
+login_url = "https://login.salesforce.com"
+auth = {{ method = "refresh_token", client_id = "3MVG", refresh_token = "rt-value" }}
+
+[[orgs]]
+name = "interactive"
+login_url = "https://login.salesforce.com"
+auth = {{ method = "web_server", client_id = "3MVG" }}
+"#,
+            key.path().display()
+        ));
+        let config = Config::load_with_env(Some(file.path()), no_env()).unwrap();
+        assert_eq!(config.orgs.len(), 4);
+        assert!(config.orgs[0].exclude_portal_users, "defaults to true");
+        assert!(!config.orgs[1].exclude_portal_users);
+        assert_eq!(config.orgs[0].api_version, "62.0");
+        assert!(matches!(
+            config.org("legacy").unwrap().auth,
+            AuthConfig::RefreshToken { .. }
+        ));
+        assert!(config
+            .org("missing")
+            .unwrap_err()
+            .contains("production, sandbox, legacy, interactive"));
+        let shown = config.to_redacted_toml();
+        assert!(
+            !shown.contains("cs-value") && !shown.contains("rt-value"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_orgs_are_refused_naming_the_entry() {
+        let file = file_with(
+            r#"
+[[orgs]]
+name = "Prod!"
+login_url = "login.salesforce.com"
+api_version = "v62"
+auth = { method = "jwt_bearer", client_id = "x", username = "y", private_key_file = "/nonexistent.pem" }
+
+[[orgs]]
+name = "x"
+login_url = "https://login.salesforce.com"
+auth = { method = "password", client_id = "x" }
+"#,
+        );
+        let text = Config::load_with_env(Some(file.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("password") || text.contains("method"),
+            "{text}"
+        );
+        let file = file_with(
+            r#"
+[[orgs]]
+name = "Prod!"
+login_url = "login.salesforce.com"
+api_version = "v62"
+auth = { method = "jwt_bearer", client_id = "x", username = "y", private_key_file = "/nonexistent.pem" }
+"#,
+        );
+        let text = Config::load_with_env(Some(file.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "orgs[0].name",
+            "orgs[0].login_url",
+            "orgs[0].api_version",
+            "orgs[0].auth.private_key_file",
+        ] {
+            assert!(text.contains(key), "{key} in {text}");
+        }
     }
 
     #[test]

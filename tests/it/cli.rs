@@ -258,3 +258,64 @@ fn a_bad_emulator_fixture_fails_naming_the_record() {
         "{stderr}"
     );
 }
+
+/// Runs the binary off the async runtime, so the in-process emulator keeps serving.
+async fn run_provost(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = provost(dir);
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_reports_an_org_as_json_or_text_with_exit_codes() {
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
+    let org = |name: &str, username: &str| {
+        format!(
+            "[[orgs]]\nname = \"{name}\"\nlogin_url = \"{base}\"\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{username}\"\nprivate_key_file = \"{}\"\n",
+            emulator.app.client_id,
+            key.display()
+        )
+    };
+    let config = format!(
+        "{}\n{}",
+        org("acme", &emulator.integration_username()),
+        org("ghost", "ghost@acme.example.com")
+    );
+    std::fs::write(dir.path().join("provost.toml"), config).unwrap();
+
+    let output = run_provost(dir.path(), &["preflight", "--org", "acme", "--json"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["ok"], true);
+    for check in report["checks"].as_array().unwrap() {
+        for field in ["id", "status", "needed_for", "detail", "remedy"] {
+            assert!(check.get(field).is_some(), "{field} in {check}");
+        }
+    }
+
+    let output = run_provost(dir.path(), &["preflight", "--org", "ghost"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("FAIL  authentication") && text.contains("fix: Pre-authorise"),
+        "{text}"
+    );
+
+    let output = run_provost(dir.path(), &["preflight", "--org", "nope"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("acme, ghost"));
+}

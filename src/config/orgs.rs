@@ -1,0 +1,148 @@
+//! `[[orgs]]`: the Salesforce orgs Provost connects to, each with one way to authenticate.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigProblem, Secret};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    /// How Provost names the org in commands and URLs (`[a-z0-9_-]`).
+    pub name: String,
+    /// `https://login.salesforce.com`, `https://test.salesforce.com`, a My Domain URL, or any
+    /// URL such as the emulator's.
+    pub login_url: String,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Leave community and portal users out, in the query itself.
+    #[serde(default = "yes")]
+    pub exclude_portal_users: bool,
+    #[serde(default = "yes")]
+    pub include_inactive_users: bool,
+    /// Records per query page (200 to 2000).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u16,
+    pub auth: AuthConfig,
+}
+
+/// One authentication method, chosen by `method`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// Server to server: a JWT signed with the key whose certificate the connected app holds.
+    JwtBearer {
+        client_id: String,
+        username: String,
+        private_key_file: PathBuf,
+    },
+    /// The connected app's own credentials (My Domain login URLs only).
+    ClientCredentials {
+        client_id: String,
+        client_secret: Secret,
+    },
+    /// A refresh token obtained elsewhere.
+    RefreshToken {
+        client_id: String,
+        client_secret: Option<Secret>,
+        refresh_token: Secret,
+    },
+    /// Interactive authorisation with PKCE (`provost connect`); the refresh token is stored
+    /// encrypted. A public client needs no secret.
+    WebServer {
+        client_id: String,
+        client_secret: Option<Secret>,
+    },
+}
+
+fn default_api_version() -> String {
+    "62.0".to_owned()
+}
+
+fn default_batch_size() -> u16 {
+    2000
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Checks what types cannot: names, URLs, versions, files.
+pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
+    let mut problem = |index: usize, key: &str, message: String| {
+        problems.push(ConfigProblem {
+            source: "configuration".to_owned(),
+            key: format!("orgs[{index}].{key}"),
+            message,
+        });
+    };
+    for (index, org) in orgs.iter().enumerate() {
+        if org.name.is_empty()
+            || !org
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            problem(
+                index,
+                "name",
+                format!(
+                    "`{}` must be lower-case letters, digits, `-` or `_`",
+                    org.name
+                ),
+            );
+        }
+        if orgs[..index].iter().any(|other| other.name == org.name) {
+            problem(
+                index,
+                "name",
+                format!("`{}` names two orgs; names must be unique", org.name),
+            );
+        }
+        match url::Url::parse(&org.login_url) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") => {}
+            _ => problem(
+                index,
+                "login_url",
+                format!(
+                    "`{}` is not an http(s) URL such as https://login.salesforce.com",
+                    org.login_url
+                ),
+            ),
+        }
+        let version_ok = org
+            .api_version
+            .split_once('.')
+            .is_some_and(|(major, minor)| major.parse::<u32>().is_ok() && minor == "0");
+        if !version_ok {
+            problem(
+                index,
+                "api_version",
+                format!("`{}` is not an API version such as 62.0", org.api_version),
+            );
+        }
+        if !(200..=2000).contains(&org.batch_size) {
+            problem(
+                index,
+                "batch_size",
+                format!("{} is outside 200..=2000", org.batch_size),
+            );
+        }
+        if let AuthConfig::JwtBearer {
+            private_key_file, ..
+        } = &org.auth
+        {
+            if !private_key_file.is_file() {
+                problem(
+                    index,
+                    "auth.private_key_file",
+                    format!(
+                        "{} does not exist or is not a file",
+                        private_key_file.display()
+                    ),
+                );
+            }
+        }
+    }
+}
