@@ -1,0 +1,761 @@
+//! Reading an org's access model through the connector interface.
+//!
+//! Resources are read in dependency order (licenses, profiles, roles, permission sets and
+//! groups before the users and assignments that refer to them). Community and portal users,
+//! and inactive ones when configured, are filtered in the SOQL itself, for users and for every
+//! grant that names a user, so they never leave Salesforce.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use provost_connector::connector::{Connector, ConnectorError, Cursor, Page, ResourceType};
+use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::client::{QueryPage, SalesforceClient};
+use crate::error::SalesforceError;
+use crate::id::SalesforceId;
+use crate::preflight::EXTERNAL_USER_TYPES;
+use crate::soql::{Condition, Literal, Query};
+
+/// The sensitive system permissions read on every permission set.
+pub const SYSTEM_PERMISSIONS: [&str; 14] = [
+    "PermissionsModifyAllData",
+    "PermissionsViewAllData",
+    "PermissionsManageUsers",
+    "PermissionsManageInternalUsers",
+    "PermissionsCustomizeApplication",
+    "PermissionsAuthorApex",
+    "PermissionsManageProfilesPermissionsets",
+    "PermissionsAssignPermissionSets",
+    "PermissionsResetPasswords",
+    "PermissionsViewSetup",
+    "PermissionsApiEnabled",
+    "PermissionsManageRemoteAccess",
+    "PermissionsViewAllUsers",
+    "PermissionsManageRoles",
+];
+
+macro_rules! resource {
+    ($name:ident, $id:literal, $label:literal) => {
+        pub const $name: ResourceType = ResourceType {
+            id: $id,
+            label: $label,
+        };
+    };
+}
+resource!(USER_LICENSES, "user_licenses", "User licenses");
+resource!(
+    PERMISSION_SET_LICENSES,
+    "permission_set_licenses",
+    "Permission set licenses"
+);
+resource!(PROFILES, "profiles", "Profiles");
+resource!(ROLES, "roles", "Roles");
+resource!(PERMISSION_SETS, "permission_sets", "Permission sets");
+resource!(
+    PERMISSION_SET_GROUPS,
+    "permission_set_groups",
+    "Permission set groups"
+);
+resource!(PUBLIC_GROUPS, "public_groups", "Public groups");
+resource!(USERS, "users", "Users");
+resource!(
+    PERMISSION_SET_ASSIGNMENTS,
+    "permission_set_assignments",
+    "Permission set assignments"
+);
+resource!(
+    PERMISSION_SET_LICENSE_ASSIGNMENTS,
+    "permission_set_license_assignments",
+    "Permission set license assignments"
+);
+resource!(GROUP_MEMBERS, "group_members", "Public group members");
+
+static RESOURCES: [ResourceType; 11] = [
+    USER_LICENSES,
+    PERMISSION_SET_LICENSES,
+    PROFILES,
+    ROLES,
+    PERMISSION_SETS,
+    PERMISSION_SET_GROUPS,
+    PUBLIC_GROUPS,
+    USERS,
+    PERMISSION_SET_ASSIGNMENTS,
+    PERMISSION_SET_LICENSE_ASSIGNMENTS,
+    GROUP_MEMBERS,
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub exclude_portal_users: bool,
+    pub include_inactive_users: bool,
+}
+
+/// The Salesforce connector's reading side.
+pub struct SalesforceReader {
+    client: SalesforceClient,
+    options: ReadOptions,
+    /// Frozen users, read once per reader (frozen users are few; one query, not one per user).
+    frozen: Mutex<Option<HashSet<String>>>,
+    /// Each permission set group's component permission sets, read once per reader.
+    components: Mutex<Option<HashMap<String, Vec<String>>>>,
+}
+
+/// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
+/// from when the locator has expired (they live about 15 minutes).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CursorState {
+    next: Option<String>,
+    after: Option<String>,
+}
+
+impl SalesforceReader {
+    pub fn new(client: SalesforceClient, options: ReadOptions) -> SalesforceReader {
+        SalesforceReader {
+            client,
+            options,
+            frozen: Mutex::new(None),
+            components: Mutex::new(None),
+        }
+    }
+
+    pub fn client(&self) -> &SalesforceClient {
+        &self.client
+    }
+
+    /// Filters on a user, reached through `prefix` (`""` on User itself, `"Assignee."` on assignments).
+    fn user_filters(&self, user_type: &'static str, is_active: &'static str) -> Vec<Condition> {
+        let mut conditions = Vec::new();
+        if self.options.exclude_portal_users {
+            conditions.push(Condition::not_in(
+                user_type,
+                EXTERNAL_USER_TYPES.map(Literal::from),
+            ));
+        }
+        if !self.options.include_inactive_users {
+            conditions.push(Condition::eq(is_active, true));
+        }
+        conditions
+    }
+
+    fn query_for(&self, resource: &str) -> Option<Query> {
+        let with = |query: Query, conditions: Vec<Condition>| {
+            conditions.into_iter().fold(query, Query::filter)
+        };
+        Some(match resource {
+            "user_licenses" => Query::select(
+                "UserLicense",
+                &[
+                    "Id",
+                    "Name",
+                    "MasterLabel",
+                    "LicenseDefinitionKey",
+                    "Status",
+                    "TotalLicenses",
+                    "UsedLicenses",
+                ],
+            ),
+            "permission_set_licenses" => Query::select(
+                "PermissionSetLicense",
+                &[
+                    "Id",
+                    "DeveloperName",
+                    "MasterLabel",
+                    "Status",
+                    "TotalLicenses",
+                    "UsedLicenses",
+                ],
+            ),
+            "profiles" => Query::select(
+                "Profile",
+                &["Id", "Name", "Description", "UserLicenseId", "UserType"],
+            ),
+            "roles" => Query::select("UserRole", &["Id", "Name", "DeveloperName", "ParentRoleId"]),
+            "permission_sets" => {
+                let mut fields = vec![
+                    "Id",
+                    "Name",
+                    "Label",
+                    "Description",
+                    "IsOwnedByProfile",
+                    "ProfileId",
+                    "PermissionSetGroupId",
+                    "LicenseId",
+                    "IsCustom",
+                    "Type",
+                    "NamespacePrefix",
+                ];
+                fields.extend(SYSTEM_PERMISSIONS);
+                Query::select("PermissionSet", &fields)
+            }
+            "permission_set_groups" => Query::select(
+                "PermissionSetGroup",
+                &[
+                    "Id",
+                    "DeveloperName",
+                    "MasterLabel",
+                    "Description",
+                    "Status",
+                ],
+            ),
+            "public_groups" => Query::select("Group", &["Id", "Name", "DeveloperName", "Type"])
+                .filter(Condition::eq("Type", "Regular")),
+            "users" => with(
+                Query::select(
+                    "User",
+                    &[
+                        "Id",
+                        "Username",
+                        "Email",
+                        "FirstName",
+                        "LastName",
+                        "Name",
+                        "IsActive",
+                        "UserType",
+                        "ProfileId",
+                        "Profile.UserLicenseId",
+                        "UserRoleId",
+                        "ManagerId",
+                        "FederationIdentifier",
+                        "LastLoginDate",
+                        "Department",
+                        "Title",
+                        "TimeZoneSidKey",
+                        "LocaleSidKey",
+                        "LanguageLocaleKey",
+                        "CreatedDate",
+                    ],
+                ),
+                self.user_filters("UserType", "IsActive"),
+            ),
+            "permission_set_assignments" => with(
+                Query::select(
+                    "PermissionSetAssignment",
+                    &[
+                        "Id",
+                        "AssigneeId",
+                        "PermissionSetId",
+                        "PermissionSetGroupId",
+                        "ExpirationDate",
+                        "PermissionSet.IsOwnedByProfile",
+                        "SystemModstamp",
+                    ],
+                ),
+                self.user_filters("Assignee.UserType", "Assignee.IsActive"),
+            ),
+            "permission_set_license_assignments" => with(
+                Query::select(
+                    "PermissionSetLicenseAssign",
+                    &[
+                        "Id",
+                        "AssigneeId",
+                        "PermissionSetLicenseId",
+                        "SystemModstamp",
+                    ],
+                ),
+                self.user_filters("Assignee.UserType", "Assignee.IsActive"),
+            ),
+            "group_members" => {
+                let users = with(
+                    Query::select("User", &["Id"]),
+                    self.user_filters("UserType", "IsActive"),
+                );
+                Query::select("GroupMember", &["Id", "GroupId", "UserOrGroupId"])
+                    .filter(Condition::eq("Group.Type", "Regular"))
+                    .filter(Condition::in_query("UserOrGroupId", users))
+            }
+            _ => return None,
+        })
+    }
+
+    async fn first_or_next(
+        &self,
+        resource: &str,
+        state: &CursorState,
+    ) -> Result<QueryPage, SalesforceError> {
+        let query = self.query_for(resource).expect("checked by read_page");
+        let from_start = |after: &Option<String>| {
+            let mut query = query.clone();
+            if let Some(after) = after.as_deref().and_then(|a| SalesforceId::parse(a).ok()) {
+                query = query.filter(Condition::gt("Id", after));
+            }
+            query
+        };
+        match &state.next {
+            Some(next) => match self.client.query_more(next).await {
+                Err(err) if err.code() == Some("INVALID_QUERY_LOCATOR") => {
+                    tracing::info!(
+                        resource,
+                        "query locator expired; continuing after the last ID read"
+                    );
+                    self.client.query(&from_start(&state.after)).await
+                }
+                other => other,
+            },
+            None => self.client.query(&from_start(&state.after)).await,
+        }
+    }
+
+    /// Every row of a query, all pages (for the small lookups: frozen users, group components).
+    async fn all_records(&self, query: &Query) -> Result<Vec<Value>, SalesforceError> {
+        let mut page = self.client.query(query).await?;
+        let mut records = std::mem::take(&mut page.records);
+        while let Some(next) = page.next_records_url.take() {
+            page = self.client.query_more(&next).await?;
+            records.append(&mut page.records);
+        }
+        Ok(records)
+    }
+
+    async fn frozen_users(&self) -> Result<HashSet<String>, SalesforceError> {
+        let mut cached = self.frozen.lock().await;
+        if let Some(frozen) = &*cached {
+            return Ok(frozen.clone());
+        }
+        let query =
+            Query::select("UserLogin", &["Id", "UserId"]).filter(Condition::eq("IsFrozen", true));
+        let frozen: HashSet<String> = self
+            .all_records(&query)
+            .await?
+            .iter()
+            .filter_map(|r| text(r, "UserId"))
+            .collect();
+        *cached = Some(frozen.clone());
+        Ok(frozen)
+    }
+
+    async fn group_components(&self) -> Result<HashMap<String, Vec<String>>, SalesforceError> {
+        let mut cached = self.components.lock().await;
+        if let Some(components) = &*cached {
+            return Ok(components.clone());
+        }
+        let query = Query::select(
+            "PermissionSetGroupComponent",
+            &["Id", "PermissionSetGroupId", "PermissionSetId"],
+        );
+        let mut components: HashMap<String, Vec<String>> = HashMap::new();
+        match self.all_records(&query).await {
+            Ok(records) => {
+                for record in records {
+                    if let (Some(group), Some(set)) = (
+                        text(&record, "PermissionSetGroupId"),
+                        text(&record, "PermissionSetId"),
+                    ) {
+                        components.entry(group).or_default().push(set);
+                    }
+                }
+            }
+            // An org without permission set groups has no components.
+            Err(err) if err.code() == Some("INVALID_TYPE") => {}
+            Err(err) => return Err(err),
+        }
+        *cached = Some(components.clone());
+        Ok(components)
+    }
+
+    async fn map_records(
+        &self,
+        resource: &str,
+        records: &[Value],
+        page: &mut Page,
+    ) -> Result<(), SalesforceError> {
+        match resource {
+            "user_licenses" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::UserLicense,
+                    "LicenseDefinitionKey",
+                    "MasterLabel",
+                    false,
+                    &["Status", "TotalLicenses", "UsedLicenses", "Name"],
+                )
+            })),
+            "permission_set_licenses" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::PermissionSetLicense,
+                    "DeveloperName",
+                    "MasterLabel",
+                    false,
+                    &["Status", "TotalLicenses", "UsedLicenses"],
+                )
+            })),
+            "profiles" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::Profile,
+                    "Name",
+                    "Name",
+                    false,
+                    &["UserLicenseId", "UserType"],
+                )
+            })),
+            "roles" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::Role,
+                    "DeveloperName",
+                    "Name",
+                    false,
+                    &["ParentRoleId"],
+                )
+            })),
+            "permission_set_groups" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::PermissionSetGroup,
+                    "DeveloperName",
+                    "MasterLabel",
+                    true,
+                    &["Status"],
+                )
+            })),
+            "public_groups" => page.entitlements.extend(records.iter().map(|r| {
+                entitlement(
+                    r,
+                    EntitlementKind::PublicGroup,
+                    "DeveloperName",
+                    "Name",
+                    true,
+                    &["Type"],
+                )
+            })),
+            "permission_sets" => page.entitlements.extend(records.iter().map(permission_set)),
+            "users" => {
+                let frozen = self.frozen_users().await?;
+                for record in records {
+                    let (account, grants) = user(record, &frozen);
+                    page.accounts.push(account);
+                    page.grants.extend(grants);
+                }
+            }
+            "permission_set_assignments" => {
+                let components = self.group_components().await?;
+                for record in records {
+                    page.grants.extend(assignment(record, &components));
+                }
+            }
+            "permission_set_license_assignments" => {
+                page.grants.extend(records.iter().filter_map(|r| {
+                    Some(grant(
+                        text(r, "Id")?,
+                        text(r, "AssigneeId")?,
+                        text(r, "PermissionSetLicenseId")?,
+                        GrantSource::Direct,
+                        None,
+                    ))
+                }))
+            }
+            "group_members" => page.grants.extend(records.iter().filter_map(|r| {
+                let member = text(r, "UserOrGroupId")?;
+                // Nested groups are members too; only users hold the group's access directly.
+                if !member.starts_with("005") {
+                    return None;
+                }
+                Some(grant(
+                    text(r, "Id")?,
+                    member,
+                    text(r, "GroupId")?,
+                    GrantSource::Direct,
+                    None,
+                ))
+            })),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Connector for SalesforceReader {
+    fn resource_types(&self) -> &'static [ResourceType] {
+        &RESOURCES
+    }
+
+    async fn read_page(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page, ConnectorError> {
+        if self.query_for(resource.id).is_none() {
+            return Err(ConnectorError::Other {
+                message: format!("the Salesforce connector has no resource `{}`", resource.id),
+            });
+        }
+        let state: CursorState = match cursor {
+            Some(cursor) => serde_json::from_str(&cursor.0).map_err(|_| ConnectorError::InvalidCursor {
+                message: format!("the checkpoint of `{}` is not a Salesforce cursor; read the resource again from the start", resource.id),
+            })?,
+            None => CursorState::default(),
+        };
+        let result = match self.first_or_next(resource.id, &state).await {
+            // Optional objects (permission set groups, permission set licenses) an org lacks.
+            Err(err) if err.code() == Some("INVALID_TYPE") => {
+                tracing::info!(
+                    resource = resource.id,
+                    "the org does not have this object; nothing to read"
+                );
+                return Ok(Page {
+                    total: Some(0),
+                    ..Page::default()
+                });
+            }
+            other => other,
+        };
+        let query_page = result.map_err(connector_error)?;
+        let mut page = Page {
+            total: Some(query_page.total_size),
+            ..Page::default()
+        };
+        self.map_records(resource.id, &query_page.records, &mut page)
+            .await
+            .map_err(connector_error)?;
+        if !query_page.done {
+            let after = query_page
+                .records
+                .last()
+                .and_then(|r| text(r, "Id"))
+                .or(state.after);
+            let next = CursorState {
+                next: query_page.next_records_url,
+                after,
+            };
+            page.next = Some(Cursor(serde_json::to_string(&next).expect("serialisable")));
+        }
+        Ok(page)
+    }
+}
+
+fn connector_error(err: SalesforceError) -> ConnectorError {
+    let message = err.to_string();
+    match err {
+        SalesforceError::DailyLimitExceeded { .. } => ConnectorError::QuotaExhausted { message },
+        SalesforceError::Auth { .. } | SalesforceError::Config(_) => {
+            ConnectorError::Denied { message }
+        }
+        SalesforceError::Api { ref code, .. }
+            if code.starts_with("INSUFFICIENT_ACCESS") || code == "API_CURRENTLY_DISABLED" =>
+        {
+            ConnectorError::Denied { message }
+        }
+        SalesforceError::RetriesExhausted { .. }
+        | SalesforceError::Transport { .. }
+        | SalesforceError::Html { .. } => ConnectorError::Unavailable { message },
+        _ => ConnectorError::Other { message },
+    }
+}
+
+fn text(record: &Value, field: &str) -> Option<String> {
+    record.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// `2024-01-02T03:04:05.000+0000` (Salesforce's form) as a date-time.
+pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
+    let normalised = match text.len().checked_sub(5).map(|at| text.split_at(at)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{head}{}:{}", &tail[..3], &tail[3..])
+        }
+        _ => text.to_owned(),
+    };
+    OffsetDateTime::parse(&normalised, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn attributes(record: &Value, fields: &[&str]) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|f| {
+            (
+                (*f).to_owned(),
+                record.get(*f).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+fn entitlement(
+    record: &Value,
+    kind: EntitlementKind,
+    api_name: &str,
+    label: &str,
+    grantable: bool,
+    extra: &[&str],
+) -> Entitlement {
+    Entitlement {
+        id: text(record, "Id").unwrap_or_default(),
+        kind,
+        api_name: text(record, api_name).unwrap_or_default(),
+        label: text(record, label).unwrap_or_default(),
+        description: text(record, "Description"),
+        grantable,
+        attributes: attributes(record, extra),
+    }
+}
+
+fn permission_set(record: &Value) -> Entitlement {
+    let owned = record["IsOwnedByProfile"] == Value::Bool(true);
+    let aggregate = !record["PermissionSetGroupId"].is_null() || record["Type"] == "Group";
+    let role = if owned {
+        "profile_owned"
+    } else if aggregate {
+        "group_aggregate"
+    } else {
+        "regular"
+    };
+    let mut attributes = attributes(
+        record,
+        &[
+            "Type",
+            "IsCustom",
+            "NamespacePrefix",
+            "LicenseId",
+            "ProfileId",
+            "PermissionSetGroupId",
+        ],
+    );
+    attributes.insert("set_kind".to_owned(), json!(role));
+    let held: Vec<&str> = SYSTEM_PERMISSIONS
+        .iter()
+        .copied()
+        .filter(|p| record[*p] == Value::Bool(true))
+        .collect();
+    attributes.insert("system_permissions".to_owned(), json!(held));
+    Entitlement {
+        id: text(record, "Id").unwrap_or_default(),
+        kind: EntitlementKind::PermissionSet,
+        api_name: text(record, "Name").unwrap_or_default(),
+        label: text(record, "Label").unwrap_or_default(),
+        description: text(record, "Description"),
+        // Profile-owned and group aggregate sets exist, but are never granted on their own.
+        grantable: !owned && !aggregate,
+        attributes,
+    }
+}
+
+fn grant(
+    id: String,
+    account: String,
+    entitlement: String,
+    source: GrantSource,
+    expires_at: Option<OffsetDateTime>,
+) -> Grant {
+    Grant {
+        id,
+        account_id: account,
+        entitlement_id: entitlement,
+        source,
+        expires_at,
+        attributes: Map::new(),
+    }
+}
+
+/// A user, and the grants its own record implies: its profile, its role, its user license.
+fn user(record: &Value, frozen: &HashSet<String>) -> (Account, Vec<Grant>) {
+    let id = text(record, "Id").unwrap_or_default();
+    let mut attributes = attributes(
+        record,
+        &[
+            "ProfileId",
+            "UserRoleId",
+            "ManagerId",
+            "FederationIdentifier",
+            "LastLoginDate",
+            "Department",
+            "Title",
+            "TimeZoneSidKey",
+            "LocaleSidKey",
+            "LanguageLocaleKey",
+            "CreatedDate",
+        ],
+    );
+    let license = record["Profile"]["UserLicenseId"]
+        .as_str()
+        .map(str::to_owned);
+    attributes.insert("UserLicenseId".to_owned(), json!(license));
+    attributes.insert("IsFrozen".to_owned(), json!(frozen.contains(&id)));
+    let mut grants = Vec::new();
+    if let Some(profile) = text(record, "ProfileId") {
+        grants.push(grant(
+            format!("{id}:profile"),
+            id.clone(),
+            profile,
+            GrantSource::Profile,
+            None,
+        ));
+    }
+    if let Some(role) = text(record, "UserRoleId") {
+        grants.push(grant(
+            format!("{id}:role"),
+            id.clone(),
+            role,
+            GrantSource::Direct,
+            None,
+        ));
+    }
+    if let Some(license) = license {
+        grants.push(grant(
+            format!("{id}:license"),
+            id.clone(),
+            license,
+            GrantSource::Profile,
+            None,
+        ));
+    }
+    let account = Account {
+        id,
+        username: text(record, "Username").unwrap_or_default(),
+        email: text(record, "Email"),
+        first_name: text(record, "FirstName"),
+        last_name: text(record, "LastName"),
+        display_name: text(record, "Name").unwrap_or_default(),
+        active: record["IsActive"] == Value::Bool(true),
+        user_type: text(record, "UserType"),
+        attributes,
+    };
+    (account, grants)
+}
+
+/// A permission set assignment as grants: the set itself, or a group and, through it, each of
+/// the group's component sets. The profile-owned assignment is the user's profile, already a
+/// grant of the user record.
+fn assignment(record: &Value, components: &HashMap<String, Vec<String>>) -> Vec<Grant> {
+    let (Some(id), Some(user)) = (text(record, "Id"), text(record, "AssigneeId")) else {
+        return Vec::new();
+    };
+    if record["PermissionSet"]["IsOwnedByProfile"] == Value::Bool(true) {
+        return Vec::new();
+    }
+    let expires = record["ExpirationDate"].as_str().and_then(parse_datetime);
+    match text(record, "PermissionSetGroupId") {
+        Some(group) => {
+            let mut grants = vec![grant(
+                id.clone(),
+                user.clone(),
+                group.clone(),
+                GrantSource::Direct,
+                expires,
+            )];
+            for set in components.get(&group).into_iter().flatten() {
+                grants.push(grant(
+                    format!("{id}:{set}"),
+                    user.clone(),
+                    set.clone(),
+                    GrantSource::Group {
+                        group_id: group.clone(),
+                    },
+                    expires,
+                ));
+            }
+            grants
+        }
+        None => text(record, "PermissionSetId")
+            .map(|set| vec![grant(id, user, set, GrantSource::Direct, expires)])
+            .unwrap_or_default(),
+    }
+}
