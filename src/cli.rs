@@ -125,7 +125,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         Command::Emulator(args) => crate::emulator::run(args).await?,
         Command::Preflight { org, json } => {
             let org = config.org(&org).map_err(anyhow::Error::msg)?;
-            let report = crate::preflight::run(org).await?;
+            let store = open_store(&config).await?;
+            let secrets = crate::preflight::secrets_for(&config, org)?;
+            let report = crate::preflight::run(org, &store, secrets.as_ref()).await?;
+            store.close().await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -163,9 +166,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let address = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%address, backend = store.backend().name(), "provost is listening");
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)
+        .context("loading the secret key that seals stored tokens")?;
     let state = AppState {
         store: store.clone(),
         config: Arc::new(config),
+        secrets: Arc::new(secrets),
     };
     http::serve(listener, state, http::shutdown_signal())
         .await

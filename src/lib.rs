@@ -5,9 +5,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod emulator;
 pub mod http;
 pub mod orgs;
 pub mod preflight;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -1,21 +1,35 @@
 //! `provost preflight --org NAME [--json]`: runs the connector's preflight and reports it.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use provost_salesforce::preflight::{self, PreflightOptions, PreflightReport, Status};
 
-use crate::config::OrgConfig;
+use crate::config::{AuthConfig, Config, OrgConfig};
+use crate::secrets::SecretBox;
+use crate::store::Store;
 
-/// Runs the preflight; returns the report and whether every required check passed.
-pub async fn run(org: &OrgConfig) -> anyhow::Result<PreflightReport> {
-    let client = crate::orgs::client_for(org)?;
-    Ok(preflight::run(
-        &client,
-        PreflightOptions {
-            exclude_portal_users: org.exclude_portal_users,
-        },
-    )
-    .await)
+/// The secret key, when the org's credentials need it (web-server orgs keep a sealed token).
+pub fn secrets_for(config: &Config, org: &OrgConfig) -> anyhow::Result<Option<SecretBox>> {
+    match org.auth {
+        AuthConfig::WebServer { .. } => Ok(Some(SecretBox::load(&config.secrets.key_file)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Runs the preflight of an org.
+pub async fn run(
+    org: &OrgConfig,
+    store: &Arc<dyn Store>,
+    secrets: Option<&SecretBox>,
+) -> anyhow::Result<PreflightReport> {
+    let client = crate::orgs::client_for(org, store, secrets).await?;
+    let options = PreflightOptions {
+        exclude_portal_users: org.exclude_portal_users,
+    };
+    let report = preflight::run(&client, options).await;
+    crate::orgs::keep_rotated_token(org, &client, store, secrets).await?;
+    Ok(report)
 }
 
 /// The report for a terminal.

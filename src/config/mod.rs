@@ -32,9 +32,27 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// The Salesforce orgs to connect to.
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The key that seals stored tokens, used when `PROVOST_SECRET_KEY` is not set; created on
+    /// first use, readable by its owner only. Losing it means connecting the orgs again.
+    pub key_file: PathBuf,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig {
+            key_file: PathBuf::from("provost.key"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +64,20 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// Seconds after which a request is answered 408 rather than held open.
     pub request_timeout_seconds: u64,
+    /// The URL users and Salesforce reach this server at (for OAuth callbacks); defaults to
+    /// `http://` + `listen`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
 }
 
 impl Default for ServerConfig {
@@ -54,6 +86,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace_seconds: 30,
             request_timeout_seconds: 60,
+            public_url: None,
         }
     }
 }

@@ -13,6 +13,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The request was understood and refused for a stated reason (`code` names it).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     /// A dependency (the database) is down; the message is safe to show.
     #[error("{0}")]
     Unavailable(String),
@@ -25,7 +28,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Refused { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -35,6 +38,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Refused { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+pub mod integrations;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::config::Config;
+use crate::secrets::SecretBox;
 use crate::store::Store;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,12 +30,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// Seals and opens stored tokens.
+    pub secrets: Arc<SecretBox>,
 }
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_seconds);
     Router::new()
         .merge(health::router())
+        .merge(integrations::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

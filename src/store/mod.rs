@@ -84,6 +84,36 @@ pub struct OrgRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OrgId(pub i64);
 
+/// An org's connection made through the web server flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnection {
+    /// The refresh token, sealed by [`crate::secrets::SecretBox`].
+    pub refresh_token_sealed: String,
+    pub instance_url: String,
+    pub identity_url: String,
+    pub connected_at: OffsetDateTime,
+}
+
+/// A pending authorisation, as started by `connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    pub org_name: String,
+    pub code_verifier_sealed: String,
+    pub redirect_uri: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// What a callback's state turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLookup {
+    /// Issued and not used before: it is now used.
+    Fresh(OAuthState),
+    /// Issued, and already used by an earlier callback.
+    Replayed,
+    /// Never issued here.
+    Unknown,
+}
+
 /// Keyset pagination: up to `limit` rows whose id sorts after `after`.
 #[derive(Debug, Clone, Copy)]
 pub struct Page<'a> {
@@ -146,6 +176,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Grant>, StoreError>;
     /// Removes grants by id; returns how many existed.
     async fn delete_grants(&self, org: OrgId, ids: &[String]) -> Result<u64, StoreError>;
+
+    /// Stores (or replaces) the org's web-server-flow connection.
+    async fn save_connection(
+        &self,
+        org: OrgId,
+        connection: &StoredConnection,
+    ) -> Result<(), StoreError>;
+    async fn connection(&self, org: OrgId) -> Result<Option<StoredConnection>, StoreError>;
+
+    /// Records a state issued with an authorisation URL.
+    async fn insert_oauth_state(&self, state: &str, pending: &OAuthState)
+        -> Result<(), StoreError>;
+    /// Uses a state up: the first call for a state gets it, any later call learns it was replayed.
+    async fn consume_oauth_state(&self, state: &str) -> Result<StateLookup, StoreError>;
 }
 
 /// Opens (and creates, for SQLite) the database the configuration names. Does not migrate.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::{OrgId, OrgRecord, StoreError};
+use super::{OAuthState, OrgId, OrgRecord, StoreError, StoredConnection};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct OrgRow {
@@ -115,6 +115,44 @@ impl TryFrom<GrantRow> for Grant {
             expires_at: row.expires_at,
             attributes: row.attributes.0,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ConnectionRow {
+    refresh_token_sealed: String,
+    instance_url: String,
+    identity_url: String,
+    connected_at: OffsetDateTime,
+}
+
+impl From<ConnectionRow> for StoredConnection {
+    fn from(row: ConnectionRow) -> Self {
+        StoredConnection {
+            refresh_token_sealed: row.refresh_token_sealed,
+            instance_url: row.instance_url,
+            identity_url: row.identity_url,
+            connected_at: row.connected_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct StateRow {
+    org_name: String,
+    code_verifier_sealed: String,
+    redirect_uri: String,
+    created_at: OffsetDateTime,
+}
+
+impl From<StateRow> for OAuthState {
+    fn from(row: StateRow) -> Self {
+        OAuthState {
+            org_name: row.org_name,
+            code_verifier_sealed: row.code_verifier_sealed,
+            redirect_uri: row.redirect_uri,
+            created_at: row.created_at,
+        }
     }
 }
 
@@ -332,6 +370,75 @@ macro_rules! impl_store {
             }
             tx.commit().await?;
             Ok(removed)
+        }
+
+        async fn save_connection(
+            &self,
+            org: OrgId,
+            connection: &super::StoredConnection,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO org_credentials (org_id, refresh_token_sealed, instance_url, identity_url, connected_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO UPDATE SET \
+                 refresh_token_sealed = excluded.refresh_token_sealed, instance_url = excluded.instance_url, \
+                 identity_url = excluded.identity_url, connected_at = excluded.connected_at",
+            )
+            .bind(org.0)
+            .bind(&connection.refresh_token_sealed)
+            .bind(&connection.instance_url)
+            .bind(&connection.identity_url)
+            .bind(connection.connected_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| super::classify(err, "a connection"))?;
+            Ok(())
+        }
+
+        async fn connection(&self, org: OrgId) -> Result<Option<super::StoredConnection>, StoreError> {
+            let row: Option<queries::ConnectionRow> = sqlx::query_as(
+                "SELECT refresh_token_sealed, instance_url, identity_url, connected_at \
+                 FROM org_credentials WHERE org_id = $1",
+            )
+            .bind(org.0)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(Into::into))
+        }
+
+        async fn insert_oauth_state(&self, state: &str, pending: &super::OAuthState) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO oauth_states (state, org_name, code_verifier_sealed, redirect_uri, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(state)
+            .bind(&pending.org_name)
+            .bind(&pending.code_verifier_sealed)
+            .bind(&pending.redirect_uri)
+            .bind(pending.created_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn consume_oauth_state(&self, state: &str) -> Result<super::StateLookup, StoreError> {
+            // One statement marks it used and returns it, so two callbacks racing with the same
+            // state cannot both get it.
+            let row: Option<queries::StateRow> = sqlx::query_as(
+                "UPDATE oauth_states SET consumed_at = $1 WHERE state = $2 AND consumed_at IS NULL \
+                 RETURNING org_name, code_verifier_sealed, redirect_uri, created_at",
+            )
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(state)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return Ok(super::StateLookup::Fresh(row.into()));
+            }
+            let known: Option<(String,)> = sqlx::query_as("SELECT state FROM oauth_states WHERE state = $1")
+                .bind(state)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(if known.is_some() { super::StateLookup::Replayed } else { super::StateLookup::Unknown })
         }
     }
     };

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use provost::config::Config;
 use provost::http::{self, AppState};
+use provost::secrets::SecretBox;
 use provost::store::Store;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -13,17 +14,27 @@ use crate::helpers::TestDatabase;
 /// A server on an ephemeral loopback port, stopped when dropped.
 struct TestServer {
     base: String,
+    /// Holds the key file the server's secrets use.
+    keys: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
     async fn start(store: Arc<dyn Store>) -> TestServer {
+        TestServer::start_with(store, |_| Config::default()).await
+    }
+
+    /// A server whose configuration is made knowing its address.
+    async fn start_with(store: Arc<dyn Store>, config: impl FnOnce(&str) -> Config) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let keys = tempfile::tempdir().unwrap();
+        let secrets = SecretBox::load(&keys.path().join("provost.key")).unwrap();
         let state = AppState {
             store,
-            config: Arc::new(Config::default()),
+            config: Arc::new(config(&base)),
+            secrets: Arc::new(secrets),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
@@ -31,9 +42,15 @@ impl TestServer {
         }));
         TestServer {
             base,
+            keys,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The same key the server seals with.
+    fn secrets(&self) -> SecretBox {
+        SecretBox::load(&self.keys.path().join("provost.key")).unwrap()
     }
 
     async fn shutdown(mut self) {
@@ -122,5 +139,179 @@ async fn unknown_paths_get_a_json_404() {
     assert_eq!(response.status(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connecting_an_org_through_the_web_server_flow() {
+    use provost::config::{AuthConfig, OrgConfig};
+    use provost::store::OAuthState;
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let login_url = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let org = OrgConfig {
+        name: "web".to_owned(),
+        login_url: login_url.clone(),
+        api_version: "62.0".to_owned(),
+        exclude_portal_users: true,
+        include_inactive_users: true,
+        batch_size: 2000,
+        auth: AuthConfig::WebServer {
+            client_id: emulator.app.client_id.clone(),
+            client_secret: None,
+        },
+    };
+    let configured = org.clone();
+    let server = TestServer::start_with(store.clone(), move |base| {
+        let mut config = Config::default();
+        config.server.public_url = Some(base.to_owned());
+        config.orgs = vec![configured];
+        config
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // Logs in on the emulator's page; returns where Salesforce sends the browser back.
+    let authorize = |decision: &'static str| {
+        let http = http.clone();
+        let server_base = server.base.clone();
+        let username = emulator.integration_username();
+        async move {
+            let start = http
+                .get(format!(
+                    "{server_base}/api/integrations/salesforce/connect?org=web"
+                ))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(start.status(), 303, "a redirect to Salesforce");
+            let authorize_url =
+                url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+            let params: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
+            assert!(
+                params
+                    .iter()
+                    .any(|(k, v)| k == "code_challenge_method" && v == "S256"),
+                "PKCE: {params:?}"
+            );
+            let mut form = params.clone();
+            form.extend([
+                ("username".to_owned(), username),
+                ("password".to_owned(), "emulator".to_owned()),
+                ("decision".to_owned(), decision.to_owned()),
+            ]);
+            let login = http
+                .post(authorize_url.as_str().split('?').next().unwrap())
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            login.headers()["location"].to_str().unwrap().to_owned()
+        }
+    };
+
+    let callback = authorize("allow").await;
+    assert!(
+        callback.starts_with(&format!(
+            "{}/api/integrations/callback/salesforce?",
+            server.base
+        )),
+        "{callback}"
+    );
+    let connected = http.get(&callback).send().await.unwrap();
+    assert_eq!(connected.status(), 200);
+    let body: Value = connected.json().await.unwrap();
+    assert_eq!(body["org"], "web");
+    assert_eq!(body["preflight"]["ok"], true, "{body}");
+
+    // The refresh token is stored sealed and works.
+    let record = store.find_org("web").await.unwrap().unwrap();
+    let stored = store.connection(record.id).await.unwrap().unwrap();
+    assert!(
+        stored.refresh_token_sealed.starts_with("v1:")
+            && !stored.refresh_token_sealed.contains("5Aep861")
+    );
+    let secrets = server.secrets();
+    let client = provost::orgs::client_for(&org, &store, Some(&secrets))
+        .await
+        .unwrap();
+    let page = client
+        .query(&provost_salesforce::soql::Query::select(
+            "Organization",
+            &["Id"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page.total_size, 1);
+
+    let refused = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["error"]["code"].as_str().unwrap().to_owned(),
+            body["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (code, message) = refused(http.get(&callback).send().await.unwrap()).await;
+    assert_eq!(code, "replayed_state");
+    assert!(message.contains("already used"), "{message}");
+
+    let (code, _) = refused(
+        http.get(format!(
+            "{}/api/integrations/callback/salesforce?code=x&state=forged",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(code, "unknown_state");
+
+    let denied = authorize("deny").await;
+    let (code, message) = refused(http.get(&denied).send().await.unwrap()).await;
+    assert_eq!(code, "access_denied");
+    assert!(message.contains("access_denied"), "{message}");
+
+    let elsewhere = OAuthState {
+        org_name: "web".to_owned(),
+        code_verifier_sealed: "v1:irrelevant".to_owned(),
+        redirect_uri: "https://provost.example.com/api/integrations/callback/salesforce".to_owned(),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    store.insert_oauth_state("moved", &elsewhere).await.unwrap();
+    let (code, message) = refused(
+        http.get(format!(
+            "{}/api/integrations/callback/salesforce?code=x&state=moved",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(code, "redirect_mismatch");
+    assert!(
+        message.contains("provost.example.com") && message.contains("server.public_url"),
+        "{message}"
+    );
+
+    let missing = http
+        .get(format!(
+            "{}/api/integrations/salesforce/connect?org=nope",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     server.shutdown().await;
 }

@@ -262,3 +262,43 @@ async fn grants_need_their_account_and_entitlement() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connections_are_stored_per_org_and_states_are_used_once() {
+    use provost::store::{OAuthState, StateLookup, StoredConnection};
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("production").await.unwrap().id;
+        assert_eq!(store.connection(org).await.unwrap(), None);
+        let mut connection = StoredConnection {
+            refresh_token_sealed: "v1:sealed".to_owned(),
+            instance_url: "https://acme.my.salesforce.com".to_owned(),
+            identity_url: "https://login.salesforce.com/id/00D/005".to_owned(),
+            connected_at: datetime!(2026-11-01 10:00:00 UTC),
+        };
+        store.save_connection(org, &connection).await.unwrap();
+        connection.refresh_token_sealed = "v1:rotated".to_owned();
+        store.save_connection(org, &connection).await.unwrap();
+        assert_eq!(store.connection(org).await.unwrap(), Some(connection));
+
+        let pending = OAuthState {
+            org_name: "production".to_owned(),
+            code_verifier_sealed: "v1:verifier".to_owned(),
+            redirect_uri: "http://127.0.0.1:8080/api/integrations/callback/salesforce".to_owned(),
+            created_at: datetime!(2026-11-01 10:00:00 UTC),
+        };
+        store.insert_oauth_state("state-1", &pending).await.unwrap();
+        assert_eq!(
+            store.consume_oauth_state("state-1").await.unwrap(),
+            StateLookup::Fresh(pending)
+        );
+        assert_eq!(
+            store.consume_oauth_state("state-1").await.unwrap(),
+            StateLookup::Replayed
+        );
+        assert_eq!(
+            store.consume_oauth_state("never-issued").await.unwrap(),
+            StateLookup::Unknown
+        );
+    })
+    .await;
+}
