@@ -39,6 +39,17 @@ pub enum Command {
     Migrate,
     /// Serve the HTTP API until SIGINT or SIGTERM.
     Serve,
+    /// Connect an org through the OAuth web server flow, from a terminal: prints the URL to
+    /// open, receives Salesforce's answer on a local port, stores the refresh token sealed.
+    Connect {
+        /// The org's name in the configuration (auth.method = "web_server").
+        #[arg(long)]
+        org: String,
+        /// Local port for the callback; the connected app's callback URL must be
+        /// http://127.0.0.1:PORT/OauthRedirect. 0 picks a free port.
+        #[arg(long, default_value_t = 1717)]
+        port: u16,
+    },
     /// Check that Provost can work with an org as its connecting user, and what is missing.
     Preflight {
         /// The org's name in the configuration.
@@ -85,7 +96,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Command::Preflight { org, .. } = &cli.command {
+    if let Command::Preflight { org, .. } | Command::Connect { org, .. } = &cli.command {
         if let Err(message) = config.org(org) {
             eprintln!("provost: {message}");
             return ExitCode::from(2);
@@ -123,6 +134,38 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         }
         Command::Serve => serve(config).await?,
         Command::Emulator(args) => crate::emulator::run(args).await?,
+        Command::Connect { org, port } => {
+            let org = config.org(&org).map_err(anyhow::Error::msg)?;
+            let store = open_store(&config).await?;
+            let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .with_context(|| format!("listening for the callback on 127.0.0.1:{port} (choose another with --port)"))?;
+            let redirect_uri = format!("http://{}/OauthRedirect", listener.local_addr()?);
+            let url = crate::connect::begin(&store, &secrets, org, &redirect_uri).await?;
+            println!(
+                "Open this URL in a browser to authorise Provost for org `{}`:\n{url}",
+                org.name
+            );
+            println!("(The connected app's callback URL must be {redirect_uri}.)");
+            let callback = crate::connect::await_browser_callback(
+                listener,
+                std::time::Duration::from_secs(600),
+            )
+            .await?;
+            let connected =
+                crate::connect::complete(&config, &store, &secrets, callback, &redirect_uri)
+                    .await?;
+            println!(
+                "Connected org `{}` ({}).",
+                connected.org, connected.instance_url
+            );
+            print!("{}", crate::preflight::render(org, &connected.preflight));
+            store.close().await;
+            if !connected.preflight.ok {
+                return Ok(Outcome::ChecksFailed);
+            }
+        }
         Command::Preflight { org, json } => {
             let org = config.org(&org).map_err(anyhow::Error::msg)?;
             let store = open_store(&config).await?;

@@ -187,13 +187,24 @@ pub async fn begin(
     Ok(url.to_string())
 }
 
-/// What the callback received.
-#[derive(Debug, Default, Deserialize)]
+/// What the callback received. `Debug` never shows the code or the state.
+#[derive(Default, Deserialize)]
 pub struct Callback {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback")
+            .field("code", &self.code.as_ref().map(|_| "[redacted]"))
+            .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish()
+    }
 }
 
 /// Finishes an authorisation from its callback, received at `redirect_uri`.
@@ -333,4 +344,52 @@ pub async fn store_refresh_token(
         store.save_connection(record.id, &connection).await?;
     }
     Ok(())
+}
+
+/// Waits on `listener` for the browser's return from Salesforce (`GET /OauthRedirect?...`),
+/// answers it with a short page, and hands back what it carried.
+pub async fn await_browser_callback(
+    listener: tokio::net::TcpListener,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Callback> {
+    use axum::extract::Query;
+    use axum::routing::get;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Callback>(1);
+    let app = axum::Router::new().route(
+        "/OauthRedirect",
+        get(move |Query(callback): Query<Callback>| {
+            let sender = sender.clone();
+            async move {
+                let _ = sender.send(callback).await;
+                axum::response::Html("<!DOCTYPE html><html><body><p>Provost received Salesforce's answer. Return to the terminal.</p></body></html>")
+            }
+        }),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut receiver = receiver;
+    let callback = tokio::time::timeout(timeout, receiver.recv()).await;
+    server.abort();
+    match callback {
+        Ok(Some(callback)) => Ok(callback),
+        Ok(None) => anyhow::bail!("the local callback listener stopped before Salesforce answered"),
+        Err(_) => anyhow::bail!(
+            "no answer from Salesforce within {} minutes: run `provost connect` again",
+            timeout.as_secs() / 60
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_never_prints_its_code() {
+        let callback = Callback {
+            code: Some("aPrx-secret-code".into()),
+            state: Some("s".into()),
+            ..Callback::default()
+        };
+        assert!(!format!("{callback:?}").contains("aPrx-secret-code"));
+    }
 }

@@ -319,3 +319,83 @@ async fn preflight_reports_an_org_as_json_or_text_with_exit_codes() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("acme, ghost"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_from_a_terminal_then_preflight_with_the_stored_token() {
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("provost.toml"),
+        format!("[[orgs]]\nname = \"web\"\nlogin_url = \"{base}\"\nauth = {{ method = \"web_server\", client_id = \"{}\" }}\n", emulator.app.client_id),
+    )
+    .unwrap();
+
+    let output = run_provost(dir.path(), &["preflight", "--org", "web"]).await;
+    assert_eq!(output.status.code(), Some(1), "not connected yet");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("provost connect --org web"));
+
+    let mut child = provost(dir.path())
+        .args(["connect", "--org", "web", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (url, lines) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let url = lines
+            .find_map(|l| l.ok().filter(|l| l.starts_with("http")))
+            .expect("the URL to open");
+        (url, lines)
+    })
+    .await
+    .unwrap();
+    let authorize = url::Url::parse(&url).unwrap();
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    form.extend([
+        ("username".into(), emulator.integration_username()),
+        ("password".into(), "emulator".into()),
+        ("decision".into(), "allow".into()),
+    ]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{base}/services/oauth2/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let back = login.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.contains("/OauthRedirect?"), "{back}");
+    assert_eq!(http.get(&back).send().await.unwrap().status(), 200);
+
+    let (status, rest) = tokio::task::spawn_blocking(move || {
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        (child.wait().unwrap(), rest.join("\n"))
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(
+        rest.contains("Connected org `web`") && rest.contains("every required check passed"),
+        "{rest}"
+    );
+    assert!(
+        dir.path().join("provost.key").is_file(),
+        "the key was created on first use"
+    );
+
+    let output = run_provost(dir.path(), &["preflight", "--org", "web", "--json"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
