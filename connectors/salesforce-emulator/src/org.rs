@@ -88,12 +88,63 @@ impl Org {
         self.features.contains(&feature)
     }
 
+    /// Turns an optional feature on or off. Off, the org becomes one that never had it: its
+    /// objects' rows go, and so do the rows that depended on them (group assignments and
+    /// aggregate permission sets; permission set license assignments).
     pub fn set_feature(&mut self, feature: Feature, enabled: bool) {
         if enabled {
             self.features.insert(feature);
-        } else {
-            self.features.remove(&feature);
+            return;
         }
+        self.features.remove(&feature);
+        match feature {
+            Feature::PermissionSetGroups => {
+                self.purge_where(ObjectType::PermissionSetAssignment, "PermissionSetGroupId");
+                self.purge_where(ObjectType::PermissionSet, "PermissionSetGroupId");
+                self.purge_all(ObjectType::PermissionSetGroupComponent);
+                self.purge_all(ObjectType::PermissionSetGroup);
+            }
+            Feature::PermissionSetLicenses => {
+                self.purge_all(ObjectType::PermissionSetLicenseAssign);
+                self.purge_all(ObjectType::PermissionSetLicense);
+            }
+        }
+    }
+
+    /// Removes, without a trace in `queryAll`, every row whose `field` is set.
+    fn purge_where(&mut self, object: ObjectType, field: &str) {
+        let index = object.schema().field_index(field).expect("known field");
+        let ids: Vec<Id> = self
+            .table(object)
+            .live
+            .values()
+            .chain(self.table(object).deleted.values())
+            .filter(|r| !r.get(index).is_null())
+            .map(|r| r.id())
+            .collect();
+        for id in ids {
+            self.purge(object, id);
+        }
+    }
+
+    fn purge_all(&mut self, object: ObjectType) {
+        let ids: Vec<Id> = self
+            .table(object)
+            .live
+            .keys()
+            .chain(self.table(object).deleted.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            self.purge(object, id);
+        }
+    }
+
+    fn purge(&mut self, object: ObjectType, id: Id) {
+        if let Some(old) = self.table_mut(object).live.remove(&id) {
+            self.index(object, &old, false);
+        }
+        self.table_mut(object).deleted.remove(&id);
     }
 
     /// Whether this org has the object at all (optional features).
