@@ -69,9 +69,13 @@ impl Org {
 
     async fn jwt_login(&self, sub: &str, aud: &str, exp_in: i64) -> reqwest::Response {
         let assertion = self.assertion(sub, aud, exp_in, None);
+        self.assertion_request(&assertion).await
+    }
+
+    async fn assertion_request(&self, assertion: &str) -> reqwest::Response {
         self.token_request(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &assertion),
+            ("assertion", assertion),
         ])
         .await
     }
@@ -219,14 +223,7 @@ async fn jwt_bearer_refusals_say_why() {
     assert_eq!(error, "invalid_grant", "expired assertion");
 
     let stranger = org.assertion(&org.username(), &org.base, 180, Some("not-our-app"));
-    let (error, description) = oauth_error_of(
-        org.token_request(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &stranger),
-        ])
-        .await,
-    )
-    .await;
+    let (error, description) = oauth_error_of(org.assertion_request(&stranger).await).await;
     assert_eq!(
         (error.as_str(), description.as_str()),
         ("invalid_client_id", "client identifier invalid")
@@ -243,14 +240,7 @@ async fn jwt_bearer_refusals_say_why() {
         &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
     )
     .unwrap();
-    let (error, description) = oauth_error_of(
-        org.token_request(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &forged),
-        ])
-        .await,
-    )
-    .await;
+    let (error, description) = oauth_error_of(org.assertion_request(&forged).await).await;
     assert_eq!(
         (error.as_str(), description.as_str()),
         ("invalid_grant", "invalid assertion")
