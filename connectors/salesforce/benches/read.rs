@@ -44,6 +44,7 @@ fn main() {
         let mut records_total = 0u64;
         let mut minimum_calls = 0u64;
         for resource in reader.resource_types() {
+            let resource_started = Instant::now();
             let (mut pages, mut items, mut source_rows) = (0u64, 0usize, 0u64);
             let mut cursor: Option<Cursor> = None;
             loop {
@@ -60,10 +61,33 @@ fn main() {
             }
             records_total += source_rows;
             minimum_calls += source_rows.div_ceil(2000).max(1);
-            println!("{:<36} {:>8} source rows {:>5} pages {:>8} items", resource.id, source_rows, pages, items);
+            println!(
+                "{:<36} {:>8} source rows {:>5} pages {:>8} items {:>8.2} s",
+                resource.id,
+                source_rows,
+                pages,
+                items,
+                resource_started.elapsed().as_secs_f64()
+            );
         }
         let elapsed = started.elapsed();
         let calls = reader.client().calls();
+        // Where a page's time goes: the raw query pages (HTTP, emulator, JSON parse) alone.
+        let raw_started = Instant::now();
+        let query = provost_salesforce::soql::Query::select(
+            "PermissionSetAssignment",
+            &["Id", "AssigneeId", "PermissionSetId", "PermissionSetGroupId", "ExpirationDate", "PermissionSet.IsOwnedByProfile", "SystemModstamp"],
+        );
+        let mut page = reader.client().query(&query).await.unwrap();
+        let mut raw_pages = 1;
+        while let Some(next) = page.next_records_url.take() {
+            page = reader.client().query_more(&next).await.unwrap();
+            raw_pages += 1;
+        }
+        println!(
+            "raw permission set assignment pages (no portal filter, no mapping): {raw_pages} pages in {:.2} s",
+            raw_started.elapsed().as_secs_f64()
+        );
         println!(
             "read large: {:.2} s, {:.0} source rows/s, {} API calls against a minimum of {} ({} lookups: frozen users, group components), peak RSS {:.0} MB ({:.0} MB after generating the org)",
             elapsed.as_secs_f64(),
