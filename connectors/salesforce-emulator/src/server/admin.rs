@@ -34,6 +34,11 @@ pub fn router() -> Router<Arc<Emulator>> {
         .route("/records/{object}/{id}", patch(update).delete(remove))
 }
 
+/// The JSON body as `T`, or a message naming what was being set.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|err| format!("invalid {what}: {err}"))
+}
+
 fn bad_request(message: impl Into<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -51,16 +56,15 @@ async fn get_faults(State(emulator): State<Arc<Emulator>>) -> Json<Faults> {
 }
 
 async fn put_faults(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
-        Ok(faults) => match faults.validate() {
-            Ok(()) => {
-                *emulator.faults.write() = faults.clone();
-                Json(faults).into_response()
-            }
-            Err(message) => bad_request(message),
-        },
-        Err(err) => bad_request(format!("invalid faults: {err}")),
+    let faults: Faults = match parse(&body, "faults") {
+        Ok(faults) => faults,
+        Err(message) => return bad_request(message),
+    };
+    if let Err(message) = faults.validate() {
+        return bad_request(message);
     }
+    *emulator.faults.write() = faults.clone();
+    Json(faults).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,9 +75,9 @@ struct Limits {
 }
 
 async fn put_limits(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
-    let limits: Limits = match serde_json::from_slice(&body) {
+    let limits: Limits = match parse(&body, "limits") {
         Ok(limits) => limits,
-        Err(err) => return bad_request(format!("invalid limits: {err}")),
+        Err(message) => return bad_request(message),
     };
     let mut usage = emulator.usage.lock();
     if let Some(used) = limits.used {
@@ -93,9 +97,9 @@ struct Features {
 }
 
 async fn put_features(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
-    let features: Features = match serde_json::from_slice(&body) {
+    let features: Features = match parse(&body, "features") {
         Ok(features) => features,
-        Err(err) => return bad_request(format!("invalid features: {err}")),
+        Err(message) => return bad_request(message),
     };
     let mut org = emulator.org.write();
     if let Some(enabled) = features.permission_set_groups {

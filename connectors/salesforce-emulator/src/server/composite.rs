@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value as Json_};
 use tower::ServiceExt;
 
-use super::rest::{check_api_enabled, check_version};
+use super::rest::check_version;
 use super::session::SessionUser;
 use super::sobjects::{before_write, json_object, object_of, parse_id};
 use super::{error_response, Emulator};
@@ -139,7 +139,6 @@ async fn create_collection(
 ) -> Response {
     respond((|| {
         check_version(&version)?;
-        check_api_enabled(&emulator, user)?;
         let body = collection_body(&body)?;
         let results = run_collection(
             &emulator,
@@ -164,7 +163,6 @@ async fn update_collection(
 ) -> Response {
     respond((|| {
         check_version(&version)?;
-        check_api_enabled(&emulator, user)?;
         let body = collection_body(&body)?;
         let results = run_collection(
             &emulator,
@@ -206,7 +204,6 @@ async fn delete_collection(
 ) -> Response {
     respond((|| {
         check_version(&version)?;
-        check_api_enabled(&emulator, user)?;
         let ids: Vec<String> = params
             .ids
             .unwrap_or_default()
@@ -266,14 +263,12 @@ struct SubRequest {
 
 async fn composite(
     State(emulator): State<Arc<Emulator>>,
-    Extension(user): Extension<SessionUser>,
     Path(version): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let parsed = (|| {
         check_version(&version)?;
-        check_api_enabled(&emulator, user)?;
         let body: CompositeBody = serde_json::from_slice(&body).map_err(|err| {
             SfError::new(
                 400,

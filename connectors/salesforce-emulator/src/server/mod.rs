@@ -350,6 +350,9 @@ async fn rest_pipeline(
         }
         usage.used += 1;
     }
+    if let Err(err) = check_api_enabled(&emulator, user) {
+        return with_limit_info(&emulator, error_response(&err));
+    }
     if faults
         .max_concurrent_requests
         .is_some_and(|max| concurrent > max)
@@ -374,6 +377,20 @@ async fn rest_pipeline(
         return cut_body(response).await;
     }
     response
+}
+
+/// Every REST call needs the user's API Enabled permission.
+fn check_api_enabled(emulator: &Emulator, user: session::SessionUser) -> Result<(), SfError> {
+    let org = emulator.org.read();
+    if crate::rules::effective_permissions(&org, user.0).contains(&"PermissionsApiEnabled") {
+        Ok(())
+    } else {
+        Err(SfError::new(
+            403,
+            "API_CURRENTLY_DISABLED",
+            "API is disabled for this User",
+        ))
+    }
 }
 
 fn with_limit_info(emulator: &Emulator, mut response: Response) -> Response {

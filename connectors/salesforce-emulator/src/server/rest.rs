@@ -17,7 +17,6 @@ use super::session::SessionUser;
 use super::{composite, error_response, sobjects, Emulator, API_VERSIONS};
 use crate::error::SfError;
 use crate::id::Id;
-use crate::rules;
 use crate::soql::{self, CompiledQuery, QueryOutput};
 
 pub fn router() -> Router<Arc<Emulator>> {
@@ -47,20 +46,6 @@ pub(super) fn check_version(segment: &str) -> Result<&str, SfError> {
         .strip_prefix('v')
         .filter(|v| API_VERSIONS.contains(v))
         .ok_or_else(SfError::not_found)
-}
-
-/// API Enabled is needed for every REST call.
-pub(super) fn check_api_enabled(emulator: &Emulator, user: SessionUser) -> Result<(), SfError> {
-    let org = emulator.org.read();
-    if rules::effective_permissions(&org, user.0).contains(&"PermissionsApiEnabled") {
-        Ok(())
-    } else {
-        Err(SfError::new(
-            403,
-            "API_CURRENTLY_DISABLED",
-            "API is disabled for this User",
-        ))
-    }
 }
 
 fn label_of(version: &str) -> String {
@@ -173,7 +158,6 @@ fn run_query(
 ) -> Response {
     let result = (|| {
         let version = check_version(version)?;
-        check_api_enabled(emulator, user)?;
         let source = q.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
             SfError::new(400, "MALFORMED_QUERY", "A query string has to be specified")
         })?;
@@ -198,12 +182,10 @@ fn run_query(
 
 async fn next_page(
     State(emulator): State<Arc<Emulator>>,
-    Extension(user): Extension<SessionUser>,
     Path((version, locator)): Path<(String, String)>,
 ) -> Response {
     let result = (|| {
         let version = check_version(&version)?;
-        check_api_enabled(&emulator, user)?;
         let invalid = || SfError::new(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
         let (id, position) = locator.split_once('-').ok_or_else(invalid)?;
         let position: usize = position.parse().map_err(|_| invalid())?;
