@@ -8,38 +8,16 @@ use provost_salesforce::soql::{Condition, Literal, Query};
 use provost_salesforce::{
     ClientConfig, Credentials, RetryPolicy, SalesforceClient, SalesforceError,
 };
-use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
+use provost_salesforce_emulator::{EmulatorConfig, Preset};
 use serde_json::{json, Value};
 
-struct Org {
-    emulator: Arc<Emulator>,
-    base: String,
-    admin: reqwest::Client,
-}
+mod common;
+
+use common::Org;
 
 impl Org {
-    async fn start(config: EmulatorConfig) -> Org {
-        let emulator = Emulator::new(config);
-        let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Org {
-            emulator,
-            base,
-            admin: reqwest::Client::new(),
-        }
-    }
-
     async fn small() -> Org {
         Org::start(EmulatorConfig::default()).await
-    }
-
-    fn jwt(&self) -> Credentials {
-        Credentials::JwtBearer {
-            client_id: self.emulator.app.client_id.clone(),
-            username: self.emulator.integration_username(),
-            private_key_pem: Secret::new(self.emulator.app.private_key_pem.clone()),
-        }
     }
 
     fn client(&self, credentials: Credentials) -> SalesforceClient {
@@ -50,15 +28,6 @@ impl Org {
             max_delay: Duration::from_millis(40),
         };
         SalesforceClient::new(config, credentials).unwrap()
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> reqwest::Response {
-        self.admin
-            .request(method, format!("{}/__emulator{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
     }
 
     async fn faults(&self, faults: Value) {

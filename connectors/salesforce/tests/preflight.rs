@@ -1,39 +1,18 @@
 //! Preflight against the emulator: what passes, what fails, and that each failure is named.
 
-use std::sync::Arc;
-
-use provost_connector::secret::Secret;
 use provost_salesforce::preflight::{self, PreflightOptions, PreflightReport, Status};
-use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
-use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+use provost_salesforce::{ClientConfig, SalesforceClient};
+use provost_salesforce_emulator::EmulatorConfig;
 use serde_json::{json, Value};
 
-struct Org {
-    emulator: Arc<Emulator>,
-    base: String,
-    http: reqwest::Client,
-}
+mod common;
+
+use common::Org;
 
 impl Org {
-    async fn start() -> Org {
-        let emulator = Emulator::new(EmulatorConfig::default());
-        let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Org {
-            emulator,
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
     async fn preflight_as(&self, username: &str) -> PreflightReport {
-        let credentials = Credentials::JwtBearer {
-            client_id: self.emulator.app.client_id.clone(),
-            username: username.to_owned(),
-            private_key_pem: Secret::new(self.emulator.app.private_key_pem.clone()),
-        };
-        let client = SalesforceClient::new(ClientConfig::new(&self.base), credentials).unwrap();
+        let client =
+            SalesforceClient::new(ClientConfig::new(&self.base), self.jwt_as(username)).unwrap();
         preflight::run(
             &client,
             PreflightOptions {
@@ -43,43 +22,13 @@ impl Org {
         .await
     }
 
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .request(method, format!("{}/__emulator{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.text().await.unwrap()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn truth(&self, soql: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(format!("{}/__emulator/query", self.base))
-            .query(&[("q", soql)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["records"].as_array().unwrap().clone()
-    }
-
     /// A new user whose profile grants API Enabled and nothing else.
     async fn restricted_user(&self) -> String {
         let profile = &self
-            .truth("SELECT Id FROM Profile WHERE Name = 'Minimum Access - Salesforce'")
+            .rows("SELECT Id FROM Profile WHERE Name = 'Minimum Access - Salesforce'")
             .await[0]["Id"];
         let owned = &self
-            .truth(&format!(
+            .rows(&format!(
                 "SELECT Id FROM PermissionSet WHERE ProfileId = '{}'",
                 profile.as_str().unwrap()
             ))
@@ -88,14 +37,14 @@ impl Org {
         for field in provost_salesforce_emulator::schema::PERMISSION_FIELDS {
             flags.insert(field.to_string(), json!(*field == "PermissionsApiEnabled"));
         }
-        self.admin(
+        self.admin_ok(
             reqwest::Method::PATCH,
             &format!("/records/PermissionSet/{}", owned.as_str().unwrap()),
             Value::Object(flags),
         )
         .await;
         let username = "restricted@acme.example.com";
-        self.admin(
+        self.admin_ok(
             reqwest::Method::POST,
             "/records/User",
             json!({ "Username": username, "LastName": "Restricted", "Email": "r@acme.example.com", "Alias": "restr",
@@ -114,18 +63,18 @@ impl Org {
             fields.insert(permission.to_string(), json!(true));
         }
         let set = self
-            .admin(
+            .admin_ok(
                 reqwest::Method::POST,
                 "/records/PermissionSet",
                 Value::Object(fields),
             )
             .await;
         let user = &self
-            .truth(&format!(
+            .rows(&format!(
                 "SELECT Id FROM User WHERE Username = '{username}'"
             ))
             .await[0]["Id"];
-        self.admin(
+        self.admin_ok(
             reqwest::Method::POST,
             "/records/PermissionSetAssignment",
             json!({ "AssigneeId": user, "PermissionSetId": set["id"] }),
@@ -145,7 +94,7 @@ fn status(report: &PreflightReport, id: &str) -> Status {
 
 #[tokio::test]
 async fn the_integration_admin_passes_every_check() {
-    let org = Org::start().await;
+    let org = Org::start(EmulatorConfig::default()).await;
     let report = org.preflight_as(&org.emulator.integration_username()).await;
     assert!(report.ok, "{report:#?}");
     for check in &report.checks {
@@ -157,7 +106,7 @@ async fn the_integration_admin_passes_every_check() {
         .iter()
         .find(|c| c.id == "portal_users")
         .unwrap();
-    let external = org.truth("SELECT Id FROM User WHERE UserType IN ('PowerPartner', 'PowerCustomerSuccess', 'CustomerSuccess', 'CspLitePortal', 'SelfService', 'Guest')").await.len();
+    let external = org.rows("SELECT Id FROM User WHERE UserType IN ('PowerPartner', 'PowerCustomerSuccess', 'CustomerSuccess', 'CspLitePortal', 'SelfService', 'Guest')").await.len();
     assert!(
         portal
             .detail
@@ -169,7 +118,7 @@ async fn the_integration_admin_passes_every_check() {
 
 #[tokio::test]
 async fn a_restricted_user_is_told_each_missing_permission_until_granted() {
-    let org = Org::start().await;
+    let org = Org::start(EmulatorConfig::default()).await;
     let user = org.restricted_user().await;
     let report = org.preflight_as(&user).await;
     assert!(!report.ok);
@@ -221,18 +170,18 @@ async fn a_restricted_user_is_told_each_missing_permission_until_granted() {
 
 #[tokio::test]
 async fn a_user_without_api_enabled_gets_that_named() {
-    let org = Org::start().await;
+    let org = Org::start(EmulatorConfig::default()).await;
     let user = org.restricted_user().await;
     let profile = &org
-        .truth("SELECT Id FROM Profile WHERE Name = 'Minimum Access - Salesforce'")
+        .rows("SELECT Id FROM Profile WHERE Name = 'Minimum Access - Salesforce'")
         .await[0]["Id"];
     let owned = &org
-        .truth(&format!(
+        .rows(&format!(
             "SELECT Id FROM PermissionSet WHERE ProfileId = '{}'",
             profile.as_str().unwrap()
         ))
         .await[0]["Id"];
-    org.admin(
+    org.admin_ok(
         reqwest::Method::PATCH,
         &format!("/records/PermissionSet/{}", owned.as_str().unwrap()),
         json!({ "PermissionsApiEnabled": false }),
@@ -252,7 +201,7 @@ async fn a_user_without_api_enabled_gets_that_named() {
 
 #[tokio::test]
 async fn failed_authentication_and_a_missing_feature_are_reported() {
-    let org = Org::start().await;
+    let org = Org::start(EmulatorConfig::default()).await;
     let report = org.preflight_as("ghost@acme.example.com").await;
     assert!(!report.ok);
     assert_eq!(report.checks.len(), 1);
@@ -263,7 +212,7 @@ async fn failed_authentication_and_a_missing_feature_are_reported() {
         .unwrap()
         .contains("Pre-authorise"));
 
-    org.admin(
+    org.admin_ok(
         reqwest::Method::PUT,
         "/features",
         json!({ "permission_set_groups": false }),

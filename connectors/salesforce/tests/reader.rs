@@ -2,85 +2,33 @@
 //! org with ground truth computed here, independently of the reader's code.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use provost_connector::connector::{Connector, ConnectorError, Cursor, Page, ResourceType};
 use provost_connector::model::{EntitlementKind, GrantSource};
-use provost_connector::secret::Secret;
 use provost_salesforce::reader::{self, ReadOptions, SalesforceReader};
-use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
-use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
-use serde_json::{json, Value};
+use provost_salesforce::{ClientConfig, SalesforceClient};
+use provost_salesforce_emulator::{EmulatorConfig, Preset};
+use serde_json::json;
 
 const EXTERNAL: &str = "('PowerPartner', 'PowerCustomerSuccess', 'CustomerSuccess', 'CspLitePortal', 'SelfService', 'Guest')";
 
-struct Org {
-    emulator: Arc<Emulator>,
-    base: String,
-    http: reqwest::Client,
+mod common;
+
+use common::Org;
+
+async fn org(preset: Preset) -> Org {
+    Org::start(EmulatorConfig {
+        preset,
+        ..EmulatorConfig::default()
+    })
+    .await
 }
 
 impl Org {
-    async fn start(preset: Preset) -> Org {
-        let emulator = Emulator::new(EmulatorConfig {
-            preset,
-            ..EmulatorConfig::default()
-        });
-        let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Org {
-            emulator,
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
     fn reader(&self, options: ReadOptions, batch_size: u16) -> SalesforceReader {
-        let credentials = Credentials::JwtBearer {
-            client_id: self.emulator.app.client_id.clone(),
-            username: self.emulator.integration_username(),
-            private_key_pem: Secret::new(self.emulator.app.private_key_pem.clone()),
-        };
         let mut config = ClientConfig::new(&self.base);
         config.batch_size = batch_size;
-        SalesforceReader::new(SalesforceClient::new(config, credentials).unwrap(), options)
-    }
-
-    async fn ids(&self, soql: &str) -> HashSet<String> {
-        self.rows(soql)
-            .await
-            .iter()
-            .map(|r| r["Id"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    async fn rows(&self, soql: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(format!("{}/__emulator/query", self.base))
-            .query(&[("q", soql)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["records"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{soql}: {body}"))
-            .clone()
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) {
-        let response = self
-            .http
-            .request(method, format!("{}/__emulator{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        SalesforceReader::new(SalesforceClient::new(config, self.jwt()).unwrap(), options)
     }
 }
 
@@ -117,7 +65,7 @@ const DEFAULTS: ReadOptions = ReadOptions {
 
 #[tokio::test]
 async fn a_full_read_matches_the_org_and_every_grant_resolves() {
-    let org = Org::start(Preset::SMALL).await;
+    let org = org(Preset::SMALL).await;
     let model = read_everything(&org.reader(DEFAULTS, 2000)).await;
 
     let accounts: HashSet<String> = model.accounts.iter().map(|a| a.id.clone()).collect();
@@ -259,7 +207,7 @@ async fn a_full_read_matches_the_org_and_every_grant_resolves() {
 
 #[tokio::test]
 async fn portal_users_can_be_kept_and_inactive_users_left_out() {
-    let org = Org::start(Preset::SMALL).await;
+    let org = org(Preset::SMALL).await;
     let reader = org.reader(
         ReadOptions {
             exclude_portal_users: false,
@@ -282,7 +230,7 @@ async fn portal_users_can_be_kept_and_inactive_users_left_out() {
 
 #[tokio::test]
 async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_locator_expires() {
-    let org = Org::start(Preset {
+    let org = org(Preset {
         users: 650,
         ..Preset::SMALL
     })
@@ -301,7 +249,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
     let cursor = first.next.unwrap();
 
     // The daily quota runs out: a typed stop, and the cursor still works afterwards.
-    org.admin(
+    org.admin_ok(
         reqwest::Method::PUT,
         "/limits",
         json!({ "used": 1_000_000, "max": 1_000_000 }),
@@ -315,7 +263,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
         matches!(err, ConnectorError::QuotaExhausted { .. }),
         "{err}"
     );
-    org.admin(reqwest::Method::PUT, "/limits", json!({ "used": 0 }))
+    org.admin_ok(reqwest::Method::PUT, "/limits", json!({ "used": 0 }))
         .await;
     let second = reader
         .read_page(&reader::USERS, Some(&cursor))
@@ -348,8 +296,8 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
 
 #[tokio::test]
 async fn an_org_without_permission_set_groups_reads_without_them() {
-    let org = Org::start(Preset::SMALL).await;
-    org.admin(
+    let org = org(Preset::SMALL).await;
+    org.admin_ok(
         reqwest::Method::PUT,
         "/features",
         json!({ "permission_set_groups": false, "permission_set_licenses": false }),
