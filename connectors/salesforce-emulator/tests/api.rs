@@ -622,13 +622,8 @@ async fn queries_page_through_next_records_url_at_batch_size_200() {
         (400, "INVALID_QUERY_LOCATOR")
     );
     assert_eq!(org.get(&locators[10]).await.status(), 200);
-    let assignments = users;
     let unique: std::collections::HashSet<_> = seen.iter().collect();
-    assert_eq!(
-        (seen.len(), unique.len()),
-        (assignments, assignments),
-        "every row once"
-    );
+    assert_eq!((seen.len(), unique.len()), (users, users), "every row once");
 }
 
 #[tokio::test]
@@ -650,9 +645,36 @@ async fn records_have_attributes_nulls_nested_parents_and_null_empty_children() 
     assert_eq!(user["UserRole"], Value::Null, "a null parent is null");
     assert_eq!(user["Profile"]["attributes"]["type"], "Profile");
     assert_eq!(user["Profile"]["UserLicense"]["Name"], "Chatter Free");
-    assert!(user["GroupMembers"].is_null() || user["GroupMembers"]["records"].is_array());
     let id = user["Id"].as_str().unwrap();
     assert_eq!(id.len(), 18);
+
+    // A child relationship with rows is a nested query result; one without rows is null.
+    let members: std::collections::HashSet<String> = org
+        .truth("SELECT UserOrGroupId FROM GroupMember")
+        .await
+        .iter()
+        .map(|m| m["UserOrGroupId"].as_str().unwrap().to_owned())
+        .collect();
+    let users = org.truth("SELECT Id FROM User").await;
+    let ids: Vec<&str> = users.iter().map(|u| u["Id"].as_str().unwrap()).collect();
+    let member = ids
+        .iter()
+        .find(|id| members.contains(**id))
+        .expect("a group member");
+    let loner = ids
+        .iter()
+        .find(|id| !members.contains(**id))
+        .expect("a user in no group");
+    let children = |id: &str| {
+        format!("SELECT Id, (SELECT Id, GroupId FROM GroupMembers) FROM User WHERE Id = '{id}'")
+    };
+    let with = org.query_ok(&children(member)).await;
+    let nested = &with["records"][0]["GroupMembers"];
+    assert_eq!(nested["done"], true);
+    assert!(nested["totalSize"].as_u64().unwrap() >= 1);
+    assert_eq!(nested["records"][0]["attributes"]["type"], "GroupMember");
+    let without = org.query_ok(&children(loner)).await;
+    assert_eq!(without["records"][0]["GroupMembers"], Value::Null);
 }
 
 #[tokio::test]
