@@ -348,7 +348,12 @@ async fn token(
                 return oauth_error("invalid_grant", reason);
             }
             let refresh = emulator.sessions.issue_refresh(code.user);
-            token_response(&emulator, code.user, Some(refresh), "api refresh_token")
+            token_response(
+                &emulator,
+                code.user,
+                Refresh::Issued(refresh),
+                "api refresh_token",
+            )
         }
         "refresh_token" => {
             if !known_client {
@@ -367,9 +372,14 @@ async fn token(
             if emulator.config.read().rotate_refresh_tokens {
                 emulator.sessions.revoke(&token);
                 let rotated = emulator.sessions.issue_refresh(user);
-                token_response(&emulator, user, Some(rotated), "api refresh_token")
+                token_response(
+                    &emulator,
+                    user,
+                    Refresh::Issued(rotated),
+                    "api refresh_token",
+                )
             } else {
-                token_response_for_refresh(&emulator, user, token)
+                token_response(&emulator, user, Refresh::Kept(token), "api refresh_token")
             }
         }
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
@@ -393,7 +403,7 @@ async fn token(
             if let Err(reason) = login_check(&emulator.org.read(), user) {
                 return oauth_error("invalid_grant", reason);
             }
-            token_response(&emulator, user, None, "api")
+            token_response(&emulator, user, Refresh::None, "api")
         }
         "password" => oauth_error("invalid_grant", "authentication failure"),
         _ => oauth_error("unsupported_grant_type", "grant type not supported"),
@@ -452,7 +462,7 @@ fn jwt_bearer(emulator: &Emulator, assertion: Option<&str>) -> Response {
     if let Err(reason) = login_check(&emulator.org.read(), user) {
         return oauth_error("invalid_grant", reason);
     }
-    token_response(emulator, user, None, "api")
+    token_response(emulator, user, Refresh::None, "api")
 }
 
 fn identity_url(emulator: &Emulator, org: Id, user: Id) -> String {
@@ -466,17 +476,30 @@ fn signature(secret: &str, id: &str, issued_at: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn token_response(emulator: &Emulator, user: Id, refresh: Option<String>, scope: &str) -> Response {
+/// What a token response carries about the refresh token.
+enum Refresh {
+    /// No refresh token (JWT bearer, client credentials).
+    None,
+    /// A refresh token the client gets in this response (a new authorisation, a rotation).
+    Issued(String),
+    /// The access token belongs to the client's existing refresh token, not sent back.
+    Kept(String),
+}
+
+fn token_response(emulator: &Emulator, user: Id, refresh: Refresh, scope: &str) -> Response {
     let org = emulator.org.read().organization_id;
     let lifetime = emulator.config.read().session_lifetime;
-    let access = emulator
-        .sessions
-        .issue_access(org, user, lifetime, refresh.clone());
+    let (tied, returned) = match refresh {
+        Refresh::None => (None, None),
+        Refresh::Issued(token) => (Some(token.clone()), Some(token)),
+        Refresh::Kept(token) => (Some(token), None),
+    };
+    let access = emulator.sessions.issue_access(org, user, lifetime, tied);
     let id = identity_url(emulator, org, user);
     let issued_at = now_ms().to_string();
     let mut body = serde_json::Map::new();
     body.insert("access_token".into(), json!(access));
-    if let Some(refresh) = refresh {
+    if let Some(refresh) = returned {
         body.insert("refresh_token".into(), json!(refresh));
     }
     body.insert(
@@ -489,28 +512,6 @@ fn token_response(emulator: &Emulator, user: Id, refresh: Option<String>, scope:
     body.insert("token_type".into(), json!("Bearer"));
     body.insert("issued_at".into(), json!(issued_at));
     Json(Json_::Object(body)).into_response()
-}
-
-/// A refresh without rotation: a new access token tied to the same refresh token, which is
-/// not sent back.
-fn token_response_for_refresh(emulator: &Emulator, user: Id, refresh: String) -> Response {
-    let org = emulator.org.read().organization_id;
-    let lifetime = emulator.config.read().session_lifetime;
-    let access = emulator
-        .sessions
-        .issue_access(org, user, lifetime, Some(refresh));
-    let id = identity_url(emulator, org, user);
-    let issued_at = now_ms().to_string();
-    Json(json!({
-        "access_token": access,
-        "signature": signature(&emulator.app.client_secret, &id, &issued_at),
-        "scope": "api refresh_token",
-        "instance_url": emulator.base_url(),
-        "id": id,
-        "token_type": "Bearer",
-        "issued_at": issued_at,
-    }))
-    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
