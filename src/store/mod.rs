@@ -5,9 +5,12 @@
 //! `migrations/postgres`, same version numbers) and must behave the same: the store tests
 //! run every case against both.
 
+pub mod digest;
 mod postgres;
 mod queries;
 mod sqlite;
+pub mod sync;
+mod sync_queries;
 
 use std::sync::Arc;
 
@@ -127,8 +130,10 @@ impl Page<'_> {
     }
 }
 
+/// The store: the identity model and connections ([`Store`]'s own methods) and syncs
+/// ([`sync::SyncStore`]).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: sync::SyncStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every migration not yet applied. Safe to run at every start.

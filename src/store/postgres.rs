@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::queries::{self, impl_store};
+use super::sync_queries::{self, impl_sync_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -35,4 +36,5 @@ impl PostgresStore {
     }
 }
 
+impl_sync_store!(PostgresStore, sqlx::Postgres);
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);

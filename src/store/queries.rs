@@ -213,13 +213,13 @@ macro_rules! impl_store {
             for account in accounts {
                 sqlx::query(
                     "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
-                     display_name, active, user_type, attributes) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     display_name, active, user_type, attributes, digest) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
                      email = excluded.email, first_name = excluded.first_name, \
                      last_name = excluded.last_name, display_name = excluded.display_name, \
                      active = excluded.active, user_type = excluded.user_type, \
-                     attributes = excluded.attributes",
+                     attributes = excluded.attributes, digest = excluded.digest",
                 )
                 .bind(org.0)
                 .bind(&account.id)
@@ -231,6 +231,7 @@ macro_rules! impl_store {
                 .bind(account.active)
                 .bind(&account.user_type)
                 .bind(sqlx::types::Json(&account.attributes))
+                .bind(super::digest::of(account))
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| super::classify(err, "an account"))?;
@@ -274,11 +275,11 @@ macro_rules! impl_store {
             for entitlement in entitlements {
                 sqlx::query(
                     "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
-                     grantable, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     grantable, attributes, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
                      api_name = excluded.api_name, label = excluded.label, \
                      description = excluded.description, grantable = excluded.grantable, \
-                     attributes = excluded.attributes",
+                     attributes = excluded.attributes, digest = excluded.digest",
                 )
                 .bind(org.0)
                 .bind(&entitlement.id)
@@ -288,6 +289,7 @@ macro_rules! impl_store {
                 .bind(&entitlement.description)
                 .bind(entitlement.grantable)
                 .bind(sqlx::types::Json(&entitlement.attributes))
+                .bind(super::digest::of(entitlement))
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| super::classify(err, "an entitlement"))?;
@@ -321,10 +323,11 @@ macro_rules! impl_store {
             for grant in grants {
                 sqlx::query(
                     "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
-                     expires_at, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     expires_at, attributes, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
                      entitlement_id = excluded.entitlement_id, source = excluded.source, \
-                     expires_at = excluded.expires_at, attributes = excluded.attributes",
+                     expires_at = excluded.expires_at, attributes = excluded.attributes, \
+                     digest = excluded.digest",
                 )
                 .bind(org.0)
                 .bind(&grant.id)
@@ -333,6 +336,7 @@ macro_rules! impl_store {
                 .bind(grant.source.encode())
                 .bind(grant.expires_at)
                 .bind(sqlx::types::Json(&grant.attributes))
+                .bind(super::digest::of(grant))
                 .execute(&mut *tx)
                 .await
                 .map_err(|err| super::classify(err, "a grant"))?;

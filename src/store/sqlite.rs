@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use super::queries::{self, impl_store};
+use super::sync_queries::{self, impl_sync_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -41,4 +42,5 @@ impl SqliteStore {
     }
 }
 
+impl_sync_store!(SqliteStore, sqlx::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);

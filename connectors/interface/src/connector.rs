@@ -4,6 +4,15 @@
 //! and reads each page by page. A page's cursor is opaque text the core stores as a
 //! checkpoint: a run stopped by a quota or a crash resumes from the last cursor it saved.
 //! Provisioning is a separate, optional capability (a later issue adds it).
+//!
+//! ## Keys and coverage
+//! Every row a resource yields has an id that is either a source record's key or that key
+//! followed by `:` and a suffix (`005...:profile`, `0Pa...:0PS...`): the rows of one record sort
+//! together. A page says which keys it [covers](Coverage): for those, the page's rows are the
+//! complete truth, so a stored row of the same resource under a covered key that the page does
+//! not carry is gone from the source. That is how the core finds removals without holding a
+//! resource's keys in memory: a full read covers the key space in ascending order, page after
+//! page; a read of changes since a [`Watermark`] covers just the records it names.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -22,6 +31,29 @@ pub struct ResourceType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor(pub String);
 
+/// How far a resource has been read, for reading only what changed next time. Opaque to the
+/// core (for Salesforce, a `SystemModstamp`); stored when a run completes the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark(pub String);
+
+/// Which keys a page holds the complete rows of (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every key after the previous page's last one (from the start, on the first page) up to
+    /// and including `Some(key)`; `None` runs to the end of the resource. Pages of a full read
+    /// come in ascending key order (byte order of the ids).
+    Through(Option<String>),
+    /// Only these records' keys, in any order: a read of changes. A named key without rows is
+    /// a record that is gone or no longer matches the connector's filters.
+    Records(Vec<String>),
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage::Through(None)
+    }
+}
+
 /// What one page brought. A page may carry several kinds: a user page carries the accounts
 /// and the grants their records imply (profile, role, license).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +61,11 @@ pub struct Page {
     pub accounts: Vec<Account>,
     pub entitlements: Vec<Entitlement>,
     pub grants: Vec<Grant>,
+    /// The keys this page is the complete truth for.
+    pub coverage: Coverage,
+    /// Where a later read of changes should start, once this resource is read to the end:
+    /// set by connectors that can read changes, on the pages of a read.
+    pub watermark: Option<Watermark>,
     /// Where the next page starts; `None` when the resource is read to the end.
     pub next: Option<Cursor>,
     /// How many source records the whole resource holds, when the source says (progress bars).
@@ -54,16 +91,36 @@ pub enum ConnectorError {
     Other { message: String },
 }
 
+/// The source's API quota as it last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    pub used: u64,
+    pub limit: u64,
+}
+
 /// A connector that reads an identity system.
 #[async_trait]
 pub trait Connector: Send + Sync {
     /// The resource types to read, in order.
     fn resource_types(&self) -> &'static [ResourceType];
 
-    /// Reads one page of `resource`, from the start or from `cursor`.
+    /// Reads one page of `resource`, from the start or from `cursor`. With `since`, reads only
+    /// what changed after that watermark where the connector can (its pages then cover
+    /// [`Coverage::Records`]); a connector that cannot reads everything, as without.
     async fn read_page(
         &self,
         resource: &ResourceType,
         cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
     ) -> Result<Page, ConnectorError>;
+
+    /// The source's API quota, when it reports one.
+    fn quota(&self) -> Option<Quota> {
+        None
+    }
+
+    /// API calls this connector has made so far.
+    fn calls(&self) -> u64 {
+        0
+    }
 }

@@ -48,7 +48,7 @@ fn main() {
             let (mut pages, mut items, mut source_rows) = (0u64, 0usize, 0u64);
             let mut cursor: Option<Cursor> = None;
             loop {
-                let page = reader.read_page(resource, cursor.as_ref()).await.unwrap();
+                let page = reader.read_page(resource, cursor.as_ref(), None).await.unwrap();
                 if pages == 0 {
                     source_rows = page.total.unwrap_or(0);
                 }

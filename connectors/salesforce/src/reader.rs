@@ -8,7 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use provost_connector::connector::{Connector, ConnectorError, Cursor, Page, ResourceType};
+use provost_connector::connector::{
+    Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark,
+};
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -106,11 +108,32 @@ pub struct SalesforceReader {
 }
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
-/// from when the locator has expired (they live about 15 minutes).
+/// from when the locator has expired (they live about 15 minutes); for a read of changes,
+/// which of its queries is running; and the watermark taken when the read began.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CursorState {
     next: Option<String>,
     after: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    phase: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mark: Option<String>,
+}
+
+fn is_zero(phase: &u8) -> bool {
+    *phase == 0
+}
+
+/// How far back a read of changes reaches before its watermark: a transaction that was still
+/// running when the watermark was read commits with an earlier `SystemModstamp`. Records read
+/// twice cost nothing (the core compares them); a record missed would be wrong.
+const WATERMARK_OVERLAP: time::Duration = time::Duration::minutes(5);
+
+/// The resource that can be read by changes: users (`SystemModstamp`, and `UserLogin` for
+/// freezes). Assignments have no `deleted` endpoint in Salesforce and are read whole, their
+/// keys compared by the core.
+fn reads_changes(resource: &str) -> bool {
+    resource == "users"
 }
 
 impl SalesforceReader {
@@ -272,12 +295,52 @@ impl SalesforceReader {
         })
     }
 
+    /// The queries of a read of users' changes since `since`, by phase: users changed
+    /// themselves; users whose login (freeze) changed; users changed so that they no longer
+    /// match the filters (read as keys only: they are to be removed). The phases are disjoint.
+    fn change_query(&self, phase: u8, since: OffsetDateTime) -> Option<Query> {
+        let changed = || Condition::gt("SystemModstamp", Literal::DateTime(since));
+        let users = self.query_for("users").expect("users are a resource");
+        match phase {
+            0 => Some(users.filter(changed())),
+            1 => Some(
+                users
+                    .filter(Condition::in_query(
+                        "Id",
+                        Query::select("UserLogin", &["UserId"]).filter(changed()),
+                    ))
+                    .filter(Condition::Not(Box::new(changed()))),
+            ),
+            2 => {
+                let filters = self.user_filters("UserType", "IsActive");
+                if filters.is_empty() {
+                    return None;
+                }
+                Some(
+                    Query::select("User", &["Id"])
+                        .filter(changed())
+                        .filter(Condition::Not(Box::new(Condition::And(filters)))),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// The latest `SystemModstamp` of any user: the watermark of a read that starts now.
+    async fn latest_user_stamp(&self) -> Result<Option<String>, SalesforceError> {
+        let query = Query::select("User", &["SystemModstamp"])
+            .descending("SystemModstamp")
+            .limit(1);
+        let page = self.client.query(&query).await?;
+        Ok(page.records.first().and_then(|r| text(r, "SystemModstamp")))
+    }
+
     async fn first_or_next(
         &self,
         resource: &str,
+        query: Query,
         state: &CursorState,
     ) -> Result<QueryPage, SalesforceError> {
-        let query = self.query_for(resource).expect("checked by read_page");
         let from_start = |after: &Option<String>| {
             let mut query = query.clone();
             if let Some(after) = after.as_deref().and_then(|a| SalesforceId::parse(a).ok()) {
@@ -480,19 +543,66 @@ impl Connector for SalesforceReader {
         &self,
         resource: &ResourceType,
         cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
     ) -> Result<Page, ConnectorError> {
-        if self.query_for(resource.id).is_none() {
+        let Some(full_query) = self.query_for(resource.id) else {
             return Err(ConnectorError::Other {
                 message: format!("the Salesforce connector has no resource `{}`", resource.id),
             });
-        }
-        let state: CursorState = match cursor {
+        };
+        let mut state: CursorState = match cursor {
             Some(cursor) => serde_json::from_str(&cursor.0).map_err(|_| ConnectorError::InvalidCursor {
                 message: format!("the checkpoint of `{}` is not a Salesforce cursor; read the resource again from the start", resource.id),
             })?,
             None => CursorState::default(),
         };
-        let result = match self.first_or_next(resource.id, &state).await {
+        let changes_since = match since {
+            Some(mark) if reads_changes(resource.id) => {
+                let at = parse_datetime(&mark.0).ok_or_else(|| ConnectorError::InvalidCursor {
+                    message: format!(
+                        "the watermark `{}` of `{}` is not a Salesforce date-time; run a full sync",
+                        mark.0, resource.id
+                    ),
+                })?;
+                Some(at - WATERMARK_OVERLAP)
+            }
+            _ => None,
+        };
+        if cursor.is_none() && reads_changes(resource.id) {
+            state.mark = self
+                .latest_user_stamp()
+                .await
+                .map_err(connector_error)?
+                .or_else(|| since.map(|mark| mark.0.clone()));
+        }
+        match changes_since {
+            None => self.read_all(resource, full_query, state).await,
+            Some(since) => self.read_changes(resource, since, state).await,
+        }
+    }
+
+    fn quota(&self) -> Option<Quota> {
+        self.client.api_usage().map(|usage| Quota {
+            used: usage.used,
+            limit: usage.max,
+        })
+    }
+
+    fn calls(&self) -> u64 {
+        self.client.calls()
+    }
+}
+
+impl SalesforceReader {
+    /// A page of a full read: consecutive pages cover the key space in `Id` order.
+    async fn read_all(
+        &self,
+        resource: &ResourceType,
+        query: Query,
+        state: CursorState,
+    ) -> Result<Page, ConnectorError> {
+        let watermark = state.mark.clone().map(Watermark);
+        let result = match self.first_or_next(resource.id, query, &state).await {
             // Optional objects (permission set groups, permission set licenses) an org lacks.
             Err(err) if err.code() == Some("INVALID_TYPE") => {
                 tracing::info!(
@@ -509,6 +619,7 @@ impl Connector for SalesforceReader {
         let query_page = result.map_err(connector_error)?;
         let mut page = Page {
             total: Some(query_page.total_size),
+            watermark,
             ..Page::default()
         };
         self.map_records(resource.id, &query_page.records, &mut page)
@@ -520,12 +631,74 @@ impl Connector for SalesforceReader {
                 .last()
                 .and_then(|r| text(r, "Id"))
                 .or(state.after);
+            page.coverage = Coverage::Through(after.clone());
             let next = CursorState {
                 next: query_page.next_records_url,
                 after,
+                phase: 0,
+                mark: state.mark,
             };
             page.next = Some(Cursor(serde_json::to_string(&next).expect("serialisable")));
         }
+        Ok(page)
+    }
+
+    /// A page of a read of changes: it covers exactly the records it names.
+    async fn read_changes(
+        &self,
+        resource: &ResourceType,
+        since: OffsetDateTime,
+        mut state: CursorState,
+    ) -> Result<Page, ConnectorError> {
+        // Skip phases that have no query (no filters configured: nobody can leave them).
+        let query = loop {
+            match self.change_query(state.phase, since) {
+                Some(query) => break Some(query),
+                None if state.phase < 2 => state.phase += 1,
+                None => break None,
+            }
+        };
+        let mut page = Page {
+            coverage: Coverage::Records(Vec::new()),
+            watermark: state.mark.clone().map(Watermark),
+            ..Page::default()
+        };
+        let Some(query) = query else {
+            return Ok(page);
+        };
+        let query_page = self
+            .first_or_next(resource.id, query, &state)
+            .await
+            .map_err(connector_error)?;
+        let keys: Vec<String> = query_page
+            .records
+            .iter()
+            .filter_map(|r| text(r, "Id"))
+            .collect();
+        if state.phase < 2 {
+            self.map_records(resource.id, &query_page.records, &mut page)
+                .await
+                .map_err(connector_error)?;
+        }
+        let next = if !query_page.done {
+            Some(CursorState {
+                next: query_page.next_records_url,
+                after: keys.last().cloned().or(state.after),
+                phase: state.phase,
+                mark: state.mark,
+            })
+        } else if state.phase < 2 {
+            Some(CursorState {
+                next: None,
+                after: None,
+                phase: state.phase + 1,
+                mark: state.mark,
+            })
+        } else {
+            None
+        };
+        page.coverage = Coverage::Records(keys);
+        page.next = next.map(|n| Cursor(serde_json::to_string(&n).expect("serialisable")));
         Ok(page)
     }
 }

@@ -136,6 +136,8 @@ pub struct Query {
     fields: Vec<&'static str>,
     conditions: Vec<Condition>,
     order_by_id: bool,
+    /// `ORDER BY field DESC` instead of by Id.
+    descending_by: Option<&'static str>,
     limit: Option<u32>,
 }
 
@@ -153,6 +155,7 @@ impl Query {
             fields: fields.to_vec(),
             conditions: Vec::new(),
             order_by_id: true,
+            descending_by: None,
             limit: None,
         }
     }
@@ -165,6 +168,7 @@ impl Query {
             fields: vec!["COUNT()"],
             conditions: Vec::new(),
             order_by_id: false,
+            descending_by: None,
             limit: None,
         }
     }
@@ -177,6 +181,14 @@ impl Query {
 
     pub fn limit(mut self, limit: u32) -> Query {
         self.limit = Some(limit);
+        self
+    }
+
+    /// `ORDER BY field DESC`, in place of `ORDER BY Id` (for "the latest" lookups).
+    pub fn descending(mut self, field: &'static str) -> Query {
+        assert!(is_field_path(field), "not a field path: {field}");
+        self.order_by_id = false;
+        self.descending_by = Some(field);
         self
     }
 
@@ -198,6 +210,8 @@ impl Query {
         }
         if self.order_by_id {
             soql.push_str(" ORDER BY Id");
+        } else if let Some(field) = self.descending_by {
+            let _ = write!(soql, " ORDER BY {field} DESC");
         }
         if let Some(limit) = self.limit {
             let _ = write!(soql, " LIMIT {limit}");
@@ -379,6 +393,17 @@ mod tests {
         assert_eq!(
             query.to_soql(),
             "SELECT Id FROM PermissionSet WHERE Id IN (SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '0055g0000000001AAA') ORDER BY Id"
+        );
+    }
+
+    #[test]
+    fn descending_order_replaces_the_id_order() {
+        let query = Query::select("User", &["SystemModstamp"])
+            .descending("SystemModstamp")
+            .limit(1);
+        assert_eq!(
+            query.to_soql(),
+            "SELECT SystemModstamp FROM User ORDER BY SystemModstamp DESC LIMIT 1"
         );
     }
 

@@ -36,7 +36,7 @@ async fn read_all(reader: &SalesforceReader, resource: &ResourceType) -> Page {
     let mut all = Page::default();
     let mut cursor: Option<Cursor> = None;
     loop {
-        let page = reader.read_page(resource, cursor.as_ref()).await.unwrap();
+        let page = reader.read_page(resource, cursor.as_ref(), None).await.unwrap();
         all.accounts.extend(page.accounts);
         all.entitlements.extend(page.entitlements);
         all.grants.extend(page.grants);
@@ -243,7 +243,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
         .await;
     assert!(expected.len() > 400, "several pages");
 
-    let first = reader.read_page(&reader::USERS, None).await.unwrap();
+    let first = reader.read_page(&reader::USERS, None, None).await.unwrap();
     assert_eq!(first.total, Some(expected.len() as u64));
     let mut seen: Vec<String> = first.accounts.iter().map(|a| a.id.clone()).collect();
     let cursor = first.next.unwrap();
@@ -256,7 +256,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
     )
     .await;
     let err = reader
-        .read_page(&reader::USERS, Some(&cursor))
+        .read_page(&reader::USERS, Some(&cursor), None)
         .await
         .unwrap_err();
     assert!(
@@ -266,7 +266,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
     org.admin_ok(reqwest::Method::PUT, "/limits", json!({ "used": 0 }))
         .await;
     let second = reader
-        .read_page(&reader::USERS, Some(&cursor))
+        .read_page(&reader::USERS, Some(&cursor), None)
         .await
         .unwrap();
     seen.extend(second.accounts.iter().map(|a| a.id.clone()));
@@ -279,7 +279,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
         .unwrap();
     let mut cursor = second.next;
     while let Some(next) = cursor {
-        let page = reader.read_page(&reader::USERS, Some(&next)).await.unwrap();
+        let page = reader.read_page(&reader::USERS, Some(&next), None).await.unwrap();
         seen.extend(page.accounts.iter().map(|a| a.id.clone()));
         cursor = page.next;
     }
@@ -288,7 +288,7 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
     assert_eq!(unique, expected, "no user missed");
 
     let garbage = reader
-        .read_page(&reader::USERS, Some(&Cursor("not json".into())))
+        .read_page(&reader::USERS, Some(&Cursor("not json".into())), None)
         .await
         .unwrap_err();
     assert!(matches!(garbage, ConnectorError::InvalidCursor { .. }));

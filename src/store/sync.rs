@@ -1,0 +1,416 @@
+//! What the store keeps for syncs: runs and their per-resource checkpoints, the lock that keeps
+//! one sync per org, the staged changes that become the change history when a run commits, and
+//! the key-range lookups a sync compares pages with.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{OrgId, StoreError};
+
+/// The three tables of the identity model, as the change history names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entity {
+    Account,
+    Entitlement,
+    Grant,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 3] = [Entity::Account, Entity::Entitlement, Entity::Grant];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Account => "account",
+            Entity::Entitlement => "entitlement",
+            Entity::Grant => "grant",
+        }
+    }
+
+    /// The live table holding this entity. A constant, never input: safe to put in SQL.
+    pub(super) fn table(self) -> &'static str {
+        match self {
+            Entity::Account => "accounts",
+            Entity::Entitlement => "entitlements",
+            Entity::Grant => "grants",
+        }
+    }
+}
+
+impl FromStr for Entity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Entity::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| format!("unknown entity `{s}`: expected account, entitlement or grant"))
+    }
+}
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Removed,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Created => "created",
+            ChangeOp::Updated => "updated",
+            ChangeOp::Removed => "removed",
+        }
+    }
+}
+
+impl FromStr for ChangeOp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "created" => Ok(ChangeOp::Created),
+            "updated" => Ok(ChangeOp::Updated),
+            "removed" => Ok(ChangeOp::Removed),
+            other => Err(format!(
+                "unknown change `{other}`: expected created, updated or removed"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Reads everything and compares it with the store.
+    Full,
+    /// Reads what changed since the last completed run where the source allows it.
+    Incremental,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "full",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+impl FromStr for SyncMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(SyncMode::Full),
+            "incremental" => Ok(SyncMode::Incremental),
+            other => Err(format!("unknown sync mode `{other}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Reading, or interrupted while reading (its process died: the next sync resumes it).
+    Running,
+    /// Stopped by the API quota or budget, with its checkpoints: the next sync resumes it.
+    Paused,
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "paused" => Ok(RunStatus::Paused),
+            "succeeded" => Ok(RunStatus::Succeeded),
+            "failed" => Ok(RunStatus::Failed),
+            other => Err(format!("unknown run status `{other}`")),
+        }
+    }
+}
+
+/// Created, updated and removed rows of one entity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub removed: u64,
+}
+
+impl OpCounts {
+    pub fn add(&mut self, op: ChangeOp) {
+        match op {
+            ChangeOp::Created => self.created += 1,
+            ChangeOp::Updated => self.updated += 1,
+            ChangeOp::Removed => self.removed += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.created + self.updated + self.removed
+    }
+}
+
+/// What a run read and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub accounts: OpCounts,
+    pub entitlements: OpCounts,
+    pub grants: OpCounts,
+    /// Rows the connector delivered (accounts, entitlements and grants).
+    pub rows_read: u64,
+    /// Grants left out because their account or entitlement was not read (created in the source
+    /// while the run was reading); the next sync picks them up.
+    #[serde(default)]
+    pub grants_skipped: u64,
+}
+
+impl RunCounts {
+    pub fn of(&mut self, entity: Entity) -> &mut OpCounts {
+        match entity {
+            Entity::Account => &mut self.accounts,
+            Entity::Entitlement => &mut self.entitlements,
+            Entity::Grant => &mut self.grants,
+        }
+    }
+
+    pub fn changes(&self) -> u64 {
+        self.accounts.total() + self.entitlements.total() + self.grants.total()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One sync run of one org.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRun {
+    pub id: RunId,
+    #[serde(skip)]
+    pub org: OrgId,
+    pub mode: SyncMode,
+    /// What started it: `cli`, `schedule`, `demo`, `bench`...
+    pub started_by: String,
+    pub status: RunStatus,
+    /// Why a paused run paused: `daily_limit` or `api_budget`.
+    pub pause_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// How many times it was started: 1, plus one per resume.
+    pub attempts: i64,
+    /// API calls the run made, over all its attempts.
+    pub api_calls: i64,
+    /// The org's API usage of the day when the run last spoke to it.
+    pub api_used: Option<i64>,
+    pub api_limit: Option<i64>,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+}
+
+/// A run's checkpoint of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceState {
+    pub resource: String,
+    pub position: i64,
+    pub done: bool,
+    /// The connector's cursor of the next page; `None` before the first page.
+    #[serde(skip)]
+    pub cursor: Option<String>,
+    /// The last key the pages so far covered (full reads).
+    #[serde(skip)]
+    pub last_key: Option<String>,
+    /// The watermark this run reads changes after (`None`: a full read of the resource).
+    #[serde(skip)]
+    pub since: Option<String>,
+    /// The watermark to store once the resource is read to the end.
+    #[serde(skip)]
+    pub watermark: Option<String>,
+    pub pages: i64,
+    pub records: i64,
+    pub total: Option<i64>,
+}
+
+/// A change a run observed, staged until the run commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedChange {
+    pub resource: String,
+    pub entity: Entity,
+    pub object_id: String,
+    pub op: ChangeOp,
+    /// The fields that changed (`updated` only), attribute keys as `attributes.NAME`.
+    pub fields: Option<Vec<String>>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// A recorded change, as the history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRecord {
+    pub id: i64,
+    pub run_id: RunId,
+    pub resource: String,
+    pub entity: Entity,
+    pub object_id: String,
+    pub op: ChangeOp,
+    pub fields: Option<Vec<String>>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+}
+
+/// Which changes to list: all of an org's committed history, narrowed by the set fields.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeQuery {
+    pub entity: Option<Entity>,
+    pub object_id: Option<String>,
+    pub run: Option<RunId>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Keyset pagination: changes with a larger id.
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+/// Keys from `start` (inclusive) to `end` (exclusive; `None`: no end), in byte order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub start: String,
+    pub end: Option<String>,
+}
+
+/// Who holds an org's sync lock, when someone else does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    Held {
+        holder: String,
+        run_id: Option<RunId>,
+        expires_at: OffsetDateTime,
+    },
+}
+
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// Takes the org's sync lock for `ttl` unless another holder has it and it has not expired.
+    async fn acquire_sync_lock(
+        &self,
+        org: OrgId,
+        holder: &str,
+        ttl: time::Duration,
+    ) -> Result<LockOutcome, StoreError>;
+    /// Extends the lock and records the run it serves; `false` when `holder` no longer holds it.
+    async fn renew_sync_lock(
+        &self,
+        org: OrgId,
+        holder: &str,
+        run: Option<RunId>,
+        ttl: time::Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release_sync_lock(&self, org: OrgId, holder: &str) -> Result<(), StoreError>;
+
+    /// Creates a running run with one checkpoint per resource, in order, each with the
+    /// watermark its read of changes starts after (`None`: read it whole).
+    async fn create_sync_run(
+        &self,
+        org: OrgId,
+        mode: SyncMode,
+        started_by: &str,
+        resources: &[(&str, Option<String>)],
+    ) -> Result<SyncRun, StoreError>;
+    /// The org's latest run that is paused or was interrupted (running without a lock holder).
+    async fn unfinished_sync_run(&self, org: OrgId) -> Result<Option<SyncRun>, StoreError>;
+    async fn sync_run(&self, run: RunId) -> Result<Option<SyncRun>, StoreError>;
+    /// The org's runs, newest first.
+    async fn list_sync_runs(&self, org: OrgId, limit: u32) -> Result<Vec<SyncRun>, StoreError>;
+    async fn sync_resources(&self, run: RunId) -> Result<Vec<ResourceState>, StoreError>;
+    /// Saves a run's status, counts, API figures and error.
+    async fn save_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// Stages a page's changes and moves the resource's checkpoint past it, in one transaction.
+    async fn stage_page(
+        &self,
+        run: &SyncRun,
+        checkpoint: &ResourceState,
+        changes: &[StagedChange],
+    ) -> Result<(), StoreError>;
+    /// Drops what a run staged for one resource and rewinds its checkpoint to the start.
+    async fn restart_sync_resource(&self, run: RunId, resource: &str) -> Result<(), StoreError>;
+    /// Ends a run as failed and drops everything it staged: the stored state stays as it was.
+    async fn fail_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// Applies a run's staged changes to the stored model, stores its watermarks and marks it
+    /// succeeded, in one transaction. `false` (and nothing applied) when `holder` lost the lock.
+    async fn commit_sync_run(
+        &self,
+        run: &SyncRun,
+        holder: &str,
+        ttl: time::Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// The watermarks of the org's last completed reads, by resource.
+    async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError>;
+    /// Ids and digests of the stored rows of `entity` read by `resource` whose ids fall in
+    /// `ranges`, in id order.
+    async fn stored_digests(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        resource: &str,
+        ranges: &[KeyRange],
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Stored rows of `entity` by id, as JSON (the history's before-values).
+    async fn stored_rows(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        ids: &[String],
+    ) -> Result<Vec<(String, Value)>, StoreError>;
+    /// Every stored id of `entity`.
+    async fn stored_ids(&self, org: OrgId, entity: Entity) -> Result<Vec<String>, StoreError>;
+    /// The committed change history, oldest first.
+    async fn list_changes(
+        &self,
+        org: OrgId,
+        query: &ChangeQuery,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+}

@@ -1,0 +1,856 @@
+//! The sync store's SQL, the same on SQLite and PostgreSQL, expanded into each backend's
+//! [`SyncStore`](super::sync::SyncStore) impl (as `queries.rs` does for the model).
+//!
+//! Bulk writes go through `QueryBuilder` with bound values, many rows per statement; table
+//! names come from [`Entity::table`](super::sync::Entity), constants, never input.
+
+use provost_connector::model::{Account, Entitlement, Grant};
+use serde_json::Value;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::queries::{AccountRow, EntitlementRow, GrantRow};
+use super::sync::{
+    ChangeOp, ChangeRecord, Entity, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun,
+};
+use super::{OrgId, StoreError};
+
+/// Rows per multi-row statement: 12 columns x 400 stays under both databases' bind limits.
+pub(super) const CHUNK: usize = 400;
+
+pub(super) const RUN_COLUMNS: &str = "id, org_id, mode, started_by, status, pause_reason, \
+    started_at, updated_at, finished_at, attempts, api_calls, api_used, api_limit, counts, error";
+
+pub(super) const ACCOUNT_COLUMNS: &str = "id, username, email, first_name, last_name, \
+    display_name, active, user_type, attributes";
+pub(super) const ENTITLEMENT_COLUMNS: &str =
+    "id, kind, api_name, label, description, grantable, attributes";
+pub(super) const GRANT_COLUMNS: &str =
+    "id, account_id, entitlement_id, source, expires_at, attributes";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RunRow {
+    id: i64,
+    org_id: i64,
+    mode: String,
+    started_by: String,
+    status: String,
+    pause_reason: Option<String>,
+    started_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    finished_at: Option<OffsetDateTime>,
+    attempts: i64,
+    api_calls: i64,
+    api_used: Option<i64>,
+    api_limit: Option<i64>,
+    counts: Json<RunCounts>,
+    error: Option<String>,
+}
+
+impl TryFrom<RunRow> for SyncRun {
+    type Error = StoreError;
+
+    fn try_from(row: RunRow) -> Result<Self, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "sync run",
+            detail: format!("{detail} (run {})", row.id),
+        };
+        Ok(SyncRun {
+            id: RunId(row.id),
+            org: OrgId(row.org_id),
+            mode: row.mode.parse().map_err(corrupt)?,
+            started_by: row.started_by,
+            status: row.status.parse().map_err(corrupt)?,
+            pause_reason: row.pause_reason,
+            started_at: row.started_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+            attempts: row.attempts,
+            api_calls: row.api_calls,
+            api_used: row.api_used,
+            api_limit: row.api_limit,
+            counts: row.counts.0,
+            error: row.error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ResourceRow {
+    resource: String,
+    position: i64,
+    done: bool,
+    cursor: Option<String>,
+    last_key: Option<String>,
+    since: Option<String>,
+    watermark: Option<String>,
+    pages: i64,
+    records: i64,
+    total: Option<i64>,
+}
+
+impl From<ResourceRow> for ResourceState {
+    fn from(row: ResourceRow) -> Self {
+        ResourceState {
+            resource: row.resource,
+            position: row.position,
+            done: row.done,
+            cursor: row.cursor,
+            last_key: row.last_key,
+            since: row.since,
+            watermark: row.watermark,
+            pages: row.pages,
+            records: row.records,
+            total: row.total,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ChangeRow {
+    id: i64,
+    run_id: i64,
+    resource: String,
+    entity: String,
+    object_id: String,
+    op: String,
+    fields: Option<String>,
+    before: Option<Json<Value>>,
+    after: Option<Json<Value>>,
+    observed_at: OffsetDateTime,
+}
+
+impl TryFrom<ChangeRow> for ChangeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ChangeRow) -> Result<Self, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            what: "change",
+            detail: format!("{detail} (change {})", row.id),
+        };
+        let fields = match row.fields {
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|err| corrupt(format!("fields: {err}")))?,
+            ),
+            None => None,
+        };
+        Ok(ChangeRecord {
+            id: row.id,
+            run_id: RunId(row.run_id),
+            resource: row.resource,
+            entity: row.entity.parse().map_err(corrupt)?,
+            object_id: row.object_id,
+            op: row.op.parse().map_err(corrupt)?,
+            fields,
+            before: row.before.map(|j| j.0),
+            after: row.after.map(|j| j.0),
+            observed_at: row.observed_at,
+        })
+    }
+}
+
+/// A staged change read back by a commit.
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    pub id: i64,
+    pub resource: String,
+    pub entity: String,
+    pub object_id: String,
+    pub op: String,
+    pub after: Option<Json<Value>>,
+}
+
+/// One commit chunk's changes, sorted into what to write where.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub accounts: Vec<(String, Account)>,
+    pub entitlements: Vec<(String, Entitlement)>,
+    pub grants: Vec<(String, Grant)>,
+    pub removed: Vec<(Entity, String)>,
+}
+
+impl Pending {
+    pub fn sort(rows: Vec<PendingRow>) -> Result<Pending, StoreError> {
+        let mut pending = Pending::default();
+        for row in rows {
+            let corrupt = |detail: String| StoreError::Corrupt {
+                what: "staged change",
+                detail: format!("{detail} (change {})", row.id),
+            };
+            let entity: Entity = row.entity.parse().map_err(corrupt)?;
+            let op: ChangeOp = row.op.parse().map_err(corrupt)?;
+            if op == ChangeOp::Removed {
+                pending.removed.push((entity, row.object_id));
+                continue;
+            }
+            let after = row
+                .after
+                .ok_or_else(|| corrupt("no after-value".to_owned()))?
+                .0;
+            let bad = |err: serde_json::Error| corrupt(format!("after-value: {err}"));
+            match entity {
+                Entity::Account => pending
+                    .accounts
+                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
+                Entity::Entitlement => pending
+                    .entitlements
+                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
+                Entity::Grant => pending
+                    .grants
+                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
+            }
+        }
+        Ok(pending)
+    }
+}
+
+pub(super) fn row_json(entity: Entity, row: StoredRow) -> Result<(String, Value), StoreError> {
+    let _ = entity;
+    let (id, value) = match row {
+        StoredRow::Account(row) => {
+            let account = Account::from(row);
+            (account.id.clone(), serde_json::to_value(account))
+        }
+        StoredRow::Entitlement(row) => {
+            let entitlement = Entitlement::try_from(row)?;
+            (entitlement.id.clone(), serde_json::to_value(entitlement))
+        }
+        StoredRow::Grant(row) => {
+            let grant = Grant::try_from(row)?;
+            (grant.id.clone(), serde_json::to_value(grant))
+        }
+    };
+    Ok((id, value.expect("identity rows serialise to JSON")))
+}
+
+pub(super) enum StoredRow {
+    Account(AccountRow),
+    Entitlement(EntitlementRow),
+    Grant(GrantRow),
+}
+
+pub(super) fn status_name(status: RunStatus) -> &'static str {
+    status.as_str()
+}
+
+pub(super) fn mode_name(mode: SyncMode) -> &'static str {
+    mode.as_str()
+}
+
+/// Implements [`SyncStore`](super::sync::SyncStore) for a backend with a `pool` field, given
+/// the backend's sqlx database type.
+macro_rules! impl_sync_store {
+    ($store:ty, $db:ty) => {
+    #[async_trait::async_trait]
+    impl super::sync::SyncStore for $store {
+        async fn acquire_sync_lock(
+            &self,
+            org: OrgId,
+            holder: &str,
+            ttl: time::Duration,
+        ) -> Result<super::sync::LockOutcome, StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            sqlx::query(
+                "INSERT INTO sync_locks (org_id, holder, run_id, acquired_at, expires_at) \
+                 VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (org_id) DO UPDATE SET \
+                 holder = excluded.holder, run_id = NULL, acquired_at = excluded.acquired_at, \
+                 expires_at = excluded.expires_at \
+                 WHERE sync_locks.expires_at < $3 OR sync_locks.holder = $2",
+            )
+            .bind(org.0)
+            .bind(holder)
+            .bind(now)
+            .bind(now + ttl)
+            .execute(&self.pool)
+            .await?;
+            let (current, run_id, expires_at): (String, Option<i64>, time::OffsetDateTime) =
+                sqlx::query_as("SELECT holder, run_id, expires_at FROM sync_locks WHERE org_id = $1")
+                    .bind(org.0)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(if current == holder {
+                super::sync::LockOutcome::Acquired
+            } else {
+                super::sync::LockOutcome::Held {
+                    holder: current,
+                    run_id: run_id.map(super::sync::RunId),
+                    expires_at,
+                }
+            })
+        }
+
+        async fn renew_sync_lock(
+            &self,
+            org: OrgId,
+            holder: &str,
+            run: Option<super::sync::RunId>,
+            ttl: time::Duration,
+        ) -> Result<bool, StoreError> {
+            let renewed = sqlx::query(
+                "UPDATE sync_locks SET expires_at = $3, run_id = COALESCE($4, run_id) \
+                 WHERE org_id = $1 AND holder = $2",
+            )
+            .bind(org.0)
+            .bind(holder)
+            .bind(time::OffsetDateTime::now_utc() + ttl)
+            .bind(run.map(|r| r.0))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(renewed == 1)
+        }
+
+        async fn release_sync_lock(&self, org: OrgId, holder: &str) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM sync_locks WHERE org_id = $1 AND holder = $2")
+                .bind(org.0)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn create_sync_run(
+            &self,
+            org: OrgId,
+            mode: super::sync::SyncMode,
+            started_by: &str,
+            resources: &[(&str, Option<String>)],
+        ) -> Result<super::sync::SyncRun, StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let mut tx = self.pool.begin().await?;
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO sync_runs (org_id, mode, started_by, status, started_at, updated_at) \
+                 VALUES ($1, $2, $3, 'running', $4, $4) RETURNING id",
+            )
+            .bind(org.0)
+            .bind(sync_queries::mode_name(mode))
+            .bind(started_by)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for (position, (resource, since)) in resources.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO sync_resources (run_id, position, resource, since) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(position as i64)
+                .bind(*resource)
+                .bind(since.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            self.sync_run(super::sync::RunId(id))
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "sync run",
+                    detail: format!("run {id} vanished after it was created"),
+                })
+        }
+
+        async fn unfinished_sync_run(
+            &self,
+            org: OrgId,
+        ) -> Result<Option<super::sync::SyncRun>, StoreError> {
+            let row: Option<sync_queries::RunRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM sync_runs WHERE org_id = $1 AND status IN ('running', 'paused') \
+                 ORDER BY id DESC LIMIT 1",
+                sync_queries::RUN_COLUMNS
+            ))
+            .bind(org.0)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(super::sync::SyncRun::try_from).transpose()
+        }
+
+        async fn sync_run(
+            &self,
+            run: super::sync::RunId,
+        ) -> Result<Option<super::sync::SyncRun>, StoreError> {
+            let row: Option<sync_queries::RunRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM sync_runs WHERE id = $1",
+                sync_queries::RUN_COLUMNS
+            ))
+            .bind(run.0)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(super::sync::SyncRun::try_from).transpose()
+        }
+
+        async fn list_sync_runs(
+            &self,
+            org: OrgId,
+            limit: u32,
+        ) -> Result<Vec<super::sync::SyncRun>, StoreError> {
+            let rows: Vec<sync_queries::RunRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM sync_runs WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
+                sync_queries::RUN_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(super::sync::SyncRun::try_from).collect()
+        }
+
+        async fn sync_resources(
+            &self,
+            run: super::sync::RunId,
+        ) -> Result<Vec<super::sync::ResourceState>, StoreError> {
+            let rows: Vec<sync_queries::ResourceRow> = sqlx::query_as(
+                "SELECT resource, position, done, cursor, last_key, since, watermark, pages, \
+                 records, total FROM sync_resources WHERE run_id = $1 ORDER BY position",
+            )
+            .bind(run.0)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        async fn save_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE sync_runs SET status = $2, pause_reason = $3, updated_at = $4, \
+                 finished_at = $5, attempts = $6, api_calls = $7, api_used = $8, api_limit = $9, \
+                 counts = $10, error = $11 WHERE id = $1",
+            )
+            .bind(run.id.0)
+            .bind(sync_queries::status_name(run.status))
+            .bind(run.pause_reason.as_deref())
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(run.finished_at)
+            .bind(run.attempts)
+            .bind(run.api_calls)
+            .bind(run.api_used)
+            .bind(run.api_limit)
+            .bind(sqlx::types::Json(&run.counts))
+            .bind(run.error.as_deref())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn stage_page(
+            &self,
+            run: &super::sync::SyncRun,
+            checkpoint: &super::sync::ResourceState,
+            changes: &[super::sync::StagedChange],
+        ) -> Result<(), StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let mut tx = self.pool.begin().await?;
+            for chunk in changes.chunks(sync_queries::CHUNK) {
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
+                     fields, before, after, observed_at) ",
+                );
+                insert.push_values(chunk, |mut row, change| {
+                    row.push_bind(run.org.0)
+                        .push_bind(run.id.0)
+                        .push_bind(change.resource.clone())
+                        .push_bind(change.entity.as_str())
+                        .push_bind(change.object_id.clone())
+                        .push_bind(change.op.as_str())
+                        .push_bind(
+                            change
+                                .fields
+                                .as_ref()
+                                .map(|f| serde_json::to_string(f).expect("strings serialise")),
+                        )
+                        .push_bind(change.before.clone().map(sqlx::types::Json))
+                        .push_bind(change.after.clone().map(sqlx::types::Json))
+                        .push_bind(now);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            sqlx::query(
+                "UPDATE sync_resources SET done = $3, cursor = $4, last_key = $5, \
+                 watermark = $6, pages = $7, records = $8, total = $9 \
+                 WHERE run_id = $1 AND resource = $2",
+            )
+            .bind(run.id.0)
+            .bind(&checkpoint.resource)
+            .bind(checkpoint.done)
+            .bind(checkpoint.cursor.as_deref())
+            .bind(checkpoint.last_key.as_deref())
+            .bind(checkpoint.watermark.as_deref())
+            .bind(checkpoint.pages)
+            .bind(checkpoint.records)
+            .bind(checkpoint.total)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sync_runs SET updated_at = $2, api_calls = $3, api_used = $4, \
+                 api_limit = $5, counts = $6 WHERE id = $1",
+            )
+            .bind(run.id.0)
+            .bind(now)
+            .bind(run.api_calls)
+            .bind(run.api_used)
+            .bind(run.api_limit)
+            .bind(sqlx::types::Json(&run.counts))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn restart_sync_resource(
+            &self,
+            run: super::sync::RunId,
+            resource: &str,
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM changes WHERE run_id = $1 AND resource = $2")
+                .bind(run.0)
+                .bind(resource)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE sync_resources SET done = FALSE, cursor = NULL, last_key = NULL, \
+                 watermark = NULL, pages = 0, records = 0 WHERE run_id = $1 AND resource = $2",
+            )
+            .bind(run.0)
+            .bind(resource)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn fail_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM changes WHERE run_id = $1")
+                .bind(run.id.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE sync_runs SET status = 'failed', pause_reason = NULL, updated_at = $2, \
+                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
+                 counts = $7, error = $8 WHERE id = $1",
+            )
+            .bind(run.id.0)
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(run.attempts)
+            .bind(run.api_calls)
+            .bind(run.api_used)
+            .bind(run.api_limit)
+            .bind(sqlx::types::Json(&run.counts))
+            .bind(run.error.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn commit_sync_run(
+            &self,
+            run: &super::sync::SyncRun,
+            holder: &str,
+            ttl: time::Duration,
+        ) -> Result<bool, StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let org = run.org.0;
+            let mut tx = self.pool.begin().await?;
+            // Fencing: the lock row is written first, so a holder whose lease was taken over
+            // applies nothing, and nobody takes it over while this transaction runs.
+            let held = sqlx::query(
+                "UPDATE sync_locks SET expires_at = $3 WHERE org_id = $1 AND holder = $2",
+            )
+            .bind(org)
+            .bind(holder)
+            .bind(now + ttl)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let mut after = 0_i64;
+            loop {
+                let rows: Vec<sync_queries::PendingRow> = sqlx::query_as(
+                    "SELECT id, resource, entity, object_id, op, after FROM changes \
+                     WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(run.id.0)
+                .bind(after)
+                .bind(sync_queries::CHUNK as i64 * 5)
+                .fetch_all(&mut *tx)
+                .await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                let pending = sync_queries::Pending::sort(rows)?;
+                for chunk in pending.accounts.chunks(sync_queries::CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+                         display_name, active, user_type, attributes, resource, digest) ",
+                    );
+                    insert.push_values(chunk, |mut row, (resource, account)| {
+                        row.push_bind(org)
+                            .push_bind(account.id.clone())
+                            .push_bind(account.username.clone())
+                            .push_bind(account.email.clone())
+                            .push_bind(account.first_name.clone())
+                            .push_bind(account.last_name.clone())
+                            .push_bind(account.display_name.clone())
+                            .push_bind(account.active)
+                            .push_bind(account.user_type.clone())
+                            .push_bind(sqlx::types::Json(account.attributes.clone()))
+                            .push_bind(resource.clone())
+                            .push_bind(super::digest::of(account));
+                    });
+                    insert.push(
+                        " ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
+                         email = excluded.email, first_name = excluded.first_name, \
+                         last_name = excluded.last_name, display_name = excluded.display_name, \
+                         active = excluded.active, user_type = excluded.user_type, \
+                         attributes = excluded.attributes, resource = excluded.resource, \
+                         digest = excluded.digest",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
+                for chunk in pending.entitlements.chunks(sync_queries::CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
+                         grantable, attributes, resource, digest) ",
+                    );
+                    insert.push_values(chunk, |mut row, (resource, entitlement)| {
+                        row.push_bind(org)
+                            .push_bind(entitlement.id.clone())
+                            .push_bind(entitlement.kind.as_str())
+                            .push_bind(entitlement.api_name.clone())
+                            .push_bind(entitlement.label.clone())
+                            .push_bind(entitlement.description.clone())
+                            .push_bind(entitlement.grantable)
+                            .push_bind(sqlx::types::Json(entitlement.attributes.clone()))
+                            .push_bind(resource.clone())
+                            .push_bind(super::digest::of(entitlement));
+                    });
+                    insert.push(
+                        " ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
+                         api_name = excluded.api_name, label = excluded.label, \
+                         description = excluded.description, grantable = excluded.grantable, \
+                         attributes = excluded.attributes, resource = excluded.resource, \
+                         digest = excluded.digest",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
+                for chunk in pending.grants.chunks(sync_queries::CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
+                         expires_at, attributes, resource, digest) ",
+                    );
+                    insert.push_values(chunk, |mut row, (resource, grant)| {
+                        row.push_bind(org)
+                            .push_bind(grant.id.clone())
+                            .push_bind(grant.account_id.clone())
+                            .push_bind(grant.entitlement_id.clone())
+                            .push_bind(grant.source.encode())
+                            .push_bind(grant.expires_at)
+                            .push_bind(sqlx::types::Json(grant.attributes.clone()))
+                            .push_bind(resource.clone())
+                            .push_bind(super::digest::of(grant));
+                    });
+                    insert.push(
+                        " ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+                         entitlement_id = excluded.entitlement_id, source = excluded.source, \
+                         expires_at = excluded.expires_at, attributes = excluded.attributes, \
+                         resource = excluded.resource, digest = excluded.digest",
+                    );
+                    insert
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|err| super::classify(err, "a grant"))?;
+                }
+                // Grants first: an account or entitlement removed in the same chunk cascades.
+                for entity in [
+                    super::sync::Entity::Grant,
+                    super::sync::Entity::Entitlement,
+                    super::sync::Entity::Account,
+                ] {
+                    let ids: Vec<&String> = pending
+                        .removed
+                        .iter()
+                        .filter(|(e, _)| *e == entity)
+                        .map(|(_, id)| id)
+                        .collect();
+                    for chunk in ids.chunks(sync_queries::CHUNK) {
+                        let mut delete = sqlx::QueryBuilder::<$db>::new(format!(
+                            "DELETE FROM {} WHERE org_id = ",
+                            entity.table()
+                        ));
+                        delete.push_bind(org).push(" AND id IN (");
+                        let mut list = delete.separated(", ");
+                        for id in chunk {
+                            list.push_bind((*id).clone());
+                        }
+                        delete.push(")");
+                        delete.build().execute(&mut *tx).await?;
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO sync_watermarks (org_id, resource, watermark) \
+                 SELECT $1, resource, watermark FROM sync_resources \
+                 WHERE run_id = $2 AND watermark IS NOT NULL \
+                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark",
+            )
+            .bind(org)
+            .bind(run.id.0)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sync_runs SET status = 'succeeded', pause_reason = NULL, updated_at = $2, \
+                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
+                 counts = $7, error = NULL WHERE id = $1",
+            )
+            .bind(run.id.0)
+            .bind(now)
+            .bind(run.attempts)
+            .bind(run.api_calls)
+            .bind(run.api_used)
+            .bind(run.api_limit)
+            .bind(sqlx::types::Json(&run.counts))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT resource, watermark FROM sync_watermarks WHERE org_id = $1 ORDER BY resource",
+            )
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn stored_digests(
+            &self,
+            org: OrgId,
+            entity: super::sync::Entity,
+            resource: &str,
+            ranges: &[super::sync::KeyRange],
+        ) -> Result<Vec<(String, i64)>, StoreError> {
+            let mut found = Vec::new();
+            for chunk in ranges.chunks(100) {
+                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT id, digest FROM {} WHERE org_id = ",
+                    entity.table()
+                ));
+                select.push_bind(org.0).push(" AND resource = ").push_bind(resource.to_owned());
+                select.push(" AND (");
+                for (i, range) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        select.push(" OR ");
+                    }
+                    select.push("(id >= ").push_bind(range.start.clone());
+                    if let Some(end) = &range.end {
+                        select.push(" AND id < ").push_bind(end.clone());
+                    }
+                    select.push(")");
+                }
+                select.push(") ORDER BY id");
+                let rows: Vec<(String, i64)> =
+                    select.build_query_as().fetch_all(&self.pool).await?;
+                found.extend(rows);
+            }
+            if ranges.len() > 100 {
+                found.sort();
+            }
+            Ok(found)
+        }
+
+        async fn stored_rows(
+            &self,
+            org: OrgId,
+            entity: super::sync::Entity,
+            ids: &[String],
+        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+            let columns = match entity {
+                super::sync::Entity::Account => sync_queries::ACCOUNT_COLUMNS,
+                super::sync::Entity::Entitlement => sync_queries::ENTITLEMENT_COLUMNS,
+                super::sync::Entity::Grant => sync_queries::GRANT_COLUMNS,
+            };
+            let mut found = Vec::new();
+            for chunk in ids.chunks(sync_queries::CHUNK) {
+                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {columns} FROM {} WHERE org_id = ",
+                    entity.table()
+                ));
+                select.push_bind(org.0).push(" AND id IN (");
+                let mut list = select.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.clone());
+                }
+                select.push(")");
+                let query = select.build();
+                let rows = query.fetch_all(&self.pool).await?;
+                for row in rows {
+                    use sqlx::FromRow;
+                    let stored = match entity {
+                        super::sync::Entity::Account => {
+                            sync_queries::StoredRow::Account(queries::AccountRow::from_row(&row)?)
+                        }
+                        super::sync::Entity::Entitlement => sync_queries::StoredRow::Entitlement(
+                            queries::EntitlementRow::from_row(&row)?,
+                        ),
+                        super::sync::Entity::Grant => {
+                            sync_queries::StoredRow::Grant(queries::GrantRow::from_row(&row)?)
+                        }
+                    };
+                    found.push(sync_queries::row_json(entity, stored)?);
+                }
+            }
+            Ok(found)
+        }
+
+        async fn stored_ids(
+            &self,
+            org: OrgId,
+            entity: super::sync::Entity,
+        ) -> Result<Vec<String>, StoreError> {
+            let rows: Vec<(String,)> = sqlx::query_as(&format!(
+                "SELECT id FROM {} WHERE org_id = $1",
+                entity.table()
+            ))
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(id,)| id).collect())
+        }
+
+        async fn list_changes(
+            &self,
+            org: OrgId,
+            query: &super::sync::ChangeQuery,
+        ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
+            let rows: Vec<sync_queries::ChangeRow> = sqlx::query_as(
+                "SELECT c.id, c.run_id, c.resource, c.entity, c.object_id, c.op, c.fields, \
+                 c.before, c.after, c.observed_at FROM changes c \
+                 JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE c.org_id = $1 AND r.status = 'succeeded' \
+                 AND ($2 IS NULL OR c.entity = $2) AND ($3 IS NULL OR c.object_id = $3) \
+                 AND ($4 IS NULL OR c.run_id = $4) AND ($5 IS NULL OR c.observed_at >= $5) \
+                 AND ($6 IS NULL OR c.observed_at < $6) AND c.id > $7 \
+                 ORDER BY c.id LIMIT $8",
+            )
+            .bind(org.0)
+            .bind(query.entity.map(super::sync::Entity::as_str))
+            .bind(query.object_id.as_deref())
+            .bind(query.run.map(|r| r.0))
+            .bind(query.since)
+            .bind(query.until)
+            .bind(query.after.unwrap_or(0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(super::sync::ChangeRecord::try_from).collect()
+        }
+    }
+    };
+}
+
+pub(super) use impl_sync_store;
