@@ -59,12 +59,47 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync orgs into the store (incremental unless --full), or show their sync history.
+    Sync(SyncArgs),
     /// Run the built-in Salesforce emulator (for tests, scripts and trying Provost out).
     Emulator(crate::emulator::EmulatorArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+    /// The org to sync; every configured org when left out.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Read everything and compare, instead of reading only what changed.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the summary as one JSON object (one line per org).
+    #[arg(long)]
+    pub json: bool,
+    /// Sync without running the preflight first.
+    #[arg(long)]
+    pub skip_preflight: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Recent sync runs of each org, with their success rate, duration and API usage.
+    Status {
+        #[arg(long)]
+        org: Option<String>,
+        /// How many recent runs to show and compute health over.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -102,6 +137,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Command::Sync(SyncArgs { org, command, .. }) = &cli.command {
+        let named = match command {
+            Some(SyncCommand::Status { org, .. }) => org,
+            None => org,
+        };
+        if let Some(Err(message)) = named.as_deref().map(|name| config.org(name)) {
+            eprintln!("provost: {message}");
+            return ExitCode::from(2);
+        }
+        if named.is_none() && config.orgs.is_empty() {
+            eprintln!("provost: no org is configured: add an [[orgs]] entry to the configuration (see the README)");
+            return ExitCode::from(2);
+        }
+    }
     match runtime.block_on(run(cli.command, config)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ChecksFailed) => ExitCode::FAILURE,
@@ -114,7 +163,7 @@ pub fn main() -> ExitCode {
 }
 
 /// How a command that ran ended.
-enum Outcome {
+pub enum Outcome {
     Success,
     /// It ran, and what it checked failed (exit status 1).
     ChecksFailed,
@@ -133,6 +182,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
             tracing::info!(database = %config.database.url, "migrations applied");
         }
         Command::Serve => serve(config).await?,
+        Command::Sync(args) => return crate::sync::cli::run(args, config).await,
         Command::Emulator(args) => crate::emulator::run(args).await?,
         Command::Connect { org, port } => {
             let org = config.org(&org).map_err(anyhow::Error::msg)?;
@@ -186,7 +236,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
 }
 
 /// Opens the configured database and brings its schema up to date.
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
     let store = store::open(&config.database)
         .await
         .with_context(|| format!("opening the database {}", config.database.url))?;
@@ -211,14 +261,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, backend = store.backend().name(), "provost is listening");
     let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)
         .context("loading the secret key that seals stored tokens")?;
+    let config = Arc::new(config);
+    let schedules = crate::sync::schedule::start(config.clone(), store.clone());
     let state = AppState {
         store: store.clone(),
-        config: Arc::new(config),
+        config,
         secrets: Arc::new(secrets),
     };
-    http::serve(listener, state, http::shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let served = http::serve(listener, state, http::shutdown_signal()).await;
+    for task in schedules {
+        task.abort();
+    }
+    served.context("serving HTTP")?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

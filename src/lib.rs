@@ -12,4 +12,5 @@ pub mod orgs;
 pub mod preflight;
 pub mod secrets;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -24,6 +24,13 @@ pub struct OrgConfig {
     /// Records per query page (200 to 2000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u16,
+    /// Minutes between scheduled syncs inside `provost serve`; unset: syncs run only when asked.
+    #[serde(default)]
+    pub sync_interval_minutes: Option<u32>,
+    /// Syncs pause when the org's API usage of the day reaches this percentage of its daily
+    /// limit (read from `Sforce-Limit-Info`), leaving the rest to the org's other integrations.
+    #[serde(default = "default_api_budget")]
+    pub api_budget_percent: u8,
     pub auth: AuthConfig,
 }
 
@@ -62,6 +69,10 @@ fn default_api_version() -> String {
 
 fn default_batch_size() -> u16 {
     2000
+}
+
+fn default_api_budget() -> u8 {
+    80
 }
 
 fn yes() -> bool {
@@ -127,6 +138,23 @@ pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
                 index,
                 "batch_size",
                 format!("{} is outside 200..=2000", org.batch_size),
+            );
+        }
+        if !(1..=100).contains(&org.api_budget_percent) {
+            problem(
+                index,
+                "api_budget_percent",
+                format!(
+                    "{} is outside 1..=100 (the share of the daily API limit syncs may reach)",
+                    org.api_budget_percent
+                ),
+            );
+        }
+        if org.sync_interval_minutes == Some(0) {
+            problem(
+                index,
+                "sync_interval_minutes",
+                "0 is not an interval; leave it unset for manual syncs only".to_owned(),
             );
         }
         if let AuthConfig::JwtBearer {

@@ -4,6 +4,7 @@
 mod error;
 mod health;
 pub mod integrations;
+mod orgs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(integrations::router())
+        .merge(orgs::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

@@ -161,6 +161,7 @@ impl FromStr for RunStatus {
 
 /// Created, updated and removed rows of one entity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpCounts {
     pub created: u64,
     pub updated: u64,
@@ -183,6 +184,7 @@ impl OpCounts {
 
 /// What a run read and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunCounts {
     pub accounts: OpCounts,
     pub entitlements: OpCounts,
@@ -405,6 +407,12 @@ pub trait SyncStore: Send + Sync {
         entity: Entity,
         ids: &[String],
     ) -> Result<Vec<(String, Value)>, StoreError>;
+    /// The ids of `entity` a run has staged as created or removed, with the operation.
+    async fn staged_keys(
+        &self,
+        run: RunId,
+        entity: Entity,
+    ) -> Result<Vec<(String, ChangeOp)>, StoreError>;
     /// Every stored id of `entity`.
     async fn stored_ids(&self, org: OrgId, entity: Entity) -> Result<Vec<String>, StoreError>;
     /// The committed change history, oldest first.

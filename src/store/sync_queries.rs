@@ -204,8 +204,7 @@ impl Pending {
     }
 }
 
-pub(super) fn row_json(entity: Entity, row: StoredRow) -> Result<(String, Value), StoreError> {
-    let _ = entity;
+pub(super) fn row_json(row: StoredRow) -> Result<(String, Value), StoreError> {
     let (id, value) = match row {
         StoredRow::Account(row) => {
             let account = Account::from(row);
@@ -690,6 +689,31 @@ macro_rules! impl_sync_store {
                     }
                 }
             }
+            // The counts of what is committed, from the staged changes themselves.
+            let tallies: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op",
+            )
+            .bind(run.id.0)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut counts = run.counts.clone();
+            counts.accounts = Default::default();
+            counts.entitlements = Default::default();
+            counts.grants = Default::default();
+            for (entity, op, n) in tallies {
+                let (Ok(entity), Ok(op)) = (
+                    entity.parse::<super::sync::Entity>(),
+                    op.parse::<super::sync::ChangeOp>(),
+                ) else {
+                    continue;
+                };
+                let slot = counts.of(entity);
+                match op {
+                    super::sync::ChangeOp::Created => slot.created = n as u64,
+                    super::sync::ChangeOp::Updated => slot.updated = n as u64,
+                    super::sync::ChangeOp::Removed => slot.removed = n as u64,
+                }
+            }
             sqlx::query(
                 "INSERT INTO sync_watermarks (org_id, resource, watermark) \
                  SELECT $1, resource, watermark FROM sync_resources \
@@ -711,7 +735,7 @@ macro_rules! impl_sync_store {
             .bind(run.api_calls)
             .bind(run.api_used)
             .bind(run.api_limit)
-            .bind(sqlx::types::Json(&run.counts))
+            .bind(sqlx::types::Json(&counts))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -801,10 +825,34 @@ macro_rules! impl_sync_store {
                             sync_queries::StoredRow::Grant(queries::GrantRow::from_row(&row)?)
                         }
                     };
-                    found.push(sync_queries::row_json(entity, stored)?);
+                    found.push(sync_queries::row_json(stored)?);
                 }
             }
             Ok(found)
+        }
+
+        async fn staged_keys(
+            &self,
+            run: super::sync::RunId,
+            entity: super::sync::Entity,
+        ) -> Result<Vec<(String, super::sync::ChangeOp)>, StoreError> {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT object_id, op FROM changes WHERE run_id = $1 AND entity = $2 \
+                 AND op <> 'updated' ORDER BY id",
+            )
+            .bind(run.0)
+            .bind(entity.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(id, op)| {
+                    let op = op.parse().map_err(|detail| StoreError::Corrupt {
+                        what: "staged change",
+                        detail,
+                    })?;
+                    Ok((id, op))
+                })
+                .collect()
         }
 
         async fn stored_ids(

@@ -8,7 +8,8 @@
 //! ## Keys and coverage
 //! Every row a resource yields has an id that is either a source record's key or that key
 //! followed by `:` and a suffix (`005...:profile`, `0Pa...:0PS...`): the rows of one record sort
-//! together. A page says which keys it [covers](Coverage): for those, the page's rows are the
+//! together. A resource's keys all have the same length (Salesforce's 18-character ids), so no
+//! key is the beginning of another. A page says which keys it [covers](Coverage): for those, the page's rows are the
 //! complete truth, so a stored row of the same resource under a covered key that the page does
 //! not carry is gone from the source. That is how the core finds removals without holding a
 //! resource's keys in memory: a full read covers the key space in ascending order, page after

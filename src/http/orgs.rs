@@ -1,0 +1,121 @@
+//! The synced model of each org: `GET /api/v1/orgs/{org}/sync-runs` (history and health) and
+//! `GET /api/v1/orgs/{org}/changes` (the change history, filterable and paginated).
+//!
+//! Unauthenticated for now, like the rest of the API: API tokens and scopes arrive with the
+//! provisioning work (issue #6), before anything here is exposed beyond localhost.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::{ApiError, AppState};
+use crate::store::sync::{ChangeQuery, Entity, RunId};
+use crate::store::OrgRecord;
+use crate::sync::status;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orgs/{org}/sync-runs", get(sync_runs))
+        .route("/api/v1/orgs/{org}/changes", get(changes))
+}
+
+async fn org(state: &AppState, name: &str) -> Result<OrgRecord, ApiError> {
+    if state.config.org(name).is_err() {
+        return Err(ApiError::NotFound(format!(
+            "no org `{name}` is configured; GET /api/v1/orgs/NAME/... takes an [[orgs]] name"
+        )));
+    }
+    Ok(state.store.ensure_org(name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsParams {
+    limit: Option<u32>,
+}
+
+async fn sync_runs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<RunsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(20);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit={limit} is outside 1..=500"
+        )));
+    }
+    let org = org(&state, &name).await?;
+    let runs = state.store.list_sync_runs(org.id, limit).await?;
+    let health = status::health(&runs);
+    let runs: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            let mut value = serde_json::to_value(run).expect("runs serialise");
+            value["duration_seconds"] = json!(status::duration_seconds(run));
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "org": name, "health": health, "runs": runs })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangesParams {
+    entity: Option<String>,
+    object_id: Option<String>,
+    run: Option<i64>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn timestamp(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|text| {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
+                    ApiError::BadRequest(format!(
+                        "{name}=`{text}` is not an RFC 3339 time such as 2026-01-31T00:00:00Z"
+                    ))
+                },
+            )
+        })
+        .transpose()
+}
+
+async fn changes(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<ChangesParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit={limit} is outside 1..=1000"
+        )));
+    }
+    let entity = params
+        .entity
+        .as_deref()
+        .map(str::parse::<Entity>)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let query = ChangeQuery {
+        entity,
+        object_id: params.object_id,
+        run: params.run.map(RunId),
+        since: timestamp("since", params.since.as_deref())?,
+        until: timestamp("until", params.until.as_deref())?,
+        after: params.after,
+        limit,
+    };
+    let org = org(&state, &name).await?;
+    let changes = state.store.list_changes(org.id, &query).await?;
+    let next = (changes.len() == limit as usize)
+        .then(|| changes.last().map(|c| c.id))
+        .flatten();
+    Ok(Json(json!({ "org": name, "changes": changes, "next_after": next })))
+}

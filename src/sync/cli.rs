@@ -1,0 +1,125 @@
+//! `provost sync [--org NAME] [--full] [--json]` and `provost sync status`.
+
+use crate::cli::{open_store, Outcome, SyncArgs, SyncCommand};
+use crate::config::{Config, OrgConfig};
+use crate::store::sync::{RunStatus, SyncMode};
+
+use super::org::{request_for, sync_org, OrgSyncError};
+use super::progress::{self, Bars, LogObserver, Observer, Summary};
+use super::status;
+
+pub async fn run(args: SyncArgs, config: Config) -> anyhow::Result<Outcome> {
+    let store = open_store(&config).await?;
+    let outcome = match args.command {
+        Some(SyncCommand::Status { org, limit, json }) => {
+            let mut lines = Vec::new();
+            for org in selected(&config, org.as_deref()) {
+                let runs = match store.find_org(&org.name).await? {
+                    Some(record) => store.list_sync_runs(record.id, limit).await?,
+                    None => Vec::new(),
+                };
+                let health = status::health(&runs);
+                if json {
+                    lines.push(serde_json::to_string(&serde_json::json!({
+                        "org": org.name, "runs": runs, "health": health,
+                    }))?);
+                } else {
+                    lines.push(status::render(&org.name, &runs, &health));
+                }
+            }
+            for line in lines {
+                if json {
+                    println!("{line}");
+                } else {
+                    print!("{line}");
+                }
+            }
+            Outcome::Success
+        }
+        None => {
+            let mode = if args.full {
+                SyncMode::Full
+            } else {
+                SyncMode::Incremental
+            };
+            let mut all_ok = true;
+            for org in selected(&config, args.org.as_deref()) {
+                all_ok &= sync_one(&config, org, &store, mode, &args).await?;
+            }
+            if all_ok {
+                Outcome::Success
+            } else {
+                Outcome::ChecksFailed
+            }
+        }
+    };
+    store.close().await;
+    Ok(outcome)
+}
+
+fn selected<'a>(config: &'a Config, name: Option<&str>) -> Vec<&'a OrgConfig> {
+    config
+        .orgs
+        .iter()
+        .filter(|org| name.is_none_or(|n| n == org.name))
+        .collect()
+}
+
+/// Syncs one org and prints its summary; `false` when it did not complete.
+async fn sync_one(
+    config: &Config,
+    org: &OrgConfig,
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    mode: SyncMode,
+    args: &SyncArgs,
+) -> anyhow::Result<bool> {
+    let request = request_for(org, mode, "cli");
+    let bars;
+    let observer: &dyn Observer = if args.json {
+        &LogObserver
+    } else {
+        bars = Bars::new();
+        &bars
+    };
+    match sync_org(config, org, store, &request, args.skip_preflight, observer).await {
+        Ok(finished) => {
+            if args.json {
+                let summary = Summary {
+                    org: &org.name,
+                    run: &finished.run,
+                    duration_seconds: finished.elapsed.as_secs_f64(),
+                };
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print!(
+                    "{}",
+                    progress::render(&org.name, &finished.run, finished.elapsed)
+                );
+            }
+            Ok(finished.run.status == RunStatus::Succeeded)
+        }
+        Err(OrgSyncError::Preflight { org: name, report }) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"org": name, "status": "not_started", "error": "preflight failed", "preflight": report})
+                );
+            } else {
+                print!("{}", crate::preflight::render(org, &report));
+                println!("The sync of org `{name}` did not start: fix the failed checks above and run it again.");
+            }
+            Ok(false)
+        }
+        Err(err) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"org": org.name, "status": "not_started", "error": err.to_string()})
+                );
+                Ok(false)
+            } else {
+                Err(anyhow::Error::new(err).context(format!("syncing org `{}`", org.name)))
+            }
+        }
+    }
+}

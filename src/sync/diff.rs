@@ -1,0 +1,336 @@
+//! Comparing one page with the stored model: what was created, updated and removed.
+//!
+//! A page covers key ranges (see [`Coverage`]); the stored rows of the same resource in those
+//! ranges are fetched as `(id, digest)` pairs and merged with the page. Only rows whose digest
+//! differs, and removed rows, are fetched whole (for the history's before-values), so an
+//! unchanged page costs one indexed range scan per table and writes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use provost_connector::connector::{Coverage, Page};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::store::digest;
+use crate::store::sync::{ChangeOp, Entity, KeyRange, StagedChange};
+use crate::store::{OrgId, Store, StoreError};
+
+/// The character after `:` in byte order: `KEY;` bounds every `KEY` and `KEY:suffix` id.
+const AFTER_SUFFIXES: char = ';';
+
+/// The ids that exist (stored, or created by this run so far), for checking that a grant's
+/// account and entitlement will be there when the run commits.
+#[derive(Debug, Default)]
+pub struct Known {
+    pub accounts: HashSet<String>,
+    pub entitlements: HashSet<String>,
+}
+
+impl Known {
+    fn set(&mut self, entity: Entity) -> Option<&mut HashSet<String>> {
+        match entity {
+            Entity::Account => Some(&mut self.accounts),
+            Entity::Entitlement => Some(&mut self.entitlements),
+            Entity::Grant => None,
+        }
+    }
+
+    pub fn apply(&mut self, entity: Entity, id: &str, op: ChangeOp) {
+        if let Some(set) = self.set(entity) {
+            match op {
+                ChangeOp::Created => {
+                    set.insert(id.to_owned());
+                }
+                ChangeOp::Removed => {
+                    set.remove(id);
+                }
+                ChangeOp::Updated => {}
+            }
+        }
+    }
+}
+
+/// A connector broke the coverage contract; the run must not guess.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    #[error("the connector returned {entity} `{id}` outside the keys its page covers ({range}); this is a connector bug, and nothing was stored")]
+    OutsideCoverage {
+        entity: &'static str,
+        id: String,
+        range: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What comparing one page produced.
+#[derive(Debug, Default)]
+pub struct PageDiff {
+    pub changes: Vec<StagedChange>,
+    pub grants_skipped: u64,
+    /// The last key the page covered, for the next page's range (full reads).
+    pub last_key: Option<String>,
+}
+
+/// The key ranges a page covers, given where the previous page of a full read ended.
+pub fn ranges(coverage: &Coverage, previous: Option<&str>) -> Vec<KeyRange> {
+    let bound = |key: &str| format!("{key}{AFTER_SUFFIXES}");
+    match coverage {
+        Coverage::Through(upto) => vec![KeyRange {
+            start: previous.map(bound).unwrap_or_default(),
+            end: upto.as_deref().map(bound),
+        }],
+        Coverage::Records(keys) => keys
+            .iter()
+            .map(|key| KeyRange {
+                start: key.clone(),
+                end: Some(bound(key)),
+            })
+            .collect(),
+    }
+}
+
+fn covered(ranges: &[KeyRange], id: &str) -> bool {
+    ranges
+        .iter()
+        .any(|r| id >= r.start.as_str() && r.end.as_deref().is_none_or(|end| id < end))
+}
+
+/// One page row ready to compare: its id, digest and JSON form.
+struct Row {
+    id: String,
+    digest: i64,
+    value: Value,
+    /// For grants: the account and entitlement it needs.
+    refs: Option<(String, String)>,
+}
+
+fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
+    items
+        .iter()
+        .map(|item| Row {
+            id: id(item).to_owned(),
+            digest: digest::of(item),
+            value: serde_json::to_value(item).expect("identity rows serialise to JSON"),
+            refs: None,
+        })
+        .collect()
+}
+
+/// Compares `page` of `resource` with the store.
+pub async fn diff_page(
+    store: &Arc<dyn Store>,
+    org: OrgId,
+    resource: &str,
+    page: &Page,
+    previous: Option<&str>,
+    known: &mut Known,
+) -> Result<PageDiff, DiffError> {
+    let ranges = ranges(&page.coverage, previous);
+    let mut diff = PageDiff {
+        last_key: match &page.coverage {
+            Coverage::Through(upto) => upto.clone(),
+            Coverage::Records(_) => None,
+        },
+        ..PageDiff::default()
+    };
+    let grants = page
+        .grants
+        .iter()
+        .map(|grant| Row {
+            id: grant.id.clone(),
+            digest: digest::of(grant),
+            value: serde_json::to_value(grant).expect("identity rows serialise to JSON"),
+            refs: Some((grant.account_id.clone(), grant.entitlement_id.clone())),
+        })
+        .collect();
+    let tables = [
+        (Entity::Account, rows_of(&page.accounts, |a| &a.id)),
+        (Entity::Entitlement, rows_of(&page.entitlements, |e| &e.id)),
+        (Entity::Grant, grants),
+    ];
+    for (entity, rows) in tables {
+        if let Some(row) = rows.iter().find(|row| !covered(&ranges, &row.id)) {
+            return Err(DiffError::OutsideCoverage {
+                entity: entity.as_str(),
+                id: row.id.clone(),
+                range: describe(&ranges),
+            });
+        }
+        compare(store, org, resource, entity, rows, &ranges, known, &mut diff).await?;
+    }
+    Ok(diff)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compare(
+    store: &Arc<dyn Store>,
+    org: OrgId,
+    resource: &str,
+    entity: Entity,
+    rows: Vec<Row>,
+    ranges: &[KeyRange],
+    known: &mut Known,
+    diff: &mut PageDiff,
+) -> Result<(), StoreError> {
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let stored: HashMap<String, i64> = store
+        .stored_digests(org, entity, resource, ranges)
+        .await?
+        .into_iter()
+        .collect();
+    let mut seen = HashSet::with_capacity(rows.len());
+    let mut pending: Vec<(Row, ChangeOp)> = Vec::new();
+    for row in rows {
+        if !seen.insert(row.id.clone()) {
+            continue;
+        }
+        match stored.get(&row.id) {
+            Some(digest) if *digest == row.digest => {}
+            Some(_) => pending.push((row, ChangeOp::Updated)),
+            None => pending.push((row, ChangeOp::Created)),
+        }
+    }
+    let mut removed: Vec<String> = stored
+        .keys()
+        .filter(|id| !seen.contains(*id))
+        .cloned()
+        .collect();
+    removed.sort();
+    let mut wanted: Vec<String> = pending
+        .iter()
+        .filter(|(_, op)| *op == ChangeOp::Updated)
+        .map(|(row, _)| row.id.clone())
+        .collect();
+    wanted.extend(removed.iter().cloned());
+    let mut before: HashMap<String, Value> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .stored_rows(org, entity, &wanted)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    for (row, op) in pending {
+        if let Some((account, entitlement)) = &row.refs {
+            if !known.accounts.contains(account) || !known.entitlements.contains(entitlement) {
+                diff.grants_skipped += 1;
+                continue;
+            }
+        }
+        known.apply(entity, &row.id, op);
+        let previous = before.remove(&row.id);
+        let fields = match (&op, &previous) {
+            (ChangeOp::Updated, Some(old)) => Some(changed_fields(old, &row.value)),
+            _ => None,
+        };
+        diff.changes.push(StagedChange {
+            resource: resource.to_owned(),
+            entity,
+            object_id: row.id,
+            op,
+            fields,
+            before: previous,
+            after: Some(row.value),
+        });
+    }
+    for id in removed {
+        known.apply(entity, &id, ChangeOp::Removed);
+        diff.changes.push(StagedChange {
+            resource: resource.to_owned(),
+            entity,
+            before: before.remove(&id),
+            object_id: id,
+            op: ChangeOp::Removed,
+            fields: None,
+            after: None,
+        });
+    }
+    Ok(())
+}
+
+/// The top-level fields whose values differ, attribute keys as `attributes.NAME`.
+pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let empty = Map::new();
+    let old = before.as_object().unwrap_or(&empty);
+    let new = after.as_object().unwrap_or(&empty);
+    let mut fields = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        match (a.and_then(Value::as_object), b.and_then(Value::as_object)) {
+            (Some(a), Some(b)) if key == "attributes" => {
+                let inner: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                fields.extend(
+                    inner
+                        .into_iter()
+                        .filter(|k| a.get(*k) != b.get(*k))
+                        .map(|k| format!("attributes.{k}")),
+                );
+            }
+            _ => fields.push(key.clone()),
+        }
+    }
+    fields
+}
+
+fn describe(ranges: &[KeyRange]) -> String {
+    match ranges {
+        [one] => format!(
+            "from `{}` to {}",
+            one.start,
+            one.end
+                .as_deref()
+                .map(|e| format!("`{e}`"))
+                .unwrap_or_else(|| "the end".to_owned())
+        ),
+        many => format!("{} records", many.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_full_read_chains_half_open_ranges_that_hold_each_key_and_its_suffixes() {
+        let first = ranges(&Coverage::Through(Some("005B".into())), None);
+        assert_eq!(first[0].start, "");
+        assert!(covered(&first, "005A:profile"));
+        assert!(covered(&first, "005B"));
+        assert!(covered(&first, "005B:role"));
+        assert!(!covered(&first, "005C"));
+        let last = ranges(&Coverage::Through(None), Some("005B"));
+        assert!(!covered(&last, "005B:role"));
+        assert!(covered(&last, "005C"));
+        assert!(covered(&last, "zzz"));
+    }
+
+    #[test]
+    fn a_read_of_changes_covers_only_the_named_records() {
+        let ranges = ranges(&Coverage::Records(vec!["005B".into()]), Some("ignored"));
+        assert!(covered(&ranges, "005B"));
+        assert!(covered(&ranges, "005B:license"));
+        assert!(!covered(&ranges, "005A"));
+        assert!(!covered(&ranges, "005C"));
+        assert!(!covered(&ranges, "005BA"), "a longer id is another record");
+    }
+
+    #[test]
+    fn changed_fields_name_attributes_one_by_one() {
+        let before = json!({"username": "a", "active": true, "attributes": {"Title": "x", "Dept": "y"}});
+        let after = json!({"username": "a", "active": false, "attributes": {"Title": "z", "Dept": "y", "New": 1}});
+        assert_eq!(
+            changed_fields(&before, &after),
+            vec!["active", "attributes.New", "attributes.Title"]
+        );
+    }
+}

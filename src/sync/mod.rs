@@ -1,0 +1,394 @@
+//! The sync engine: reads an org's access model through a [`Connector`] into the store.
+//!
+//! A run takes the org's sync lock (one sync per org, also across processes sharing a
+//! PostgreSQL database), then reads each resource page by page. Each page is compared with the
+//! stored model ([`diff`]) and its changes are staged together with the resource's checkpoint,
+//! in one transaction. Nothing a reader sees changes until the run commits: one transaction
+//! applies every staged change, which from then on is the change history. A run stopped by the
+//! API quota or budget pauses with its checkpoints and the next sync of the org resumes it; so
+//! does a run whose process died. A run that fails drops what it staged.
+
+pub mod cli;
+pub mod diff;
+pub mod org;
+pub mod progress;
+pub mod schedule;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use provost_connector::connector::{Connector, ConnectorError, Cursor, ResourceType, Watermark};
+use time::OffsetDateTime;
+
+use crate::store::sync::{ChangeOp, Entity, LockOutcome, RunId, RunStatus, SyncMode, SyncRun};
+use crate::store::{OrgRecord, Store, StoreError};
+use diff::{DiffError, Known};
+use progress::Observer;
+
+/// How long a lock lasts without renewal: a process that dies frees its org after this.
+const LOCK_TTL: time::Duration = time::Duration::seconds(60);
+/// How often a running sync renews its lock.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    pub mode: SyncMode,
+    /// What started it (`cli`, `schedule`, `demo`...), recorded on the run.
+    pub started_by: String,
+    /// Pause when the org's API usage of the day reaches this share (percent) of its limit.
+    pub api_budget_percent: u8,
+}
+
+/// Why a sync could not run or finish. A run that reached Salesforce and failed there is not
+/// an error: it ends `failed` (or `paused`) and the returned run says why.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("a sync of org `{org}` is already running ({holder}{}); it holds the org until {expires_at} unless it keeps working. Try again when it has finished", run.map(|r| format!(", run {r}")).unwrap_or_default())]
+    Busy {
+        org: String,
+        holder: String,
+        run: Option<RunId>,
+        expires_at: OffsetDateTime,
+    },
+    #[error("this process lost the sync lock of org `{org}` (another process took it over after the lease expired); run {run} was not committed and will be resumed by the next sync")]
+    LockLost { org: String, run: RunId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of [`run`]: the run as stored, and how long this attempt took.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub run: SyncRun,
+    pub elapsed: std::time::Duration,
+}
+
+/// A name for this process as a lock holder: host, process id and a random part.
+pub fn holder_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Runs (or resumes) a sync of `org`.
+pub async fn run(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    connector: &dyn Connector,
+    request: &SyncRequest,
+    observer: &dyn Observer,
+) -> Result<Finished, SyncError> {
+    let started = Instant::now();
+    let holder = holder_name();
+    match store.acquire_sync_lock(org.id, &holder, LOCK_TTL).await? {
+        LockOutcome::Acquired => {}
+        LockOutcome::Held {
+            holder,
+            run_id,
+            expires_at,
+        } => {
+            return Err(SyncError::Busy {
+                org: org.name.clone(),
+                holder,
+                run: run_id,
+                expires_at,
+            })
+        }
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    // Aborted on drop: a run whose future is dropped (a cancelled task) stops renewing the
+    // lock, which then expires like a dead process's would.
+    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
+        store.clone(),
+        org.clone(),
+        holder.clone(),
+        lost.clone(),
+    )));
+    let outcome = locked_run(store, org, connector, request, observer, &holder, &lost).await;
+    drop(heartbeat);
+    if let Err(err) = store.release_sync_lock(org.id, &holder).await {
+        tracing::warn!(org = %org.name, error = %err, "releasing the sync lock failed; it expires by itself");
+    }
+    outcome.map(|run| Finished {
+        run,
+        elapsed: started.elapsed(),
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn heartbeat(store: Arc<dyn Store>, org: OrgRecord, holder: String, lost: Arc<AtomicBool>) {
+    let mut ticker = tokio::time::interval(HEARTBEAT);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match store.renew_sync_lock(org.id, &holder, None, LOCK_TTL).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A busy database (a long commit elsewhere) is retried at the next tick; the
+            // commit itself checks the lock, so a lapse can never apply a stale run.
+            Err(err) => tracing::warn!(org = %org.name, error = %err, "renewing the sync lock failed"),
+        }
+    }
+}
+
+async fn locked_run(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    connector: &dyn Connector,
+    request: &SyncRequest,
+    observer: &dyn Observer,
+    holder: &str,
+    lost: &AtomicBool,
+) -> Result<SyncRun, SyncError> {
+    let types = connector.resource_types();
+    let mut run = match store.unfinished_sync_run(org.id).await? {
+        Some(previous) if request.mode == SyncMode::Full && previous.mode != SyncMode::Full => {
+            let mut previous = previous;
+            previous.error = Some("superseded by a full sync before it completed".to_owned());
+            store.fail_sync_run(&previous).await?;
+            new_run(store, org, types, request).await?
+        }
+        Some(mut previous) => {
+            tracing::info!(org = %org.name, run = %previous.id, status = %previous.status, "resuming the unfinished run");
+            previous.attempts += 1;
+            previous.status = RunStatus::Running;
+            previous.pause_reason = None;
+            previous.error = None;
+            store.save_sync_run(&previous).await?;
+            previous
+        }
+        None => new_run(store, org, types, request).await?,
+    };
+    store
+        .renew_sync_lock(org.id, holder, Some(run.id), LOCK_TTL)
+        .await?;
+    observer.run_started(&run);
+    let calls_before = connector.calls();
+    let api_calls_before = run.api_calls;
+    let mut known = known_ids(store, &run).await?;
+    let resources = store.sync_resources(run.id).await?;
+    for mut state in resources {
+        if state.done {
+            observer.resource_finished(&state);
+            continue;
+        }
+        let Some(resource) = types.iter().find(|t| t.id == state.resource) else {
+            let message = format!(
+                "the run reads `{}`, which this connector no longer offers; start a full sync",
+                state.resource
+            );
+            return fail(store, run, message).await;
+        };
+        observer.resource_started(resource, &state);
+        let mut restarted = false;
+        loop {
+            if lost.load(Ordering::SeqCst) {
+                return Err(SyncError::LockLost {
+                    org: org.name.clone(),
+                    run: run.id,
+                });
+            }
+            if let Some(quota) = connector.quota() {
+                let budget = quota.limit * u64::from(request.api_budget_percent) / 100;
+                if quota.used >= budget {
+                    record_api(&mut run, connector, calls_before, api_calls_before);
+                    return pause(store, run, "api_budget", format!(
+                        "the org has used {} of its {} API requests today, the sync budget is {}% ({budget}); the run resumes from its checkpoint at the next sync",
+                        quota.used, quota.limit, request.api_budget_percent
+                    ))
+                    .await;
+                }
+            }
+            let cursor = state.cursor.clone().map(Cursor);
+            let since = state.since.clone().map(Watermark);
+            let page = match connector
+                .read_page(resource, cursor.as_ref(), since.as_ref())
+                .await
+            {
+                Ok(page) => page,
+                Err(ConnectorError::QuotaExhausted { message }) => {
+                    record_api(&mut run, connector, calls_before, api_calls_before);
+                    return pause(store, run, "daily_limit", message).await;
+                }
+                Err(ConnectorError::InvalidCursor { message }) if !restarted => {
+                    tracing::warn!(org = %org.name, resource = resource.id, %message, "reading the resource again from the start");
+                    store.restart_sync_resource(run.id, &state.resource).await?;
+                    state = reread_state(store, run.id, &state.resource).await?;
+                    known = known_ids(store, &run).await?;
+                    restarted = true;
+                    continue;
+                }
+                Err(err) => {
+                    record_api(&mut run, connector, calls_before, api_calls_before);
+                    return fail(store, run, format!("reading {}: {err}", resource.label)).await;
+                }
+            };
+            let diff = match diff::diff_page(
+                store,
+                org.id,
+                resource.id,
+                &page,
+                state.last_key.as_deref(),
+                &mut known,
+            )
+            .await
+            {
+                Ok(diff) => diff,
+                Err(DiffError::Store(err)) => return Err(err.into()),
+                Err(err @ DiffError::OutsideCoverage { .. }) => {
+                    record_api(&mut run, connector, calls_before, api_calls_before);
+                    return fail(store, run, err.to_string()).await;
+                }
+            };
+            let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
+            run.counts.rows_read += rows as u64;
+            run.counts.grants_skipped += diff.grants_skipped;
+            for change in &diff.changes {
+                run.counts.of(change.entity).add(change.op);
+            }
+            state.pages += 1;
+            state.records += rows as i64;
+            if let Some(total) = page.total {
+                state.total = Some(total as i64);
+            }
+            if diff.last_key.is_some() {
+                state.last_key = diff.last_key.clone();
+            }
+            if page.watermark.is_some() {
+                state.watermark = page.watermark.as_ref().map(|w| w.0.clone());
+            }
+            state.cursor = page.next.as_ref().map(|c| c.0.clone());
+            state.done = page.next.is_none();
+            record_api(&mut run, connector, calls_before, api_calls_before);
+            store.stage_page(&run, &state, &diff.changes).await?;
+            observer.page_read(resource, &state);
+            if state.done {
+                observer.resource_finished(&state);
+                break;
+            }
+        }
+    }
+    observer.committing(&run);
+    run.status = RunStatus::Succeeded;
+    run.finished_at = Some(OffsetDateTime::now_utc());
+    if !store.commit_sync_run(&run, holder, LOCK_TTL).await? {
+        return Err(SyncError::LockLost {
+            org: org.name.clone(),
+            run: run.id,
+        });
+    }
+    Ok(store.sync_run(run.id).await?.unwrap_or(run))
+}
+
+async fn new_run(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    types: &[ResourceType],
+    request: &SyncRequest,
+) -> Result<SyncRun, StoreError> {
+    let marks: HashMap<String, String> = match request.mode {
+        SyncMode::Full => HashMap::new(),
+        SyncMode::Incremental => store.sync_watermarks(org.id).await?.into_iter().collect(),
+    };
+    let resources: Vec<(&str, Option<String>)> = types
+        .iter()
+        .map(|t| (t.id, marks.get(t.id).cloned()))
+        .collect();
+    store
+        .create_sync_run(org.id, request.mode, &request.started_by, &resources)
+        .await
+}
+
+async fn reread_state(
+    store: &Arc<dyn Store>,
+    run: RunId,
+    resource: &str,
+) -> Result<crate::store::sync::ResourceState, StoreError> {
+    store
+        .sync_resources(run)
+        .await?
+        .into_iter()
+        .find(|s| s.resource == resource)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "sync checkpoint",
+            detail: format!("run {run} has no checkpoint for `{resource}`"),
+        })
+}
+
+/// The accounts and entitlements that exist for this run: stored, plus what the run staged.
+async fn known_ids(store: &Arc<dyn Store>, run: &SyncRun) -> Result<Known, StoreError> {
+    let mut known = Known {
+        accounts: store
+            .stored_ids(run.org, Entity::Account)
+            .await?
+            .into_iter()
+            .collect(),
+        entitlements: store
+            .stored_ids(run.org, Entity::Entitlement)
+            .await?
+            .into_iter()
+            .collect(),
+    };
+    for entity in [Entity::Account, Entity::Entitlement] {
+        for (id, op) in store.staged_keys(run.id, entity).await? {
+            if op != ChangeOp::Updated {
+                known.apply(entity, &id, op);
+            }
+        }
+    }
+    Ok(known)
+}
+
+fn record_api(run: &mut SyncRun, connector: &dyn Connector, calls_before: u64, api_before: i64) {
+    run.api_calls = api_before + (connector.calls().saturating_sub(calls_before)) as i64;
+    if let Some(quota) = connector.quota() {
+        run.api_used = Some(quota.used as i64);
+        run.api_limit = Some(quota.limit as i64);
+    }
+}
+
+async fn fail(
+    store: &Arc<dyn Store>,
+    mut run: SyncRun,
+    message: String,
+) -> Result<SyncRun, SyncError> {
+    tracing::warn!(run = %run.id, %message, "sync failed; the stored state is unchanged");
+    run.status = RunStatus::Failed;
+    run.finished_at = Some(OffsetDateTime::now_utc());
+    run.error = Some(message);
+    store.fail_sync_run(&run).await?;
+    Ok(run)
+}
+
+async fn pause(
+    store: &Arc<dyn Store>,
+    mut run: SyncRun,
+    reason: &str,
+    message: String,
+) -> Result<SyncRun, SyncError> {
+    tracing::warn!(run = %run.id, reason, %message, "sync paused");
+    run.status = RunStatus::Paused;
+    run.pause_reason = Some(reason.to_owned());
+    run.error = Some(message);
+    store.save_sync_run(&run).await?;
+    Ok(run)
+}

@@ -1,0 +1,97 @@
+//! Scheduled syncs inside `provost serve`: one task per org with `sync_interval_minutes`.
+//!
+//! Each task syncs when the interval has passed since the org's last run started (at once if
+//! it never ran, or if a paused run waits). Replicas sharing a database each run the schedule;
+//! the sync lock lets one of them sync and the others find the org busy and wait for the next
+//! tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use super::org::{request_for, sync_org, OrgSyncError};
+use super::progress::LogObserver;
+use super::SyncError;
+use crate::config::{Config, OrgConfig};
+use crate::store::sync::{RunStatus, SyncMode};
+use crate::store::Store;
+
+/// Starts a task per scheduled org; they stop when the returned handles are aborted.
+pub fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> {
+    config
+        .orgs
+        .iter()
+        .filter_map(|org| {
+            let interval = org.sync_interval_minutes?;
+            let (config, store, org) = (config.clone(), store.clone(), org.clone());
+            tracing::info!(org = %org.name, interval_minutes = interval, "scheduled syncs on");
+            Some(tokio::spawn(async move {
+                schedule(config, store, org, Duration::from_secs(u64::from(interval) * 60)).await
+            }))
+        })
+        .collect()
+}
+
+async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, interval: Duration) {
+    loop {
+        let wait = match until_due(&store, &org, interval).await {
+            Ok(wait) => wait,
+            Err(err) => {
+                tracing::warn!(org = %org.name, error = %err, "reading the sync history failed");
+                Duration::from_secs(60)
+            }
+        };
+        tokio::time::sleep(wait).await;
+        let request = request_for(&org, SyncMode::Incremental, "schedule");
+        match sync_org(&config, &org, &store, &request, false, &LogObserver).await {
+            Ok(finished) => tracing::info!(
+                org = %org.name,
+                run = %finished.run.id,
+                status = %finished.run.status,
+                changes = finished.run.counts.changes(),
+                api_calls = finished.run.api_calls,
+                seconds = finished.elapsed.as_secs_f64(),
+                "scheduled sync ended"
+            ),
+            Err(OrgSyncError::Sync(SyncError::Busy { .. })) => {
+                tracing::debug!(org = %org.name, "another process is syncing the org");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            Err(err) => {
+                tracing::warn!(org = %org.name, error = %err, "scheduled sync did not run");
+                tokio::time::sleep(Duration::from_secs(60).min(interval)).await;
+            }
+        }
+    }
+}
+
+/// How long until the org's next sync is due.
+async fn until_due(
+    store: &Arc<dyn Store>,
+    org: &OrgConfig,
+    interval: Duration,
+) -> anyhow::Result<Duration> {
+    let Some(record) = store.find_org(&org.name).await? else {
+        return Ok(Duration::ZERO);
+    };
+    let runs = store.list_sync_runs(record.id, 1).await?;
+    let Some(last) = runs.first() else {
+        return Ok(Duration::ZERO);
+    };
+    if matches!(last.status, RunStatus::Paused | RunStatus::Running) {
+        // A paused run resumes at the next interval; an interrupted one at once.
+        let since = last.updated_at;
+        return Ok(remaining(since, interval, last.status == RunStatus::Running));
+    }
+    Ok(remaining(last.started_at, interval, false))
+}
+
+fn remaining(since: OffsetDateTime, interval: Duration, now: bool) -> Duration {
+    if now {
+        return Duration::ZERO;
+    }
+    let elapsed = (OffsetDateTime::now_utc() - since).max(time::Duration::ZERO);
+    interval.saturating_sub(elapsed.try_into().unwrap_or(Duration::ZERO))
+}
