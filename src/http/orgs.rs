@@ -117,5 +117,7 @@ async fn changes(
     let next = (changes.len() == limit as usize)
         .then(|| changes.last().map(|c| c.id))
         .flatten();
-    Ok(Json(json!({ "org": name, "changes": changes, "next_after": next })))
+    Ok(Json(
+        json!({ "org": name, "changes": changes, "next_after": next }),
+    ))
 }

@@ -129,9 +129,9 @@ impl TryFrom<ChangeRow> for ChangeRecord {
             detail: format!("{detail} (change {})", row.id),
         };
         let fields = match row.fields {
-            Some(text) => Some(
-                serde_json::from_str(&text).map_err(|err| corrupt(format!("fields: {err}")))?,
-            ),
+            Some(text) => {
+                Some(serde_json::from_str(&text).map_err(|err| corrupt(format!("fields: {err}")))?)
+            }
             None => None,
         };
         Ok(ChangeRecord {

@@ -109,11 +109,14 @@ struct Row {
 fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
     items
         .iter()
-        .map(|item| Row {
-            id: id(item).to_owned(),
-            digest: digest::of(item),
-            value: serde_json::to_value(item).expect("identity rows serialise to JSON"),
-            refs: None,
+        .map(|item| {
+            let value = serde_json::to_value(item).expect("identity rows serialise to JSON");
+            Row {
+                id: id(item).to_owned(),
+                digest: digest::of_value(&value),
+                value,
+                refs: None,
+            }
         })
         .collect()
 }
@@ -138,11 +141,14 @@ pub async fn diff_page(
     let grants = page
         .grants
         .iter()
-        .map(|grant| Row {
-            id: grant.id.clone(),
-            digest: digest::of(grant),
-            value: serde_json::to_value(grant).expect("identity rows serialise to JSON"),
-            refs: Some((grant.account_id.clone(), grant.entitlement_id.clone())),
+        .map(|grant| {
+            let value = serde_json::to_value(grant).expect("identity rows serialise to JSON");
+            Row {
+                id: grant.id.clone(),
+                digest: digest::of_value(&value),
+                value,
+                refs: Some((grant.account_id.clone(), grant.entitlement_id.clone())),
+            }
         })
         .collect();
     let tables = [
@@ -158,7 +164,10 @@ pub async fn diff_page(
                 range: describe(&ranges),
             });
         }
-        compare(store, org, resource, entity, rows, &ranges, known, &mut diff).await?;
+        compare(
+            store, org, resource, entity, rows, &ranges, known, &mut diff,
+        )
+        .await?;
     }
     Ok(diff)
 }
@@ -326,7 +335,8 @@ mod tests {
 
     #[test]
     fn changed_fields_name_attributes_one_by_one() {
-        let before = json!({"username": "a", "active": true, "attributes": {"Title": "x", "Dept": "y"}});
+        let before =
+            json!({"username": "a", "active": true, "attributes": {"Title": "x", "Dept": "y"}});
         let after = json!({"username": "a", "active": false, "attributes": {"Title": "z", "Dept": "y", "New": 1}});
         assert_eq!(
             changed_fields(&before, &after),

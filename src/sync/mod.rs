@@ -145,7 +145,9 @@ async fn heartbeat(store: Arc<dyn Store>, org: OrgRecord, holder: String, lost: 
             }
             // A busy database (a long commit elsewhere) is retried at the next tick; the
             // commit itself checks the lock, so a lapse can never apply a stale run.
-            Err(err) => tracing::warn!(org = %org.name, error = %err, "renewing the sync lock failed"),
+            Err(err) => {
+                tracing::warn!(org = %org.name, error = %err, "renewing the sync lock failed")
+            }
         }
     }
 }
@@ -207,7 +209,9 @@ async fn locked_run(
                     run: run.id,
                 });
             }
-            if let Some(quota) = connector.quota() {
+            // The quota as this attempt's own calls reported it (not a stale earlier figure).
+            let fresh_quota = connector.calls() > calls_before;
+            if let Some(quota) = connector.quota().filter(|_| fresh_quota) {
                 let budget = quota.limit * u64::from(request.api_budget_percent) / 100;
                 if quota.used >= budget {
                     record_api(&mut run, connector, calls_before, api_calls_before);

@@ -73,7 +73,11 @@ pub async fn sync_org(
 }
 
 /// The request for a configured org.
-pub fn request_for(org: &OrgConfig, mode: crate::store::sync::SyncMode, started_by: &str) -> SyncRequest {
+pub fn request_for(
+    org: &OrgConfig,
+    mode: crate::store::sync::SyncMode,
+    started_by: &str,
+) -> SyncRequest {
     SyncRequest {
         mode,
         started_by: started_by.to_owned(),

@@ -28,7 +28,13 @@ pub fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> 
             let (config, store, org) = (config.clone(), store.clone(), org.clone());
             tracing::info!(org = %org.name, interval_minutes = interval, "scheduled syncs on");
             Some(tokio::spawn(async move {
-                schedule(config, store, org, Duration::from_secs(u64::from(interval) * 60)).await
+                schedule(
+                    config,
+                    store,
+                    org,
+                    Duration::from_secs(u64::from(interval) * 60),
+                )
+                .await
             }))
         })
         .collect()
@@ -83,7 +89,11 @@ async fn until_due(
     if matches!(last.status, RunStatus::Paused | RunStatus::Running) {
         // A paused run resumes at the next interval; an interrupted one at once.
         let since = last.updated_at;
-        return Ok(remaining(since, interval, last.status == RunStatus::Running));
+        return Ok(remaining(
+            since,
+            interval,
+            last.status == RunStatus::Running,
+        ));
     }
     Ok(remaining(last.started_at, interval, false))
 }

@@ -38,7 +38,10 @@ pub fn health(runs: &[SyncRun]) -> Health {
         .copied()
         .filter(|r| r.status == RunStatus::Succeeded)
         .collect();
-    let durations: Vec<f64> = succeeded.iter().filter_map(|r| duration_seconds(r)).collect();
+    let durations: Vec<f64> = succeeded
+        .iter()
+        .filter_map(|r| duration_seconds(r))
+        .collect();
     let rfc3339 = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()

@@ -161,6 +161,8 @@ async fn connecting_an_org_through_the_web_server_flow() {
         exclude_portal_users: true,
         include_inactive_users: true,
         batch_size: 2000,
+        sync_interval_minutes: None,
+        api_budget_percent: 80,
         auth: AuthConfig::WebServer {
             client_id: emulator.app.client_id.clone(),
             client_secret: None,

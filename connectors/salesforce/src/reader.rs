@@ -568,6 +568,15 @@ impl Connector for SalesforceReader {
             }
             _ => None,
         };
+        if cursor.is_none() {
+            // A read from the start sees the org as it is now, not as an earlier read of this
+            // reader cached it.
+            match resource.id {
+                "users" => *self.frozen.lock().await = None,
+                "permission_set_assignments" => *self.components.lock().await = None,
+                _ => {}
+            }
+        }
         if cursor.is_none() && reads_changes(resource.id) {
             state.mark = self
                 .latest_user_stamp()

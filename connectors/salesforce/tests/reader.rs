@@ -36,7 +36,10 @@ async fn read_all(reader: &SalesforceReader, resource: &ResourceType) -> Page {
     let mut all = Page::default();
     let mut cursor: Option<Cursor> = None;
     loop {
-        let page = reader.read_page(resource, cursor.as_ref(), None).await.unwrap();
+        let page = reader
+            .read_page(resource, cursor.as_ref(), None)
+            .await
+            .unwrap();
         all.accounts.extend(page.accounts);
         all.entitlements.extend(page.entitlements);
         all.grants.extend(page.grants);
@@ -279,7 +282,10 @@ async fn a_read_resumes_from_its_cursor_after_the_quota_runs_out_and_after_a_loc
         .unwrap();
     let mut cursor = second.next;
     while let Some(next) = cursor {
-        let page = reader.read_page(&reader::USERS, Some(&next), None).await.unwrap();
+        let page = reader
+            .read_page(&reader::USERS, Some(&next), None)
+            .await
+            .unwrap();
         seen.extend(page.accounts.iter().map(|a| a.id.clone()));
         cursor = page.next;
     }

@@ -1,0 +1,698 @@
+//! The sync engine against the emulator as Salesforce, on SQLite and PostgreSQL: full and
+//! incremental syncs agree after random changes behind Provost's back, a failed run leaves the
+//! stored state as it was, a run out of quota pauses and resumes, one sync per org at a time.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use provost::store::sync::{ChangeOp, ChangeQuery, Entity, LockOutcome, RunStatus, SyncMode};
+use provost::store::{OrgRecord, Store};
+use provost::sync::progress::LogObserver;
+use provost::sync::{self, SyncError, SyncRequest};
+use provost_connector::connector::{
+    Connector, ConnectorError, Cursor, Page, Quota, ResourceType, Watermark,
+};
+use provost_connector::secret::Secret;
+use provost_salesforce::reader::{ReadOptions, SalesforceReader};
+use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
+use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use crate::helpers::{on_each_backend, TestDatabase};
+
+/// An emulated org on loopback.
+struct Org {
+    emulator: Arc<Emulator>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Org {
+    async fn start(seed: u64) -> Org {
+        let emulator = Emulator::new(EmulatorConfig {
+            preset: Preset::SMALL,
+            seed,
+            ..EmulatorConfig::default()
+        });
+        let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Org {
+            emulator,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A reader as the integration user; small pages so every resource spans several.
+    fn reader(&self, include_inactive_users: bool) -> SalesforceReader {
+        let mut config = ClientConfig::new(&self.base);
+        config.batch_size = 200;
+        let credentials = Credentials::JwtBearer {
+            client_id: self.emulator.app.client_id.clone(),
+            username: self.emulator.integration_username(),
+            private_key_pem: Secret::new(self.emulator.app.private_key_pem.clone()),
+        };
+        SalesforceReader::new(
+            SalesforceClient::new(config, credentials).unwrap(),
+            ReadOptions {
+                exclude_portal_users: true,
+                include_inactive_users,
+            },
+        )
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method, format!("{}/__emulator{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn rows(&self, soql: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/__emulator/query", self.base))
+            .query(&[("q", soql)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{soql}: {body}"))
+            .clone()
+    }
+}
+
+fn request(mode: SyncMode) -> SyncRequest {
+    SyncRequest {
+        mode,
+        started_by: "test".to_owned(),
+        api_budget_percent: 100,
+    }
+}
+
+async fn sync_with(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    connector: &dyn Connector,
+    mode: SyncMode,
+) -> provost::store::sync::SyncRun {
+    sync::run(store, org, connector, &request(mode), &LogObserver)
+        .await
+        .expect("the sync runs")
+        .run
+}
+
+/// Everything stored for the org: entity and id to the row's JSON.
+async fn snapshot(store: &Arc<dyn Store>, org: &OrgRecord) -> BTreeMap<(Entity, String), Value> {
+    let mut all = BTreeMap::new();
+    for entity in Entity::ALL {
+        let ids = store.stored_ids(org.id, entity).await.unwrap();
+        for (id, row) in store.stored_rows(org.id, entity, &ids).await.unwrap() {
+            all.insert((entity, id), row);
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_full_sync_stores_the_org_and_an_unchanged_resync_writes_no_history() {
+    let org = Org::start(11).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let reader = org.reader(true);
+            let run = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+            let users = org
+                .rows("SELECT Id FROM User WHERE UserType NOT IN ('PowerPartner','PowerCustomerSuccess','CustomerSuccess','CspLitePortal','SelfService','Guest')")
+                .await;
+            assert_eq!(run.counts.accounts.created, users.len() as u64);
+            let stored = snapshot(&store, &record).await;
+            let accounts = stored.keys().filter(|(e, _)| *e == Entity::Account).count();
+            assert_eq!(accounts, users.len());
+            assert!(run.counts.grants.created > run.counts.accounts.created);
+            assert_eq!(
+                run.counts.changes() as usize,
+                stored.len(),
+                "every stored row was recorded as created"
+            );
+            // The history holds the creations, with after-values.
+            let history = store
+                .list_changes(record.id, &ChangeQuery { run: Some(run.id), limit: 10_000, ..ChangeQuery::default() })
+                .await
+                .unwrap();
+            assert_eq!(history.len(), stored.len());
+            assert!(history.iter().all(|c| c.op == ChangeOp::Created && c.after.is_some() && c.before.is_none()));
+
+            for mode in [SyncMode::Full, SyncMode::Incremental] {
+                let again = sync_with(&store, &record, &reader, mode).await;
+                assert_eq!(again.status, RunStatus::Succeeded);
+                assert_eq!(again.counts.changes(), 0, "{mode:?} re-sync of an unchanged org");
+                let history = store
+                    .list_changes(record.id, &ChangeQuery { run: Some(again.id), limit: 10, ..ChangeQuery::default() })
+                    .await
+                    .unwrap();
+                assert!(history.is_empty());
+                assert_eq!(snapshot(&store, &record).await, stored);
+            }
+        }
+    })
+    .await;
+}
+
+/// Random changes through the admin path, as an admin in Salesforce's setup would make them.
+async fn change_randomly(org: &Org, rng: &mut StdRng) -> usize {
+    let mut made = 0;
+    let users = org
+        .rows("SELECT Id, IsActive FROM User WHERE UserType = 'Standard' AND IsActive = true AND Username != 'integration@acme.example.com'")
+        .await;
+    let mut users: Vec<String> = users
+        .iter()
+        .map(|u| u["Id"].as_str().unwrap().to_owned())
+        .collect();
+    users.shuffle(rng);
+    let roles = org.rows("SELECT Id FROM UserRole").await;
+    // Titles and roles change; some users are deactivated (they leave the synced set).
+    for user in users.iter().take(4) {
+        let role = roles.choose(rng).unwrap()["Id"].clone();
+        org.admin(
+            reqwest::Method::PATCH,
+            &format!("/records/User/{user}"),
+            json!({"Title": format!("Title {}", rng.gen::<u16>()), "UserRoleId": role}),
+        )
+        .await;
+        made += 1;
+    }
+    for user in users.iter().skip(4).take(2) {
+        org.admin(
+            reqwest::Method::PATCH,
+            &format!("/records/User/{user}"),
+            json!({"IsActive": false}),
+        )
+        .await;
+        made += 1;
+    }
+    // A freeze changes UserLogin only.
+    let user = &users[6];
+    let login = org
+        .rows(&format!("SELECT Id FROM UserLogin WHERE UserId = '{user}'"))
+        .await;
+    if let Some(login) = login.first() {
+        org.admin(
+            reqwest::Method::PATCH,
+            &format!("/records/UserLogin/{}", login["Id"].as_str().unwrap()),
+            json!({"IsFrozen": true}),
+        )
+        .await;
+        made += 1;
+    }
+    // Assignments removed and added: removals have no deleted endpoint in Salesforce.
+    let assignments = org
+        .rows("SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.IsOwnedByProfile = false")
+        .await;
+    for assignment in assignments.choose_multiple(rng, 5) {
+        org.admin(
+            reqwest::Method::DELETE,
+            &format!(
+                "/records/PermissionSetAssignment/{}",
+                assignment["Id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+        made += 1;
+    }
+    let sets = org
+        .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND LicenseId = null AND Type = 'Regular'")
+        .await;
+    for user in users.iter().skip(8).take(4) {
+        let held: Vec<String> = org
+            .rows(&format!(
+                "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{user}'"
+            ))
+            .await
+            .iter()
+            .map(|r| r["PermissionSetId"].as_str().unwrap().to_owned())
+            .collect();
+        if let Some(set) = sets
+            .iter()
+            .map(|s| s["Id"].as_str().unwrap())
+            .find(|s| !held.iter().any(|h| h == s))
+        {
+            org.admin(
+                reqwest::Method::POST,
+                "/records/PermissionSetAssignment",
+                json!({"AssigneeId": user, "PermissionSetId": set}),
+            )
+            .await;
+            made += 1;
+        }
+    }
+    // A permission set relabelled; a public group member removed.
+    let set = sets.choose(rng).unwrap()["Id"].as_str().unwrap().to_owned();
+    org.admin(
+        reqwest::Method::PATCH,
+        &format!("/records/PermissionSet/{set}"),
+        json!({"Label": format!("Relabelled {}", rng.gen::<u16>())}),
+    )
+    .await;
+    made += 1;
+    let members = org.rows("SELECT Id FROM GroupMember").await;
+    if let Some(member) = members.choose(rng) {
+        org.admin(
+            reqwest::Method::DELETE,
+            &format!("/records/GroupMember/{}", member["Id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+        made += 1;
+    }
+    made
+}
+
+#[tokio::test]
+async fn after_random_changes_an_incremental_sync_yields_exactly_what_a_full_sync_yields() {
+    let org = Org::start(12).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let reader = org.reader(false);
+            let first = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+            let mut rng = StdRng::seed_from_u64(7);
+            for round in 0..2 {
+                let made = change_randomly(org, &mut rng).await;
+                let incremental = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+                assert_eq!(
+                    incremental.status,
+                    RunStatus::Succeeded,
+                    "{:?}",
+                    incremental.error
+                );
+                assert!(
+                    incremental.counts.changes() >= made as u64 / 2,
+                    "round {round}: {made} changes made, {:?} seen",
+                    incremental.counts
+                );
+                assert!(
+                    incremental.counts.accounts.removed >= 2,
+                    "deactivated users leave: {:?}",
+                    incremental.counts
+                );
+                assert!(
+                    incremental.counts.grants.removed >= 5,
+                    "deleted assignments are found: {:?}",
+                    incremental.counts
+                );
+                let after_incremental = snapshot(&store, &record).await;
+
+                // A full sync on the same store finds nothing more to change...
+                let full = sync_with(&store, &record, &reader, SyncMode::Full).await;
+                assert_eq!(
+                    full.counts.changes(),
+                    0,
+                    "round {round}: the incremental sync missed {:?}",
+                    full.counts
+                );
+                // ...and a full sync into an empty store yields the same model.
+                let fresh_db = TestDatabase::sqlite().await;
+                let fresh = fresh_db.store().await;
+                let fresh_org = fresh.ensure_org("acme").await.unwrap();
+                sync_with(&fresh, &fresh_org, &reader, SyncMode::Full).await;
+                assert_eq!(
+                    snapshot(&fresh, &fresh_org).await,
+                    after_incremental,
+                    "round {round}"
+                );
+                fresh.close().await;
+
+                // Updated rows carry before and after values and the changed fields.
+                let history = store
+                    .list_changes(
+                        record.id,
+                        &ChangeQuery {
+                            run: Some(incremental.id),
+                            limit: 10_000,
+                            ..ChangeQuery::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let updated = history
+                    .iter()
+                    .find(|c| c.op == ChangeOp::Updated)
+                    .expect("an update");
+                assert!(updated.before.is_some() && updated.after.is_some());
+                assert!(!updated.fields.as_ref().unwrap().is_empty());
+                let frozen = history.iter().any(|c| {
+                    c.fields
+                        .as_ref()
+                        .is_some_and(|f| f.iter().any(|f| f == "attributes.IsFrozen"))
+                });
+                if round == 0 {
+                    assert!(
+                        frozen,
+                        "a freeze (UserLogin only) is seen by the incremental sync"
+                    );
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// Delegates to a reader, failing as told on the `fail_at`-th page read.
+struct Failing<'a> {
+    inner: &'a dyn Connector,
+    pages: AtomicUsize,
+    fail_at: usize,
+    /// Waits forever instead of failing (a process that hangs, then dies).
+    stall: bool,
+    error: fn() -> ConnectorError,
+}
+
+#[async_trait]
+impl Connector for Failing<'_> {
+    fn resource_types(&self) -> &'static [ResourceType] {
+        self.inner.resource_types()
+    }
+
+    async fn read_page(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+    ) -> Result<Page, ConnectorError> {
+        if self.pages.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
+            if self.stall {
+                std::future::pending::<()>().await;
+            }
+            return Err((self.error)());
+        }
+        self.inner.read_page(resource, cursor, since).await
+    }
+
+    fn quota(&self) -> Option<Quota> {
+        self.inner.quota()
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_leaves_the_stored_state_and_history_as_they_were() {
+    let org = Org::start(13).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let reader = org.reader(true);
+            sync_with(&store, &record, &reader, SyncMode::Full).await;
+            let before = snapshot(&store, &record).await;
+            let history_before = store
+                .list_changes(
+                    record.id,
+                    &ChangeQuery {
+                        limit: 100_000,
+                        ..ChangeQuery::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .len();
+            let mut rng = StdRng::seed_from_u64(3);
+            change_randomly(org, &mut rng).await;
+
+            // Fails late, after pages with changes were staged.
+            let failing = Failing {
+                inner: &reader,
+                pages: AtomicUsize::new(0),
+                fail_at: 10,
+                stall: false,
+                error: || ConnectorError::Unavailable {
+                    message: "Salesforce is down".into(),
+                },
+            };
+            let failed = sync_with(&store, &record, &failing, SyncMode::Full).await;
+            assert_eq!(failed.status, RunStatus::Failed);
+            assert!(failed
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("Salesforce is down"));
+            assert_eq!(
+                snapshot(&store, &record).await,
+                before,
+                "nothing of the failed run is visible"
+            );
+            let history_after = store
+                .list_changes(
+                    record.id,
+                    &ChangeQuery {
+                        limit: 100_000,
+                        ..ChangeQuery::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .len();
+            assert_eq!(history_after, history_before);
+
+            // The next run completes normally and sees the changes.
+            let next = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(next.status, RunStatus::Succeeded);
+            assert!(next.counts.changes() > 0);
+            assert_ne!(next.id, failed.id);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_out_of_quota_pauses_with_its_checkpoint_and_resumes_where_it_stopped() {
+    let org = Org::start(14).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            // The daily limit runs out a few calls into the run.
+            let usage = org.admin(reqwest::Method::PUT, "/limits", json!({})).await;
+            let used = usage["used"].as_u64().unwrap();
+            org.admin(reqwest::Method::PUT, "/limits", json!({"max": used + 8}))
+                .await;
+            let reader = org.reader(true);
+            let paused = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(paused.status, RunStatus::Paused, "{:?}", paused.error);
+            assert_eq!(paused.pause_reason.as_deref(), Some("daily_limit"));
+            assert!(
+                snapshot(&store, &record).await.is_empty(),
+                "nothing is visible before the commit"
+            );
+            let done_before: Vec<String> = store
+                .sync_resources(paused.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.done)
+                .map(|r| r.resource)
+                .collect();
+            assert!(
+                !done_before.is_empty(),
+                "some resources were read before the limit"
+            );
+
+            // Another day: the next sync resumes the same run.
+            org.admin(
+                reqwest::Method::PUT,
+                "/limits",
+                json!({"used": 0, "max": 100_000}),
+            )
+            .await;
+            let calls_before = reader.calls();
+            let resumed = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(resumed.id, paused.id);
+            assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+            assert_eq!(resumed.attempts, 2);
+            let resumed_calls = reader.calls() - calls_before;
+
+            // Same model as an uninterrupted full sync, which needs more calls than the resume.
+            let fresh_db = TestDatabase::sqlite().await;
+            let fresh = fresh_db.store().await;
+            let fresh_org = fresh.ensure_org("acme").await.unwrap();
+            let fresh_reader = org.reader(true);
+            sync_with(&fresh, &fresh_org, &fresh_reader, SyncMode::Full).await;
+            assert_eq!(
+                snapshot(&fresh, &fresh_org).await,
+                snapshot(&store, &record).await
+            );
+            assert!(
+                resumed_calls < fresh_reader.calls(),
+                "the resume re-read only what was left ({resumed_calls} vs {})",
+                fresh_reader.calls()
+            );
+            fresh.close().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_api_budget_pauses_a_sync_before_it_eats_the_orgs_limit() {
+    let org = Org::start(15).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            org.admin(
+                reqwest::Method::PUT,
+                "/limits",
+                json!({"used": 500, "max": 1000}),
+            )
+            .await;
+            let reader = org.reader(true);
+            let request = SyncRequest {
+                api_budget_percent: 50,
+                ..request(SyncMode::Full)
+            };
+            let run = sync::run(&store, &record, &reader, &request, &LogObserver)
+                .await
+                .unwrap()
+                .run;
+            assert_eq!(run.status, RunStatus::Paused);
+            assert_eq!(run.pause_reason.as_deref(), Some("api_budget"));
+            assert!(
+                run.error.as_deref().unwrap().contains("50%"),
+                "{:?}",
+                run.error
+            );
+            assert!(
+                run.api_calls <= 2,
+                "stopped after the first answer told the usage: {}",
+                run.api_calls
+            );
+            org.admin(
+                reqwest::Method::PUT,
+                "/limits",
+                json!({"used": 0, "max": 100_000}),
+            )
+            .await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
+    let org = Org::start(16).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let ttl = time::Duration::seconds(60);
+            assert_eq!(
+                store
+                    .acquire_sync_lock(record.id, "other-host:1", ttl)
+                    .await
+                    .unwrap(),
+                LockOutcome::Acquired
+            );
+            let reader = org.reader(true);
+            let busy = sync::run(
+                &store,
+                &record,
+                &reader,
+                &request(SyncMode::Full),
+                &LogObserver,
+            )
+            .await;
+            match busy {
+                Err(SyncError::Busy { holder, .. }) => assert_eq!(holder, "other-host:1"),
+                other => panic!("expected Busy, got {other:?}"),
+            }
+            store
+                .release_sync_lock(record.id, "other-host:1")
+                .await
+                .unwrap();
+
+            // A run whose process dies mid-way (here: its future dropped while it waits on
+            // its sixth page)...
+            let stalling = Failing {
+                inner: &reader,
+                pages: AtomicUsize::new(0),
+                fail_at: 6,
+                stall: true,
+                error: || unreachable!(),
+            };
+            let cut = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                sync_with(&store, &record, &stalling, SyncMode::Full).await
+            });
+            assert!(cut.await.is_err(), "the run stalls");
+            let interrupted = store
+                .unfinished_sync_run(record.id)
+                .await
+                .unwrap()
+                .expect("left running");
+            assert_eq!(interrupted.status, RunStatus::Running);
+            // ...keeps the org locked until its lease expires...
+            let LockOutcome::Held { holder, run_id, .. } = store
+                .acquire_sync_lock(record.id, "probe", ttl)
+                .await
+                .unwrap()
+            else {
+                panic!("the dead run's lease is still live");
+            };
+            assert_eq!(run_id, Some(interrupted.id));
+            assert!(matches!(
+                sync::run(
+                    &store,
+                    &record,
+                    &reader,
+                    &request(SyncMode::Full),
+                    &LogObserver
+                )
+                .await,
+                Err(SyncError::Busy { .. })
+            ));
+            // ...and once it has expired (as time would make it), the next sync resumes it.
+            assert!(store
+                .renew_sync_lock(record.id, &holder, None, time::Duration::seconds(-1))
+                .await
+                .unwrap());
+            let next = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
+            assert_eq!(next.id, interrupted.id, "the interrupted run is resumed");
+            assert_eq!(next.attempts, 2);
+            let fresh_db = TestDatabase::sqlite().await;
+            let fresh = fresh_db.store().await;
+            let fresh_org = fresh.ensure_org("acme").await.unwrap();
+            sync_with(&fresh, &fresh_org, &reader, SyncMode::Full).await;
+            assert_eq!(
+                snapshot(&fresh, &fresh_org).await,
+                snapshot(&store, &record).await
+            );
+            fresh.close().await;
+        }
+    })
+    .await;
+}
