@@ -61,6 +61,8 @@ pub enum Command {
     },
     /// Sync orgs into the store (incremental unless --full), or show their sync history.
     Sync(SyncArgs),
+    /// Try Provost with nothing but the checkout: an emulated org, a full sync, the API.
+    Demo(crate::demo::DemoArgs),
     /// Run the built-in Salesforce emulator (for tests, scripts and trying Provost out).
     Emulator(crate::emulator::EmulatorArgs),
     /// Inspect the configuration.
@@ -183,6 +185,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         }
         Command::Serve => serve(config).await?,
         Command::Sync(args) => return crate::sync::cli::run(args, config).await,
+        Command::Demo(args) => return crate::demo::run(args).await,
         Command::Emulator(args) => crate::emulator::run(args).await?,
         Command::Connect { org, port } => {
             let org = config.org(&org).map_err(anyhow::Error::msg)?;

@@ -100,7 +100,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
 }
 
 /// Writes the key readable by its owner only.
-fn write_private_key(path: &Path, pem: &str) -> anyhow::Result<()> {
+pub fn write_private_key(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

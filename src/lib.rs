@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod demo;
 pub mod emulator;
 pub mod http;
 pub mod orgs;

@@ -1,0 +1,150 @@
+//! `provost demo`: everything on one machine with nothing but the checkout. Starts the
+//! emulator in-process with a generated org, configures an org pointing at it (JWT bearer with
+//! the emulator's connected-app key), runs the preflight and a full sync with its progress
+//! bars, then serves Provost's API on localhost (with a sync every minute, so changes made
+//! through the emulator's admin path show up) and prints how to query it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use provost_salesforce_emulator::schema::ObjectType;
+use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
+
+use crate::cli::{open_store, Outcome};
+use crate::config::{AuthConfig, Config, DatabaseUrl, OrgConfig};
+use crate::http::{self, AppState};
+use crate::store::sync::{RunStatus, SyncMode};
+use crate::sync::org::{request_for, sync_org};
+use crate::sync::progress::{self, Bars};
+
+/// The demo org's name in URLs and commands.
+const ORG: &str = "demo";
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Size of the emulated org: small (~50 users), medium (~10,000) or large (~100,000).
+    #[arg(long, default_value = "medium", value_parser = ["small", "medium", "large"])]
+    pub preset: String,
+    /// Where Provost's API listens once the sync is done.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory for the demo's database and keys; a new temporary one when left out.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Stop after the sync instead of serving (for scripts and tests).
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("provost-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the demo directory {}", data_dir.display()))?;
+
+    println!("Generating a {} Salesforce org in the built-in emulator...", args.preset);
+    let emulator = Emulator::new(EmulatorConfig {
+        preset: Preset::by_name(&args.preset).expect("clap checked the preset"),
+        ..EmulatorConfig::default()
+    });
+    let emulator_url = server::spawn(emulator.clone(), "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the emulator on loopback")?;
+    let key_file = data_dir.join("connected-app.pem");
+    crate::emulator::write_private_key(&key_file, &emulator.app.private_key_pem)?;
+
+    let mut config = Config::default();
+    config.server.listen = args.listen;
+    config.database.url =
+        DatabaseUrl::new(format!("sqlite://{}", data_dir.join("provost.db").display()));
+    config.secrets.key_file = data_dir.join("provost.key");
+    config.orgs = vec![OrgConfig {
+        name: ORG.to_owned(),
+        login_url: emulator_url.clone(),
+        api_version: "62.0".to_owned(),
+        exclude_portal_users: true,
+        include_inactive_users: true,
+        batch_size: 2000,
+        sync_interval_minutes: Some(1),
+        api_budget_percent: 80,
+        auth: AuthConfig::JwtBearer {
+            client_id: emulator.app.client_id.clone(),
+            username: emulator.integration_username(),
+            private_key_file: key_file,
+        },
+    }];
+    let org = config.orgs[0].clone();
+    let store = open_store(&config).await?;
+
+    let secrets = crate::preflight::secrets_for(&config, &org)?;
+    let report = crate::preflight::run(&org, &store, secrets.as_ref()).await?;
+    print!("{}", crate::preflight::render(&org, &report));
+    if !report.ok {
+        store.close().await;
+        return Ok(Outcome::ChecksFailed);
+    }
+
+    let request = request_for(&org, SyncMode::Full, "demo");
+    let bars = Bars::new();
+    let finished = sync_org(&config, &org, &store, &request, true, &bars).await?;
+    drop(bars);
+    print!("{}", progress::render(ORG, &finished.run, finished.elapsed));
+    if finished.run.status != RunStatus::Succeeded {
+        store.close().await;
+        return Ok(Outcome::ChecksFailed);
+    }
+    if args.no_serve {
+        store.close().await;
+        println!("Data directory: {}", data_dir.display());
+        return Ok(Outcome::Success);
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (pick a free address with --listen, e.g. 127.0.0.1:0)",
+                config.server.listen
+            )
+        })?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)?;
+    let config = Arc::new(config);
+    let schedules = crate::sync::schedule::start(config.clone(), store.clone());
+    let some_user = emulator
+        .org
+        .read()
+        .table(ObjectType::User)
+        .live
+        .keys()
+        .nth(7)
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    println!(
+        "\nProvost is serving the synced org on {base} (Ctrl-C stops it). Try:\n\
+         \x20 curl -s {base}/api/v1/orgs/{ORG}/sync-runs\n\
+         \x20 curl -s '{base}/api/v1/orgs/{ORG}/changes?entity=account&limit=3'\n\
+         \x20 curl -s {base}/readyz\n\
+         Change something behind Provost's back; the next scheduled sync (every minute) records it:\n\
+         \x20 curl -s -X PATCH -H 'content-type: application/json' -d '{{\"Title\":\"Chief Demo Officer\"}}' {emulator_url}/__emulator/records/User/{some_user}\n\
+         \x20 curl -s '{base}/api/v1/orgs/{ORG}/changes?object_id={some_user}'\n\
+         Data directory: {}",
+        data_dir.display()
+    );
+    let state = AppState {
+        store: store.clone(),
+        config,
+        secrets: Arc::new(secrets),
+    };
+    let served = http::serve(listener, state, http::shutdown_signal()).await;
+    for task in schedules {
+        task.abort();
+    }
+    served.context("serving HTTP")?;
+    store.close().await;
+    Ok(Outcome::Success)
+}
