@@ -82,6 +82,7 @@ CREATE TABLE changes (
     fields       TEXT,
     before       JSONB,
     after        JSONB,
+    digest       BIGINT      NOT NULL DEFAULT 0,
     observed_at  TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX changes_by_run ON changes (run_id, id);

@@ -71,6 +71,7 @@ CREATE TABLE changes (
     fields       TEXT,
     before       TEXT,
     after        TEXT,
+    digest       INTEGER NOT NULL DEFAULT 0,
     observed_at  TEXT    NOT NULL
 );
 CREATE INDEX changes_by_run ON changes (run_id, id);

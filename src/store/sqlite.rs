@@ -42,5 +42,5 @@ impl SqliteStore {
     }
 }
 
-impl_sync_store!(SqliteStore, sqlx::Sqlite);
+impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);

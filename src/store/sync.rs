@@ -284,6 +284,8 @@ pub struct StagedChange {
     pub fields: Option<Vec<String>>,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// The digest of `after` (0 for a removal), stored with the row when the run commits.
+    pub digest: i64,
 }
 
 /// A recorded change, as the history shows it.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::queries::{AccountRow, EntitlementRow, GrantRow};
 use super::sync::{
-    ChangeOp, ChangeRecord, Entity, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun,
+    ChangeRecord, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun,
 };
 use super::{OrgId, StoreError};
 
@@ -149,58 +149,119 @@ impl TryFrom<ChangeRow> for ChangeRecord {
     }
 }
 
-/// A staged change read back by a commit.
-#[derive(sqlx::FromRow)]
-pub(super) struct PendingRow {
-    pub id: i64,
-    pub resource: String,
-    pub entity: String,
-    pub object_id: String,
-    pub op: String,
-    pub after: Option<Json<Value>>,
+/// How a backend reads a field of a staged change's JSON after-value in SQL.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
-/// One commit chunk's changes, sorted into what to write where.
-#[derive(Default)]
-pub(super) struct Pending {
-    pub accounts: Vec<(String, Account)>,
-    pub entitlements: Vec<(String, Entitlement)>,
-    pub grants: Vec<(String, Grant)>,
-    pub removed: Vec<(Entity, String)>,
-}
-
-impl Pending {
-    pub fn sort(rows: Vec<PendingRow>) -> Result<Pending, StoreError> {
-        let mut pending = Pending::default();
-        for row in rows {
-            let corrupt = |detail: String| StoreError::Corrupt {
-                what: "staged change",
-                detail: format!("{detail} (change {})", row.id),
-            };
-            let entity: Entity = row.entity.parse().map_err(corrupt)?;
-            let op: ChangeOp = row.op.parse().map_err(corrupt)?;
-            if op == ChangeOp::Removed {
-                pending.removed.push((entity, row.object_id));
-                continue;
-            }
-            let after = row
-                .after
-                .ok_or_else(|| corrupt("no after-value".to_owned()))?
-                .0;
-            let bad = |err: serde_json::Error| corrupt(format!("after-value: {err}"));
-            match entity {
-                Entity::Account => pending
-                    .accounts
-                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
-                Entity::Entitlement => pending
-                    .entitlements
-                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
-                Entity::Grant => pending
-                    .grants
-                    .push((row.resource, serde_json::from_value(after).map_err(bad)?)),
+impl Dialect {
+    /// `path` is a constant field path such as `source.type`; never input.
+    fn text(self, path: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_extract(after, '$.{path}')"),
+            Dialect::Postgres => {
+                let mut parts: Vec<&str> = path.split('.').collect();
+                let last = parts.pop().expect("a path");
+                let mut expr = "after".to_owned();
+                for part in parts {
+                    expr = format!("{expr}->'{part}'");
+                }
+                format!("({expr}->>'{last}')")
             }
         }
-        Ok(pending)
+    }
+
+    fn boolean(self, path: &str) -> String {
+        match self {
+            Dialect::Sqlite => self.text(path),
+            Dialect::Postgres => format!("{}::boolean", self.text(path)),
+        }
+    }
+
+    fn json(self, path: &str) -> String {
+        match self {
+            Dialect::Sqlite => self.text(path),
+            Dialect::Postgres => format!("(after->'{path}')"),
+        }
+    }
+
+    fn timestamp(self, path: &str) -> String {
+        match self {
+            Dialect::Sqlite => self.text(path),
+            Dialect::Postgres => format!("{}::timestamptz", self.text(path)),
+        }
+    }
+
+    /// The statements that apply a run's staged creations and updates to the live tables,
+    /// set-based inside the database: accounts, entitlements, grants, in that order.
+    /// `$1` is the run.
+    pub(super) fn apply_statements(self) -> [String; 3] {
+        let from = |entity: &str| {
+            format!(
+                " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
+                 ORDER BY id"
+            )
+        };
+        let accounts = format!(
+            "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+             display_name, active, user_type, attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
+             email = excluded.email, first_name = excluded.first_name, \
+             last_name = excluded.last_name, display_name = excluded.display_name, \
+             active = excluded.active, user_type = excluded.user_type, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest",
+            self.text("username"),
+            self.text("email"),
+            self.text("first_name"),
+            self.text("last_name"),
+            self.text("display_name"),
+            self.boolean("active"),
+            self.text("user_type"),
+            self.json("attributes"),
+            from("account"),
+        );
+        let entitlements = format!(
+            "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
+             grantable, attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
+             api_name = excluded.api_name, label = excluded.label, \
+             description = excluded.description, grantable = excluded.grantable, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest",
+            self.text("kind"),
+            self.text("api_name"),
+            self.text("label"),
+            self.text("description"),
+            self.boolean("grantable"),
+            self.json("attributes"),
+            from("entitlement"),
+        );
+        // The source as the `source` column encodes it (`direct`, `profile`, `group:0PG...`).
+        let source = format!(
+            "CASE {kind} WHEN 'group' THEN 'group:' || {group} ELSE {kind} END",
+            kind = self.text("source.type"),
+            group = self.text("source.group_id"),
+        );
+        let grants = format!(
+            "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
+             attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+             entitlement_id = excluded.entitlement_id, source = excluded.source, \
+             expires_at = excluded.expires_at, attributes = excluded.attributes, \
+             resource = excluded.resource, digest = excluded.digest",
+            self.text("account_id"),
+            self.text("entitlement_id"),
+            self.timestamp("expires_at"),
+            self.json("attributes"),
+            from("grant"),
+        );
+        [accounts, entitlements, grants]
     }
 }
 
@@ -237,9 +298,9 @@ pub(super) fn mode_name(mode: SyncMode) -> &'static str {
 }
 
 /// Implements [`SyncStore`](super::sync::SyncStore) for a backend with a `pool` field, given
-/// the backend's sqlx database type.
+/// the backend's sqlx database type and its [`Dialect`].
 macro_rules! impl_sync_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $dialect:expr) => {
     #[async_trait::async_trait]
     impl super::sync::SyncStore for $store {
         async fn acquire_sync_lock(
@@ -440,7 +501,7 @@ macro_rules! impl_sync_store {
             for chunk in changes.chunks(sync_queries::CHUNK) {
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
-                     fields, before, after, observed_at) ",
+                     fields, before, after, digest, observed_at) ",
                 );
                 insert.push_values(chunk, |mut row, change| {
                     row.push_bind(run.org.0)
@@ -457,6 +518,7 @@ macro_rules! impl_sync_store {
                         )
                         .push_bind(change.before.clone().map(sqlx::types::Json))
                         .push_bind(change.after.clone().map(sqlx::types::Json))
+                        .push_bind(change.digest)
                         .push_bind(now);
                 });
                 insert.build().execute(&mut *tx).await?;
@@ -565,129 +627,29 @@ macro_rules! impl_sync_store {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            let mut after = 0_i64;
-            loop {
-                let rows: Vec<sync_queries::PendingRow> = sqlx::query_as(
-                    "SELECT id, resource, entity, object_id, op, after FROM changes \
-                     WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                )
+            for statement in $dialect.apply_statements() {
+                sqlx::query(&statement)
+                    .bind(run.id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| super::classify(err, "a staged grant"))?;
+            }
+            // Grants first: removing an account or entitlement cascades to its grants.
+            for entity in [
+                super::sync::Entity::Grant,
+                super::sync::Entity::Entitlement,
+                super::sync::Entity::Account,
+            ] {
+                sqlx::query(&format!(
+                    "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
+                     WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
+                    entity.table()
+                ))
+                .bind(org)
                 .bind(run.id.0)
-                .bind(after)
-                .bind(sync_queries::CHUNK as i64 * 5)
-                .fetch_all(&mut *tx)
+                .bind(entity.as_str())
+                .execute(&mut *tx)
                 .await?;
-                let Some(last) = rows.last() else { break };
-                after = last.id;
-                let pending = sync_queries::Pending::sort(rows)?;
-                for chunk in pending.accounts.chunks(sync_queries::CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
-                         display_name, active, user_type, attributes, resource, digest) ",
-                    );
-                    insert.push_values(chunk, |mut row, (resource, account)| {
-                        row.push_bind(org)
-                            .push_bind(account.id.clone())
-                            .push_bind(account.username.clone())
-                            .push_bind(account.email.clone())
-                            .push_bind(account.first_name.clone())
-                            .push_bind(account.last_name.clone())
-                            .push_bind(account.display_name.clone())
-                            .push_bind(account.active)
-                            .push_bind(account.user_type.clone())
-                            .push_bind(sqlx::types::Json(account.attributes.clone()))
-                            .push_bind(resource.clone())
-                            .push_bind(super::digest::of(account));
-                    });
-                    insert.push(
-                        " ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
-                         email = excluded.email, first_name = excluded.first_name, \
-                         last_name = excluded.last_name, display_name = excluded.display_name, \
-                         active = excluded.active, user_type = excluded.user_type, \
-                         attributes = excluded.attributes, resource = excluded.resource, \
-                         digest = excluded.digest",
-                    );
-                    insert.build().execute(&mut *tx).await?;
-                }
-                for chunk in pending.entitlements.chunks(sync_queries::CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
-                         grantable, attributes, resource, digest) ",
-                    );
-                    insert.push_values(chunk, |mut row, (resource, entitlement)| {
-                        row.push_bind(org)
-                            .push_bind(entitlement.id.clone())
-                            .push_bind(entitlement.kind.as_str())
-                            .push_bind(entitlement.api_name.clone())
-                            .push_bind(entitlement.label.clone())
-                            .push_bind(entitlement.description.clone())
-                            .push_bind(entitlement.grantable)
-                            .push_bind(sqlx::types::Json(entitlement.attributes.clone()))
-                            .push_bind(resource.clone())
-                            .push_bind(super::digest::of(entitlement));
-                    });
-                    insert.push(
-                        " ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
-                         api_name = excluded.api_name, label = excluded.label, \
-                         description = excluded.description, grantable = excluded.grantable, \
-                         attributes = excluded.attributes, resource = excluded.resource, \
-                         digest = excluded.digest",
-                    );
-                    insert.build().execute(&mut *tx).await?;
-                }
-                for chunk in pending.grants.chunks(sync_queries::CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
-                         expires_at, attributes, resource, digest) ",
-                    );
-                    insert.push_values(chunk, |mut row, (resource, grant)| {
-                        row.push_bind(org)
-                            .push_bind(grant.id.clone())
-                            .push_bind(grant.account_id.clone())
-                            .push_bind(grant.entitlement_id.clone())
-                            .push_bind(grant.source.encode())
-                            .push_bind(grant.expires_at)
-                            .push_bind(sqlx::types::Json(grant.attributes.clone()))
-                            .push_bind(resource.clone())
-                            .push_bind(super::digest::of(grant));
-                    });
-                    insert.push(
-                        " ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
-                         entitlement_id = excluded.entitlement_id, source = excluded.source, \
-                         expires_at = excluded.expires_at, attributes = excluded.attributes, \
-                         resource = excluded.resource, digest = excluded.digest",
-                    );
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|err| super::classify(err, "a grant"))?;
-                }
-                // Grants first: an account or entitlement removed in the same chunk cascades.
-                for entity in [
-                    super::sync::Entity::Grant,
-                    super::sync::Entity::Entitlement,
-                    super::sync::Entity::Account,
-                ] {
-                    let ids: Vec<&String> = pending
-                        .removed
-                        .iter()
-                        .filter(|(e, _)| *e == entity)
-                        .map(|(_, id)| id)
-                        .collect();
-                    for chunk in ids.chunks(sync_queries::CHUNK) {
-                        let mut delete = sqlx::QueryBuilder::<$db>::new(format!(
-                            "DELETE FROM {} WHERE org_id = ",
-                            entity.table()
-                        ));
-                        delete.push_bind(org).push(" AND id IN (");
-                        let mut list = delete.separated(", ");
-                        for id in chunk {
-                            list.push_bind((*id).clone());
-                        }
-                        delete.push(")");
-                        delete.build().execute(&mut *tx).await?;
-                    }
-                }
             }
             // The counts of what is committed, from the staged changes themselves.
             let tallies: Vec<(String, String, i64)> = sqlx::query_as(

@@ -245,6 +245,7 @@ async fn compare(
             fields,
             before: previous,
             after: Some(row.value),
+            digest: row.digest,
         });
     }
     for id in removed {
@@ -257,6 +258,7 @@ async fn compare(
             op: ChangeOp::Removed,
             fields: None,
             after: None,
+            digest: 0,
         });
     }
     Ok(())

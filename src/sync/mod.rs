@@ -224,6 +224,7 @@ async fn locked_run(
             }
             let cursor = state.cursor.clone().map(Cursor);
             let since = state.since.clone().map(Watermark);
+            let t0 = std::time::Instant::now();
             let page = match connector
                 .read_page(resource, cursor.as_ref(), since.as_ref())
                 .await
@@ -246,6 +247,7 @@ async fn locked_run(
                     return fail(store, run, format!("reading {}: {err}", resource.label)).await;
                 }
             };
+            let t1 = std::time::Instant::now();
             let diff = match diff::diff_page(
                 store,
                 org.id,
@@ -283,7 +285,10 @@ async fn locked_run(
             state.cursor = page.next.as_ref().map(|c| c.0.clone());
             state.done = page.next.is_none();
             record_api(&mut run, connector, calls_before, api_calls_before);
+            let t2 = std::time::Instant::now();
             store.stage_page(&run, &state, &diff.changes).await?;
+            let t3 = std::time::Instant::now();
+            TIMES.with(|t| { let mut t = t.borrow_mut(); t[0] += t1 - t0; t[1] += t2 - t1; t[2] += t3 - t2; });
             observer.page_read(resource, &state);
             if state.done {
                 observer.resource_finished(&state);
@@ -292,6 +297,15 @@ async fn locked_run(
         }
     }
     observer.committing(&run);
+    let tc = std::time::Instant::now();
+    let result = commit(store, org, run, holder).await;
+    TIMES.with(|t| eprintln!("read {:?} diff {:?} stage {:?} commit {:?}", t.borrow()[0], t.borrow()[1], t.borrow()[2], tc.elapsed()));
+    result
+}
+
+thread_local! { static TIMES: std::cell::RefCell<[std::time::Duration; 3]> = std::cell::RefCell::new([std::time::Duration::ZERO; 3]); }
+
+async fn commit(store: &Arc<dyn Store>, org: &OrgRecord, mut run: SyncRun, holder: &str) -> Result<SyncRun, SyncError> {
     run.status = RunStatus::Succeeded;
     run.finished_at = Some(OffsetDateTime::now_utc());
     if !store.commit_sync_run(&run, holder, LOCK_TTL).await? {
