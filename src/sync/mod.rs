@@ -20,10 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use provost_connector::connector::{Connector, ConnectorError, Cursor, ResourceType, Watermark};
+use provost_connector::connector::{
+    Connector, ConnectorError, Cursor, Page, ResourceType, Watermark,
+};
+use tokio::sync::mpsc;
 use time::OffsetDateTime;
 
-use crate::store::sync::{ChangeOp, Entity, LockOutcome, RunId, RunStatus, SyncMode, SyncRun};
+use crate::store::sync::{
+    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, SyncMode, SyncRun,
+};
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
 use progress::Observer;
@@ -203,109 +208,78 @@ async fn locked_run(
         observer.resource_started(resource, &state);
         let mut restarted = false;
         loop {
-            if lost.load(Ordering::SeqCst) {
-                return Err(SyncError::LockLost {
-                    org: org.name.clone(),
-                    run: run.id,
-                });
-            }
-            // The quota as this attempt's own calls reported it (not a stale earlier figure).
-            let fresh_quota = connector.calls() > calls_before;
-            if let Some(quota) = connector.quota().filter(|_| fresh_quota) {
-                let budget = quota.limit * u64::from(request.api_budget_percent) / 100;
-                if quota.used >= budget {
-                    record_api(&mut run, connector, calls_before, api_calls_before);
-                    return pause(store, run, "api_budget", format!(
-                        "the org has used {} of its {} API requests today, the sync budget is {}% ({budget}); the run resumes from its checkpoint at the next sync",
-                        quota.used, quota.limit, request.api_budget_percent
-                    ))
-                    .await;
+            let reading = Reading {
+                connector,
+                resource,
+                since: state.since.clone().map(Watermark),
+                lost,
+                calls_before,
+                budget_percent: request.api_budget_percent,
+            };
+            let (pages, receiver) = mpsc::channel(PAGES_AHEAD);
+            // The next page is read while this one is compared and staged.
+            let (_, stopped) = tokio::join!(
+                reading.produce(state.cursor.clone(), pages),
+                consume(
+                    store,
+                    org,
+                    resource,
+                    &mut run,
+                    &mut state,
+                    &mut known,
+                    receiver,
+                    observer,
+                    (connector, calls_before, api_calls_before),
+                )
+            );
+            match stopped? {
+                None => break,
+                Some(Stop::LockLost) => {
+                    return Err(SyncError::LockLost {
+                        org: org.name.clone(),
+                        run: run.id,
+                    })
                 }
-            }
-            let cursor = state.cursor.clone().map(Cursor);
-            let since = state.since.clone().map(Watermark);
-            let t0 = std::time::Instant::now();
-            let page = match connector
-                .read_page(resource, cursor.as_ref(), since.as_ref())
-                .await
-            {
-                Ok(page) => page,
-                Err(ConnectorError::QuotaExhausted { message }) => {
+                Some(Stop::Budget(message)) => {
+                    record_api(&mut run, connector, calls_before, api_calls_before);
+                    return pause(store, run, "api_budget", message).await;
+                }
+                Some(Stop::Read(ConnectorError::QuotaExhausted { message })) => {
                     record_api(&mut run, connector, calls_before, api_calls_before);
                     return pause(store, run, "daily_limit", message).await;
                 }
-                Err(ConnectorError::InvalidCursor { message }) if !restarted => {
+                Some(Stop::Read(ConnectorError::InvalidCursor { message })) if !restarted => {
                     tracing::warn!(org = %org.name, resource = resource.id, %message, "reading the resource again from the start");
                     store.restart_sync_resource(run.id, &state.resource).await?;
                     state = reread_state(store, run.id, &state.resource).await?;
                     known = known_ids(store, &run).await?;
                     restarted = true;
-                    continue;
                 }
-                Err(err) => {
+                Some(Stop::Read(err)) => {
                     record_api(&mut run, connector, calls_before, api_calls_before);
                     return fail(store, run, format!("reading {}: {err}", resource.label)).await;
                 }
-            };
-            let t1 = std::time::Instant::now();
-            let diff = match diff::diff_page(
-                store,
-                org.id,
-                resource.id,
-                &page,
-                state.last_key.as_deref(),
-                &mut known,
-            )
-            .await
-            {
-                Ok(diff) => diff,
-                Err(DiffError::Store(err)) => return Err(err.into()),
-                Err(err @ DiffError::OutsideCoverage { .. }) => {
+                Some(Stop::Contract(message)) => {
                     record_api(&mut run, connector, calls_before, api_calls_before);
-                    return fail(store, run, err.to_string()).await;
+                    return fail(store, run, message).await;
                 }
-            };
-            let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
-            run.counts.rows_read += rows as u64;
-            run.counts.grants_skipped += diff.grants_skipped;
-            for change in &diff.changes {
-                run.counts.of(change.entity).add(change.op);
-            }
-            state.pages += 1;
-            state.records += rows as i64;
-            if let Some(total) = page.total {
-                state.total = Some(total as i64);
-            }
-            if diff.last_key.is_some() {
-                state.last_key = diff.last_key.clone();
-            }
-            if page.watermark.is_some() {
-                state.watermark = page.watermark.as_ref().map(|w| w.0.clone());
-            }
-            state.cursor = page.next.as_ref().map(|c| c.0.clone());
-            state.done = page.next.is_none();
-            record_api(&mut run, connector, calls_before, api_calls_before);
-            let t2 = std::time::Instant::now();
-            store.stage_page(&run, &state, &diff.changes).await?;
-            let t3 = std::time::Instant::now();
-            TIMES.with(|t| { let mut t = t.borrow_mut(); t[0] += t1 - t0; t[1] += t2 - t1; t[2] += t3 - t2; });
-            observer.page_read(resource, &state);
-            if state.done {
-                observer.resource_finished(&state);
-                break;
             }
         }
+        observer.resource_finished(&state);
     }
     observer.committing(&run);
     let tc = std::time::Instant::now();
     let result = commit(store, org, run, holder).await;
-    TIMES.with(|t| eprintln!("read {:?} diff {:?} stage {:?} commit {:?}", t.borrow()[0], t.borrow()[1], t.borrow()[2], tc.elapsed()));
+    tracing::debug!(org = %org.name, elapsed_ms = tc.elapsed().as_millis() as u64, "committed");
     result
 }
 
-thread_local! { static TIMES: std::cell::RefCell<[std::time::Duration; 3]> = std::cell::RefCell::new([std::time::Duration::ZERO; 3]); }
-
-async fn commit(store: &Arc<dyn Store>, org: &OrgRecord, mut run: SyncRun, holder: &str) -> Result<SyncRun, SyncError> {
+async fn commit(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    mut run: SyncRun,
+    holder: &str,
+) -> Result<SyncRun, SyncError> {
     run.status = RunStatus::Succeeded;
     run.finished_at = Some(OffsetDateTime::now_utc());
     if !store.commit_sync_run(&run, holder, LOCK_TTL).await? {
@@ -315,6 +289,131 @@ async fn commit(store: &Arc<dyn Store>, org: &OrgRecord, mut run: SyncRun, holde
         });
     }
     Ok(store.sync_run(run.id).await?.unwrap_or(run))
+}
+
+/// Pages read ahead of the one being stored.
+const PAGES_AHEAD: usize = 2;
+
+/// Why reading a resource stopped before its end.
+enum Stop {
+    LockLost,
+    Budget(String),
+    Read(ConnectorError),
+    /// The connector broke the coverage contract.
+    Contract(String),
+}
+
+/// The reading half of a resource's pipeline.
+struct Reading<'a> {
+    connector: &'a dyn Connector,
+    resource: &'a ResourceType,
+    since: Option<Watermark>,
+    lost: &'a AtomicBool,
+    calls_before: u64,
+    budget_percent: u8,
+}
+
+impl Reading<'_> {
+    /// Reads pages from `cursor` on and sends them, until the end, an error or a stop.
+    async fn produce(self, mut cursor: Option<String>, pages: mpsc::Sender<Result<Page, Stop>>) {
+        loop {
+            if self.lost.load(Ordering::SeqCst) {
+                let _ = pages.send(Err(Stop::LockLost)).await;
+                return;
+            }
+            // The quota as this attempt's own calls reported it (not a stale earlier figure).
+            let fresh = self.connector.calls() > self.calls_before;
+            if let Some(quota) = self.connector.quota().filter(|_| fresh) {
+                let budget = quota.limit * u64::from(self.budget_percent) / 100;
+                if quota.used >= budget {
+                    let message = format!(
+                        "the org has used {} of its {} API requests today, the sync budget is {}% ({budget}); the run resumes from its checkpoint at the next sync",
+                        quota.used, quota.limit, self.budget_percent
+                    );
+                    let _ = pages.send(Err(Stop::Budget(message))).await;
+                    return;
+                }
+            }
+            let current = cursor.clone().map(Cursor);
+            match self
+                .connector
+                .read_page(self.resource, current.as_ref(), self.since.as_ref())
+                .await
+            {
+                Ok(page) => {
+                    cursor = page.next.as_ref().map(|c| c.0.clone());
+                    if pages.send(Ok(page)).await.is_err() || cursor.is_none() {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    let _ = pages.send(Err(Stop::Read(err))).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The storing half: compares each page with the store and stages its changes with the
+/// checkpoint. Returns why reading stopped early, if it did.
+#[allow(clippy::too_many_arguments)]
+async fn consume(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    resource: &ResourceType,
+    run: &mut SyncRun,
+    state: &mut ResourceState,
+    known: &mut Known,
+    mut pages: mpsc::Receiver<Result<Page, Stop>>,
+    observer: &dyn Observer,
+    (connector, calls_before, api_calls_before): (&dyn Connector, u64, i64),
+) -> Result<Option<Stop>, SyncError> {
+    while let Some(next) = pages.recv().await {
+        let page = match next {
+            Ok(page) => page,
+            Err(stop) => return Ok(Some(stop)),
+        };
+        let diff = match diff::diff_page(
+            store,
+            org.id,
+            resource.id,
+            &page,
+            state.last_key.as_deref(),
+            known,
+        )
+        .await
+        {
+            Ok(diff) => diff,
+            Err(DiffError::Store(err)) => return Err(err.into()),
+            Err(err @ DiffError::OutsideCoverage { .. }) => {
+                return Ok(Some(Stop::Contract(err.to_string())))
+            }
+        };
+        let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
+        run.counts.rows_read += rows as u64;
+        run.counts.grants_skipped += diff.grants_skipped;
+        for change in &diff.changes {
+            run.counts.of(change.entity).add(change.op);
+        }
+        state.pages += 1;
+        state.records += rows as i64;
+        if let Some(total) = page.total {
+            state.total = Some(total as i64);
+        }
+        if diff.last_key.is_some() {
+            state.last_key = diff.last_key.clone();
+        }
+        if page.watermark.is_some() {
+            state.watermark = page.watermark.as_ref().map(|w| w.0.clone());
+        }
+        state.cursor = page.next.as_ref().map(|c| c.0.clone());
+        state.done = page.next.is_none();
+        record_api(run, connector, calls_before, api_calls_before);
+        store.stage_page(run, state, &diff.changes).await?;
+        observer.page_read(resource, state);
+    }
+    Ok(None)
 }
 
 async fn new_run(
@@ -340,7 +439,7 @@ async fn reread_state(
     store: &Arc<dyn Store>,
     run: RunId,
     resource: &str,
-) -> Result<crate::store::sync::ResourceState, StoreError> {
+) -> Result<ResourceState, StoreError> {
     store
         .sync_resources(run)
         .await?
