@@ -10,8 +10,9 @@ use provost_salesforce_emulator::{Emulator, EmulatorConfig, Faults, Preset};
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
-    /// Size of the generated org: small (~50 users), medium (~10,000) or large (~100,000).
-    #[arg(long, default_value = "small", value_parser = ["small", "medium", "large"])]
+    /// Size of the generated org: small (~50 users), medium (~10,000), large (~100,000) or
+    /// xlarge (~200,000).
+    #[arg(long, default_value = "small", value_parser = ["small", "medium", "large", "xlarge"])]
     pub preset: String,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]

@@ -48,11 +48,22 @@ impl Preset {
         roles: 400,
     };
 
+    /// Twice `LARGE`: for checking how memory grows with the org.
+    pub const XLARGE: Preset = Preset {
+        users: 200_000,
+        custom_profiles: 576,
+        permission_sets: 3_000,
+        permission_set_groups: 200,
+        public_groups: 200,
+        roles: 800,
+    };
+
     pub fn by_name(name: &str) -> Option<Preset> {
         match name {
             "small" => Some(Preset::SMALL),
             "medium" => Some(Preset::MEDIUM),
             "large" => Some(Preset::LARGE),
+            "xlarge" => Some(Preset::XLARGE),
             _ => None,
         }
     }

@@ -1,0 +1,245 @@
+//! A full sync of the emulator's `large` org into a fresh store, then re-syncs of the
+//! unchanged org: `cargo bench --bench sync`.
+//!
+//! The emulator runs as its own process (`provost emulator`), so the peak memory printed is
+//! Provost's alone. For each backend (SQLite always; PostgreSQL when
+//! `PROVOST_BENCH_POSTGRES_URL` names a server, default `postgres://postgres@127.0.0.1:5432/postgres`
+//! if it answers) it prints wall time, rows per second, API calls against the minimum possible
+//! (the sum over the queries of ceil(rows / 2000)), peak resident memory, and the same for an
+//! incremental and a full re-sync of the unchanged org.
+//!
+//! `PROVOST_BENCH_PRESETS=large,xlarge` also syncs an org twice as large, for memory growth.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use provost::config::{DatabaseConfig, DatabaseUrl};
+use provost::store::sync::{ChangeQuery, RunStatus, SyncMode, SyncRun};
+use provost::store::{self, Store};
+use provost::sync::progress::LogObserver;
+use provost::sync::{self, SyncRequest};
+use provost_connector::secret::Secret;
+use provost_salesforce::reader::{ReadOptions, SalesforceReader};
+use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
+use serde_json::Value;
+use sqlx::Connection;
+
+const BATCH: u64 = 2000;
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS, so each measurement sees its own peak (Linux 4.0+).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct EmulatorProcess {
+    child: Child,
+    info: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_emulator(preset: &str) -> EmulatorProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provost"))
+        .args(["emulator", "--preset", preset, "--daily-limit", "100000000"])
+        .arg("--key-file")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provost emulator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).expect("the emulator's JSON line");
+    EmulatorProcess {
+        child,
+        info,
+        _dir: dir,
+    }
+}
+
+fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
+    let info = &emulator.info;
+    let credentials = Credentials::JwtBearer {
+        client_id: info["client_id"].as_str().unwrap().to_owned(),
+        username: info["username"].as_str().unwrap().to_owned(),
+        private_key_pem: Secret::new(
+            std::fs::read_to_string(info["private_key_path"].as_str().unwrap()).unwrap(),
+        ),
+    };
+    let config = ClientConfig::new(info["login_url"].as_str().unwrap());
+    SalesforceReader::new(
+        SalesforceClient::new(config, credentials).unwrap(),
+        ReadOptions {
+            exclude_portal_users: true,
+            include_inactive_users: true,
+        },
+    )
+}
+
+async fn postgres_database() -> Option<(String, String, String)> {
+    let admin = std::env::var("PROVOST_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut connection = sqlx::PgConnection::connect(&admin).await.ok()?;
+    let name = format!("provost_bench_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+        .execute(&mut connection)
+        .await
+        .ok()?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut connection)
+        .await
+        .ok()?;
+    let mut url = url::Url::parse(&admin).ok()?;
+    url.set_path(&name);
+    Some((url.to_string(), admin, name))
+}
+
+struct Measured {
+    run: SyncRun,
+    seconds: f64,
+    peak_mb: f64,
+    calls: u64,
+}
+
+async fn measure(
+    store: &Arc<dyn Store>,
+    emulator: &EmulatorProcess,
+    mode: SyncMode,
+) -> Measured {
+    let org = store.ensure_org("bench").await.unwrap();
+    let reader = reader(emulator);
+    reset_peak_rss();
+    let started = Instant::now();
+    let request = SyncRequest {
+        mode,
+        started_by: "bench".to_owned(),
+        api_budget_percent: 100,
+    };
+    let finished = sync::run(store, &org, &reader, &request, &LogObserver)
+        .await
+        .expect("the sync runs");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(
+        finished.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        finished.run.error
+    );
+    Measured {
+        calls: finished.run.api_calls as u64,
+        run: finished.run,
+        seconds,
+        peak_mb: peak_rss_mb(),
+    }
+}
+
+async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
+    let store = store::open(&DatabaseConfig {
+        url: DatabaseUrl::new(url),
+        max_connections: 4,
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let full = measure(&store, emulator, SyncMode::Full).await;
+    let resources = store.sync_resources(full.run.id).await.unwrap();
+    let minimum: u64 = resources
+        .iter()
+        .map(|r| (r.total.unwrap_or(0) as u64).div_ceil(BATCH).max(1))
+        .sum();
+    let source_rows: i64 = resources.iter().map(|r| r.total.unwrap_or(0)).sum();
+    println!(
+        "{label:<10} full sync      {:>7.2} s  {:>9} rows stored ({:>7.0}/s, {} source records)  {} API calls vs minimum {minimum} (+{:.1}%)  peak RSS {:>6.1} MB",
+        full.seconds,
+        full.run.counts.changes(),
+        full.run.counts.changes() as f64 / full.seconds,
+        source_rows,
+        full.calls,
+        (full.calls as f64 / minimum as f64 - 1.0) * 100.0,
+        full.peak_mb,
+    );
+    for (name, mode) in [
+        ("incremental", SyncMode::Incremental),
+        ("full", SyncMode::Full),
+    ] {
+        let again = measure(&store, emulator, mode).await;
+        let org = store.ensure_org("bench").await.unwrap();
+        let history = store
+            .list_changes(
+                org.id,
+                &ChangeQuery {
+                    run: Some(again.run.id),
+                    limit: 10,
+                    ..ChangeQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        println!(
+            "{label:<10} {name:<11} re-sync of the unchanged org {:>7.2} s ({:.0}% of the full sync)  {} changes, {} history rows  {} API calls  peak RSS {:>6.1} MB",
+            again.seconds,
+            again.seconds / full.seconds * 100.0,
+            again.run.counts.changes(),
+            history.len(),
+            again.calls,
+            again.peak_mb,
+        );
+    }
+    store.close().await;
+}
+
+fn main() {
+    let presets = std::env::var("PROVOST_BENCH_PRESETS").unwrap_or_else(|_| "large".to_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for preset in presets.split(',') {
+            let started = Instant::now();
+            let emulator = start_emulator(preset);
+            println!(
+                "preset {preset}: emulator ready in {:.1} s (separate process)",
+                started.elapsed().as_secs_f64()
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+            bench_backend("SQLite", &sqlite, &emulator).await;
+            match postgres_database().await {
+                Some((url, admin, name)) => {
+                    bench_backend("PostgreSQL", &url, &emulator).await;
+                    if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut connection)
+                            .await;
+                    }
+                }
+                None => println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL"),
+            }
+        }
+    });
+}
