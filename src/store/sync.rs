@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -274,7 +275,7 @@ pub struct ResourceState {
 }
 
 /// A change a run observed, staged until the run commits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StagedChange {
     pub resource: String,
     pub entity: Entity,
@@ -283,7 +284,8 @@ pub struct StagedChange {
     /// The fields that changed (`updated` only), attribute keys as `attributes.NAME`.
     pub fields: Option<Vec<String>>,
     pub before: Option<Value>,
-    pub after: Option<Value>,
+    /// The row as the source has it now, serialised once (`None` for a removal).
+    pub after: Option<Box<RawValue>>,
     /// The digest of `after` (0 for a removal), stored with the row when the run commits.
     pub digest: i64,
 }

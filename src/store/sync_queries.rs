@@ -517,7 +517,7 @@ macro_rules! impl_sync_store {
                                 .map(|f| serde_json::to_string(f).expect("strings serialise")),
                         )
                         .push_bind(change.before.clone().map(sqlx::types::Json))
-                        .push_bind(change.after.clone().map(sqlx::types::Json))
+                        .push_bind(change.after.as_deref().map(sqlx::types::Json))
                         .push_bind(change.digest)
                         .push_bind(now);
                 });

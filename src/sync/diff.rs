@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use provost_connector::connector::{Coverage, Page};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::store::digest;
@@ -101,7 +102,7 @@ fn covered(ranges: &[KeyRange], id: &str) -> bool {
 struct Row {
     id: String,
     digest: i64,
-    value: Value,
+    json: String,
     /// For grants: the account and entitlement it needs.
     refs: Option<(String, String)>,
 }
@@ -110,11 +111,11 @@ fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
     items
         .iter()
         .map(|item| {
-            let value = serde_json::to_value(item).expect("identity rows serialise to JSON");
+            let json = serde_json::to_string(item).expect("identity rows serialise to JSON");
             Row {
                 id: id(item).to_owned(),
-                digest: digest::of_value(&value),
-                value,
+                digest: digest::of_json(&json),
+                json,
                 refs: None,
             }
         })
@@ -142,11 +143,11 @@ pub async fn diff_page(
         .grants
         .iter()
         .map(|grant| {
-            let value = serde_json::to_value(grant).expect("identity rows serialise to JSON");
+            let json = serde_json::to_string(grant).expect("identity rows serialise to JSON");
             Row {
                 id: grant.id.clone(),
-                digest: digest::of_value(&value),
-                value,
+                digest: digest::of_json(&json),
+                json,
                 refs: Some((grant.account_id.clone(), grant.entitlement_id.clone())),
             }
         })
@@ -234,7 +235,10 @@ async fn compare(
         known.apply(entity, &row.id, op);
         let previous = before.remove(&row.id);
         let fields = match (&op, &previous) {
-            (ChangeOp::Updated, Some(old)) => Some(changed_fields(old, &row.value)),
+            (ChangeOp::Updated, Some(old)) => {
+                let new: Value = serde_json::from_str(&row.json).expect("serialised just now");
+                Some(changed_fields(old, &new))
+            }
             _ => None,
         };
         diff.changes.push(StagedChange {
@@ -244,7 +248,7 @@ async fn compare(
             op,
             fields,
             before: previous,
-            after: Some(row.value),
+            after: Some(RawValue::from_string(row.json).expect("serialised just now")),
             digest: row.digest,
         });
     }

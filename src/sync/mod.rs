@@ -271,6 +271,7 @@ async fn locked_run(
     let tc = std::time::Instant::now();
     let result = commit(store, org, run, holder).await;
     tracing::debug!(org = %org.name, elapsed_ms = tc.elapsed().as_millis() as u64, "committed");
+    eprintln!("TIMING read {} diff {} stage {} commit {}", T_READ.swap(0, Ordering::Relaxed)/1000, T_DIFF.swap(0, Ordering::Relaxed)/1000, T_STAGE.swap(0, Ordering::Relaxed)/1000, tc.elapsed().as_millis());
     result
 }
 
@@ -290,6 +291,10 @@ async fn commit(
     }
     Ok(store.sync_run(run.id).await?.unwrap_or(run))
 }
+
+static T_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static T_DIFF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static T_STAGE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Pages read ahead of the one being stored.
 const PAGES_AHEAD: usize = 2;
@@ -335,10 +340,13 @@ impl Reading<'_> {
                 }
             }
             let current = cursor.clone().map(Cursor);
-            match self
+            let t0 = Instant::now();
+            let read = self
                 .connector
                 .read_page(self.resource, current.as_ref(), self.since.as_ref())
-                .await
+                .await;
+            T_READ.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+            match read
             {
                 Ok(page) => {
                     cursor = page.next.as_ref().map(|c| c.0.clone());
@@ -374,6 +382,7 @@ async fn consume(
             Ok(page) => page,
             Err(stop) => return Ok(Some(stop)),
         };
+        let t0 = Instant::now();
         let diff = match diff::diff_page(
             store,
             org.id,
@@ -390,6 +399,7 @@ async fn consume(
                 return Ok(Some(Stop::Contract(err.to_string())))
             }
         };
+        T_DIFF.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
         run.counts.rows_read += rows as u64;
         run.counts.grants_skipped += diff.grants_skipped;
@@ -410,7 +420,9 @@ async fn consume(
         state.cursor = page.next.as_ref().map(|c| c.0.clone());
         state.done = page.next.is_none();
         record_api(run, connector, calls_before, api_calls_before);
+        let t0 = Instant::now();
         store.stage_page(run, state, &diff.changes).await?;
+        T_STAGE.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         observer.page_read(resource, state);
     }
     Ok(None)
