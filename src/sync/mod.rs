@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 use time::OffsetDateTime;
 
 use crate::store::sync::{
-    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, SyncMode, SyncRun,
+    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode,
+    SyncRun,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
@@ -217,10 +218,12 @@ async fn locked_run(
                 budget_percent: request.api_budget_percent,
             };
             let (pages, receiver) = mpsc::channel(PAGES_AHEAD);
-            // The next page is read while this one is compared and staged.
-            let (_, stopped) = tokio::join!(
+            let (staged, to_write) = mpsc::channel(PAGES_AHEAD);
+            // Three stages at once: the next page is read while this one is compared and
+            // the previous one written.
+            let (_, stopped, written) = tokio::join!(
                 reading.produce(state.cursor.clone(), pages),
-                consume(
+                compare(
                     store,
                     org,
                     resource,
@@ -228,10 +231,12 @@ async fn locked_run(
                     &mut state,
                     &mut known,
                     receiver,
-                    observer,
+                    staged,
                     (connector, calls_before, api_calls_before),
-                )
+                ),
+                write(store, resource, to_write, observer),
             );
+            written?;
             match stopped? {
                 None => break,
                 Some(Stop::LockLost) => {
@@ -271,7 +276,6 @@ async fn locked_run(
     let tc = std::time::Instant::now();
     let result = commit(store, org, run, holder).await;
     tracing::debug!(org = %org.name, elapsed_ms = tc.elapsed().as_millis() as u64, "committed");
-    eprintln!("TIMING read {} diff {} stage {} commit {}", T_READ.swap(0, Ordering::Relaxed)/1000, T_DIFF.swap(0, Ordering::Relaxed)/1000, T_STAGE.swap(0, Ordering::Relaxed)/1000, tc.elapsed().as_millis());
     result
 }
 
@@ -291,10 +295,6 @@ async fn commit(
     }
     Ok(store.sync_run(run.id).await?.unwrap_or(run))
 }
-
-static T_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static T_DIFF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static T_STAGE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Pages read ahead of the one being stored.
 const PAGES_AHEAD: usize = 2;
@@ -340,12 +340,10 @@ impl Reading<'_> {
                 }
             }
             let current = cursor.clone().map(Cursor);
-            let t0 = Instant::now();
             let read = self
                 .connector
                 .read_page(self.resource, current.as_ref(), self.since.as_ref())
                 .await;
-            T_READ.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
             match read
             {
                 Ok(page) => {
@@ -363,10 +361,13 @@ impl Reading<'_> {
     }
 }
 
-/// The storing half: compares each page with the store and stages its changes with the
-/// checkpoint. Returns why reading stopped early, if it did.
+/// A compared page on its way to the store: the run and checkpoint as they stand after it.
+type Staged = (SyncRun, ResourceState, Vec<StagedChange>);
+
+/// The comparing stage: compares each page with the store and passes its changes on, with
+/// the checkpoint after it, to [`write`]. Returns why reading stopped early, if it did.
 #[allow(clippy::too_many_arguments)]
-async fn consume(
+async fn compare(
     store: &Arc<dyn Store>,
     org: &OrgRecord,
     resource: &ResourceType,
@@ -374,7 +375,7 @@ async fn consume(
     state: &mut ResourceState,
     known: &mut Known,
     mut pages: mpsc::Receiver<Result<Page, Stop>>,
-    observer: &dyn Observer,
+    staged: mpsc::Sender<Staged>,
     (connector, calls_before, api_calls_before): (&dyn Connector, u64, i64),
 ) -> Result<Option<Stop>, SyncError> {
     while let Some(next) = pages.recv().await {
@@ -382,7 +383,6 @@ async fn consume(
             Ok(page) => page,
             Err(stop) => return Ok(Some(stop)),
         };
-        let t0 = Instant::now();
         let diff = match diff::diff_page(
             store,
             org.id,
@@ -399,7 +399,6 @@ async fn consume(
                 return Ok(Some(Stop::Contract(err.to_string())))
             }
         };
-        T_DIFF.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
         run.counts.rows_read += rows as u64;
         run.counts.grants_skipped += diff.grants_skipped;
@@ -420,12 +419,30 @@ async fn consume(
         state.cursor = page.next.as_ref().map(|c| c.0.clone());
         state.done = page.next.is_none();
         record_api(run, connector, calls_before, api_calls_before);
-        let t0 = Instant::now();
-        store.stage_page(run, state, &diff.changes).await?;
-        T_STAGE.fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
-        observer.page_read(resource, state);
+        if staged
+            .send((run.clone(), state.clone(), diff.changes))
+            .await
+            .is_err()
+        {
+            // The writer stopped on an error, which it returns.
+            return Ok(None);
+        }
     }
     Ok(None)
+}
+
+/// The writing stage: stages each compared page's changes with its checkpoint, in order.
+async fn write(
+    store: &Arc<dyn Store>,
+    resource: &ResourceType,
+    mut staged: mpsc::Receiver<Staged>,
+    observer: &dyn Observer,
+) -> Result<(), StoreError> {
+    while let Some((run, state, changes)) = staged.recv().await {
+        store.stage_page(&run, &state, &changes).await?;
+        observer.page_read(resource, &state);
+    }
+    Ok(())
 }
 
 async fn new_run(
