@@ -40,6 +40,21 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets the peak RSS, so each measurement sees its own peak (Linux 4.0+).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -121,18 +136,20 @@ async fn postgres_database() -> Option<(String, String, String)> {
 struct Measured {
     run: SyncRun,
     seconds: f64,
+    /// CPU seconds of Provost's process and of the emulator's during the run.
+    cpu: (f64, f64),
     peak_mb: f64,
     calls: u64,
 }
 
-async fn measure(
-    store: &Arc<dyn Store>,
-    emulator: &EmulatorProcess,
-    mode: SyncMode,
-) -> Measured {
+async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncMode) -> Measured {
     let org = store.ensure_org("bench").await.unwrap();
     let reader = reader(emulator);
     reset_peak_rss();
+    let cpu_before = (
+        cpu_seconds("self"),
+        cpu_seconds(&emulator.child.id().to_string()),
+    );
     let started = Instant::now();
     let request = SyncRequest {
         mode,
@@ -143,6 +160,10 @@ async fn measure(
         .await
         .expect("the sync runs");
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&emulator.child.id().to_string()) - cpu_before.1,
+    );
     assert_eq!(
         finished.run.status,
         RunStatus::Succeeded,
@@ -153,6 +174,7 @@ async fn measure(
         calls: finished.run.api_calls as u64,
         run: finished.run,
         seconds,
+        cpu,
         peak_mb: peak_rss_mb(),
     }
 }
@@ -181,6 +203,10 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
         full.calls,
         (full.calls as f64 / minimum as f64 - 1.0) * 100.0,
         full.peak_mb,
+    );
+    println!(
+        "{label:<10}   CPU during the full sync: Provost {:.1} s, emulator {:.1} s (2 cores shared)",
+        full.cpu.0, full.cpu.1
     );
     for (name, mode) in [
         ("incremental", SyncMode::Incremental),
@@ -233,9 +259,11 @@ fn main() {
                 Some((url, admin, name)) => {
                     bench_backend("PostgreSQL", &url, &emulator).await;
                     if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut connection)
-                            .await;
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut connection)
+                        .await;
                     }
                 }
                 None => println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL"),

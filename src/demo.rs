@@ -46,7 +46,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the demo directory {}", data_dir.display()))?;
 
-    println!("Generating a {} Salesforce org in the built-in emulator...", args.preset);
+    println!(
+        "Generating a {} Salesforce org in the built-in emulator...",
+        args.preset
+    );
     let emulator = Emulator::new(EmulatorConfig {
         preset: Preset::by_name(&args.preset).expect("clap checked the preset"),
         ..EmulatorConfig::default()
@@ -59,8 +62,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
 
     let mut config = Config::default();
     config.server.listen = args.listen;
-    config.database.url =
-        DatabaseUrl::new(format!("sqlite://{}", data_dir.join("provost.db").display()));
+    config.database.url = DatabaseUrl::new(format!(
+        "sqlite://{}",
+        data_dir.join("provost.db").display()
+    ));
     config.secrets.key_file = data_dir.join("provost.key");
     config.orgs = vec![OrgConfig {
         name: ORG.to_owned(),

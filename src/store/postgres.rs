@@ -36,5 +36,9 @@ impl PostgresStore {
     }
 }
 
-impl_sync_store!(PostgresStore, sqlx::Postgres, sync_queries::Dialect::Postgres);
+impl_sync_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    sync_queries::Dialect::Postgres
+);
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);

@@ -10,9 +10,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::queries::{AccountRow, EntitlementRow, GrantRow};
-use super::sync::{
-    ChangeRecord, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun,
-};
+use super::sync::{ChangeRecord, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun};
 use super::{OrgId, StoreError};
 
 /// Rows per multi-row statement: 12 columns x 400 stays under both databases' bind limits.

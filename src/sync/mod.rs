@@ -23,12 +23,11 @@ use std::time::Instant;
 use provost_connector::connector::{
     Connector, ConnectorError, Cursor, Page, ResourceType, Watermark,
 };
-use tokio::sync::mpsc;
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use crate::store::sync::{
-    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode,
-    SyncRun,
+    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode, SyncRun,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
@@ -344,8 +343,7 @@ impl Reading<'_> {
                 .connector
                 .read_page(self.resource, current.as_ref(), self.since.as_ref())
                 .await;
-            match read
-            {
+            match read {
                 Ok(page) => {
                     cursor = page.next.as_ref().map(|c| c.0.clone());
                     if pages.send(Ok(page)).await.is_err() || cursor.is_none() {

@@ -399,3 +399,132 @@ async fn connect_from_a_terminal_then_preflight_with_the_stored_token() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_gate() {
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
+    let org = |name: &str, username: &str| {
+        format!(
+            "[[orgs]]\nname = \"{name}\"\nlogin_url = \"{base}\"\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{username}\"\nprivate_key_file = \"{}\"\n",
+            emulator.app.client_id,
+            key.display()
+        )
+    };
+    let config = format!(
+        "{}\n{}",
+        org("acme", &emulator.integration_username()),
+        org("ghost", "ghost@acme.example.com")
+    );
+    std::fs::write(dir.path().join("provost.toml"), config).unwrap();
+
+    let output = run_provost(dir.path(), &["sync", "--org", "acme", "--json"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(summary["org"], "acme");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(
+        summary["mode"], "incremental",
+        "the first run reads everything all the same"
+    );
+    assert!(
+        summary["counts"]["accounts"]["created"].as_u64().unwrap() > 10,
+        "{summary}"
+    );
+    assert!(summary["api_calls"].as_u64().unwrap() > 10);
+    assert!(summary["duration_seconds"].as_f64().is_some());
+
+    // Text summary of an unchanged re-sync.
+    let output = run_provost(dir.path(), &["sync", "--org", "acme", "--full"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("Sync of org `acme` completed") && text.contains("(full, attempt 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("users                 0         0         0"),
+        "{text}"
+    );
+
+    // The preflight gate: a user who cannot log in never starts a sync.
+    let output = run_provost(dir.path(), &["sync", "--org", "ghost"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("FAIL  authentication") && text.contains("did not start"),
+        "{text}"
+    );
+
+    let output = run_provost(dir.path(), &["sync", "status", "--json"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per org");
+    assert_eq!(lines[0]["org"], "acme");
+    assert_eq!(lines[0]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[0]["health"]["success_rate"], 1.0);
+    assert_eq!(
+        lines[1]["runs"].as_array().unwrap().len(),
+        0,
+        "ghost never ran"
+    );
+
+    let output = run_provost(dir.path(), &["sync", "status"]).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("success rate 100% over 2 finished run(s)"),
+        "{text}"
+    );
+
+    let output = run_provost(dir.path(), &["sync", "--org", "nope"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("acme, ghost"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_generates_an_org_and_syncs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let output = run_provost(
+        dir.path(),
+        &[
+            "demo",
+            "--preset",
+            "small",
+            "--no-serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("Result: every required check passed."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Sync of org `demo` completed: run 1 (full, attempt 1)"),
+        "{text}"
+    );
+    assert!(data.join("provost.db").is_file());
+}

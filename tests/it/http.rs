@@ -317,3 +317,152 @@ async fn connecting_an_org_through_the_web_server_flow() {
     assert_eq!(missing.status(), 404);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn sync_runs_and_changes_of_an_org_over_http() {
+    use provost::config::{AuthConfig, OrgConfig};
+    use provost::store::sync::SyncMode;
+    use provost::sync::progress::LogObserver;
+    use provost::sync::{self, SyncRequest};
+    use provost_connector::secret::Secret;
+    use provost_salesforce::reader::{ReadOptions, SalesforceReader};
+    use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let login_url = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for db in TestDatabase::all().await {
+        let store = db.store().await;
+        let record = store.ensure_org("acme").await.unwrap();
+        let reader = SalesforceReader::new(
+            SalesforceClient::new(
+                ClientConfig::new(&login_url),
+                Credentials::JwtBearer {
+                    client_id: emulator.app.client_id.clone(),
+                    username: emulator.integration_username(),
+                    private_key_pem: Secret::new(emulator.app.private_key_pem.clone()),
+                },
+            )
+            .unwrap(),
+            ReadOptions {
+                exclude_portal_users: true,
+                include_inactive_users: true,
+            },
+        );
+        let request = SyncRequest {
+            mode: SyncMode::Full,
+            started_by: "test".into(),
+            api_budget_percent: 80,
+        };
+        let run = sync::run(&store, &record, &reader, &request, &LogObserver)
+            .await
+            .unwrap()
+            .run;
+
+        let key_dir = tempfile::tempdir().unwrap();
+        let key = key_dir.path().join("key.pem");
+        std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
+        let org = OrgConfig {
+            name: "acme".to_owned(),
+            login_url: login_url.clone(),
+            api_version: "62.0".to_owned(),
+            exclude_portal_users: true,
+            include_inactive_users: true,
+            batch_size: 2000,
+            sync_interval_minutes: None,
+            api_budget_percent: 80,
+            auth: AuthConfig::JwtBearer {
+                client_id: emulator.app.client_id.clone(),
+                username: emulator.integration_username(),
+                private_key_file: key,
+            },
+        };
+        let server = TestServer::start_with(store.clone(), move |_| {
+            let mut config = Config::default();
+            config.orgs = vec![org];
+            config
+        })
+        .await;
+        let http = reqwest::Client::new();
+        let body: Value = http
+            .get(format!("{}/api/v1/orgs/acme/sync-runs", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["runs"][0]["id"], run.id.0);
+        assert_eq!(body["runs"][0]["status"], "succeeded");
+        assert!(body["runs"][0]["duration_seconds"].as_f64().is_some());
+        assert_eq!(body["health"]["success_rate"], 1.0);
+        assert!(body["health"]["api_limit"].as_i64().is_some());
+
+        let page: Value = http
+            .get(format!(
+                "{}/api/v1/orgs/acme/changes?entity=account&limit=5",
+                server.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let changes = page["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 5);
+        assert!(changes
+            .iter()
+            .all(|c| c["entity"] == "account" && c["op"] == "created"));
+        let after = page["next_after"].as_i64().unwrap();
+        let next: Value = http
+            .get(format!(
+                "{}/api/v1/orgs/acme/changes?entity=account&limit=5&after={after}",
+                server.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(next["changes"][0]["id"].as_i64().unwrap() > after);
+        let user = changes[0]["object_id"].as_str().unwrap();
+        let one: Value = http
+            .get(format!(
+                "{}/api/v1/orgs/acme/changes?object_id={user}",
+                server.base
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(one["changes"].as_array().unwrap().len(), 1);
+
+        for (path, status) in [
+            ("/api/v1/orgs/nope/sync-runs", 404),
+            ("/api/v1/orgs/acme/sync-runs?limit=0", 400),
+            ("/api/v1/orgs/acme/changes?entity=user", 400),
+            ("/api/v1/orgs/acme/changes?since=yesterday", 400),
+        ] {
+            let response = http
+                .get(format!("{}{path}", server.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            let body: Value = response.json().await.unwrap();
+            assert!(
+                body["error"]["message"].as_str().is_some(),
+                "{path}: {body}"
+            );
+        }
+        server.shutdown().await;
+        store.close().await;
+        db.drop_database().await;
+    }
+}
