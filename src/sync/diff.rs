@@ -122,23 +122,15 @@ fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
         .collect()
 }
 
-/// Compares `page` of `resource` with the store.
-pub async fn diff_page(
-    store: &Arc<dyn Store>,
-    org: OrgId,
-    resource: &str,
-    page: &Page,
-    previous: Option<&str>,
-    known: &mut Known,
-) -> Result<PageDiff, DiffError> {
-    let ranges = ranges(&page.coverage, previous);
-    let mut diff = PageDiff {
-        last_key: match &page.coverage {
-            Coverage::Through(upto) => upto.clone(),
-            Coverage::Records(_) => None,
-        },
-        ..PageDiff::default()
-    };
+/// A page serialised and digested, ready to compare: pure computation, done off the async
+/// threads (see [`prepare`]).
+pub struct Prepared {
+    coverage: Coverage,
+    tables: Vec<(Entity, Vec<Row>)>,
+}
+
+/// Serialises and digests every row of `page`.
+pub fn prepare(page: Page) -> Prepared {
     let grants = page
         .grants
         .iter()
@@ -152,12 +144,34 @@ pub async fn diff_page(
             }
         })
         .collect();
-    let tables = [
-        (Entity::Account, rows_of(&page.accounts, |a| &a.id)),
-        (Entity::Entitlement, rows_of(&page.entitlements, |e| &e.id)),
-        (Entity::Grant, grants),
-    ];
-    for (entity, rows) in tables {
+    Prepared {
+        tables: vec![
+            (Entity::Account, rows_of(&page.accounts, |a| &a.id)),
+            (Entity::Entitlement, rows_of(&page.entitlements, |e| &e.id)),
+            (Entity::Grant, grants),
+        ],
+        coverage: page.coverage,
+    }
+}
+
+/// Compares a prepared page of `resource` with the store.
+pub async fn diff_page(
+    store: &Arc<dyn Store>,
+    org: OrgId,
+    resource: &str,
+    page: Prepared,
+    previous: Option<&str>,
+    known: &mut Known,
+) -> Result<PageDiff, DiffError> {
+    let ranges = ranges(&page.coverage, previous);
+    let mut diff = PageDiff {
+        last_key: match &page.coverage {
+            Coverage::Through(upto) => upto.clone(),
+            Coverage::Records(_) => None,
+        },
+        ..PageDiff::default()
+    };
+    for (entity, rows) in page.tables {
         if let Some(row) = rows.iter().find(|row| !covered(&ranges, &row.id)) {
             return Err(DiffError::OutsideCoverage {
                 entity: entity.as_str(),
@@ -165,10 +179,7 @@ pub async fn diff_page(
                 range: describe(&ranges),
             });
         }
-        compare(
-            store, org, resource, entity, rows, &ranges, known, &mut diff,
-        )
-        .await?;
+        compare(store, org, resource, entity, rows, &ranges, known, &mut diff).await?;
     }
     Ok(diff)
 }

@@ -381,11 +381,19 @@ async fn compare(
             Ok(page) => page,
             Err(stop) => return Ok(Some(stop)),
         };
+        let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
+        let (total, next, watermark) = (page.total, page.next.clone(), page.watermark.clone());
+        // Serialising and digesting is pure computation: on a blocking thread, it runs beside
+        // the reading and writing stages instead of taking turns with them.
+        let prepared = match tokio::task::spawn_blocking(move || diff::prepare(page)).await {
+            Ok(prepared) => prepared,
+            Err(err) => return Ok(Some(Stop::Contract(format!("preparing a page failed: {err}")))),
+        };
         let diff = match diff::diff_page(
             store,
             org.id,
             resource.id,
-            &page,
+            prepared,
             state.last_key.as_deref(),
             known,
         )
@@ -397,7 +405,6 @@ async fn compare(
                 return Ok(Some(Stop::Contract(err.to_string())))
             }
         };
-        let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
         run.counts.rows_read += rows as u64;
         run.counts.grants_skipped += diff.grants_skipped;
         for change in &diff.changes {
@@ -405,17 +412,17 @@ async fn compare(
         }
         state.pages += 1;
         state.records += rows as i64;
-        if let Some(total) = page.total {
+        if let Some(total) = total {
             state.total = Some(total as i64);
         }
         if diff.last_key.is_some() {
             state.last_key = diff.last_key.clone();
         }
-        if page.watermark.is_some() {
-            state.watermark = page.watermark.as_ref().map(|w| w.0.clone());
+        if let Some(watermark) = watermark {
+            state.watermark = Some(watermark.0);
         }
-        state.cursor = page.next.as_ref().map(|c| c.0.clone());
-        state.done = page.next.is_none();
+        state.done = next.is_none();
+        state.cursor = next.map(|c| c.0);
         record_api(run, connector, calls_before, api_calls_before);
         if staged
             .send((run.clone(), state.clone(), diff.changes))

@@ -353,7 +353,20 @@ impl SalesforceClient {
             Err(err) if idempotent => return Outcome::Retry(SalesforceError::transport(url, &err)),
             Err(err) => return Outcome::Fail(SalesforceError::transport(url, &err)),
         };
-        classify(status, html, &bytes, self.api_usage())
+        let usage = self.api_usage();
+        // A large answer (a page of records) is parsed on a blocking thread, so the caller's
+        // task can go on with other work (the sync compares and stores the previous page).
+        if bytes.len() > PARSE_OFF_THREAD {
+            return tokio::task::spawn_blocking(move || classify(status, html, &bytes, usage))
+                .await
+                .unwrap_or_else(|err| {
+                    Outcome::Fail(SalesforceError::UnexpectedBody {
+                        status,
+                        detail: format!("parsing the answer failed: {err}"),
+                    })
+                });
+        }
+        classify(status, html, &bytes, usage)
     }
 }
 
@@ -366,6 +379,9 @@ fn is_transient_token_error(err: &SalesforceError) -> bool {
         _ => false,
     }
 }
+
+/// Answers larger than this many bytes are parsed off the async worker threads.
+const PARSE_OFF_THREAD: usize = 64 * 1024;
 
 /// Decides what an answer means.
 fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> Outcome {
@@ -428,10 +444,30 @@ fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> O
     }
 }
 
-fn parse_page(body: Value) -> Result<QueryPage, SalesforceError> {
-    serde_json::from_value(body).map_err(|err| SalesforceError::UnexpectedBody {
+/// The page's parts, moved out of the parsed body (no copy of the records).
+fn parse_page(mut body: Value) -> Result<QueryPage, SalesforceError> {
+    let bad = |detail: &str| SalesforceError::UnexpectedBody {
         status: 200,
-        detail: format!("not a query page: {err}"),
+        detail: format!("not a query page: {detail}"),
+    };
+    let total_size = body["totalSize"]
+        .as_u64()
+        .ok_or_else(|| bad("no totalSize"))?;
+    let done = body["done"].as_bool().ok_or_else(|| bad("no done"))?;
+    let next_records_url = match body["nextRecordsUrl"].take() {
+        Value::String(url) => Some(url),
+        Value::Null => None,
+        _ => return Err(bad("nextRecordsUrl is not text")),
+    };
+    let records = match body["records"].take() {
+        Value::Array(records) => records,
+        _ => return Err(bad("no records array")),
+    };
+    Ok(QueryPage {
+        total_size,
+        done,
+        next_records_url,
+        records,
     })
 }
 
