@@ -18,7 +18,6 @@ use std::time::Instant;
 use provost::config::{DatabaseConfig, DatabaseUrl};
 use provost::store::sync::{ChangeQuery, RunStatus, SyncMode, SyncRun};
 use provost::store::{self, Store};
-use provost::sync::progress::LogObserver;
 use provost::sync::{self, SyncRequest};
 use provost_connector::secret::Secret;
 use provost_salesforce::reader::{ReadOptions, SalesforceReader};
@@ -133,7 +132,19 @@ async fn postgres_database() -> Option<(String, String, String)> {
     Some((url.to_string(), admin, name))
 }
 
+/// Notes when the run starts committing.
+#[derive(Default)]
+struct CommitClock(std::sync::Mutex<Option<Instant>>);
+
+impl provost::sync::progress::Observer for CommitClock {
+    fn committing(&self, _run: &SyncRun) {
+        *self.0.lock().unwrap() = Some(Instant::now());
+    }
+}
+
 struct Measured {
+    /// Seconds the commit took.
+    commit: f64,
     run: SyncRun,
     seconds: f64,
     /// CPU seconds of Provost's process and of the emulator's during the run.
@@ -156,10 +167,16 @@ async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncM
         started_by: "bench".to_owned(),
         api_budget_percent: 100,
     };
-    let finished = sync::run(store, &org, &reader, &request, &LogObserver)
+    let clock = CommitClock::default();
+    let finished = sync::run(store, &org, &reader, &request, &clock)
         .await
         .expect("the sync runs");
     let seconds = started.elapsed().as_secs_f64();
+    let commit = clock
+        .0
+        .lock()
+        .unwrap()
+        .map_or(0.0, |at| at.elapsed().as_secs_f64());
     let cpu = (
         cpu_seconds("self") - cpu_before.0,
         cpu_seconds(&emulator.child.id().to_string()) - cpu_before.1,
@@ -171,6 +188,7 @@ async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncM
         finished.run.error
     );
     Measured {
+        commit,
         calls: finished.run.api_calls as u64,
         run: finished.run,
         seconds,
@@ -205,8 +223,8 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
         full.peak_mb,
     );
     println!(
-        "{label:<10}   CPU during the full sync: Provost {:.1} s, emulator {:.1} s (2 cores shared)",
-        full.cpu.0, full.cpu.1
+        "{label:<10}   of which the commit {:.2} s; CPU during the full sync: Provost {:.1} s, emulator {:.1} s (2 cores shared)",
+        full.commit, full.cpu.0, full.cpu.1
     );
     for (name, mode) in [
         ("incremental", SyncMode::Incremental),

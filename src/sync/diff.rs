@@ -179,7 +179,10 @@ pub async fn diff_page(
                 range: describe(&ranges),
             });
         }
-        compare(store, org, resource, entity, rows, &ranges, known, &mut diff).await?;
+        compare(
+            store, org, resource, entity, rows, &ranges, known, &mut diff,
+        )
+        .await?;
     }
     Ok(diff)
 }

@@ -387,7 +387,11 @@ async fn compare(
         // the reading and writing stages instead of taking turns with them.
         let prepared = match tokio::task::spawn_blocking(move || diff::prepare(page)).await {
             Ok(prepared) => prepared,
-            Err(err) => return Ok(Some(Stop::Contract(format!("preparing a page failed: {err}")))),
+            Err(err) => {
+                return Ok(Some(Stop::Contract(format!(
+                    "preparing a page failed: {err}"
+                ))))
+            }
         };
         let diff = match diff::diff_page(
             store,

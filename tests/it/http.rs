@@ -379,10 +379,9 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
                 private_key_file: key,
             },
         };
-        let server = TestServer::start_with(store.clone(), move |_| {
-            let mut config = Config::default();
-            config.orgs = vec![org];
-            config
+        let server = TestServer::start_with(store.clone(), move |_| Config {
+            orgs: vec![org],
+            ..Config::default()
         })
         .await;
         let http = reqwest::Client::new();
