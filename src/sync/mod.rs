@@ -46,6 +46,9 @@ pub struct SyncRequest {
     pub started_by: String,
     /// Pause when the org's API usage of the day reaches this share (percent) of its limit.
     pub api_budget_percent: u8,
+    /// Skip the run when the org's last run succeeded less than this long ago (checked under
+    /// the lock, so replicas whose schedules fire together sync once).
+    pub skip_if_synced_within: Option<time::Duration>,
 }
 
 /// Why a sync could not run or finish. A run that reached Salesforce and failed there is not
@@ -59,6 +62,8 @@ pub enum SyncError {
         run: Option<RunId>,
         expires_at: OffsetDateTime,
     },
+    #[error("org `{org}` was synced by run {run} less than the interval ago; nothing to do")]
+    UpToDate { org: String, run: RunId },
     #[error("this process lost the sync lock of org `{org}` (another process took it over after the lease expired); run {run} was not committed and will be resumed by the next sync")]
     LockLost { org: String, run: RunId },
     #[error(transparent)]
@@ -108,6 +113,27 @@ pub async fn run(
                 expires_at,
             })
         }
+    }
+    if let Some(window) = request.skip_if_synced_within {
+        let latest = store.list_sync_runs(org.id, 1).await;
+        let recent = match &latest {
+            Ok(runs) => runs.first().filter(|run| {
+                run.status == RunStatus::Succeeded
+                    && run
+                        .finished_at
+                        .is_some_and(|at| OffsetDateTime::now_utc() - at < window)
+            }),
+            Err(_) => None,
+        };
+        if let Some(run) = recent {
+            let run = run.id;
+            store.release_sync_lock(org.id, &holder).await?;
+            return Err(SyncError::UpToDate {
+                org: org.name.clone(),
+                run,
+            });
+        }
+        latest?;
     }
     let lost = Arc::new(AtomicBool::new(false));
     // Aborted on drop: a run whose future is dropped (a cancelled task) stops renewing the

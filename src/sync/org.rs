@@ -82,5 +82,6 @@ pub fn request_for(
         mode,
         started_by: started_by.to_owned(),
         api_budget_percent: org.api_budget_percent,
+        skip_if_synced_within: None,
     }
 }

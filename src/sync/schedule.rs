@@ -50,7 +50,12 @@ async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, in
             }
         };
         tokio::time::sleep(wait).await;
-        let request = request_for(&org, SyncMode::Incremental, "schedule");
+        let mut request = request_for(&org, SyncMode::Incremental, "schedule");
+        // Another replica may have synced while this one waited.
+        request.skip_if_synced_within = Some(
+            time::Duration::try_from(interval).unwrap_or(time::Duration::MAX)
+                - time::Duration::seconds(5),
+        );
         match sync_org(&config, &org, &store, &request, false, &LogObserver).await {
             Ok(finished) => tracing::info!(
                 org = %org.name,
@@ -61,6 +66,9 @@ async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, in
                 seconds = finished.elapsed.as_secs_f64(),
                 "scheduled sync ended"
             ),
+            Err(OrgSyncError::Sync(SyncError::UpToDate { .. })) => {
+                tracing::debug!(org = %org.name, "another process synced the org already");
+            }
             Err(OrgSyncError::Sync(SyncError::Busy { .. })) => {
                 tracing::debug!(org = %org.name, "another process is syncing the org");
                 tokio::time::sleep(Duration::from_secs(60)).await;

@@ -528,3 +528,76 @@ async fn the_demo_generates_an_org_and_syncs_it() {
     );
     assert!(data.join("provost.db").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_syncs_run_inside_serve_once_per_org_across_two_replicas() {
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for db in TestDatabase::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
+        std::fs::write(
+            dir.path().join("provost.toml"),
+            format!(
+                "[[orgs]]\nname = \"acme\"\nlogin_url = \"{base}\"\nsync_interval_minutes = 60\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key_file = \"{}\"\n",
+                emulator.app.client_id,
+                emulator.integration_username(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        // Two replicas on one database: both schedules are due at once (the org never synced).
+        let (dir_path, url) = (dir.path().to_owned(), db.url.clone());
+        let replicas = tokio::task::spawn_blocking(move || {
+            [start_serve(&dir_path, &url), start_serve(&dir_path, &url)]
+        })
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let runs_url = format!("http://{}/api/v1/orgs/acme/sync-runs", replicas[1].address);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let body = loop {
+            let body: Value = http
+                .get(&runs_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if body["runs"][0]["status"] == "succeeded" {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no scheduled sync completed: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(body["runs"][0]["started_by"], "schedule");
+        // Give the other replica time to have tried; it found the org busy or already synced.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let body: Value = http
+            .get(&runs_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["runs"].as_array().unwrap().len(),
+            1,
+            "one sync, not one per replica: {body}"
+        );
+        for mut replica in replicas {
+            let _ = replica.child.kill();
+            let _ = replica.child.wait();
+        }
+        db.drop_database().await;
+    }
+}

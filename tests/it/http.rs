@@ -355,6 +355,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             mode: SyncMode::Full,
             started_by: "test".into(),
             api_budget_percent: 80,
+            skip_if_synced_within: None,
         };
         let run = sync::run(&store, &record, &reader, &request, &LogObserver)
             .await

@@ -104,6 +104,7 @@ fn request(mode: SyncMode) -> SyncRequest {
         mode,
         started_by: "test".to_owned(),
         api_budget_percent: 100,
+        skip_if_synced_within: None,
     }
 }
 
