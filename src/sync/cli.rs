@@ -116,10 +116,11 @@ async fn sync_one(
                     "{}",
                     serde_json::json!({"org": org.name, "status": "not_started", "error": err.to_string()})
                 );
-                Ok(false)
             } else {
-                Err(anyhow::Error::new(err).context(format!("syncing org `{}`", org.name)))
+                eprintln!("provost: syncing org `{}`: {err:#}", org.name);
             }
+            tracing::error!(org = %org.name, error = %err, "sync did not run");
+            Ok(false)
         }
     }
 }
