@@ -259,22 +259,12 @@ fn a_bad_emulator_fixture_fails_naming_the_record() {
     );
 }
 
-/// Runs the binary off the async runtime, so the in-process emulator keeps serving.
-async fn run_provost(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut command = provost(dir);
-    command.args(args);
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn preflight_reports_an_org_as_json_or_text_with_exit_codes() {
-    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
-    let emulator = Emulator::new(EmulatorConfig::default());
-    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+/// A working directory whose provost.toml has two orgs on the emulator: `acme`, as its
+/// integration user, and `ghost`, as a user who does not exist (every login fails).
+fn acme_and_ghost(
+    emulator: &provost_salesforce_emulator::Emulator,
+    base: &str,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
     std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
@@ -291,6 +281,26 @@ async fn preflight_reports_an_org_as_json_or_text_with_exit_codes() {
         org("ghost", "ghost@acme.example.com")
     );
     std::fs::write(dir.path().join("provost.toml"), config).unwrap();
+    dir
+}
+
+/// Runs the binary off the async runtime, so the in-process emulator keeps serving.
+async fn run_provost(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = provost(dir);
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflight_reports_an_org_as_json_or_text_with_exit_codes() {
+    use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
+    let emulator = Emulator::new(EmulatorConfig::default());
+    let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = acme_and_ghost(&emulator, &base);
 
     let output = run_provost(dir.path(), &["preflight", "--org", "acme", "--json"]).await;
     assert_eq!(
@@ -407,22 +417,7 @@ async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_g
     let base = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key.pem");
-    std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
-    let org = |name: &str, username: &str| {
-        format!(
-            "[[orgs]]\nname = \"{name}\"\nlogin_url = \"{base}\"\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{username}\"\nprivate_key_file = \"{}\"\n",
-            emulator.app.client_id,
-            key.display()
-        )
-    };
-    let config = format!(
-        "{}\n{}",
-        org("acme", &emulator.integration_username()),
-        org("ghost", "ghost@acme.example.com")
-    );
-    std::fs::write(dir.path().join("provost.toml"), config).unwrap();
+    let dir = acme_and_ghost(&emulator, &base);
 
     let output = run_provost(dir.path(), &["sync", "--org", "acme", "--json"]).await;
     assert_eq!(

@@ -132,6 +132,20 @@ async fn snapshot(store: &Arc<dyn Store>, org: &OrgRecord) -> BTreeMap<(Entity, 
     all
 }
 
+/// The model a full sync of the org into a new, empty SQLite store produces.
+async fn full_sync_into_an_empty_store(
+    reader: &dyn Connector,
+) -> BTreeMap<(Entity, String), Value> {
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let org = store.ensure_org("acme").await.unwrap();
+    let run = sync_with(&store, &org, reader, SyncMode::Full).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let model = snapshot(&store, &org).await;
+    store.close().await;
+    model
+}
+
 #[tokio::test]
 async fn a_full_sync_stores_the_org_and_an_unchanged_resync_writes_no_history() {
     let org = Org::start(11).await;
@@ -335,16 +349,11 @@ async fn after_random_changes_an_incremental_sync_yields_exactly_what_a_full_syn
                     full.counts
                 );
                 // ...and a full sync into an empty store yields the same model.
-                let fresh_db = TestDatabase::sqlite().await;
-                let fresh = fresh_db.store().await;
-                let fresh_org = fresh.ensure_org("acme").await.unwrap();
-                sync_with(&fresh, &fresh_org, &reader, SyncMode::Full).await;
                 assert_eq!(
-                    snapshot(&fresh, &fresh_org).await,
+                    full_sync_into_an_empty_store(&reader).await,
                     after_incremental,
                     "round {round}"
                 );
-                fresh.close().await;
 
                 // Updated rows carry before and after values and the changed fields.
                 let history = store
@@ -538,13 +547,9 @@ async fn a_run_out_of_quota_pauses_with_its_checkpoint_and_resumes_where_it_stop
             let resumed_calls = reader.calls() - calls_before;
 
             // Same model as an uninterrupted full sync, which needs more calls than the resume.
-            let fresh_db = TestDatabase::sqlite().await;
-            let fresh = fresh_db.store().await;
-            let fresh_org = fresh.ensure_org("acme").await.unwrap();
             let fresh_reader = org.reader(true);
-            sync_with(&fresh, &fresh_org, &fresh_reader, SyncMode::Full).await;
             assert_eq!(
-                snapshot(&fresh, &fresh_org).await,
+                full_sync_into_an_empty_store(&fresh_reader).await,
                 snapshot(&store, &record).await
             );
             assert!(
@@ -552,7 +557,6 @@ async fn a_run_out_of_quota_pauses_with_its_checkpoint_and_resumes_where_it_stop
                 "the resume re-read only what was left ({resumed_calls} vs {})",
                 fresh_reader.calls()
             );
-            fresh.close().await;
         }
     })
     .await;
@@ -684,15 +688,10 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
             assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
             assert_eq!(next.id, interrupted.id, "the interrupted run is resumed");
             assert_eq!(next.attempts, 2);
-            let fresh_db = TestDatabase::sqlite().await;
-            let fresh = fresh_db.store().await;
-            let fresh_org = fresh.ensure_org("acme").await.unwrap();
-            sync_with(&fresh, &fresh_org, &reader, SyncMode::Full).await;
             assert_eq!(
-                snapshot(&fresh, &fresh_org).await,
+                full_sync_into_an_empty_store(&reader).await,
                 snapshot(&store, &record).await
             );
-            fresh.close().await;
         }
     })
     .await;
