@@ -132,6 +132,21 @@ async fn snapshot(store: &Arc<dyn Store>, org: &OrgRecord) -> BTreeMap<(Entity, 
     all
 }
 
+/// The org's committed change history, of one run or all.
+async fn history(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    run: Option<provost::store::sync::RunId>,
+    limit: u32,
+) -> Vec<provost::store::sync::ChangeRecord> {
+    let query = ChangeQuery {
+        run,
+        limit,
+        ..ChangeQuery::default()
+    };
+    store.list_changes(org.id, &query).await.unwrap()
+}
+
 /// The model a full sync of the org into a new, empty SQLite store produces.
 async fn full_sync_into_an_empty_store(
     reader: &dyn Connector,
@@ -170,22 +185,16 @@ async fn a_full_sync_stores_the_org_and_an_unchanged_resync_writes_no_history() 
                 "every stored row was recorded as created"
             );
             // The history holds the creations, with after-values.
-            let history = store
-                .list_changes(record.id, &ChangeQuery { run: Some(run.id), limit: 10_000, ..ChangeQuery::default() })
-                .await
-                .unwrap();
-            assert_eq!(history.len(), stored.len());
-            assert!(history.iter().all(|c| c.op == ChangeOp::Created && c.after.is_some() && c.before.is_none()));
+            let created = history(&store, &record, Some(run.id), 10_000).await;
+            assert_eq!(created.len(), stored.len());
+            assert!(created.iter().all(|c| c.op == ChangeOp::Created && c.after.is_some() && c.before.is_none()));
 
             for mode in [SyncMode::Full, SyncMode::Incremental] {
                 let again = sync_with(&store, &record, &reader, mode).await;
                 assert_eq!(again.status, RunStatus::Succeeded);
                 assert_eq!(again.counts.changes(), 0, "{mode:?} re-sync of an unchanged org");
-                let history = store
-                    .list_changes(record.id, &ChangeQuery { run: Some(again.id), limit: 10, ..ChangeQuery::default() })
-                    .await
-                    .unwrap();
-                assert!(history.is_empty());
+                let none = history(&store, &record, Some(again.id), 10).await;
+                assert!(none.is_empty());
                 assert_eq!(snapshot(&store, &record).await, stored);
             }
         }
@@ -356,24 +365,14 @@ async fn after_random_changes_an_incremental_sync_yields_exactly_what_a_full_syn
                 );
 
                 // Updated rows carry before and after values and the changed fields.
-                let history = store
-                    .list_changes(
-                        record.id,
-                        &ChangeQuery {
-                            run: Some(incremental.id),
-                            limit: 10_000,
-                            ..ChangeQuery::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
-                let updated = history
+                let seen = history(&store, &record, Some(incremental.id), 10_000).await;
+                let updated = seen
                     .iter()
                     .find(|c| c.op == ChangeOp::Updated)
                     .expect("an update");
                 assert!(updated.before.is_some() && updated.after.is_some());
                 assert!(!updated.fields.as_ref().unwrap().is_empty());
-                let frozen = history.iter().any(|c| {
+                let frozen = seen.iter().any(|c| {
                     c.fields
                         .as_ref()
                         .is_some_and(|f| f.iter().any(|f| f == "attributes.IsFrozen"))
@@ -440,17 +439,7 @@ async fn a_failed_run_leaves_the_stored_state_and_history_as_they_were() {
             let reader = org.reader(true);
             sync_with(&store, &record, &reader, SyncMode::Full).await;
             let before = snapshot(&store, &record).await;
-            let history_before = store
-                .list_changes(
-                    record.id,
-                    &ChangeQuery {
-                        limit: 100_000,
-                        ..ChangeQuery::default()
-                    },
-                )
-                .await
-                .unwrap()
-                .len();
+            let history_before = history(&store, &record, None, 100_000).await.len();
             let mut rng = StdRng::seed_from_u64(3);
             change_randomly(org, &mut rng).await;
 
@@ -476,17 +465,7 @@ async fn a_failed_run_leaves_the_stored_state_and_history_as_they_were() {
                 before,
                 "nothing of the failed run is visible"
             );
-            let history_after = store
-                .list_changes(
-                    record.id,
-                    &ChangeQuery {
-                        limit: 100_000,
-                        ..ChangeQuery::default()
-                    },
-                )
-                .await
-                .unwrap()
-                .len();
+            let history_after = history(&store, &record, None, 100_000).await.len();
             assert_eq!(history_after, history_before);
 
             // The next run completes normally and sees the changes.
