@@ -270,6 +270,7 @@ pub struct ResourceState {
     #[serde(skip)]
     pub watermark: Option<String>,
     pub pages: i64,
+    /// Source records read so far (of `total`, the source's count when the read began).
     pub records: i64,
     pub total: Option<i64>,
 }

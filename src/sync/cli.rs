@@ -74,14 +74,14 @@ async fn sync_one(
     args: &SyncArgs,
 ) -> anyhow::Result<bool> {
     let request = request_for(org, mode, "cli");
-    let bars;
-    let observer: &dyn Observer = if args.json {
-        &LogObserver
-    } else {
-        bars = Bars::new();
-        &bars
+    let bars = (!args.json).then(Bars::new);
+    let observer: &dyn Observer = match &bars {
+        Some(bars) => bars,
+        None => &LogObserver,
     };
-    match sync_org(config, org, store, &request, args.skip_preflight, observer).await {
+    let result = sync_org(config, org, store, &request, args.skip_preflight, observer).await;
+    drop(bars);
+    match result {
         Ok(finished) => {
             if args.json {
                 let summary = Summary {

@@ -408,6 +408,7 @@ async fn compare(
             Err(stop) => return Ok(Some(stop)),
         };
         let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
+        let records = page.records;
         let (total, next, watermark) = (page.total, page.next.clone(), page.watermark.clone());
         // Serialising and digesting is pure computation: on a blocking thread, it runs beside
         // the reading and writing stages instead of taking turns with them.
@@ -441,7 +442,7 @@ async fn compare(
             run.counts.of(change.entity).add(change.op);
         }
         state.pages += 1;
-        state.records += rows as i64;
+        state.records += records as i64;
         if let Some(total) = total {
             state.total = Some(total as i64);
         }

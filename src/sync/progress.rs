@@ -55,7 +55,7 @@ impl Bars {
         let bar = self.multi.add(ProgressBar::new(0));
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix:>36} [{bar:30}] {pos:>8}/{len:8} {per_sec:>12} {msg}",
+                "{prefix:>36} [{bar:30}] {pos:>8}/{len:8} {elapsed:>4} {msg}",
             )
             .expect("valid template")
             .progress_chars("=> "),
@@ -96,6 +96,16 @@ impl Observer for Bars {
 
     fn committing(&self, _run: &SyncRun) {
         let _ = self.multi.println("Committing the run...");
+    }
+}
+
+impl Drop for Bars {
+    /// Ends the bars' last line, so what is printed next starts on its own.
+    fn drop(&mut self) {
+        let drawn = !self.bars.lock().map(|b| b.is_empty()).unwrap_or(true);
+        if drawn && !self.multi.is_hidden() {
+            eprintln!();
+        }
     }
 }
 

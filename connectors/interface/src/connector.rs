@@ -71,6 +71,8 @@ pub struct Page {
     pub next: Option<Cursor>,
     /// How many source records the whole resource holds, when the source says (progress bars).
     pub total: Option<u64>,
+    /// How many source records this page read (a user record gives an account and grants).
+    pub records: u64,
 }
 
 /// Why reading failed, in terms the core can act on.

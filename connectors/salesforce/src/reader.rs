@@ -628,6 +628,7 @@ impl SalesforceReader {
         let query_page = result.map_err(connector_error)?;
         let mut page = Page {
             total: Some(query_page.total_size),
+            records: query_page.records.len() as u64,
             watermark,
             ..Page::default()
         };
@@ -684,6 +685,7 @@ impl SalesforceReader {
             .iter()
             .filter_map(|r| text(r, "Id"))
             .collect();
+        page.records = query_page.records.len() as u64;
         if state.phase < 2 {
             self.map_records(resource.id, &query_page.records, &mut page)
                 .await
