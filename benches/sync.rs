@@ -25,6 +25,10 @@ use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
 use serde_json::Value;
 use sqlx::Connection;
 
+// The same allocator as the `provost` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: u64 = 2000;
 
 fn peak_rss_mb() -> f64 {
