@@ -65,6 +65,16 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Run the built-in Salesforce emulator (for tests, scripts and trying Provost out).
     Emulator(crate::emulator::EmulatorArgs),
+    /// Create, list and revoke the bearer tokens of the HTTP API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check or export the hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -102,6 +112,45 @@ pub enum SyncCommand {
         limit: u32,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (once: only its hash is stored).
+    Create {
+        /// A unique name; it is the actor in the audit log of what the token does.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: scim:read, scim:write, requests:write, requests:approve,
+        /// reports:read, admin.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// List tokens (names, scopes, last use; never the tokens themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by name; it stops working at once.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit status 1 and where, if any entry was edited, removed
+    /// or reordered.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the audit log as JSON lines (to a file, or standard output).
+    Export {
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -184,6 +233,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
             tracing::info!(database = %config.database.url, "migrations applied");
         }
         Command::Serve => serve(config).await?,
+        Command::Token { command } => token(command, &config).await?,
+        Command::Audit { command } => return audit(command, &config).await,
         Command::Sync(args) => return crate::sync::cli::run(args, config).await,
         Command::Demo(args) => return crate::demo::run(args).await,
         Command::Emulator(args) => crate::emulator::run(args).await?,
@@ -238,6 +289,121 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+async fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
+    use crate::tokens;
+    let store = open_store(config).await?;
+    match command {
+        TokenCommand::Create { name, scopes } => {
+            let name = name.trim().to_owned();
+            if name.is_empty() || name.len() > 100 {
+                anyhow::bail!("--name must be 1 to 100 characters");
+            }
+            let parsed = tokens::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
+            let scopes: Vec<String> = parsed.iter().map(|s| s.as_str().to_owned()).collect();
+            let token = tokens::generate();
+            match store
+                .create_token(&name, &tokens::hash(&token), &scopes)
+                .await
+            {
+                Ok(_) => {}
+                Err(store::StoreError::Duplicate(message)) => anyhow::bail!(message),
+                Err(err) => return Err(err.into()),
+            }
+            eprintln!(
+                "Token `{name}` ({}). It is shown only this once:",
+                scopes.join(", ")
+            );
+            println!("{token}");
+        }
+        TokenCommand::List { json } => {
+            let listed = store.list_tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+            } else if listed.is_empty() {
+                println!("No tokens. Create one with: provost token create --name NAME --scopes reports:read");
+            } else {
+                let when = |at: Option<time::OffsetDateTime>| {
+                    at.and_then(|at| {
+                        at.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "-".to_owned())
+                };
+                println!(
+                    "{:<24} {:<44} {:<26} {}",
+                    "NAME", "SCOPES", "LAST USED", "REVOKED"
+                );
+                for token in listed {
+                    println!(
+                        "{:<24} {:<44} {:<26} {}",
+                        token.name,
+                        token.scopes.join(","),
+                        when(token.last_used_at),
+                        when(token.revoked_at)
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if !store.revoke_token(&name).await? {
+                anyhow::bail!("no active token is named `{name}` (provost token list shows them)");
+            }
+            println!("Token `{name}` revoked.");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn audit(command: AuditCommand, config: &Config) -> anyhow::Result<Outcome> {
+    let store = open_store(config).await?;
+    let outcome = match command {
+        AuditCommand::Verify { json } => {
+            let verification = crate::audit::verify(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string(&verification)?);
+            } else {
+                match &verification.problem {
+                    None => println!(
+                        "The audit log is intact: {} entries, chained up to entry {}.",
+                        verification.entries, verification.head_seq
+                    ),
+                    Some(problem) => println!("The audit log was tampered with: {problem}"),
+                }
+            }
+            if verification.problem.is_some() {
+                Outcome::ChecksFailed
+            } else {
+                Outcome::Success
+            }
+        }
+        AuditCommand::Export { output } => {
+            let written = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    let n = crate::audit::export(&store, &mut writer).await?;
+                    std::io::Write::flush(&mut writer)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    n
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut lock = stdout.lock();
+                    crate::audit::export(&store, &mut lock).await?
+                }
+            };
+            if let Some(path) = output {
+                eprintln!("Wrote {written} audit entries to {}.", path.display());
+            }
+            Outcome::Success
+        }
+    };
+    store.close().await;
+    Ok(outcome)
+}
+
 /// Opens the configured database and brings its schema up to date.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn store::Store>> {
     let store = store::open(&config.database)
@@ -265,14 +431,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)
         .context("loading the secret key that seals stored tokens")?;
     let config = Arc::new(config);
-    let schedules = crate::sync::schedule::start(config.clone(), store.clone());
+    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone());
+    let work = Arc::new(tokio::sync::Notify::new());
+    if config.provisioning.executor {
+        let executor = Arc::new(crate::provisioning::executor::Executor::new(
+            config.clone(),
+            store.clone(),
+            crate::sync::holder_name(),
+        ));
+        tasks.push(tokio::spawn(executor.run(work.clone())));
+    }
     let state = AppState {
         store: store.clone(),
         config,
         secrets: Arc::new(secrets),
+        work,
     };
     let served = http::serve(listener, state, http::shutdown_signal()).await;
-    for task in schedules {
+    for task in tasks {
         task.abort();
     }
     served.context("serving HTTP")?;

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only calls [`cli::main`]; everything lives here so that the
 //! integration tests and benchmarks use the same code.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod connect;
@@ -11,7 +12,9 @@ pub mod emulator;
 pub mod http;
 pub mod orgs;
 pub mod preflight;
+pub mod provisioning;
 pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tokens;

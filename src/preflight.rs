@@ -29,6 +29,11 @@ pub async fn run(
     };
     let report = preflight::run(&client, options).await;
     crate::orgs::keep_rotated_token(org, &client, store, secrets).await?;
+    // Kept for access requests, whose plans check what the connected user may do.
+    let record = store.ensure_org(&org.name).await?;
+    store
+        .save_preflight(record.id, &serde_json::to_value(&report)?)
+        .await?;
     Ok(report)
 }
 

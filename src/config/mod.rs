@@ -16,7 +16,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use orgs::{AuthConfig, OrgConfig};
+pub use orgs::{AuthConfig, OrgConfig, UserDefaults};
 pub use provost_connector::secret::Secret;
 pub use secret::DatabaseUrl;
 
@@ -34,9 +34,56 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub secrets: SecretsConfig,
+    #[serde(default)]
+    pub provisioning: ProvisioningConfig,
     /// The Salesforce orgs to connect to.
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
+}
+
+/// The executor of access requests inside `provost serve`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningConfig {
+    /// Run the executor inside `provost serve` (several replicas may all run it).
+    #[serde(default = "yes")]
+    pub executor: bool,
+    /// How long a claim on requests lasts; a worker that dies mid-batch is replaced after it.
+    #[serde(default = "default_claim_lease")]
+    pub claim_lease_seconds: u32,
+    /// How often the executor looks for due work when nothing woke it.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_ms: u64,
+    /// Transient failures of a request are retried this many times in all, with backoff.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            executor: true,
+            claim_lease_seconds: default_claim_lease(),
+            poll_interval_ms: default_poll_interval(),
+            max_attempts: default_max_attempts(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_claim_lease() -> u32 {
+    120
+}
+
+fn default_poll_interval() -> u64 {
+    1000
+}
+
+fn default_max_attempts() -> u32 {
+    8
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,7 +31,55 @@ pub struct OrgConfig {
     /// limit (read from `Sforce-Limit-Info`), leaving the rest to the org's other integrations.
     #[serde(default = "default_api_budget")]
     pub api_budget_percent: u8,
+    /// Access-request actions approved as they are made, for flows that approve upstream
+    /// (e.g. `["grant", "revoke"]`). Every other request waits for an approver.
+    #[serde(default)]
+    pub auto_approve: Vec<String>,
+    /// Values for the User fields Salesforce requires that a `create_user` request leaves out.
+    #[serde(default)]
+    pub user_defaults: UserDefaults,
     pub auth: AuthConfig,
+}
+
+/// Defaults for new users' required fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDefaults {
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default = "default_email_encoding")]
+    pub email_encoding: String,
+}
+
+impl Default for UserDefaults {
+    fn default() -> Self {
+        UserDefaults {
+            time_zone: default_time_zone(),
+            locale: default_locale(),
+            language: default_language(),
+            email_encoding: default_email_encoding(),
+        }
+    }
+}
+
+fn default_time_zone() -> String {
+    "America/Los_Angeles".to_owned()
+}
+
+fn default_locale() -> String {
+    "en_US".to_owned()
+}
+
+fn default_language() -> String {
+    "en_US".to_owned()
+}
+
+fn default_email_encoding() -> String {
+    "UTF-8".to_owned()
 }
 
 /// One authentication method, chosen by `method`.
@@ -156,6 +204,18 @@ pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
                 "sync_interval_minutes",
                 "0 is not an interval; leave it unset for manual syncs only".to_owned(),
             );
+        }
+        for action in &org.auto_approve {
+            if !crate::provisioning::Action::NAMES.contains(&action.as_str()) {
+                problem(
+                    index,
+                    "auto_approve",
+                    format!(
+                        "`{action}` is not an access-request action: expected some of {}",
+                        crate::provisioning::Action::NAMES.join(", ")
+                    ),
+                );
+            }
         }
         if let AuthConfig::JwtBearer {
             private_key_file, ..

@@ -13,6 +13,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// No token, or one that is unknown or revoked: 401 with `WWW-Authenticate`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token without the scope the endpoint needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the resource's state (`code` names how).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// The request was understood and refused for a stated reason (`code` names it).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
@@ -29,6 +38,9 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::Refused { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -38,7 +50,9 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Refused { code, .. } => code,
+            ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -63,6 +77,15 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let body = json!({ "error": { "code": self.code(), "message": message } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(
+                    "Bearer realm=\"provost\", error=\"invalid_token\"",
+                ),
+            );
+        }
+        response
     }
 }

@@ -1,10 +1,12 @@
 //! Provost's HTTP API: the router, its middleware, and serving with graceful shutdown.
 //! Each area of the API is a module exposing `router()`, merged in [`router`].
 
+pub mod auth;
 mod error;
 mod health;
 pub mod integrations;
 mod orgs;
+mod requests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Seals and opens stored tokens.
     pub secrets: Arc<SecretBox>,
+    /// Wakes the executor when a request is approved.
+    pub work: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(integrations::router())
         .merge(orgs::router())
+        .merge(requests::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

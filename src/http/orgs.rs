@@ -1,20 +1,21 @@
 //! The synced model of each org: `GET /api/v1/orgs/{org}/sync-runs` (history and health) and
 //! `GET /api/v1/orgs/{org}/changes` (the change history, filterable and paginated).
-//!
-//! Unauthenticated for now, like the rest of the API: API tokens and scopes arrive with the
-//! provisioning work (issue #6), before anything here is exposed beyond localhost.
+//! Both need a token with `reports:read`.
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use super::auth;
 use super::{ApiError, AppState};
 use crate::store::sync::{ChangeQuery, Entity, RunId};
 use crate::store::OrgRecord;
 use crate::sync::status;
+use crate::tokens::Scope;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orgs/{org}/changes", get(changes))
 }
 
-async fn org(state: &AppState, name: &str) -> Result<OrgRecord, ApiError> {
+pub(super) async fn org(state: &AppState, name: &str) -> Result<OrgRecord, ApiError> {
     if state.config.org(name).is_err() {
         return Err(ApiError::NotFound(format!(
             "no org `{name}` is configured; GET /api/v1/orgs/NAME/... takes an [[orgs]] name"
@@ -38,9 +39,11 @@ struct RunsParams {
 
 async fn sync_runs(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Query(params): Query<RunsParams>,
 ) -> Result<Json<Value>, ApiError> {
+    auth::require(&state, &headers, Scope::ReportsRead).await?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -88,9 +91,11 @@ fn timestamp(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, 
 
 async fn changes(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Query(params): Query<ChangesParams>,
 ) -> Result<Json<Value>, ApiError> {
+    auth::require(&state, &headers, Scope::ReportsRead).await?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(

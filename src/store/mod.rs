@@ -7,6 +7,8 @@
 
 pub mod digest;
 mod postgres;
+pub mod provisioning;
+mod provisioning_queries;
 mod queries;
 mod sqlite;
 pub mod sync;
@@ -67,6 +69,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what} refers to something that is not stored (an account or entitlement must be stored before grants of it)")]
     MissingReference { what: &'static str },
+    /// A unique name is taken; the message says which and what to do.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("org `{0}` is not known to the store")]
     UnknownOrg(String),
     #[error("stored {what} cannot be read back: {detail}")]
@@ -131,9 +136,9 @@ impl Page<'_> {
 }
 
 /// The store: the identity model and connections ([`Store`]'s own methods) and syncs
-/// ([`sync::SyncStore`]).
+/// ([`sync::SyncStore`]) and provisioning ([`provisioning::ProvisioningStore`]).
 #[async_trait]
-pub trait Store: sync::SyncStore + Send + Sync + 'static {
+pub trait Store: sync::SyncStore + provisioning::ProvisioningStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies every migration not yet applied. Safe to run at every start.

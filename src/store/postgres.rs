@@ -7,6 +7,7 @@ use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -42,3 +43,4 @@ impl_sync_store!(
     sync_queries::Dialect::Postgres
 );
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);
+impl_provisioning_store!(PostgresStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");

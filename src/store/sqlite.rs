@@ -7,6 +7,7 @@ use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -44,3 +45,4 @@ impl SqliteStore {
 
 impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
+impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");

@@ -295,7 +295,10 @@ pub struct StagedChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRecord {
     pub id: i64,
-    pub run_id: RunId,
+    /// The sync run that observed the change, or `None` when Provost made it.
+    pub run_id: Option<RunId>,
+    /// The access request whose execution made the change.
+    pub request_id: Option<i64>,
     pub resource: String,
     pub entity: Entity,
     pub object_id: String,

@@ -107,7 +107,8 @@ impl From<ResourceRow> for ResourceState {
 #[derive(sqlx::FromRow)]
 pub(super) struct ChangeRow {
     id: i64,
-    run_id: i64,
+    run_id: Option<i64>,
+    request_id: Option<i64>,
     resource: String,
     entity: String,
     object_id: String,
@@ -134,7 +135,8 @@ impl TryFrom<ChangeRow> for ChangeRecord {
         };
         Ok(ChangeRecord {
             id: row.id,
-            run_id: RunId(row.run_id),
+            run_id: row.run_id.map(RunId),
+            request_id: row.request_id,
             resource: row.resource,
             entity: row.entity.parse().map_err(corrupt)?,
             object_id: row.object_id,
@@ -836,10 +838,10 @@ macro_rules! impl_sync_store {
             query: &super::sync::ChangeQuery,
         ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
             let rows: Vec<sync_queries::ChangeRow> = sqlx::query_as(
-                "SELECT c.id, c.run_id, c.resource, c.entity, c.object_id, c.op, c.fields, \
-                 c.before, c.after, c.observed_at FROM changes c \
-                 JOIN sync_runs r ON r.id = c.run_id \
-                 WHERE c.org_id = $1 AND r.status = 'succeeded' \
+                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
+                 c.fields, c.before, c.after, c.observed_at FROM changes c \
+                 LEFT JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE c.org_id = $1 AND (c.run_id IS NULL OR r.status = 'succeeded') \
                  AND ($2 IS NULL OR c.entity = $2) AND ($3 IS NULL OR c.object_id = $3) \
                  AND ($4 IS NULL OR c.run_id = $4) AND ($5 IS NULL OR c.observed_at >= $5) \
                  AND ($6 IS NULL OR c.observed_at < $6) AND c.id > $7 \

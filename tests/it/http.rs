@@ -35,6 +35,7 @@ impl TestServer {
             store,
             config: Arc::new(config(&base)),
             secrets: Arc::new(secrets),
+            work: Arc::new(tokio::sync::Notify::new()),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
@@ -163,6 +164,8 @@ async fn connecting_an_org_through_the_web_server_flow() {
         batch_size: 2000,
         sync_interval_minutes: None,
         api_budget_percent: 80,
+        auto_approve: Vec::new(),
+        user_defaults: Default::default(),
         auth: AuthConfig::WebServer {
             client_id: emulator.app.client_id.clone(),
             client_secret: None,
@@ -374,6 +377,8 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 80,
+            auto_approve: Vec::new(),
+            user_defaults: Default::default(),
             auth: AuthConfig::JwtBearer {
                 client_id: emulator.app.client_id.clone(),
                 username: emulator.integration_username(),

@@ -226,6 +226,12 @@ impl SalesforceClient {
             .await
     }
 
+    /// DELETE a path (`composite/sobjects?ids=...`) and parse its JSON. Retried like any
+    /// idempotent request: deleting what is already gone answers per record, not as a failure.
+    pub async fn delete_json(&self, path: &str) -> Result<(u16, Value), SalesforceError> {
+        self.execute(Method::DELETE, path, None, &[], true).await
+    }
+
     /// The first page of a query.
     pub async fn query(&self, query: &Query) -> Result<QueryPage, SalesforceError> {
         let path = format!(

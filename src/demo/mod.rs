@@ -1,8 +1,11 @@
 //! `provost demo`: everything on one machine with nothing but the checkout. Starts the
 //! emulator in-process with a generated org, configures an org pointing at it (JWT bearer with
 //! the emulator's connected-app key), runs the preflight and a full sync with its progress
-//! bars, then serves Provost's API on localhost (with a sync every minute, so changes made
+//! bars, walks an access request through plan, approval, execution and the audit log
+//! ([`provisioning`]), then serves Provost's API on localhost (with a sync every minute, so changes made
 //! through the emulator's admin path show up) and prints how to query it.
+
+mod provisioning;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +79,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         batch_size: 2000,
         sync_interval_minutes: Some(1),
         api_budget_percent: 80,
+        auto_approve: Vec::new(),
+        user_defaults: Default::default(),
         auth: AuthConfig::JwtBearer {
             client_id: emulator.app.client_id.clone(),
             username: emulator.integration_username(),
@@ -102,6 +107,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         store.close().await;
         return Ok(Outcome::ChecksFailed);
     }
+    let config = Arc::new(config);
+    provisioning::walk_through(&config, &org, &store).await?;
     if args.no_serve {
         store.close().await;
         println!("Data directory: {}", data_dir.display());
@@ -118,8 +125,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         })?;
     let base = format!("http://{}", listener.local_addr()?);
     let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)?;
-    let config = Arc::new(config);
-    let schedules = crate::sync::schedule::start(config.clone(), store.clone());
+    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone());
+    let work = Arc::new(tokio::sync::Notify::new());
+    let executor = Arc::new(crate::provisioning::executor::Executor::new(
+        config.clone(),
+        store.clone(),
+        crate::sync::holder_name(),
+    ));
+    tasks.push(tokio::spawn(executor.run(work.clone())));
+    let token = provisioning::demo_token(&store).await?;
     let some_user = emulator
         .org
         .read()
@@ -130,13 +144,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         .map(|id| id.as_str().to_owned())
         .unwrap_or_default();
     println!(
-        "\nProvost is serving the synced org on {base} (Ctrl-C stops it). Try:\n\
-         \x20 curl -s {base}/api/v1/orgs/{ORG}/sync-runs\n\
-         \x20 curl -s '{base}/api/v1/orgs/{ORG}/changes?entity=account&limit=3'\n\
+        "\nProvost is serving the synced org on {base} (Ctrl-C stops it). Every API call needs a\n\
+         token; this one (scope admin) is shown once:\n\
+         \x20 export TOKEN={token}\n\
+         Try:\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/orgs/{ORG}/sync-runs\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/changes?entity=account&limit=3'\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/access-requests?limit=5'\n\
          \x20 curl -s {base}/readyz\n\
+         Request a change (a token cannot approve what it asked for: make a second one with\n\
+         `provost token create --name approver --scopes requests:approve` against this data directory):\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"freeze_user\",\"user\":\"{some_user}\",\"justification\":\"demo\"}}' {base}/api/v1/orgs/{ORG}/access-requests\n\
          Change something behind Provost's back; the next scheduled sync (every minute) records it:\n\
          \x20 curl -s -X PATCH -H 'content-type: application/json' -d '{{\"Title\":\"Chief Demo Officer\"}}' {emulator_url}/__emulator/records/User/{some_user}\n\
-         \x20 curl -s '{base}/api/v1/orgs/{ORG}/changes?object_id={some_user}'\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/changes?object_id={some_user}'\n\
          Data directory: {}",
         data_dir.display()
     );
@@ -144,9 +165,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         store: store.clone(),
         config,
         secrets: Arc::new(secrets),
+        work,
     };
     let served = http::serve(listener, state, http::shutdown_signal()).await;
-    for task in schedules {
+    for task in tasks {
         task.abort();
     }
     served.context("serving HTTP")?;

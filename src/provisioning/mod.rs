@@ -1,0 +1,115 @@
+//! Provisioning: access requests, their plans and approval ([`requests`]), the checks that
+//! turn a request into the exact Salesforce write ([`plan`]), and the executor that performs
+//! approved writes exactly once ([`executor`]), through Salesforce record collections
+//! (`salesforce`), reflecting each write in the stored model at once (`effects`).
+
+mod effects;
+pub mod executor;
+pub mod plan;
+pub mod requests;
+mod salesforce;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What an access request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Grant,
+    Revoke,
+    ChangeProfile,
+    ChangeRole,
+    CreateUser,
+    DeactivateUser,
+    ReactivateUser,
+    FreezeUser,
+    UnfreezeUser,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::Grant,
+        Action::Revoke,
+        Action::ChangeProfile,
+        Action::ChangeRole,
+        Action::CreateUser,
+        Action::DeactivateUser,
+        Action::ReactivateUser,
+        Action::FreezeUser,
+        Action::UnfreezeUser,
+    ];
+
+    pub const NAMES: [&'static str; 9] = [
+        "grant",
+        "revoke",
+        "change_profile",
+        "change_role",
+        "create_user",
+        "deactivate_user",
+        "reactivate_user",
+        "freeze_user",
+        "unfreeze_user",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Action::NAMES[Action::ALL
+            .iter()
+            .position(|a| *a == self)
+            .expect("every action is listed")]
+    }
+
+    /// Whether the request names an entitlement.
+    pub fn needs_entitlement(self) -> bool {
+        matches!(
+            self,
+            Action::Grant
+                | Action::Revoke
+                | Action::ChangeProfile
+                | Action::ChangeRole
+                | Action::CreateUser
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown action `{s}`: expected one of {}",
+                    Action::NAMES.join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_their_names() {
+        for action in Action::ALL {
+            assert_eq!(action.as_str().parse::<Action>(), Ok(action));
+            let json = serde_json::to_value(action).unwrap();
+            assert_eq!(json, action.as_str());
+        }
+        assert!("delete_user"
+            .parse::<Action>()
+            .unwrap_err()
+            .contains("grant"));
+    }
+}

@@ -1,0 +1,966 @@
+//! The provisioning store's SQL, the same on SQLite and PostgreSQL, expanded into each
+//! backend's [`ProvisioningStore`](super::provisioning::ProvisioningStore) impl. The one
+//! difference, the row-locking clause of a claim, is the macro's third argument.
+//!
+//! Lock order, to keep PostgreSQL free of deadlocks: request rows first, then the live model,
+//! then the audit chain's head, in every transaction.
+
+use serde_json::Value;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::provisioning::{AccessRequest, ApiToken, AuditEntry, AuditEvent};
+use super::{OrgId, StoreError};
+
+pub(super) const REQUEST_COLUMNS: &str = "id, org_id, action, state, account_id, \
+    entitlement_id, requester, created_by, approver, justification, ticket, expires_at, \
+    idempotency_key, input, plan, result, error, attempts, next_attempt_at, created_at, \
+    updated_at, finished_at";
+
+pub(super) const AUDIT_COLUMNS: &str =
+    "seq, at, actor, org, request_id, event, data, prev_hash, hash";
+
+pub(super) const ACCOUNT_SELECT: &str = "SELECT id, username, email, first_name, last_name, \
+    display_name, active, user_type, attributes FROM accounts";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TokenRow {
+    id: i64,
+    name: String,
+    scopes: String,
+    created_at: OffsetDateTime,
+    last_used_at: Option<OffsetDateTime>,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<TokenRow> for ApiToken {
+    fn from(row: TokenRow) -> Self {
+        ApiToken {
+            id: row.id,
+            name: row.name,
+            scopes: row
+                .scopes
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct RequestRow {
+    id: i64,
+    org_id: i64,
+    action: String,
+    state: String,
+    account_id: Option<String>,
+    entitlement_id: Option<String>,
+    requester: String,
+    created_by: String,
+    approver: Option<String>,
+    justification: Option<String>,
+    ticket: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+    idempotency_key: Option<String>,
+    input: Json<Value>,
+    plan: Json<Value>,
+    result: Option<Json<Value>>,
+    error: Option<String>,
+    attempts: i64,
+    next_attempt_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    finished_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<RequestRow> for AccessRequest {
+    type Error = StoreError;
+
+    fn try_from(row: RequestRow) -> Result<Self, StoreError> {
+        let state = row.state.parse().map_err(|detail| StoreError::Corrupt {
+            what: "access request",
+            detail: format!("{detail} (request {})", row.id),
+        })?;
+        Ok(AccessRequest {
+            id: row.id,
+            org: OrgId(row.org_id),
+            action: row.action,
+            state,
+            account_id: row.account_id,
+            entitlement_id: row.entitlement_id,
+            requester: row.requester,
+            created_by: row.created_by,
+            approver: row.approver,
+            justification: row.justification,
+            ticket: row.ticket,
+            expires_at: row.expires_at,
+            idempotency_key: row.idempotency_key,
+            input: row.input.0,
+            plan: row.plan.0,
+            result: row.result.map(|j| j.0),
+            error: row.error,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    seq: i64,
+    at: OffsetDateTime,
+    actor: String,
+    org: Option<String>,
+    request_id: Option<i64>,
+    event: String,
+    data: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(row: AuditRow) -> Self {
+        AuditEntry {
+            seq: row.seq,
+            at: row.at,
+            actor: row.actor,
+            org: row.org,
+            request_id: row.request_id,
+            event: row.event,
+            data: row.data,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+/// The entries `events` become when appended after (`seq`, `hash`), chained, at `at`.
+pub(super) fn chain(
+    mut seq: i64,
+    mut hash: String,
+    at: OffsetDateTime,
+    events: &[AuditEvent],
+) -> Vec<AuditEntry> {
+    let at = crate::audit::truncate(at);
+    events
+        .iter()
+        .map(|event| {
+            seq += 1;
+            let data = serde_json::to_string(&event.data).expect("audit data serialises");
+            let next = crate::audit::entry_hash(
+                &hash,
+                seq,
+                at,
+                &event.actor,
+                event.org.as_deref(),
+                event.request_id,
+                &event.event,
+                &data,
+            );
+            let entry = AuditEntry {
+                seq,
+                at,
+                actor: event.actor.clone(),
+                org: event.org.clone(),
+                request_id: event.request_id,
+                event: event.event.clone(),
+                data,
+                prev_hash: std::mem::replace(&mut hash, next.clone()),
+                hash: next,
+            };
+            entry
+        })
+        .collect()
+}
+
+/// Implements [`ProvisioningStore`](super::provisioning::ProvisioningStore) for a backend
+/// with a `pool` field, given its sqlx database type and the clause that locks claimed rows.
+macro_rules! impl_provisioning_store {
+    ($store:ty, $db:ty, $lock:expr) => {
+    impl $store {
+        /// Appends `events` to the audit chain inside `tx`. The head row is updated first, so
+        /// concurrent appenders queue on it and each entry links to the one before.
+        async fn append_audit_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            events: &[super::provisioning::AuditEvent],
+        ) -> Result<(), StoreError> {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let n = events.len() as i64;
+            let (seq, hash): (i64, String) = sqlx::query_as(
+                "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq - $1, hash",
+            )
+            .bind(n)
+            .fetch_one(&mut **tx)
+            .await?;
+            let entries = provisioning_queries::chain(seq, hash, time::OffsetDateTime::now_utc(), events);
+            for chunk in entries.chunks(500) {
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO audit_log (seq, at, actor, org, request_id, event, data, \
+                     prev_hash, hash) ",
+                );
+                insert.push_values(chunk, |mut row, entry| {
+                    row.push_bind(entry.seq)
+                        .push_bind(entry.at)
+                        .push_bind(entry.actor.clone())
+                        .push_bind(entry.org.clone())
+                        .push_bind(entry.request_id)
+                        .push_bind(entry.event.clone())
+                        .push_bind(entry.data.clone())
+                        .push_bind(entry.prev_hash.clone())
+                        .push_bind(entry.hash.clone());
+                });
+                insert.build().execute(&mut **tx).await?;
+            }
+            let last = entries.last().expect("events are not empty");
+            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                .bind(&last.hash)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn request_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: i64,
+        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM access_requests WHERE id = $1",
+                provisioning_queries::REQUEST_COLUMNS
+            ))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            row.map(TryInto::try_into).transpose()
+        }
+
+        /// Records one change made by a request in the history.
+        #[allow(clippy::too_many_arguments)]
+        async fn record_change_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            org: OrgId,
+            request: i64,
+            resource: &str,
+            entity: super::sync::Entity,
+            object_id: &str,
+            before: Option<serde_json::Value>,
+            after: Option<serde_json::Value>,
+            digest: i64,
+        ) -> Result<(), StoreError> {
+            let op = match (&before, &after) {
+                (None, Some(_)) => super::sync::ChangeOp::Created,
+                (Some(_), None) => super::sync::ChangeOp::Removed,
+                (Some(old), Some(new)) if old == new => return Ok(()),
+                (Some(_), Some(_)) => super::sync::ChangeOp::Updated,
+                (None, None) => return Ok(()),
+            };
+            let fields = match (&before, &after) {
+                (Some(old), Some(new)) => Some(
+                    serde_json::to_string(&crate::sync::diff::changed_fields(old, new))
+                        .expect("strings serialise"),
+                ),
+                _ => None,
+            };
+            sqlx::query(
+                "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
+                 op, fields, before, after, digest, observed_at) \
+                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(org.0)
+            .bind(request)
+            .bind(resource)
+            .bind(entity.as_str())
+            .bind(object_id)
+            .bind(op.as_str())
+            .bind(fields)
+            .bind(before.map(sqlx::types::Json))
+            .bind(after.map(sqlx::types::Json))
+            .bind(digest)
+            .bind(time::OffsetDateTime::now_utc())
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        async fn apply_effect_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            org: OrgId,
+            request: i64,
+            effect: &super::provisioning::Effect,
+        ) -> Result<(), StoreError> {
+            use super::provisioning::Effect;
+            use sqlx::FromRow;
+            match effect {
+                Effect::GrantSaved { resource, grant } => {
+                    let before = sqlx::query(&format!(
+                        "SELECT {} FROM grants WHERE org_id = $1 AND id = $2",
+                        sync_queries::GRANT_COLUMNS
+                    ))
+                    .bind(org.0)
+                    .bind(&grant.id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| queries::GrantRow::from_row(&row))
+                    .transpose()?
+                    .map(|row| sync_queries::row_json(sync_queries::StoredRow::Grant(row)))
+                    .transpose()?
+                    .map(|(_, value)| value);
+                    let digest = super::digest::of(grant);
+                    let saved = sqlx::query(
+                        "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
+                         expires_at, attributes, resource, digest) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                         WHERE EXISTS (SELECT 1 FROM accounts WHERE org_id = $1 AND id = $3) \
+                         AND EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1 AND id = $4) \
+                         ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+                         entitlement_id = excluded.entitlement_id, source = excluded.source, \
+                         expires_at = excluded.expires_at, attributes = excluded.attributes, \
+                         resource = excluded.resource, digest = excluded.digest",
+                    )
+                    .bind(org.0)
+                    .bind(&grant.id)
+                    .bind(&grant.account_id)
+                    .bind(&grant.entitlement_id)
+                    .bind(grant.source.encode())
+                    .bind(grant.expires_at)
+                    .bind(sqlx::types::Json(&grant.attributes))
+                    .bind(*resource)
+                    .bind(digest)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if saved == 1 {
+                        let after = serde_json::to_value(grant).expect("grants serialise");
+                        Self::record_change_in(
+                            tx, org, request, resource, super::sync::Entity::Grant, &grant.id,
+                            before, Some(after), digest,
+                        )
+                        .await?;
+                    }
+                }
+                Effect::GrantRemoved { id } => {
+                    let before: Option<(String, serde_json::Value)> = sqlx::query(&format!(
+                        "SELECT {} FROM grants WHERE org_id = $1 AND id = $2",
+                        sync_queries::GRANT_COLUMNS
+                    ))
+                    .bind(org.0)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| queries::GrantRow::from_row(&row))
+                    .transpose()?
+                    .map(|row| sync_queries::row_json(sync_queries::StoredRow::Grant(row)))
+                    .transpose()?;
+                    let resource: Option<(String,)> =
+                        sqlx::query_as("SELECT resource FROM grants WHERE org_id = $1 AND id = $2")
+                            .bind(org.0)
+                            .bind(id)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    // The grant and those derived from it (a group's component sets: `ID:...`).
+                    let derived = format!("{id}:");
+                    let derived_end = format!("{id};");
+                    sqlx::query(
+                        "DELETE FROM grants WHERE org_id = $1 AND (id = $2 OR (id >= $3 AND id < $4))",
+                    )
+                    .bind(org.0)
+                    .bind(id)
+                    .bind(&derived)
+                    .bind(&derived_end)
+                    .execute(&mut **tx)
+                    .await?;
+                    if let (Some((_, before)), Some((resource,))) = (before, resource) {
+                        Self::record_change_in(
+                            tx, org, request, &resource, super::sync::Entity::Grant, id,
+                            Some(before), None, 0,
+                        )
+                        .await?;
+                    }
+                }
+                Effect::AccountSaved { resource, account } => {
+                    let before = sqlx::query(&format!(
+                        "{} WHERE org_id = $1 AND id = $2",
+                        provisioning_queries::ACCOUNT_SELECT
+                    ))
+                    .bind(org.0)
+                    .bind(&account.id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| queries::AccountRow::from_row(&row))
+                    .transpose()?
+                    .map(|row| sync_queries::row_json(sync_queries::StoredRow::Account(row)))
+                    .transpose()?
+                    .map(|(_, value)| value);
+                    let digest = super::digest::of(account);
+                    sqlx::query(
+                        "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+                         display_name, active, user_type, attributes, resource, digest) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                         ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
+                         email = excluded.email, first_name = excluded.first_name, \
+                         last_name = excluded.last_name, display_name = excluded.display_name, \
+                         active = excluded.active, user_type = excluded.user_type, \
+                         attributes = excluded.attributes, resource = excluded.resource, \
+                         digest = excluded.digest",
+                    )
+                    .bind(org.0)
+                    .bind(&account.id)
+                    .bind(&account.username)
+                    .bind(&account.email)
+                    .bind(&account.first_name)
+                    .bind(&account.last_name)
+                    .bind(&account.display_name)
+                    .bind(account.active)
+                    .bind(&account.user_type)
+                    .bind(sqlx::types::Json(&account.attributes))
+                    .bind(*resource)
+                    .bind(digest)
+                    .execute(&mut **tx)
+                    .await?;
+                    let after = serde_json::to_value(account).expect("accounts serialise");
+                    Self::record_change_in(
+                        tx, org, request, resource, super::sync::Entity::Account, &account.id,
+                        before, Some(after), digest,
+                    )
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl super::provisioning::ProvisioningStore for $store {
+        async fn create_token(
+            &self,
+            name: &str,
+            token_hash: &str,
+            scopes: &[String],
+        ) -> Result<super::provisioning::ApiToken, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let inserted: Option<provisioning_queries::TokenRow> = sqlx::query_as(
+                "INSERT INTO api_tokens (name, token_hash, scopes, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING \
+                 RETURNING id, name, scopes, created_at, last_used_at, revoked_at",
+            )
+            .bind(name)
+            .bind(token_hash)
+            .bind(scopes.join(","))
+            .bind(time::OffsetDateTime::now_utc())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = inserted else {
+                return Err(StoreError::Duplicate(format!(
+                    "a token named `{name}` exists already (revoked tokens keep their names); choose another name"
+                )));
+            };
+            let token = super::provisioning::ApiToken::from(row);
+            Self::append_audit_in(
+                &mut tx,
+                &[super::provisioning::AuditEvent {
+                    actor: "cli".to_owned(),
+                    org: None,
+                    request_id: None,
+                    event: "token_created".to_owned(),
+                    data: serde_json::json!({ "name": name, "scopes": scopes }),
+                }],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(token)
+        }
+
+        async fn list_tokens(&self) -> Result<Vec<super::provisioning::ApiToken>, StoreError> {
+            let rows: Vec<provisioning_queries::TokenRow> = sqlx::query_as(
+                "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+                 ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let revoked = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            )
+            .bind(name)
+            .bind(time::OffsetDateTime::now_utc())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked == 1 {
+                Self::append_audit_in(
+                    &mut tx,
+                    &[super::provisioning::AuditEvent {
+                        actor: "cli".to_owned(),
+                        org: None,
+                        request_id: None,
+                        event: "token_revoked".to_owned(),
+                        data: serde_json::json!({ "name": name }),
+                    }],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            if revoked == 1 {
+                return Ok(true);
+            }
+            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM api_tokens WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(exists.is_some())
+        }
+
+        async fn token_by_hash(
+            &self,
+            token_hash: &str,
+        ) -> Result<Option<super::provisioning::ApiToken>, StoreError> {
+            let row: Option<provisioning_queries::TokenRow> = sqlx::query_as(
+                "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+                 WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(token) = row.map(super::provisioning::ApiToken::from) else {
+                return Ok(None);
+            };
+            // Use is recorded to the minute: no write on every request.
+            let now = time::OffsetDateTime::now_utc();
+            if token.revoked_at.is_none()
+                && token.last_used_at.is_none_or(|at| now - at > time::Duration::minutes(1))
+            {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+                    .bind(token.id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok(Some(token))
+        }
+
+        async fn find_account(
+            &self,
+            org: OrgId,
+            key: &str,
+        ) -> Result<super::provisioning::AccountMatch, StoreError> {
+            use super::provisioning::AccountMatch;
+            let select = provisioning_queries::ACCOUNT_SELECT;
+            for condition in ["id = $2", "username = $2", "lower(username) = lower($2)"] {
+                let row: Option<queries::AccountRow> =
+                    sqlx::query_as(&format!("{select} WHERE org_id = $1 AND {condition} LIMIT 1"))
+                        .bind(org.0)
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if let Some(row) = row {
+                    return Ok(AccountMatch::One(row.into()));
+                }
+            }
+            let rows: Vec<queries::AccountRow> = sqlx::query_as(&format!(
+                "{select} WHERE org_id = $1 AND lower(email) = lower($2) ORDER BY id LIMIT 5"
+            ))
+            .bind(org.0)
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut accounts: Vec<provost_connector::model::Account> =
+                rows.into_iter().map(Into::into).collect();
+            Ok(match accounts.len() {
+                0 => AccountMatch::None,
+                1 => AccountMatch::One(accounts.remove(0)),
+                _ => AccountMatch::Several(accounts.into_iter().map(|a| a.username).collect()),
+            })
+        }
+
+        async fn get_entitlement(
+            &self,
+            org: OrgId,
+            id: &str,
+        ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
+            let row: Option<queries::EntitlementRow> = sqlx::query_as(
+                "SELECT id, kind, api_name, label, description, grantable, attributes \
+                 FROM entitlements WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(TryInto::try_into).transpose()
+        }
+
+        async fn entitlement_by_name(
+            &self,
+            org: OrgId,
+            kind: provost_connector::model::EntitlementKind,
+            api_name: &str,
+        ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
+            let row: Option<queries::EntitlementRow> = sqlx::query_as(
+                "SELECT id, kind, api_name, label, description, grantable, attributes \
+                 FROM entitlements WHERE org_id = $1 AND kind = $2 AND api_name = $3 \
+                 ORDER BY id LIMIT 1",
+            )
+            .bind(org.0)
+            .bind(kind.as_str())
+            .bind(api_name)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(TryInto::try_into).transpose()
+        }
+
+        async fn save_preflight(&self, org: OrgId, report: &serde_json::Value) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO preflight_reports (org_id, report, checked_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org_id) DO UPDATE SET report = excluded.report, \
+                 checked_at = excluded.checked_at",
+            )
+            .bind(org.0)
+            .bind(sqlx::types::Json(report))
+            .bind(time::OffsetDateTime::now_utc())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn last_preflight(
+            &self,
+            org: OrgId,
+        ) -> Result<Option<(serde_json::Value, time::OffsetDateTime)>, StoreError> {
+            let row: Option<(sqlx::types::Json<serde_json::Value>, time::OffsetDateTime)> =
+                sqlx::query_as("SELECT report, checked_at FROM preflight_reports WHERE org_id = $1")
+                    .bind(org.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(row.map(|(report, at)| (report.0, at)))
+        }
+
+        async fn insert_request(
+            &self,
+            request: &super::provisioning::NewRequest,
+            audit: &[super::provisioning::AuditEvent],
+        ) -> Result<super::provisioning::Inserted, StoreError> {
+            use super::provisioning::Inserted;
+            let now = time::OffsetDateTime::now_utc();
+            let mut tx = self.pool.begin().await?;
+            let inserted: Option<(i64,)> = sqlx::query_as(
+                "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
+                 requester, created_by, approver, justification, ticket, expires_at, \
+                 idempotency_key, input, plan, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+                 ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id",
+            )
+            .bind(request.org.0)
+            .bind(&request.action)
+            .bind(request.state.as_str())
+            .bind(&request.account_id)
+            .bind(&request.entitlement_id)
+            .bind(&request.requester)
+            .bind(&request.created_by)
+            .bind(&request.approver)
+            .bind(&request.justification)
+            .bind(&request.ticket)
+            .bind(request.expires_at)
+            .bind(&request.idempotency_key)
+            .bind(sqlx::types::Json(&request.input))
+            .bind(sqlx::types::Json(&request.plan))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id,)) = inserted else {
+                tx.rollback().await?;
+                let row: provisioning_queries::RequestRow = sqlx::query_as(&format!(
+                    "SELECT {} FROM access_requests WHERE org_id = $1 AND idempotency_key = $2",
+                    provisioning_queries::REQUEST_COLUMNS
+                ))
+                .bind(request.org.0)
+                .bind(&request.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+                let first = super::provisioning::AccessRequest::try_from(row)?;
+                return Ok(if first.input == request.input {
+                    Inserted::Existing(first)
+                } else {
+                    Inserted::KeyReused(first)
+                });
+            };
+            let events: Vec<super::provisioning::AuditEvent> = audit
+                .iter()
+                .cloned()
+                .map(|mut event| {
+                    event.request_id = Some(id);
+                    event
+                })
+                .collect();
+            Self::append_audit_in(&mut tx, &events).await?;
+            let stored = Self::request_in(&mut tx, id).await?.ok_or_else(|| StoreError::Corrupt {
+                what: "access request",
+                detail: format!("request {id} vanished after it was stored"),
+            })?;
+            tx.commit().await?;
+            Ok(Inserted::Created(stored))
+        }
+
+        async fn get_request(
+            &self,
+            org: OrgId,
+            id: i64,
+        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM access_requests WHERE org_id = $1 AND id = $2",
+                provisioning_queries::REQUEST_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(TryInto::try_into).transpose()
+        }
+
+        async fn request_by_key(
+            &self,
+            org: OrgId,
+            key: &str,
+        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM access_requests WHERE org_id = $1 AND idempotency_key = $2",
+                provisioning_queries::REQUEST_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(TryInto::try_into).transpose()
+        }
+
+        async fn list_requests(
+            &self,
+            org: OrgId,
+            filter: &super::provisioning::RequestFilter,
+        ) -> Result<Vec<super::provisioning::AccessRequest>, StoreError> {
+            let rows: Vec<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM access_requests WHERE org_id = $1 \
+                 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR action = $3) \
+                 AND ($4 IS NULL OR account_id = $4) AND id < $5 ORDER BY id DESC LIMIT $6",
+                provisioning_queries::REQUEST_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(filter.state.map(super::provisioning::RequestState::as_str))
+            .bind(filter.action.as_deref())
+            .bind(filter.account_id.as_deref())
+            .bind(filter.before.unwrap_or(i64::MAX))
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter().map(TryInto::try_into).collect()
+        }
+
+        async fn transition_request(
+            &self,
+            transition: &super::provisioning::Transition<'_>,
+        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let mut update = sqlx::QueryBuilder::<$db>::new("UPDATE access_requests SET state = ");
+            update
+                .push_bind(transition.to.as_str())
+                .push(", updated_at = ")
+                .push_bind(time::OffsetDateTime::now_utc());
+            if let Some(approver) = transition.approver {
+                update.push(", approver = ").push_bind(approver.to_owned());
+            }
+            if transition.to.is_final() {
+                update.push(", finished_at = ").push_bind(time::OffsetDateTime::now_utc());
+            }
+            update.push(" WHERE id = ").push_bind(transition.id).push(" AND state IN (");
+            let mut states = update.separated(", ");
+            for state in transition.from {
+                states.push_bind(state.as_str());
+            }
+            update.push(")");
+            let changed = update.build().execute(&mut *tx).await?.rows_affected();
+            if changed != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let mut event = transition.audit.clone();
+            event.request_id = Some(transition.id);
+            Self::append_audit_in(&mut tx, &[event]).await?;
+            let request = Self::request_in(&mut tx, transition.id).await?;
+            tx.commit().await?;
+            Ok(request)
+        }
+
+        async fn claim_requests(
+            &self,
+            org: OrgId,
+            org_name: &str,
+            worker: &str,
+            limit: u32,
+            lease: time::Duration,
+        ) -> Result<Vec<super::provisioning::AccessRequest>, StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let mut tx = self.pool.begin().await?;
+            let rows: Vec<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                "UPDATE access_requests SET \
+                 state = CASE state WHEN 'approved' THEN 'executing' \
+                 WHEN 'completed' THEN 'expiring' ELSE state END, \
+                 claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4 \
+                 WHERE id IN (SELECT id FROM access_requests WHERE org_id = $1 AND (\
+                 (state = 'approved' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)) \
+                 OR (state IN ('executing', 'expiring') AND claim_expires_at < $4) \
+                 OR (state = 'completed' AND expires_at IS NOT NULL AND expires_at <= $4 \
+                     AND (next_attempt_at IS NULL OR next_attempt_at <= $4))) \
+                 ORDER BY id LIMIT $5{}) RETURNING {}",
+                $lock,
+                provisioning_queries::REQUEST_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(worker)
+            .bind(now + lease)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut claimed: Vec<super::provisioning::AccessRequest> = rows
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?;
+            claimed.sort_by_key(|r| r.id);
+            let events: Vec<super::provisioning::AuditEvent> = claimed
+                .iter()
+                .map(|request| super::provisioning::AuditEvent {
+                    actor: format!("executor:{worker}"),
+                    org: Some(org_name.to_owned()),
+                    request_id: Some(request.id),
+                    event: request.state.as_str().to_owned(),
+                    data: serde_json::json!({ "attempt": request.attempts }),
+                })
+                .collect();
+            Self::append_audit_in(&mut tx, &events).await?;
+            tx.commit().await?;
+            Ok(claimed)
+        }
+
+        async fn finish_requests(
+            &self,
+            org: OrgId,
+            worker: &str,
+            outcomes: &[super::provisioning::Outcome],
+        ) -> Result<u64, StoreError> {
+            let now = time::OffsetDateTime::now_utc();
+            let mut tx = self.pool.begin().await?;
+            let mut applied = 0;
+            let mut events = Vec::new();
+            for outcome in outcomes {
+                let finished = outcome.state.is_final()
+                    || outcome.state == super::provisioning::RequestState::Completed
+                        && outcome.next_attempt_at.is_none();
+                let changed = sqlx::query(
+                    "UPDATE access_requests SET state = $3, result = COALESCE($4, result), \
+                     error = $5, next_attempt_at = $6, claimed_by = NULL, \
+                     claim_expires_at = NULL, updated_at = $7, \
+                     finished_at = CASE WHEN $8 THEN $7 ELSE finished_at END \
+                     WHERE id = $1 AND claimed_by = $2 AND state IN ('executing', 'expiring')",
+                )
+                .bind(outcome.id)
+                .bind(worker)
+                .bind(outcome.state.as_str())
+                .bind(outcome.result.as_ref().map(sqlx::types::Json))
+                .bind(outcome.error.as_deref())
+                .bind(outcome.next_attempt_at)
+                .bind(now)
+                .bind(finished)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed != 1 {
+                    continue;
+                }
+                applied += 1;
+                for effect in &outcome.effects {
+                    Self::apply_effect_in(&mut tx, org, outcome.id, effect).await?;
+                }
+                let mut event = outcome.audit.clone();
+                event.request_id = Some(outcome.id);
+                events.push(event);
+            }
+            Self::append_audit_in(&mut tx, &events).await?;
+            tx.commit().await?;
+            Ok(applied)
+        }
+
+        async fn next_due(&self, org: OrgId) -> Result<Option<time::OffsetDateTime>, StoreError> {
+            let rows: Vec<(Option<time::OffsetDateTime>,)> = sqlx::query_as(
+                "SELECT MIN(next_attempt_at) FROM access_requests WHERE org_id = $1 \
+                 AND state = 'approved' \
+                 UNION ALL SELECT MIN(claim_expires_at) FROM access_requests WHERE org_id = $1 \
+                 AND state IN ('executing', 'expiring') \
+                 UNION ALL SELECT MIN(COALESCE(next_attempt_at, expires_at)) FROM access_requests \
+                 WHERE org_id = $1 AND state = 'completed' AND expires_at IS NOT NULL",
+            )
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().filter_map(|(at,)| at).min())
+        }
+
+        async fn append_audit(
+            &self,
+            events: &[super::provisioning::AuditEvent],
+        ) -> Result<(), StoreError> {
+            let mut tx = self.pool.begin().await?;
+            Self::append_audit_in(&mut tx, events).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn audit_entries(
+            &self,
+            after_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<super::provisioning::AuditEntry>, StoreError> {
+            let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                provisioning_queries::AUDIT_COLUMNS
+            ))
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        async fn request_audit(
+            &self,
+            request_id: i64,
+        ) -> Result<Vec<super::provisioning::AuditEntry>, StoreError> {
+            let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
+                "SELECT {} FROM audit_log WHERE request_id = $1 ORDER BY seq",
+                provisioning_queries::AUDIT_COLUMNS
+            ))
+            .bind(request_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(Into::into).collect())
+        }
+
+        async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+            Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?)
+        }
+    }
+    };
+}
+
+pub(super) use impl_provisioning_store;
