@@ -330,8 +330,8 @@ async fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
                     .unwrap_or_else(|| "-".to_owned())
                 };
                 println!(
-                    "{:<24} {:<44} {:<26} {}",
-                    "NAME", "SCOPES", "LAST USED", "REVOKED"
+                    "{:<24} {:<44} {:<26} REVOKED",
+                    "NAME", "SCOPES", "LAST USED"
                 );
                 for token in listed {
                     println!(

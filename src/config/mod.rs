@@ -57,6 +57,9 @@ pub struct ProvisioningConfig {
     /// Transient failures of a request are retried this many times in all, with backoff.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Requests one worker claims at once (written in collections of 200).
+    #[serde(default = "default_claim_limit")]
+    pub claim_limit: u32,
 }
 
 impl Default for ProvisioningConfig {
@@ -66,12 +69,17 @@ impl Default for ProvisioningConfig {
             claim_lease_seconds: default_claim_lease(),
             poll_interval_ms: default_poll_interval(),
             max_attempts: default_max_attempts(),
+            claim_limit: default_claim_limit(),
         }
     }
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_claim_limit() -> u32 {
+    1000
 }
 
 fn default_claim_lease() -> u32 {

@@ -29,9 +29,6 @@ use crate::config::{Config, OrgConfig};
 use crate::store::provisioning::{AccessRequest, AuditEvent, Outcome, RequestState};
 use crate::store::{OrgId, Store};
 
-/// Requests claimed at once per org.
-const CLAIM_LIMIT: u32 = 1000;
-
 pub struct Executor {
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -117,7 +114,13 @@ impl Executor {
         loop {
             let claimed = self
                 .store
-                .claim_requests(record.id, &org.name, &self.worker, CLAIM_LIMIT, lease)
+                .claim_requests(
+                    record.id,
+                    &org.name,
+                    &self.worker,
+                    self.config.provisioning.claim_limit.clamp(1, 10_000),
+                    lease,
+                )
                 .await?;
             if claimed.is_empty() {
                 return Ok(total);
@@ -158,22 +161,19 @@ impl Executor {
         for request in claimed {
             match job_of(request) {
                 Ok(job) => jobs.push(job),
-                Err((request, message)) => outcomes.push(
-                    self.outcome_of(
-                        org,
-                        org_id,
-                        &Job {
-                            write: empty_write(),
-                            expiring: request.state == RequestState::Expiring,
-                            request,
-                        },
-                        JobEnd::Failed {
-                            message,
-                            raw: Value::Null,
-                        },
-                    )
-                    .await,
-                ),
+                Err(unusable) => {
+                    let (request, message) = *unusable;
+                    let job = Job {
+                        write: empty_write(),
+                        expiring: request.state == RequestState::Expiring,
+                        request,
+                    };
+                    let end = JobEnd::Failed {
+                        message,
+                        raw: Value::Null,
+                    };
+                    outcomes.push(self.outcome_of(org, org_id, &job, end).await);
+                }
             }
         }
         let client = match self.client(org).await {
@@ -585,12 +585,12 @@ fn call_failure(err: &SalesforceError, transient: bool) -> JobEnd {
 
 /// The write a claimed request comes to: its plan's, or for a grant past its end, the delete
 /// of the record it created.
-fn job_of(request: AccessRequest) -> Result<Job, (AccessRequest, String)> {
+fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
     let plan: Plan = match serde_json::from_value(request.plan.clone()) {
         Ok(plan) => plan,
         Err(err) => {
             let message = format!("the stored plan cannot be read ({err}); make the request again");
-            return Err((request, message));
+            return Err(Box::new((request, message)));
         }
     };
     if request.state != RequestState::Expiring {
@@ -619,7 +619,7 @@ fn job_of(request: AccessRequest) -> Result<Job, (AccessRequest, String)> {
         }),
         None => {
             let message = "the grant's record id is not on record, so it cannot be revoked at expiry; revoke it with a new request".to_owned();
-            Err((request, message))
+            Err(Box::new((request, message)))
         }
     }
 }

@@ -195,13 +195,15 @@ pub async fn plan(
     let entitlement = match (&input.entitlement, input.action.needs_entitlement()) {
         (Some(reference), true) => Some(resolve_entitlement(store, org, reference).await?),
         (None, true) if input.action == Action::ChangeRole => None,
-        (None, true) => return Err(refuse(
-            "missing_field",
-            format!(
+        (None, true) => {
+            return Err(refuse(
+                "missing_field",
+                format!(
                 "{} needs `entitlement`: an id, or {{\"type\": \"...\", \"name\": \"API name\"}}",
                 input.action
             ),
-        )),
+            ))
+        }
         (Some(_), false) => {
             return Err(refuse(
                 "unexpected_field",
@@ -383,7 +385,7 @@ async fn resolve_user(
             )
         })?;
     match store.find_account(org, key).await? {
-        AccountMatch::One(account) => Ok(account),
+        AccountMatch::One(account) => Ok(*account),
         AccountMatch::None => Err(refuse(
             "unknown_user",
             format!("no user `{key}` (by id, username or email) in the synced model; if the user is new in Salesforce, sync the org first (provost sync)"),

@@ -79,7 +79,7 @@ pub async fn write_collection(
                     let mut fields = Map::new();
                     fields.insert("attributes".into(), json!({ "type": sobject }));
                     if let Some(id) = record.id {
-                        fields.insert("id".into(), json!(id));
+                        fields.insert("Id".into(), json!(id));
                     }
                     fields.extend(record.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                     Value::Object(fields)
@@ -173,7 +173,7 @@ pub async fn find_existing(
             values.sort_unstable();
             values.dedup();
             query = query.filter(Condition::is_in(
-                *field,
+                field,
                 values.into_iter().map(Literal::Str),
             ));
         }

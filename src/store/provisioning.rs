@@ -261,7 +261,7 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountMatch {
     None,
-    One(Account),
+    One(Box<Account>),
     /// The name (an email address) fits several users.
     Several(Vec<String>),
 }

@@ -164,7 +164,7 @@ pub(super) fn chain(
                 &event.event,
                 &data,
             );
-            let entry = AuditEntry {
+            AuditEntry {
                 seq,
                 at,
                 actor: event.actor.clone(),
@@ -174,8 +174,7 @@ pub(super) fn chain(
                 data,
                 prev_hash: std::mem::replace(&mut hash, next.clone()),
                 hash: next,
-            };
-            entry
+            }
         })
         .collect()
 }
@@ -565,7 +564,7 @@ macro_rules! impl_provisioning_store {
                         .fetch_optional(&self.pool)
                         .await?;
                 if let Some(row) = row {
-                    return Ok(AccountMatch::One(row.into()));
+                    return Ok(AccountMatch::One(Box::new(row.into())));
                 }
             }
             let rows: Vec<queries::AccountRow> = sqlx::query_as(&format!(
@@ -579,7 +578,7 @@ macro_rules! impl_provisioning_store {
                 rows.into_iter().map(Into::into).collect();
             Ok(match accounts.len() {
                 0 => AccountMatch::None,
-                1 => AccountMatch::One(accounts.remove(0)),
+                1 => AccountMatch::One(Box::new(accounts.remove(0))),
                 _ => AccountMatch::Several(accounts.into_iter().map(|a| a.username).collect()),
             })
         }

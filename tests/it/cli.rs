@@ -545,6 +545,9 @@ async fn scheduled_syncs_run_inside_serve_once_per_org_across_two_replicas() {
             ),
         )
         .unwrap();
+        let store = db.store().await;
+        let http = crate::helpers::bearer_client(&store, "reporter", &["reports:read"]).await;
+        store.close().await;
         // Two replicas on one database: both schedules are due at once (the org never synced).
         let (dir_path, url) = (dir.path().to_owned(), db.url.clone());
         let replicas = tokio::task::spawn_blocking(move || {
@@ -552,7 +555,6 @@ async fn scheduled_syncs_run_inside_serve_once_per_org_across_two_replicas() {
         })
         .await
         .unwrap();
-        let http = reqwest::Client::new();
         let runs_url = format!("http://{}/api/v1/orgs/acme/sync-runs", replicas[1].address);
         let deadline = Instant::now() + Duration::from_secs(60);
         let body = loop {

@@ -102,3 +102,22 @@ where
         db.drop_database().await;
     }
 }
+
+/// A client that sends a new bearer token named `name` with `scopes`, made in `store`.
+pub async fn bearer_client(store: &Arc<dyn Store>, name: &str, scopes: &[&str]) -> reqwest::Client {
+    let token = provost::tokens::generate();
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    store
+        .create_token(name, &provost::tokens::hash(&token), &scopes)
+        .await
+        .expect("create a token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}

@@ -390,7 +390,35 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             ..Config::default()
         })
         .await;
-        let http = reqwest::Client::new();
+        let anonymous = reqwest::Client::new();
+        let response = anonymous
+            .get(format!("{}/api/v1/orgs/acme/sync-runs", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        assert!(response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"));
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provost token create"));
+        let wrong_scope = crate::helpers::bearer_client(&store, "scim-only", &["scim:read"]).await;
+        let response = wrong_scope
+            .get(format!("{}/api/v1/orgs/acme/sync-runs", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reports:read"));
+        let http = crate::helpers::bearer_client(&store, "reporter", &["reports:read"]).await;
         let body: Value = http
             .get(format!("{}/api/v1/orgs/acme/sync-runs", server.base))
             .send()
@@ -466,6 +494,14 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
                 "{path}: {body}"
             );
         }
+        let revoked = crate::helpers::bearer_client(&store, "gone", &["admin"]).await;
+        assert!(store.revoke_token("gone").await.unwrap());
+        let response = revoked
+            .get(format!("{}/api/v1/orgs/acme/sync-runs", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
         server.shutdown().await;
         store.close().await;
         db.drop_database().await;

@@ -4,5 +4,6 @@
 mod cli;
 mod helpers;
 mod http;
+mod provisioning;
 mod store;
 mod sync;

@@ -1,0 +1,1394 @@
+//! Provisioning against the emulator as Salesforce, through the real HTTP API: every action,
+//! every refusal, approval rules, idempotency keys, faults during a batch, expiry, concurrent
+//! executors, a killed process, and the audit log catching a tampered row.
+//!
+//! The kill lands while a collection call is in flight (the emulator drops it); a write that
+//! Salesforce made but whose answer was lost is covered by cut connections in the faults test.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provost::config::{AuthConfig, Config, OrgConfig};
+use provost::http::{self, AppState};
+use provost::provisioning::executor::Executor;
+use provost::secrets::SecretBox;
+use provost::store::sync::{ChangeQuery, SyncMode};
+use provost::store::{OrgRecord, Page, Store};
+use provost::sync::org::{request_for, sync_org};
+use provost::sync::progress::LogObserver;
+use provost_connector::model::{Account, Entitlement, EntitlementKind, GrantSource};
+use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::helpers::{bearer_client, TestDatabase};
+
+/// An emulated org, synced into a store, with Provost's API on loopback.
+struct Fixture {
+    emulator: Arc<Emulator>,
+    sf: String,
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    org: OrgRecord,
+    api: String,
+    requester: reqwest::Client,
+    approver: reqwest::Client,
+    raw: reqwest::Client,
+    executor: Executor,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConfig {
+    OrgConfig {
+        name: "acme".to_owned(),
+        login_url: sf.to_owned(),
+        api_version: "62.0".to_owned(),
+        exclude_portal_users: true,
+        include_inactive_users: true,
+        batch_size: 2000,
+        sync_interval_minutes: None,
+        api_budget_percent: 100,
+        auto_approve: Vec::new(),
+        user_defaults: Default::default(),
+        auth: AuthConfig::JwtBearer {
+            client_id: emulator.app.client_id.clone(),
+            username: emulator.integration_username(),
+            private_key_file: key,
+        },
+    }
+}
+
+impl Fixture {
+    async fn start(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> Fixture {
+        Fixture::start_with(store, Preset::SMALL, tweak).await
+    }
+
+    async fn start_with(
+        store: Arc<dyn Store>,
+        preset: Preset,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Fixture {
+        let emulator = Emulator::new(EmulatorConfig {
+            preset,
+            seed: 7,
+            ..EmulatorConfig::default()
+        });
+        let sf = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, &emulator.app.private_key_pem).unwrap();
+        let mut config = Config {
+            orgs: vec![org_config(&emulator, &sf, key)],
+            ..Config::default()
+        };
+        config.secrets.key_file = dir.path().join("provost.key");
+        config.provisioning.max_attempts = 20;
+        tweak(&mut config);
+        let org_cfg = config.orgs[0].clone();
+        let finished = sync_org(
+            &config,
+            &org_cfg,
+            &store,
+            &request_for(&org_cfg, SyncMode::Full, "test"),
+            false,
+            &LogObserver,
+        )
+        .await
+        .expect("the first sync runs");
+        assert_eq!(finished.run.status.as_str(), "succeeded");
+        let org = store.ensure_org("acme").await.unwrap();
+        let config = Arc::new(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState {
+            store: store.clone(),
+            config: config.clone(),
+            secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
+            work: Arc::new(tokio::sync::Notify::new()),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(http::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let requester = bearer_client(&store, "flow", &["requests:write", "reports:read"]).await;
+        let approver =
+            bearer_client(&store, "manager", &["requests:approve", "reports:read"]).await;
+        let executor = Executor::new(config.clone(), store.clone(), "test-worker".into());
+        Fixture {
+            emulator,
+            sf,
+            store,
+            config,
+            org,
+            api,
+            requester,
+            approver,
+            raw: reqwest::Client::new(),
+            executor,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/orgs/acme/access-requests{path}", self.api)
+    }
+
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = match body {
+            Some(body) => client.post(self.url(path)).json(&body),
+            None => client.get(self.url(path)),
+        };
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ask(&self, body: Value) -> (u16, Value) {
+        self.send(&self.requester, "", Some(body), None).await
+    }
+
+    /// Creates a request that must be accepted, and returns its id.
+    async fn ask_ok(&self, body: Value) -> i64 {
+        let (status, created) = self.ask(body.clone()).await;
+        assert_eq!(status, 201, "{body} -> {created}");
+        created["id"].as_i64().unwrap()
+    }
+
+    async fn approve(&self, id: i64) -> (u16, Value) {
+        self.send(
+            &self.approver,
+            &format!("/{id}/approve"),
+            Some(json!({})),
+            None,
+        )
+        .await
+    }
+
+    async fn show(&self, id: i64) -> Value {
+        let (status, body) = self
+            .send(&self.requester, &format!("/{id}"), None, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Asks, approves and executes; returns the request as shown afterwards.
+    async fn carry_out(&self, body: Value) -> Value {
+        let id = self.ask_ok(body).await;
+        let (status, approved) = self.approve(id).await;
+        assert_eq!(status, 200, "{approved}");
+        self.executor.run_once().await.unwrap();
+        self.show(id).await
+    }
+
+    async fn rows(&self, soql: &str) -> Vec<Value> {
+        let body: Value = self
+            .raw
+            .get(format!("{}/__emulator/query", self.sf))
+            .query(&[("q", soql)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["records"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{soql}: {body}"))
+            .clone()
+    }
+
+    async fn faults(&self, faults: Value) {
+        let response = self
+            .raw
+            .put(format!("{}/__emulator/faults", self.sf))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+
+    /// Write calls (record collections) the emulator has answered.
+    async fn write_calls(&self) -> u64 {
+        let body: Value = self
+            .raw
+            .get(format!("{}/__emulator/calls", self.sf))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["by_endpoint"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.ends_with("composite/sobjects"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    }
+
+    /// Active, standard, unfrozen users other than the connected one.
+    async fn users(&self) -> Vec<Account> {
+        let integration = self.emulator.integration_username();
+        self.store
+            .list_accounts(self.org.id, Page::first(10_000))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| {
+                a.active
+                    && a.user_type.as_deref() == Some("Standard")
+                    && a.username != integration
+                    && a.attributes.get("IsFrozen") == Some(&Value::Bool(false))
+            })
+            .collect()
+    }
+
+    async fn entitlements(&self, kind: EntitlementKind) -> Vec<Entitlement> {
+        self.store
+            .list_entitlements(self.org.id, Some(kind), Page::first(10_000))
+            .await
+            .unwrap()
+    }
+
+    /// Grantable, license-free permission sets.
+    async fn free_sets(&self) -> Vec<Entitlement> {
+        self.entitlements(EntitlementKind::PermissionSet)
+            .await
+            .into_iter()
+            .filter(|s| s.grantable && s.attributes.get("LicenseId").is_none_or(Value::is_null))
+            .collect()
+    }
+
+    /// Up to `n` (username, set API name) pairs the user does not hold directly.
+    async fn grantable_pairs(&self, n: usize) -> Vec<(String, String)> {
+        let sets = self.free_sets().await;
+        let mut pairs = Vec::new();
+        for user in self.users().await {
+            let held: HashSet<String> = self
+                .store
+                .grants_of_account(self.org.id, &user.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|g| g.source == GrantSource::Direct)
+                .map(|g| g.entitlement_id)
+                .collect();
+            for set in &sets {
+                if !held.contains(&set.id) {
+                    pairs.push((user.username.clone(), set.api_name.clone()));
+                    if pairs.len() == n {
+                        return pairs;
+                    }
+                }
+            }
+        }
+        pairs
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.store.close().await;
+    }
+}
+
+fn grant_body(user: &str, kind: &str, name: &str) -> Value {
+    json!({
+        "action": "grant",
+        "user": user,
+        "entitlement": {"type": kind, "name": name},
+        "justification": "test",
+        "ticket": "T-1",
+    })
+}
+
+/// (AssigneeId, PermissionSetId) pairs of the emulator's direct set assignments, counted.
+async fn assignment_counts(fixture: &Fixture) -> HashMap<(String, String), usize> {
+    let mut counts = HashMap::new();
+    for row in fixture
+        .rows("SELECT AssigneeId, PermissionSetId FROM PermissionSetAssignment")
+        .await
+    {
+        *counts
+            .entry((
+                row["AssigneeId"].as_str().unwrap().to_owned(),
+                row["PermissionSetId"].as_str().unwrap().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn every_action_reaches_salesforce_and_the_store_at_once_and_a_sync_confirms_it() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let users = fixture.users().await;
+    let (user, other) = (&users[0], &users[1]);
+
+    // Grant a permission set, with the plan shown beforehand.
+    let (name, set) = fixture.grantable_pairs(1).await.remove(0);
+    let id = fixture
+        .ask_ok(grant_body(&name, "permission_set", &set))
+        .await;
+    let pending = fixture.show(id).await;
+    assert_eq!(pending["state"], "pending_approval");
+    assert_eq!(pending["plan"]["write"]["method"], "create");
+    assert_eq!(
+        pending["plan"]["write"]["sobject"],
+        "PermissionSetAssignment"
+    );
+    assert!(
+        pending["plan"]["checks"].as_array().unwrap().len() >= 4,
+        "{pending}"
+    );
+    fixture.approve(id).await;
+    fixture.executor.run_once().await.unwrap();
+    let done = fixture.show(id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let assignment = done["result"]["record_id"].as_str().unwrap().to_owned();
+    let rows = fixture
+        .rows(&format!(
+            "SELECT Id, AssigneeId FROM PermissionSetAssignment WHERE Id = '{assignment}'"
+        ))
+        .await;
+    assert_eq!(rows.len(), 1);
+    let account = rows[0]["AssigneeId"].as_str().unwrap().to_owned();
+    let stored = fixture
+        .store
+        .grants_of_account(fixture.org.id, &account)
+        .await
+        .unwrap();
+    assert!(
+        stored.iter().any(|g| g.id == assignment),
+        "the store has it at once"
+    );
+    let events: Vec<&str> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "request_created",
+            "request_approved",
+            "executing",
+            "request_completed"
+        ]
+    );
+    let history = fixture
+        .store
+        .list_changes(
+            fixture.org.id,
+            &ChangeQuery {
+                object_id: Some(assignment.clone()),
+                limit: 10,
+                ..ChangeQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].request_id, Some(id));
+
+    // A permission set group and a public group.
+    let group = fixture
+        .entitlements(EntitlementKind::PermissionSetGroup)
+        .await[0]
+        .clone();
+    let public = fixture.entitlements(EntitlementKind::PublicGroup).await[0].clone();
+    for entitlement in [&group, &public] {
+        let held = fixture
+            .store
+            .grants_of_account(fixture.org.id, &other.id)
+            .await
+            .unwrap();
+        if held.iter().any(|g| g.entitlement_id == entitlement.id) {
+            continue;
+        }
+        let done = fixture
+            .carry_out(json!({"action": "grant", "user": other.id, "entitlement": entitlement.id}))
+            .await;
+        assert_eq!(done["state"], "completed", "{done}");
+    }
+
+    // Revoke the set granted above.
+    let done = fixture
+        .carry_out(json!({"action": "revoke", "user": name, "entitlement": {"type": "permission_set", "name": set}}))
+        .await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(fixture
+        .rows(&format!(
+            "SELECT Id FROM PermissionSetAssignment WHERE Id = '{assignment}'"
+        ))
+        .await
+        .is_empty());
+
+    // Role and profile (one with the same license).
+    let roles = fixture.entitlements(EntitlementKind::Role).await;
+    let current_role = user.attributes["UserRoleId"].as_str().map(str::to_owned);
+    let role = roles
+        .iter()
+        .find(|r| Some(&r.id) != current_role.as_ref())
+        .unwrap();
+    let done = fixture
+        .carry_out(json!({"action": "change_role", "user": user.username, "entitlement": {"type": "role", "name": role.api_name}}))
+        .await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let license = user.attributes["UserLicenseId"].as_str().unwrap();
+    let profile = fixture
+        .entitlements(EntitlementKind::Profile)
+        .await
+        .into_iter()
+        .find(|p| {
+            p.attributes["UserLicenseId"].as_str() == Some(license)
+                && Some(p.id.as_str()) != user.attributes["ProfileId"].as_str()
+        });
+    if let Some(profile) = profile {
+        let done = fixture
+            .carry_out(
+                json!({"action": "change_profile", "user": user.id, "entitlement": profile.id}),
+            )
+            .await;
+        assert_eq!(done["state"], "completed", "{done}");
+        let row = &fixture
+            .rows(&format!(
+                "SELECT ProfileId FROM User WHERE Id = '{}'",
+                user.id
+            ))
+            .await[0];
+        assert_eq!(row["ProfileId"], profile.id.as_str());
+    }
+
+    // Freeze, unfreeze, deactivate, reactivate.
+    for (action, soql, field, want) in [
+        (
+            "freeze_user",
+            "SELECT IsFrozen FROM UserLogin WHERE UserId",
+            "IsFrozen",
+            true,
+        ),
+        (
+            "unfreeze_user",
+            "SELECT IsFrozen FROM UserLogin WHERE UserId",
+            "IsFrozen",
+            false,
+        ),
+        (
+            "deactivate_user",
+            "SELECT IsActive FROM User WHERE Id",
+            "IsActive",
+            false,
+        ),
+        (
+            "reactivate_user",
+            "SELECT IsActive FROM User WHERE Id",
+            "IsActive",
+            true,
+        ),
+    ] {
+        let done = fixture
+            .carry_out(json!({"action": action, "user": other.username}))
+            .await;
+        assert_eq!(done["state"], "completed", "{action}: {done}");
+        let row = &fixture.rows(&format!("{soql} = '{}'", other.id)).await[0];
+        assert_eq!(row[field], want, "{action}");
+    }
+    let stored = fixture
+        .store
+        .get_account(fixture.org.id, &other.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.active);
+    assert_eq!(stored.attributes["IsFrozen"], false);
+
+    // Create a user with the org's defaults filling Salesforce's required fields.
+    let profile = &user.attributes["ProfileId"];
+    let done = fixture
+        .carry_out(json!({
+            "action": "create_user",
+            "entitlement": profile,
+            "new_user": {"username": "new.hire@acme.example.com", "email": "new.hire@acme.example.com", "first_name": "New", "last_name": "Hire"},
+        }))
+        .await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let created = done["result"]["record_id"].as_str().unwrap().to_owned();
+    let row = &fixture
+        .rows(&format!(
+            "SELECT Alias, TimeZoneSidKey, IsActive FROM User WHERE Id = '{created}'"
+        ))
+        .await[0];
+    assert_eq!(row["Alias"], "nhire");
+    assert_eq!(row["TimeZoneSidKey"], "America/Los_Angeles");
+    assert!(fixture
+        .store
+        .get_account(fixture.org.id, &created)
+        .await
+        .unwrap()
+        .is_some());
+
+    // The next sync confirms what the executor stored: it finds nothing to add or remove for
+    // the grants and accounts Provost wrote, and the history says which request made them.
+    let before = fixture
+        .store
+        .grants_of_account(fixture.org.id, &other.id)
+        .await
+        .unwrap();
+    let org_cfg = fixture.config.orgs[0].clone();
+    sync_org(
+        &fixture.config,
+        &org_cfg,
+        &fixture.store,
+        &request_for(&org_cfg, SyncMode::Full, "test"),
+        true,
+        &LogObserver,
+    )
+    .await
+    .unwrap();
+    let after = fixture
+        .store
+        .grants_of_account(fixture.org.id, &other.id)
+        .await
+        .unwrap();
+    let ids = |grants: &[provost_connector::model::Grant]| -> BTreeMap<String, String> {
+        grants
+            .iter()
+            .filter(|g| g.source == GrantSource::Direct)
+            .map(|g| (g.id.clone(), g.entitlement_id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        ids(&before),
+        ids(&after),
+        "the sync agrees with the executor"
+    );
+    assert!(fixture
+        .store
+        .get_account(fixture.org.id, &created)
+        .await
+        .unwrap()
+        .is_some());
+    let verification = provost::audit::verify(&fixture.store).await.unwrap();
+    assert_eq!(verification.problem, None);
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn what_cannot_work_is_refused_with_its_reason_before_salesforce_is_called() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let users = fixture.users().await;
+    let user = &users[0];
+    let held = fixture
+        .store
+        .grants_of_account(fixture.org.id, &user.id)
+        .await
+        .unwrap();
+    let direct_set = held
+        .iter()
+        .find(|g| g.source == GrantSource::Direct && g.id.starts_with("0Pa"))
+        .map(|g| g.entitlement_id.clone());
+    let sets = fixture.entitlements(EntitlementKind::PermissionSet).await;
+    let profile_owned = sets
+        .iter()
+        .find(|s| s.attributes["set_kind"] == "profile_owned")
+        .unwrap();
+    let licensed = sets.iter().find(|s| {
+        s.grantable
+            && s.attributes["LicenseId"].as_str().is_some()
+            && s.attributes["LicenseId"] != user.attributes["UserLicenseId"]
+    });
+    let inactive = fixture
+        .store
+        .list_accounts(fixture.org.id, Page::first(10_000))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| !a.active)
+        .unwrap();
+    let role = fixture.entitlements(EntitlementKind::Role).await[0].clone();
+    let profile = fixture.entitlements(EntitlementKind::Profile).await[0].clone();
+    let free = fixture.free_sets().await[0].clone();
+    let calls_before = fixture.write_calls().await;
+
+    let mut cases = vec![
+        (
+            json!({"action": "grant", "user": "nobody@nowhere.example", "entitlement": free.id}),
+            "unknown_user",
+        ),
+        (
+            json!({"action": "grant", "user": user.id, "entitlement": "0PS000000000000AAA"}),
+            "unknown_entitlement",
+        ),
+        (
+            json!({"action": "grant", "user": user.id, "entitlement": profile_owned.id}),
+            "not_grantable",
+        ),
+        (
+            json!({"action": "grant", "user": user.id, "entitlement": role.id}),
+            "wrong_action_for_kind",
+        ),
+        (
+            json!({"action": "grant", "user": user.id, "entitlement": profile.id}),
+            "wrong_action_for_kind",
+        ),
+        (
+            json!({"action": "grant", "user": inactive.id, "entitlement": free.id}),
+            "user_inactive",
+        ),
+        (json!({"action": "grant", "user": user.id}), "missing_field"),
+        (
+            json!({"action": "freeze_user", "user": user.id, "entitlement": free.id}),
+            "unexpected_field",
+        ),
+        (
+            json!({"action": "grant", "user": user.id, "entitlement": free.id, "expires_at": "2001-01-01T00:00:00Z"}),
+            "bad_expiry",
+        ),
+        (
+            json!({"action": "revoke", "user": user.id, "entitlement": free.id, "expires_at": "2099-01-01T00:00:00Z"}),
+            "bad_expiry",
+        ),
+        (
+            json!({"action": "unfreeze_user", "user": user.id}),
+            "not_frozen",
+        ),
+        (
+            json!({"action": "reactivate_user", "user": user.id}),
+            "already_active",
+        ),
+        (
+            json!({"action": "deactivate_user", "user": inactive.id}),
+            "already_inactive",
+        ),
+        (
+            json!({"action": "change_profile", "user": user.id, "entitlement": user.attributes["ProfileId"]}),
+            "same_profile",
+        ),
+        (
+            json!({"action": "create_user", "entitlement": profile.id, "new_user": {"username": user.username, "email": "x@y.example", "last_name": "X"}}),
+            "username_taken",
+        ),
+        (
+            json!({"action": "create_user", "entitlement": profile.id, "new_user": {"username": "not-an-email", "email": "x@y.example", "last_name": "X"}}),
+            "missing_field",
+        ),
+    ];
+    if let Some(set) = &direct_set {
+        cases.push((
+            json!({"action": "grant", "user": user.id, "entitlement": set}),
+            "already_granted",
+        ));
+    }
+    let not_held = sets
+        .iter()
+        .find(|s| s.grantable && !held.iter().any(|g| g.entitlement_id == s.id))
+        .unwrap();
+    cases.push((
+        json!({"action": "revoke", "user": user.id, "entitlement": not_held.id}),
+        "not_granted",
+    ));
+    if let Some(set) = licensed {
+        cases.push((
+            json!({"action": "grant", "user": user.id, "entitlement": set.id}),
+            "license_mismatch",
+        ));
+    }
+    if let Some(through_group) = held
+        .iter()
+        .find(|g| matches!(g.source, GrantSource::Group { .. }))
+    {
+        if !held.iter().any(|g| {
+            g.entitlement_id == through_group.entitlement_id && g.source == GrantSource::Direct
+        }) {
+            cases.push((json!({"action": "revoke", "user": user.id, "entitlement": through_group.entitlement_id}), "granted_through_group"));
+        }
+    }
+    for (body, code) in &cases {
+        let (status, answer) = fixture.ask(body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(answer["error"]["code"], *code, "{body} -> {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().len() > 20);
+    }
+    // A body that is not a request at all, and a misspelt field.
+    let (status, answer) = fixture.ask(json!({"action": "grant", "usr": "x"})).await;
+    assert_eq!(status, 400);
+    assert!(answer["error"]["message"].as_str().unwrap().contains("usr"));
+    assert_eq!(
+        fixture.write_calls().await,
+        calls_before,
+        "nothing was written"
+    );
+
+    // Without a preflight on record, or with one that says the connected user may not.
+    let fresh = fixture
+        .store
+        .list_requests(fixture.org.id, &Default::default())
+        .await
+        .unwrap();
+    assert!(fresh.is_empty(), "refused requests are not stored");
+    let mut report = fixture
+        .store
+        .last_preflight(fixture.org.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    for check in report["checks"].as_array_mut().unwrap() {
+        if check["id"] == "manage_users" {
+            check["status"] = json!("warn");
+            check["detail"] = json!("missing: Manage Users");
+        }
+    }
+    fixture
+        .store
+        .save_preflight(fixture.org.id, &report)
+        .await
+        .unwrap();
+    let (status, answer) = fixture
+        .ask(json!({"action": "freeze_user", "user": user.id}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "preflight_denies", "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Manage Users"));
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn approval_rules_scopes_auto_approval_and_idempotency_keys() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.orgs[0].auto_approve = vec!["freeze_user".into()];
+    })
+    .await;
+    let pairs = fixture.grantable_pairs(4).await;
+    let body = grant_body(&pairs[0].0, "permission_set", &pairs[0].1);
+
+    // Scopes: no token, a token without the scope.
+    let (status, _) = fixture
+        .send(&fixture.raw, "", Some(body.clone()), None)
+        .await;
+    assert_eq!(status, 401);
+    let (status, answer) = fixture
+        .send(&fixture.approver, "", Some(body.clone()), None)
+        .await;
+    assert_eq!(status, 403);
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requests:write"));
+
+    // The requester cannot approve; a token that made it cannot either.
+    let id = fixture.ask_ok(body.clone()).await;
+    let both = bearer_client(
+        &fixture.store,
+        "self-approver",
+        &["requests:write", "requests:approve"],
+    )
+    .await;
+    let (status, mine) = fixture
+        .send(
+            &both,
+            "",
+            Some(grant_body(&pairs[1].0, "permission_set", &pairs[1].1)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, answer) = fixture
+        .send(
+            &both,
+            &format!("/{}/approve", mine["id"]),
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{answer}");
+    let on_behalf = bearer_client(&fixture.store, "flow-2", &["requests:write"]).await;
+    let (_, theirs) = fixture
+        .send(&on_behalf, "", Some(json!({"action": "grant", "user": pairs[2].0, "entitlement": {"type": "permission_set", "name": pairs[2].1}, "requester": "manager"})), None)
+        .await;
+    let (status, _) = fixture.approve(theirs["id"].as_i64().unwrap()).await;
+    assert_eq!(status, 403, "the named requester cannot approve either");
+
+    // Asking twice for the same thing while the first is open.
+    let (status, answer) = fixture.ask(body.clone()).await;
+    assert_eq!(status, 409);
+    assert_eq!(answer["error"]["code"], "duplicate_request");
+
+    // Approve, then approving again or rejecting is a conflict; cancel after approval works.
+    let (status, approved) = fixture.approve(id).await;
+    assert_eq!(status, 200);
+    assert_eq!(approved["approver"], "manager");
+    let (status, answer) = fixture.approve(id).await;
+    assert_eq!(status, 409);
+    assert_eq!(answer["error"]["code"], "wrong_state");
+    let (status, cancelled) = fixture
+        .send(
+            &fixture.requester,
+            &format!("/{id}/cancel"),
+            Some(json!({"comment": "not needed"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["state"], "cancelled");
+    fixture.executor.run_once().await.unwrap();
+    assert_eq!(
+        fixture.show(id).await["state"],
+        "cancelled",
+        "a cancelled request is never executed"
+    );
+    let (status, rejected) = fixture
+        .send(
+            &fixture.approver,
+            &format!("/{}/reject", theirs["id"]),
+            Some(json!({"comment": "no"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(rejected["state"], "rejected");
+
+    // Auto-approval for the actions the org lists.
+    let user = &fixture.users().await[3];
+    let (status, frozen) = fixture
+        .ask(json!({"action": "freeze_user", "user": user.id}))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(frozen["state"], "approved");
+    assert_eq!(frozen["approver"], "auto-approve");
+
+    // Idempotency: the same key and body give the first request, even once it is carried
+    // out; the same key with another body is refused.
+    let keyed = grant_body(&pairs[3].0, "permission_set", &pairs[3].1);
+    let (status, first) = fixture
+        .send(&fixture.requester, "", Some(keyed.clone()), Some("k-1"))
+        .await;
+    assert_eq!(status, 201);
+    let (status, again) = fixture
+        .send(&fixture.requester, "", Some(keyed.clone()), Some("k-1"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["id"], first["id"]);
+    fixture.approve(first["id"].as_i64().unwrap()).await;
+    fixture.executor.run_once().await.unwrap();
+    let (status, after) = fixture
+        .send(&fixture.requester, "", Some(keyed.clone()), Some("k-1"))
+        .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["id"], first["id"]);
+    assert_eq!(after["state"], "completed");
+    let (status, answer) = fixture
+        .send(&fixture.requester, "", Some(body.clone()), Some("k-1"))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(answer["error"]["code"], "idempotency_key_reused");
+
+    // Listing and filtering.
+    let (status, listed) = fixture
+        .send(&fixture.requester, "?state=completed", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let states: HashSet<&str> = listed["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, HashSet::from(["completed"]));
+    let (status, _) = fixture
+        .send(&fixture.requester, "?state=done", None, None)
+        .await;
+    assert_eq!(status, 400);
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn lock_errors_and_503s_during_a_batch_are_retried_until_each_grant_is_made_once() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.orgs[0].auto_approve = vec!["grant".into()];
+    })
+    .await;
+    let pairs = fixture.grantable_pairs(60).await;
+    assert_eq!(pairs.len(), 60);
+    let mut ids = Vec::new();
+    for (user, set) in &pairs {
+        ids.push(
+            fixture
+                .ask_ok(grant_body(user, "permission_set", set))
+                .await,
+        );
+    }
+    fixture
+        .faults(json!({"lock_row_rate": 0.3, "unavailable_rate": 0.3}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        fixture.executor.run_once().await.unwrap();
+        let open = fixture
+            .store
+            .list_requests(
+                fixture.org.id,
+                &provost::store::provisioning::RequestFilter {
+                    state: Some(provost::store::provisioning::RequestState::Approved),
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if open.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} requests still waiting",
+            open.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    fixture.faults(json!({})).await;
+    let mut retried = 0;
+    for id in &ids {
+        let shown = fixture.show(*id).await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        if shown["attempts"].as_i64().unwrap() > 1 {
+            retried += 1;
+        }
+    }
+    eprintln!("{retried} of 60 retried");
+    assert!(retried > 0, "the faults made some requests try again");
+
+    // Salesforce makes the records but the answer is lost (the connection is cut): the
+    // retry finds them and counts them as done, instead of failing or making them twice.
+    let more = fixture.grantable_pairs(5).await;
+    let mut cut = Vec::new();
+    for (user, set) in &more {
+        cut.push(
+            fixture
+                .ask_ok(grant_body(user, "permission_set", set))
+                .await,
+        );
+    }
+    fixture.faults(json!({"cut_connection_rate": 1.0})).await;
+    fixture.executor.run_once().await.unwrap();
+    fixture.faults(json!({})).await;
+    for id in &cut {
+        let shown = fixture.show(*id).await;
+        assert_eq!(shown["state"], "approved", "to be tried again: {shown}");
+        assert!(
+            shown["error"].as_str().unwrap().contains("tried again"),
+            "{shown}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fixture.executor.run_once().await.unwrap();
+    for id in &cut {
+        let shown = fixture.show(*id).await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        assert!(
+            shown["result"]["note"]
+                .as_str()
+                .unwrap()
+                .contains("already present"),
+            "{shown}"
+        );
+        assert!(shown["result"]["record_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("0Pa"));
+    }
+    let counts = assignment_counts(&fixture).await;
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no assignment exists twice"
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn a_time_bound_grant_carries_its_end_to_salesforce_and_is_revoked_when_it_passes() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let (user, set) = fixture.grantable_pairs(1).await.remove(0);
+    let mut body = grant_body(&user, "permission_set", &set);
+    body["expires_at"] = json!("2099-06-30T17:00:00Z");
+    let done = fixture.carry_out(body).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["expires_at"], "2099-06-30T17:00:00Z");
+    let assignment = done["result"]["record_id"].as_str().unwrap().to_owned();
+    let row = &fixture
+        .rows(&format!(
+            "SELECT ExpirationDate FROM PermissionSetAssignment WHERE Id = '{assignment}'"
+        ))
+        .await[0];
+    assert!(row["ExpirationDate"]
+        .as_str()
+        .unwrap()
+        .starts_with("2099-06-30T17:00:00"));
+
+    // Its end comes (the test moves it into the past), and the executor revokes it.
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE access_requests SET expires_at = ? WHERE id = ?")
+        .bind(time::OffsetDateTime::now_utc() - time::Duration::seconds(1))
+        .bind(done["id"].as_i64().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    fixture.executor.run_once().await.unwrap();
+    let expired = fixture.show(done["id"].as_i64().unwrap()).await;
+    assert_eq!(expired["state"], "expired", "{expired}");
+    assert!(fixture
+        .rows(&format!(
+            "SELECT Id FROM PermissionSetAssignment WHERE Id = '{assignment}'"
+        ))
+        .await
+        .is_empty());
+    let events: Vec<&str> = expired["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.last(), Some(&"request_expired"));
+    let account = fixture
+        .users()
+        .await
+        .into_iter()
+        .find(|a| a.username == user)
+        .unwrap();
+    let grants = fixture
+        .store
+        .grants_of_account(fixture.org.id, &account.id)
+        .await
+        .unwrap();
+    assert!(
+        !grants.iter().any(|g| g.id == assignment),
+        "the store lost it at once"
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn audit_verify_finds_an_edited_a_removed_and_a_reordered_entry() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.orgs[0].auto_approve = vec!["grant".into()];
+    })
+    .await;
+    for (user, set) in fixture.grantable_pairs(3).await {
+        fixture
+            .ask_ok(grant_body(&user, "permission_set", &set))
+            .await;
+    }
+    fixture.executor.run_once().await.unwrap();
+    let intact = provost::audit::verify(&fixture.store).await.unwrap();
+    assert_eq!(intact.problem, None);
+    assert!(intact.entries >= 12);
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let tamper = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+    };
+    let problem = |fixture: &Fixture| {
+        let store = fixture.store.clone();
+        async move {
+            provost::audit::verify(&store)
+                .await
+                .unwrap()
+                .problem
+                .unwrap_or_default()
+        }
+    };
+
+    tamper("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4").await;
+    assert!(
+        problem(&fixture).await.contains("entry 4"),
+        "{}",
+        problem(&fixture).await
+    );
+
+    let db2 = TestDatabase::sqlite().await;
+    let fixture2 = Fixture::start(db2.store().await, |config| {
+        config.orgs[0].auto_approve = vec!["grant".into()];
+    })
+    .await;
+    for (user, set) in fixture2.grantable_pairs(2).await {
+        fixture2
+            .ask_ok(grant_body(&user, "permission_set", &set))
+            .await;
+    }
+    let pool2 = sqlx::SqlitePool::connect(&db2.url).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&pool2)
+        .await
+        .unwrap();
+    let removed = problem(&fixture2).await;
+    assert!(removed.contains("entry 2 is missing"), "{removed}");
+    // Swapping two entries' positions (renumbering) breaks the links too.
+    sqlx::query("UPDATE audit_log SET seq = 2 WHERE seq = 3")
+        .execute(&pool2)
+        .await
+        .unwrap();
+    assert!(!problem(&fixture2).await.is_empty());
+    // Cutting the tail off is caught against the head.
+    sqlx::query("DELETE FROM audit_log WHERE seq >= 2")
+        .execute(&pool2)
+        .await
+        .unwrap();
+    let cut = problem(&fixture2).await;
+    assert!(cut.contains("head says"), "{cut}");
+    pool.close().await;
+    pool2.close().await;
+    fixture.stop().await;
+    fixture2.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_executors_carry_out_each_request_once_on_every_backend() {
+    for db in TestDatabase::all().await {
+        let store = db.store().await;
+        eprintln!("backend: {}", store.backend().name());
+        let fixture = Fixture::start(store, |config| {
+            config.orgs[0].auto_approve = vec!["grant".into()];
+            // Small claims, so the workers take turns at the queue.
+            config.provisioning.claim_limit = 40;
+        })
+        .await;
+        let pairs = fixture.grantable_pairs(300).await;
+        assert_eq!(pairs.len(), 300);
+        for (user, set) in &pairs {
+            fixture
+                .ask_ok(grant_body(user, "permission_set", set))
+                .await;
+        }
+        let workers: Vec<Executor> = (0..3)
+            .map(|n| {
+                Executor::new(
+                    fixture.config.clone(),
+                    fixture.store.clone(),
+                    format!("worker-{n}"),
+                )
+            })
+            .collect();
+        let (a, b, c) = tokio::join!(
+            workers[0].run_once(),
+            workers[1].run_once(),
+            workers[2].run_once()
+        );
+        for result in [a, b, c] {
+            result.unwrap();
+        }
+        let requests = fixture
+            .store
+            .list_requests(
+                fixture.org.id,
+                &provost::store::provisioning::RequestFilter {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(requests.len(), 300);
+        let mut executed_by = HashMap::new();
+        for request in &requests {
+            assert_eq!(request.state.as_str(), "completed", "{request:?}");
+            assert_eq!(request.attempts, 1, "claimed once: {request:?}");
+            let timeline = fixture.store.request_audit(request.id).await.unwrap();
+            let completions: Vec<_> = timeline
+                .iter()
+                .filter(|e| e.event == "request_completed")
+                .collect();
+            assert_eq!(completions.len(), 1);
+            *executed_by.entry(completions[0].actor.clone()).or_insert(0) += 1;
+            assert!(
+                request.result.as_ref().unwrap()["note"].is_null(),
+                "not reconciled: written once"
+            );
+        }
+        eprintln!("requests per worker: {executed_by:?}");
+        assert!(
+            executed_by.len() > 1,
+            "the workers shared the work: {executed_by:?}"
+        );
+        let counts = assignment_counts(&fixture).await;
+        assert!(counts.values().all(|n| *n == 1));
+        fixture.stop().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a_restart() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.orgs[0].auto_approve = vec!["grant".into()];
+    })
+    .await;
+    let pairs = fixture.grantable_pairs(300).await;
+    assert_eq!(pairs.len(), 300);
+    let org_cfg = &fixture.config.orgs[0];
+    let AuthConfig::JwtBearer {
+        private_key_file, ..
+    } = &org_cfg.auth
+    else {
+        unreachable!()
+    };
+    std::fs::write(
+        fixture.dir.path().join("provost.toml"),
+        format!(
+            "[database]\nurl = \"{}\"\n[secrets]\nkey_file = \"{}\"\n[provisioning]\nclaim_lease_seconds = 3\npoll_interval_ms = 100\n\
+             [[orgs]]\nname = \"acme\"\nlogin_url = \"{}\"\nauto_approve = [\"grant\"]\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key_file = \"{}\"\n",
+            db.url,
+            fixture.config.secrets.key_file.display(),
+            fixture.sf,
+            fixture.emulator.app.client_id,
+            fixture.emulator.integration_username(),
+            private_key_file.display()
+        ),
+    )
+    .unwrap();
+    // Slow writes, so the kill lands while a collection is in flight.
+    fixture.faults(json!({"latency_ms": 1500})).await;
+    let serve = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provost"))
+            .current_dir(fixture.dir.path())
+            .args(["--config", "provost.toml", "--log-format", "json", "serve"])
+            .env("PROVOST_SERVER__LISTEN", "127.0.0.1:0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(fixture.dir.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    // Requests go in through this test's own API on the same database; the server's executor
+    // picks them up.
+    let mut first = Killed(serve());
+    for (user, set) in &pairs {
+        fixture
+            .ask_ok(grant_body(user, "permission_set", set))
+            .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let entries = fixture.store.audit_entries(0, 100_000).await.unwrap();
+        if entries.iter().any(|e| e.event == "salesforce_write_sent") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never started writing: {}",
+            std::fs::read_to_string(fixture.dir.path().join("serve.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let killed_at = fixture
+        .store
+        .list_requests(
+            fixture.org.id,
+            &provost::store::provisioning::RequestFilter {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let unfinished = killed_at
+        .iter()
+        .filter(|r| r.state.as_str() != "completed")
+        .count();
+    assert!(unfinished > 0, "the kill came before the end");
+
+    let mut second = Killed(serve());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let requests = loop {
+        let requests = fixture
+            .store
+            .list_requests(
+                fixture.org.id,
+                &provost::store::provisioning::RequestFilter {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if requests.iter().all(|r| r.state.as_str() == "completed") {
+            break requests;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every request ended after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    second.0.kill().unwrap();
+    second.0.wait().unwrap();
+    assert_eq!(requests.len(), 300);
+    for request in &requests {
+        let timeline = fixture.store.request_audit(request.id).await.unwrap();
+        let completions = timeline
+            .iter()
+            .filter(|e| e.event == "request_completed")
+            .count();
+        assert_eq!(completions, 1, "request {} ended once", request.id);
+    }
+    let counts = assignment_counts(&fixture).await;
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no assignment was made twice"
+    );
+    let reconciled = requests
+        .iter()
+        .filter(|r| !r.result.as_ref().unwrap()["note"].is_null())
+        .count();
+    eprintln!(
+        "{unfinished} unfinished at the kill; {reconciled} found already made after the restart"
+    );
+    assert_eq!(
+        provost::audit::verify(&fixture.store)
+            .await
+            .unwrap()
+            .problem,
+        None
+    );
+    fixture.stop().await;
+}
+
+/// A child process killed when dropped, so a failing test leaves none behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
