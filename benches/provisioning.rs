@@ -68,26 +68,14 @@ impl Bench {
     }
 
     async fn open(&self) -> usize {
-        let mut open = 0;
-        for state in [RequestState::Approved, RequestState::Executing] {
-            open += self
-                .store
-                .list_requests(
-                    self.org.id,
-                    &RequestFilter {
-                        state: Some(state),
-                        limit: 500,
-                        ..RequestFilter::default()
-                    },
-                )
-                .await
-                .unwrap()
-                .len();
-        }
-        open
+        self.count(RequestState::Approved).await + self.count(RequestState::Executing).await
     }
 
     async fn completed(&self) -> usize {
+        self.count(RequestState::Completed).await
+    }
+
+    async fn count(&self, state: RequestState) -> usize {
         let mut count = 0;
         let mut before = None;
         loop {
@@ -96,7 +84,7 @@ impl Bench {
                 .list_requests(
                     self.org.id,
                     &RequestFilter {
-                        state: Some(RequestState::Completed),
+                        state: Some(state),
                         before,
                         limit: 500,
                         ..RequestFilter::default()
@@ -238,6 +226,11 @@ async fn setup(rounds: usize) -> Bench {
             }
         }
     }
+    eprintln!(
+        "picked {} (user, set) pairs in {:.1} s",
+        pairs.len(),
+        started.elapsed().as_secs_f64()
+    );
     let config = Arc::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = format!("http://{}", listener.local_addr().unwrap());
@@ -319,11 +312,13 @@ async fn end_to_end(bench: &mut Bench) -> (f64, u64) {
     for sender in senders {
         sender.await.unwrap();
     }
-    while bench.completed().await < completed_before + GRANTS {
+    // Every request was approved on creation: done when none is waiting or executing.
+    while bench.open().await > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
     serving.abort();
+    assert_eq!(bench.completed().await, completed_before + GRANTS);
     (elapsed, bench.write_calls().await - calls_before)
 }
 
