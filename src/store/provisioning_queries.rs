@@ -814,7 +814,9 @@ macro_rules! impl_provisioning_store {
                  state = CASE state WHEN 'approved' THEN 'executing' \
                  WHEN 'completed' THEN 'expiring' ELSE state END, \
                  claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4 \
-                 WHERE id IN (SELECT id FROM access_requests WHERE org_id = $1 AND (\
+                 WHERE id IN (SELECT id FROM access_requests WHERE org_id = $1 \
+                 AND (state IN ('approved', 'executing', 'expiring') \
+                     OR (state = 'completed' AND expires_at IS NOT NULL)) AND (\
                  (state = 'approved' AND (next_attempt_at IS NULL OR next_attempt_at <= $4)) \
                  OR (state IN ('executing', 'expiring') AND claim_expires_at < $4) \
                  OR (state = 'completed' AND expires_at IS NOT NULL AND expires_at <= $4 \
