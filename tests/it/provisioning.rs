@@ -302,6 +302,22 @@ impl Fixture {
         pairs
     }
 
+    /// Up to 500 of the org's requests, newest first, optionally in one state.
+    async fn requests(
+        &self,
+        state: Option<provost::store::provisioning::RequestState>,
+    ) -> Vec<provost::store::provisioning::AccessRequest> {
+        let filter = provost::store::provisioning::RequestFilter {
+            state,
+            limit: 500,
+            ..Default::default()
+        };
+        self.store
+            .list_requests(self.org.id, &filter)
+            .await
+            .unwrap()
+    }
+
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.store.close().await;
@@ -950,17 +966,8 @@ async fn lock_errors_and_503s_during_a_batch_are_retried_until_each_grant_is_mad
     loop {
         fixture.executor.run_once().await.unwrap();
         let open = fixture
-            .store
-            .list_requests(
-                fixture.org.id,
-                &provost::store::provisioning::RequestFilter {
-                    state: Some(provost::store::provisioning::RequestState::Approved),
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+            .requests(Some(provost::store::provisioning::RequestState::Approved))
+            .await;
         if open.is_empty() {
             break;
         }
@@ -1204,17 +1211,7 @@ async fn concurrent_executors_carry_out_each_request_once_on_every_backend() {
         for result in [a, b, c] {
             result.unwrap();
         }
-        let requests = fixture
-            .store
-            .list_requests(
-                fixture.org.id,
-                &provost::store::provisioning::RequestFilter {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let requests = fixture.requests(None).await;
         assert_eq!(requests.len(), 300);
         let mut executed_by = HashMap::new();
         for request in &requests {
@@ -1310,17 +1307,7 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
     tokio::time::sleep(Duration::from_millis(700)).await;
     first.0.kill().unwrap();
     first.0.wait().unwrap();
-    let killed_at = fixture
-        .store
-        .list_requests(
-            fixture.org.id,
-            &provost::store::provisioning::RequestFilter {
-                limit: 500,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let killed_at = fixture.requests(None).await;
     let unfinished = killed_at
         .iter()
         .filter(|r| r.state.as_str() != "completed")
@@ -1330,17 +1317,7 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
     let mut second = Killed(serve());
     let deadline = Instant::now() + Duration::from_secs(120);
     let requests = loop {
-        let requests = fixture
-            .store
-            .list_requests(
-                fixture.org.id,
-                &provost::store::provisioning::RequestFilter {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let requests = fixture.requests(None).await;
         if requests.iter().all(|r| r.state.as_str() == "completed") {
             break requests;
         }
