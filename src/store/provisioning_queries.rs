@@ -289,6 +289,31 @@ macro_rules! impl_provisioning_store {
             Ok(())
         }
 
+        /// A stored grant as JSON (as the history keeps it), with the resource that reads it.
+        async fn stored_grant_in(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            org: OrgId,
+            id: &str,
+        ) -> Result<Option<(serde_json::Value, String)>, StoreError> {
+            use sqlx::{FromRow, Row};
+            let Some(row) = sqlx::query(&format!(
+                "SELECT {}, resource FROM grants WHERE org_id = $1 AND id = $2",
+                sync_queries::GRANT_COLUMNS
+            ))
+            .bind(org.0)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let resource: String = row.try_get("resource")?;
+            let (_, value) = sync_queries::row_json(sync_queries::StoredRow::Grant(
+                queries::GrantRow::from_row(&row)?,
+            ))?;
+            Ok(Some((value, resource)))
+        }
+
         async fn apply_effect_in(
             tx: &mut sqlx::Transaction<'_, $db>,
             org: OrgId,
@@ -299,19 +324,9 @@ macro_rules! impl_provisioning_store {
             use sqlx::FromRow;
             match effect {
                 Effect::GrantSaved { resource, grant } => {
-                    let before = sqlx::query(&format!(
-                        "SELECT {} FROM grants WHERE org_id = $1 AND id = $2",
-                        sync_queries::GRANT_COLUMNS
-                    ))
-                    .bind(org.0)
-                    .bind(&grant.id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|row| queries::GrantRow::from_row(&row))
-                    .transpose()?
-                    .map(|row| sync_queries::row_json(sync_queries::StoredRow::Grant(row)))
-                    .transpose()?
-                    .map(|(_, value)| value);
+                    let before = Self::stored_grant_in(tx, org, &grant.id)
+                        .await?
+                        .map(|(value, _)| value);
                     let digest = super::digest::of(grant);
                     let saved = sqlx::query(
                         "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
@@ -346,24 +361,7 @@ macro_rules! impl_provisioning_store {
                     }
                 }
                 Effect::GrantRemoved { id } => {
-                    let before: Option<(String, serde_json::Value)> = sqlx::query(&format!(
-                        "SELECT {} FROM grants WHERE org_id = $1 AND id = $2",
-                        sync_queries::GRANT_COLUMNS
-                    ))
-                    .bind(org.0)
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|row| queries::GrantRow::from_row(&row))
-                    .transpose()?
-                    .map(|row| sync_queries::row_json(sync_queries::StoredRow::Grant(row)))
-                    .transpose()?;
-                    let resource: Option<(String,)> =
-                        sqlx::query_as("SELECT resource FROM grants WHERE org_id = $1 AND id = $2")
-                            .bind(org.0)
-                            .bind(id)
-                            .fetch_optional(&mut **tx)
-                            .await?;
+                    let before = Self::stored_grant_in(tx, org, id).await?;
                     // The grant and those derived from it (a group's component sets: `ID:...`).
                     let derived = format!("{id}:");
                     let derived_end = format!("{id};");
@@ -376,7 +374,7 @@ macro_rules! impl_provisioning_store {
                     .bind(&derived_end)
                     .execute(&mut **tx)
                     .await?;
-                    if let (Some((_, before)), Some((resource,))) = (before, resource) {
+                    if let Some((before, resource)) = before {
                         Self::record_change_in(
                             tx, org, request, &resource, super::sync::Entity::Grant, id,
                             Some(before), None, 0,
