@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::plan::{self, PlanError, Refusal, RequestInput};
 use crate::config::OrgConfig;
 use crate::store::provisioning::{
-    AccessRequest, AuditEvent, Inserted, NewRequest, RequestFilter, RequestState, Transition,
+    AccessRequest, AuditEvent, Inserted, NewRequest, RequestState, Transition,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 
@@ -44,13 +44,6 @@ pub struct Created {
     pub new: bool,
 }
 
-/// The states in which a request still waits to be carried out.
-const OPEN: [RequestState; 3] = [
-    RequestState::PendingApproval,
-    RequestState::Approved,
-    RequestState::Executing,
-];
-
 /// Plans and stores a request made by the token `caller`.
 pub async fn create(
     store: &dyn Store,
@@ -70,31 +63,6 @@ pub async fn create(
     }
     let now = OffsetDateTime::now_utc();
     let planned = plan::plan(store, org.id, &input, &org_config.user_defaults, now).await?;
-    if let Some(account) = &planned.account_id {
-        let open = store
-            .list_requests(
-                org.id,
-                &RequestFilter {
-                    account_id: Some(account.clone()),
-                    action: Some(input.action.as_str().to_owned()),
-                    limit: 500,
-                    ..RequestFilter::default()
-                },
-            )
-            .await?;
-        if let Some(twin) = open
-            .iter()
-            .find(|r| OPEN.contains(&r.state) && r.entitlement_id == planned.entitlement_id)
-        {
-            return Err(RequestError::Conflict {
-                code: "duplicate_request",
-                message: format!(
-                    "request {} already asks for this and is {}; wait for it, or cancel it first",
-                    twin.id, twin.state
-                ),
-            });
-        }
-    }
     let auto = org_config
         .auto_approve
         .iter()
@@ -156,6 +124,23 @@ pub async fn create(
             &input_json,
             idempotency_key.as_deref().unwrap_or_default(),
         ),
+        // A retry of a POST whose first attempt is still open.
+        Inserted::Duplicate(twin)
+            if twin.idempotency_key.is_some() && twin.idempotency_key == idempotency_key =>
+        {
+            same_key(
+                twin,
+                &input_json,
+                idempotency_key.as_deref().unwrap_or_default(),
+            )
+        }
+        Inserted::Duplicate(twin) => Err(RequestError::Conflict {
+            code: "duplicate_request",
+            message: format!(
+                "request {} already asks for this and is {}; wait for it, or cancel it first",
+                twin.id, twin.state
+            ),
+        }),
     }
 }
 

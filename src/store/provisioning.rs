@@ -175,6 +175,8 @@ pub enum Inserted {
     Existing(AccessRequest),
     /// The idempotency key was used before for a different request.
     KeyReused(AccessRequest),
+    /// An open request already asks for the same change of the same user.
+    Duplicate(AccessRequest),
 }
 
 /// Which requests to list.

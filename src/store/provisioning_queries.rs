@@ -650,7 +650,7 @@ macro_rules! impl_provisioning_store {
             use super::provisioning::Inserted;
             let now = time::OffsetDateTime::now_utc();
             let mut tx = self.pool.begin().await?;
-            let inserted: Option<(i64,)> = sqlx::query_as(
+            let inserted: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(
                 "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
                  requester, created_by, approver, justification, ticket, expires_at, \
                  idempotency_key, input, plan, created_at, updated_at) \
@@ -673,7 +673,41 @@ macro_rules! impl_provisioning_store {
             .bind(sqlx::types::Json(&request.plan))
             .bind(now)
             .fetch_optional(&mut *tx)
-            .await?;
+            .await;
+            let inserted = match inserted {
+                Err(sqlx::Error::Database(error))
+                    if error.is_unique_violation()
+                        && (error.constraint() == Some("access_requests_open")
+                            || error.message().contains("access_requests_open")) =>
+                {
+                    // Another open request asks for the same thing (perhaps stored a moment
+                    // ago by a racing POST): name it.
+                    tx.rollback().await?;
+                    let twin: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
+                        "SELECT {} FROM access_requests WHERE org_id = $1 AND account_id = $2 \
+                         AND action = $3 AND COALESCE(entitlement_id, '') = $4 \
+                         AND state IN ('pending_approval', 'approved', 'executing') \
+                         AND account_id IS NOT NULL",
+                        provisioning_queries::REQUEST_COLUMNS
+                    ))
+                    .bind(request.org.0)
+                    .bind(&request.account_id)
+                    .bind(&request.action)
+                    .bind(request.entitlement_id.as_deref().unwrap_or(""))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    return match twin {
+                        Some(row) => Ok(Inserted::Duplicate(row.try_into()?)),
+                        // The twin ended between the insert and this read: say so as a
+                        // duplicate of nothing the caller can see; a retry will succeed.
+                        None => Err(StoreError::Duplicate(
+                            "another request for the same change ended just now; send this one again"
+                                .into(),
+                        )),
+                    };
+                }
+                other => other?,
+            };
             let Some((id,)) = inserted else {
                 tx.rollback().await?;
                 let row: provisioning_queries::RequestRow = sqlx::query_as(&format!(
@@ -745,20 +779,30 @@ macro_rules! impl_provisioning_store {
             org: OrgId,
             filter: &super::provisioning::RequestFilter,
         ) -> Result<Vec<super::provisioning::AccessRequest>, StoreError> {
-            let rows: Vec<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM access_requests WHERE org_id = $1 \
-                 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR action = $3) \
-                 AND ($4 IS NULL OR account_id = $4) AND id < $5 ORDER BY id DESC LIMIT $6",
+            // Only the filters given, so that each database can use the index that fits
+            // (`$n IS NULL OR ...` hid them and made every listing scan the org's history).
+            let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                "SELECT {} FROM access_requests WHERE org_id = ",
                 provisioning_queries::REQUEST_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(filter.state.map(super::provisioning::RequestState::as_str))
-            .bind(filter.action.as_deref())
-            .bind(filter.account_id.as_deref())
-            .bind(filter.before.unwrap_or(i64::MAX))
-            .bind(i64::from(filter.limit))
-            .fetch_all(&self.pool)
-            .await?;
+            ));
+            query.push_bind(org.0);
+            if let Some(state) = filter.state {
+                query.push(" AND state = ").push_bind(state.as_str());
+            }
+            if let Some(action) = &filter.action {
+                query.push(" AND action = ").push_bind(action.clone());
+            }
+            if let Some(account) = &filter.account_id {
+                query.push(" AND account_id = ").push_bind(account.clone());
+            }
+            if let Some(before) = filter.before {
+                query.push(" AND id < ").push_bind(before);
+            }
+            query
+                .push(" ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            let rows: Vec<provisioning_queries::RequestRow> =
+                query.build_query_as().fetch_all(&self.pool).await?;
             rows.into_iter().map(TryInto::try_into).collect()
         }
 
