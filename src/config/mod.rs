@@ -7,6 +7,7 @@
 
 mod orgs;
 mod secret;
+mod webhooks;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use orgs::{AuthConfig, OrgConfig, UserDefaults};
 pub use provost_connector::secret::Secret;
 pub use secret::DatabaseUrl;
+pub use webhooks::WebhookConfig;
 
 /// The file read when neither `--config` nor `PROVOST_CONFIG` names one. It is optional.
 pub const DEFAULT_CONFIG_FILE: &str = "provost.toml";
@@ -39,6 +41,9 @@ pub struct Config {
     /// The Salesforce orgs to connect to.
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
+    /// Receivers of access-request notifications.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// The executor of access requests inside `provost serve`.
@@ -60,6 +65,11 @@ pub struct ProvisioningConfig {
     /// Requests one worker claims at once (written in collections of 200).
     #[serde(default = "default_claim_limit")]
     pub claim_limit: u32,
+    /// When a new request wakes the executor, it waits this long for more to arrive before
+    /// claiming, so that requests trickling in share `composite/sobjects` calls (up to 200
+    /// records each) instead of spending one call each. 0 executes at once.
+    #[serde(default = "default_batch_window")]
+    pub batch_window_ms: u64,
 }
 
 impl Default for ProvisioningConfig {
@@ -70,12 +80,17 @@ impl Default for ProvisioningConfig {
             poll_interval_ms: default_poll_interval(),
             max_attempts: default_max_attempts(),
             claim_limit: default_claim_limit(),
+            batch_window_ms: default_batch_window(),
         }
     }
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_batch_window() -> u64 {
+    250
 }
 
 fn default_claim_limit() -> u32 {
@@ -282,6 +297,7 @@ impl Config {
             });
         }
         orgs::validate(&self.orgs, &mut problems);
+        webhooks::validate(&self.webhooks, &self.orgs, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

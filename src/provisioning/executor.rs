@@ -72,6 +72,7 @@ impl Executor {
     /// request was approved) or the poll interval passes.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>) {
         let poll = Duration::from_millis(self.config.provisioning.poll_interval_ms.max(10));
+        let window = Duration::from_millis(self.config.provisioning.batch_window_ms);
         tracing::info!(worker = %self.worker, "executor on");
         loop {
             match self.run_once().await {
@@ -79,9 +80,13 @@ impl Executor {
                 Ok(ended) => tracing::info!(requests = ended, "executor pass done"),
                 Err(err) => tracing::warn!(error = format!("{err:#}"), "executor pass failed"),
             }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+            let woken = tokio::select! {
+                _ = wake.notified() => true,
+                _ = tokio::time::sleep(poll) => false,
+            };
+            if woken && !window.is_zero() {
+                // A request just arrived: let its neighbours arrive too.
+                tokio::time::sleep(window).await;
             }
         }
     }
