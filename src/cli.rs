@@ -75,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Webhook delivery: status, dead letters, replay.
+    Webhook {
+        #[command(subcommand)]
+        command: crate::webhooks::cli::WebhookCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -235,6 +240,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         Command::Serve => serve(config).await?,
         Command::Token { command } => token(command, &config).await?,
         Command::Audit { command } => return audit(command, &config).await,
+        Command::Webhook { command } => return crate::webhooks::cli::run(command, &config).await,
         Command::Sync(args) => return crate::sync::cli::run(args, config).await,
         Command::Demo(args) => return crate::demo::run(args).await,
         Command::Emulator(args) => crate::emulator::run(args).await?,
@@ -440,6 +446,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             crate::sync::holder_name(),
         ));
         tasks.push(tokio::spawn(executor.run(work.clone())));
+    }
+    if !config.webhooks.is_empty() {
+        let deliverer = Arc::new(crate::webhooks::deliverer::Deliverer::new(
+            config.clone(),
+            store.clone(),
+            crate::sync::holder_name(),
+        )?);
+        tasks.push(tokio::spawn(deliverer.run()));
     }
     let state = AppState {
         store: store.clone(),

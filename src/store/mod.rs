@@ -13,6 +13,8 @@ mod queries;
 mod sqlite;
 pub mod sync;
 mod sync_queries;
+mod webhook_queries;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -135,10 +137,13 @@ impl Page<'_> {
     }
 }
 
-/// The store: the identity model and connections ([`Store`]'s own methods) and syncs
-/// ([`sync::SyncStore`]) and provisioning ([`provisioning::ProvisioningStore`]).
+/// The store: the identity model and connections ([`Store`]'s own methods), syncs
+/// ([`sync::SyncStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
+/// delivery ([`webhooks::WebhookStore`]).
 #[async_trait]
-pub trait Store: sync::SyncStore + provisioning::ProvisioningStore + Send + Sync + 'static {
+pub trait Store:
+    sync::SyncStore + provisioning::ProvisioningStore + webhooks::WebhookStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies every migration not yet applied. Safe to run at every start.

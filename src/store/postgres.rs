@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::sync_queries::{self, impl_sync_store};
+use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -44,3 +45,4 @@ impl_sync_store!(
 );
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);
 impl_provisioning_store!(PostgresStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
+impl_webhook_store!(PostgresStore);

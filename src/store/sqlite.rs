@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::sync_queries::{self, impl_sync_store};
+use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,3 +47,4 @@ impl SqliteStore {
 impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
 impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");
+impl_webhook_store!(SqliteStore);

@@ -7,3 +7,4 @@ mod http;
 mod provisioning;
 mod store;
 mod sync;
+mod webhooks;

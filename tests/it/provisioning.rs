@@ -25,19 +25,19 @@ use tokio::sync::oneshot;
 use crate::helpers::{bearer_client, TestDatabase};
 
 /// An emulated org, synced into a store, with Provost's API on loopback.
-struct Fixture {
-    emulator: Arc<Emulator>,
-    sf: String,
-    store: Arc<dyn Store>,
-    config: Arc<Config>,
-    org: OrgRecord,
-    api: String,
-    requester: reqwest::Client,
-    approver: reqwest::Client,
-    raw: reqwest::Client,
-    executor: Executor,
-    dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
+pub(crate) struct Fixture {
+    pub(crate) emulator: Arc<Emulator>,
+    pub(crate) sf: String,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) org: OrgRecord,
+    pub(crate) api: String,
+    pub(crate) requester: reqwest::Client,
+    pub(crate) approver: reqwest::Client,
+    pub(crate) raw: reqwest::Client,
+    pub(crate) executor: Executor,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) stop: Option<oneshot::Sender<()>>,
 }
 
 fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConfig {
@@ -61,11 +61,11 @@ fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConf
 }
 
 impl Fixture {
-    async fn start(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> Fixture {
+    pub(crate) async fn start(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> Fixture {
         Fixture::start_with(store, Preset::SMALL, tweak).await
     }
 
-    async fn start_with(
+    pub(crate) async fn start_with(
         store: Arc<dyn Store>,
         preset: Preset,
         tweak: impl FnOnce(&mut Config),
@@ -134,11 +134,11 @@ impl Fixture {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}/api/v1/orgs/acme/access-requests{path}", self.api)
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         client: &reqwest::Client,
         path: &str,
@@ -157,18 +157,18 @@ impl Fixture {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn ask(&self, body: Value) -> (u16, Value) {
+    pub(crate) async fn ask(&self, body: Value) -> (u16, Value) {
         self.send(&self.requester, "", Some(body), None).await
     }
 
     /// Creates a request that must be accepted, and returns its id.
-    async fn ask_ok(&self, body: Value) -> i64 {
+    pub(crate) async fn ask_ok(&self, body: Value) -> i64 {
         let (status, created) = self.ask(body.clone()).await;
         assert_eq!(status, 201, "{body} -> {created}");
         created["id"].as_i64().unwrap()
     }
 
-    async fn approve(&self, id: i64) -> (u16, Value) {
+    pub(crate) async fn approve(&self, id: i64) -> (u16, Value) {
         self.send(
             &self.approver,
             &format!("/{id}/approve"),
@@ -178,7 +178,7 @@ impl Fixture {
         .await
     }
 
-    async fn show(&self, id: i64) -> Value {
+    pub(crate) async fn show(&self, id: i64) -> Value {
         let (status, body) = self
             .send(&self.requester, &format!("/{id}"), None, None)
             .await;
@@ -187,7 +187,7 @@ impl Fixture {
     }
 
     /// Asks, approves and executes; returns the request as shown afterwards.
-    async fn carry_out(&self, body: Value) -> Value {
+    pub(crate) async fn carry_out(&self, body: Value) -> Value {
         let id = self.ask_ok(body).await;
         let (status, approved) = self.approve(id).await;
         assert_eq!(status, 200, "{approved}");
@@ -195,7 +195,7 @@ impl Fixture {
         self.show(id).await
     }
 
-    async fn rows(&self, soql: &str) -> Vec<Value> {
+    pub(crate) async fn rows(&self, soql: &str) -> Vec<Value> {
         let body: Value = self
             .raw
             .get(format!("{}/__emulator/query", self.sf))
@@ -212,7 +212,7 @@ impl Fixture {
             .clone()
     }
 
-    async fn faults(&self, faults: Value) {
+    pub(crate) async fn faults(&self, faults: Value) {
         let response = self
             .raw
             .put(format!("{}/__emulator/faults", self.sf))
@@ -224,7 +224,7 @@ impl Fixture {
     }
 
     /// Write calls (record collections) the emulator has answered.
-    async fn write_calls(&self) -> u64 {
+    pub(crate) async fn write_calls(&self) -> u64 {
         let body: Value = self
             .raw
             .get(format!("{}/__emulator/calls", self.sf))
@@ -244,7 +244,7 @@ impl Fixture {
     }
 
     /// Active, standard, unfrozen users other than the connected one.
-    async fn users(&self) -> Vec<Account> {
+    pub(crate) async fn users(&self) -> Vec<Account> {
         let integration = self.emulator.integration_username();
         self.store
             .list_accounts(self.org.id, Page::first(10_000))
@@ -260,7 +260,7 @@ impl Fixture {
             .collect()
     }
 
-    async fn entitlements(&self, kind: EntitlementKind) -> Vec<Entitlement> {
+    pub(crate) async fn entitlements(&self, kind: EntitlementKind) -> Vec<Entitlement> {
         self.store
             .list_entitlements(self.org.id, Some(kind), Page::first(10_000))
             .await
@@ -268,7 +268,7 @@ impl Fixture {
     }
 
     /// Grantable, license-free permission sets.
-    async fn free_sets(&self) -> Vec<Entitlement> {
+    pub(crate) async fn free_sets(&self) -> Vec<Entitlement> {
         self.entitlements(EntitlementKind::PermissionSet)
             .await
             .into_iter()
@@ -277,7 +277,7 @@ impl Fixture {
     }
 
     /// Up to `n` (username, set API name) pairs the user does not hold directly.
-    async fn grantable_pairs(&self, n: usize) -> Vec<(String, String)> {
+    pub(crate) async fn grantable_pairs(&self, n: usize) -> Vec<(String, String)> {
         let sets = self.free_sets().await;
         let mut pairs = Vec::new();
         for user in self.users().await {
@@ -303,7 +303,7 @@ impl Fixture {
     }
 
     /// Up to 500 of the org's requests, newest first, optionally in one state.
-    async fn requests(
+    pub(crate) async fn requests(
         &self,
         state: Option<provost::store::provisioning::RequestState>,
     ) -> Vec<provost::store::provisioning::AccessRequest> {
@@ -318,13 +318,13 @@ impl Fixture {
             .unwrap()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.store.close().await;
     }
 }
 
-fn grant_body(user: &str, kind: &str, name: &str) -> Value {
+pub(crate) fn grant_body(user: &str, kind: &str, name: &str) -> Value {
     json!({
         "action": "grant",
         "user": user,
@@ -1368,4 +1368,58 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn racing_posts_of_the_same_change_store_one_request_on_every_backend() {
+    crate::helpers::on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let pairs = fixture.grantable_pairs(1).await;
+        let body = grant_body(&pairs[0].0, "permission_set", &pairs[0].1);
+        // Eight POSTs of one grant at once, on eight connections: the database lets one in.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (client, url, body) =
+                    (fixture.requester.clone(), fixture.url(""), body.clone());
+                tokio::spawn(async move {
+                    let response = client.post(url).json(&body).send().await.unwrap();
+                    let status = response.status().as_u16();
+                    (status, response.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        let created: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 201)
+            .map(|(_, b)| b)
+            .collect();
+        assert_eq!(created.len(), 1, "{answers:?}");
+        let id = created[0]["id"].as_i64().unwrap();
+        for (status, answer) in answers.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!(*status, 409, "{answer}");
+            assert_eq!(answer["error"]["code"], "duplicate_request");
+            assert!(answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("request {id} ")));
+        }
+        assert_eq!(fixture.requests(None).await.len(), 1);
+        // Once it has ended, the same change can be asked for again.
+        let (status, _) = fixture
+            .send(
+                &fixture.requester,
+                &format!("/{id}/cancel"),
+                Some(json!({})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        fixture.ask_ok(body).await;
+        fixture.stop().await;
+    })
+    .await;
 }

@@ -1,0 +1,173 @@
+//! `provost webhook status|dead-letters|replay`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::cli::{open_store, Outcome};
+use crate::config::{Config, WebhookConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Each configured webhook: how far it was told, how far behind it is, its failure.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Notifications given up on, newest first.
+    DeadLetters {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a webhook every notification again from audit entry SEQ on (a dead letter's
+    /// `seq`, or where a receiver lost data); receivers drop repeats by the event id.
+    Replay {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "SEQ")]
+        from: i64,
+    },
+}
+
+pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Outcome> {
+    let store = open_store(config).await?;
+    let hook = |name: &str| -> anyhow::Result<&WebhookConfig> {
+        config
+            .webhooks
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = config.webhooks.iter().map(|h| h.name.as_str()).collect();
+                anyhow::anyhow!(
+                    "no webhook is named `{name}`; configured: {}",
+                    if known.is_empty() {
+                        "none (add a [[webhooks]] entry)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+    };
+    match command {
+        WebhookCommand::Status { json } => {
+            let (head, _) = store.audit_head().await?;
+            let cursors = store.webhook_cursors().await?;
+            if config.webhooks.is_empty() && !json {
+                println!("No webhooks are configured (add a [[webhooks]] entry).");
+            }
+            for hook in &config.webhooks {
+                let cursor = cursors.iter().find(|c| c.name == hook.name);
+                let dead = store.webhook_dead_letters(&hook.name, 1000).await?.len();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&json!({
+                            "name": hook.name,
+                            "url": redacted(&hook.url),
+                            "audit_head": head,
+                            "behind": cursor.map(|c| head - c.after_seq),
+                            "cursor": cursor,
+                            "dead_letters": dead,
+                        }))?
+                    );
+                    continue;
+                }
+                println!("{} -> {}", hook.name, redacted(&hook.url));
+                match cursor {
+                    None => println!(
+                        "  not started yet (`provost serve` starts it at the audit log's head)"
+                    ),
+                    Some(c) => {
+                        println!(
+                            "  told up to audit entry {} of {} ({} behind), {} delivered, last at {}",
+                            c.after_seq,
+                            head,
+                            head - c.after_seq,
+                            c.delivered,
+                            when(c.last_delivered_at)
+                        );
+                        if let Some(error) = &c.last_error {
+                            println!(
+                                "  failing since {} after {} attempts, next at {}: {error}",
+                                when(c.failing_since),
+                                c.attempts,
+                                when(c.next_attempt_at)
+                            );
+                        }
+                    }
+                }
+                if dead > 0 {
+                    println!(
+                        "  {dead} dead letters: provost webhook dead-letters --name {}",
+                        hook.name
+                    );
+                }
+            }
+        }
+        WebhookCommand::DeadLetters { name, limit, json } => {
+            hook(&name)?;
+            let letters = store.webhook_dead_letters(&name, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else if letters.is_empty() {
+                println!("No dead letters for `{name}`.");
+            } else {
+                println!(
+                    "{:<8} {:<32} {:<9} {:<26} LAST ERROR",
+                    "SEQ", "EVENT", "ATTEMPTS", "GIVEN UP AT"
+                );
+                for letter in letters {
+                    println!(
+                        "{:<8} {:<32} {:<9} {:<26} {}",
+                        letter.seq,
+                        letter.event,
+                        letter.attempts,
+                        when(Some(letter.failed_at)),
+                        letter.last_error
+                    );
+                }
+                println!("Send them again with: provost webhook replay --name {name} --from SEQ");
+            }
+        }
+        WebhookCommand::Replay { name, from } => {
+            hook(&name)?;
+            let (head, _) = store.audit_head().await?;
+            if from < 1 || from > head {
+                anyhow::bail!(
+                    "--from {from} is not an audit entry: the log holds entries 1 to {head}"
+                );
+            }
+            store.ensure_webhook(&name, from - 1).await?;
+            store.rewind_webhook(&name, from - 1).await?;
+            println!(
+                "`{name}` will be sent the notifications of entries {from} to {head} again by `provost serve`."
+            );
+        }
+    }
+    store.close().await;
+    Ok(Outcome::Success)
+}
+
+/// The URL without its query and credentials, which may carry the receiver's token.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "[unparseable URL]".to_owned(),
+    }
+}
+
+fn when(at: Option<time::OffsetDateTime>) -> String {
+    at.and_then(|at| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".to_owned())
+}
