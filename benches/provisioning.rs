@@ -9,7 +9,8 @@
 //! - the executor alone: 1,000 requests already approved, one executor pass.
 //!
 //! It also counts the Salesforce write calls (`composite/sobjects`) each round made.
-//! `PROVOST_BENCH_ROUNDS` sets the number of rounds (default 5).
+//! `PROVOST_BENCH_ROUNDS` sets the number of rounds (default 5); `RUST_LOG=provost=info` logs
+//! each executor pass.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -152,7 +153,6 @@ async fn setup(rounds: usize) -> Bench {
         max_connections: 4,
     };
     config.secrets.key_file = dir.join("provost.key");
-    config.provisioning.poll_interval_ms = 50;
     let store = store::open(&config.database).await.unwrap();
     store.migrate().await.unwrap();
     let org_cfg = config.orgs[0].clone();
@@ -351,6 +351,13 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    // RUST_LOG=provost=info shows each executor pass (how many requests it carried out).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rounds: usize = std::env::var("PROVOST_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

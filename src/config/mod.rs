@@ -65,9 +65,10 @@ pub struct ProvisioningConfig {
     /// Requests one worker claims at once (written in collections of 200).
     #[serde(default = "default_claim_limit")]
     pub claim_limit: u32,
-    /// When a new request wakes the executor, it waits this long for more to arrive before
-    /// claiming, so that requests trickling in share `composite/sobjects` calls (up to 200
-    /// records each) instead of spending one call each. 0 executes at once.
+    /// When a new request wakes the executor, it waits for more while they keep coming (each
+    /// within 50 ms of the last), for at most this long, so that requests arriving together
+    /// share `composite/sobjects` calls (up to 200 records each) instead of spending one call
+    /// each. A lone request waits only the 50 ms. 0 executes at once.
     #[serde(default = "default_batch_window")]
     pub batch_window_ms: u64,
 }
@@ -90,7 +91,7 @@ fn yes() -> bool {
 }
 
 fn default_batch_window() -> u64 {
-    250
+    1000
 }
 
 fn default_claim_limit() -> u32 {

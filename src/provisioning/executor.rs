@@ -29,6 +29,9 @@ use crate::config::{Config, OrgConfig};
 use crate::store::provisioning::{AccessRequest, AuditEvent, Outcome, RequestState};
 use crate::store::{OrgId, Store};
 
+/// How long without a new request ends a batch window.
+const QUIET: Duration = Duration::from_millis(50);
+
 pub struct Executor {
     config: Arc<Config>,
     store: Arc<dyn Store>,
@@ -85,13 +88,12 @@ impl Executor {
                 _ = tokio::time::sleep(poll) => false,
             };
             if woken && !window.is_zero() {
-                // A request just arrived: let its neighbours arrive too.
-                tokio::time::sleep(window).await;
+                linger(&wake, window).await;
             }
         }
     }
 
-    /// One pass: every org's due work, until none is left. Returns how many requests ended
+    /// One pass: every org's work that is due when its claim is made. Returns how many requests ended
     /// or were rescheduled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let mut total = 0;
@@ -115,26 +117,28 @@ impl Executor {
         let record = self.store.ensure_org(&org.name).await?;
         let lease =
             time::Duration::seconds(i64::from(self.config.provisioning.claim_lease_seconds));
+        let limit = self.config.provisioning.claim_limit.clamp(1, 10_000);
         let mut total = 0;
         loop {
             let claimed = self
                 .store
-                .claim_requests(
-                    record.id,
-                    &org.name,
-                    &self.worker,
-                    self.config.provisioning.claim_limit.clamp(1, 10_000),
-                    lease,
-                )
+                .claim_requests(record.id, &org.name, &self.worker, limit, lease)
                 .await?;
             if claimed.is_empty() {
                 return Ok(total);
             }
+            // A full claim means more is waiting now; a partial one took all that was due, and
+            // what arrived meanwhile is left to the next pass (after the batch window) rather
+            // than claimed a few at a time, a collection call each.
+            let full = claimed.len() >= limit as usize;
             let outcomes = self.execute(org, record.id, claimed).await;
             total += outcomes.len();
             self.store
                 .finish_requests(record.id, &self.worker, &outcomes)
                 .await?;
+            if !full {
+                return Ok(total);
+            }
         }
     }
 
@@ -558,6 +562,19 @@ fn rfc3339(at: OffsetDateTime) -> String {
 }
 
 /// 1 s after the first attempt, doubling, at most 5 minutes.
+/// Waits while requests keep arriving (each within [`QUIET`] of the last), for at most
+/// `window`: a burst is claimed together, a lone request after [`QUIET`].
+async fn linger(wake: &Notify, window: Duration) {
+    let deadline = tokio::time::Instant::now() + window;
+    loop {
+        let quiet_until = (tokio::time::Instant::now() + QUIET).min(deadline);
+        match tokio::time::timeout_at(quiet_until, wake.notified()).await {
+            Ok(()) if tokio::time::Instant::now() < deadline => {}
+            _ => return,
+        }
+    }
+}
+
 fn backoff(attempts: i64) -> time::Duration {
     let exponent = attempts.clamp(1, 10) - 1;
     time::Duration::seconds((1_i64 << exponent).min(300))
