@@ -422,6 +422,63 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_parse_and_their_mistakes_are_named() {
+        let good = file_with(
+            r#"
+[[webhooks]]
+name = "approvals"
+url = "https://hooks.example.com/provost?token=abc"
+secret = "0123456789abcdef0123"
+events = ["request.completed"]
+
+[[webhooks]]
+name = "local"
+url = "http://127.0.0.1:9000/hook"
+secret = "0123456789abcdef0123"
+"#,
+        );
+        let config = Config::load_with_env(Some(good.path()), no_env()).unwrap();
+        assert_eq!(config.webhooks.len(), 2);
+        assert_eq!(config.webhooks[0].timeout_seconds, 10);
+        assert_eq!(config.webhooks[0].give_up_after_minutes, 1440);
+        assert!(!config.to_redacted_toml().contains("0123456789abcdef0123"));
+
+        let bad = file_with(
+            r#"
+[[webhooks]]
+name = "Bad Name"
+url = "http://hooks.example.com/provost"
+secret = "short"
+events = ["request.done"]
+orgs = ["nowhere"]
+timeout_seconds = 0
+
+[[webhooks]]
+name = "x"
+url = "ftp://example.com"
+secret = "0123456789abcdef0123"
+"#,
+        );
+        let text = Config::load_with_env(Some(bad.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        for expected in [
+            "webhooks[0].name",
+            "webhooks[0].url",
+            "allow_plain_http",
+            "webhooks[0].secret",
+            "openssl rand",
+            "`request.done` is not an event type",
+            "request.completed",
+            "`nowhere` is not a configured org",
+            "webhooks[0].timeout_seconds",
+            "webhooks[1].url",
+        ] {
+            assert!(text.contains(&expected), "{expected} in {text}");
+        }
+    }
+
+    #[test]
     fn orgs_parse_each_auth_method_and_hide_secrets() {
         let key = tempfile::NamedTempFile::new().unwrap();
         let file = file_with(&format!(
