@@ -113,6 +113,57 @@ fn migrate_creates_the_default_sqlite_file_in_the_working_directory() {
     assert!(again.status.success());
 }
 
+#[test]
+fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("provost.toml"),
+        "[[webhooks]]\nname = \"approvals\"\nurl = \"https://user:pw@hooks.example.com/p?token=t0k\"\nsecret = \"0123456789abcdef0123\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| provost(dir.path()).args(args).output().unwrap();
+    let status = run(&["webhook", "status", "--json"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let line: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(line["name"], "approvals");
+    assert_eq!(line["cursor"], Value::Null, "not started before serve runs");
+    // The receiver's credentials and query never print.
+    assert_eq!(line["url"], "https://hooks.example.com/p");
+
+    let unknown = run(&["webhook", "replay", "--name", "nope", "--from", "1"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        text.contains("no webhook is named `nope`; configured: approvals"),
+        "{text}"
+    );
+
+    let empty = run(&["webhook", "replay", "--name", "approvals", "--from", "1"]);
+    assert_eq!(empty.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&empty.stderr);
+    assert!(text.contains("the log holds entries 1 to 0"), "{text}");
+
+    // A token change is an audit entry: replaying from it starts the webhook there.
+    let token = run(&["token", "create", "--name", "ops", "--scopes", "admin"]);
+    assert!(token.status.success());
+    let replay = run(&["webhook", "replay", "--name", "approvals", "--from", "1"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let status = run(&["webhook", "status", "--json"]);
+    let line: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(line["cursor"]["after_seq"], 0);
+    assert_eq!(line["behind"], 1);
+    let dead = run(&["webhook", "dead-letters", "--name", "approvals"]);
+    assert!(String::from_utf8_lossy(&dead.stdout).contains("No dead letters"));
+}
+
 /// A running `provost serve` child with its announced address.
 struct Served {
     child: Child,
