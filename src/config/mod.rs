@@ -474,7 +474,7 @@ secret = "0123456789abcdef0123"
             "webhooks[0].timeout_seconds",
             "webhooks[1].url",
         ] {
-            assert!(text.contains(&expected), "{expected} in {text}");
+            assert!(text.contains(expected), "{expected} in {text}");
         }
     }
 
