@@ -75,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Reports for auditors, as CSV, JSON or JSON lines with a manifest; and their check.
+    Report {
+        #[command(subcommand)]
+        command: crate::reports::cli::ReportCommand,
+    },
     /// Webhook delivery: status, dead letters, replay.
     Webhook {
         #[command(subcommand)]
@@ -240,6 +245,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         Command::Serve => serve(config).await?,
         Command::Token { command } => token(command, &config).await?,
         Command::Audit { command } => return audit(command, &config).await,
+        Command::Report { command } => return crate::reports::cli::run(command, &config).await,
         Command::Webhook { command } => return crate::webhooks::cli::run(command, &config).await,
         Command::Sync(args) => return crate::sync::cli::run(args, config).await,
         Command::Demo(args) => return crate::demo::run(args).await,

@@ -13,6 +13,7 @@ pub mod http;
 pub mod orgs;
 pub mod preflight;
 pub mod provisioning;
+pub mod reports;
 pub mod secrets;
 pub mod store;
 pub mod sync;

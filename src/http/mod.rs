@@ -6,6 +6,7 @@ mod error;
 mod health;
 pub mod integrations;
 mod orgs;
+mod reports;
 mod requests;
 
 use std::future::Future;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(integrations::router())
         .merge(orgs::router())
         .merge(requests::router())
+        .merge(reports::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

@@ -10,6 +10,8 @@ mod postgres;
 pub mod provisioning;
 mod provisioning_queries;
 mod queries;
+mod report_queries;
+pub mod reports;
 mod sqlite;
 pub mod sync;
 mod sync_queries;
@@ -139,10 +141,16 @@ impl Page<'_> {
 
 /// The store: the identity model and connections ([`Store`]'s own methods), syncs
 /// ([`sync::SyncStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
-/// delivery ([`webhooks::WebhookStore`]).
+/// delivery ([`webhooks::WebhookStore`]) and reports ([`reports::ReportStore`]).
 #[async_trait]
 pub trait Store:
-    sync::SyncStore + provisioning::ProvisioningStore + webhooks::WebhookStore + Send + Sync + 'static
+    sync::SyncStore
+    + provisioning::ProvisioningStore
+    + webhooks::WebhookStore
+    + reports::ReportStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 

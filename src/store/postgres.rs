@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
+use super::report_queries::{self, impl_report_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -46,3 +47,4 @@ impl_sync_store!(
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);
 impl_provisioning_store!(PostgresStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
 impl_webhook_store!(PostgresStore);
+impl_report_store!(PostgresStore);

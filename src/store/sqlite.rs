@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
+use super::report_queries::{self, impl_report_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -48,3 +49,4 @@ impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
 impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");
 impl_webhook_store!(SqliteStore);
+impl_report_store!(SqliteStore);

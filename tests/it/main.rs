@@ -5,6 +5,7 @@ mod cli;
 mod helpers;
 mod http;
 mod provisioning;
+mod reports;
 mod store;
 mod sync;
 mod webhooks;

@@ -1,0 +1,126 @@
+//! `GET /api/v1/orgs/{org}/reports/{name}?format=csv|json|ndjson` (scope `reports:read`), with
+//! the report's filters as query parameters (`entitlement`, `user_type`, `active_only`,
+//! `days`).
+//!
+//! The report is written to a temporary file first (memory stays flat however many rows), then
+//! sent with its manifest in headers: `Provost-Report-Sha256` and `Provost-Report-Rows`, and
+//! the whole manifest as base64url JSON in `Provost-Manifest`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine;
+use serde::Deserialize;
+
+use super::auth;
+use super::{ApiError, AppState};
+use crate::reports::output::Format;
+use crate::reports::{self, Params, Report, ReportError};
+use crate::tokens::Scope;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/orgs/{org}/reports/{name}", get(report))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    format: Option<String>,
+    entitlement: Option<String>,
+    user_type: Option<String>,
+    active_only: Option<bool>,
+    days: Option<u32>,
+}
+
+async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((org_name, name)): Path<(String, String)>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    auth::require(&state, &headers, Scope::ReportsRead).await?;
+    super::orgs::org(&state, &org_name).await?;
+    let report = Report::parse(&name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no report is named `{name}`; reports: {}",
+            Report::NAMES.join(", ")
+        ))
+    })?;
+    let format = match query.format.as_deref() {
+        None => Format::Csv,
+        Some(text) => Format::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!("format={text} is not one of csv, json, ndjson"))
+        })?,
+    };
+    if report == Report::Dormant && query.days.is_none() {
+        return Err(ApiError::BadRequest(
+            "the dormant report needs days=N (days without a login)".to_owned(),
+        ));
+    }
+    let params = Params {
+        entitlement: query.entitlement,
+        user_type: query.user_type,
+        active_only: query.active_only.unwrap_or(false),
+        days: query.days,
+    };
+    let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;
+    let writer =
+        std::io::BufWriter::new(file.try_clone().map_err(|e| ApiError::Internal(e.into()))?);
+    let manifest = match reports::generate(&state.store, &org_name, report, &params, format, writer)
+        .await
+    {
+        Ok(manifest) => manifest,
+        Err(ReportError::BadParameter(message)) => return Err(ApiError::BadRequest(message)),
+        Err(ReportError::NotSynced(org)) => return Err(ApiError::Conflict {
+            code: "not_synced",
+            message: format!(
+                "org `{org}` has no successful sync yet: sync it first (provost sync --org {org})"
+            ),
+        }),
+        Err(other) => return Err(ApiError::Internal(other.into())),
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let stamp = manifest.generated_at.replace(':', "");
+    let filename = format!("{org_name}-{}-{stamp}.{}", report.as_str(), format.as_str());
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&manifest).expect("manifests serialise"));
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    let value =
+        |text: String| HeaderValue::from_str(&text).map_err(|e| ApiError::Internal(e.into()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(header::CONTENT_LENGTH, value(manifest.bytes.to_string())?);
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        value(format!("attachment; filename=\"{filename}\""))?,
+    );
+    headers.insert("provost-report-sha256", value(manifest.sha256.clone())?);
+    headers.insert("provost-report-rows", value(manifest.rows.to_string())?);
+    headers.insert("provost-manifest", value(encoded)?);
+    Ok(response)
+}
+
+/// An anonymous file in the temporary directory: removed from the directory at once, so it
+/// disappears when the response is sent (or dropped), whatever happens.
+fn tempfile_in_temp_dir() -> std::io::Result<std::fs::File> {
+    let path = std::env::temp_dir().join(format!(
+        "provost-report-{}-{}",
+        std::process::id(),
+        crate::tokens::generate()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}

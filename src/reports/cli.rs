@@ -1,0 +1,162 @@
+//! `provost report entitlements|dormant ...` and `provost report verify FILE`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::manifest;
+use super::output::Format;
+use super::{Params, Report};
+use crate::cli::{open_store, Outcome};
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The org, by its name in the configuration.
+    #[arg(long)]
+    pub org: String,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// The file to write (with FILE.manifest.json beside it); standard output when left out,
+    /// with the manifest on standard error.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only this entitlement (id or API name).
+    #[arg(long)]
+    pub entitlement: Option<String>,
+    /// Only users of this user type (Standard, PowerPartner, ...).
+    #[arg(long)]
+    pub user_type: Option<String>,
+    /// Only active users.
+    #[arg(long)]
+    pub active_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// One row per user and entitlement held: how it is held, since when, until when, and the
+    /// Provost request that granted it.
+    Entitlements(ReportArgs),
+    /// Active users holding permission sets, groups or public groups who have not logged in
+    /// for --days days, or ever.
+    Dormant {
+        #[command(flatten)]
+        args: ReportArgs,
+        #[arg(long)]
+        days: u32,
+    },
+    /// Check a report file against its manifest (size and SHA-256); exit 1 if it changed.
+    Verify {
+        file: PathBuf,
+        /// The manifest, when not FILE.manifest.json.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outcome> {
+    let (report, args, days) = match command {
+        ReportCommand::Verify {
+            file,
+            manifest,
+            json,
+        } => return verify(&file, manifest.as_deref(), json),
+        ReportCommand::Entitlements(args) => (Report::Entitlements, args, None),
+        ReportCommand::Dormant { args, days } => (Report::Dormant, args, Some(days)),
+    };
+    config.org(&args.org).map_err(anyhow::Error::msg)?;
+    let params = Params {
+        entitlement: args.entitlement.clone(),
+        user_type: args.user_type.clone(),
+        active_only: args.active_only,
+        days,
+    };
+    let store = open_store(config).await?;
+    let result = match &args.output {
+        Some(path) => to_file(&store, &args, report, &params, path).await,
+        None => {
+            let stdout = std::io::stdout();
+            let out = std::io::BufWriter::new(stdout.lock());
+            let manifest =
+                super::generate(&store, &args.org, report, &params, args.format, out).await?;
+            eprintln!("{}", serde_json::to_string(&manifest)?);
+            Ok(())
+        }
+    };
+    store.close().await;
+    result?;
+    Ok(Outcome::Success)
+}
+
+/// Writes beside the target and renames at the end, so a failed run leaves no file that
+/// looks complete; then writes the manifest.
+async fn to_file(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    args: &ReportArgs,
+    report: Report,
+    params: &Params,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let generated = super::generate(store, &args.org, report, params, args.format, &mut out).await;
+    let mut manifest = match generated.and_then(|m| Ok(out.flush().map(|()| m)?)) {
+        Ok(manifest) => manifest,
+        Err(err) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(err.into());
+        }
+    };
+    drop(out);
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("moving {} to {}", partial.display(), path.display()))?;
+    manifest.file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let manifest_path = manifest::path_of(path);
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )
+    .with_context(|| format!("writing {}", manifest_path.display()))?;
+    eprintln!(
+        "Wrote {} rows to {} (SHA-256 {}), manifest {}.",
+        manifest.rows,
+        path.display(),
+        manifest.sha256,
+        manifest_path.display()
+    );
+    Ok(())
+}
+
+fn verify(file: &Path, manifest: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {
+    let verification = manifest::verify(file, manifest)?;
+    if json {
+        println!("{}", serde_json::to_string(&verification)?);
+    } else if verification.ok {
+        let report = verification.report.as_ref().expect("a verified manifest");
+        println!(
+            "{} matches its manifest: {} report of org `{}`, {} rows, generated {}.",
+            verification.file, report.report, report.org, report.rows, report.generated_at
+        );
+    } else {
+        println!(
+            "{} does NOT match its manifest {}:",
+            verification.file, verification.manifest
+        );
+        for problem in &verification.problems {
+            println!("  - {problem}");
+        }
+    }
+    Ok(if verification.ok {
+        Outcome::Success
+    } else {
+        Outcome::ChecksFailed
+    })
+}

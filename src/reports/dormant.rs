@@ -1,0 +1,114 @@
+//! `dormant`: active users who hold entitlements beyond their profile and have not logged in
+//! for `--days` days, or ever: access nobody uses is access to take away.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::output::{Format, RowWriter, Written};
+use super::{user_values, Context, Params, ReportError, PAGE, USER_COLUMNS};
+use crate::store::reports::HeldEntitlement;
+use crate::store::Store;
+
+const COLUMNS: [&str; 3] = ["days_since_login", "entitlements", "entitlement_names"];
+
+/// Kinds that say what a user can do (a profile alone, a role or a license do not make
+/// access worth reviewing on their own).
+const REVIEWED: [&str; 3] = ["permission_set", "permission_set_group", "public_group"];
+
+pub(super) async fn write(
+    store: &Arc<dyn Store>,
+    context: &Context,
+    params: &Params,
+    format: Format,
+    out: impl Write,
+) -> Result<Written, ReportError> {
+    let days = params.days.ok_or_else(|| {
+        ReportError::BadParameter("dormant needs --days N (days without a login)".to_owned())
+    })?;
+    let cutoff = context.now - time::Duration::days(i64::from(days));
+    let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
+    let mut writer = RowWriter::new(out, format, &columns)?;
+    let mut after: Option<(String, String)> = None;
+    // Rows come in user order: one user's grants are gathered, then judged.
+    let mut current: Vec<HeldEntitlement> = Vec::new();
+    loop {
+        let page = store
+            .held_entitlements(
+                context.org.id,
+                after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
+                PAGE,
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.account.id.clone(), last.grant_id.clone()));
+        for held in page {
+            if current
+                .first()
+                .is_some_and(|first| first.account.id != held.account.id)
+            {
+                judge(context, params, cutoff, &current, &mut writer)?;
+                current.clear();
+            }
+            current.push(held);
+        }
+    }
+    judge(context, params, cutoff, &current, &mut writer)?;
+    Ok(writer.finish()?)
+}
+
+fn judge<W: Write>(
+    context: &Context,
+    params: &Params,
+    cutoff: OffsetDateTime,
+    grants: &[HeldEntitlement],
+    writer: &mut RowWriter<W>,
+) -> Result<(), ReportError> {
+    let Some(first) = grants.first() else {
+        return Ok(());
+    };
+    let account = &first.account;
+    if !account.active
+        || params
+            .user_type
+            .as_ref()
+            .is_some_and(|t| account.user_type.as_deref() != Some(t.as_str()))
+    {
+        return Ok(());
+    }
+    let last_login = account
+        .attributes
+        .get("LastLoginDate")
+        .and_then(Value::as_str)
+        .and_then(provost_salesforce::reader::parse_datetime);
+    if last_login.is_some_and(|at| at >= cutoff) {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = grants
+        .iter()
+        .filter(|g| REVIEWED.contains(&g.kind.as_str()))
+        .map(|g| g.api_name.as_str())
+        .collect();
+    if let Some(key) = &params.entitlement {
+        if !grants
+            .iter()
+            .any(|g| &g.entitlement_id == key || &g.api_name == key)
+        {
+            return Ok(());
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    let mut values = user_values(context, account);
+    values.extend([
+        last_login.map_or(Value::Null, |at| json!((context.now - at).whole_days())),
+        json!(names.len()),
+        json!(names.join(";")),
+    ]);
+    writer.row(values)?;
+    Ok(())
+}

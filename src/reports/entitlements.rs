@@ -1,0 +1,101 @@
+//! `entitlements`: one row per user and entitlement held, with how it is held (directly,
+//! through a permission set group, through the profile), since when, until when, and the
+//! Provost request that granted it.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::output::{Format, RowWriter, Written};
+use super::{resolve_entitlement, user_values, Context, Params, ReportError, PAGE, USER_COLUMNS};
+use crate::store::Store;
+
+const COLUMNS: [&str; 9] = [
+    "entitlement_type",
+    "entitlement_id",
+    "entitlement_api_name",
+    "entitlement_label",
+    "held_through",
+    "grant_id",
+    "assigned_since",
+    "expires_at",
+    "request_id",
+];
+
+pub(super) async fn write(
+    store: &Arc<dyn Store>,
+    context: &Context,
+    params: &Params,
+    format: Format,
+    out: impl Write,
+) -> Result<Written, ReportError> {
+    let only = match &params.entitlement {
+        Some(key) => Some(resolve_entitlement(context, key)?.id.clone()),
+        None => None,
+    };
+    let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
+    let mut writer = RowWriter::new(out, format, &columns)?;
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = store
+            .held_entitlements(
+                context.org.id,
+                after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
+                PAGE,
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.account.id.clone(), last.grant_id.clone()));
+        for held in &page {
+            if only.as_ref().is_some_and(|id| id != &held.entitlement_id)
+                || (params.active_only && !held.account.active)
+                || params
+                    .user_type
+                    .as_ref()
+                    .is_some_and(|t| held.account.user_type.as_deref() != Some(t.as_str()))
+            {
+                continue;
+            }
+            let mut values = user_values(context, &held.account);
+            values.extend([
+                json!(held.kind),
+                json!(held.entitlement_id),
+                json!(held.api_name),
+                json!(held.label),
+                json!(held_through(context, held)),
+                json!(held.grant_id),
+                held.since
+                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
+                held.expires_at
+                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
+                json!(held.request_id),
+            ]);
+            writer.row(values)?;
+        }
+    }
+    Ok(writer.finish()?)
+}
+
+/// `direct`, `permission_set_group:API_NAME` (a component of a group the user holds), or
+/// `profile:API_NAME` (a license that comes with the user's profile).
+fn held_through(context: &Context, held: &crate::store::reports::HeldEntitlement) -> String {
+    if let Some(group) = held.source.strip_prefix("group:") {
+        let name = context
+            .entitlements
+            .get(group)
+            .map_or(group, |e| e.api_name.as_str());
+        return format!("permission_set_group:{name}");
+    }
+    if held.source == "profile" && held.kind != "profile" {
+        let profile = held
+            .account
+            .attributes
+            .get("ProfileId")
+            .and_then(Value::as_str)
+            .and_then(|id| context.entitlements.get(id))
+            .map_or("", |e| e.api_name.as_str());
+        return format!("profile:{profile}");
+    }
+    "direct".to_owned()
+}

@@ -1,0 +1,229 @@
+//! Reports for auditors, from the synced model: each streams its rows into a
+//! [`output::RowWriter`] and comes with a [`manifest::Manifest`].
+//!
+//! - `entitlements`: one row per user and entitlement held, and how it is held.
+//! - `dormant`: active users holding entitlements who have not logged in for N days, or ever.
+
+pub mod cli;
+mod dormant;
+mod entitlements;
+pub mod manifest;
+pub mod output;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use provost_connector::model::Entitlement;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::store::sync::RunStatus;
+use crate::store::{OrgRecord, Page, Store};
+use manifest::Manifest;
+use output::Format;
+
+/// The reports there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Report {
+    Entitlements,
+    Dormant,
+}
+
+impl Report {
+    pub const NAMES: [&'static str; 2] = ["entitlements", "dormant"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Report::Entitlements => "entitlements",
+            Report::Dormant => "dormant",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Report> {
+        [Report::Entitlements, Report::Dormant]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+/// A report's parameters; each report reads those that apply to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Only this entitlement (id or API name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entitlement: Option<String>,
+    /// Only users of this user type (Standard, PowerPartner...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    /// Only active users.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub active_only: bool,
+    /// `dormant`: days without a login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+}
+
+/// Why a report cannot be made; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    BadParameter(String),
+    #[error("org `{0}` has no successful sync yet: run `provost sync --org {0}` first")]
+    NotSynced(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("writing the report failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Rows are read from the store this many at a time.
+const PAGE: u32 = 5000;
+
+/// What every report needs about its org: the entitlements by id and the sync it reflects.
+struct Context {
+    org: OrgRecord,
+    entitlements: HashMap<String, Entitlement>,
+    now: OffsetDateTime,
+}
+
+impl Context {
+    fn name_of(&self, id: Option<&str>) -> Value {
+        id.and_then(|id| self.entitlements.get(id))
+            .map_or(Value::Null, |e| json!(e.api_name))
+    }
+}
+
+/// Writes report `report` of `org` to `out` and returns its manifest (without a file name).
+pub async fn generate(
+    store: &Arc<dyn Store>,
+    org_name: &str,
+    report: Report,
+    params: &Params,
+    format: Format,
+    out: impl Write,
+) -> Result<Manifest, ReportError> {
+    let org = store
+        .find_org(org_name)
+        .await?
+        .ok_or_else(|| ReportError::NotSynced(org_name.to_owned()))?;
+    let runs = store.list_sync_runs(org.id, 100).await?;
+    let run = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Succeeded)
+        .ok_or_else(|| ReportError::NotSynced(org_name.to_owned()))?
+        .clone();
+    let mut entitlements = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_entitlements(
+                org.id,
+                None,
+                Page {
+                    after: after.as_deref(),
+                    limit: 5000,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        entitlements.extend(page.into_iter().map(|e| (e.id.clone(), e)));
+    }
+    let context = Context {
+        org,
+        entitlements,
+        now: OffsetDateTime::now_utc(),
+    };
+    let written = match report {
+        Report::Entitlements => entitlements::write(store, &context, params, format, out).await?,
+        Report::Dormant => dormant::write(store, &context, params, format, out).await?,
+    };
+    Ok(Manifest {
+        report: report.as_str().to_owned(),
+        format: format.as_str().to_owned(),
+        org: org_name.to_owned(),
+        parameters: serde_json::to_value(params).expect("parameters serialise"),
+        sync_run: Some(run.id.0),
+        data_as_of: run.finished_at.map(rfc3339),
+        generated_at: rfc3339(context.now),
+        generated_by: concat!("provost ", env!("CARGO_PKG_VERSION")).to_owned(),
+        file: None,
+        rows: written.rows,
+        bytes: written.bytes,
+        sha256: written.sha256,
+    })
+}
+
+/// The entitlement `key` names (an id, or an API name of any kind), for filters.
+fn resolve_entitlement<'a>(
+    context: &'a Context,
+    key: &str,
+) -> Result<&'a Entitlement, ReportError> {
+    if let Some(found) = context.entitlements.get(key) {
+        return Ok(found);
+    }
+    let named: Vec<&Entitlement> = context
+        .entitlements
+        .values()
+        .filter(|e| e.api_name == key)
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ReportError::BadParameter(format!(
+            "no entitlement of org `{}` has the id or API name `{key}`",
+            context.org.name
+        ))),
+        several => Err(ReportError::BadParameter(format!(
+            "`{key}` names {} entitlements ({}); give the id instead",
+            several.len(),
+            several
+                .iter()
+                .map(|e| format!("{} {}", e.kind, e.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The user columns every report starts with.
+const USER_COLUMNS: [&str; 11] = [
+    "user_id",
+    "username",
+    "name",
+    "email",
+    "active",
+    "frozen",
+    "user_type",
+    "profile",
+    "role",
+    "license",
+    "last_login",
+];
+
+fn user_values(context: &Context, account: &provost_connector::model::Account) -> Vec<Value> {
+    let attr = |key: &str| account.attributes.get(key).and_then(Value::as_str);
+    vec![
+        json!(account.id),
+        json!(account.username),
+        json!(account.display_name),
+        json!(account.email),
+        json!(account.active),
+        json!(account.attributes.get("IsFrozen") == Some(&Value::Bool(true))),
+        json!(account.user_type),
+        context.name_of(attr("ProfileId")),
+        context.name_of(attr("UserRoleId")),
+        context
+            .entitlements
+            .get(attr("UserLicenseId").unwrap_or_default())
+            .map_or(Value::Null, |e| json!(e.label)),
+        json!(attr("LastLoginDate")),
+    ]
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .expect("times format as RFC 3339")
+}

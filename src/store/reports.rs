@@ -1,0 +1,38 @@
+//! What reports read: the live model joined as auditors need it, streamed in keyset pages.
+
+use async_trait::async_trait;
+use provost_connector::model::Account;
+use time::OffsetDateTime;
+
+use super::{OrgId, StoreError};
+
+/// One grant of one user, with the entitlement and where the grant came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldEntitlement {
+    pub account: Account,
+    pub grant_id: String,
+    pub entitlement_id: String,
+    /// `direct`, `profile` or `group:ID` (see `GrantSource::encode`).
+    pub source: String,
+    pub expires_at: Option<OffsetDateTime>,
+    pub kind: String,
+    pub api_name: String,
+    pub label: String,
+    /// When Provost first saw the grant as it is now: the change that created it (or, for a
+    /// user's profile and role, last pointed it at this entitlement).
+    pub since: Option<OffsetDateTime>,
+    /// The Provost request that made that change, if one did.
+    pub request_id: Option<i64>,
+}
+
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Grants with their users and entitlements in (user id, grant id) order, after the
+    /// position `after`.
+    async fn held_entitlements(
+        &self,
+        org: OrgId,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<HeldEntitlement>, StoreError>;
+}

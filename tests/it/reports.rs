@@ -1,0 +1,427 @@
+//! Reports checked row by row against the emulator's org, with the ground truth computed here
+//! from the emulator's own records (not from Provost's store or code); formulas neutralised;
+//! the manifest catching a changed byte; the HTTP endpoint and its scope.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use base64::Engine;
+use provost::reports::manifest::{self, Manifest};
+use provost::reports::output::Format;
+use provost::reports::{self as reports, Params, Report};
+use provost::store::sync::SyncMode;
+use provost::sync::org::{request_for, sync_org};
+use provost::sync::progress::LogObserver;
+use provost_salesforce::preflight::EXTERNAL_USER_TYPES;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{bearer_client, on_each_backend};
+use crate::provisioning::{grant_body, Fixture};
+
+/// CSV text as rows keyed by column name.
+fn parse_csv(bytes: &[u8]) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn id(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_default().to_owned()
+}
+
+/// The org as the emulator holds it, read through its admin query path.
+struct Truth {
+    /// Internal users: id -> (active, profile id, last login).
+    users: HashMap<String, (bool, String, Option<String>)>,
+    /// (user, entitlement id, how held) for profiles, permission sets and groups.
+    held: BTreeSet<(String, String, String)>,
+    /// Users holding a permission set, a group or a public group.
+    holding: HashSet<String>,
+}
+
+async fn truth(fixture: &Fixture) -> Truth {
+    let mut users = HashMap::new();
+    for user in fixture
+        .rows("SELECT Id, IsActive, ProfileId, UserType, LastLoginDate FROM User")
+        .await
+    {
+        if EXTERNAL_USER_TYPES.contains(&user["UserType"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        users.insert(
+            id(&user, "Id"),
+            (
+                user["IsActive"] == json!(true),
+                id(&user, "ProfileId"),
+                user["LastLoginDate"].as_str().map(str::to_owned),
+            ),
+        );
+    }
+    let profile_owned: HashSet<String> = fixture
+        .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = true")
+        .await
+        .iter()
+        .map(|r| id(r, "Id"))
+        .collect();
+    let group_names: HashMap<String, String> = fixture
+        .rows("SELECT Id, DeveloperName FROM PermissionSetGroup")
+        .await
+        .iter()
+        .map(|r| (id(r, "Id"), id(r, "DeveloperName")))
+        .collect();
+    let mut components: HashMap<String, Vec<String>> = HashMap::new();
+    for component in fixture
+        .rows("SELECT PermissionSetGroupId, PermissionSetId FROM PermissionSetGroupComponent")
+        .await
+    {
+        components
+            .entry(id(&component, "PermissionSetGroupId"))
+            .or_default()
+            .push(id(&component, "PermissionSetId"));
+    }
+    let mut held = BTreeSet::new();
+    let mut holding = HashSet::new();
+    for (user, (_, profile, _)) in &users {
+        held.insert((user.clone(), profile.clone(), "direct".to_owned()));
+    }
+    for assignment in fixture
+        .rows(
+            "SELECT AssigneeId, PermissionSetId, PermissionSetGroupId FROM PermissionSetAssignment",
+        )
+        .await
+    {
+        let user = id(&assignment, "AssigneeId");
+        let set = id(&assignment, "PermissionSetId");
+        if !users.contains_key(&user) || profile_owned.contains(&set) {
+            continue;
+        }
+        holding.insert(user.clone());
+        match assignment["PermissionSetGroupId"].as_str() {
+            Some(group) => {
+                held.insert((user.clone(), group.to_owned(), "direct".to_owned()));
+                for component in components.get(group).into_iter().flatten() {
+                    held.insert((
+                        user.clone(),
+                        component.clone(),
+                        format!("permission_set_group:{}", group_names[group]),
+                    ));
+                }
+            }
+            None => {
+                held.insert((user, set, "direct".to_owned()));
+            }
+        }
+    }
+    let public: HashSet<String> = fixture
+        .rows("SELECT Id FROM Group WHERE Type = 'Regular'")
+        .await
+        .iter()
+        .map(|r| id(r, "Id"))
+        .collect();
+    for member in fixture
+        .rows("SELECT GroupId, UserOrGroupId FROM GroupMember")
+        .await
+    {
+        let user = id(&member, "UserOrGroupId");
+        if public.contains(&id(&member, "GroupId")) && users.contains_key(&user) {
+            holding.insert(user);
+        }
+    }
+    Truth {
+        users,
+        held,
+        holding,
+    }
+}
+
+async fn generate(
+    fixture: &Fixture,
+    report: Report,
+    params: &Params,
+    format: Format,
+) -> (Vec<u8>, Manifest) {
+    let mut bytes = Vec::new();
+    let manifest = reports::generate(&fixture.store, "acme", report, params, format, &mut bytes)
+        .await
+        .unwrap();
+    (bytes, manifest)
+}
+
+#[tokio::test]
+async fn entitlements_and_dormant_reports_match_the_org_row_by_row_on_every_backend() {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        // A label a spreadsheet would run, set in Salesforce behind Provost's back.
+        let sets = fixture
+            .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false")
+            .await;
+        let relabelled = id(&sets[0], "Id");
+        let response = fixture
+            .raw
+            .patch(format!(
+                "{}/__emulator/records/PermissionSet/{relabelled}",
+                fixture.sf
+            ))
+            .json(&json!({"Label": "=HYPERLINK(\"http://evil\",\"x\")"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        // A grant made through Provost.
+        let pairs = fixture.grantable_pairs(1).await;
+        let shown = fixture
+            .carry_out(grant_body(&pairs[0].0, "permission_set", &pairs[0].1))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let request_id = shown["id"].as_i64().unwrap();
+        let org_cfg = fixture.config.orgs[0].clone();
+        sync_org(
+            &fixture.config,
+            &org_cfg,
+            &fixture.store,
+            &request_for(&org_cfg, SyncMode::Incremental, "test"),
+            false,
+            &LogObserver,
+        )
+        .await
+        .unwrap();
+
+        let truth = truth(&fixture).await;
+        let (bytes, manifest) = generate(
+            &fixture,
+            Report::Entitlements,
+            &Params::default(),
+            Format::Csv,
+        )
+        .await;
+        let rows = parse_csv(&bytes);
+        assert_eq!(manifest.rows as usize, rows.len());
+        assert_eq!(
+            manifest.sha256,
+            provost::audit::hex(&Sha256::digest(&bytes))
+        );
+        let reviewed = ["profile", "permission_set", "permission_set_group"];
+        let reported: BTreeSet<(String, String, String)> = rows
+            .iter()
+            .filter(|r| reviewed.contains(&r["entitlement_type"].as_str()))
+            .map(|r| {
+                (
+                    r["user_id"].clone(),
+                    r["entitlement_id"].clone(),
+                    r["held_through"].clone(),
+                )
+            })
+            .collect();
+        let missing: Vec<_> = truth.held.difference(&reported).take(5).collect();
+        let extra: Vec<_> = reported.difference(&truth.held).take(5).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}, extra {extra:?}"
+        );
+        assert!(truth.held.len() > 100, "a real org: {}", truth.held.len());
+        // Every user column agrees with the org.
+        for row in &rows {
+            let (active, profile, last_login) = &truth.users[&row["user_id"]];
+            assert_eq!(row["active"], active.to_string());
+            assert_eq!(row["last_login"], last_login.clone().unwrap_or_default());
+            assert!(!row["profile"].is_empty(), "{row:?}");
+            assert!(truth.held.contains(&(
+                row["user_id"].clone(),
+                profile.clone(),
+                "direct".into()
+            )));
+        }
+        // The formula is shown as text, in every row that carries it.
+        let labelled: Vec<_> = rows
+            .iter()
+            .filter(|r| r["entitlement_id"] == relabelled)
+            .collect();
+        for row in &labelled {
+            assert_eq!(
+                row["entitlement_label"],
+                "'=HYPERLINK(\"http://evil\",\"x\")"
+            );
+        }
+        // The Provost grant names its request and since when it is held.
+        let user = fixture
+            .users()
+            .await
+            .into_iter()
+            .find(|u| u.username == pairs[0].0)
+            .unwrap();
+        let granted = rows
+            .iter()
+            .find(|r| {
+                r["user_id"] == user.id
+                    && r["entitlement_api_name"] == pairs[0].1
+                    && r["held_through"] == "direct"
+            })
+            .unwrap();
+        assert_eq!(granted["request_id"], request_id.to_string());
+        assert!(!granted["assigned_since"].is_empty());
+        assert!(rows.iter().filter(|r| !r["request_id"].is_empty()).count() == 1);
+
+        // Filters: one entitlement, active users only.
+        let set_rows: Vec<_> = rows
+            .iter()
+            .filter(|r| r["entitlement_api_name"] == pairs[0].1)
+            .collect();
+        let (bytes, _) = generate(
+            &fixture,
+            Report::Entitlements,
+            &Params {
+                entitlement: Some(pairs[0].1.clone()),
+                active_only: true,
+                ..Params::default()
+            },
+            Format::Ndjson,
+        )
+        .await;
+        let filtered: Vec<Value> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(
+            filtered.len(),
+            set_rows.iter().filter(|r| r["active"] == "true").count()
+        );
+        assert!(filtered
+            .iter()
+            .all(|r| r["entitlement_api_name"] == json!(pairs[0].1)));
+
+        // Dormant, 30 days: computed here from the users' last logins and what they hold.
+        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        let expected: BTreeSet<String> = truth
+            .users
+            .iter()
+            .filter(|(user, (active, _, last))| {
+                *active
+                    && truth.holding.contains(*user)
+                    && last
+                        .as_deref()
+                        .and_then(provost_salesforce::reader::parse_datetime)
+                        .is_none_or(|at| at < cutoff)
+            })
+            .map(|(user, _)| user.clone())
+            .collect();
+        let (bytes, manifest) = generate(
+            &fixture,
+            Report::Dormant,
+            &Params {
+                days: Some(30),
+                ..Params::default()
+            },
+            Format::Json,
+        )
+        .await;
+        let dormant: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        let reported: BTreeSet<String> = dormant.iter().map(|r| id(r, "user_id")).collect();
+        assert_eq!(reported, expected);
+        assert!(!expected.is_empty(), "the org has dormant users to find");
+        assert_eq!(manifest.parameters, json!({"days": 30}));
+        fixture.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_report_endpoint_sends_the_file_with_its_manifest_which_catches_a_changed_byte() {
+    let db = crate::helpers::TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let url = format!(
+        "{}/api/v1/orgs/acme/reports/entitlements?format=csv",
+        fixture.api
+    );
+    // The scope is checked.
+    let status = fixture.raw.get(&url).send().await.unwrap().status();
+    assert_eq!(status, 401);
+    let writer = bearer_client(&fixture.store, "writer", &["requests:write"]).await;
+    assert_eq!(writer.get(&url).send().await.unwrap().status(), 403);
+    let auditor = bearer_client(&fixture.store, "auditor", &["reports:read"]).await;
+    for (path, status, code) in [
+        ("/api/v1/orgs/acme/reports/nope", 404, "not_found"),
+        (
+            "/api/v1/orgs/acme/reports/entitlements?format=xlsx",
+            400,
+            "bad_request",
+        ),
+        ("/api/v1/orgs/acme/reports/dormant", 400, "bad_request"),
+        (
+            "/api/v1/orgs/acme/reports/entitlements?entitlement=NoSuchSet",
+            400,
+            "bad_request",
+        ),
+        ("/api/v1/orgs/ghost/reports/entitlements", 404, "not_found"),
+    ] {
+        let response = auditor
+            .get(format!("{}{path}", fixture.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+
+    let response = auditor.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("acme-entitlements-"));
+    let encoded = headers["provost-manifest"].to_str().unwrap().to_owned();
+    let bytes = response.bytes().await.unwrap().to_vec();
+    let manifest: Manifest = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        headers["provost-report-sha256"].to_str().unwrap(),
+        manifest.sha256
+    );
+    assert_eq!(
+        manifest.sha256,
+        provost::audit::hex(&Sha256::digest(&bytes))
+    );
+    assert_eq!(manifest.rows as usize, parse_csv(&bytes).len());
+    assert_eq!(manifest.org, "acme");
+    assert!(manifest.sync_run.is_some() && manifest.data_as_of.is_some());
+
+    // Saved with its manifest, the file verifies; one changed byte does not.
+    let file = fixture.dir.path().join("entitlements.csv");
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::write(
+        manifest::path_of(&file),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let checked = manifest::verify(&file, None).unwrap();
+    assert!(checked.ok, "{checked:?}");
+    let mut changed = bytes.clone();
+    let at = changed.len() / 2;
+    changed[at] = if changed[at] == b'x' { b'y' } else { b'x' };
+    std::fs::write(&file, &changed).unwrap();
+    let checked = manifest::verify(&file, None).unwrap();
+    assert!(!checked.ok);
+    assert!(
+        checked.problems[0].contains("SHA-256"),
+        "{:?}",
+        checked.problems
+    );
+    fixture.stop().await;
+}
