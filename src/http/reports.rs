@@ -1,6 +1,6 @@
 //! `GET /api/v1/orgs/{org}/reports/{name}?format=csv|json|ndjson` (scope `reports:read`), with
 //! the report's filters as query parameters (`entitlement`, `user_type`, `active_only`,
-//! `days`).
+//! `permission`, `days`).
 //!
 //! The report is written to a temporary file first (memory stays flat however many rows), then
 //! sent with its manifest in headers: `Provost-Report-Sha256` and `Provost-Report-Rows`, and
@@ -31,6 +31,7 @@ struct ReportQuery {
     entitlement: Option<String>,
     user_type: Option<String>,
     active_only: Option<bool>,
+    permission: Option<String>,
     days: Option<u32>,
 }
 
@@ -63,24 +64,26 @@ async fn report(
         entitlement: query.entitlement,
         user_type: query.user_type,
         active_only: query.active_only.unwrap_or(false),
+        permission: query.permission,
         days: query.days,
     };
     let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;
     let writer =
         std::io::BufWriter::new(file.try_clone().map_err(|e| ApiError::Internal(e.into()))?);
-    let manifest = match reports::generate(&state.store, &org_name, report, &params, format, writer)
-        .await
-    {
-        Ok(manifest) => manifest,
-        Err(ReportError::BadParameter(message)) => return Err(ApiError::BadRequest(message)),
-        Err(ReportError::NotSynced(org)) => return Err(ApiError::Conflict {
-            code: "not_synced",
-            message: format!(
+    let manifest =
+        match reports::generate(&state.store, &org_name, report, &params, format, writer).await {
+            Ok(manifest) => manifest,
+            Err(ReportError::BadParameter(message)) => return Err(ApiError::BadRequest(message)),
+            Err(ReportError::NotSynced(org)) => {
+                return Err(ApiError::Conflict {
+                    code: "not_synced",
+                    message: format!(
                 "org `{org}` has no successful sync yet: sync it first (provost sync --org {org})"
             ),
-        }),
-        Err(other) => return Err(ApiError::Internal(other.into())),
-    };
+                })
+            }
+            Err(other) => return Err(ApiError::Internal(other.into())),
+        };
     let mut file = tokio::fs::File::from_std(file);
     tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0))
         .await

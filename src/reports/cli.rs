@@ -39,6 +39,15 @@ pub enum ReportCommand {
     /// One row per user and entitlement held: how it is held, since when, until when, and the
     /// Provost request that granted it.
     Entitlements(ReportArgs),
+    /// Each sensitive system permission of each user (Modify All Data, View All Data, Manage
+    /// Users, ...) with every grant that confers it.
+    EffectivePermissions {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Only this permission: ModifyAllData, "Modify All Data", PermissionsModifyAllData...
+        #[arg(long)]
+        permission: Option<String>,
+    },
     /// Active users holding permission sets, groups or public groups who have not logged in
     /// for --days days, or ever.
     Dormant {
@@ -59,20 +68,24 @@ pub enum ReportCommand {
 }
 
 pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outcome> {
-    let (report, args, days) = match command {
+    let (report, args, days, permission) = match command {
         ReportCommand::Verify {
             file,
             manifest,
             json,
         } => return verify(&file, manifest.as_deref(), json),
-        ReportCommand::Entitlements(args) => (Report::Entitlements, args, None),
-        ReportCommand::Dormant { args, days } => (Report::Dormant, args, Some(days)),
+        ReportCommand::Entitlements(args) => (Report::Entitlements, args, None, None),
+        ReportCommand::EffectivePermissions { args, permission } => {
+            (Report::EffectivePermissions, args, None, permission)
+        }
+        ReportCommand::Dormant { args, days } => (Report::Dormant, args, Some(days), None),
     };
     config.org(&args.org).map_err(anyhow::Error::msg)?;
     let params = Params {
         entitlement: args.entitlement.clone(),
         user_type: args.user_type.clone(),
         active_only: args.active_only,
+        permission,
         days,
     };
     let store = open_store(config).await?;

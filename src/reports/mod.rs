@@ -2,11 +2,15 @@
 //! [`output::RowWriter`] and comes with a [`manifest::Manifest`].
 //!
 //! - `entitlements`: one row per user and entitlement held, and how it is held.
+//! - `effective-permissions`: each sensitive system permission of each user, with every grant
+//!   that confers it.
 //! - `dormant`: active users holding entitlements who have not logged in for N days, or ever.
 
 pub mod cli;
 mod dormant;
+mod effective;
 mod entitlements;
+pub use effective::PERMISSIONS;
 pub mod manifest;
 pub mod output;
 
@@ -29,23 +33,29 @@ use output::Format;
 #[serde(rename_all = "kebab-case")]
 pub enum Report {
     Entitlements,
+    EffectivePermissions,
     Dormant,
 }
 
 impl Report {
-    pub const NAMES: [&'static str; 2] = ["entitlements", "dormant"];
+    pub const NAMES: [&'static str; 3] = ["entitlements", "effective-permissions", "dormant"];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Report::Entitlements => "entitlements",
+            Report::EffectivePermissions => "effective-permissions",
             Report::Dormant => "dormant",
         }
     }
 
     pub fn parse(text: &str) -> Option<Report> {
-        [Report::Entitlements, Report::Dormant]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            Report::Entitlements,
+            Report::EffectivePermissions,
+            Report::Dormant,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -61,6 +71,9 @@ pub struct Params {
     /// Only active users.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub active_only: bool,
+    /// `effective-permissions`: only this permission (`ModifyAllData`, `Modify All Data`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
     /// `dormant`: days without a login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
@@ -139,6 +152,9 @@ pub async fn generate(
     };
     let written = match report {
         Report::Entitlements => entitlements::write(store, &context, params, format, out).await?,
+        Report::EffectivePermissions => {
+            effective::write(store, &context, params, format, out).await?
+        }
         Report::Dormant => dormant::write(store, &context, params, format, out).await?,
     };
     Ok(Manifest {

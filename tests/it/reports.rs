@@ -425,3 +425,148 @@ async fn the_report_endpoint_sends_the_file_with_its_manifest_which_catches_a_ch
     );
     fixture.stop().await;
 }
+
+#[tokio::test]
+async fn effective_permissions_name_every_path_to_each_permission_on_every_backend() {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let fields: Vec<&str> = provost::reports::PERMISSIONS
+            .iter()
+            .map(|(f, _)| *f)
+            .collect();
+        let sets = fixture
+            .rows(&format!(
+                "SELECT Id, IsOwnedByProfile, ProfileId, {} FROM PermissionSet",
+                fields.join(", ")
+            ))
+            .await;
+        let perms_of = |set: &str| -> Vec<String> {
+            sets.iter()
+                .find(|s| id(s, "Id") == set)
+                .map(|s| {
+                    fields
+                        .iter()
+                        .filter(|f| s[**f] == json!(true))
+                        .map(|f| (*f).to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let profile_set: HashMap<String, String> = sets
+            .iter()
+            .filter(|s| s["IsOwnedByProfile"] == json!(true))
+            .map(|s| (id(s, "ProfileId"), id(s, "Id")))
+            .collect();
+        let truth = truth(&fixture).await;
+        let mut expected: BTreeSet<(String, String, String, String, String)> = BTreeSet::new();
+        for (user, entitlement, through) in &truth.held {
+            let (via_type, via_id, component, set) = if let Some(set) = profile_set.get(entitlement)
+            {
+                ("profile", entitlement.clone(), String::new(), set.clone())
+            } else if through == "direct" {
+                (
+                    "permission_set",
+                    entitlement.clone(),
+                    String::new(),
+                    entitlement.clone(),
+                )
+            } else {
+                let group_name = through.trim_start_matches("permission_set_group:");
+                let group = fixture
+                    .rows(&format!(
+                        "SELECT Id FROM PermissionSetGroup WHERE DeveloperName = '{group_name}'"
+                    ))
+                    .await;
+                (
+                    "permission_set_group",
+                    id(&group[0], "Id"),
+                    entitlement.clone(),
+                    entitlement.clone(),
+                )
+            };
+            for field in perms_of(&set) {
+                expected.insert((
+                    user.clone(),
+                    field,
+                    via_type.to_owned(),
+                    via_id.clone(),
+                    component.clone(),
+                ));
+            }
+        }
+        let (bytes, _) = generate(
+            &fixture,
+            Report::EffectivePermissions,
+            &Params::default(),
+            Format::Csv,
+        )
+        .await;
+        let rows = parse_csv(&bytes);
+        let reported: BTreeSet<(String, String, String, String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["user_id"].clone(),
+                    r["permission_field"].clone(),
+                    r["via_type"].clone(),
+                    r["via_id"].clone(),
+                    r["via_component_id"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(reported.len(), rows.len(), "no row twice");
+        let missing: Vec<_> = expected.difference(&reported).take(5).collect();
+        let extra: Vec<_> = reported.difference(&expected).take(5).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "missing {missing:?}, extra {extra:?}"
+        );
+        for via in ["profile", "permission_set", "permission_set_group"] {
+            assert!(
+                rows.iter().any(|r| r["via_type"] == via),
+                "some permission comes through a {via}"
+            );
+        }
+
+        // One permission, named as Setup names it.
+        let (bytes, manifest) = generate(
+            &fixture,
+            Report::EffectivePermissions,
+            &Params {
+                permission: Some("modify all data".into()),
+                ..Params::default()
+            },
+            Format::Csv,
+        )
+        .await;
+        let mad = parse_csv(&bytes);
+        assert_eq!(
+            mad.len(),
+            rows.iter()
+                .filter(|r| r["permission_field"] == "PermissionsModifyAllData")
+                .count()
+        );
+        assert!(!mad.is_empty());
+        assert!(mad.iter().all(|r| r["permission"] == "Modify All Data"));
+        assert_eq!(
+            manifest.parameters,
+            json!({"permission": "modify all data"})
+        );
+        let err = reports::generate(
+            &fixture.store,
+            "acme",
+            Report::EffectivePermissions,
+            &Params {
+                permission: Some("Fly".into()),
+                ..Params::default()
+            },
+            Format::Csv,
+            Vec::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("ModifyAllData"), "{err}");
+        fixture.stop().await;
+    })
+    .await;
+}
