@@ -1,6 +1,6 @@
 //! `GET /api/v1/orgs/{org}/reports/{name}?format=csv|json|ndjson` (scope `reports:read`), with
 //! the report's filters as query parameters (`entitlement`, `user_type`, `active_only`,
-//! `permission`, `days`).
+//! `permission`, `since`, `until`, `days`).
 //!
 //! The report is written to a temporary file first (memory stays flat however many rows), then
 //! sent with its manifest in headers: `Provost-Report-Sha256` and `Provost-Report-Rows`, and
@@ -32,6 +32,8 @@ struct ReportQuery {
     user_type: Option<String>,
     active_only: Option<bool>,
     permission: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     days: Option<u32>,
 }
 
@@ -65,6 +67,8 @@ async fn report(
         user_type: query.user_type,
         active_only: query.active_only.unwrap_or(false),
         permission: query.permission,
+        since: timestamp("since", query.since.as_deref())?,
+        until: timestamp("until", query.until.as_deref())?,
         days: query.days,
     };
     let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;
@@ -109,6 +113,19 @@ async fn report(
     headers.insert("provost-report-rows", value(manifest.rows.to_string())?);
     headers.insert("provost-manifest", value(encoded)?);
     Ok(response)
+}
+
+fn timestamp(name: &str, text: Option<&str>) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    text.map(|text| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+            |_| {
+                ApiError::BadRequest(format!(
+                    "{name}={text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z"
+                ))
+            },
+        )
+    })
+    .transpose()
 }
 
 /// An anonymous file in the temporary directory: removed from the directory at once, so it

@@ -48,6 +48,18 @@ pub enum ReportCommand {
         #[arg(long)]
         permission: Option<String>,
     },
+    /// Grants added, removed and changed and user lifecycle changes in a window, each with
+    /// whether it came through Provost (request, approver, ticket) or straight from Salesforce.
+    Changes {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Start of the window (RFC 3339, e.g. 2026-07-01T00:00:00Z), inclusive.
+        #[arg(long)]
+        since: String,
+        /// End of the window, exclusive; now when left out.
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Active users holding permission sets, groups or public groups who have not logged in
     /// for --days days, or ever.
     Dormant {
@@ -68,25 +80,48 @@ pub enum ReportCommand {
 }
 
 pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outcome> {
-    let (report, args, days, permission) = match command {
+    let (report, args, extra) = match command {
         ReportCommand::Verify {
             file,
             manifest,
             json,
         } => return verify(&file, manifest.as_deref(), json),
-        ReportCommand::Entitlements(args) => (Report::Entitlements, args, None, None),
-        ReportCommand::EffectivePermissions { args, permission } => {
-            (Report::EffectivePermissions, args, None, permission)
-        }
-        ReportCommand::Dormant { args, days } => (Report::Dormant, args, Some(days), None),
+        ReportCommand::Entitlements(args) => (Report::Entitlements, args, Params::default()),
+        ReportCommand::EffectivePermissions { args, permission } => (
+            Report::EffectivePermissions,
+            args,
+            Params {
+                permission,
+                ..Params::default()
+            },
+        ),
+        ReportCommand::Changes { args, since, until } => (
+            Report::Changes,
+            args,
+            Params {
+                since: Some(timestamp("--since", &since)?),
+                until: until
+                    .as_deref()
+                    .map(|t| timestamp("--until", t))
+                    .transpose()?,
+                ..Params::default()
+            },
+        ),
+        ReportCommand::Dormant { args, days } => (
+            Report::Dormant,
+            args,
+            Params {
+                days: Some(days),
+                ..Params::default()
+            },
+        ),
     };
     config.org(&args.org).map_err(anyhow::Error::msg)?;
     let params = Params {
         entitlement: args.entitlement.clone(),
         user_type: args.user_type.clone(),
         active_only: args.active_only,
-        permission,
-        days,
+        ..extra
     };
     let store = open_store(config).await?;
     let result = match &args.output {
@@ -146,6 +181,12 @@ async fn to_file(
         manifest_path.display()
     );
     Ok(())
+}
+
+fn timestamp(flag: &str, text: &str) -> anyhow::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| anyhow::anyhow!("{flag} {text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z"),
+    )
 }
 
 fn verify(file: &Path, manifest: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {

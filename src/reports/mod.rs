@@ -4,8 +4,11 @@
 //! - `entitlements`: one row per user and entitlement held, and how it is held.
 //! - `effective-permissions`: each sensitive system permission of each user, with every grant
 //!   that confers it.
+//! - `changes`: grants added, removed and changed and user lifecycle changes in a window, and
+//!   whether each came through Provost or straight from Salesforce.
 //! - `dormant`: active users holding entitlements who have not logged in for N days, or ever.
 
+mod changes;
 pub mod cli;
 mod dormant;
 mod effective;
@@ -34,16 +37,23 @@ use output::Format;
 pub enum Report {
     Entitlements,
     EffectivePermissions,
+    Changes,
     Dormant,
 }
 
 impl Report {
-    pub const NAMES: [&'static str; 3] = ["entitlements", "effective-permissions", "dormant"];
+    pub const NAMES: [&'static str; 4] = [
+        "entitlements",
+        "effective-permissions",
+        "changes",
+        "dormant",
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Report::Entitlements => "entitlements",
             Report::EffectivePermissions => "effective-permissions",
+            Report::Changes => "changes",
             Report::Dormant => "dormant",
         }
     }
@@ -52,6 +62,7 @@ impl Report {
         [
             Report::Entitlements,
             Report::EffectivePermissions,
+            Report::Changes,
             Report::Dormant,
         ]
         .into_iter()
@@ -74,6 +85,19 @@ pub struct Params {
     /// `effective-permissions`: only this permission (`ModifyAllData`, `Modify All Data`...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permission: Option<String>,
+    /// `changes`: the window, from `since` (inclusive) to `until` (exclusive; now if unset).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option",
+        default
+    )]
+    pub since: Option<OffsetDateTime>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option",
+        default
+    )]
+    pub until: Option<OffsetDateTime>,
     /// `dormant`: days without a login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
@@ -155,6 +179,7 @@ pub async fn generate(
         Report::EffectivePermissions => {
             effective::write(store, &context, params, format, out).await?
         }
+        Report::Changes => changes::write(store, &context, params, format, out).await?,
         Report::Dormant => dormant::write(store, &context, params, format, out).await?,
     };
     Ok(Manifest {

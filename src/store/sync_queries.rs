@@ -837,26 +837,37 @@ macro_rules! impl_sync_store {
             org: OrgId,
             query: &super::sync::ChangeQuery,
         ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
-            let rows: Vec<sync_queries::ChangeRow> = sqlx::query_as(
+            // Only the filters given, so that each database can use the index that fits
+            // (`$n IS NULL OR ...` hides them from the planner).
+            let mut select = sqlx::QueryBuilder::<$db>::new(
                 "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
                  c.fields, c.before, c.after, c.observed_at FROM changes c \
                  LEFT JOIN sync_runs r ON r.id = c.run_id \
-                 WHERE c.org_id = $1 AND (c.run_id IS NULL OR r.status = 'succeeded') \
-                 AND ($2 IS NULL OR c.entity = $2) AND ($3 IS NULL OR c.object_id = $3) \
-                 AND ($4 IS NULL OR c.run_id = $4) AND ($5 IS NULL OR c.observed_at >= $5) \
-                 AND ($6 IS NULL OR c.observed_at < $6) AND c.id > $7 \
-                 ORDER BY c.id LIMIT $8",
-            )
-            .bind(org.0)
-            .bind(query.entity.map(super::sync::Entity::as_str))
-            .bind(query.object_id.as_deref())
-            .bind(query.run.map(|r| r.0))
-            .bind(query.since)
-            .bind(query.until)
-            .bind(query.after.unwrap_or(0))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await?;
+                 WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
+            );
+            select.push_bind(org.0);
+            if let Some(entity) = query.entity {
+                select.push(" AND c.entity = ").push_bind(entity.as_str());
+            }
+            if let Some(object_id) = &query.object_id {
+                select.push(" AND c.object_id = ").push_bind(object_id.clone());
+            }
+            if let Some(run) = query.run {
+                select.push(" AND c.run_id = ").push_bind(run.0);
+            }
+            if let Some(since) = query.since {
+                select.push(" AND c.observed_at >= ").push_bind(since);
+            }
+            if let Some(until) = query.until {
+                select.push(" AND c.observed_at < ").push_bind(until);
+            }
+            select
+                .push(" AND c.id > ")
+                .push_bind(query.after.unwrap_or(0))
+                .push(" ORDER BY c.id LIMIT ")
+                .push_bind(i64::from(query.limit));
+            let rows: Vec<sync_queries::ChangeRow> =
+                select.build_query_as().fetch_all(&self.pool).await?;
             rows.into_iter().map(super::sync::ChangeRecord::try_from).collect()
         }
     }

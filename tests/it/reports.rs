@@ -570,3 +570,177 @@ async fn effective_permissions_name_every_path_to_each_permission_on_every_backe
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_backend() {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let start = time::OffsetDateTime::now_utc();
+        let pairs = fixture.grantable_pairs(1).await;
+        let shown = fixture
+            .carry_out(json!({
+                "action": "grant",
+                "user": pairs[0].0,
+                "entitlement": {"type": "permission_set", "name": pairs[0].1},
+                "ticket": "CHG-42",
+            }))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let request_id = shown["id"].as_i64().unwrap();
+
+        // Behind Provost's back, as an admin in Setup: one assignment removed, one made, a user
+        // deactivated, one frozen, one moved to another profile.
+        let admin = |method: reqwest::Method, path: String, body: Value| {
+            let request = fixture
+                .raw
+                .request(method, format!("{}/__emulator/records/{path}", fixture.sf))
+                .json(&body);
+            async move {
+                let response = request.send().await.unwrap();
+                assert!(response.status().is_success(), "{path}");
+                response.json::<Value>().await.unwrap_or(Value::Null)
+            }
+        };
+        let users = fixture.users().await;
+        let (u1, u2, u3, u4) = (&users[1].id, &users[2].id, &users[3].id, &users[4].id);
+        let removed = fixture
+            .rows(&format!(
+                "SELECT Id, PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{u1}' \
+                 AND PermissionSetGroupId = null AND PermissionSet.IsOwnedByProfile = false"
+            ))
+            .await;
+        let removed = removed.first().expect("the user has a permission set");
+        admin(reqwest::Method::DELETE, format!("PermissionSetAssignment/{}", id(removed, "Id")), json!({})).await;
+        let held: HashSet<String> = fixture
+            .rows(&format!("SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{u2}'"))
+            .await
+            .iter()
+            .map(|r| id(r, "PermissionSetId"))
+            .collect();
+        let added = fixture
+            .free_sets()
+            .await
+            .into_iter()
+            .find(|s| !held.contains(&s.id))
+            .unwrap();
+        admin(
+            reqwest::Method::POST,
+            "PermissionSetAssignment".into(),
+            json!({"AssigneeId": u2, "PermissionSetId": added.id}),
+        )
+        .await;
+        admin(reqwest::Method::PATCH, format!("User/{u3}"), json!({"IsActive": false})).await;
+        let login = fixture
+            .rows(&format!("SELECT Id FROM UserLogin WHERE UserId = '{u4}'"))
+            .await;
+        admin(reqwest::Method::PATCH, format!("UserLogin/{}", id(&login[0], "Id")), json!({"IsFrozen": true})).await;
+        let before_profile = users[1].attributes["ProfileId"].as_str().unwrap().to_owned();
+        let other_profile = fixture
+            .rows(&format!(
+                "SELECT ProfileId FROM User WHERE ProfileId != '{before_profile}' AND UserType = 'Standard'"
+            ))
+            .await;
+        let after_profile = id(&other_profile[0], "ProfileId");
+        admin(reqwest::Method::PATCH, format!("User/{u1}"), json!({"ProfileId": after_profile})).await;
+
+        let org_cfg = fixture.config.orgs[0].clone();
+        sync_org(
+            &fixture.config,
+            &org_cfg,
+            &fixture.store,
+            &request_for(&org_cfg, SyncMode::Incremental, "test"),
+            false,
+            &LogObserver,
+        )
+        .await
+        .unwrap();
+
+        let (bytes, manifest) = generate(
+            &fixture,
+            Report::Changes,
+            &Params { since: Some(start), ..Params::default() },
+            Format::Csv,
+        )
+        .await;
+        let rows = parse_csv(&bytes);
+        let seen: BTreeSet<(String, String, String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["change"].clone(),
+                    r["user_id"].clone(),
+                    r["entitlement_id"].clone(),
+                    r["origin"].clone(),
+                )
+            })
+            .collect();
+        let granted_user = users.iter().find(|u| u.username == pairs[0].0).unwrap();
+        let granted_set = fixture
+            .entitlements(provost_connector::model::EntitlementKind::PermissionSet)
+            .await
+            .into_iter()
+            .find(|s| s.api_name == pairs[0].1)
+            .unwrap();
+        let s = |a: &str, b: &str, c: &str, d: &str| (a.to_owned(), b.to_owned(), c.to_owned(), d.to_owned());
+        let expected: BTreeSet<_> = [
+            s("grant_added", &granted_user.id, &granted_set.id, "provost"),
+            s("grant_removed", u1, &id(removed, "PermissionSetId"), "salesforce"),
+            s("grant_added", u2, &added.id, "salesforce"),
+            s("user_deactivated", u3, "", "salesforce"),
+            s("user_frozen", u4, "", "salesforce"),
+            s("grant_changed", u1, &after_profile, "salesforce"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(seen, expected, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(rows.len(), expected.len());
+        let provost = rows.iter().find(|r| r["origin"] == "provost").unwrap();
+        assert_eq!(provost["request_id"], request_id.to_string());
+        assert_eq!(provost["requester"], "flow");
+        assert_eq!(provost["approver"], "manager");
+        assert_eq!(provost["ticket"], "CHG-42");
+        assert!(provost["sync_run"].is_empty());
+        let profile = rows.iter().find(|r| r["change"] == "grant_changed").unwrap();
+        assert_eq!(profile["previous_entitlement_id"], before_profile);
+        assert_eq!(profile["entitlement_type"], "profile");
+        assert!(!profile["sync_run"].is_empty());
+        let deactivated = rows.iter().find(|r| r["change"] == "user_deactivated").unwrap();
+        assert_eq!(deactivated["before"], r#"{"active":true}"#);
+        assert_eq!(deactivated["after"], r#"{"active":false}"#);
+        assert!(manifest.parameters["since"].is_string());
+
+        // A window that ends before the org was first synced holds nothing; one that ends
+        // at `start` holds the first sync's creations and none of the changes after it.
+        let (bytes, _) = generate(
+            &fixture,
+            Report::Changes,
+            &Params {
+                since: Some(start - time::Duration::hours(2)),
+                until: Some(start - time::Duration::hours(1)),
+                ..Params::default()
+            },
+            Format::Csv,
+        )
+        .await;
+        assert!(parse_csv(&bytes).is_empty(), "{}", String::from_utf8_lossy(&bytes));
+        let (bytes, _) = generate(
+            &fixture,
+            Report::Changes,
+            &Params {
+                since: Some(start - time::Duration::hours(1)),
+                until: Some(start),
+                ..Params::default()
+            },
+            Format::Csv,
+        )
+        .await;
+        let first = parse_csv(&bytes);
+        assert!(first.iter().all(|r| r["sync_run"] == "1" && r["change"].ends_with("_created") || r["change"] == "grant_added"));
+        assert_eq!(
+            first.iter().filter(|r| r["change"] == "user_created").count(),
+            fixture.store.list_accounts(fixture.org.id, provost::store::Page::first(100_000)).await.unwrap().len()
+        );
+        fixture.stop().await;
+    })
+    .await;
+}
