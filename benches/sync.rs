@@ -10,8 +10,6 @@
 //!
 //! `PROVOST_BENCH_PRESETS=large,xlarge` also syncs an org twice as large, for memory growth.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,10 +17,6 @@ use provost::config::{DatabaseConfig, DatabaseUrl};
 use provost::store::sync::{ChangeQuery, RunStatus, SyncMode, SyncRun};
 use provost::store::{self, Store};
 use provost::sync::{self, SyncRequest};
-use provost_connector::secret::Secret;
-use provost_salesforce::reader::{ReadOptions, SalesforceReader};
-use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
-use serde_json::Value;
 use sqlx::Connection;
 
 // The same allocator as the `provost` binary.
@@ -31,17 +25,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: u64 = 2000;
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+mod support;
+use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator, EmulatorProcess};
 
 /// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
 fn cpu_seconds(pid: &str) -> f64 {
@@ -56,66 +41,6 @@ fn cpu_seconds(pid: &str) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Resets the peak RSS, so each measurement sees its own peak (Linux 4.0+).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-struct EmulatorProcess {
-    child: Child,
-    info: Value,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_emulator(preset: &str) -> EmulatorProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("key.pem");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provost"))
-        .args(["emulator", "--preset", preset, "--daily-limit", "100000000"])
-        .arg("--key-file")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start provost emulator");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).expect("the emulator's JSON line");
-    EmulatorProcess {
-        child,
-        info,
-        _dir: dir,
-    }
-}
-
-fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
-    let info = &emulator.info;
-    let credentials = Credentials::JwtBearer {
-        client_id: info["client_id"].as_str().unwrap().to_owned(),
-        username: info["username"].as_str().unwrap().to_owned(),
-        private_key_pem: Secret::new(
-            std::fs::read_to_string(info["private_key_path"].as_str().unwrap()).unwrap(),
-        ),
-    };
-    let config = ClientConfig::new(info["login_url"].as_str().unwrap());
-    SalesforceReader::new(
-        SalesforceClient::new(config, credentials).unwrap(),
-        ReadOptions {
-            exclude_portal_users: true,
-            include_inactive_users: true,
-        },
-    )
 }
 
 async fn postgres_database() -> Option<(String, String, String)> {

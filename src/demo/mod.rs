@@ -152,6 +152,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/changes?entity=account&limit=3'\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/access-requests?limit=5'\n\
          \x20 curl -s {base}/readyz\n\
+         Reports for auditors (csv, json or ndjson; the manifest is in the headers):\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/reports/effective-permissions?permission=ModifyAllData' | head -3\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/reports/dormant?days=90&format=ndjson' | head -3\n\
          Request a change (a token cannot approve what it asked for: make a second one with\n\
          `provost token create --name approver --scopes requests:approve` against this data directory):\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"freeze_user\",\"user\":\"{some_user}\",\"justification\":\"demo\"}}' {base}/api/v1/orgs/{ORG}/access-requests\n\

@@ -131,7 +131,7 @@ pub(super) async fn write(
                 };
             let (before, after) = changed_values(change);
             for kind in kinds {
-                writer.row(vec![
+                writer.row(&[
                     json!(change.id),
                     json!(super::rfc3339(change.observed_at)),
                     json!(kind),

@@ -109,6 +109,6 @@ fn judge<W: Write>(
         json!(names.len()),
         json!(names.join(";")),
     ]);
-    writer.row(values)?;
+    writer.row(&values)?;
     Ok(())
 }

@@ -212,6 +212,7 @@ fn rows_of_user<W: Write>(
             _ => {}
         }
     }
+    let user = user_values(context, account);
     for (field, label) in PERMISSIONS {
         if only.is_some_and(|o| o != field) {
             continue;
@@ -226,7 +227,7 @@ fn rows_of_user<W: Write>(
             if !holds {
                 continue;
             }
-            let mut values = user_values(context, account);
+            let mut values = user.clone();
             values.extend([
                 json!(label),
                 json!(field),
@@ -243,7 +244,7 @@ fn rows_of_user<W: Write>(
                     .expires_at
                     .map_or(Value::Null, |at| json!(super::rfc3339(at))),
             ]);
-            writer.row(values)?;
+            writer.row(&values)?;
         }
     }
     Ok(())

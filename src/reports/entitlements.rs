@@ -37,6 +37,8 @@ pub(super) async fn write(
     let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
     let mut writer = RowWriter::new(out, format, &columns)?;
     let mut after: Option<(String, String)> = None;
+    let mut user: Option<String> = None;
+    let mut values: Vec<Value> = Vec::new();
     loop {
         let page = store
             .held_entitlements(
@@ -57,7 +59,13 @@ pub(super) async fn write(
             {
                 continue;
             }
-            let mut values = user_values(context, &held.account);
+            // A user's columns are made once for all their rows (rows come in user order); each
+            // row only replaces the entitlement's columns after them.
+            if user.as_deref() != Some(held.account.id.as_str()) {
+                user = Some(held.account.id.clone());
+                values = user_values(context, &held.account);
+            }
+            values.truncate(USER_COLUMNS.len());
             values.extend([
                 json!(held.kind),
                 json!(held.entitlement_id),
@@ -71,7 +79,7 @@ pub(super) async fn write(
                     .map_or(Value::Null, |at| json!(super::rfc3339(at))),
                 json!(held.request_id),
             ]);
-            writer.row(values)?;
+            writer.row(&values)?;
         }
     }
     Ok(writer.finish()?)

@@ -3,9 +3,10 @@
 //! are computed, so nothing is held in memory and the manifest describes exactly what was
 //! written.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A report file's format.
@@ -113,29 +114,23 @@ impl<W: Write> RowWriter<W> {
     }
 
     /// Writes one row: `values` in the order of the columns.
-    pub fn row(&mut self, values: Vec<Value>) -> io::Result<()> {
+    pub fn row(&mut self, values: &[Value]) -> io::Result<()> {
         debug_assert_eq!(values.len(), self.columns.len());
         match self.format {
             Format::Csv => {
-                let cells: Vec<String> = values.iter().map(csv_cell).collect();
-                self.csv
-                    .as_mut()
-                    .expect("a CSV writer")
-                    .write_record(&cells)
-                    .map_err(io::Error::other)?;
+                let csv = self.csv.as_mut().expect("a CSV writer");
+                for value in values {
+                    csv.write_field(csv_cell(value).as_bytes())
+                        .map_err(io::Error::other)?;
+                }
+                csv.write_record(None::<&[u8]>).map_err(io::Error::other)?;
             }
             Format::Json | Format::Ndjson => {
-                let object: Map<String, Value> = self
-                    .columns
-                    .iter()
-                    .map(|c| (*c).to_owned())
-                    .zip(values)
-                    .collect();
                 let out = self.plain.as_mut().expect("a plain writer");
                 if self.format == Format::Json {
                     out.write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
                 }
-                serde_json::to_writer(&mut *out, &object)?;
+                serde_json::to_writer(&mut *out, &Row(&self.columns, values))?;
                 if self.format == Format::Ndjson {
                     out.write_all(b"\n")?;
                 }
@@ -168,24 +163,39 @@ impl<W: Write> RowWriter<W> {
     }
 }
 
-/// A cell as CSV text: empty for null, and text that a spreadsheet would run as a formula
-/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`, which
-/// spreadsheets show as text (OWASP's advice for CSV injection).
-pub fn csv_cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(text) => neutralise(text),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        other => neutralise(&other.to_string()),
+/// A row as a JSON object, its keys in column order, serialised without copying the values.
+struct Row<'a>(&'a [&'static str], &'a [Value]);
+
+impl serde::Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (column, value) in self.0.iter().zip(self.1) {
+            map.serialize_entry(column, value)?;
+        }
+        map.end()
     }
 }
 
-fn neutralise(text: &str) -> String {
+/// A cell as CSV text: empty for null, and text that a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) prefixed with `'`, which
+/// spreadsheets show as text (OWASP's advice for CSV injection).
+pub fn csv_cell(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::Null => Cow::Borrowed(""),
+        Value::String(text) => neutralise(text),
+        Value::Bool(true) => Cow::Borrowed("true"),
+        Value::Bool(false) => Cow::Borrowed("false"),
+        Value::Number(n) => Cow::Owned(n.to_string()),
+        other => Cow::Owned(neutralise(&other.to_string()).into_owned()),
+    }
+}
+
+fn neutralise(text: &str) -> Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
+        Cow::Owned(format!("'{text}"))
     } else {
-        text.to_owned()
+        Cow::Borrowed(text)
     }
 }
 
@@ -219,9 +229,9 @@ mod tests {
             let mut buffer = Vec::new();
             let mut writer = RowWriter::new(&mut buffer, format, &["a", "b"]).unwrap();
             writer
-                .row(vec![json!("x, \"quoted\"\nline"), json!(1)])
+                .row(&[json!("x, \"quoted\"\nline"), json!(1)])
                 .unwrap();
-            writer.row(vec![json!("=1+1"), Value::Null]).unwrap();
+            writer.row(&[json!("=1+1"), Value::Null]).unwrap();
             let written = writer.finish().unwrap();
             assert_eq!(written.rows, 2);
             assert_eq!(written.bytes, buffer.len() as u64);

@@ -1,6 +1,9 @@
 //! The report store's SQL, the same on SQLite and PostgreSQL, expanded into each backend's
 //! [`ReportStore`](super::reports::ReportStore) impl.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use provost_connector::model::Account;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -8,32 +11,24 @@ use time::OffsetDateTime;
 
 use super::reports::HeldEntitlement;
 
-/// The change that made a grant what it is now: its creation, or for a user's profile or
-/// role (whose grant id stays) the last update that changed the entitlement.
-pub(super) const HELD_SELECT: &str = "SELECT a.id AS account_id, a.username, a.email, \
-    a.first_name, a.last_name, a.display_name, a.active, a.user_type, a.attributes, \
-    g.id AS grant_id, g.entitlement_id, g.source, g.expires_at, e.kind, e.api_name, e.label, \
-    c.observed_at AS since, c.request_id \
-    FROM accounts a \
-    JOIN grants g ON g.org_id = a.org_id AND g.account_id = a.id \
+/// Driven by the grants index (org_id, account_id, id), so each page is an index range read
+/// in order (a row-value keyset: no sort, nothing read twice). `since` and `request_id` come
+/// from the change that made a grant what it is now: its creation, or for a user's profile or
+/// role (whose grant id stays) the last update that changed the entitlement. The page's users
+/// are read afterwards, once each.
+pub(super) const HELD_SELECT: &str = "SELECT g.account_id, g.id AS grant_id, g.entitlement_id, \
+    g.source, g.expires_at, e.kind, e.api_name, e.label, c.observed_at AS since, c.request_id \
+    FROM grants g \
     JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
     LEFT JOIN changes c ON c.id = (SELECT MAX(c2.id) FROM changes c2 \
         WHERE c2.org_id = g.org_id AND c2.entity = 'grant' AND c2.object_id = g.id \
         AND (c2.op = 'created' OR (c2.op = 'updated' AND c2.fields LIKE '%\"entitlement_id\"%'))) \
-    WHERE a.org_id = $1 AND (a.id > $2 OR (a.id = $2 AND g.id > $3)) \
-    ORDER BY a.id, g.id LIMIT $4";
+    WHERE g.org_id = $1 AND (g.account_id, g.id) > ($2, $3) \
+    ORDER BY g.account_id, g.id LIMIT $4";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct HeldRow {
-    account_id: String,
-    username: String,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    display_name: String,
-    active: bool,
-    user_type: Option<String>,
-    attributes: Json<Map<String, Value>>,
+    pub(super) account_id: String,
     grant_id: String,
     entitlement_id: String,
     source: String,
@@ -45,29 +40,50 @@ pub(super) struct HeldRow {
     request_id: Option<i64>,
 }
 
-impl From<HeldRow> for HeldEntitlement {
-    fn from(row: HeldRow) -> Self {
-        HeldEntitlement {
-            account: Account {
-                id: row.account_id,
-                username: row.username,
-                email: row.email,
-                first_name: row.first_name,
-                last_name: row.last_name,
-                display_name: row.display_name,
-                active: row.active,
-                user_type: row.user_type,
-                attributes: row.attributes.0,
-            },
-            grant_id: row.grant_id,
-            entitlement_id: row.entitlement_id,
-            source: row.source,
-            expires_at: row.expires_at,
-            kind: row.kind,
-            api_name: row.api_name,
-            label: row.label,
-            since: row.since,
-            request_id: row.request_id,
+impl HeldRow {
+    /// The row with its user; `None` when the user is not stored (cannot happen: grants
+    /// reference accounts).
+    pub(super) fn with(self, accounts: &HashMap<String, Arc<Account>>) -> Option<HeldEntitlement> {
+        Some(HeldEntitlement {
+            account: accounts.get(&self.account_id)?.clone(),
+            grant_id: self.grant_id,
+            entitlement_id: self.entitlement_id,
+            source: self.source,
+            expires_at: self.expires_at,
+            kind: self.kind,
+            api_name: self.api_name,
+            label: self.label,
+            since: self.since,
+            request_id: self.request_id,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: String,
+    active: bool,
+    user_type: Option<String>,
+    attributes: Json<Map<String, Value>>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(row: AccountRow) -> Self {
+        Account {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            display_name: row.display_name,
+            active: row.active,
+            user_type: row.user_type,
+            attributes: row.attributes.0,
         }
     }
 }
@@ -92,7 +108,31 @@ macro_rules! impl_report_store {
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
                         .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
+                let mut ids: Vec<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
+                ids.dedup();
+                let mut accounts = std::collections::HashMap::new();
+                for chunk in ids.chunks(1000) {
+                    let mut select = sqlx::QueryBuilder::new(
+                        "SELECT id, username, email, first_name, last_name, display_name, active, \
+                     user_type, attributes FROM accounts WHERE org_id = ",
+                    );
+                    select.push_bind(org.0).push(" AND id IN (");
+                    let mut list = select.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    select.push(")");
+                    let found: Vec<report_queries::AccountRow> =
+                        select.build_query_as().fetch_all(&self.pool).await?;
+                    accounts.extend(found.into_iter().map(|row| {
+                        let account = provost_connector::model::Account::from(row);
+                        (account.id.clone(), std::sync::Arc::new(account))
+                    }));
+                }
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|row| row.with(&accounts))
+                    .collect())
             }
         }
     };

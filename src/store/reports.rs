@@ -1,5 +1,7 @@
 //! What reports read: the live model joined as auditors need it, streamed in keyset pages.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use provost_connector::model::Account;
 use time::OffsetDateTime;
@@ -9,7 +11,8 @@ use super::{OrgId, StoreError};
 /// One grant of one user, with the entitlement and where the grant came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldEntitlement {
-    pub account: Account,
+    /// Shared by the user's grants in a page (read once per user).
+    pub account: Arc<Account>,
     pub grant_id: String,
     pub entitlement_id: String,
     /// `direct`, `profile` or `group:ID` (see `GrantSource::encode`).

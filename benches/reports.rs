@@ -1,0 +1,117 @@
+//! The `entitlements` report of the emulator's `large` org to CSV, from SQLite:
+//! `cargo bench --bench reports`.
+//!
+//! The org is synced first (the emulator runs as its own process), then the report is written
+//! to a file `PROVOST_BENCH_ROUNDS` times (default 3). Each round prints the wall time, rows,
+//! rows per second, the file's size, and the peak resident memory of the round (the peak is
+//! reset before each), next to the memory the process held before it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use provost::config::{DatabaseConfig, DatabaseUrl};
+use provost::reports::output::Format;
+use provost::reports::{self, Params, Report};
+use provost::store::sync::{RunStatus, SyncMode};
+use provost::store::{self, Store};
+use provost::sync::{self, SyncRequest};
+
+mod support;
+use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn current_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let rounds: usize = std::env::var("PROVOST_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emulator = start_emulator(&preset);
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig {
+            url: DatabaseUrl::new(format!(
+                "sqlite://{}",
+                dir.path().join("provost.db").display()
+            )),
+            max_connections: 4,
+        };
+        let store: Arc<dyn Store> = store::open(&config).await.unwrap();
+        store.migrate().await.unwrap();
+        let org = store.ensure_org("bench").await.unwrap();
+        let started = Instant::now();
+        let finished = sync::run(
+            &store,
+            &org,
+            &reader(&emulator),
+            &SyncRequest {
+                mode: SyncMode::Full,
+                started_by: "bench".to_owned(),
+                api_budget_percent: 100,
+                skip_if_synced_within: None,
+            },
+            &provost::sync::progress::LogObserver,
+        )
+        .await
+        .expect("the sync runs");
+        assert_eq!(finished.run.status, RunStatus::Succeeded);
+        eprintln!(
+            "synced the {preset} org in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        drop(emulator);
+
+        println!("round  seconds  rows      rows/s   file MB  peak MB (held before)");
+        let mut times = Vec::new();
+        for round in 1..=rounds {
+            let path = dir.path().join(format!("entitlements-{round}.csv"));
+            let before = current_rss_mb();
+            reset_peak_rss();
+            let started = Instant::now();
+            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let manifest = reports::generate(
+                &store,
+                "bench",
+                Report::Entitlements,
+                &Params::default(),
+                Format::Csv,
+                file,
+            )
+            .await
+            .unwrap();
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{round:>5}  {seconds:>7.2}  {:>8}  {:>7.0}  {:>7.1}  {:>7.0} ({before:.0})",
+                manifest.rows,
+                manifest.rows as f64 / seconds,
+                manifest.bytes as f64 / 1_048_576.0,
+                peak_rss_mb()
+            );
+            times.push(seconds);
+            std::fs::remove_file(&path).unwrap();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "median over {rounds} rounds: {:.2} s for the entitlements report of the {preset} org",
+            times[times.len() / 2]
+        );
+    });
+}

@@ -1,0 +1,83 @@
+//! What the benchmarks share: the emulator as its own process (so memory figures are
+//! Provost's alone), a reader of it, and the process's peak memory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use provost_connector::secret::Secret;
+use provost_salesforce::reader::{ReadOptions, SalesforceReader};
+use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
+use serde_json::Value;
+
+/// The process's peak resident memory since the last reset, in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS, so each measurement sees its own peak (Linux 4.0+).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+pub struct EmulatorProcess {
+    pub child: Child,
+    pub info: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_emulator(preset: &str) -> EmulatorProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provost"))
+        .args(["emulator", "--preset", preset, "--daily-limit", "100000000"])
+        .arg("--key-file")
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start provost emulator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).expect("the emulator's JSON line");
+    EmulatorProcess {
+        child,
+        info,
+        _dir: dir,
+    }
+}
+
+pub fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
+    let info = &emulator.info;
+    let credentials = Credentials::JwtBearer {
+        client_id: info["client_id"].as_str().unwrap().to_owned(),
+        username: info["username"].as_str().unwrap().to_owned(),
+        private_key_pem: Secret::new(
+            std::fs::read_to_string(info["private_key_path"].as_str().unwrap()).unwrap(),
+        ),
+    };
+    let config = ClientConfig::new(info["login_url"].as_str().unwrap());
+    SalesforceReader::new(
+        SalesforceClient::new(config, credentials).unwrap(),
+        ReadOptions {
+            exclude_portal_users: true,
+            include_inactive_users: true,
+        },
+    )
+}
