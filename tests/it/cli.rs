@@ -539,6 +539,73 @@ async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_g
     let output = run_provost(dir.path(), &["sync", "--org", "nope"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("acme, ghost"));
+    // Reports from the command line: a file with its manifest, verified, then caught changed.
+    let file = dir.path().join("entitlements.csv");
+    let output = run_provost(
+        dir.path(),
+        &[
+            "report",
+            "entitlements",
+            "--org",
+            "acme",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("entitlements.csv.manifest.json").is_file());
+    // Bigger than a pipe holds, so the early reader below really cuts it.
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 100_000, "{size}");
+    assert!(!dir.path().join("entitlements.csv.partial").exists());
+    let output = run_provost(dir.path(), &["report", "verify", file.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("matches its manifest"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(b'x');
+    std::fs::write(&file, bytes).unwrap();
+    let output = run_provost(dir.path(), &["report", "verify", file.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("does NOT match"));
+    let output = run_provost(dir.path(), &["report", "dormant", "--org", "acme"]).await;
+    assert_eq!(output.status.code(), Some(2), "--days is required");
+    let output = run_provost(
+        dir.path(),
+        &["report", "changes", "--org", "acme", "--since", "yesterday"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("RFC 3339"));
+
+    // A reader that stops early (`| head`) is not an error.
+    let mut child = provost(dir.path())
+        .args([
+            "report",
+            "entitlements",
+            "--org",
+            "acme",
+            "--format",
+            "ndjson",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1024];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
