@@ -1,6 +1,6 @@
 //! `GET /api/v1/orgs/{org}/reports/{name}?format=csv|json|ndjson` (scope `reports:read`), with
 //! the report's filters as query parameters (`entitlement`, `user_type`, `active_only`,
-//! `permission`, `since`, `until`, `days`).
+//! `permission`, `since`, `until`, `as_of`, `days`).
 //!
 //! The report is written to a temporary file first (memory stays flat however many rows), then
 //! sent with its manifest in headers: `Provost-Report-Sha256` and `Provost-Report-Rows`, and
@@ -34,6 +34,7 @@ struct ReportQuery {
     permission: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    as_of: Option<String>,
     days: Option<u32>,
 }
 
@@ -69,6 +70,7 @@ async fn report(
         permission: query.permission,
         since: timestamp("since", query.since.as_deref())?,
         until: timestamp("until", query.until.as_deref())?,
+        as_of: timestamp("as_of", query.as_of.as_deref())?,
         days: query.days,
     };
     let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;

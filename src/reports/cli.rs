@@ -32,6 +32,10 @@ pub struct ReportArgs {
     /// Only active users.
     #[arg(long)]
     pub active_only: bool,
+    /// entitlements and effective-permissions: the state at this past time (RFC 3339),
+    /// rebuilt from the change history.
+    #[arg(long, value_name = "T")]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +125,11 @@ pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outc
         entitlement: args.entitlement.clone(),
         user_type: args.user_type.clone(),
         active_only: args.active_only,
+        as_of: args
+            .as_of
+            .as_deref()
+            .map(|t| timestamp("--as-of", t))
+            .transpose()?,
         ..extra
     };
     let store = open_store(config).await?;

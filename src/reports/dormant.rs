@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::output::{Format, RowWriter, Written};
-use super::{user_values, Context, Params, ReportError, PAGE, USER_COLUMNS};
+use super::{user_values, Context, Params, ReportError, USER_COLUMNS};
 use crate::store::reports::HeldEntitlement;
 use crate::store::Store;
 
@@ -31,19 +31,10 @@ pub(super) async fn write(
     let cutoff = context.now - time::Duration::days(i64::from(days));
     let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
     let mut writer = RowWriter::new(out, format, &columns)?;
-    let mut after: Option<(String, String)> = None;
+    let mut pages = super::Pages::new(params);
     // Rows come in user order: one user's grants are gathered, then judged.
     let mut current: Vec<HeldEntitlement> = Vec::new();
-    loop {
-        let page = store
-            .held_entitlements(
-                context.org.id,
-                after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
-                PAGE,
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.account.id.clone(), last.grant_id.clone()));
+    while let Some(page) = pages.next(store, context).await? {
         for held in page {
             if current
                 .first()

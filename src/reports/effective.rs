@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::output::{Format, RowWriter, Written};
-use super::{user_values, Context, Params, ReportError, PAGE, USER_COLUMNS};
+use super::{user_values, Context, Params, ReportError, USER_COLUMNS};
 use crate::store::reports::HeldEntitlement;
 use crate::store::Store;
 
@@ -110,21 +110,12 @@ pub(super) async fn write(
         .collect();
     let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
     let mut writer = RowWriter::new(out, format, &columns)?;
-    let mut after: Option<(String, String)> = None;
+    let mut pages = super::Pages::new(params);
     let mut current: Vec<HeldEntitlement> = Vec::new();
     let user = |grants: &[HeldEntitlement], writer: &mut RowWriter<_>| {
         rows_of_user(context, params, only, &profile_sets, grants, writer)
     };
-    loop {
-        let page = store
-            .held_entitlements(
-                context.org.id,
-                after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
-                PAGE,
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.account.id.clone(), last.grant_id.clone()));
+    while let Some(page) = pages.next(store, context).await? {
         for held in page {
             if current
                 .first()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::output::{Format, RowWriter, Written};
-use super::{resolve_entitlement, user_values, Context, Params, ReportError, PAGE, USER_COLUMNS};
+use super::{resolve_entitlement, user_values, Context, Params, ReportError, USER_COLUMNS};
 use crate::store::Store;
 
 const COLUMNS: [&str; 9] = [
@@ -36,19 +36,10 @@ pub(super) async fn write(
     };
     let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
     let mut writer = RowWriter::new(out, format, &columns)?;
-    let mut after: Option<(String, String)> = None;
+    let mut pages = super::Pages::new(params);
     let mut user: Option<String> = None;
     let mut values: Vec<Value> = Vec::new();
-    loop {
-        let page = store
-            .held_entitlements(
-                context.org.id,
-                after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
-                PAGE,
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.account.id.clone(), last.grant_id.clone()));
+    while let Some(page) = pages.next(store, context).await? {
         for held in &page {
             if only.as_ref().is_some_and(|id| id != &held.entitlement_id)
                 || (params.active_only && !held.account.active)

@@ -13,6 +13,7 @@ pub mod cli;
 mod dormant;
 mod effective;
 mod entitlements;
+mod history;
 pub use effective::PERMISSIONS;
 pub mod manifest;
 pub mod output;
@@ -98,6 +99,14 @@ pub struct Params {
         default
     )]
     pub until: Option<OffsetDateTime>,
+    /// `entitlements`, `effective-permissions`: the state at this past time, rebuilt from the
+    /// change history.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option",
+        default
+    )]
+    pub as_of: Option<OffsetDateTime>,
     /// `dormant`: days without a login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
@@ -118,6 +127,70 @@ pub enum ReportError {
 
 /// Rows are read from the store this many at a time.
 const PAGE: u32 = 5000;
+
+/// Pages of held entitlements in user order: the live model, or the state at `as_of` rebuilt
+/// from the change history.
+struct Pages {
+    as_of: Option<OffsetDateTime>,
+    live_after: Option<(String, String)>,
+    user_after: String,
+    done: bool,
+}
+
+impl Pages {
+    fn new(params: &Params) -> Pages {
+        Pages {
+            as_of: params.as_of,
+            live_after: None,
+            user_after: String::new(),
+            done: false,
+        }
+    }
+
+    /// The next page; `None` at the end.
+    async fn next(
+        &mut self,
+        store: &Arc<dyn Store>,
+        context: &Context,
+    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, ReportError> {
+        while !self.done {
+            let page = match self.as_of {
+                None => {
+                    let page = store
+                        .held_entitlements(
+                            context.org.id,
+                            self.live_after
+                                .as_ref()
+                                .map(|(a, g)| (a.as_str(), g.as_str())),
+                            PAGE,
+                        )
+                        .await?;
+                    match page.last() {
+                        Some(last) => {
+                            self.live_after = Some((last.account.id.clone(), last.grant_id.clone()))
+                        }
+                        None => self.done = true,
+                    }
+                    page
+                }
+                Some(at) => {
+                    let (users, changes) = store
+                        .history_of_users(context.org.id, at, &self.user_after, 500)
+                        .await?;
+                    match users.last() {
+                        Some(last) => self.user_after = last.clone(),
+                        None => self.done = true,
+                    }
+                    history::held_at(context, &users, &changes)
+                }
+            };
+            if !page.is_empty() {
+                return Ok(Some(page));
+            }
+        }
+        Ok(None)
+    }
+}
 
 /// What every report needs about its org: the entitlements by id and the sync it reflects.
 struct Context {
@@ -146,6 +219,22 @@ pub async fn generate(
         .find_org(org_name)
         .await?
         .ok_or_else(|| ReportError::NotSynced(org_name.to_owned()))?;
+    if params.as_of.is_some()
+        && !matches!(report, Report::Entitlements | Report::EffectivePermissions)
+    {
+        return Err(ReportError::BadParameter(format!(
+            "--as-of applies to entitlements and effective-permissions, not {}",
+            report.as_str()
+        )));
+    }
+    if params
+        .as_of
+        .is_some_and(|at| at > OffsetDateTime::now_utc())
+    {
+        return Err(ReportError::BadParameter(
+            "--as-of is in the future: give a past time, or leave it out for now".to_owned(),
+        ));
+    }
     let runs = store.list_sync_runs(org.id, 100).await?;
     let run = runs
         .iter()

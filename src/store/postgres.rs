@@ -47,4 +47,8 @@ impl_sync_store!(
 impl_store!(PostgresStore, Backend::Postgres, MIGRATOR);
 impl_provisioning_store!(PostgresStore, sqlx::Postgres, " FOR UPDATE SKIP LOCKED");
 impl_webhook_store!(PostgresStore);
-impl_report_store!(PostgresStore);
+impl_report_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    "(COALESCE(c.after, c.before) ->> 'account_id')"
+);

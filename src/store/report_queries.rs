@@ -88,9 +88,11 @@ impl From<AccountRow> for Account {
     }
 }
 
-/// Implements [`ReportStore`](super::reports::ReportStore) for a backend with a `pool` field.
+/// Implements [`ReportStore`](super::reports::ReportStore) for a backend with a `pool` field,
+/// given its sqlx database type and how it reads a grant change's user (the expression of the
+/// `changes_grants_by_account` index).
 macro_rules! impl_report_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty, $account_of_grant:expr) => {
         #[async_trait::async_trait]
         impl super::reports::ReportStore for $store {
             async fn held_entitlements(
@@ -133,6 +135,61 @@ macro_rules! impl_report_store {
                     .into_iter()
                     .filter_map(|row| row.with(&accounts))
                     .collect())
+            }
+
+            async fn history_of_users(
+                &self,
+                org: OrgId,
+                at: time::OffsetDateTime,
+                after: &str,
+                limit: u32,
+            ) -> Result<(Vec<String>, Vec<super::sync::ChangeRecord>), StoreError> {
+                let users: Vec<(String,)> = sqlx::query_as(
+                    "SELECT DISTINCT object_id FROM changes WHERE org_id = $1 \
+                     AND entity = 'account' AND object_id > $2 ORDER BY object_id LIMIT $3",
+                )
+                .bind(org.0)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let users: Vec<String> = users.into_iter().map(|(id,)| id).collect();
+                if users.is_empty() {
+                    return Ok((users, Vec::new()));
+                }
+                let mut changes = Vec::new();
+                for grants in [false, true] {
+                    let mut select = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
+                         c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
+                         LEFT JOIN sync_runs r ON r.id = c.run_id \
+                         WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
+                    );
+                    select.push_bind(org.0);
+                    if grants {
+                        select.push(format!(
+                            " AND c.entity = 'grant' AND {} IN (",
+                            $account_of_grant
+                        ));
+                    } else {
+                        select.push(" AND c.entity = 'account' AND c.object_id IN (");
+                    }
+                    let mut list = select.separated(", ");
+                    for user in &users {
+                        list.push_bind(user.clone());
+                    }
+                    select
+                        .push(") AND c.observed_at <= ")
+                        .push_bind(at)
+                        .push(" ORDER BY c.id");
+                    let rows: Vec<super::sync_queries::ChangeRow> =
+                        select.build_query_as().fetch_all(&self.pool).await?;
+                    for row in rows {
+                        changes.push(super::sync::ChangeRecord::try_from(row)?);
+                    }
+                }
+                changes.sort_by_key(|c| c.id);
+                Ok((users, changes))
             }
         }
     };

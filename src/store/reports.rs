@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use provost_connector::model::Account;
 use time::OffsetDateTime;
 
+use super::sync::ChangeRecord;
 use super::{OrgId, StoreError};
 
 /// One grant of one user, with the entitlement and where the grant came from.
@@ -38,4 +39,15 @@ pub trait ReportStore: Send + Sync {
         after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<HeldEntitlement>, StoreError>;
+
+    /// The committed history up to `at` of up to `limit` users after `after` (in id order):
+    /// the users' ids, and every change of those users and of their grants observed at or
+    /// before `at`, in id order.
+    async fn history_of_users(
+        &self,
+        org: OrgId,
+        at: OffsetDateTime,
+        after: &str,
+        limit: u32,
+    ) -> Result<(Vec<String>, Vec<ChangeRecord>), StoreError>;
 }

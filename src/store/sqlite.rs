@@ -49,4 +49,8 @@ impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
 impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");
 impl_webhook_store!(SqliteStore);
-impl_report_store!(SqliteStore);
+impl_report_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "json_extract(COALESCE(c.after, c.before), '$.account_id')"
+);

@@ -744,3 +744,151 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
     })
     .await;
 }
+
+#[tokio::test]
+async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_backend() {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(20));
+        pause().await;
+        let before = time::OffsetDateTime::now_utc();
+        pause().await;
+        let pairs = fixture.grantable_pairs(1).await;
+        let shown = fixture
+            .carry_out(grant_body(&pairs[0].0, "permission_set", &pairs[0].1))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let request_id = shown["id"].as_i64().unwrap().to_string();
+        let assignment = shown["result"]["record_id"].as_str().unwrap().to_owned();
+        pause().await;
+        let held_then = time::OffsetDateTime::now_utc();
+        pause().await;
+        // Removed in Salesforce, seen by the next sync.
+        let response = fixture
+            .raw
+            .delete(format!(
+                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
+                fixture.sf
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let org_cfg = fixture.config.orgs[0].clone();
+        sync_org(
+            &fixture.config,
+            &org_cfg,
+            &fixture.store,
+            &request_for(&org_cfg, SyncMode::Incremental, "test"),
+            false,
+            &LogObserver,
+        )
+        .await
+        .unwrap();
+        pause().await;
+        let after = time::OffsetDateTime::now_utc();
+
+        let as_of = |at| Params {
+            as_of: Some(at),
+            ..Params::default()
+        };
+        let rows_at = |bytes: Vec<u8>| -> BTreeSet<Vec<(String, String)>> {
+            parse_csv(&bytes)
+                .into_iter()
+                .map(|row| {
+                    let mut cells: Vec<_> = row.into_iter().collect();
+                    cells.sort();
+                    cells
+                })
+                .collect()
+        };
+        let grant_rows = |rows: &BTreeSet<Vec<(String, String)>>| -> Vec<Vec<(String, String)>> {
+            rows.iter()
+                .filter(|r| r.contains(&("grant_id".to_owned(), assignment.clone())))
+                .cloned()
+                .collect()
+        };
+        let (bytes, _) =
+            generate(&fixture, Report::Entitlements, &as_of(before), Format::Csv).await;
+        assert!(
+            grant_rows(&rows_at(bytes)).is_empty(),
+            "not held before it was granted"
+        );
+        let (bytes, manifest) = generate(
+            &fixture,
+            Report::Entitlements,
+            &as_of(held_then),
+            Format::Csv,
+        )
+        .await;
+        let then = grant_rows(&rows_at(bytes));
+        assert_eq!(then.len(), 1, "held while granted");
+        assert!(then[0].contains(&("request_id".to_owned(), request_id.clone())));
+        assert!(then[0].contains(&("entitlement_api_name".to_owned(), pairs[0].1.clone())));
+        assert!(manifest.parameters["as_of"].is_string());
+        let (bytes, _) = generate(&fixture, Report::Entitlements, &as_of(after), Format::Csv).await;
+        let now_rebuilt = rows_at(bytes);
+        assert!(
+            grant_rows(&now_rebuilt).is_empty(),
+            "gone after its removal"
+        );
+
+        // Rebuilt as of now, the history gives exactly the live model.
+        let (bytes, _) = generate(
+            &fixture,
+            Report::Entitlements,
+            &Params::default(),
+            Format::Csv,
+        )
+        .await;
+        let live = rows_at(bytes);
+        assert_eq!(now_rebuilt.len(), live.len());
+        assert_eq!(now_rebuilt, live);
+        let (bytes, _) = generate(
+            &fixture,
+            Report::EffectivePermissions,
+            &as_of(after),
+            Format::Csv,
+        )
+        .await;
+        let (live_bytes, _) = generate(
+            &fixture,
+            Report::EffectivePermissions,
+            &Params::default(),
+            Format::Csv,
+        )
+        .await;
+        assert_eq!(rows_at(bytes), rows_at(live_bytes));
+
+        // Mistakes are named.
+        for (report, params, says) in [
+            (
+                Report::Entitlements,
+                as_of(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+                "future",
+            ),
+            (
+                Report::Dormant,
+                Params {
+                    days: Some(30),
+                    ..as_of(before)
+                },
+                "applies to entitlements and effective-permissions",
+            ),
+        ] {
+            let err = reports::generate(
+                &fixture.store,
+                "acme",
+                report,
+                &params,
+                Format::Csv,
+                Vec::new(),
+            )
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        fixture.stop().await;
+    })
+    .await;
+}
