@@ -235,6 +235,28 @@ pub async fn generate(
             "--as-of is in the future: give a past time, or leave it out for now".to_owned(),
         ));
     }
+    if let Some(at) = params.as_of {
+        // The history begins with the org's first sync: nothing is known before it.
+        let first = store
+            .list_changes(
+                org.id,
+                &crate::store::sync::ChangeQuery {
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match first.first() {
+            Some(first) if at >= first.observed_at => {}
+            Some(first) => {
+                return Err(ReportError::BadParameter(format!(
+                    "org `{org_name}`'s history starts at {}, with its first sync: Provost cannot tell what was held before; give a later --as-of",
+                    rfc3339(first.observed_at)
+                )))
+            }
+            None => return Err(ReportError::NotSynced(org_name.to_owned())),
+        }
+    }
     let runs = store.list_sync_runs(org.id, 100).await?;
     let run = runs
         .iter()
