@@ -35,6 +35,28 @@ fn current_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Writes the entitlements report with `params` to `path`, timed, with the peak reset first.
+async fn timed(
+    store: &Arc<dyn Store>,
+    params: &Params,
+    path: &std::path::Path,
+) -> (f64, provost::reports::manifest::Manifest) {
+    reset_peak_rss();
+    let started = Instant::now();
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let manifest = reports::generate(
+        store,
+        "bench",
+        Report::Entitlements,
+        params,
+        Format::Csv,
+        file,
+    )
+    .await
+    .unwrap();
+    (started.elapsed().as_secs_f64(), manifest)
+}
+
 fn main() {
     let rounds: usize = std::env::var("PROVOST_BENCH_ROUNDS")
         .ok()
@@ -85,20 +107,7 @@ fn main() {
         for round in 1..=rounds {
             let path = dir.path().join(format!("entitlements-{round}.csv"));
             let before = current_rss_mb();
-            reset_peak_rss();
-            let started = Instant::now();
-            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            let manifest = reports::generate(
-                &store,
-                "bench",
-                Report::Entitlements,
-                &Params::default(),
-                Format::Csv,
-                file,
-            )
-            .await
-            .unwrap();
-            let seconds = started.elapsed().as_secs_f64();
+            let (seconds, manifest) = timed(&store, &Params::default(), &path).await;
             println!(
                 "{round:>5}  {seconds:>7.2}  {:>8}  {:>7.0}  {:>7.1}  {:>7.0} ({before:.0})",
                 manifest.rows,
@@ -111,23 +120,11 @@ fn main() {
         }
         // The same report rebuilt from the change history (`--as-of` now).
         let path = dir.path().join("entitlements-as-of.csv");
-        reset_peak_rss();
-        let started = Instant::now();
-        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let manifest = reports::generate(
-            &store,
-            "bench",
-            Report::Entitlements,
-            &Params {
-                as_of: Some(time::OffsetDateTime::now_utc()),
-                ..Params::default()
-            },
-            Format::Csv,
-            file,
-        )
-        .await
-        .unwrap();
-        let seconds = started.elapsed().as_secs_f64();
+        let as_of = Params {
+            as_of: Some(time::OffsetDateTime::now_utc()),
+            ..Params::default()
+        };
+        let (seconds, manifest) = timed(&store, &as_of, &path).await;
         println!(
             "as-of  {seconds:>7.2}  {:>8}  {:>7.0}  {:>7.1}  {:>7.0}",
             manifest.rows,

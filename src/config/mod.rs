@@ -236,6 +236,15 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
+/// Whether `name` is a valid name for an org or a webhook: lower-case letters, digits, `-`
+/// and `_`, not empty.
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 fn render_invalid(problems: &[ConfigProblem]) -> String {
     let mut text = String::from("invalid configuration:");
     for problem in problems {

@@ -137,12 +137,7 @@ pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
         });
     };
     for (index, org) in orgs.iter().enumerate() {
-        if org.name.is_empty()
-            || !org
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !super::is_valid_name(&org.name) {
             problem(
                 index,
                 "name",

@@ -54,12 +54,7 @@ pub(super) fn validate(
         });
     };
     for (index, hook) in webhooks.iter().enumerate() {
-        if hook.name.is_empty()
-            || !hook
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !super::is_valid_name(&hook.name) {
             problem(
                 index,
                 "name",

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use provost_connector::model::Account;
-use serde_json::{Map, Value};
-use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::reports::HeldEntitlement;
@@ -59,35 +57,6 @@ impl HeldRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct AccountRow {
-    id: String,
-    username: String,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    display_name: String,
-    active: bool,
-    user_type: Option<String>,
-    attributes: Json<Map<String, Value>>,
-}
-
-impl From<AccountRow> for Account {
-    fn from(row: AccountRow) -> Self {
-        Account {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            first_name: row.first_name,
-            last_name: row.last_name,
-            display_name: row.display_name,
-            active: row.active,
-            user_type: row.user_type,
-            attributes: row.attributes.0,
-        }
-    }
-}
-
 /// Implements [`ReportStore`](super::reports::ReportStore) for a backend with a `pool` field,
 /// given its sqlx database type and how it reads a grant change's user (the expression of the
 /// `changes_grants_by_account` index).
@@ -124,7 +93,7 @@ macro_rules! impl_report_store {
                         list.push_bind(*id);
                     }
                     select.push(")");
-                    let found: Vec<report_queries::AccountRow> =
+                    let found: Vec<queries::AccountRow> =
                         select.build_query_as().fetch_all(&self.pool).await?;
                     accounts.extend(found.into_iter().map(|row| {
                         let account = provost_connector::model::Account::from(row);

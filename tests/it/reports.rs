@@ -144,6 +144,21 @@ async fn truth(fixture: &Fixture) -> Truth {
     }
 }
 
+/// An incremental sync of the fixture's org, as a schedule would run it.
+async fn resync(fixture: &Fixture) {
+    let org_cfg = fixture.config.orgs[0].clone();
+    sync_org(
+        &fixture.config,
+        &org_cfg,
+        &fixture.store,
+        &request_for(&org_cfg, SyncMode::Incremental, "test"),
+        false,
+        &LogObserver,
+    )
+    .await
+    .unwrap();
+}
+
 async fn generate(
     fixture: &Fixture,
     report: Report,
@@ -184,17 +199,7 @@ async fn entitlements_and_dormant_reports_match_the_org_row_by_row_on_every_back
             .await;
         assert_eq!(shown["state"], "completed", "{shown}");
         let request_id = shown["id"].as_i64().unwrap();
-        let org_cfg = fixture.config.orgs[0].clone();
-        sync_org(
-            &fixture.config,
-            &org_cfg,
-            &fixture.store,
-            &request_for(&org_cfg, SyncMode::Incremental, "test"),
-            false,
-            &LogObserver,
-        )
-        .await
-        .unwrap();
+        resync(&fixture).await;
 
         let truth = truth(&fixture).await;
         let (bytes, manifest) = generate(
@@ -643,17 +648,7 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
         let after_profile = id(&other_profile[0], "ProfileId");
         admin(reqwest::Method::PATCH, format!("User/{u1}"), json!({"ProfileId": after_profile})).await;
 
-        let org_cfg = fixture.config.orgs[0].clone();
-        sync_org(
-            &fixture.config,
-            &org_cfg,
-            &fixture.store,
-            &request_for(&org_cfg, SyncMode::Incremental, "test"),
-            false,
-            &LogObserver,
-        )
-        .await
-        .unwrap();
+        resync(&fixture).await;
 
         let (bytes, manifest) = generate(
             &fixture,
@@ -774,17 +769,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
             .await
             .unwrap();
         assert!(response.status().is_success());
-        let org_cfg = fixture.config.orgs[0].clone();
-        sync_org(
-            &fixture.config,
-            &org_cfg,
-            &fixture.store,
-            &request_for(&org_cfg, SyncMode::Incremental, "test"),
-            false,
-            &LogObserver,
-        )
-        .await
-        .unwrap();
+        resync(&fixture).await;
         pause().await;
         let after = time::OffsetDateTime::now_utc();
 
