@@ -350,13 +350,6 @@ async fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
             } else if listed.is_empty() {
                 println!("No tokens. Create one with: provost token create --name NAME --scopes reports:read");
             } else {
-                let when = |at: Option<time::OffsetDateTime>| {
-                    at.and_then(|at| {
-                        at.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .unwrap_or_else(|| "-".to_owned())
-                };
                 println!(
                     "{:<24} {:<44} {:<26} REVOKED",
                     "NAME", "SCOPES", "LAST USED"
@@ -366,8 +359,8 @@ async fn token(command: TokenCommand, config: &Config) -> anyhow::Result<()> {
                         "{:<24} {:<44} {:<26} {}",
                         token.name,
                         token.scopes.join(","),
-                        when(token.last_used_at),
-                        when(token.revoked_at)
+                        crate::times::rfc3339_or_dash(token.last_used_at),
+                        crate::times::rfc3339_or_dash(token.revoked_at)
                     );
                 }
             }

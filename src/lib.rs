@@ -18,5 +18,6 @@ pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod times;
 pub mod tokens;
 pub mod webhooks;

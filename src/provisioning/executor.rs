@@ -507,7 +507,7 @@ impl Executor {
                     effects: Vec::new(),
                     audit: audit(
                         "retry_scheduled",
-                        json!({ "error": message, "attempt": request.attempts, "next_attempt_at": rfc3339(at) }),
+                        json!({ "error": message, "attempt": request.attempts, "next_attempt_at": crate::times::rfc3339(at) }),
                     ),
                 }
             }
@@ -556,12 +556,6 @@ impl Executor {
     }
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// 1 s after the first attempt, doubling, at most 5 minutes.
 /// Waits while requests keep arriving (each within [`QUIET`] of the last), for at most
 /// `window`: a burst is claimed together, a lone request after [`QUIET`].
 async fn linger(wake: &Notify, window: Duration) {
@@ -575,6 +569,7 @@ async fn linger(wake: &Notify, window: Duration) {
     }
 }
 
+/// 1 s after the first attempt, doubling, at most 5 minutes.
 fn backoff(attempts: i64) -> time::Duration {
     let exponent = attempts.clamp(1, 10) - 1;
     time::Duration::seconds((1_i64 << exponent).min(300))

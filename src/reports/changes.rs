@@ -133,7 +133,7 @@ pub(super) async fn write(
             for kind in kinds {
                 writer.row(&[
                     json!(change.id),
-                    json!(super::rfc3339(change.observed_at)),
+                    json!(crate::times::rfc3339(change.observed_at)),
                     json!(kind),
                     json!(user_id),
                     json!(username),

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::output::{Format, RowWriter, Written};
-use super::{user_values, Context, Params, ReportError, USER_COLUMNS};
+use super::{user_values, Context, Params, ReportError};
 use crate::store::reports::HeldEntitlement;
 use crate::store::Store;
 
@@ -29,24 +29,11 @@ pub(super) async fn write(
         ReportError::BadParameter("dormant needs --days N (days without a login)".to_owned())
     })?;
     let cutoff = context.now - time::Duration::days(i64::from(days));
-    let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
-    let mut writer = RowWriter::new(out, format, &columns)?;
-    let mut pages = super::Pages::new(params);
-    // Rows come in user order: one user's grants are gathered, then judged.
-    let mut current: Vec<HeldEntitlement> = Vec::new();
-    while let Some(page) = pages.next(store, context).await? {
-        for held in page {
-            if current
-                .first()
-                .is_some_and(|first| first.account.id != held.account.id)
-            {
-                judge(context, params, cutoff, &current, &mut writer)?;
-                current.clear();
-            }
-            current.push(held);
-        }
+    let mut writer = super::user_rows(out, format, &COLUMNS)?;
+    let mut users = super::Users::new(params);
+    while let Some(grants) = users.next(store, context).await? {
+        judge(context, params, cutoff, &grants, &mut writer)?;
     }
-    judge(context, params, cutoff, &current, &mut writer)?;
     Ok(writer.finish()?)
 }
 
@@ -61,12 +48,7 @@ fn judge<W: Write>(
         return Ok(());
     };
     let account = &first.account;
-    if !account.active
-        || params
-            .user_type
-            .as_ref()
-            .is_some_and(|t| account.user_type.as_deref() != Some(t.as_str()))
-    {
+    if !account.active || !params.admits(account) {
         return Ok(());
     }
     let last_login = account

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::output::{Format, RowWriter, Written};
-use super::{user_values, Context, Params, ReportError, USER_COLUMNS};
+use super::{user_values, Context, Params, ReportError};
 use crate::store::reports::HeldEntitlement;
 use crate::store::Store;
 
@@ -108,26 +108,11 @@ pub(super) async fn write(
                 .map(|profile| (profile, e.id.as_str()))
         })
         .collect();
-    let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
-    let mut writer = RowWriter::new(out, format, &columns)?;
-    let mut pages = super::Pages::new(params);
-    let mut current: Vec<HeldEntitlement> = Vec::new();
-    let user = |grants: &[HeldEntitlement], writer: &mut RowWriter<_>| {
-        rows_of_user(context, params, only, &profile_sets, grants, writer)
-    };
-    while let Some(page) = pages.next(store, context).await? {
-        for held in page {
-            if current
-                .first()
-                .is_some_and(|first| first.account.id != held.account.id)
-            {
-                user(&current, &mut writer)?;
-                current.clear();
-            }
-            current.push(held);
-        }
+    let mut writer = super::user_rows(out, format, &COLUMNS)?;
+    let mut users = super::Users::new(params);
+    while let Some(grants) = users.next(store, context).await? {
+        rows_of_user(context, params, only, &profile_sets, &grants, &mut writer)?;
     }
-    user(&current, &mut writer)?;
     Ok(writer.finish()?)
 }
 
@@ -153,12 +138,7 @@ fn rows_of_user<W: Write>(
         return Ok(());
     };
     let account = &first.account;
-    if (params.active_only && !account.active)
-        || params
-            .user_type
-            .as_ref()
-            .is_some_and(|t| account.user_type.as_deref() != Some(t.as_str()))
-    {
+    if !params.admits(account) {
         return Ok(());
     }
     let mut paths = Vec::new();
@@ -228,12 +208,8 @@ fn rows_of_user<W: Write>(
                 json!(path.component.map(|(id, _)| id)),
                 json!(path.component.map(|(_, name)| name)),
                 json!(path.grant.grant_id),
-                path.grant
-                    .since
-                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
-                path.grant
-                    .expires_at
-                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
+                super::time_value(path.grant.since),
+                super::time_value(path.grant.expires_at),
             ]);
             writer.row(&values)?;
         }

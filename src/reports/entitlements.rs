@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::output::{Format, RowWriter, Written};
+use super::output::{Format, Written};
 use super::{resolve_entitlement, user_values, Context, Params, ReportError, USER_COLUMNS};
 use crate::store::Store;
 
@@ -34,19 +34,14 @@ pub(super) async fn write(
         Some(key) => Some(resolve_entitlement(context, key)?.id.clone()),
         None => None,
     };
-    let columns: Vec<&'static str> = USER_COLUMNS.iter().chain(COLUMNS.iter()).copied().collect();
-    let mut writer = RowWriter::new(out, format, &columns)?;
+    let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut pages = super::Pages::new(params);
     let mut user: Option<String> = None;
     let mut values: Vec<Value> = Vec::new();
     while let Some(page) = pages.next(store, context).await? {
         for held in &page {
             if only.as_ref().is_some_and(|id| id != &held.entitlement_id)
-                || (params.active_only && !held.account.active)
-                || params
-                    .user_type
-                    .as_ref()
-                    .is_some_and(|t| held.account.user_type.as_deref() != Some(t.as_str()))
+                || !params.admits(&held.account)
             {
                 continue;
             }
@@ -64,10 +59,8 @@ pub(super) async fn write(
                 json!(held.label),
                 json!(held_through(context, held)),
                 json!(held.grant_id),
-                held.since
-                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
-                held.expires_at
-                    .map_or(Value::Null, |at| json!(super::rfc3339(at))),
+                super::time_value(held.since),
+                super::time_value(held.expires_at),
                 json!(held.request_id),
             ]);
             writer.row(&values)?;

@@ -192,6 +192,54 @@ impl Pages {
     }
 }
 
+/// Each user's held entitlements together, in user order (pages split users anywhere).
+struct Users {
+    pages: Pages,
+    page: std::vec::IntoIter<crate::store::reports::HeldEntitlement>,
+    /// The first grant of the next user, read while finishing the previous one.
+    carry: Option<crate::store::reports::HeldEntitlement>,
+}
+
+impl Users {
+    fn new(params: &Params) -> Users {
+        Users {
+            pages: Pages::new(params),
+            page: Vec::new().into_iter(),
+            carry: None,
+        }
+    }
+
+    /// The next user's grants; `None` at the end.
+    async fn next(
+        &mut self,
+        store: &Arc<dyn Store>,
+        context: &Context,
+    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, ReportError> {
+        let mut user: Vec<crate::store::reports::HeldEntitlement> =
+            self.carry.take().into_iter().collect();
+        loop {
+            let held = match self.page.next() {
+                Some(held) => held,
+                None => match self.pages.next(store, context).await? {
+                    Some(page) => {
+                        self.page = page.into_iter();
+                        continue;
+                    }
+                    None => return Ok((!user.is_empty()).then_some(user)),
+                },
+            };
+            if user
+                .first()
+                .is_some_and(|first| first.account.id != held.account.id)
+            {
+                self.carry = Some(held);
+                return Ok(Some(user));
+            }
+            user.push(held);
+        }
+    }
+}
+
 /// What every report needs about its org: the entitlements by id and the sync it reflects.
 struct Context {
     org: OrgRecord,
@@ -251,7 +299,7 @@ pub async fn generate(
             Some(first) => {
                 return Err(ReportError::BadParameter(format!(
                     "org `{org_name}`'s history starts at {}, with its first sync: Provost cannot tell what was held before; give a later --as-of",
-                    rfc3339(first.observed_at)
+                    crate::times::rfc3339(first.observed_at)
                 )))
             }
             None => return Err(ReportError::NotSynced(org_name.to_owned())),
@@ -299,8 +347,8 @@ pub async fn generate(
         org: org_name.to_owned(),
         parameters: serde_json::to_value(params).expect("parameters serialise"),
         sync_run: Some(run.id.0),
-        data_as_of: run.finished_at.map(rfc3339),
-        generated_at: rfc3339(context.now),
+        data_as_of: run.finished_at.map(crate::times::rfc3339),
+        generated_at: crate::times::rfc3339(context.now),
         generated_by: concat!("provost ", env!("CARGO_PKG_VERSION")).to_owned(),
         file: None,
         rows: written.rows,
@@ -340,6 +388,32 @@ fn resolve_entitlement<'a>(
     }
 }
 
+impl Params {
+    /// Whether the user filters (`active_only`, `user_type`) let `account` in.
+    fn admits(&self, account: &provost_connector::model::Account) -> bool {
+        (!self.active_only || account.active)
+            && self
+                .user_type
+                .as_ref()
+                .is_none_or(|t| account.user_type.as_deref() == Some(t.as_str()))
+    }
+}
+
+/// A writer of the user columns followed by a report's own `columns`.
+fn user_rows<W: Write>(
+    out: W,
+    format: Format,
+    columns: &[&'static str],
+) -> std::io::Result<output::RowWriter<W>> {
+    let all: Vec<&'static str> = USER_COLUMNS.iter().chain(columns).copied().collect();
+    output::RowWriter::new(out, format, &all)
+}
+
+/// A time cell: RFC 3339, or null.
+fn time_value(at: Option<OffsetDateTime>) -> Value {
+    at.map_or(Value::Null, |at| json!(crate::times::rfc3339(at)))
+}
+
 /// The user columns every report starts with.
 const USER_COLUMNS: [&str; 11] = [
     "user_id",
@@ -373,9 +447,4 @@ fn user_values(context: &Context, account: &provost_connector::model::Account) -
             .map_or(Value::Null, |e| json!(e.label)),
         json!(attr("LastLoginDate")),
     ]
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .expect("times format as RFC 3339")
 }

@@ -87,14 +87,14 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                             head,
                             head - c.after_seq,
                             c.delivered,
-                            when(c.last_delivered_at)
+                            crate::times::rfc3339_or_dash(c.last_delivered_at)
                         );
                         if let Some(error) = &c.last_error {
                             println!(
                                 "  failing since {} after {} attempts, next at {}: {error}",
-                                when(c.failing_since),
+                                crate::times::rfc3339_or_dash(c.failing_since),
                                 c.attempts,
-                                when(c.next_attempt_at)
+                                crate::times::rfc3339_or_dash(c.next_attempt_at)
                             );
                         }
                     }
@@ -125,7 +125,7 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                         letter.seq,
                         letter.event,
                         letter.attempts,
-                        when(Some(letter.failed_at)),
+                        crate::times::rfc3339_or_dash(Some(letter.failed_at)),
                         letter.last_error
                     );
                 }
@@ -162,12 +162,4 @@ fn redacted(url: &str) -> String {
         }
         Err(_) => "[unparseable URL]".to_owned(),
     }
-}
-
-fn when(at: Option<time::OffsetDateTime>) -> String {
-    at.and_then(|at| {
-        at.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_else(|| "-".to_owned())
 }

@@ -76,16 +76,16 @@ pub fn payload(entry: &AuditEntry, event: &str, request: Option<&AccessRequest>)
             "approver": r.approver,
             "ticket": r.ticket,
             "justification": r.justification,
-            "expires_at": r.expires_at.map(rfc3339),
+            "expires_at": r.expires_at.map(crate::times::rfc3339),
             "error": r.error,
-            "created_at": rfc3339(r.created_at),
-            "updated_at": rfc3339(r.updated_at),
+            "created_at": crate::times::rfc3339(r.created_at),
+            "updated_at": crate::times::rfc3339(r.updated_at),
         })
     });
     json!({
         "id": entry.seq.to_string(),
         "type": event,
-        "occurred_at": rfc3339(entry.at),
+        "occurred_at": crate::times::rfc3339(entry.at),
         "org": entry.org,
         "actor": entry.actor,
         "request_id": entry.request_id,
@@ -106,11 +106,6 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
         "t={timestamp},v1={}",
         crate::audit::hex(&mac.finalize().into_bytes())
     )
-}
-
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .expect("times format as RFC 3339")
 }
 
 #[cfg(test)]
