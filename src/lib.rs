@@ -14,6 +14,7 @@ pub mod orgs;
 pub mod preflight;
 pub mod provisioning;
 pub mod reports;
+pub mod scim;
 pub mod secrets;
 pub mod store;
 pub mod sync;

@@ -8,6 +8,7 @@ pub mod integrations;
 mod orgs;
 mod reports;
 mod requests;
+mod scim;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::router())
         .merge(requests::router())
         .merge(reports::router())
+        .merge(scim::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

@@ -6,12 +6,15 @@
 //! run every case against both.
 
 pub mod digest;
+pub mod fragment;
 mod postgres;
 pub mod provisioning;
 mod provisioning_queries;
 mod queries;
 mod report_queries;
 pub mod reports;
+pub mod scim;
+mod scim_queries;
 mod sqlite;
 pub mod sync;
 mod sync_queries;
@@ -141,13 +144,15 @@ impl Page<'_> {
 
 /// The store: the identity model and connections ([`Store`]'s own methods), syncs
 /// ([`sync::SyncStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
-/// delivery ([`webhooks::WebhookStore`]) and reports ([`reports::ReportStore`]).
+/// delivery ([`webhooks::WebhookStore`]), reports ([`reports::ReportStore`]) and SCIM
+/// ([`scim::ScimStore`]).
 #[async_trait]
 pub trait Store:
     sync::SyncStore
     + provisioning::ProvisioningStore
     + webhooks::WebhookStore
     + reports::ReportStore
+    + scim::ScimStore
     + Send
     + Sync
     + 'static

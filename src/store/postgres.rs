@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::report_queries::{self, impl_report_store};
+use super::scim_queries::{self, impl_scim_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -52,3 +53,4 @@ impl_report_store!(
     sqlx::Postgres,
     "(COALESCE(c.after, c.before) ->> 'account_id')"
 );
+impl_scim_store!(PostgresStore, sqlx::Postgres);

@@ -10,6 +10,7 @@ use sqlx::SqlitePool;
 use super::provisioning_queries::{self, impl_provisioning_store};
 use super::queries::{self, impl_store};
 use super::report_queries::{self, impl_report_store};
+use super::scim_queries::{self, impl_scim_store};
 use super::sync_queries::{self, impl_sync_store};
 use super::webhook_queries::{self, impl_webhook_store};
 use super::{Backend, OrgId, OrgRecord, Page, StoreError};
@@ -54,3 +55,4 @@ impl_report_store!(
     sqlx::Sqlite,
     "json_extract(COALESCE(c.after, c.before), '$.account_id')"
 );
+impl_scim_store!(SqliteStore, sqlx::Sqlite);

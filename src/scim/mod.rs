@@ -1,0 +1,253 @@
+//! Provost as a SCIM 2.0 service provider (RFC 7643, RFC 7644) for each org's synced model:
+//! Users, Groups (grantable permission sets, permission set groups and public groups),
+//! and the read-only Entitlements and Roles catalogs.
+//!
+//! - [`filter`] parses filters and PATCH paths; [`sql`] turns them into SQL over the store,
+//!   through the attribute tables of [`schema`], which `/Schemas` also publishes.
+//! - [`resources`] renders stored rows as resources; this module lists and reads them.
+//! - [`writes`] turns creates, replaces, patches and deletes into access requests that the
+//!   provisioning executor carries out, and answers once Salesforce confirmed them.
+//! - [`discovery`] serves `ServiceProviderConfig`, `ResourceTypes` and `Schemas`.
+//!
+//! The HTTP routes are in `crate::http::scim`.
+
+pub mod discovery;
+pub mod error;
+pub mod filter;
+pub mod resources;
+pub mod schema;
+pub mod sql;
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::store::scim::{ScimQuery, ScimTable};
+use crate::store::{OrgId, Store};
+pub use error::ScimError;
+use schema::ResourceType;
+use sql::{Dialect, Target};
+
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The most resources one page returns (`filter.maxResults` in ServiceProviderConfig).
+pub const MAX_RESULTS: u32 = 1000;
+/// The page size when the client gives no `count`.
+pub const DEFAULT_COUNT: u32 = 100;
+
+/// A query's parameters, from the URL of a GET or the body of a `POST .search`. Numbers come
+/// as text in a URL and as numbers in a body; both are accepted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<Value>,
+    pub count: Option<Value>,
+    pub attributes: Option<Value>,
+    pub excluded_attributes: Option<Value>,
+    #[serde(default)]
+    pub schemas: Option<Value>,
+}
+
+fn integer(name: &str, value: &Option<Value>) -> Result<Option<i64>, ScimError> {
+    let parsed = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| ScimError::invalid_value(format!("{name} must be an integer")))
+}
+
+/// `attributes` as a comma-separated list, from text or a JSON array of names.
+fn names(value: &Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
+impl ListParams {
+    pub fn attributes(&self) -> Option<String> {
+        names(&self.attributes)
+    }
+
+    pub fn excluded_attributes(&self) -> Option<String> {
+        names(&self.excluded_attributes)
+    }
+}
+
+/// Where an org's resources live, for `meta.location` and `$ref`.
+pub struct Scope<'a> {
+    pub store: &'a dyn Store,
+    pub org: OrgId,
+    pub base: String,
+}
+
+fn table(resource: &ResourceType) -> ScimTable {
+    match resource.name {
+        "User" => ScimTable::Accounts,
+        "Group" => ScimTable::Entitlements(schema::GROUP_SCOPE),
+        "Entitlement" => ScimTable::Entitlements(schema::ENTITLEMENT_SCOPE),
+        _ => ScimTable::Entitlements(schema::ROLE_SCOPE),
+    }
+}
+
+impl Scope<'_> {
+    fn target(&self, resource: &'static ResourceType) -> Target {
+        Target {
+            dialect: Dialect::of(self.store.backend()),
+            resource,
+        }
+    }
+
+    /// Renders the resources with these ids, in this order (unknown ids are left out).
+    pub async fn load(
+        &self,
+        resource: &'static ResourceType,
+        ids: &[String],
+    ) -> Result<Vec<Value>, ScimError> {
+        let (store, org, base) = (self.store, self.org, self.base.as_str());
+        Ok(match resource.name {
+            "User" => {
+                let accounts = store.accounts_by_ids(org, ids).await?;
+                let grants = store.grants_of_accounts(org, ids).await?;
+                resources::users(base, ids, accounts, &grants)
+            }
+            "Group" => {
+                let entitlements = store.entitlements_by_ids(org, ids).await?;
+                let members = store.members_of(org, ids).await?;
+                resources::groups(base, ids, entitlements, &members)
+            }
+            _ => {
+                let entitlements = store.entitlements_by_ids(org, ids).await?;
+                let licenses: Vec<String> = entitlements
+                    .iter()
+                    .filter_map(resources::license_of)
+                    .map(str::to_owned)
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                let labels: HashMap<String, String> = store
+                    .entitlements_by_ids(org, &licenses)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.id, e.label))
+                    .collect();
+                let mut by_id: HashMap<String, _> = entitlements
+                    .into_iter()
+                    .map(|e| (e.id.clone(), e))
+                    .collect();
+                ids.iter()
+                    .filter_map(|id| by_id.remove(id))
+                    .map(|e| resources::catalog_entry(base, &e, &labels))
+                    .collect()
+            }
+        })
+    }
+
+    /// One resource, if it exists as this type (a role is not a Group).
+    pub async fn get(&self, resource: &'static ResourceType, id: &str) -> Result<Value, ScimError> {
+        let mut filter = sql::Sql::default();
+        filter.push(if resource.name == "User" {
+            "a.id = "
+        } else {
+            "e.id = "
+        });
+        filter.bind_text(id);
+        let (ids, _) = self
+            .store
+            .scim_select(
+                self.org,
+                ScimQuery {
+                    table: table(resource),
+                    filter: Some(&filter),
+                    order: if resource.name == "User" {
+                        "a.id"
+                    } else {
+                        "e.id"
+                    },
+                    offset: 0,
+                    limit: 1,
+                },
+            )
+            .await?;
+        self.load(resource, &ids)
+            .await?
+            .pop()
+            .ok_or_else(|| ScimError::not_found(format!("no {} with id `{id}`", resource.name)))
+    }
+
+    /// A page of resources matching the query, as a ListResponse.
+    pub async fn list(
+        &self,
+        resource: &'static ResourceType,
+        params: &ListParams,
+    ) -> Result<Value, ScimError> {
+        let target = self.target(resource);
+        let compiled = match params.filter.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => Some(sql::compile(&target, &filter::parse(text)?)?),
+            _ => None,
+        };
+        let descending = match params.sort_order.as_deref() {
+            None => false,
+            Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+            Some(o) if o.eq_ignore_ascii_case("descending") => true,
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder={other}: use ascending or descending"
+                )))
+            }
+        };
+        let order = sql::order_by(&target, params.sort_by.as_deref(), descending)?;
+        // RFC 7644 section 3.4.2.4: below 1 means 1; a negative count means 0.
+        let start = integer("startIndex", &params.start_index)?
+            .unwrap_or(1)
+            .max(1);
+        let count = integer("count", &params.count)?
+            .unwrap_or(i64::from(DEFAULT_COUNT))
+            .clamp(0, i64::from(MAX_RESULTS)) as u32;
+        let (ids, total) = self
+            .store
+            .scim_select(
+                self.org,
+                ScimQuery {
+                    table: table(resource),
+                    filter: compiled.as_ref(),
+                    order: &order,
+                    offset: (start - 1) as u64,
+                    limit: count,
+                },
+            )
+            .await?;
+        let attributes = params.attributes();
+        let excluded = params.excluded_attributes();
+        let items: Vec<Value> = self
+            .load(resource, &ids)
+            .await?
+            .into_iter()
+            .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
+            .collect();
+        Ok(json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": items.len(),
+            "Resources": items,
+        }))
+    }
+}

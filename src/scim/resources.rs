@@ -1,0 +1,496 @@
+//! The stored model as SCIM resources: Users, Groups, Entitlements and Roles, each with its
+//! `meta` (location, and a version that changes whenever anything the resource shows does),
+//! and the `attributes` / `excludedAttributes` projection.
+
+use std::collections::HashMap;
+
+use provost_connector::model::{Account, Entitlement};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::schema::{self, entitlement_type};
+use crate::store::scim::{Member, UserGrant};
+
+/// Salesforce's date-times (`2024-01-02T03:04:05.000+0000`) in RFC 3339.
+fn rfc3339(value: Option<&Value>) -> Option<String> {
+    let text = value?.as_str()?;
+    provost_salesforce::reader::parse_datetime(text).map(crate::times::rfc3339)
+}
+
+fn text(value: Option<&Value>) -> Option<&str> {
+    value?.as_str().filter(|s| !s.is_empty())
+}
+
+/// Drops null members, so unassigned attributes are left out as RFC 7643 asks.
+fn compact(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, compact(v)))
+                .filter(|(_, v)| !matches!(v, Value::Object(m) if m.is_empty()))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `W/"..."`: a digest of everything the resource shows but its meta.
+fn version(resource: &Value) -> String {
+    let digest = Sha256::digest(resource.to_string().as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("W/\"{hex}\"")
+}
+
+fn finish(
+    mut resource: Value,
+    resource_type: &str,
+    location: String,
+    created: Option<String>,
+) -> Value {
+    resource = compact(resource);
+    let version = version(&resource);
+    resource["meta"] = compact(json!({
+        "resourceType": resource_type,
+        "created": created,
+        "location": location,
+        "version": version,
+    }));
+    resource
+}
+
+/// The version a rendered resource carries.
+pub fn version_of(resource: &Value) -> Option<&str> {
+    resource["meta"]["version"].as_str()
+}
+
+pub fn user(base: &str, account: &Account, grants: &[&UserGrant]) -> Value {
+    let attrs = &account.attributes;
+    let grant_values = |pick: &dyn Fn(&UserGrant) -> bool| -> Vec<Value> {
+        grants
+            .iter()
+            .filter(|g| pick(g))
+            .map(|g| {
+                json!({
+                    "value": g.entitlement_id,
+                    "display": g.label,
+                    "type": entitlement_type(&g.kind),
+                    "primary": (g.kind == "profile").then_some(true),
+                })
+            })
+            .collect()
+    };
+    let entitlements = grant_values(&|g| {
+        matches!(
+            g.kind.as_str(),
+            "profile" | "permission_set" | "permission_set_group"
+        ) && (g.source == "direct" || g.source == "profile")
+    });
+    let roles = grant_values(&|g| g.kind == "role");
+    let groups: Vec<Value> = grants
+        .iter()
+        .filter(|g| {
+            matches!(
+                g.kind.as_str(),
+                "permission_set" | "permission_set_group" | "public_group"
+            ) && g.source == "direct"
+        })
+        .map(|g| {
+            json!({
+                "value": g.entitlement_id,
+                "$ref": format!("{base}/Groups/{}", g.entitlement_id),
+                "display": g.label,
+                "type": "direct",
+            })
+        })
+        .collect();
+    let label_of = |kind: &str| {
+        grants
+            .iter()
+            .find(|g| g.kind == kind)
+            .map(|g| g.label.clone())
+    };
+    let manager = text(attrs.get("ManagerId"));
+    let resource = json!({
+        "schemas": [schema::USER, schema::ENTERPRISE, schema::PROVOST_USER],
+        "id": account.id,
+        "externalId": text(attrs.get("FederationIdentifier")),
+        "userName": account.username,
+        "name": {
+            "formatted": account.display_name,
+            "familyName": account.last_name,
+            "givenName": account.first_name,
+        },
+        "displayName": account.display_name,
+        "title": text(attrs.get("Title")),
+        "userType": account.user_type,
+        "preferredLanguage": text(attrs.get("LanguageLocaleKey")),
+        "locale": text(attrs.get("LocaleSidKey")),
+        "timezone": text(attrs.get("TimeZoneSidKey")),
+        "active": account.active,
+        "emails": account.email.as_ref().map(|e| vec![json!({"value": e, "type": "work", "primary": true})]),
+        "entitlements": (!entitlements.is_empty()).then_some(entitlements),
+        "roles": (!roles.is_empty()).then_some(roles),
+        "groups": (!groups.is_empty()).then_some(groups),
+        schema::ENTERPRISE: {
+            "department": text(attrs.get("Department")),
+            "manager": manager.map(|m| json!({"value": m, "$ref": format!("{base}/Users/{m}")})),
+        },
+        schema::PROVOST_USER: {
+            "profileId": text(attrs.get("ProfileId")),
+            "profile": label_of("profile"),
+            "roleId": text(attrs.get("UserRoleId")),
+            "role": label_of("role"),
+            "userLicenseId": text(attrs.get("UserLicenseId")),
+            "userLicense": label_of("user_license"),
+            "federationIdentifier": text(attrs.get("FederationIdentifier")),
+            "frozen": attrs.get("IsFrozen").and_then(Value::as_bool).unwrap_or(false),
+            "lastLogin": rfc3339(attrs.get("LastLoginDate")),
+        },
+    });
+    finish(
+        resource,
+        "User",
+        format!("{base}/Users/{}", account.id),
+        rfc3339(attrs.get("CreatedDate")),
+    )
+}
+
+/// Users with their grants, in the order of `ids`.
+pub fn users(
+    base: &str,
+    ids: &[String],
+    accounts: Vec<Account>,
+    grants: &[UserGrant],
+) -> Vec<Value> {
+    let mut by_user: HashMap<&str, Vec<&UserGrant>> = HashMap::new();
+    for grant in grants {
+        by_user
+            .entry(grant.account_id.as_str())
+            .or_default()
+            .push(grant);
+    }
+    let accounts: HashMap<String, Account> =
+        accounts.into_iter().map(|a| (a.id.clone(), a)).collect();
+    ids.iter()
+        .filter_map(|id| accounts.get(id))
+        .map(|a| {
+            user(
+                base,
+                a,
+                by_user.get(a.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
+            )
+        })
+        .collect()
+}
+
+pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Value {
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            json!({
+                "value": m.account_id,
+                "$ref": format!("{base}/Users/{}", m.account_id),
+                "display": m.display_name,
+                "type": "User",
+            })
+        })
+        .collect();
+    let resource = json!({
+        "schemas": [schema::GROUP, schema::PROVOST_GROUP],
+        "id": entitlement.id,
+        "displayName": entitlement.label,
+        "members": members,
+        schema::PROVOST_GROUP: {
+            "type": entitlement_type(entitlement.kind.as_str()),
+            "apiName": entitlement.api_name,
+            "description": entitlement.description,
+        },
+    });
+    finish(
+        resource,
+        "Group",
+        format!("{base}/Groups/{}", entitlement.id),
+        None,
+    )
+}
+
+pub fn groups(
+    base: &str,
+    ids: &[String],
+    entitlements: Vec<Entitlement>,
+    members: &[Member],
+) -> Vec<Value> {
+    let mut by_group: HashMap<&str, Vec<&Member>> = HashMap::new();
+    for member in members {
+        by_group
+            .entry(member.entitlement_id.as_str())
+            .or_default()
+            .push(member);
+    }
+    let entitlements: HashMap<String, Entitlement> = entitlements
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    ids.iter()
+        .filter_map(|id| entitlements.get(id))
+        .map(|e| {
+            group(
+                base,
+                e,
+                by_group
+                    .get(e.id.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]),
+            )
+        })
+        .collect()
+}
+
+/// An Entitlement or a Role. `labels` holds the names of the licenses they refer to.
+pub fn catalog_entry(
+    base: &str,
+    entitlement: &Entitlement,
+    labels: &HashMap<String, String>,
+) -> Value {
+    let attrs = &entitlement.attributes;
+    if entitlement.kind.as_str() == "role" {
+        let resource = json!({
+            "schemas": [schema::ROLE],
+            "id": entitlement.id,
+            "displayName": entitlement.label,
+            "apiName": entitlement.api_name,
+            "parentRoleId": text(attrs.get("ParentRoleId")),
+        });
+        return finish(
+            resource,
+            "Role",
+            format!("{base}/Roles/{}", entitlement.id),
+            None,
+        );
+    }
+    let license = license_of(entitlement);
+    let resource = json!({
+        "schemas": [schema::ENTITLEMENT],
+        "id": entitlement.id,
+        "displayName": entitlement.label,
+        "type": entitlement_type(entitlement.kind.as_str()),
+        "apiName": entitlement.api_name,
+        "description": entitlement.description,
+        "licenseId": license,
+        "license": license.and_then(|l| labels.get(l)),
+    });
+    finish(
+        resource,
+        "Entitlement",
+        format!("{base}/Entitlements/{}", entitlement.id),
+        None,
+    )
+}
+
+/// The license an entitlement requires: a profile's user license, a permission set's license.
+pub fn license_of(entitlement: &Entitlement) -> Option<&str> {
+    text(entitlement.attributes.get("UserLicenseId"))
+        .or_else(|| text(entitlement.attributes.get("LicenseId")))
+}
+
+/// A requested attribute path: its schema (when written with one), name and sub-attribute,
+/// lower-cased for comparison.
+struct Wanted {
+    schema: Option<String>,
+    name: String,
+    sub: Option<String>,
+}
+
+fn wanted(list: &str) -> Vec<Wanted> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .filter_map(|p| super::filter::parse_attr_path(p).ok())
+        .map(|p| Wanted {
+            schema: p.schema.map(|s| s.to_ascii_lowercase()),
+            name: p.name.to_ascii_lowercase(),
+            sub: p.sub.map(|s| s.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
+/// A bare extension URN names the whole extension.
+fn matches_key(w: &Wanted, container: Option<&str>, key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    match (&w.schema, container) {
+        (None, _) => w.name == key,
+        (Some(s), Some(c)) => s == &c.to_ascii_lowercase() && w.name == key,
+        (Some(s), None) => {
+            // A core attribute written with its schema, or a whole extension named by URN.
+            (format!("{s}:{}", w.name) == key)
+                || (s.starts_with("urn:ietf:params:scim:schemas:core") && w.name == key)
+        }
+    }
+}
+
+/// Applies `attributes` (keep only these, plus `id` and `schemas`) or `excludedAttributes`.
+pub fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+    let Value::Object(map) = resource else {
+        return resource;
+    };
+    let always = |key: &str| key == "id" || key == "schemas";
+    if let Some(list) = attributes.filter(|l| !l.trim().is_empty()) {
+        let wanted = wanted(list);
+        let keep = |container: Option<&str>, key: &str, value: Value| -> Option<Value> {
+            let hits: Vec<&Wanted> = wanted
+                .iter()
+                .filter(|w| matches_key(w, container, key))
+                .collect();
+            if hits.is_empty() {
+                return None;
+            }
+            if hits.iter().any(|w| w.sub.is_none()) {
+                return Some(value);
+            }
+            let subs: Vec<&str> = hits.iter().filter_map(|w| w.sub.as_deref()).collect();
+            let pick = |v: &Value| -> Value {
+                match v {
+                    Value::Object(o) => Value::Object(
+                        o.iter()
+                            .filter(|(k, _)| subs.contains(&k.to_ascii_lowercase().as_str()))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                }
+            };
+            Some(match &value {
+                Value::Array(items) => Value::Array(items.iter().map(pick).collect()),
+                other => pick(other),
+            })
+        };
+        let mut out = Map::new();
+        for (key, value) in map {
+            if always(&key) {
+                out.insert(key, value);
+            } else if key.starts_with("urn:") {
+                if let Value::Object(ext) = value {
+                    let whole = wanted.iter().any(|w| {
+                        w.schema
+                            .as_ref()
+                            .is_some_and(|s| format!("{s}:{}", w.name) == key.to_ascii_lowercase())
+                    });
+                    let inner: Map<String, Value> = if whole {
+                        ext
+                    } else {
+                        ext.into_iter()
+                            .filter_map(|(k, v)| keep(Some(&key), &k, v).map(|v| (k, v)))
+                            .collect()
+                    };
+                    if !inner.is_empty() {
+                        out.insert(key, Value::Object(inner));
+                    }
+                }
+            } else if let Some(kept) = keep(None, &key, value) {
+                out.insert(key, kept);
+            }
+        }
+        return Value::Object(out);
+    }
+    if let Some(list) = excluded.filter(|l| !l.trim().is_empty()) {
+        let excluded = wanted(list);
+        let mut out = Map::new();
+        for (key, value) in map {
+            if always(&key) {
+                out.insert(key, value);
+            } else if key.starts_with("urn:") {
+                if let Value::Object(ext) = value {
+                    let inner: Map<String, Value> = ext
+                        .into_iter()
+                        .filter(|(k, _)| {
+                            !excluded
+                                .iter()
+                                .any(|w| w.sub.is_none() && matches_key(w, Some(&key), k))
+                        })
+                        .collect();
+                    if !inner.is_empty() {
+                        out.insert(key, Value::Object(inner));
+                    }
+                }
+            } else if !excluded
+                .iter()
+                .any(|w| w.sub.is_none() && matches_key(w, None, &key))
+            {
+                out.insert(key, value);
+            }
+        }
+        return Value::Object(out);
+    }
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Value {
+        json!({
+            "schemas": [schema::USER, schema::ENTERPRISE],
+            "id": "005A",
+            "userName": "jane@acme.com",
+            "name": {"givenName": "Jane", "familyName": "Doe"},
+            "emails": [{"value": "jane@acme.com", "type": "work", "primary": true}],
+            schema::ENTERPRISE: {"department": "Sales", "manager": {"value": "005B"}},
+            "meta": {"resourceType": "User"},
+        })
+    }
+
+    #[test]
+    fn attributes_keep_only_what_is_asked_plus_id_and_schemas() {
+        let projected = project(
+            sample(),
+            Some("userName,name.familyName,emails.value"),
+            None,
+        );
+        assert_eq!(
+            projected,
+            json!({
+                "schemas": [schema::USER, schema::ENTERPRISE],
+                "id": "005A",
+                "userName": "jane@acme.com",
+                "name": {"familyName": "Doe"},
+                "emails": [{"value": "jane@acme.com"}],
+            })
+        );
+        let ext = project(
+            sample(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+            None,
+        );
+        assert_eq!(ext[schema::ENTERPRISE], json!({"department": "Sales"}));
+        assert!(ext.get("userName").is_none());
+        let core_urn = project(
+            sample(),
+            Some("urn:ietf:params:scim:schemas:core:2.0:User:userName"),
+            None,
+        );
+        assert_eq!(core_urn["userName"], "jane@acme.com");
+    }
+
+    #[test]
+    fn excluded_attributes_drop_them() {
+        let projected = project(sample(), None, Some("emails,department,meta"));
+        assert!(projected.get("emails").is_none());
+        assert!(projected.get("meta").is_none());
+        assert_eq!(
+            projected[schema::ENTERPRISE],
+            json!({"manager": {"value": "005B"}})
+        );
+        assert_eq!(project(sample(), None, Some("id"))["id"], "005A");
+    }
+
+    #[test]
+    fn the_version_follows_the_content() {
+        let a = finish(json!({"id": "1", "x": 1}), "User", "l".into(), None);
+        let b = finish(json!({"id": "1", "x": 2}), "User", "l".into(), None);
+        assert_ne!(version_of(&a), version_of(&b));
+        assert!(version_of(&a).unwrap().starts_with("W/\""));
+        assert_eq!(compact(json!({"a": null, "b": {"c": null}})), json!({}));
+    }
+}
