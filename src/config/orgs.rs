@@ -53,6 +53,9 @@ pub struct UserDefaults {
     pub language: String,
     #[serde(default = "default_email_encoding")]
     pub email_encoding: String,
+    /// The profile (name or id) of users created through SCIM without one.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 impl Default for UserDefaults {
@@ -62,6 +65,7 @@ impl Default for UserDefaults {
             locale: default_locale(),
             language: default_language(),
             email_encoding: default_email_encoding(),
+            profile: None,
         }
     }
 }

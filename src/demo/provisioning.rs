@@ -50,6 +50,7 @@ pub async fn walk_through(
         ticket: Some("DEMO-1".into()),
         expires_at: None,
         new_user: None,
+        changes: None,
     };
     let created = requests::create(&**store, org, &record, "demo-flow", input, None).await?;
     let request = created.request;

@@ -51,6 +51,10 @@ impl From<RequestError> for ApiError {
                 message: refusal.message,
             },
             RequestError::Conflict { code, message } => ApiError::Conflict { code, message },
+            RequestError::Duplicate { message, .. } => ApiError::Conflict {
+                code: "duplicate_request",
+                message,
+            },
             RequestError::Forbidden(message) => ApiError::Forbidden(message),
             RequestError::NotFound(message) => ApiError::NotFound(message),
             RequestError::Store(err) => err.into(),

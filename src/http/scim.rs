@@ -4,6 +4,7 @@
 //! `application/scim+json`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -16,6 +17,7 @@ use serde_json::Value;
 use super::{auth, AppState};
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
+use crate::scim::writes::{self, Writer};
 use crate::scim::{discovery, resources, ListParams, ScimError, Scope};
 use crate::tokens::Scope as TokenScope;
 
@@ -164,7 +166,7 @@ pub(crate) async fn scope<'a>(
     Ok((
         Scope {
             store: &*state.store,
-            org: org.id,
+            org,
             base: at.base.clone(),
         },
         caller,
@@ -334,6 +336,39 @@ async fn show(
     Ok(answer)
 }
 
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|h| h.to_str().ok())
+}
+
+fn wait_of(state: &AppState) -> Duration {
+    Duration::from_secs(
+        state
+            .config
+            .server
+            .request_timeout_seconds
+            .saturating_sub(5)
+            .max(1),
+    )
+}
+
+/// Builds the writer of a request: authenticated with scim:write, for its org.
+macro_rules! writer {
+    ($state:expr, $headers:expr, $params:expr, $scope:ident, $caller:ident, $writer:ident) => {
+        let ($scope, $caller, at) =
+            scope(&$state, &$headers, &$params, TokenScope::ScimWrite).await?;
+        let org_config = $state.config.org(&at.name).map_err(|_| {
+            ScimError::not_found(format!("no org `{}` is configured", at.name))
+        })?;
+        let $writer = Writer {
+            scope: &$scope,
+            org_config,
+            caller: &$caller.name,
+            work: &$state.work,
+            wait: wait_of(&$state),
+        };
+    };
+}
+
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -341,11 +376,26 @@ async fn create(
     body: Bytes,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let _ = (&state, &headers, &body);
-    Err(ScimError::not_implemented(format!(
-        "creating {}s is not supported yet",
-        resource.name
-    )))
+    if resource.name != "User" {
+        auth::require(&state, &headers, TokenScope::ScimWrite).await?;
+        return Err(writes::not_authored(resource));
+    }
+    let body = json_body(&body)?;
+    writer!(state, headers, params, scope, caller, writer);
+    let created = writer.create_user(&body).await?;
+    Ok(Scim::resource(StatusCode::CREATED, created))
+}
+
+/// Writes to the read-only catalogs are refused before anything else.
+fn writable(resource: &ResourceType) -> Result<(), ScimError> {
+    match resource.name {
+        "User" | "Group" => Ok(()),
+        _ => Err(writes::not_authored(resource)),
+    }
+}
+
+fn id_of(params: &HashMap<String, String>) -> String {
+    params.get("id").cloned().unwrap_or_default()
 }
 
 async fn replace(
@@ -355,11 +405,16 @@ async fn replace(
     body: Bytes,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let _ = (&state, &headers, &body);
-    Err(ScimError::not_implemented(format!(
-        "replacing {}s is not supported yet",
-        resource.name
-    )))
+    writable(resource)?;
+    let body = json_body(&body)?;
+    writer!(state, headers, params, scope, caller, writer);
+    let id = id_of(&params);
+    let done = if resource.name == "User" {
+        writer.replace_user(&id, &body, if_match(&headers)).await?
+    } else {
+        writer.replace_group(&id, &body, if_match(&headers)).await?
+    };
+    Ok(Scim::resource(StatusCode::OK, done))
 }
 
 async fn modify(
@@ -369,22 +424,31 @@ async fn modify(
     body: Bytes,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let _ = (&state, &headers, &body);
-    Err(ScimError::not_implemented(format!(
-        "patching {}s is not supported yet",
-        resource.name
-    )))
+    writable(resource)?;
+    let body = json_body(&body)?;
+    writer!(state, headers, params, scope, caller, writer);
+    let id = id_of(&params);
+    let done = if resource.name == "User" {
+        writer.patch_user(&id, &body, if_match(&headers)).await?
+    } else {
+        writer.patch_group(&id, &body, if_match(&headers)).await?
+    };
+    Ok(Scim::resource(StatusCode::OK, done))
 }
 
+/// DELETE of a User deactivates it (Salesforce never deletes users); Groups and the catalogs
+/// are Salesforce's to delete.
 async fn remove(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let _ = (&state, &headers);
-    Err(ScimError::not_implemented(format!(
-        "deleting {}s is not supported yet",
-        resource.name
-    )))
+    if resource.name != "User" {
+        auth::require(&state, &headers, TokenScope::ScimWrite).await?;
+        return Err(writes::not_authored(resource));
+    }
+    writer!(state, headers, params, scope, caller, writer);
+    writer.delete_user(&id_of(&params), if_match(&headers)).await?;
+    Ok(Scim::empty(StatusCode::NO_CONTENT))
 }

@@ -136,6 +136,32 @@ pub async fn of_write(
             if let Some(active) = write.fields.get("IsActive").and_then(Value::as_bool) {
                 account.active = active;
             }
+            let own = |name: &str| write.fields.get(name).map(|v| v.as_str().map(str::to_owned));
+            if let Some(Some(username)) = own("Username") {
+                account.username = username;
+            }
+            if let Some(email) = own("Email") {
+                account.email = email;
+            }
+            if let Some(first) = own("FirstName") {
+                account.first_name = first;
+            }
+            if let Some(Some(last)) = own("LastName") {
+                account.last_name = Some(last);
+            }
+            if write.fields.contains_key("FirstName") || write.fields.contains_key("LastName") {
+                // Salesforce's Name: first and last names, space-separated.
+                account.display_name = [account.first_name.as_deref(), account.last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            for field in ["Title", "Department", "FederationIdentifier"] {
+                if let Some(value) = write.fields.get(field) {
+                    account.attributes.insert(field.into(), value.clone());
+                }
+            }
             if let Some(role) = write.fields.get("UserRoleId") {
                 account.attributes.insert("UserRoleId".into(), role.clone());
                 let key = format!("{id}:role");

@@ -27,10 +27,12 @@ pub enum Action {
     ReactivateUser,
     FreezeUser,
     UnfreezeUser,
+    /// Changes a user's own fields: username, email, names, title, department, federation id.
+    UpdateUser,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Grant,
         Action::Revoke,
         Action::ChangeProfile,
@@ -40,9 +42,10 @@ impl Action {
         Action::ReactivateUser,
         Action::FreezeUser,
         Action::UnfreezeUser,
+        Action::UpdateUser,
     ];
 
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "grant",
         "revoke",
         "change_profile",
@@ -52,6 +55,7 @@ impl Action {
         "reactivate_user",
         "freeze_user",
         "unfreeze_user",
+        "update_user",
     ];
 
     pub fn as_str(self) -> &'static str {

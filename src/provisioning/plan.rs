@@ -40,6 +40,30 @@ pub struct RequestInput {
     /// The new user's fields (`create_user`).
     #[serde(default)]
     pub new_user: Option<NewUser>,
+    /// The fields to change (`update_user`); absent fields stay as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<UserChanges>,
+}
+
+/// What `update_user` changes. A field given as an empty string is cleared (not the
+/// username, email or last name, which Salesforce requires).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChanges {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_id: Option<String>,
 }
 
 /// An entitlement by id, or by type and API name.
@@ -178,6 +202,12 @@ pub async fn plan(
     if input.action == Action::CreateUser {
         return plan_create_user(store, org, input, defaults, checks).await;
     }
+    if input.changes.is_some() && input.action != Action::UpdateUser {
+        return Err(refuse(
+            "unexpected_field",
+            format!("`changes` applies to update_user only, not {}", input.action),
+        ));
+    }
     if input.new_user.is_some() {
         return Err(refuse(
             "unexpected_field",
@@ -301,6 +331,7 @@ pub async fn plan(
                 },
             )
         }
+        Action::UpdateUser => update_user(store, org, &account, input, &mut checks).await?,
         Action::CreateUser => unreachable!("planned above"),
     };
     Ok(Planned {
@@ -859,6 +890,90 @@ fn change_role(
             sobject: "User".into(),
             id: Some(account.id.clone()),
             fields: fields([("UserRoleId", json!(target))]),
+            login_of: None,
+        },
+    ))
+}
+
+/// The fields of `update_user` that differ from the synced user, checked as Salesforce
+/// would check them.
+async fn update_user(
+    store: &dyn Store,
+    org: OrgId,
+    account: &Account,
+    input: &RequestInput,
+    checks: &mut Vec<Checked>,
+) -> Result<(String, Write), PlanError> {
+    let changes = input.changes.as_ref().ok_or_else(|| {
+        refuse(
+            "missing_field",
+            "update_user needs `changes`: any of username, email, first_name, last_name, title, department, federation_id",
+        )
+    })?;
+    let attr = |name: &str| account.attributes.get(name).and_then(Value::as_str).map(str::to_owned);
+    let mut record = Map::new();
+    for (field, name, wanted, current, required) in [
+        ("Username", "username", &changes.username, Some(account.username.clone()), true),
+        ("Email", "email", &changes.email, account.email.clone(), true),
+        ("FirstName", "first_name", &changes.first_name, account.first_name.clone(), false),
+        ("LastName", "last_name", &changes.last_name, account.last_name.clone(), true),
+        ("Title", "title", &changes.title, attr("Title"), false),
+        ("Department", "department", &changes.department, attr("Department"), false),
+        ("FederationIdentifier", "federation_id", &changes.federation_id, attr("FederationIdentifier"), false),
+    ] {
+        let Some(wanted) = wanted.as_deref().map(str::trim) else {
+            continue;
+        };
+        if wanted.is_empty() && required {
+            return Err(refuse(
+                "missing_field",
+                format!("`changes.{name}` cannot be empty: Salesforce requires it"),
+            ));
+        }
+        if (field == "Username" || field == "Email") && !looks_like_email(wanted) {
+            return Err(refuse(
+                "invalid_field",
+                format!("`changes.{name}` `{wanted}` must have the form of an email address"),
+            ));
+        }
+        if current.as_deref().unwrap_or_default() != wanted {
+            record.insert(
+                field.to_owned(),
+                if wanted.is_empty() { Value::Null } else { json!(wanted) },
+            );
+        }
+    }
+    if record.is_empty() {
+        return Err(refuse(
+            "no_change",
+            format!("{} already has these values; nothing to change", account.username),
+        ));
+    }
+    if let Some(Value::String(username)) = record.get("Username") {
+        if let AccountMatch::One(other) = store.find_account(org, username).await? {
+            if other.id != account.id && other.username.eq_ignore_ascii_case(username) {
+                return Err(refuse(
+                    "username_taken",
+                    format!(
+                        "the username `{username}` is taken by {} in this org; Salesforce usernames are unique across every org, so pick another",
+                        other.id
+                    ),
+                ));
+            }
+        }
+    }
+    let changed: Vec<&str> = record.keys().map(String::as_str).collect();
+    checks.push(Checked {
+        check: "fields_differ".into(),
+        detail: format!("changing {}", changed.join(", ")),
+    });
+    Ok((
+        format!("Update {} of {}", changed.join(", "), account.username),
+        Write {
+            method: Method::Update,
+            sobject: "User".into(),
+            id: Some(account.id.clone()),
+            fields: record,
             login_of: None,
         },
     ))

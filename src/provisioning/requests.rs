@@ -19,6 +19,9 @@ pub enum RequestError {
     Refused(Refusal),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// An open request already asks for the same thing.
+    #[error("{message}")]
+    Duplicate { twin: Box<AccessRequest>, message: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -44,7 +47,17 @@ pub struct Created {
     pub new: bool,
 }
 
-/// Plans and stores a request made by the token `caller`.
+/// How a new request is approved.
+#[derive(Debug, Clone)]
+pub enum Approval {
+    /// As the org's `auto_approve` says: approved, or waiting for an approver.
+    Policy,
+    /// Approved already, by `by` for `reason` (a SCIM client, whose identity provider is where
+    /// the assignment was decided).
+    Given { by: String, reason: String },
+}
+
+/// Plans and stores a request made by the token `caller`, approved as the org's policy says.
 pub async fn create(
     store: &dyn Store,
     org_config: &OrgConfig,
@@ -52,6 +65,19 @@ pub async fn create(
     caller: &str,
     input: RequestInput,
     idempotency_key: Option<String>,
+) -> Result<Created, RequestError> {
+    create_with(store, org_config, org, caller, input, idempotency_key, Approval::Policy).await
+}
+
+/// Plans and stores a request made by the token `caller`, approved as `approval` says.
+pub async fn create_with(
+    store: &dyn Store,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    caller: &str,
+    input: RequestInput,
+    idempotency_key: Option<String>,
+    approval: Approval,
 ) -> Result<Created, RequestError> {
     let input_json = serde_json::to_value(&input).expect("request input serialises");
     if let Some(key) = &idempotency_key {
@@ -63,10 +89,14 @@ pub async fn create(
     }
     let now = OffsetDateTime::now_utc();
     let planned = plan::plan(store, org.id, &input, &org_config.user_defaults, now).await?;
-    let auto = org_config
-        .auto_approve
-        .iter()
-        .any(|a| a == input.action.as_str());
+    let (auto, approver, reason) = match approval {
+        Approval::Policy => (
+            org_config.auto_approve.iter().any(|a| a == input.action.as_str()),
+            "auto-approve".to_owned(),
+            format!("org `{}` auto-approves {}", org.name, input.action),
+        ),
+        Approval::Given { by, reason } => (true, by, reason),
+    };
     let requester = input
         .requester
         .clone()
@@ -89,11 +119,11 @@ pub async fn create(
     }];
     if auto {
         audit.push(AuditEvent {
-            actor: "auto-approve".into(),
+            actor: approver.clone(),
             org: Some(org.name.clone()),
             request_id: None,
             event: "request_approved".into(),
-            data: json!({ "reason": format!("org `{}` auto-approves {}", org.name, input.action) }),
+            data: json!({ "reason": reason }),
         });
     }
     let new = NewRequest {
@@ -108,7 +138,7 @@ pub async fn create(
         entitlement_id: planned.entitlement_id,
         requester,
         created_by: caller.to_owned(),
-        approver: auto.then(|| "auto-approve".to_owned()),
+        approver: auto.then_some(approver),
         justification: input.justification.clone(),
         ticket: input.ticket.clone(),
         expires_at: planned.expires_at,
@@ -134,12 +164,12 @@ pub async fn create(
                 idempotency_key.as_deref().unwrap_or_default(),
             )
         }
-        Inserted::Duplicate(twin) => Err(RequestError::Conflict {
-            code: "duplicate_request",
+        Inserted::Duplicate(twin) => Err(RequestError::Duplicate {
             message: format!(
                 "request {} already asks for this and is {}; wait for it, or cancel it first",
                 twin.id, twin.state
             ),
+            twin: Box::new(twin),
         }),
     }
 }

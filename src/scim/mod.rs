@@ -15,8 +15,10 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod resources;
+mod patch;
 pub mod schema;
 pub mod sql;
+pub mod writes;
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::store::scim::{ScimQuery, ScimTable};
-use crate::store::{OrgId, Store};
+use crate::store::{OrgRecord, Store};
 pub use error::ScimError;
 use schema::ResourceType;
 use sql::{Dialect, Target};
@@ -94,7 +96,7 @@ impl ListParams {
 /// Where an org's resources live, for `meta.location` and `$ref`.
 pub struct Scope<'a> {
     pub store: &'a dyn Store,
-    pub org: OrgId,
+    pub org: OrgRecord,
     pub base: String,
 }
 
@@ -121,7 +123,7 @@ impl Scope<'_> {
         resource: &'static ResourceType,
         ids: &[String],
     ) -> Result<Vec<Value>, ScimError> {
-        let (store, org, base) = (self.store, self.org, self.base.as_str());
+        let (store, org, base) = (self.store, self.org.id, self.base.as_str());
         Ok(match resource.name {
             "User" => {
                 let accounts = store.accounts_by_ids(org, ids).await?;
@@ -172,7 +174,7 @@ impl Scope<'_> {
         let (ids, _) = self
             .store
             .scim_select(
-                self.org,
+                self.org.id,
                 ScimQuery {
                     table: table(resource),
                     filter: Some(&filter),
@@ -224,7 +226,7 @@ impl Scope<'_> {
         let (ids, total) = self
             .store
             .scim_select(
-                self.org,
+                self.org.id,
                 ScimQuery {
                     table: table(resource),
                     filter: compiled.as_ref(),

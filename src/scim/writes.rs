@@ -1,0 +1,510 @@
+//! SCIM writes as access requests. A POST, PUT, PATCH or DELETE is compared with the resource
+//! as stored, and each difference becomes the request that makes it in Salesforce (create,
+//! update, deactivate or reactivate a user; grant or revoke a Group), planned and checked
+//! like any other, approved by the SCIM client (its identity provider decided the
+//! assignment) and carried out by the provisioning executor with its audit trail and
+//! exactly-once guarantee. The answer waits until Salesforce confirmed every write.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::error::ScimError;
+use super::schema::{self, ResourceType};
+use super::{patch, Scope};
+use crate::config::OrgConfig;
+use crate::provisioning::plan::{EntitlementRef, NewUser, RequestInput, UserChanges};
+use crate::provisioning::requests::{self, Approval, RequestError};
+use crate::provisioning::Action;
+use crate::store::provisioning::{AccessRequest, RequestState};
+
+/// What a write needs beyond the read scope.
+pub struct Writer<'a> {
+    pub scope: &'a Scope<'a>,
+    pub org_config: &'a OrgConfig,
+    /// The token's name: the requests' creator, and their approver as `scim:NAME`.
+    pub caller: &'a str,
+    pub work: &'a Notify,
+    /// How long an answer waits for Salesforce before saying the write is still under way.
+    pub wait: Duration,
+}
+
+/// Whether a stored attribute's change is "absent means clear" (PUT, PATCH remove) or "absent
+/// means keep" (PUT of an attribute whose clearing would lock users out: externalId).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Put,
+    Patch,
+}
+
+fn as_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn text_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v str> {
+    let mut at = doc;
+    for key in path {
+        at = at
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)?;
+    }
+    at.as_str()
+}
+
+/// The email a user document gives: the primary one, else the first.
+fn email_of(doc: &Value) -> Option<String> {
+    let emails = doc
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("emails"))?
+        .1
+        .as_array()?;
+    emails
+        .iter()
+        .find(|e| e.get("primary").and_then(as_bool) == Some(true))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn active_of(doc: &Value) -> Result<Option<bool>, ScimError> {
+    match doc.as_object().and_then(|o| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("active"))
+            .map(|(_, v)| v)
+    }) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => as_bool(value).map(Some).ok_or_else(|| {
+            ScimError::invalid_value(format!("active must be true or false, not {value}"))
+        }),
+    }
+}
+
+/// A user's own fields as a document gives them.
+struct UserFields {
+    username: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    title: Option<String>,
+    department: Option<String>,
+    federation_id: Option<String>,
+}
+
+fn fields_of(doc: &Value) -> UserFields {
+    let owned = |v: Option<&str>| v.map(str::to_owned);
+    UserFields {
+        username: owned(text_at(doc, &["userName"])),
+        email: email_of(doc),
+        first_name: owned(text_at(doc, &["name", "givenName"])),
+        last_name: owned(text_at(doc, &["name", "familyName"])),
+        title: owned(text_at(doc, &["title"])),
+        department: owned(text_at(doc, &[schema::ENTERPRISE, "department"])),
+        federation_id: owned(text_at(doc, &["externalId"])),
+    }
+}
+
+/// The user's field changes from `current` to `desired`, if any.
+fn user_changes(current: &Value, desired: &Value, mode: Mode) -> Result<Option<UserChanges>, ScimError> {
+    let now = fields_of(current);
+    let want = fields_of(desired);
+    let mut changes = UserChanges::default();
+    let mut any = false;
+    let mut required = |name: &str, now: &Option<String>, want: &Option<String>, slot: &mut Option<String>| -> Result<(), ScimError> {
+        match want {
+            Some(w) if Some(w) != now.as_ref() => {
+                *slot = Some(w.clone());
+                any = true;
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None if mode == Mode::Patch && now.is_some() => Err(ScimError::mutability(format!(
+                "{name} cannot be removed: Salesforce requires it"
+            ))),
+            None => Ok(()),
+        }
+    };
+    required("userName", &now.username, &want.username, &mut changes.username)?;
+    required("emails", &now.email, &want.email, &mut changes.email)?;
+    required("name.familyName", &now.last_name, &want.last_name, &mut changes.last_name)?;
+    let mut optional = |now: &Option<String>, want: &Option<String>, keep_when_absent: bool, slot: &mut Option<String>| {
+        match want {
+            Some(w) if Some(w) != now.as_ref() => {
+                *slot = Some(w.clone());
+                any = true;
+            }
+            None if now.is_some() && !keep_when_absent => {
+                *slot = Some(String::new());
+                any = true;
+            }
+            _ => {}
+        }
+    };
+    optional(&now.first_name, &want.first_name, false, &mut changes.first_name);
+    optional(&now.title, &want.title, false, &mut changes.title);
+    optional(&now.department, &want.department, false, &mut changes.department);
+    // A PUT that leaves externalId out keeps it: clearing a federation id would lock the user
+    // out of single sign-on. PATCH remove clears it.
+    optional(&now.federation_id, &want.federation_id, mode == Mode::Put, &mut changes.federation_id);
+    Ok(any.then_some(changes))
+}
+
+fn input(action: Action, user: &str) -> RequestInput {
+    RequestInput {
+        action,
+        user: Some(user.to_owned()),
+        entitlement: None,
+        justification: Some("SCIM".to_owned()),
+        requester: None,
+        ticket: None,
+        expires_at: None,
+        new_user: None,
+        changes: None,
+    }
+}
+
+/// The member ids of a Group document.
+fn members_of(doc: &Value) -> Result<BTreeSet<String>, ScimError> {
+    let Some(members) = doc.as_object().and_then(|o| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("members"))
+            .map(|(_, v)| v)
+    }) else {
+        return Ok(BTreeSet::new());
+    };
+    match members {
+        Value::Null => Ok(BTreeSet::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|m| {
+                m.get("value")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| ScimError::invalid_value(format!("a member needs a `value` (the user's id): {m}")))
+            })
+            .collect(),
+        other => Err(ScimError::invalid_value(format!("members must be an array, not {other}"))),
+    }
+}
+
+impl Writer<'_> {
+    fn approval(&self) -> Approval {
+        Approval::Given {
+            by: format!("scim:{}", self.caller),
+            reason: format!(
+                "a SCIM write by the token `{}`: its identity provider decided the assignment",
+                self.caller
+            ),
+        }
+    }
+
+    /// Creates the requests, wakes the executor and waits until each ended.
+    async fn carry_out(&self, inputs: Vec<RequestInput>) -> Result<Vec<AccessRequest>, ScimError> {
+        let mut waiting = Vec::new();
+        for input in inputs {
+            let created = requests::create_with(
+                self.scope.store,
+                self.org_config,
+                &self.scope.org,
+                self.caller,
+                input,
+                None,
+                self.approval(),
+            )
+            .await;
+            match created {
+                Ok(created) => waiting.push(created.request),
+                // Another write asks for the same thing: its outcome is ours.
+                Err(RequestError::Duplicate { twin, .. }) => waiting.push(*twin),
+                Err(RequestError::Refused(refusal)) => {
+                    return Err(match refusal.code {
+                        "username_taken" => ScimError::uniqueness(refusal.message),
+                        _ => ScimError::invalid_value(refusal.message),
+                    })
+                }
+                Err(RequestError::Store(err)) => return Err(err.into()),
+                Err(other) => return Err(ScimError::new(StatusCode::CONFLICT, None, other.to_string())),
+            }
+        }
+        self.work.notify_one();
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let mut done = Vec::new();
+        for request in waiting {
+            done.push(self.wait_for(request, deadline).await?);
+        }
+        Ok(done)
+    }
+
+    async fn wait_for(
+        &self,
+        mut request: AccessRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<AccessRequest, ScimError> {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match request.state {
+                RequestState::Completed | RequestState::Expired => return Ok(request),
+                RequestState::Failed => {
+                    let error = request.error.clone().unwrap_or_default();
+                    let detail = format!("Salesforce refused request {} ({}): {error}", request.id, request.action);
+                    return Err(if error.contains("DUPLICATE_USERNAME") {
+                        ScimError::uniqueness(detail)
+                    } else {
+                        ScimError::invalid_value(detail)
+                    });
+                }
+                RequestState::Rejected | RequestState::Cancelled => {
+                    return Err(ScimError::new(
+                        StatusCode::CONFLICT,
+                        None,
+                        format!("request {} was {} before it was carried out", request.id, request.state),
+                    ))
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ScimError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    format!(
+                        "request {} is {} and Salesforce has not confirmed it yet; it will be carried out: read the resource again later (GET /api/v1/orgs/{}/access-requests/{} shows its progress)",
+                        request.id, request.state, self.scope.org.name, request.id
+                    ),
+                ));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+            request = self
+                .scope
+                .store
+                .get_request(self.scope.org.id, request.id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("request {} vanished", request.id)))?;
+        }
+    }
+
+    /// The writes that take a user from `current` to `desired`.
+    async fn update_user(&self, id: &str, current: &Value, desired: &Value, mode: Mode) -> Result<Value, ScimError> {
+        let mut inputs = Vec::new();
+        if let Some(changes) = user_changes(current, desired, mode)? {
+            let mut update = input(Action::UpdateUser, id);
+            update.changes = Some(changes);
+            inputs.push(update);
+        }
+        let was = active_of(current)?.unwrap_or(true);
+        if let Some(active) = active_of(desired)? {
+            if active != was {
+                inputs.push(input(
+                    if active { Action::ReactivateUser } else { Action::DeactivateUser },
+                    id,
+                ));
+            }
+        }
+        // One at a time: a reactivation must not race an update of the same user.
+        for one in inputs {
+            self.carry_out(vec![one]).await?;
+        }
+        self.scope.get(users(), id).await
+    }
+
+    pub async fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+        let current = self.current(users(), id, if_match).await?;
+        if text_at(body, &["userName"]).is_none() {
+            return Err(ScimError::invalid_value("a PUT of a User must carry userName"));
+        }
+        self.update_user(id, &current, body, Mode::Put).await
+    }
+
+    pub async fn patch_user(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+        let current = self.current(users(), id, if_match).await?;
+        let mut desired = current.clone();
+        patch::apply(users(), &mut desired, body)?;
+        self.update_user(id, &current, &desired, Mode::Patch).await
+    }
+
+    /// DELETE deactivates: Salesforce never deletes users.
+    pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), ScimError> {
+        let current = self.current(users(), id, if_match).await?;
+        if active_of(&current)? != Some(false) {
+            self.carry_out(vec![input(Action::DeactivateUser, id)]).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_user(&self, body: &Value) -> Result<Value, ScimError> {
+        let fields = fields_of(body);
+        let username = fields
+            .username
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
+        let last_name = fields.last_name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+            ScimError::invalid_value("name.familyName is required: Salesforce requires a LastName")
+        })?;
+        // Salesforce requires an email; an email-shaped userName stands in for a missing one.
+        let email = fields
+            .email
+            .clone()
+            .or_else(|| username.contains('@').then(|| username.clone()))
+            .ok_or_else(|| ScimError::invalid_value("emails is required: Salesforce requires an Email"))?;
+        let profile = text_at(body, &[schema::PROVOST_USER, "profileId"])
+            .map(str::to_owned)
+            .or_else(|| self.org_config.user_defaults.profile.clone())
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "no profile for the new user: send `{}`.profileId, or set `user_defaults.profile` for org `{}` in the configuration",
+                    schema::PROVOST_USER, self.scope.org.name
+                ))
+            })?;
+        let profile = if profile.starts_with("00e") && matches!(profile.len(), 15 | 18) {
+            EntitlementRef::Id(profile)
+        } else {
+            EntitlementRef::Named {
+                kind: provost_connector::model::EntitlementKind::Profile,
+                name: profile,
+            }
+        };
+        let create = RequestInput {
+            action: Action::CreateUser,
+            user: None,
+            entitlement: Some(profile),
+            justification: Some("SCIM".to_owned()),
+            requester: None,
+            ticket: None,
+            expires_at: None,
+            new_user: Some(NewUser {
+                username,
+                email,
+                last_name,
+                first_name: fields.first_name,
+                alias: None,
+                federation_id: fields.federation_id,
+                department: fields.department,
+                title: fields.title,
+            }),
+            changes: None,
+        };
+        let done = self.carry_out(vec![create]).await?;
+        let id = done
+            .first()
+            .and_then(|r| r.result.as_ref())
+            .and_then(|r| r["record_id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| ScimError::new(StatusCode::BAD_GATEWAY, None, "Salesforce created the user without answering its id"))?;
+        if active_of(body)? == Some(false) {
+            self.carry_out(vec![input(Action::DeactivateUser, &id)]).await?;
+        }
+        self.scope.get(users(), &id).await
+    }
+
+    /// The grants and revocations that take a Group's members from `current` to `desired`.
+    async fn update_members(&self, id: &str, current: &Value, desired: &Value) -> Result<Value, ScimError> {
+        let now = members_of(current)?;
+        let want = members_of(desired)?;
+        let mut inputs = Vec::new();
+        for (action, users) in [
+            (Action::Revoke, now.difference(&want)),
+            (Action::Grant, want.difference(&now)),
+        ] {
+            for user in users {
+                let mut one = input(action, user);
+                one.entitlement = Some(EntitlementRef::Id(id.to_owned()));
+                inputs.push(one);
+            }
+        }
+        if !inputs.is_empty() {
+            self.carry_out(inputs).await?;
+        }
+        self.scope.get(groups(), id).await
+    }
+
+    pub async fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+        let current = self.current(groups(), id, if_match).await?;
+        self.update_members(id, &current, body).await
+    }
+
+    pub async fn patch_group(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+        let current = self.current(groups(), id, if_match).await?;
+        let mut desired = current.clone();
+        patch::apply(groups(), &mut desired, body)?;
+        self.update_members(id, &current, &desired).await
+    }
+
+    /// The resource as stored, if the client's `If-Match` names its version (412 otherwise).
+    async fn current(&self, resource: &'static ResourceType, id: &str, if_match: Option<&str>) -> Result<Value, ScimError> {
+        let current = self.scope.get(resource, id).await?;
+        if let Some(held) = if_match {
+            let version = super::resources::version_of(&current).unwrap_or_default();
+            if !held.split(',').any(|v| v.trim() == "*" || v.trim() == version) {
+                return Err(ScimError::precondition(format!(
+                    "the {} changed since version {held}: it is now {version}; read it again and retry",
+                    resource.name
+                )));
+            }
+        }
+        Ok(current)
+    }
+}
+
+fn users() -> &'static ResourceType {
+    schema::resource_type("User").expect("Users are served")
+}
+
+fn groups() -> &'static ResourceType {
+    schema::resource_type("Group").expect("Groups are served")
+}
+
+/// The body of a refused create or delete of a catalog resource.
+pub fn not_authored(resource: &ResourceType) -> ScimError {
+    ScimError::not_implemented(match resource.name {
+        "Group" => "Provost does not create or delete Groups: they are Salesforce's permission sets, permission set groups and public groups, authored in Salesforce Setup. Add and remove members to grant and revoke.".to_owned(),
+        "User" => "Users are deactivated, not deleted".to_owned(),
+        other => format!("{other}s are a read-only catalog of what Salesforce defines"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn put_clears_optional_fields_but_keeps_the_federation_id() {
+        let current = json!({"userName": "a@x.com", "emails": [{"value": "a@x.com"}], "name": {"familyName": "A", "givenName": "Ann"}, "title": "CEO", "externalId": "fed-1"});
+        let desired = json!({"userName": "a@x.com", "emails": [{"value": "a@x.com"}], "name": {"familyName": "A"}});
+        let changes = user_changes(&current, &desired, Mode::Put).unwrap().unwrap();
+        assert_eq!(changes.first_name.as_deref(), Some(""));
+        assert_eq!(changes.title.as_deref(), Some(""));
+        assert_eq!(changes.federation_id, None);
+        let patched = user_changes(&current, &desired, Mode::Patch).unwrap().unwrap();
+        assert_eq!(patched.federation_id.as_deref(), Some(""));
+        assert!(user_changes(&current, &current, Mode::Put).unwrap().is_none());
+        let no_user = json!({"emails": [{"value": "a@x.com"}], "name": {"familyName": "A"}});
+        assert_eq!(
+            user_changes(&current, &no_user, Mode::Patch).unwrap_err().scim_type,
+            Some("mutability")
+        );
+    }
+
+    #[test]
+    fn booleans_and_members_read_as_clients_send_them() {
+        assert_eq!(active_of(&json!({"active": "False"})).unwrap(), Some(false));
+        assert_eq!(active_of(&json!({})).unwrap(), None);
+        assert!(active_of(&json!({"active": 0})).is_err());
+        let members = members_of(&json!({"members": [{"value": "1"}, {"value": "2"}]})).unwrap();
+        assert_eq!(members.into_iter().collect::<Vec<_>>(), vec!["1", "2"]);
+        assert!(members_of(&json!({"members": [{"display": "x"}]})).is_err());
+    }
+}
