@@ -356,9 +356,10 @@ macro_rules! writer {
     ($state:expr, $headers:expr, $params:expr, $scope:ident, $caller:ident, $writer:ident) => {
         let ($scope, $caller, at) =
             scope(&$state, &$headers, &$params, TokenScope::ScimWrite).await?;
-        let org_config = $state.config.org(&at.name).map_err(|_| {
-            ScimError::not_found(format!("no org `{}` is configured", at.name))
-        })?;
+        let org_config = $state
+            .config
+            .org(&at.name)
+            .map_err(|_| ScimError::not_found(format!("no org `{}` is configured", at.name)))?;
         let $writer = Writer {
             scope: &$scope,
             org_config,
@@ -449,6 +450,8 @@ async fn remove(
         return Err(writes::not_authored(resource));
     }
     writer!(state, headers, params, scope, caller, writer);
-    writer.delete_user(&id_of(&params), if_match(&headers)).await?;
+    writer
+        .delete_user(&id_of(&params), if_match(&headers))
+        .await?;
     Ok(Scim::empty(StatusCode::NO_CONTENT))
 }

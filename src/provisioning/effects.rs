@@ -136,7 +136,12 @@ pub async fn of_write(
             if let Some(active) = write.fields.get("IsActive").and_then(Value::as_bool) {
                 account.active = active;
             }
-            let own = |name: &str| write.fields.get(name).map(|v| v.as_str().map(str::to_owned));
+            let own = |name: &str| {
+                write
+                    .fields
+                    .get(name)
+                    .map(|v| v.as_str().map(str::to_owned))
+            };
             if let Some(Some(username)) = own("Username") {
                 account.username = username;
             }
@@ -151,11 +156,12 @@ pub async fn of_write(
             }
             if write.fields.contains_key("FirstName") || write.fields.contains_key("LastName") {
                 // Salesforce's Name: first and last names, space-separated.
-                account.display_name = [account.first_name.as_deref(), account.last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                account.display_name =
+                    [account.first_name.as_deref(), account.last_name.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
             }
             for field in ["Title", "Department", "FederationIdentifier"] {
                 if let Some(value) = write.fields.get(field) {

@@ -205,7 +205,10 @@ pub async fn plan(
     if input.changes.is_some() && input.action != Action::UpdateUser {
         return Err(refuse(
             "unexpected_field",
-            format!("`changes` applies to update_user only, not {}", input.action),
+            format!(
+                "`changes` applies to update_user only, not {}",
+                input.action
+            ),
         ));
     }
     if input.new_user.is_some() {
@@ -910,16 +913,58 @@ async fn update_user(
             "update_user needs `changes`: any of username, email, first_name, last_name, title, department, federation_id",
         )
     })?;
-    let attr = |name: &str| account.attributes.get(name).and_then(Value::as_str).map(str::to_owned);
+    let attr = |name: &str| {
+        account
+            .attributes
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let mut record = Map::new();
     for (field, name, wanted, current, required) in [
-        ("Username", "username", &changes.username, Some(account.username.clone()), true),
-        ("Email", "email", &changes.email, account.email.clone(), true),
-        ("FirstName", "first_name", &changes.first_name, account.first_name.clone(), false),
-        ("LastName", "last_name", &changes.last_name, account.last_name.clone(), true),
+        (
+            "Username",
+            "username",
+            &changes.username,
+            Some(account.username.clone()),
+            true,
+        ),
+        (
+            "Email",
+            "email",
+            &changes.email,
+            account.email.clone(),
+            true,
+        ),
+        (
+            "FirstName",
+            "first_name",
+            &changes.first_name,
+            account.first_name.clone(),
+            false,
+        ),
+        (
+            "LastName",
+            "last_name",
+            &changes.last_name,
+            account.last_name.clone(),
+            true,
+        ),
         ("Title", "title", &changes.title, attr("Title"), false),
-        ("Department", "department", &changes.department, attr("Department"), false),
-        ("FederationIdentifier", "federation_id", &changes.federation_id, attr("FederationIdentifier"), false),
+        (
+            "Department",
+            "department",
+            &changes.department,
+            attr("Department"),
+            false,
+        ),
+        (
+            "FederationIdentifier",
+            "federation_id",
+            &changes.federation_id,
+            attr("FederationIdentifier"),
+            false,
+        ),
     ] {
         let Some(wanted) = wanted.as_deref().map(str::trim) else {
             continue;
@@ -939,14 +984,21 @@ async fn update_user(
         if current.as_deref().unwrap_or_default() != wanted {
             record.insert(
                 field.to_owned(),
-                if wanted.is_empty() { Value::Null } else { json!(wanted) },
+                if wanted.is_empty() {
+                    Value::Null
+                } else {
+                    json!(wanted)
+                },
             );
         }
     }
     if record.is_empty() {
         return Err(refuse(
             "no_change",
-            format!("{} already has these values; nothing to change", account.username),
+            format!(
+                "{} already has these values; nothing to change",
+                account.username
+            ),
         ));
     }
     if let Some(Value::String(username)) = record.get("Username") {

@@ -21,7 +21,10 @@ pub enum RequestError {
     Conflict { code: &'static str, message: String },
     /// An open request already asks for the same thing.
     #[error("{message}")]
-    Duplicate { twin: Box<AccessRequest>, message: String },
+    Duplicate {
+        twin: Box<AccessRequest>,
+        message: String,
+    },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -66,7 +69,16 @@ pub async fn create(
     input: RequestInput,
     idempotency_key: Option<String>,
 ) -> Result<Created, RequestError> {
-    create_with(store, org_config, org, caller, input, idempotency_key, Approval::Policy).await
+    create_with(
+        store,
+        org_config,
+        org,
+        caller,
+        input,
+        idempotency_key,
+        Approval::Policy,
+    )
+    .await
 }
 
 /// Plans and stores a request made by the token `caller`, approved as `approval` says.
@@ -91,7 +103,10 @@ pub async fn create_with(
     let planned = plan::plan(store, org.id, &input, &org_config.user_defaults, now).await?;
     let (auto, approver, reason) = match approval {
         Approval::Policy => (
-            org_config.auto_approve.iter().any(|a| a == input.action.as_str()),
+            org_config
+                .auto_approve
+                .iter()
+                .any(|a| a == input.action.as_str()),
             "auto-approve".to_owned(),
             format!("org `{}` auto-approves {}", org.name, input.action),
         ),

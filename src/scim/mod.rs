@@ -14,8 +14,8 @@
 pub mod discovery;
 pub mod error;
 pub mod filter;
-pub mod resources;
 mod patch;
+pub mod resources;
 pub mod schema;
 pub mod sql;
 pub mod writes;

@@ -21,10 +21,15 @@ enum Kind {
 }
 
 /// Applies a PatchOp request body to `doc` (the resource as served).
-pub fn apply(resource: &'static ResourceType, doc: &mut Value, body: &Value) -> Result<(), ScimError> {
-    let schemas_ok = body["schemas"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|v| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(PATCH_OP))));
+pub fn apply(
+    resource: &'static ResourceType,
+    doc: &mut Value,
+    body: &Value,
+) -> Result<(), ScimError> {
+    let schemas_ok = body["schemas"].as_array().is_some_and(|s| {
+        s.iter()
+            .any(|v| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(PATCH_OP)))
+    });
     if !schemas_ok {
         return Err(ScimError::invalid_syntax(format!(
             "a PATCH body is {{\"schemas\": [\"{PATCH_OP}\"], \"Operations\": [...]}}"
@@ -70,7 +75,10 @@ pub fn apply(resource: &'static ResourceType, doc: &mut Value, body: &Value) -> 
                         continue;
                     }
                     let is_extension = schema::schema(key).is_some()
-                        && resource.extensions.iter().any(|e| e.eq_ignore_ascii_case(key));
+                        && resource
+                            .extensions
+                            .iter()
+                            .any(|e| e.eq_ignore_ascii_case(key));
                     if is_extension {
                         // {"urn:...:enterprise:2.0:User": {"department": "x"}}
                         let Value::Object(inner) = value else {
@@ -107,8 +115,11 @@ fn container<'d>(
         None => std::iter::once(resource.schema)
             .chain(resource.extensions.iter().copied())
             .find(|id| {
-                schema::schema(id)
-                    .is_some_and(|s| s.attrs.iter().any(|a| a.name.eq_ignore_ascii_case(&path.name)))
+                schema::schema(id).is_some_and(|s| {
+                    s.attrs
+                        .iter()
+                        .any(|a| a.name.eq_ignore_ascii_case(&path.name))
+                })
             }),
     }
     .unwrap_or(resource.schema);
@@ -166,7 +177,10 @@ fn operate(
                 .iter()
                 .find(|s| s.name.eq_ignore_ascii_case(name))
                 .ok_or_else(|| {
-                    ScimError::invalid_path(format!("`{}` has no sub-attribute `{name}`", attr.name))
+                    ScimError::invalid_path(format!(
+                        "`{}` has no sub-attribute `{name}`",
+                        attr.name
+                    ))
                 })?,
         ),
         None => None,
@@ -186,7 +200,10 @@ fn operate(
                 return if kind == Kind::Remove {
                     Ok(())
                 } else {
-                    Err(ScimError::no_target(format!("`{}` has no values to match", attr.name)))
+                    Err(ScimError::no_target(format!(
+                        "`{}` has no values to match",
+                        attr.name
+                    )))
                 };
             };
             let mut matched = 0;
@@ -215,7 +232,9 @@ fn operate(
                     }
                     (_, None) => {
                         let mut replacement = needs_value()?;
-                        if let (Some(new), Some(old)) = (replacement.as_object_mut(), item.as_object()) {
+                        if let (Some(new), Some(old)) =
+                            (replacement.as_object_mut(), item.as_object())
+                        {
                             if kind == Kind::Add {
                                 for (k, v) in old {
                                     new.entry(k.clone()).or_insert_with(|| v.clone());
@@ -282,9 +301,7 @@ fn operate(
                     map.insert(key, as_array_if(attr, value));
                 } else if let (Some(new), true) = (value.as_object(), !attr.sub.is_empty()) {
                     // Replacing a complex attribute replaces the sub-attributes given.
-                    let obj = map
-                        .entry(key)
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    let obj = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
                     if let Some(obj) = obj.as_object_mut() {
                         for (k, v) in new {
                             let k2 = key_of(obj, k);
@@ -299,9 +316,7 @@ fn operate(
                 let value = needs_value()?;
                 if attr.multi {
                     let added = as_array_if(attr, value);
-                    let items = map
-                        .entry(key)
-                        .or_insert_with(|| Value::Array(Vec::new()));
+                    let items = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
                     if !items.is_array() {
                         *items = Value::Array(Vec::new());
                     }
@@ -309,7 +324,8 @@ fn operate(
                     for new in added.as_array().into_iter().flatten() {
                         let same = items.iter().any(|old| {
                             old == new
-                                || (new.get("value").is_some() && old.get("value") == new.get("value"))
+                                || (new.get("value").is_some()
+                                    && old.get("value") == new.get("value"))
                         });
                         if !same {
                             items.push(new.clone());
@@ -350,11 +366,13 @@ fn matches(parent: &'static Attr, item: &Value, filter: &Filter) -> Result<bool,
             return Err(ScimError::invalid_path("value filters do not nest"))
         }
         Filter::Present(path) => {
-            let sub = schema::resolve_sub(parent, path).map_err(|e| ScimError::invalid_path(e.detail))?;
+            let sub =
+                schema::resolve_sub(parent, path).map_err(|e| ScimError::invalid_path(e.detail))?;
             field(item, sub.name).is_some_and(|v| !v.is_null() && v != "")
         }
         Filter::Compare { path, op, value } => {
-            let sub = schema::resolve_sub(parent, path).map_err(|e| ScimError::invalid_path(e.detail))?;
+            let sub =
+                schema::resolve_sub(parent, path).map_err(|e| ScimError::invalid_path(e.detail))?;
             let Some(actual) = field(item, sub.name) else {
                 return Ok(*op == Op::Ne);
             };
@@ -466,7 +484,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(doc["members"], json!([{"value": "9"}]));
-        apply(groups(), &mut doc, &patch(json!([{"op": "remove", "path": "members"}]))).unwrap();
+        apply(
+            groups(),
+            &mut doc,
+            &patch(json!([{"op": "remove", "path": "members"}])),
+        )
+        .unwrap();
         assert!(doc.get("members").is_none());
     }
 
@@ -474,11 +497,20 @@ mod tests {
     fn errors_name_the_scim_type() {
         let mut doc = json!({"displayName": "G"});
         let cases = [
-            (json!([{"op": "replace", "path": "displayName", "value": "H"}]), "mutability"),
+            (
+                json!([{"op": "replace", "path": "displayName", "value": "H"}]),
+                "mutability",
+            ),
             (json!([{"op": "remove"}]), "noTarget"),
             (json!([{"op": "move", "path": "members"}]), "invalidSyntax"),
-            (json!([{"op": "add", "path": "members[value eq"}]), "invalidPath"),
-            (json!([{"op": "add", "path": "nickName", "value": "x"}]), "invalidPath"),
+            (
+                json!([{"op": "add", "path": "members[value eq"}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "add", "path": "nickName", "value": "x"}]),
+                "invalidPath",
+            ),
             (
                 json!([{"op": "replace", "path": "members[value eq \"404\"].display", "value": "x"}]),
                 "noTarget",

@@ -116,12 +116,20 @@ fn fields_of(doc: &Value) -> UserFields {
 }
 
 /// The user's field changes from `current` to `desired`, if any.
-fn user_changes(current: &Value, desired: &Value, mode: Mode) -> Result<Option<UserChanges>, ScimError> {
+fn user_changes(
+    current: &Value,
+    desired: &Value,
+    mode: Mode,
+) -> Result<Option<UserChanges>, ScimError> {
     let now = fields_of(current);
     let want = fields_of(desired);
     let mut changes = UserChanges::default();
     let mut any = false;
-    let mut required = |name: &str, now: &Option<String>, want: &Option<String>, slot: &mut Option<String>| -> Result<(), ScimError> {
+    let mut required = |name: &str,
+                        now: &Option<String>,
+                        want: &Option<String>,
+                        slot: &mut Option<String>|
+     -> Result<(), ScimError> {
         match want {
             Some(w) if Some(w) != now.as_ref() => {
                 *slot = Some(w.clone());
@@ -135,10 +143,23 @@ fn user_changes(current: &Value, desired: &Value, mode: Mode) -> Result<Option<U
             None => Ok(()),
         }
     };
-    required("userName", &now.username, &want.username, &mut changes.username)?;
+    required(
+        "userName",
+        &now.username,
+        &want.username,
+        &mut changes.username,
+    )?;
     required("emails", &now.email, &want.email, &mut changes.email)?;
-    required("name.familyName", &now.last_name, &want.last_name, &mut changes.last_name)?;
-    let mut optional = |now: &Option<String>, want: &Option<String>, keep_when_absent: bool, slot: &mut Option<String>| {
+    required(
+        "name.familyName",
+        &now.last_name,
+        &want.last_name,
+        &mut changes.last_name,
+    )?;
+    let mut optional = |now: &Option<String>,
+                        want: &Option<String>,
+                        keep_when_absent: bool,
+                        slot: &mut Option<String>| {
         match want {
             Some(w) if Some(w) != now.as_ref() => {
                 *slot = Some(w.clone());
@@ -151,12 +172,27 @@ fn user_changes(current: &Value, desired: &Value, mode: Mode) -> Result<Option<U
             _ => {}
         }
     };
-    optional(&now.first_name, &want.first_name, false, &mut changes.first_name);
+    optional(
+        &now.first_name,
+        &want.first_name,
+        false,
+        &mut changes.first_name,
+    );
     optional(&now.title, &want.title, false, &mut changes.title);
-    optional(&now.department, &want.department, false, &mut changes.department);
+    optional(
+        &now.department,
+        &want.department,
+        false,
+        &mut changes.department,
+    );
     // A PUT that leaves externalId out keeps it: clearing a federation id would lock the user
     // out of single sign-on. PATCH remove clears it.
-    optional(&now.federation_id, &want.federation_id, mode == Mode::Put, &mut changes.federation_id);
+    optional(
+        &now.federation_id,
+        &want.federation_id,
+        mode == Mode::Put,
+        &mut changes.federation_id,
+    );
     Ok(any.then_some(changes))
 }
 
@@ -191,10 +227,16 @@ fn members_of(doc: &Value) -> Result<BTreeSet<String>, ScimError> {
                 m.get("value")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
-                    .ok_or_else(|| ScimError::invalid_value(format!("a member needs a `value` (the user's id): {m}")))
+                    .ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "a member needs a `value` (the user's id): {m}"
+                        ))
+                    })
             })
             .collect(),
-        other => Err(ScimError::invalid_value(format!("members must be an array, not {other}"))),
+        other => Err(ScimError::invalid_value(format!(
+            "members must be an array, not {other}"
+        ))),
     }
 }
 
@@ -234,7 +276,13 @@ impl Writer<'_> {
                     })
                 }
                 Err(RequestError::Store(err)) => return Err(err.into()),
-                Err(other) => return Err(ScimError::new(StatusCode::CONFLICT, None, other.to_string())),
+                Err(other) => {
+                    return Err(ScimError::new(
+                        StatusCode::CONFLICT,
+                        None,
+                        other.to_string(),
+                    ))
+                }
             }
         }
         self.work.notify_one();
@@ -257,7 +305,10 @@ impl Writer<'_> {
                 RequestState::Completed | RequestState::Expired => return Ok(request),
                 RequestState::Failed => {
                     let error = request.error.clone().unwrap_or_default();
-                    let detail = format!("Salesforce refused request {} ({}): {error}", request.id, request.action);
+                    let detail = format!(
+                        "Salesforce refused request {} ({}): {error}",
+                        request.id, request.action
+                    );
                     return Err(if error.contains("DUPLICATE_USERNAME") {
                         ScimError::uniqueness(detail)
                     } else {
@@ -268,7 +319,10 @@ impl Writer<'_> {
                     return Err(ScimError::new(
                         StatusCode::CONFLICT,
                         None,
-                        format!("request {} was {} before it was carried out", request.id, request.state),
+                        format!(
+                            "request {} was {} before it was carried out",
+                            request.id, request.state
+                        ),
                     ))
                 }
                 _ => {}
@@ -295,7 +349,13 @@ impl Writer<'_> {
     }
 
     /// The writes that take a user from `current` to `desired`.
-    async fn update_user(&self, id: &str, current: &Value, desired: &Value, mode: Mode) -> Result<Value, ScimError> {
+    async fn update_user(
+        &self,
+        id: &str,
+        current: &Value,
+        desired: &Value,
+        mode: Mode,
+    ) -> Result<Value, ScimError> {
         let mut inputs = Vec::new();
         if let Some(changes) = user_changes(current, desired, mode)? {
             let mut update = input(Action::UpdateUser, id);
@@ -306,7 +366,11 @@ impl Writer<'_> {
         if let Some(active) = active_of(desired)? {
             if active != was {
                 inputs.push(input(
-                    if active { Action::ReactivateUser } else { Action::DeactivateUser },
+                    if active {
+                        Action::ReactivateUser
+                    } else {
+                        Action::DeactivateUser
+                    },
                     id,
                 ));
             }
@@ -318,15 +382,27 @@ impl Writer<'_> {
         self.scope.get(users(), id).await
     }
 
-    pub async fn replace_user(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+    pub async fn replace_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
         let current = self.current(users(), id, if_match).await?;
         if text_at(body, &["userName"]).is_none() {
-            return Err(ScimError::invalid_value("a PUT of a User must carry userName"));
+            return Err(ScimError::invalid_value(
+                "a PUT of a User must carry userName",
+            ));
         }
         self.update_user(id, &current, body, Mode::Put).await
     }
 
-    pub async fn patch_user(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+    pub async fn patch_user(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
         let current = self.current(users(), id, if_match).await?;
         let mut desired = current.clone();
         patch::apply(users(), &mut desired, body)?;
@@ -337,7 +413,8 @@ impl Writer<'_> {
     pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), ScimError> {
         let current = self.current(users(), id, if_match).await?;
         if active_of(&current)? != Some(false) {
-            self.carry_out(vec![input(Action::DeactivateUser, id)]).await?;
+            self.carry_out(vec![input(Action::DeactivateUser, id)])
+                .await?;
         }
         Ok(())
     }
@@ -349,15 +426,23 @@ impl Writer<'_> {
             .clone()
             .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
-        let last_name = fields.last_name.clone().filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-            ScimError::invalid_value("name.familyName is required: Salesforce requires a LastName")
-        })?;
+        let last_name = fields
+            .last_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| {
+                ScimError::invalid_value(
+                    "name.familyName is required: Salesforce requires a LastName",
+                )
+            })?;
         // Salesforce requires an email; an email-shaped userName stands in for a missing one.
         let email = fields
             .email
             .clone()
             .or_else(|| username.contains('@').then(|| username.clone()))
-            .ok_or_else(|| ScimError::invalid_value("emails is required: Salesforce requires an Email"))?;
+            .ok_or_else(|| {
+                ScimError::invalid_value("emails is required: Salesforce requires an Email")
+            })?;
         let profile = text_at(body, &[schema::PROVOST_USER, "profileId"])
             .map(str::to_owned)
             .or_else(|| self.org_config.user_defaults.profile.clone())
@@ -401,15 +486,27 @@ impl Writer<'_> {
             .and_then(|r| r.result.as_ref())
             .and_then(|r| r["record_id"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| ScimError::new(StatusCode::BAD_GATEWAY, None, "Salesforce created the user without answering its id"))?;
+            .ok_or_else(|| {
+                ScimError::new(
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    "Salesforce created the user without answering its id",
+                )
+            })?;
         if active_of(body)? == Some(false) {
-            self.carry_out(vec![input(Action::DeactivateUser, &id)]).await?;
+            self.carry_out(vec![input(Action::DeactivateUser, &id)])
+                .await?;
         }
         self.scope.get(users(), &id).await
     }
 
     /// The grants and revocations that take a Group's members from `current` to `desired`.
-    async fn update_members(&self, id: &str, current: &Value, desired: &Value) -> Result<Value, ScimError> {
+    async fn update_members(
+        &self,
+        id: &str,
+        current: &Value,
+        desired: &Value,
+    ) -> Result<Value, ScimError> {
         let now = members_of(current)?;
         let want = members_of(desired)?;
         let mut inputs = Vec::new();
@@ -429,12 +526,22 @@ impl Writer<'_> {
         self.scope.get(groups(), id).await
     }
 
-    pub async fn replace_group(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+    pub async fn replace_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
         let current = self.current(groups(), id, if_match).await?;
         self.update_members(id, &current, body).await
     }
 
-    pub async fn patch_group(&self, id: &str, body: &Value, if_match: Option<&str>) -> Result<Value, ScimError> {
+    pub async fn patch_group(
+        &self,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
         let current = self.current(groups(), id, if_match).await?;
         let mut desired = current.clone();
         patch::apply(groups(), &mut desired, body)?;
@@ -442,11 +549,19 @@ impl Writer<'_> {
     }
 
     /// The resource as stored, if the client's `If-Match` names its version (412 otherwise).
-    async fn current(&self, resource: &'static ResourceType, id: &str, if_match: Option<&str>) -> Result<Value, ScimError> {
+    async fn current(
+        &self,
+        resource: &'static ResourceType,
+        id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Value, ScimError> {
         let current = self.scope.get(resource, id).await?;
         if let Some(held) = if_match {
             let version = super::resources::version_of(&current).unwrap_or_default();
-            if !held.split(',').any(|v| v.trim() == "*" || v.trim() == version) {
+            if !held
+                .split(',')
+                .any(|v| v.trim() == "*" || v.trim() == version)
+            {
                 return Err(ScimError::precondition(format!(
                     "the {} changed since version {held}: it is now {version}; read it again and retry",
                     resource.name
@@ -484,16 +599,24 @@ mod tests {
     fn put_clears_optional_fields_but_keeps_the_federation_id() {
         let current = json!({"userName": "a@x.com", "emails": [{"value": "a@x.com"}], "name": {"familyName": "A", "givenName": "Ann"}, "title": "CEO", "externalId": "fed-1"});
         let desired = json!({"userName": "a@x.com", "emails": [{"value": "a@x.com"}], "name": {"familyName": "A"}});
-        let changes = user_changes(&current, &desired, Mode::Put).unwrap().unwrap();
+        let changes = user_changes(&current, &desired, Mode::Put)
+            .unwrap()
+            .unwrap();
         assert_eq!(changes.first_name.as_deref(), Some(""));
         assert_eq!(changes.title.as_deref(), Some(""));
         assert_eq!(changes.federation_id, None);
-        let patched = user_changes(&current, &desired, Mode::Patch).unwrap().unwrap();
+        let patched = user_changes(&current, &desired, Mode::Patch)
+            .unwrap()
+            .unwrap();
         assert_eq!(patched.federation_id.as_deref(), Some(""));
-        assert!(user_changes(&current, &current, Mode::Put).unwrap().is_none());
+        assert!(user_changes(&current, &current, Mode::Put)
+            .unwrap()
+            .is_none());
         let no_user = json!({"emails": [{"value": "a@x.com"}], "name": {"familyName": "A"}});
         assert_eq!(
-            user_changes(&current, &no_user, Mode::Patch).unwrap_err().scim_type,
+            user_changes(&current, &no_user, Mode::Patch)
+                .unwrap_err()
+                .scim_type,
             Some("mutability")
         );
     }

@@ -6,6 +6,7 @@ mod helpers;
 mod http;
 mod provisioning;
 mod reports;
+mod scim;
 mod store;
 mod sync;
 mod webhooks;

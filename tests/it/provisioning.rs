@@ -36,6 +36,8 @@ pub(crate) struct Fixture {
     pub(crate) approver: reqwest::Client,
     pub(crate) raw: reqwest::Client,
     pub(crate) executor: Executor,
+    /// The API's wake-up for executors (a test may run one in the background on it).
+    pub(crate) work: Arc<tokio::sync::Notify>,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) stop: Option<oneshot::Sender<()>>,
 }
@@ -104,11 +106,12 @@ impl Fixture {
         let config = Arc::new(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = format!("http://{}", listener.local_addr().unwrap());
+        let work = Arc::new(tokio::sync::Notify::new());
         let state = AppState {
             store: store.clone(),
             config: config.clone(),
             secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
-            work: Arc::new(tokio::sync::Notify::new()),
+            work: work.clone(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {
@@ -129,6 +132,7 @@ impl Fixture {
             approver,
             raw: reqwest::Client::new(),
             executor,
+            work,
             dir,
             stop: Some(stop),
         }

@@ -1,0 +1,432 @@
+//! The SCIM service against an emulated org, through the real HTTP stack, on SQLite and
+//! PostgreSQL: filters checked against ground truth read from the emulator's own records,
+//! pagination and sorting, projections, versions, errors in the SCIM shape, and writes that
+//! reach Salesforce through the provisioning executor.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use provost::provisioning::executor::Executor;
+use provost_salesforce::preflight::EXTERNAL_USER_TYPES;
+use serde_json::{json, Value};
+
+use crate::helpers::{bearer_client, on_each_backend};
+use crate::provisioning::Fixture;
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+struct Scim {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Scim {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body, _) = self.call(reqwest::Method::GET, path, None, &[]).await;
+        (status, body)
+    }
+
+    async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Every id matching `filter`, paging through the results 37 at a time.
+    async fn ids(&self, kind: &str, filter: &str) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        let mut start = 1;
+        loop {
+            let page = self
+                .ok(&format!(
+                    "/{kind}?filter={}&startIndex={start}&count=37&attributes=id",
+                    urlencode(filter)
+                ))
+                .await;
+            let items = page["Resources"].as_array().unwrap();
+            for item in items {
+                ids.insert(item["id"].as_str().unwrap().to_owned());
+            }
+            start += items.len();
+            if items.is_empty() || start > page["totalResults"].as_u64().unwrap() as usize {
+                assert_eq!(
+                    ids.len() as u64,
+                    page["totalResults"].as_u64().unwrap(),
+                    "{filter}"
+                );
+                return ids;
+            }
+        }
+    }
+
+    async fn patch(&self, path: &str, ops: Value) -> (u16, Value) {
+        let body = json!({"schemas": [PATCH_OP], "Operations": ops});
+        let (status, body, _) = self
+            .call(reqwest::Method::PATCH, path, Some(body), &[])
+            .await;
+        (status, body)
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn id(value: &Value, field: &str) -> String {
+    value[field].as_str().unwrap_or_default().to_owned()
+}
+
+/// The org as the emulator holds it.
+struct Truth {
+    /// Internal users by id.
+    users: HashMap<String, Value>,
+    /// (user, permission set) direct assignments, and (user, group) for set groups.
+    direct: BTreeSet<(String, String)>,
+}
+
+async fn truth(fixture: &Fixture) -> Truth {
+    let users: HashMap<String, Value> = fixture
+        .rows("SELECT Id, Username, LastName, IsActive, UserType, ProfileId FROM User")
+        .await
+        .into_iter()
+        .filter(|u| !EXTERNAL_USER_TYPES.contains(&u["UserType"].as_str().unwrap_or_default()))
+        .map(|u| (id(&u, "Id"), u))
+        .collect();
+    let owned: HashSet<String> = fixture
+        .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = true")
+        .await
+        .iter()
+        .map(|r| id(r, "Id"))
+        .collect();
+    let mut direct = BTreeSet::new();
+    for row in fixture
+        .rows(
+            "SELECT AssigneeId, PermissionSetId, PermissionSetGroupId FROM PermissionSetAssignment",
+        )
+        .await
+    {
+        let user = id(&row, "AssigneeId");
+        if !users.contains_key(&user) {
+            continue;
+        }
+        match row["PermissionSetGroupId"].as_str() {
+            Some(group) => {
+                direct.insert((user, group.to_owned()));
+            }
+            None if !owned.contains(&id(&row, "PermissionSetId")) => {
+                direct.insert((user, id(&row, "PermissionSetId")));
+            }
+            None => {}
+        }
+    }
+    Truth { users, direct }
+}
+
+async fn scim_fixture(store: Arc<dyn provost::store::Store>) -> (Fixture, Scim, Scim) {
+    let fixture = Fixture::start(store, |_| {}).await;
+    let executor = Arc::new(Executor::new(
+        fixture.config.clone(),
+        fixture.store.clone(),
+        "scim-test".into(),
+    ));
+    tokio::spawn(executor.run(fixture.work.clone()));
+    let client = bearer_client(&fixture.store, "okta", &["scim:read", "scim:write"]).await;
+    let reader = bearer_client(&fixture.store, "auditor", &["scim:read"]).await;
+    let base = format!("{}/orgs/acme/scim/v2", fixture.api);
+    (
+        fixture,
+        Scim {
+            base: base.clone(),
+            client,
+        },
+        Scim {
+            base,
+            client: reader,
+        },
+    )
+}
+
+#[tokio::test]
+async fn filters_pages_and_projections_match_the_org() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, _) = scim_fixture(store).await;
+        let truth = truth(&fixture).await;
+        let all: BTreeSet<String> = truth.users.keys().cloned().collect();
+
+        // Discovery: what is published is what runs.
+        let config = scim.ok("/ServiceProviderConfig").await;
+        assert_eq!(config["patch"]["supported"], true);
+        assert_eq!(config["filter"]["maxResults"], 1000);
+        let types = scim.ok("/ResourceTypes").await;
+        let names: Vec<&str> = types["Resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["User", "Group", "Entitlement", "Role"]);
+        let user_schema = scim.ok("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
+        let user_name = user_schema["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "userName").unwrap();
+        assert_eq!(user_name["uniqueness"], "server");
+        // The unscoped base serves the only org.
+        let (status, _) = Scim { base: format!("{}/scim/v2", fixture.api), client: scim.client.clone() }.get("/Users?count=1").await;
+        assert_eq!(status, 200);
+
+        // Filters, each against the emulator's records.
+        assert_eq!(scim.ids("Users", "id pr").await, all);
+        let some = truth.users.values().find(|u| u["IsActive"] == true).unwrap();
+        let upper = some["Username"].as_str().unwrap().to_uppercase();
+        assert_eq!(
+            scim.ids("Users", &format!("userName eq \"{upper}\"")).await,
+            BTreeSet::from([id(some, "Id")]),
+            "userName is case-insensitive"
+        );
+        let inactive: BTreeSet<String> = truth.users.iter().filter(|(_, u)| u["IsActive"] == false).map(|(k, _)| k.clone()).collect();
+        assert!(!inactive.is_empty());
+        assert_eq!(scim.ids("Users", "active eq false").await, inactive);
+        assert_eq!(scim.ids("Users", "not (active eq true)").await, inactive);
+        let last = some["LastName"].as_str().unwrap();
+        let prefix = &last[..2];
+        let by_prefix: BTreeSet<String> = truth
+            .users
+            .iter()
+            .filter(|(_, u)| u["LastName"].as_str().unwrap_or_default().to_lowercase().starts_with(&prefix.to_lowercase()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(scim.ids("Users", &format!("name.familyName sw \"{prefix}\"")).await, by_prefix);
+        assert_eq!(
+            scim.ids("Users", &format!("name.familyName sw \"{prefix}\" or active eq false")).await,
+            by_prefix.union(&inactive).cloned().collect()
+        );
+        assert_eq!(
+            scim.ids("Users", &format!("name.familyName sw \"{prefix}\" and not (active eq false)")).await,
+            by_prefix.difference(&inactive).cloned().collect()
+        );
+        // A value path: one entitlement matching both conditions.
+        let (holder, set) = truth
+            .direct
+            .iter()
+            .find(|(_, set)| set.starts_with("0PS"))
+            .cloned()
+            .unwrap();
+        let holders: BTreeSet<String> = truth.direct.iter().filter(|(_, s)| *s == set).map(|(u, _)| u.clone()).collect();
+        assert!(holders.contains(&holder));
+        assert_eq!(
+            scim.ids("Users", &format!("entitlements[type eq \"PermissionSet\" and value eq \"{set}\"]")).await,
+            holders
+        );
+        assert!(scim.ids("Users", &format!("entitlements[type eq \"Profile\" and value eq \"{set}\"]")).await.is_empty());
+        assert_eq!(scim.ids("Users", &format!("groups.value eq \"{set}\"")).await, holders);
+        let profile = id(some, "ProfileId");
+        let with_profile: BTreeSet<String> = truth.users.iter().filter(|(_, u)| u["ProfileId"] == profile.as_str()).map(|(k, _)| k.clone()).collect();
+        assert_eq!(
+            scim.ids("Users", &format!("urn:provost:scim:schemas:extension:salesforce:2.0:User:profileId eq \"{profile}\"")).await,
+            with_profile
+        );
+
+        // Groups: a permission set's members are its direct holders.
+        let group = scim.ok(&format!("/Groups/{set}")).await;
+        let members: BTreeSet<String> = group["members"].as_array().unwrap().iter().map(|m| id(m, "value")).collect();
+        assert_eq!(members, holders);
+        assert!(scim.ids("Groups", &format!("members.value eq \"{holder}\"")).await.contains(&set));
+        // Profiles are Entitlements, not Groups; roles are Roles.
+        assert_eq!(scim.get(&format!("/Groups/{profile}")).await.0, 404);
+        let entitlement = scim.ok(&format!("/Entitlements/{profile}")).await;
+        assert_eq!(entitlement["type"], "Profile");
+        let roles = scim.ok("/Roles?count=0").await;
+        assert!(roles["totalResults"].as_u64().unwrap() > 0);
+        assert_eq!(roles["Resources"], json!([]));
+
+        // Sorted pages, walked through, give every user once in order.
+        let sorted = scim.ok("/Users?sortBy=userName&sortOrder=descending&count=1000&attributes=userName").await;
+        let names: Vec<String> = sorted["Resources"].as_array().unwrap().iter().map(|u| id(u, "userName").to_lowercase()).collect();
+        let mut expected: Vec<String> = truth.users.values().map(|u| id(u, "Username").to_lowercase()).collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        assert_eq!(names, expected);
+        let page = scim.ok("/Users?sortBy=userName&sortOrder=descending&startIndex=3&count=2").await;
+        assert_eq!(page["startIndex"], 3);
+        assert_eq!(page["itemsPerPage"], 2);
+        assert_eq!(id(&page["Resources"][0], "userName").to_lowercase(), expected[2]);
+
+        // Projections and POST .search.
+        let one = scim.ok(&format!("/Users/{}?attributes=userName,emails.value", id(some, "Id"))).await;
+        let keys: BTreeSet<&str> = one.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["emails", "id", "schemas", "userName"]));
+        let (status, found, _) = scim
+            .call(
+                reqwest::Method::POST,
+                "/Users/.search",
+                Some(json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": format!("userName eq \"{upper}\""),
+                    "excludedAttributes": ["entitlements", "groups"],
+                    "count": 5,
+                })),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["totalResults"], 1);
+        assert!(found["Resources"][0].get("entitlements").is_none());
+        assert!(found["Resources"][0].get("userName").is_some());
+
+        // Versions.
+        let (status, user, headers) = scim.call(reqwest::Method::GET, &format!("/Users/{holder}"), None, &[]).await;
+        assert_eq!(status, 200);
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        assert_eq!(user["meta"]["version"], etag.as_str());
+        assert_eq!(headers["content-type"], "application/scim+json");
+        let (status, _, _) = scim.call(reqwest::Method::GET, &format!("/Users/{holder}"), None, &[("If-None-Match", &etag)]).await;
+        assert_eq!(status, 304);
+
+        // Errors in the SCIM shape.
+        let (status, error) = scim.get("/Users?filter=userName%20eq").await;
+        assert_eq!(status, 400);
+        assert_eq!(error["scimType"], "invalidFilter");
+        assert_eq!(error["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        let (status, error) = scim.get("/Users?filter=nickName%20eq%20%22x%22").await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidFilter")));
+        let (status, error) = scim.get("/Users?sortBy=entitlements").await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidValue")));
+        assert_eq!(scim.get("/Users/005000000000404").await.0, 404);
+        assert_eq!(scim.get("/Widgets").await.0, 404);
+        let anonymous = Scim { base: scim.base.clone(), client: reqwest::Client::new() };
+        let (status, error) = anonymous.get("/Users").await;
+        assert_eq!(status, 401);
+        assert_eq!(error["status"], "401");
+        let reporter = Scim { base: scim.base.clone(), client: bearer_client(&fixture.store, "reports", &["reports:read"]).await };
+        assert_eq!(reporter.get("/Users").await.0, 403);
+        fixture.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writes_reach_salesforce_through_requests() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, reader) = scim_fixture(store).await;
+        let users = fixture.users().await;
+        let sets = fixture.free_sets().await;
+        let set = &sets[0];
+        let held = |user: &str| {
+            let set = set.id.clone();
+            let user = user.to_owned();
+            let fixture = &fixture;
+            async move {
+                fixture
+                    .rows(&format!("SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{user}' AND PermissionSetId = '{set}'"))
+                    .await
+                    .len()
+            }
+        };
+        let group = scim.ok(&format!("/Groups/{}", set.id)).await;
+        let members: HashSet<String> = group["members"].as_array().unwrap().iter().map(|m| id(m, "value")).collect();
+        let newcomer = users.iter().find(|u| !members.contains(&u.id)).unwrap();
+
+        // Adding a member grants; the request is approved by the SCIM client and audited.
+        let (status, patched) = scim
+            .patch(&format!("/Groups/{}", set.id), json!([{"op": "add", "path": "members", "value": [{"value": newcomer.id}]}]))
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert!(patched["members"].as_array().unwrap().iter().any(|m| m["value"] == newcomer.id.as_str()));
+        assert_eq!(held(&newcomer.id).await, 1);
+        let request = fixture.requests(None).await.into_iter().find(|r| r.action == "grant").unwrap();
+        assert_eq!(request.approver.as_deref(), Some("scim:okta"));
+        assert_eq!(request.created_by, "okta");
+        // Adding again changes nothing and makes no request.
+        let before = fixture.requests(None).await.len();
+        let (status, _) = scim
+            .patch(&format!("/Groups/{}", set.id), json!([{"op": "Add", "value": {"members": [{"value": newcomer.id}]}}]))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(fixture.requests(None).await.len(), before);
+        // Removing by filter revokes.
+        let (status, patched) = scim
+            .patch(&format!("/Groups/{}", set.id), json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", newcomer.id)}]))
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(held(&newcomer.id).await, 0);
+        // A reader cannot write; Groups are not authored here; read-only attributes say so.
+        assert_eq!(reader.patch(&format!("/Groups/{}", set.id), json!([{"op": "remove", "path": "members"}])).await.0, 403);
+        let (status, error, _) = scim.call(reqwest::Method::POST, "/Groups", Some(json!({"displayName": "X"})), &[]).await;
+        assert_eq!(status, 501, "{error}");
+        let (status, error) = scim.patch(&format!("/Groups/{}", set.id), json!([{"op": "replace", "path": "displayName", "value": "X"}])).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("mutability")));
+        let (status, _) = scim.patch(&format!("/Groups/{}", set.id), json!([{"op": "add", "path": "members", "value": [{"value": "005000000000404"}]}])).await;
+        assert_eq!(status, 400);
+
+        // Entra ID's habits: capitalised ops, string booleans, dotted keys.
+        let user = &users[1];
+        let (status, patched) = scim
+            .patch(&format!("/Users/{}", user.id), json!([{"op": "Replace", "value": {"active": "False", "title": "Auditor", "name.givenName": "Zoë"}}]))
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["active"], false);
+        assert_eq!(patched["title"], "Auditor");
+        let row = &fixture.rows(&format!("SELECT IsActive, Title, FirstName FROM User WHERE Id = '{}'", user.id)).await[0];
+        assert_eq!((row["IsActive"].clone(), row["Title"].clone(), row["FirstName"].clone()), (json!(false), json!("Auditor"), json!("Zoë")));
+        let (status, patched) = scim.patch(&format!("/Users/{}", user.id), json!([{"op": "replace", "path": "active", "value": true}])).await;
+        assert_eq!((status, patched["active"].clone()), (200, json!(true)));
+
+        // If-Match: a stale version is refused, the current one accepted.
+        let (_, current, headers) = scim.call(reqwest::Method::GET, &format!("/Users/{}", user.id), None, &[]).await;
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        let mut replaced = current.clone();
+        replaced["title"] = json!("Controller");
+        let (status, _, _) = scim.call(reqwest::Method::PUT, &format!("/Users/{}", user.id), Some(replaced.clone()), &[("If-Match", "W/\"stale\"")]).await;
+        assert_eq!(status, 412);
+        let (status, put, _) = scim.call(reqwest::Method::PUT, &format!("/Users/{}", user.id), Some(replaced), &[("If-Match", &etag)]).await;
+        assert_eq!(status, 200, "{put}");
+        assert_eq!(put["title"], "Controller");
+
+        // Create, refuse a duplicate userName, then DELETE deactivates.
+        let profile = user.attributes["ProfileId"].as_str().unwrap();
+        let new_user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "new.hire@scim.example.com",
+            "name": {"givenName": "New", "familyName": "Hire"},
+            "emails": [{"value": "new.hire@example.com", "primary": true}],
+            "externalId": "fed-new-hire",
+            "urn:provost:scim:schemas:extension:salesforce:2.0:User": {"profileId": profile},
+        });
+        let (status, created, headers) = scim.call(reqwest::Method::POST, "/Users", Some(new_user.clone()), &[]).await;
+        assert_eq!(status, 201, "{created}");
+        let new_id = id(&created, "id");
+        assert_eq!(headers["location"].to_str().unwrap(), created["meta"]["location"].as_str().unwrap());
+        assert_eq!(created["externalId"], "fed-new-hire");
+        let row = &fixture.rows(&format!("SELECT Username, FederationIdentifier, ProfileId FROM User WHERE Id = '{new_id}'")).await[0];
+        assert_eq!(row["Username"], "new.hire@scim.example.com");
+        assert_eq!(row["ProfileId"], profile);
+        let (status, error, _) = scim.call(reqwest::Method::POST, "/Users", Some(new_user), &[]).await;
+        assert_eq!((status, error["scimType"].as_str()), (409, Some("uniqueness")), "{error}");
+        let (status, _, _) = scim.call(reqwest::Method::DELETE, &format!("/Users/{new_id}"), None, &[]).await;
+        assert_eq!(status, 204);
+        let row = &fixture.rows(&format!("SELECT IsActive FROM User WHERE Id = '{new_id}'")).await[0];
+        assert_eq!(row["IsActive"], false);
+        assert_eq!(scim.ok(&format!("/Users/{new_id}")).await["active"], false);
+        fixture.stop().await;
+    })
+    .await;
+}
