@@ -257,12 +257,28 @@ const NAME: &[Attr] = &[
         Source::Sql("a.display_name"),
         "The full name (Salesforce's Name, made from the first and last names).",
     )),
-    text("familyName", Source::Sql("a.last_name"), "LastName."),
+    {
+        let mut a = text(
+            "familyName",
+            Source::Sql("a.last_name"),
+            "LastName (Salesforce requires it).",
+        );
+        a.required = true;
+        a
+    },
     text("givenName", Source::Sql("a.first_name"), "FirstName."),
 ];
 
 const EMAIL: &[Attr] = &[
-    text("value", Source::Sql("a.email"), "The user's Email."),
+    {
+        let mut a = text(
+            "value",
+            Source::Sql("a.email"),
+            "The user's Email (Salesforce requires one).",
+        );
+        a.required = true;
+        a
+    },
     text("type", Source::Const("work"), "Always work."),
     attr(
         "primary",
@@ -283,7 +299,11 @@ const USER_ATTRS: &[Attr] = &[
         a.unique = true;
         a
     },
-    complex("name", Source::None, NAME, "The user's name."),
+    {
+        let mut a = complex("name", Source::None, NAME, "The user's name.");
+        a.required = true;
+        a
+    },
     read_only(text("displayName", Source::Sql("a.display_name"), "The full name.")),
     text(
         "title",
@@ -300,7 +320,11 @@ const USER_ATTRS: &[Attr] = &[
         Source::Sql("a.active = TRUE"),
         "IsActive. Setting it false deactivates the user; true reactivates.",
     ),
-    multi(complex("emails", Source::None, EMAIL, "The user's email.")),
+    {
+        let mut a = multi(complex("emails", Source::None, EMAIL, "The user's email."));
+        a.required = true;
+        a
+    },
     read_only(multi(complex(
         "entitlements",
         Source::Grants(GrantScope::Entitlements),

@@ -430,3 +430,56 @@ async fn writes_reach_salesforce_through_requests() {
     })
     .await;
 }
+
+/// The independent checker scim2-tester (PyPI `scim2-cli`), unchanged, against a served org,
+/// through `tests/third_party/scim2/check.py`, which says which checks Salesforce's rules
+/// refuse and fails on anything else. `.ci/run` installs it and runs this test:
+/// `cargo test --test it scim2_tester -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "needs scim2-cli installed (pip install scim2-cli); .ci/run runs it"]
+async fn scim2_tester_finds_no_failures() {
+    let db = crate::helpers::TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let fixture = Fixture::start(store.clone(), |config| {
+        // Users created without a profile get this one.
+        config.orgs[0].user_defaults.profile = Some("Standard User".to_owned());
+    })
+    .await;
+    let executor = Arc::new(Executor::new(
+        fixture.config.clone(),
+        fixture.store.clone(),
+        "scim2-tester".into(),
+    ));
+    tokio::spawn(executor.run(fixture.work.clone()));
+    let token = provost::tokens::generate();
+    store
+        .create_token(
+            "scim2-tester",
+            &provost::tokens::hash(&token),
+            &["scim:read".to_owned(), "scim:write".to_owned()],
+        )
+        .await
+        .unwrap();
+    let base = format!("{}/orgs/acme/scim/v2", fixture.api);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/third_party/scim2/check.py"
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = tokio::process::Command::new(&python)
+        .args([script, &base])
+        .env("SCIM_TOKEN", &token)
+        .output()
+        .await
+        .unwrap_or_else(|err| panic!("cannot run `{python}` ({err})"));
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "scim2-tester found failures (above); install it with `pip install scim2-cli`"
+    );
+    fixture.stop().await;
+}
