@@ -168,6 +168,23 @@ macro_rules! impl_store {
 
         async fn migrate(&self) -> Result<(), StoreError> {
             $migrator.run(&self.pool).await?;
+            self.refresh_statistics().await
+        }
+
+        async fn refresh_statistics(&self) -> Result<(), StoreError> {
+            match $backend {
+                Backend::Sqlite => {
+                    // Sampled (a thousand rows per index): milliseconds, even for a large org.
+                    let mut conn = self.pool.acquire().await?;
+                    sqlx::query("PRAGMA analysis_limit = 1000").execute(&mut *conn).await?;
+                    sqlx::query("ANALYZE").execute(&mut *conn).await?;
+                }
+                Backend::Postgres => {
+                    sqlx::query("ANALYZE accounts, entitlements, grants")
+                        .execute(&self.pool)
+                        .await?;
+                }
+            }
             Ok(())
         }
 

@@ -318,6 +318,10 @@ async fn commit(
             run: run.id,
         });
     }
+    // The model may have grown by orders of magnitude: let the planner know.
+    if let Err(err) = store.refresh_statistics().await {
+        tracing::warn!(org = %org.name, error = %err, "refreshing the planner's statistics failed");
+    }
     Ok(store.sync_run(run.id).await?.unwrap_or(run))
 }
 

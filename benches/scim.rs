@@ -1,0 +1,285 @@
+//! SCIM reads of the emulator's `large` org from SQLite, over HTTP on loopback:
+//! `cargo bench --bench scim`.
+//!
+//! The org is synced first (the emulator runs as its own process and is stopped after), then
+//! Provost's API serves it in this process and a load generator in the same process keeps
+//! `PROVOST_BENCH_CONNECTIONS` (default 32) keep-alive connections busy for
+//! `PROVOST_BENCH_SECONDS` (default 10) per scenario. It prints requests per second and the
+//! median and 99th percentile latency of:
+//! - `GET /healthz`: the ceiling of this server and this generator on this machine;
+//! - `GET /Users?filter=userName eq "..."` for random existing users;
+//! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provost::config::{AuthConfig, Config, DatabaseConfig, DatabaseUrl, OrgConfig};
+use provost::http::{self, AppState};
+use provost::secrets::SecretBox;
+use provost::store::sync::{RunStatus, SyncMode};
+use provost::store::{self, Page, Store};
+use provost::sync::{self, SyncRequest};
+
+mod support;
+use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Figures {
+    requests: usize,
+    seconds: f64,
+    median_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// `connections` clients, each with its own keep-alive connection, sending `url(i)` back to
+/// back for `duration`.
+async fn load(
+    connections: usize,
+    duration: Duration,
+    token: &str,
+    url: Arc<dyn Fn(usize) -> String + Send + Sync>,
+) -> Figures {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let url = url.clone();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .unwrap();
+        let auth = format!("Bearer {token}");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let response = client
+                    .get(url(i))
+                    .header("authorization", &auth)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+                i += connections;
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (latencies, e) = task.await.unwrap();
+        all.extend(latencies);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Figures {
+        requests: all.len(),
+        seconds,
+        median_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+        errors,
+    }
+}
+
+fn print(name: &str, f: &Figures) {
+    println!(
+        "{name:<28} {:>9.0} {:>10.2} {:>8.2} {:>9} {:>6}",
+        f.requests as f64 / f.seconds,
+        f.median_ms,
+        f.p99_ms,
+        f.requests,
+        f.errors
+    );
+}
+
+fn main() {
+    let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
+    let connections: usize = env_or("PROVOST_BENCH_CONNECTIONS", 32);
+    let duration = Duration::from_secs(env_or("PROVOST_BENCH_SECONDS", 10));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let emulator = start_emulator(&preset);
+        let dir = tempfile::tempdir().unwrap();
+        let database = DatabaseConfig {
+            url: DatabaseUrl::new(format!(
+                "sqlite://{}",
+                dir.path().join("provost.db").display()
+            )),
+            max_connections: 8,
+        };
+        let store: Arc<dyn Store> = store::open(&database).await.unwrap();
+        store.migrate().await.unwrap();
+        let org = store.ensure_org("bench").await.unwrap();
+        let started = Instant::now();
+        let finished = sync::run(
+            &store,
+            &org,
+            &reader(&emulator),
+            &SyncRequest {
+                mode: SyncMode::Full,
+                started_by: "bench".to_owned(),
+                api_budget_percent: 100,
+                skip_if_synced_within: None,
+            },
+            &provost::sync::progress::LogObserver,
+        )
+        .await
+        .expect("the sync runs");
+        assert_eq!(finished.run.status, RunStatus::Succeeded);
+        eprintln!(
+            "synced the {preset} org in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        drop(emulator);
+
+        // Usernames to look up, spread over the whole org.
+        let mut usernames = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .list_accounts(
+                    org.id,
+                    Page {
+                        after: after.as_deref(),
+                        limit: 5000,
+                    },
+                )
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            usernames.extend(page.iter().step_by(50).map(|a| a.username.clone()));
+        }
+        let users = usernames.len() * 50;
+        let mut config = Config {
+            database,
+            ..Config::default()
+        };
+        config.secrets.key_file = dir.path().join("provost.key");
+        config.orgs = vec![OrgConfig {
+            name: "bench".to_owned(),
+            login_url: "http://127.0.0.1:9".to_owned(),
+            api_version: "62.0".to_owned(),
+            exclude_portal_users: true,
+            include_inactive_users: true,
+            batch_size: 2000,
+            sync_interval_minutes: None,
+            api_budget_percent: 100,
+            auto_approve: Vec::new(),
+            user_defaults: Default::default(),
+            auth: AuthConfig::JwtBearer {
+                client_id: "unused".to_owned(),
+                username: "unused@example.com".to_owned(),
+                private_key_file: dir.path().join("unused.pem"),
+            },
+        }];
+        let config = Arc::new(config);
+        let state = AppState {
+            store: store.clone(),
+            config: config.clone(),
+            secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
+            work: Arc::new(tokio::sync::Notify::new()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(http::serve(listener, state, std::future::pending()));
+        let token = provost::tokens::generate();
+        store
+            .create_token(
+                "bench",
+                &provost::tokens::hash(&token),
+                &["scim:read".to_owned()],
+            )
+            .await
+            .unwrap();
+
+        println!(
+            "{preset} org: about {users} users; {connections} connections, {} s per scenario",
+            duration.as_secs()
+        );
+        println!(
+            "{:<28} {:>9} {:>10} {:>8} {:>9} {:>6}",
+            "scenario", "req/s", "median ms", "p99 ms", "requests", "errors"
+        );
+        let health = format!("{api}/healthz");
+        let ceiling = load(connections, duration, &token, Arc::new(move |_| health.clone())).await;
+        print("GET /healthz (ceiling)", &ceiling);
+        let base = format!("{api}/orgs/bench/scim/v2/Users");
+        let names = Arc::new(usernames);
+        let lookup = {
+            let names = names.clone();
+            let base = base.clone();
+            Arc::new(move |i: usize| {
+                let name = &names[(i * 7919) % names.len()];
+                let filter: String = url::form_urlencoded::byte_serialize(
+                    format!("userName eq \"{name}\"").as_bytes(),
+                )
+                .collect();
+                format!("{base}?filter={filter}")
+            })
+        };
+        reset_peak_rss();
+        let found = load(connections, duration, &token, lookup).await;
+        print("GET /Users?filter=userName eq", &found);
+        eprintln!("peak memory during the lookups: {:.0} MB", peak_rss_mb());
+
+        // A deep page, one request at a time.
+        let client = reqwest::Client::new();
+        let mut deep = Vec::new();
+        for _ in 0..20 {
+            let sent = Instant::now();
+            let body: serde_json::Value = client
+                .get(format!("{base}?startIndex=50001&count=100"))
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            deep.push(sent.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(body["itemsPerPage"], 100, "{body}");
+        }
+        deep.sort_by(f64::total_cmp);
+        println!(
+            "page of 100 at startIndex 50001, one at a time: median {:.2} ms, p99 {:.2} ms over {} requests",
+            percentile(&deep, 0.5),
+            percentile(&deep, 0.99),
+            deep.len()
+        );
+        println!(
+            "filter lookups reach {:.0}% of the ceiling's rate",
+            100.0 * (found.requests as f64 / found.seconds)
+                / (ceiling.requests as f64 / ceiling.seconds)
+        );
+    });
+}
