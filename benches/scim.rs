@@ -8,6 +8,7 @@
 //! median and 99th percentile latency of:
 //! - `GET /healthz`: the ceiling of this server and this generator on this machine;
 //! - `GET /Users?filter=userName eq "..."` for random existing users;
+//!
 //! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001).
 
 use std::sync::Arc;

@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::store::scim::{ScimQuery, ScimTable};
+use crate::store::scim::{ScimQuery, ScimTable, UserGrant};
 use crate::store::{OrgRecord, Store};
 pub use error::ScimError;
 use schema::ResourceType;
@@ -117,19 +117,15 @@ impl Scope<'_> {
         }
     }
 
-    /// Renders the resources with these ids, in this order (unknown ids are left out).
-    pub async fn load(
+    /// Renders the Groups, Entitlements or Roles with these ids, in this order (unknown ids
+    /// are left out). Users come with their rows from [`Self::select`].
+    async fn load(
         &self,
         resource: &'static ResourceType,
         ids: &[String],
     ) -> Result<Vec<Value>, ScimError> {
         let (store, org, base) = (self.store, self.org.id, self.base.as_str());
         Ok(match resource.name {
-            "User" => {
-                let accounts = store.accounts_by_ids(org, ids).await?;
-                let grants = store.grants_of_accounts(org, ids).await?;
-                resources::users(base, ids, accounts, &grants)
-            }
             "Group" => {
                 let entitlements = store.entitlements_by_ids(org, ids).await?;
                 let members = store.members_of(org, ids).await?;
@@ -162,6 +158,28 @@ impl Scope<'_> {
         })
     }
 
+    /// A page of rendered resources, and how many match in all. Users come with their rows
+    /// in one query; the others by id.
+    async fn select(
+        &self,
+        resource: &'static ResourceType,
+        query: ScimQuery<'_>,
+    ) -> Result<(Vec<Value>, u64), ScimError> {
+        if resource.name == "User" {
+            let (page, total) = self.store.scim_accounts(self.org.id, query).await?;
+            let users = page
+                .iter()
+                .map(|(account, grants)| {
+                    let grants: Vec<&UserGrant> = grants.iter().collect();
+                    resources::user(&self.base, account, &grants)
+                })
+                .collect();
+            return Ok((users, total));
+        }
+        let (ids, total) = self.store.scim_select(self.org.id, query).await?;
+        Ok((self.load(resource, &ids).await?, total))
+    }
+
     /// One resource, if it exists as this type (a role is not a Group).
     pub async fn get(&self, resource: &'static ResourceType, id: &str) -> Result<Value, ScimError> {
         let mut filter = sql::Sql::default();
@@ -171,25 +189,20 @@ impl Scope<'_> {
             "e.id = "
         });
         filter.bind_text(id);
-        let (ids, _) = self
-            .store
-            .scim_select(
-                self.org.id,
-                ScimQuery {
-                    table: table(resource),
-                    filter: Some(&filter),
-                    order: if resource.name == "User" {
-                        "a.id"
-                    } else {
-                        "e.id"
-                    },
-                    offset: 0,
-                    limit: 1,
-                },
-            )
-            .await?;
-        self.load(resource, &ids)
+        let query = ScimQuery {
+            table: table(resource),
+            filter: Some(&filter),
+            order: if resource.name == "User" {
+                "a.id"
+            } else {
+                "e.id"
+            },
+            offset: 0,
+            limit: 1,
+        };
+        self.select(resource, query)
             .await?
+            .0
             .pop()
             .ok_or_else(|| ScimError::not_found(format!("no {} with id `{id}`", resource.name)))
     }
@@ -223,24 +236,17 @@ impl Scope<'_> {
         let count = integer("count", &params.count)?
             .unwrap_or(i64::from(DEFAULT_COUNT))
             .clamp(0, i64::from(MAX_RESULTS)) as u32;
-        let (ids, total) = self
-            .store
-            .scim_select(
-                self.org.id,
-                ScimQuery {
-                    table: table(resource),
-                    filter: compiled.as_ref(),
-                    order: &order,
-                    offset: (start - 1) as u64,
-                    limit: count,
-                },
-            )
-            .await?;
+        let query = ScimQuery {
+            table: table(resource),
+            filter: compiled.as_ref(),
+            order: &order,
+            offset: (start - 1) as u64,
+            limit: count,
+        };
+        let (found, total) = self.select(resource, query).await?;
         let attributes = params.attributes();
         let excluded = params.excluded_attributes();
-        let items: Vec<Value> = self
-            .load(resource, &ids)
-            .await?
+        let items: Vec<Value> = found
             .into_iter()
             .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
             .collect();

@@ -156,34 +156,6 @@ pub fn user(base: &str, account: &Account, grants: &[&UserGrant]) -> Value {
     )
 }
 
-/// Users with their grants, in the order of `ids`.
-pub fn users(
-    base: &str,
-    ids: &[String],
-    accounts: Vec<Account>,
-    grants: &[UserGrant],
-) -> Vec<Value> {
-    let mut by_user: HashMap<&str, Vec<&UserGrant>> = HashMap::new();
-    for grant in grants {
-        by_user
-            .entry(grant.account_id.as_str())
-            .or_default()
-            .push(grant);
-    }
-    let accounts: HashMap<String, Account> =
-        accounts.into_iter().map(|a| (a.id.clone(), a)).collect();
-    ids.iter()
-        .filter_map(|id| accounts.get(id))
-        .map(|a| {
-            user(
-                base,
-                a,
-                by_user.get(a.id.as_str()).map(Vec::as_slice).unwrap_or(&[]),
-            )
-        })
-        .collect()
-}
-
 pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Value {
     let members: Vec<Value> = members
         .iter()

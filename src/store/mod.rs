@@ -129,6 +129,23 @@ pub enum StateLookup {
     Unknown,
 }
 
+/// The orgs a store has read. An org's record never changes and is never deleted, so a
+/// process reads each once instead of on every request.
+#[derive(Debug, Default)]
+pub(crate) struct OrgCache(std::sync::RwLock<std::collections::HashMap<String, OrgRecord>>);
+
+impl OrgCache {
+    fn get(&self, name: &str) -> Option<OrgRecord> {
+        self.0.read().ok()?.get(name).cloned()
+    }
+
+    fn put(&self, org: OrgRecord) {
+        if let Ok(mut orgs) = self.0.write() {
+            orgs.insert(org.name.clone(), org);
+        }
+    }
+}
+
 /// Keyset pagination: up to `limit` rows whose id sorts after `after`.
 #[derive(Debug, Clone, Copy)]
 pub struct Page<'a> {

@@ -19,6 +19,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Orgs never change once stored, so each is read once.
+    orgs: super::OrgCache,
 }
 
 impl PostgresStore {
@@ -36,7 +38,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            orgs: Default::default(),
+        })
     }
 }
 

@@ -31,7 +31,7 @@ impl From<OrgRow> for OrgRecord {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
-    id: String,
+    pub(super) id: String,
     username: String,
     email: Option<String>,
     first_name: Option<String>,
@@ -198,6 +198,9 @@ macro_rules! impl_store {
         }
 
         async fn ensure_org(&self, name: &str) -> Result<OrgRecord, StoreError> {
+            if let Some(org) = self.orgs.get(name) {
+                return Ok(org);
+            }
             sqlx::query("INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                 .bind(name)
                 .bind(time::OffsetDateTime::now_utc())
@@ -209,12 +212,19 @@ macro_rules! impl_store {
         }
 
         async fn find_org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
+            if let Some(org) = self.orgs.get(name) {
+                return Ok(Some(org));
+            }
             let row: Option<queries::OrgRow> =
                 sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE name = $1")
                     .bind(name)
                     .fetch_optional(&self.pool)
                     .await?;
-            Ok(row.map(OrgRecord::from))
+            let org = row.map(OrgRecord::from);
+            if let Some(org) = &org {
+                self.orgs.put(org.clone());
+            }
+            Ok(org)
         }
 
         async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {

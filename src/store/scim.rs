@@ -57,16 +57,13 @@ pub trait ScimStore: Send + Sync {
         query: ScimQuery<'_>,
     ) -> Result<(Vec<String>, u64), StoreError>;
 
-    /// Accounts by id (in no particular order; unknown ids are left out).
-    async fn accounts_by_ids(&self, org: OrgId, ids: &[String])
-        -> Result<Vec<Account>, StoreError>;
-
-    /// Every grant of these users, with its entitlement's kind and label.
-    async fn grants_of_accounts(
+    /// One page of matching accounts in order, each with its grants, and how many match in
+    /// all, in one query. `query.table` must be `Accounts`.
+    async fn scim_accounts(
         &self,
         org: OrgId,
-        ids: &[String],
-    ) -> Result<Vec<UserGrant>, StoreError>;
+        query: ScimQuery<'_>,
+    ) -> Result<(Vec<(Account, Vec<UserGrant>)>, u64), StoreError>;
 
     /// Entitlements by id (in no particular order; unknown ids are left out).
     async fn entitlements_by_ids(

@@ -2,13 +2,15 @@
 //! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
 //! query builder: text as is (constants of the code), values as bound parameters.
 
+/// An account of a page with one of its grants (none: the grant columns are null).
 #[derive(sqlx::FromRow)]
-pub(super) struct UserGrantRow {
-    pub(super) account_id: String,
-    pub(super) entitlement_id: String,
-    pub(super) kind: String,
-    pub(super) label: String,
-    pub(super) source: String,
+pub(super) struct AccountGrantRow {
+    #[sqlx(flatten)]
+    pub(super) account: super::queries::AccountRow,
+    pub(super) entitlement_id: Option<String>,
+    pub(super) kind: Option<String>,
+    pub(super) label: Option<String>,
+    pub(super) source: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,6 +62,25 @@ macro_rules! impl_scim_store {
             }
         }
 
+        impl $store {
+            /// How many rows match, given a page of `found` of them.
+            async fn scim_total(
+                &self,
+                org: OrgId,
+                query: &super::scim::ScimQuery<'_>,
+                found: usize,
+            ) -> Result<u64, StoreError> {
+                // A first page shorter than asked holds every match: no need to count.
+                if query.offset == 0 && found < query.limit as usize {
+                    return Ok(found as u64);
+                }
+                let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
+                Self::scim_where(&mut builder, org, query);
+                let count: i64 = builder.build_query_scalar().fetch_one(&self.pool).await?;
+                Ok(count as u64)
+            }
+        }
+
         #[async_trait::async_trait]
         impl super::scim::ScimStore for $store {
             async fn scim_select(
@@ -87,74 +108,61 @@ macro_rules! impl_scim_store {
                         .fetch_all(&self.pool)
                         .await?
                 };
-                // A first page shorter than asked holds every match: no need to count.
-                let total = if query.offset == 0 && ids.len() < query.limit as usize {
-                    ids.len() as u64
-                } else {
-                    let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
-                    Self::scim_where(&mut builder, org, &query);
-                    let count: i64 = builder.build_query_scalar().fetch_one(&self.pool).await?;
-                    count as u64
-                };
+                let total = self.scim_total(org, &query, ids.len()).await?;
                 Ok((ids, total))
             }
 
-            async fn accounts_by_ids(
+            async fn scim_accounts(
                 &self,
                 org: OrgId,
-                ids: &[String],
-            ) -> Result<Vec<Account>, StoreError> {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
+                query: super::scim::ScimQuery<'_>,
+            ) -> Result<(Vec<(Account, Vec<super::scim::UserGrant>)>, u64), StoreError> {
+                let rows: Vec<scim_queries::AccountGrantRow> = if query.limit == 0 {
+                    Vec::new()
+                } else {
+                    // The page in a subquery, then each account's grants joined to it.
+                    let mut builder = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
+                         a.display_name, a.active, a.user_type, a.attributes, \
+                         g.entitlement_id, e.kind, e.label, g.source \
+                         FROM (SELECT a.*",
+                    );
+                    Self::scim_where(&mut builder, org, &query);
+                    builder.push(" ORDER BY ");
+                    builder.push(query.order);
+                    builder.push(" LIMIT ");
+                    builder.push_bind(i64::from(query.limit));
+                    builder.push(" OFFSET ");
+                    builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+                    builder.push(
+                        ") a LEFT JOIN grants g ON g.org_id = a.org_id AND g.account_id = a.id \
+                         LEFT JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
+                         ORDER BY ",
+                    );
+                    builder.push(query.order);
+                    builder.push(", e.kind, e.label, g.entitlement_id");
+                    builder.build_query_as().fetch_all(&self.pool).await?
+                };
+                let mut page: Vec<(Account, Vec<super::scim::UserGrant>)> = Vec::new();
+                for row in rows {
+                    if page.last().is_none_or(|(a, _)| a.id != row.account.id) {
+                        page.push((Account::from(row.account), Vec::new()));
+                    }
+                    let (account, grants) = page.last_mut().expect("just pushed");
+                    if let (Some(entitlement_id), Some(kind), Some(label), Some(source)) =
+                        (row.entitlement_id, row.kind, row.label, row.source)
+                    {
+                        grants.push(super::scim::UserGrant {
+                            account_id: account.id.clone(),
+                            entitlement_id,
+                            kind,
+                            label,
+                            source,
+                        });
+                    }
                 }
-                let mut builder = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, username, email, first_name, last_name, display_name, active, \
-                     user_type, attributes FROM accounts WHERE org_id = ",
-                );
-                builder.push_bind(org.0);
-                builder.push(" AND id IN (");
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                builder.push(")");
-                let rows: Vec<queries::AccountRow> =
-                    builder.build_query_as().fetch_all(&self.pool).await?;
-                Ok(rows.into_iter().map(Account::from).collect())
-            }
-
-            async fn grants_of_accounts(
-                &self,
-                org: OrgId,
-                ids: &[String],
-            ) -> Result<Vec<super::scim::UserGrant>, StoreError> {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut builder = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT g.account_id, g.entitlement_id, e.kind, e.label, g.source \
-                     FROM grants g JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-                     WHERE g.org_id = ",
-                );
-                builder.push_bind(org.0);
-                builder.push(" AND g.account_id IN (");
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                builder.push(") ORDER BY g.account_id, e.kind, e.label, g.entitlement_id");
-                let rows: Vec<scim_queries::UserGrantRow> =
-                    builder.build_query_as().fetch_all(&self.pool).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| super::scim::UserGrant {
-                        account_id: r.account_id,
-                        entitlement_id: r.entitlement_id,
-                        kind: r.kind,
-                        label: r.label,
-                        source: r.source,
-                    })
-                    .collect())
+                let total = self.scim_total(org, &query, page.len()).await?;
+                Ok((page, total))
             }
 
             async fn entitlements_by_ids(

@@ -19,6 +19,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Orgs never change once stored, so each is read once.
+    orgs: super::OrgCache,
 }
 
 impl SqliteStore {
@@ -36,13 +38,19 @@ impl SqliteStore {
             // drop the last transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Reads come from memory-mapped pages, not a read() call each (256 MiB of
+            // address space; the OS decides what stays in memory).
+            .pragma("mmap_size", "268435456")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            orgs: Default::default(),
+        })
     }
 }
 
