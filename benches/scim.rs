@@ -4,10 +4,12 @@
 //! The org is synced first (the emulator runs as its own process and is stopped after), then
 //! Provost's API serves it in this process and a load generator in the same process keeps
 //! `PROVOST_BENCH_CONNECTIONS` (default 32) keep-alive connections busy for
-//! `PROVOST_BENCH_SECONDS` (default 10) per scenario. It prints requests per second and the
+//! `PROVOST_BENCH_SECONDS` (default 10) per scenario, on a pool of `PROVOST_BENCH_POOL` (default
+//! 16, the configuration's default) database connections. It prints requests per second and the
 //! median and 99th percentile latency of:
 //! - `GET /healthz`: the ceiling of this server and this generator on this machine;
-//! - `GET /Users?filter=userName eq "..."` for random existing users;
+//! - `GET /Users?filter=userName eq "..."` for random existing users, back to back, then at
+//!   1,000 and 2,000 requests per second offered (latency from when each request was due);
 //!
 //! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001).
 
@@ -50,10 +52,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// `connections` clients, each with its own keep-alive connection, sending `url(i)` back to
-/// back for `duration`.
+/// back for `duration` (closed loop: the capacity), or at `rate` requests per second in all
+/// (open loop: each latency counts from when the request was due, so a server falling behind
+/// shows in the figures rather than slowing the generator down).
 async fn load(
     connections: usize,
     duration: Duration,
+    rate: Option<f64>,
     token: &str,
     url: Arc<dyn Fn(usize) -> String + Send + Sync>,
 ) -> Figures {
@@ -71,8 +76,23 @@ async fn load(
             let mut latencies = Vec::new();
             let mut errors = 0;
             let mut i = worker;
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+            let mut due = started
+                + interval.map_or(Duration::ZERO, |d| {
+                    d.mul_f64(worker as f64 / connections as f64)
+                });
             while Instant::now() < deadline {
-                let sent = Instant::now();
+                if interval.is_some() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent = if interval.is_some() {
+                    due
+                } else {
+                    Instant::now()
+                };
+                if let Some(interval) = interval {
+                    due += interval;
+                }
                 let response = client
                     .get(url(i))
                     .header("authorization", &auth)
@@ -135,7 +155,7 @@ fn main() {
                 "sqlite://{}",
                 dir.path().join("provost.db").display()
             )),
-            max_connections: 8,
+            max_connections: env_or("PROVOST_BENCH_POOL", 16),
         };
         let store: Arc<dyn Store> = store::open(&database).await.unwrap();
         store.migrate().await.unwrap();
@@ -232,7 +252,14 @@ fn main() {
             "scenario", "req/s", "median ms", "p99 ms", "requests", "errors"
         );
         let health = format!("{api}/healthz");
-        let ceiling = load(connections, duration, &token, Arc::new(move |_| health.clone())).await;
+        let ceiling = load(
+            connections,
+            duration,
+            None,
+            &token,
+            Arc::new(move |_| health.clone()),
+        )
+        .await;
         print("GET /healthz (ceiling)", &ceiling);
         let base = format!("{api}/orgs/bench/scim/v2/Users");
         let names = Arc::new(usernames);
@@ -249,8 +276,12 @@ fn main() {
             })
         };
         reset_peak_rss();
-        let found = load(connections, duration, &token, lookup).await;
+        let found = load(connections, duration, None, &token, lookup.clone()).await;
         print("GET /Users?filter=userName eq", &found);
+        for rate in [1000.0, 2000.0] {
+            let paced = load(connections, duration, Some(rate), &token, lookup.clone()).await;
+            print(&format!("  the same at {rate:.0}/s offered"), &paced);
+        }
         eprintln!("peak memory during the lookups: {:.0} MB", peak_rss_mb());
 
         // A deep page, one request at a time.

@@ -31,7 +31,7 @@ impl From<OrgRow> for OrgRecord {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
-    pub(super) id: String,
+    id: String,
     username: String,
     email: Option<String>,
     first_name: Option<String>,

@@ -2,15 +2,44 @@
 //! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
 //! query builder: text as is (constants of the code), values as bound parameters.
 
-/// An account of a page with one of its grants (none: the grant columns are null).
+/// An account of a page with one of its grants (none: the grant columns are null). The
+/// account's attributes come as text, parsed once per account rather than once per grant.
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountGrantRow {
-    #[sqlx(flatten)]
-    pub(super) account: super::queries::AccountRow,
+    pub(super) id: String,
+    username: String,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: String,
+    active: bool,
+    user_type: Option<String>,
+    attributes: String,
     pub(super) entitlement_id: Option<String>,
     pub(super) kind: Option<String>,
     pub(super) label: Option<String>,
     pub(super) source: Option<String>,
+}
+
+impl AccountGrantRow {
+    pub(super) fn account(&self) -> Result<provost_connector::model::Account, super::StoreError> {
+        Ok(provost_connector::model::Account {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            display_name: self.display_name.clone(),
+            active: self.active,
+            user_type: self.user_type.clone(),
+            attributes: serde_json::from_str(&self.attributes).map_err(|err| {
+                super::StoreError::Corrupt {
+                    what: "account attributes",
+                    detail: err.to_string(),
+                }
+            })?,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -21,8 +50,9 @@ pub(super) struct MemberRow {
 }
 
 /// Implements [`ScimStore`](super::scim::ScimStore) for a backend with a `pool` field.
+/// `$attributes_text` reads an account's attributes as text (a cast on PostgreSQL's JSONB).
 macro_rules! impl_scim_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $attributes_text:expr) => {
         impl $store {
             fn scim_where(
                 builder: &mut sqlx::QueryBuilder<'_, $db>,
@@ -120,13 +150,15 @@ macro_rules! impl_scim_store {
                 let rows: Vec<scim_queries::AccountGrantRow> = if query.limit == 0 {
                     Vec::new()
                 } else {
-                    // The page in a subquery, then each account's grants joined to it.
-                    let mut builder = sqlx::QueryBuilder::<$db>::new(
+                    // The page's ids in a subquery (read from an index, even deep in the list),
+                    // then each account and its grants joined to them.
+                    let mut builder = sqlx::QueryBuilder::<$db>::new(concat!(
                         "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
-                         a.display_name, a.active, a.user_type, a.attributes, \
-                         g.entitlement_id, e.kind, e.label, g.source \
-                         FROM (SELECT a.*",
-                    );
+                         a.display_name, a.active, a.user_type, ",
+                        $attributes_text,
+                        " AS attributes, g.entitlement_id, e.kind, e.label, g.source \
+                         FROM (SELECT a.id"
+                    ));
                     Self::scim_where(&mut builder, org, &query);
                     builder.push(" ORDER BY ");
                     builder.push(query.order);
@@ -134,19 +166,23 @@ macro_rules! impl_scim_store {
                     builder.push_bind(i64::from(query.limit));
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+                    // CROSS JOIN keeps SQLite's loop over the page, not over every account.
                     builder.push(
-                        ") a LEFT JOIN grants g ON g.org_id = a.org_id AND g.account_id = a.id \
+                        ") p CROSS JOIN accounts a \
+                         LEFT JOIN grants g ON g.org_id = a.org_id AND g.account_id = a.id \
                          LEFT JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-                         ORDER BY ",
+                         WHERE a.org_id = ",
                     );
+                    builder.push_bind(org.0);
+                    builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
                     builder.push(", e.kind, e.label, g.entitlement_id");
                     builder.build_query_as().fetch_all(&self.pool).await?
                 };
                 let mut page: Vec<(Account, Vec<super::scim::UserGrant>)> = Vec::new();
                 for row in rows {
-                    if page.last().is_none_or(|(a, _)| a.id != row.account.id) {
-                        page.push((Account::from(row.account), Vec::new()));
+                    if page.last().is_none_or(|(a, _)| a.id != row.id) {
+                        page.push((row.account()?, Vec::new()));
                     }
                     let (account, grants) = page.last_mut().expect("just pushed");
                     if let (Some(entitlement_id), Some(kind), Some(label), Some(source)) =
