@@ -84,12 +84,13 @@ impl Scim {
 
 impl IntoResponse for Scim {
     fn into_response(self) -> Response {
+        let has_body = self.body.is_some();
         let mut response = match self.body {
             Some(body) => (self.status, body.to_string()).into_response(),
             None => self.status.into_response(),
         };
         let headers = response.headers_mut();
-        if headers.contains_key(header::CONTENT_TYPE) || self.status != StatusCode::NO_CONTENT {
+        if has_body {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         }
         for (name, value) in self.headers {

@@ -512,7 +512,7 @@ mod tests {
                 "invalidPath",
             ),
             (
-                json!([{"op": "replace", "path": "members[value eq \"404\"].display", "value": "x"}]),
+                json!([{"op": "replace", "path": "members[value eq \"404\"].value", "value": "x"}]),
                 "noTarget",
             ),
         ];
