@@ -155,6 +155,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
          Reports for auditors (csv, json or ndjson; the manifest is in the headers):\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/reports/effective-permissions?permission=ModifyAllData' | head -3\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/reports/dormant?days=90&format=ndjson' | head -3\n\
+         SCIM 2.0 (filters run in the database; writes go through the executor):\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/scim/v2/Users?filter=active%20eq%20false&count=2&attributes=userName'\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/scim/v2/Groups?count=1&excludedAttributes=members'\n\
          Request a change (a token cannot approve what it asked for: make a second one with\n\
          `provost token create --name approver --scopes requests:approve` against this data directory):\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"freeze_user\",\"user\":\"{some_user}\",\"justification\":\"demo\"}}' {base}/api/v1/orgs/{ORG}/access-requests\n\
