@@ -16,7 +16,9 @@ use super::error::ScimError;
 use super::schema::{self, ResourceType};
 use super::{patch, Scope};
 use crate::config::OrgConfig;
-use crate::provisioning::plan::{EntitlementRef, NewUser, RequestInput, UserChanges};
+use crate::provisioning::plan::{
+    self, EntitlementRef, NewUser, PlanError, Refusal, RequestInput, UserChanges,
+};
 use crate::provisioning::requests::{self, Approval, RequestError};
 use crate::provisioning::Action;
 use crate::store::provisioning::{AccessRequest, RequestState};
@@ -251,8 +253,30 @@ impl Writer<'_> {
         }
     }
 
-    /// Creates the requests, wakes the executor and waits until each ended.
+    /// Plans every request without storing any, so that one that would be refused (an
+    /// unknown member, a license mismatch) refuses the whole write before any of it is made.
+    async fn check(&self, inputs: &[RequestInput]) -> Result<(), ScimError> {
+        let now = time::OffsetDateTime::now_utc();
+        for input in inputs {
+            plan::plan(
+                self.scope.store,
+                self.scope.org.id,
+                input,
+                &self.org_config.user_defaults,
+                now,
+            )
+            .await
+            .map_err(|err| match err {
+                PlanError::Refused(refusal) => refused(refusal),
+                PlanError::Store(err) => err.into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks and creates the requests, wakes the executor and waits until each ended.
     async fn carry_out(&self, inputs: Vec<RequestInput>) -> Result<Vec<AccessRequest>, ScimError> {
+        self.check(&inputs).await?;
         let mut waiting = Vec::new();
         for input in inputs {
             let created = requests::create_with(
@@ -269,12 +293,7 @@ impl Writer<'_> {
                 Ok(created) => waiting.push(created.request),
                 // Another write asks for the same thing: its outcome is ours.
                 Err(RequestError::Duplicate { twin, .. }) => waiting.push(*twin),
-                Err(RequestError::Refused(refusal)) => {
-                    return Err(match refusal.code {
-                        "username_taken" => ScimError::uniqueness(refusal.message),
-                        _ => ScimError::invalid_value(refusal.message),
-                    })
-                }
+                Err(RequestError::Refused(refusal)) => return Err(refused(refusal)),
                 Err(RequestError::Store(err)) => return Err(err.into()),
                 Err(other) => {
                     return Err(ScimError::new(
@@ -375,7 +394,9 @@ impl Writer<'_> {
                 ));
             }
         }
-        // One at a time: a reactivation must not race an update of the same user.
+        // All checked first; then one at a time, since two writes of one user record must not
+        // share a batch.
+        self.check(&inputs).await?;
         for one in inputs {
             self.carry_out(vec![one]).await?;
         }
@@ -569,6 +590,13 @@ impl Writer<'_> {
             }
         }
         Ok(current)
+    }
+}
+
+fn refused(refusal: Refusal) -> ScimError {
+    match refusal.code {
+        "username_taken" => ScimError::uniqueness(refusal.message),
+        _ => ScimError::invalid_value(refusal.message),
     }
 }
 

@@ -387,8 +387,17 @@ async fn writes_reach_salesforce_through_requests() {
         assert_eq!(status, 501, "{error}");
         let (status, error) = scim.patch(&format!("/Groups/{}", set.id), json!([{"op": "replace", "path": "displayName", "value": "X"}])).await;
         assert_eq!((status, error["scimType"].as_str()), (400, Some("mutability")));
-        let (status, _) = scim.patch(&format!("/Groups/{}", set.id), json!([{"op": "add", "path": "members", "value": [{"value": "005000000000404"}]}])).await;
-        assert_eq!(status, 400);
+        // One refused member refuses the whole write: no request is made for the valid one.
+        let before = fixture.requests(None).await.len();
+        let (status, error) = scim
+            .patch(
+                &format!("/Groups/{}", set.id),
+                json!([{"op": "add", "path": "members", "value": [{"value": newcomer.id}, {"value": "005ZZZ000000404"}]}]),
+            )
+            .await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidValue")), "{error}");
+        assert_eq!(fixture.requests(None).await.len(), before);
+        assert_eq!(held(&newcomer.id).await, 0);
 
         // Entra ID's habits: capitalised ops, string booleans, dotted keys.
         let user = &users[1];
