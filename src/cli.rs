@@ -448,6 +448,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             )
         })?;
     let address = listener.local_addr().context("reading the bound address")?;
+    // Before the address is announced: whoever learns it may send SIGTERM at once.
+    let shutdown = http::shutdown_signal();
     tracing::info!(%address, backend = store.backend().name(), "provost is listening");
     let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)
         .context("loading the secret key that seals stored tokens")?;
@@ -476,7 +478,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         secrets: Arc::new(secrets),
         work,
     };
-    let served = http::serve(listener, state, http::shutdown_signal()).await;
+    let served = http::serve(listener, state, shutdown).await;
     for task in tasks {
         task.abort();
     }
