@@ -448,6 +448,20 @@ async fn writes_reach_salesforce_through_requests() {
         let row = &fixture.rows(&format!("SELECT IsActive FROM User WHERE Id = '{new_id}'")).await[0];
         assert_eq!(row["IsActive"], false);
         assert_eq!(scim.ok(&format!("/Users/{new_id}")).await["active"], false);
+
+        // update_user through the access-request API refuses what cannot change anything.
+        let (status, refused) = fixture
+            .ask(json!({"action": "update_user", "user": user.id, "changes": {"title": "Controller"}, "justification": "t"}))
+            .await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("no_change")), "{refused}");
+        let (status, refused) = fixture
+            .ask(json!({"action": "update_user", "user": user.id, "changes": {"username": users[2].username}, "justification": "t"}))
+            .await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("username_taken")), "{refused}");
+        let (status, refused) = fixture
+            .ask(json!({"action": "update_user", "user": user.id, "changes": {"email": "not-an-email"}, "justification": "t"}))
+            .await;
+        assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_field")), "{refused}");
         fixture.stop().await;
     })
     .await;
