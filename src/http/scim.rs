@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/ResourceTypes/{name}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{schema_id}", get(schema_by_id))
+        .route("/.search", post(search_all))
         .route("/{kind}", get(list).post(create))
         .route("/{kind}/.search", post(search))
         .route(
@@ -293,6 +294,20 @@ async fn search(
         ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
     })?;
     Ok(Scim::ok(scope.list(resource, &list).await?))
+}
+
+/// `POST /.search` at the root: every resource type in one list.
+async fn search_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(params): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Result<Scim, ScimError> {
+    let (scope, _, _) = scope(&state, &headers, &params, TokenScope::ScimRead).await?;
+    let list: ListParams = serde_json::from_value(json_body(&body)?).map_err(|err| {
+        ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
+    })?;
+    Ok(Scim::ok(scope.search_all(&list).await?))
 }
 
 /// `If-None-Match` on a read: 304 when the client holds the current version.

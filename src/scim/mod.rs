@@ -84,6 +84,29 @@ fn names(value: &Option<Value>) -> Option<String> {
 }
 
 impl ListParams {
+    /// `startIndex` and `count` as RFC 7644 section 3.4.2.4 reads them: below 1 means 1, a
+    /// negative count means 0; at most [`MAX_RESULTS`].
+    fn page(&self) -> Result<(i64, u32), ScimError> {
+        let start = integer("startIndex", &self.start_index)?
+            .unwrap_or(1)
+            .max(1);
+        let count = integer("count", &self.count)?
+            .unwrap_or(i64::from(DEFAULT_COUNT))
+            .clamp(0, i64::from(MAX_RESULTS)) as u32;
+        Ok((start, count))
+    }
+
+    fn descending(&self) -> Result<bool, ScimError> {
+        match self.sort_order.as_deref() {
+            None => Ok(false),
+            Some(o) if o.eq_ignore_ascii_case("ascending") => Ok(false),
+            Some(o) if o.eq_ignore_ascii_case("descending") => Ok(true),
+            Some(other) => Err(ScimError::invalid_value(format!(
+                "sortOrder={other}: use ascending or descending"
+            ))),
+        }
+    }
+
     pub fn attributes(&self) -> Option<String> {
         names(&self.attributes)
     }
@@ -218,24 +241,9 @@ impl Scope<'_> {
             Some(text) if !text.is_empty() => Some(sql::compile(&target, &filter::parse(text)?)?),
             _ => None,
         };
-        let descending = match params.sort_order.as_deref() {
-            None => false,
-            Some(o) if o.eq_ignore_ascii_case("ascending") => false,
-            Some(o) if o.eq_ignore_ascii_case("descending") => true,
-            Some(other) => {
-                return Err(ScimError::invalid_value(format!(
-                    "sortOrder={other}: use ascending or descending"
-                )))
-            }
-        };
+        let descending = params.descending()?;
         let order = sql::order_by(&target, params.sort_by.as_deref(), descending)?;
-        // RFC 7644 section 3.4.2.4: below 1 means 1; a negative count means 0.
-        let start = integer("startIndex", &params.start_index)?
-            .unwrap_or(1)
-            .max(1);
-        let count = integer("count", &params.count)?
-            .unwrap_or(i64::from(DEFAULT_COUNT))
-            .clamp(0, i64::from(MAX_RESULTS)) as u32;
+        let (start, count) = params.page()?;
         let query = ScimQuery {
             table: table(resource),
             filter: compiled.as_ref(),
@@ -247,6 +255,85 @@ impl Scope<'_> {
         let attributes = params.attributes();
         let excluded = params.excluded_attributes();
         let items: Vec<Value> = found
+            .into_iter()
+            .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
+            .collect();
+        Ok(json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": items.len(),
+            "Resources": items,
+        }))
+    }
+
+    /// `POST /.search` at the root: every resource type, Users, then Groups, Entitlements and
+    /// Roles, as one list (sorted within each type when `sortBy` applies to it). A type the
+    /// filter cannot apply to (it names an attribute the type lacks) has no matches.
+    pub async fn search_all(&self, params: &ListParams) -> Result<Value, ScimError> {
+        let parsed = match params.filter.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => Some(filter::parse(text)?),
+            _ => None,
+        };
+        let (start, count) = params.page()?;
+        let descending = params.descending()?;
+        let mut skip = (start - 1) as u64;
+        let mut room = count;
+        let mut total = 0u64;
+        let mut items = Vec::new();
+        let mut applied = false;
+        let mut first_error = None;
+        for resource in schema::RESOURCE_TYPES {
+            let target = self.target(resource);
+            let compiled = match &parsed {
+                None => None,
+                Some(f) => match sql::compile(&target, f) {
+                    Ok(sql) => Some(sql),
+                    Err(err) => {
+                        first_error.get_or_insert(err);
+                        continue;
+                    }
+                },
+            };
+            let order = match sql::order_by(&target, params.sort_by.as_deref(), descending) {
+                Ok(order) => order,
+                // Sorting by an attribute this type lacks: its id order.
+                Err(_) => sql::order_by(&target, None, descending)?,
+            };
+            applied = true;
+            let counted = ScimQuery {
+                table: table(resource),
+                filter: compiled.as_ref(),
+                order: &order,
+                offset: 0,
+                limit: 0,
+            };
+            let (_, matching) = self.store.scim_select(self.org.id, counted).await?;
+            total += matching;
+            if skip >= matching {
+                skip -= matching;
+                continue;
+            }
+            if room > 0 {
+                let query = ScimQuery {
+                    offset: skip,
+                    limit: room,
+                    ..counted
+                };
+                let (found, _) = self.select(resource, query).await?;
+                room -= found.len() as u32;
+                items.extend(found);
+            }
+            skip = 0;
+        }
+        if !applied {
+            return Err(
+                first_error.unwrap_or_else(|| ScimError::invalid_filter("no resource type"))
+            );
+        }
+        let attributes = params.attributes();
+        let excluded = params.excluded_attributes();
+        let items: Vec<Value> = items
             .into_iter()
             .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
             .collect();

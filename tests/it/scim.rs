@@ -191,8 +191,35 @@ async fn filters_pages_and_projections_match_the_org() {
         let user_name = user_schema["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "userName").unwrap();
         assert_eq!(user_name["uniqueness"], "server");
         // The unscoped base serves the only org.
-        let (status, _) = Scim { base: format!("{}/scim/v2", fixture.api), client: scim.client.clone() }.get("/Users?count=1").await;
-        assert_eq!(status, 200);
+        let unscoped = Scim { base: format!("{}/scim/v2", fixture.api), client: scim.client.clone() };
+        assert_eq!(unscoped.get("/Users?count=1").await.0, 200);
+        assert_eq!(unscoped.get("/ServiceProviderConfig").await.0, 200);
+
+        // A root search lists every type the filter applies to, paged across them.
+        let per_type: u64 = {
+            let mut sum = 0;
+            for kind in ["Users", "Groups", "Entitlements", "Roles"] {
+                sum += scim.ok(&format!("/{kind}?filter=displayName%20co%20%22a%22&count=0")).await["totalResults"].as_u64().unwrap();
+            }
+            sum
+        };
+        let search = |start: u64| json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "displayName co \"a\"",
+            "startIndex": start,
+            "count": 1000,
+            "attributes": ["id", "displayName"],
+        });
+        let (status, found, _) = unscoped.call(reqwest::Method::POST, "/.search", Some(search(1)), &[]).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["totalResults"].as_u64().unwrap(), per_type);
+        let kinds: BTreeSet<&str> = found["Resources"].as_array().unwrap().iter().map(|r| r["schemas"][0].as_str().unwrap()).collect();
+        assert!(kinds.len() >= 3, "{kinds:?}");
+        let (_, later, _) = unscoped.call(reqwest::Method::POST, "/.search", Some(search(per_type - 1)), &[]).await;
+        assert_eq!(later["itemsPerPage"], 2);
+        // A filter no type can take is an error, not an empty list.
+        let (status, error, _) = unscoped.call(reqwest::Method::POST, "/.search", Some(json!({"filter": "nickName eq \"x\""})), &[]).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidFilter")));
 
         // Filters, each against the emulator's records.
         assert_eq!(scim.ids("Users", "id pr").await, all);
