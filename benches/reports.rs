@@ -10,15 +10,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use provost::config::{DatabaseConfig, DatabaseUrl};
 use provost::reports::output::Format;
 use provost::reports::{self, Params, Report};
-use provost::store::sync::{RunStatus, SyncMode};
-use provost::store::{self, Store};
-use provost::sync::{self, SyncRequest};
+use provost::store::Store;
 
 mod support;
-use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator};
+use support::{peak_rss_mb, reset_peak_rss, synced_sqlite};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -68,39 +65,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let emulator = start_emulator(&preset);
         let dir = tempfile::tempdir().unwrap();
-        let config = DatabaseConfig {
-            url: DatabaseUrl::new(format!(
-                "sqlite://{}",
-                dir.path().join("provost.db").display()
-            )),
-            max_connections: 4,
-        };
-        let store: Arc<dyn Store> = store::open(&config).await.unwrap();
-        store.migrate().await.unwrap();
-        let org = store.ensure_org("bench").await.unwrap();
-        let started = Instant::now();
-        let finished = sync::run(
-            &store,
-            &org,
-            &reader(&emulator),
-            &SyncRequest {
-                mode: SyncMode::Full,
-                started_by: "bench".to_owned(),
-                api_budget_percent: 100,
-                skip_if_synced_within: None,
-            },
-            &provost::sync::progress::LogObserver,
-        )
-        .await
-        .expect("the sync runs");
-        assert_eq!(finished.run.status, RunStatus::Succeeded);
-        eprintln!(
-            "synced the {preset} org in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        drop(emulator);
+        let (store, _org, _) = synced_sqlite(&preset, dir.path(), 4).await;
 
         println!("round  seconds  rows      rows/s   file MB  peak MB (held before)");
         let mut times = Vec::new();

@@ -16,15 +16,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use provost::config::{AuthConfig, Config, DatabaseConfig, DatabaseUrl, OrgConfig};
+use provost::config::{AuthConfig, Config, OrgConfig};
 use provost::http::{self, AppState};
 use provost::secrets::SecretBox;
-use provost::store::sync::{RunStatus, SyncMode};
-use provost::store::{self, Page, Store};
-use provost::sync::{self, SyncRequest};
+use provost::store::Page;
 
 mod support;
-use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator};
+use support::{peak_rss_mb, reset_peak_rss, synced_sqlite};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -148,39 +146,8 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let emulator = start_emulator(&preset);
         let dir = tempfile::tempdir().unwrap();
-        let database = DatabaseConfig {
-            url: DatabaseUrl::new(format!(
-                "sqlite://{}",
-                dir.path().join("provost.db").display()
-            )),
-            max_connections: env_or("PROVOST_BENCH_POOL", 16),
-        };
-        let store: Arc<dyn Store> = store::open(&database).await.unwrap();
-        store.migrate().await.unwrap();
-        let org = store.ensure_org("bench").await.unwrap();
-        let started = Instant::now();
-        let finished = sync::run(
-            &store,
-            &org,
-            &reader(&emulator),
-            &SyncRequest {
-                mode: SyncMode::Full,
-                started_by: "bench".to_owned(),
-                api_budget_percent: 100,
-                skip_if_synced_within: None,
-            },
-            &provost::sync::progress::LogObserver,
-        )
-        .await
-        .expect("the sync runs");
-        assert_eq!(finished.run.status, RunStatus::Succeeded);
-        eprintln!(
-            "synced the {preset} org in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        drop(emulator);
+        let (store, org, database) = synced_sqlite(&preset, dir.path(), env_or("PROVOST_BENCH_POOL", 16)).await;
 
         // Usernames to look up, spread over the whole org.
         let mut usernames = Vec::new();

@@ -1,5 +1,7 @@
 //! What the benchmarks share: the emulator as its own process (so memory figures are
-//! Provost's alone), a reader of it, and the process's peak memory.
+//! Provost's alone), a reader of it, an org synced into a fresh SQLite store, and the process's
+//! peak memory. Each bench uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -80,4 +82,50 @@ pub fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
             include_inactive_users: true,
         },
     )
+}
+
+/// The emulator's `preset` org, fully synced into a new SQLite file in `dir` (the emulator is
+/// stopped afterwards): the store, the org, and the database's configuration.
+pub async fn synced_sqlite(
+    preset: &str,
+    dir: &std::path::Path,
+    max_connections: u32,
+) -> (
+    std::sync::Arc<dyn provost::store::Store>,
+    provost::store::OrgRecord,
+    provost::config::DatabaseConfig,
+) {
+    use provost::store::sync::{RunStatus, SyncMode};
+    let emulator = start_emulator(preset);
+    let database = provost::config::DatabaseConfig {
+        url: provost::config::DatabaseUrl::new(format!(
+            "sqlite://{}",
+            dir.join("provost.db").display()
+        )),
+        max_connections,
+    };
+    let store = provost::store::open(&database).await.unwrap();
+    store.migrate().await.unwrap();
+    let org = store.ensure_org("bench").await.unwrap();
+    let started = std::time::Instant::now();
+    let finished = provost::sync::run(
+        &store,
+        &org,
+        &reader(&emulator),
+        &provost::sync::SyncRequest {
+            mode: SyncMode::Full,
+            started_by: "bench".to_owned(),
+            api_budget_percent: 100,
+            skip_if_synced_within: None,
+        },
+        &provost::sync::progress::LogObserver,
+    )
+    .await
+    .expect("the sync runs");
+    assert_eq!(finished.run.status, RunStatus::Succeeded);
+    eprintln!(
+        "synced the {preset} org in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    (store, org, database)
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{auth, AppState};
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
-use crate::scim::writes::{self, Writer};
+use crate::scim::writes::{self, Mode, Writer};
 use crate::scim::{discovery, resources, ListParams, ScimError, Scope};
 use crate::tokens::Scope as TokenScope;
 
@@ -421,17 +421,7 @@ async fn replace(
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
-    let resource = resource_of(&params)?;
-    writable(resource)?;
-    let body = json_body(&body)?;
-    writer!(state, headers, params, scope, caller, writer);
-    let id = id_of(&params);
-    let done = if resource.name == "User" {
-        writer.replace_user(&id, &body, if_match(&headers)).await?
-    } else {
-        writer.replace_group(&id, &body, if_match(&headers)).await?
-    };
-    Ok(Scim::resource(StatusCode::OK, done))
+    change(state, headers, params, body, Mode::Put).await
 }
 
 async fn modify(
@@ -440,15 +430,28 @@ async fn modify(
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
+    change(state, headers, params, body, Mode::Patch).await
+}
+
+/// A PUT or a PATCH of a User or a Group.
+async fn change(
+    state: AppState,
+    headers: HeaderMap,
+    params: HashMap<String, String>,
+    body: Bytes,
+    mode: Mode,
+) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
     writable(resource)?;
     let body = json_body(&body)?;
     writer!(state, headers, params, scope, caller, writer);
     let id = id_of(&params);
-    let done = if resource.name == "User" {
-        writer.patch_user(&id, &body, if_match(&headers)).await?
-    } else {
-        writer.patch_group(&id, &body, if_match(&headers)).await?
+    let held = if_match(&headers);
+    let done = match (resource.name, mode) {
+        ("User", Mode::Put) => writer.replace_user(&id, &body, held).await?,
+        ("User", Mode::Patch) => writer.patch_user(&id, &body, held).await?,
+        (_, Mode::Put) => writer.replace_group(&id, &body, held).await?,
+        (_, Mode::Patch) => writer.patch_group(&id, &body, held).await?,
     };
     Ok(Scim::resource(StatusCode::OK, done))
 }

@@ -252,19 +252,7 @@ impl Scope<'_> {
             limit: count,
         };
         let (found, total) = self.select(resource, query).await?;
-        let attributes = params.attributes();
-        let excluded = params.excluded_attributes();
-        let items: Vec<Value> = found
-            .into_iter()
-            .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
-            .collect();
-        Ok(json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": items.len(),
-            "Resources": items,
-        }))
+        Ok(list_response(params, start, total, found))
     }
 
     /// `POST /.search` at the root: every resource type, Users, then Groups, Entitlements and
@@ -331,18 +319,23 @@ impl Scope<'_> {
                 first_error.unwrap_or_else(|| ScimError::invalid_filter("no resource type"))
             );
         }
-        let attributes = params.attributes();
-        let excluded = params.excluded_attributes();
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
-            .collect();
-        Ok(json!({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": items.len(),
-            "Resources": items,
-        }))
+        Ok(list_response(params, start, total, items))
     }
+}
+
+/// A ListResponse of `found`, projected as the query asks.
+fn list_response(params: &ListParams, start: i64, total: u64, found: Vec<Value>) -> Value {
+    let attributes = params.attributes();
+    let excluded = params.excluded_attributes();
+    let items: Vec<Value> = found
+        .into_iter()
+        .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
+        .collect();
+    json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": items.len(),
+        "Resources": items,
+    })
 }

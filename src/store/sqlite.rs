@@ -44,6 +44,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
+            // A local file's connection does not go stale: no ping before each use (it cost
+            // a round trip to the connection's thread on every query).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(connect_error)?;
