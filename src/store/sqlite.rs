@@ -38,9 +38,6 @@ impl SqliteStore {
             // drop the last transactions, never corrupt the file.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // Reads come from memory-mapped pages, not a read() call each (256 MiB of
-            // address space; the OS decides what stays in memory).
-            .pragma("mmap_size", "268435456")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
