@@ -205,21 +205,14 @@ impl Scope<'_> {
 
     /// One resource, if it exists as this type (a role is not a Group).
     pub async fn get(&self, resource: &'static ResourceType, id: &str) -> Result<Value, ScimError> {
+        let id_column = self.target(resource).id_expr();
         let mut filter = sql::Sql::default();
-        filter.push(if resource.name == "User" {
-            "a.id = "
-        } else {
-            "e.id = "
-        });
+        filter.push(&format!("{id_column} = "));
         filter.bind_text(id);
         let query = ScimQuery {
             table: table(resource),
             filter: Some(&filter),
-            order: if resource.name == "User" {
-                "a.id"
-            } else {
-                "e.id"
-            },
+            order: id_column,
             offset: 0,
             limit: 1,
         };

@@ -62,7 +62,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn id_expr(&self) -> &'static str {
+    /// The resource's id column: `a.id` for users, `e.id` for the others.
+    pub fn id_expr(&self) -> &'static str {
         if self.resource.name == "User" {
             "a.id"
         } else {
@@ -159,17 +160,17 @@ fn node(
                     "`{attr}[...]`: only complex attributes (such as emails, entitlements, members) take a value filter"
                 )));
             }
-            values_of(target, resolved.attr, out, |out| {
+            values_of(resolved.attr, out, |out| {
                 node(target, filter, Some(resolved.attr), out)
             })?;
         }
         Filter::Present(path) => {
             let (attr, sub) = locate(target, path, within)?;
             match sub {
-                Some(sub) => values_of(target, attr, out, |out| present(target, sub, out))?,
+                Some(sub) => values_of(attr, out, |out| present(target, sub, out))?,
                 None if !attr.sub.is_empty() => {
                     // A complex attribute is present when any of its values is.
-                    values_of(target, attr, out, |out| {
+                    values_of(attr, out, |out| {
                         let subs: Vec<&Attr> = attr
                             .sub
                             .iter()
@@ -192,9 +193,7 @@ fn node(
         Filter::Compare { path, op, value } => {
             let (attr, sub) = locate(target, path, within)?;
             match sub {
-                Some(sub) => values_of(target, attr, out, |out| {
-                    compare(target, sub, *op, value, out)
-                })?,
+                Some(sub) => values_of(attr, out, |out| compare(target, sub, *op, value, out))?,
                 None => compare(target, attr, *op, value, out)?,
             }
         }
@@ -242,7 +241,6 @@ fn locate(
 /// Writes `inner` about the values of the complex attribute `attr`: inside an `EXISTS` over
 /// the rows holding them, or as is when they are columns of the resource's own row.
 fn values_of(
-    target: &Target,
     attr: &'static Attr,
     out: &mut Sql,
     inner: impl FnOnce(&mut Sql) -> Result<(), ScimError>,
@@ -268,10 +266,7 @@ fn values_of(
             inner(out)?;
             out.push(")");
         }
-        _ => {
-            let _ = target;
-            inner(out)?;
-        }
+        _ => inner(out)?,
     }
     Ok(())
 }

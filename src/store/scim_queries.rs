@@ -93,6 +93,16 @@ macro_rules! impl_scim_store {
         }
 
         impl $store {
+            /// Appends `(?, ?, ...)`, one bound parameter per id.
+            fn push_ids(builder: &mut sqlx::QueryBuilder<'_, $db>, ids: &[String]) {
+                builder.push("(");
+                let mut list = builder.separated(", ");
+                for id in ids {
+                    list.push_bind(id.clone());
+                }
+                builder.push(")");
+            }
+
             /// How many rows match, given a page of `found` of them.
             async fn scim_total(
                 &self,
@@ -214,12 +224,8 @@ macro_rules! impl_scim_store {
                      FROM entitlements WHERE org_id = ",
                 );
                 builder.push_bind(org.0);
-                builder.push(" AND id IN (");
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                builder.push(")");
+                builder.push(" AND id IN ");
+                Self::push_ids(&mut builder, ids);
                 let rows: Vec<queries::EntitlementRow> =
                     builder.build_query_as().fetch_all(&self.pool).await?;
                 rows.into_iter().map(Entitlement::try_from).collect()
@@ -239,12 +245,9 @@ macro_rules! impl_scim_store {
                      WHERE g.source = 'direct' AND g.org_id = ",
                 );
                 builder.push_bind(org.0);
-                builder.push(" AND g.entitlement_id IN (");
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                builder.push(") ORDER BY a.id");
+                builder.push(" AND g.entitlement_id IN ");
+                Self::push_ids(&mut builder, ids);
+                builder.push(" ORDER BY a.id");
                 let rows: Vec<scim_queries::MemberRow> =
                     builder.build_query_as().fetch_all(&self.pool).await?;
                 Ok(rows
