@@ -85,6 +85,8 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::webhooks::cli::WebhookCommand,
     },
+    /// Print the OpenAPI 3.1 description of the HTTP API (also served at /openapi.json).
+    Openapi,
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -252,6 +254,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
             command: ConfigCommand::Check,
         } => {
             print!("{}", config.to_redacted_toml());
+        }
+        Command::Openapi => {
+            let document = http::openapi_document(&config);
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &document)?;
+            std::io::Write::write_all(&mut out, b"\n")?;
         }
         Command::Migrate => {
             let store = open_store(&config).await?;

@@ -4,16 +4,37 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
+use super::openapi::{schemas, Operation, Routes};
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get(
+            "/healthz",
+            healthz,
+            Operation::new("Health", "Liveness: the process serves HTTP").ok(
+                200,
+                "Always, while the process runs.",
+                schemas::reference("Health"),
+            ),
+        )
+        .get(
+            "/readyz",
+            readyz,
+            Operation::new(
+                "Health",
+                "Readiness: the database answers within two seconds",
+            )
+            .ok(200, "Ready.", schemas::reference("Health"))
+            .ok(
+                503,
+                "The database did not answer.",
+                schemas::reference("Health"),
+            ),
+        )
 }
 
 /// The process is up and serving HTTP. Deliberately checks nothing else, so that a database

@@ -5,19 +5,66 @@
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 
+use super::openapi::{Answer, Operation, Routes};
 use super::{ApiError, AppState};
 use crate::connect::{self, Callback, ConnectError};
 
 pub const CALLBACK_PATH: &str = "/api/integrations/callback/salesforce";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/integrations/salesforce/connect", get(start))
-        .route(CALLBACK_PATH, get(callback))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get(
+            "/api/integrations/salesforce/connect",
+            start,
+            Operation::new("Connect", "Start connecting an org in a browser")
+                .describe(
+                    "Redirects to Salesforce's authorization page (OAuth 2.0 web server flow \
+                     with PKCE) for an org configured with `auth.method = \"web_server\"`.",
+                )
+                .query(
+                    "org",
+                    json!({"type": "string"}),
+                    "The org's name in the configuration.",
+                )
+                .answer(
+                    Answer::new(303, "To Salesforce's authorization page.")
+                        .header("Location", "The authorization URL."),
+                ),
+        )
+        .get(
+            CALLBACK_PATH,
+            callback,
+            Operation::new("Connect", "Where Salesforce sends the browser back")
+                .describe(
+                    "Exchanges the authorization code, stores the refresh token sealed, and \
+                     answers with the preflight of the connected user.",
+                )
+                .query("code", json!({"type": "string"}), "The authorization code.")
+                .query(
+                    "state",
+                    json!({"type": "string"}),
+                    "The state Provost sent.",
+                )
+                .query(
+                    "error",
+                    json!({"type": "string"}),
+                    "Salesforce's refusal, if any.",
+                )
+                .query(
+                    "error_description",
+                    json!({"type": "string"}),
+                    "Salesforce's explanation of a refusal.",
+                )
+                .ok(
+                    200,
+                    "Connected: the org, the user and the preflight.",
+                    json!({"type": "object"}),
+                ),
+        )
 }
 
 /// Where Salesforce must send the user back: this server's public URL and the callback path.

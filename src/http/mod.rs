@@ -1,10 +1,12 @@
 //! Provost's HTTP API: the router, its middleware, and serving with graceful shutdown.
-//! Each area of the API is a module exposing `router()`, merged in [`router`].
+//! Each area of the API is a module exposing `routes()`: its handlers with their OpenAPI
+//! descriptions ([`openapi::Routes`]), merged in [`router`].
 
 pub mod auth;
 mod error;
 mod health;
 pub mod integrations;
+pub mod openapi;
 mod orgs;
 mod reports;
 mod requests;
@@ -41,15 +43,28 @@ pub struct AppState {
     pub work: Arc<tokio::sync::Notify>,
 }
 
+/// Every endpoint of the API, with its description.
+pub fn routes() -> openapi::Routes {
+    openapi::Routes::new()
+        .merge(health::routes())
+        .merge(integrations::routes())
+        .merge(orgs::routes())
+        .merge(requests::routes())
+        .merge(reports::routes())
+        .merge(scim::routes())
+        .merge(openapi::routes())
+}
+
+/// The OpenAPI document of the API as `config`'s server serves it.
+pub fn openapi_document(config: &Config) -> serde_json::Value {
+    let routes = routes();
+    openapi::document(routes.endpoints(), &config.server.public_url())
+}
+
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_seconds);
-    Router::new()
-        .merge(health::router())
-        .merge(integrations::router())
-        .merge(orgs::router())
-        .merge(requests::router())
-        .merge(reports::router())
-        .merge(scim::router())
+    routes()
+        .into_router(&state.config.server.public_url())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state)
         .layer(

@@ -4,23 +4,76 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::auth;
+use super::openapi::{schemas, Operation, Routes};
 use super::{ApiError, AppState};
 use crate::store::sync::{ChangeQuery, Entity, RunId};
 use crate::store::OrgRecord;
 use crate::sync::status;
 use crate::tokens::Scope;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orgs/{org}/sync-runs", get(sync_runs))
-        .route("/api/v1/orgs/{org}/changes", get(changes))
+pub fn routes() -> Routes {
+    let integer = |min: u32, max: u32| json!({"type": "integer", "minimum": min, "maximum": max});
+    let time = json!({"type": "string", "format": "date-time"});
+    Routes::new()
+        .get(
+            "/api/v1/orgs/{org}/sync-runs",
+            sync_runs,
+            Operation::new("Sync", "Recent sync runs and the org's sync health")
+                .scope(Scope::ReportsRead)
+                .query(
+                    "limit",
+                    integer(1, 500),
+                    "How many runs, newest first (default 20).",
+                )
+                .ok(
+                    200,
+                    "The runs, newest first, with success rate and average duration.",
+                    schemas::reference("SyncRuns"),
+                ),
+        )
+        .get(
+            "/api/v1/orgs/{org}/changes",
+            changes,
+            Operation::new(
+                "Sync",
+                "The change history: what appeared, changed or disappeared",
+            )
+            .scope(Scope::ReportsRead)
+            .query(
+                "entity",
+                schemas::entities(),
+                "Only changes of this kind of record.",
+            )
+            .query(
+                "object_id",
+                json!({"type": "string"}),
+                "Only changes of this record.",
+            )
+            .query(
+                "run",
+                json!({"type": "integer"}),
+                "Only changes this sync run observed.",
+            )
+            .query("since", time.clone(), "Observed at or after (RFC 3339).")
+            .query("until", time, "Observed before (RFC 3339).")
+            .query(
+                "after",
+                json!({"type": "integer"}),
+                "The page after this change id (`next_after`).",
+            )
+            .query("limit", integer(1, 1000), "Page size (default 100).")
+            .ok(
+                200,
+                "The changes, oldest first.",
+                schemas::reference("ChangeList"),
+            ),
+        )
 }
 
 pub(super) async fn org(state: &AppState, name: &str) -> Result<OrgRecord, ApiError> {

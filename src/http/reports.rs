@@ -10,19 +10,59 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use base64::Engine;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::auth;
+use super::openapi::{schemas, Answer, Operation, Routes};
 use super::{ApiError, AppState};
 use crate::reports::output::Format;
 use crate::reports::{self, Params, Report, ReportError};
 use crate::tokens::Scope;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/orgs/{org}/reports/{name}", get(report))
+pub fn routes() -> Routes {
+    let text = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let mut answer = Answer::new(200, "The report, streamed; its manifest is in the headers.")
+        .header("Provost-Report-Sha256", "SHA-256 of the body, hex.")
+        .header("Provost-Report-Rows", "How many rows the report has.")
+        .header(
+            "Provost-Manifest",
+            "The manifest (report, parameters, org, sync run, generated at, rows, SHA-256) as base64url JSON; save it decoded beside the file for `provost report verify`.",
+        )
+        .header("Content-Disposition", "attachment, with a file name.");
+    for format in [Format::Csv, Format::Json, Format::Ndjson] {
+        let schema = match format {
+            Format::Json => json!({"description": "The rows as one JSON document."}),
+            Format::Csv | Format::Ndjson => json!({"type": "string"}),
+        };
+        answer = answer.content(format.content_type(), schema);
+    }
+    Routes::new().get(
+        "/api/v1/orgs/{org}/reports/{name}",
+        report,
+        Operation::new("Reports", "An entitlement report, as a file with its manifest")
+            .describe(
+                "`entitlements`: one row per user and entitlement, and how it is held. \
+                 `effective-permissions`: each sensitive system permission per user, and every \
+                 grant that confers it. `changes`: grants and user lifecycle changes in a \
+                 window, and whether Provost made them. `dormant`: active users with \
+                 entitlements and no login for `days`.",
+            )
+            .scope(Scope::ReportsRead)
+            .path("name", schemas::report_names(), "The report.")
+            .query("format", json!({"type": "string", "enum": ["csv", "json", "ndjson"], "default": "csv"}), "The file format.")
+            .query("entitlement", text.clone(), "Only this entitlement (id or API name).")
+            .query("permission", text.clone(), "Only this system permission (effective-permissions).")
+            .query("user_type", text, "Only users of this Salesforce user type (Standard, ...).")
+            .query("active_only", json!({"type": "boolean"}), "Only active users.")
+            .query("since", time.clone(), "Start of the window (changes), RFC 3339.")
+            .query("until", time.clone(), "End of the window (changes), RFC 3339.")
+            .query("as_of", time, "The state at this time, rebuilt from the change history (entitlements, effective-permissions).")
+            .query("days", json!({"type": "integer", "minimum": 0}), "Days without a login (dormant; required there).")
+            .answer(answer),
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,12 +11,12 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth;
+use super::openapi::{schemas, Operation, Routes};
 use super::orgs::org;
 use super::{ApiError, AppState};
 use crate::provisioning::plan::RequestInput;
@@ -25,21 +25,72 @@ use crate::provisioning::Action;
 use crate::store::provisioning::{AccessRequest, RequestFilter, RequestState};
 use crate::tokens::Scope;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orgs/{org}/access-requests", post(create).get(list))
-        .route("/api/v1/orgs/{org}/access-requests/{id}", get(show))
-        .route(
-            "/api/v1/orgs/{org}/access-requests/{id}/approve",
-            post(approve),
+const BASE: &str = "/api/v1/orgs/{org}/access-requests";
+
+pub fn routes() -> Routes {
+    let request = || schemas::reference("AccessRequest");
+    let id = json!({"type": "integer"});
+    let decision = |summary: &str, scope: Scope| {
+        Operation::new("Access requests", summary)
+            .scope(scope)
+            .path("id", id.clone(), "The request's id.")
+            .optional_body(&["application/json"], schemas::reference("Decision"))
+            .ok(200, "The request in its new state.", request())
+    };
+    Routes::new()
+        .post(
+            BASE,
+            create,
+            Operation::new("Access requests", "Request a grant, a revocation or a user change")
+                .describe(
+                    "Plans the request against the synced org (refusing what cannot work, with \
+                     a code saying why) and stores it pending approval, or approved when the \
+                     org auto-approves the action. The executor writes approved requests to \
+                     Salesforce exactly once.",
+                )
+                .scope(Scope::RequestsWrite)
+                .header(
+                    "Idempotency-Key",
+                    "1 to 255 characters; a retried POST with the same key returns the first request (200).",
+                )
+                .body(&["application/json"], schemas::reference("AccessRequestInput"))
+                .ok(201, "Created, with its plan.", request())
+                .ok(200, "The request first made with this Idempotency-Key.", request()),
         )
-        .route(
-            "/api/v1/orgs/{org}/access-requests/{id}/reject",
-            post(reject),
+        .get(
+            BASE,
+            list,
+            Operation::new("Access requests", "List requests, newest first")
+                .scope(Scope::ReportsRead)
+                .query("state", schemas::request_states(), "Only requests in this state.")
+                .query("action", schemas::actions(), "Only requests of this action.")
+                .query("user", json!({"type": "string"}), "Only requests about this Salesforce user id.")
+                .query("before", json!({"type": "integer"}), "The page before this request id (`next_before`).")
+                .query("limit", json!({"type": "integer", "minimum": 1, "maximum": 500}), "Page size (default 50).")
+                .ok(200, "A page of requests.", schemas::reference("AccessRequestList")),
         )
-        .route(
-            "/api/v1/orgs/{org}/access-requests/{id}/cancel",
-            post(cancel),
+        .get(
+            &format!("{BASE}/{{id}}"),
+            show,
+            Operation::new("Access requests", "One request with its plan, result and timeline")
+                .scope(Scope::ReportsRead)
+                .path("id", id.clone(), "The request's id.")
+                .ok(200, "The request and its audit entries.", request()),
+        )
+        .post(
+            &format!("{BASE}/{{id}}/approve"),
+            approve,
+            decision("Approve a pending request", Scope::RequestsApprove),
+        )
+        .post(
+            &format!("{BASE}/{{id}}/reject"),
+            reject,
+            decision("Reject a pending request", Scope::RequestsApprove),
+        )
+        .post(
+            &format!("{BASE}/{{id}}/cancel"),
+            cancel,
+            decision("Cancel a request not yet executed", Scope::RequestsWrite),
         )
 }
 

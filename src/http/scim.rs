@@ -10,10 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::openapi::{schemas, Answer, Operation, Routes, Verb};
 use super::{auth, AppState};
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
@@ -21,23 +20,173 @@ use crate::scim::writes::{self, Mode, Writer};
 use crate::scim::{discovery, resources, ListParams, ScimError, Scope};
 use crate::tokens::Scope as TokenScope;
 
-pub fn router() -> Router<AppState> {
-    let api = Router::new()
-        .route("/ServiceProviderConfig", get(service_provider_config))
-        .route("/ResourceTypes", get(resource_types))
-        .route("/ResourceTypes/{name}", get(resource_type))
-        .route("/Schemas", get(schemas))
-        .route("/Schemas/{schema_id}", get(schema_by_id))
-        .route("/.search", post(search_all))
-        .route("/{kind}", get(list).post(create))
-        .route("/{kind}/.search", post(search))
-        .route(
-            "/{kind}/{id}",
-            get(show).put(replace).patch(modify).delete(remove),
-        );
-    Router::new()
+pub fn routes() -> Routes {
+    let api = scim_routes();
+    Routes::new()
         .nest("/orgs/{org}/scim/v2", api.clone())
         .nest("/scim/v2", api)
+}
+
+/// The SCIM endpoints under a base URL. `/{kind}` is one route for the four resource types,
+/// described as each of them with what it supports.
+fn scim_routes() -> Routes {
+    let discovery = |summary: &str| {
+        Operation::scim(summary).scope(TokenScope::ScimRead).ok(
+            200,
+            "The discovery resource.",
+            schemas::reference("ScimDiscovery"),
+        )
+    };
+    let resource = |r: &ResourceType| schemas::reference(&schemas::scim_component(r));
+    let each = |pick: &dyn Fn(&ResourceType) -> bool,
+                path: &str,
+                describe: &dyn Fn(&ResourceType) -> Operation| {
+        schema::RESOURCE_TYPES
+            .iter()
+            .filter(|r| pick(r))
+            .map(|r| (path.replace("/{kind}", r.endpoint), describe(r)))
+            .collect::<Vec<_>>()
+    };
+    let all = |_: &ResourceType| true;
+    let users = |r: &ResourceType| r.name == "User";
+    let writable = |r: &ResourceType| r.name == "User" || r.name == "Group";
+    let search = Operation::scim("Search with a SearchRequest body")
+        .scope(TokenScope::ScimRead)
+        .body(
+            &[crate::scim::error::CONTENT_TYPE, "application/json"],
+            schemas::reference("ScimSearchRequest"),
+        );
+    let body_types = [crate::scim::error::CONTENT_TYPE, "application/json"];
+    let version =
+        |answer: Answer| answer.header("ETag", "The resource's version (`meta.version`).");
+    Routes::new()
+        .get(
+            "/ServiceProviderConfig",
+            service_provider_config,
+            discovery("What this service provider supports"),
+        )
+        .get("/ResourceTypes", resource_types, discovery("The resource types"))
+        .get(
+            "/ResourceTypes/{name}",
+            resource_type,
+            discovery("One resource type"),
+        )
+        .get("/Schemas", schemas, discovery("The schemas, with their attributes"))
+        .get(
+            "/Schemas/{schema_id}",
+            schema_by_id,
+            discovery("One schema"),
+        )
+        .post(
+            "/.search",
+            search_all,
+            search
+                .clone()
+                .ok(200, "Matching resources of every type.", schemas::reference("ScimListResponse")),
+        )
+        .route(
+            Verb::Get,
+            "/{kind}",
+            list,
+            each(&all, "/{kind}", &|r| {
+                Operation::scim(format!("List or filter {}", r.description))
+                    .scope(TokenScope::ScimRead)
+                    .query("filter", json!({"type": "string"}), "An RFC 7644 filter, e.g. `userName eq \"jane@acme.com\"`.")
+                    .query("sortBy", json!({"type": "string"}), "An attribute path.")
+                    .query("sortOrder", json!({"type": "string", "enum": ["ascending", "descending"]}), "Default ascending.")
+                    .query("startIndex", json!({"type": "integer", "minimum": 1}), "1-based index of the first result.")
+                    .query("count", json!({"type": "integer", "minimum": 0, "maximum": crate::scim::MAX_RESULTS}), "Page size (default 100).")
+                    .query("attributes", json!({"type": "string"}), "Comma-separated attributes to return.")
+                    .query("excludedAttributes", json!({"type": "string"}), "Comma-separated attributes to leave out.")
+                    .ok(200, "A page of resources.", schemas::scim_list(resource(r)))
+            }),
+        )
+        .route(
+            Verb::Post,
+            "/{kind}",
+            create,
+            each(&users, "/{kind}", &|r| {
+                Operation::scim("Create a Salesforce user")
+                    .describe("Carried out as a `create_user` access request; answered once Salesforce confirmed it.")
+                    .scope(TokenScope::ScimWrite)
+                    .body(&body_types, resource(r))
+                    .answer(version(
+                        Answer::new(201, "Created.")
+                            .content(crate::scim::error::CONTENT_TYPE, resource(r))
+                            .header("Location", "The new user's URL."),
+                    ))
+            }),
+        )
+        .route(
+            Verb::Post,
+            "/{kind}/.search",
+            search_one,
+            each(&all, "/{kind}/.search", &|r| {
+                search
+                    .clone()
+                    .ok(200, "Matching resources.", schemas::scim_list(resource(r)))
+            }),
+        )
+        .route(
+            Verb::Get,
+            "/{kind}/{id}",
+            show,
+            each(&all, "/{kind}/{id}", &|r| {
+                Operation::scim(format!("One of the {}", r.description))
+                    .scope(TokenScope::ScimRead)
+                    .header("If-None-Match", "A version held: 304 if it is still current.")
+                    .query("attributes", json!({"type": "string"}), "Comma-separated attributes to return.")
+                    .query("excludedAttributes", json!({"type": "string"}), "Comma-separated attributes to leave out.")
+                    .answer(version(
+                        Answer::new(200, "The resource.")
+                            .content(crate::scim::error::CONTENT_TYPE, resource(r)),
+                    ))
+                    .answer(Answer::new(304, "The held version is current."))
+            }),
+        )
+        .route(
+            Verb::Put,
+            "/{kind}/{id}",
+            replace,
+            each(&writable, "/{kind}/{id}", &|r| {
+                Operation::scim(format!("Replace a {}", r.name))
+                    .describe("Each difference becomes an access request (grant, revoke, update, deactivate...); answered once Salesforce confirmed them.")
+                    .scope(TokenScope::ScimWrite)
+                    .header("If-Match", "The version the change is based on: 412 if stale.")
+                    .body(&body_types, resource(r))
+                    .answer(version(
+                        Answer::new(200, "The resource as it is now.")
+                            .content(crate::scim::error::CONTENT_TYPE, resource(r)),
+                    ))
+            }),
+        )
+        .route(
+            Verb::Patch,
+            "/{kind}/{id}",
+            modify,
+            each(&writable, "/{kind}/{id}", &|r| {
+                Operation::scim(format!("Modify a {} (add, replace, remove)", r.name))
+                    .describe("Each change becomes an access request; answered once Salesforce confirmed them.")
+                    .scope(TokenScope::ScimWrite)
+                    .header("If-Match", "The version the change is based on: 412 if stale.")
+                    .body(&body_types, schemas::reference("ScimPatchOp"))
+                    .answer(version(
+                        Answer::new(200, "The resource as it is now.")
+                            .content(crate::scim::error::CONTENT_TYPE, resource(r)),
+                    ))
+            }),
+        )
+        .route(
+            Verb::Delete,
+            "/{kind}/{id}",
+            remove,
+            each(&users, "/{kind}/{id}", &|_| {
+                Operation::scim("Deactivate a user (Salesforce never deletes users)")
+                    .scope(TokenScope::ScimWrite)
+                    .header("If-Match", "The version the change is based on: 412 if stale.")
+                    .answer(Answer::new(204, "Deactivated."))
+            }),
+        )
 }
 
 /// A SCIM answer: JSON as `application/scim+json`, with extra headers.
@@ -282,7 +431,7 @@ pub(crate) fn json_body(body: &Bytes) -> Result<Value, ScimError> {
         .map_err(|err| ScimError::invalid_syntax(format!("the body is not JSON: {err}")))
 }
 
-async fn search(
+async fn search_one(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,

@@ -31,6 +31,7 @@ fn compact(value: Value) -> Value {
                 .filter(|(_, v)| !matches!(v, Value::Object(m) if m.is_empty()))
                 .collect(),
         ),
+        Value::Array(items) => Value::Array(items.into_iter().map(compact).collect()),
         other => other,
     }
 }

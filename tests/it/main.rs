@@ -4,6 +4,7 @@
 mod cli;
 mod helpers;
 mod http;
+mod openapi;
 mod provisioning;
 mod reports;
 mod scim;
