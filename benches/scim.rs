@@ -11,7 +11,8 @@
 //! - `GET /Users?filter=userName eq "..."` for random existing users, back to back, then at
 //!   1,000 and 2,000 requests per second offered (latency from when each request was due);
 //!
-//! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001).
+//! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001),
+//! `PROVOST_BENCH_DEEP` times (default 20).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 struct Figures {
+    /// Requests slower than 10 ms, per second of the scenario: where the tail is.
+    slow_by_second: Vec<usize>,
     requests: usize,
     seconds: f64,
     median_ms: f64,
@@ -99,7 +102,10 @@ async fn load(
                 match response {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
-                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        latencies.push((
+                            sent.elapsed().as_secs_f64() * 1000.0,
+                            sent.duration_since(started).as_secs() as usize,
+                        ));
                     }
                     _ => errors += 1,
                 }
@@ -116,8 +122,17 @@ async fn load(
         errors += e;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let last = duration.as_secs() as usize;
+    let mut slow_by_second = vec![0; last + 1];
+    for (latency, second) in &all {
+        if *latency > 10.0 {
+            slow_by_second[(*second).min(last)] += 1;
+        }
+    }
+    let mut all: Vec<f64> = all.into_iter().map(|(latency, _)| latency).collect();
     all.sort_by(f64::total_cmp);
     Figures {
+        slow_by_second,
         requests: all.len(),
         seconds,
         median_ms: percentile(&all, 0.5),
@@ -135,6 +150,12 @@ fn print(name: &str, f: &Figures) {
         f.requests,
         f.errors
     );
+    if f.slow_by_second.iter().any(|&n| n > 0) {
+        println!(
+            "{:<28} requests over 10 ms, per second of the run: {:?}",
+            "", f.slow_by_second
+        );
+    }
 }
 
 fn main() {
@@ -254,7 +275,7 @@ fn main() {
         // A deep page, one request at a time.
         let client = reqwest::Client::new();
         let mut deep = Vec::new();
-        for _ in 0..20 {
+        for _ in 0..env_or("PROVOST_BENCH_DEEP", 20) {
             let sent = Instant::now();
             let body: serde_json::Value = client
                 .get(format!("{base}?startIndex=50001&count=100"))

@@ -42,6 +42,36 @@ impl AccountGrantRow {
     }
 }
 
+type AccountWithGrants = (
+    provost_connector::model::Account,
+    Vec<super::scim::UserGrant>,
+);
+
+/// Rows in account order as accounts, each with its grants.
+pub(super) fn accounts_with_grants(
+    rows: Vec<AccountGrantRow>,
+) -> Result<Vec<AccountWithGrants>, super::StoreError> {
+    let mut page: Vec<AccountWithGrants> = Vec::new();
+    for row in rows {
+        if page.last().is_none_or(|(a, _)| a.id != row.id) {
+            page.push((row.account()?, Vec::new()));
+        }
+        let (account, grants) = page.last_mut().expect("just pushed");
+        if let (Some(entitlement_id), Some(kind), Some(label), Some(source)) =
+            (row.entitlement_id, row.kind, row.label, row.source)
+        {
+            grants.push(super::scim::UserGrant {
+                account_id: account.id.clone(),
+                entitlement_id,
+                kind,
+                label,
+                source,
+            });
+        }
+    }
+    Ok(page)
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct MemberRow {
     pub(super) entitlement_id: String,
@@ -103,21 +133,38 @@ macro_rules! impl_scim_store {
                 builder.push(")");
             }
 
-            /// How many rows match, given a page of `found` of them.
-            async fn scim_total(
+            /// How many rows match.
+            async fn scim_count(
                 &self,
                 org: OrgId,
                 query: &super::scim::ScimQuery<'_>,
-                found: usize,
             ) -> Result<u64, StoreError> {
-                // A first page shorter than asked holds every match: no need to count.
-                if query.offset == 0 && found < query.limit as usize {
-                    return Ok(found as u64);
-                }
                 let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
                 Self::scim_where(&mut builder, org, query);
                 let count: i64 = builder.build_query_scalar().fetch_one(&self.pool).await?;
                 Ok(count as u64)
+            }
+
+            /// A page, read by `page`, and how many rows match in all. Past the first page
+            /// the count is needed whatever the page holds, so it runs beside the page's query
+            /// on another connection; a first page shorter than asked holds every match, so
+            /// there it is counted only when full.
+            async fn scim_page_with_total<T>(
+                &self,
+                org: OrgId,
+                query: &super::scim::ScimQuery<'_>,
+                page: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
+            ) -> Result<(Vec<T>, u64), StoreError> {
+                if query.offset > 0 {
+                    return tokio::try_join!(page, self.scim_count(org, query));
+                }
+                let found = page.await?;
+                let total = if found.len() < query.limit as usize {
+                    found.len() as u64
+                } else {
+                    self.scim_count(org, query).await?
+                };
+                Ok((found, total))
             }
         }
 
@@ -132,9 +179,10 @@ macro_rules! impl_scim_store {
                     super::scim::ScimTable::Accounts => "a.id",
                     super::scim::ScimTable::Entitlements(_) => "e.id",
                 };
-                let ids: Vec<String> = if query.limit == 0 {
-                    Vec::new()
-                } else {
+                let page = async {
+                    if query.limit == 0 {
+                        return Ok(Vec::new());
+                    }
                     let mut builder = sqlx::QueryBuilder::<$db>::new(format!("SELECT {id}"));
                     Self::scim_where(&mut builder, org, &query);
                     builder.push(" ORDER BY ");
@@ -143,13 +191,13 @@ macro_rules! impl_scim_store {
                     builder.push_bind(i64::from(query.limit));
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-                    builder
+                    let ids: Vec<String> = builder
                         .build_query_scalar()
                         .fetch_all(&self.pool)
-                        .await?
+                        .await?;
+                    Ok(ids)
                 };
-                let total = self.scim_total(org, &query, ids.len()).await?;
-                Ok((ids, total))
+                self.scim_page_with_total(org, &query, page).await
             }
 
             async fn scim_accounts(
@@ -157,9 +205,10 @@ macro_rules! impl_scim_store {
                 org: OrgId,
                 query: super::scim::ScimQuery<'_>,
             ) -> Result<(Vec<(Account, Vec<super::scim::UserGrant>)>, u64), StoreError> {
-                let rows: Vec<scim_queries::AccountGrantRow> = if query.limit == 0 {
-                    Vec::new()
-                } else {
+                let page = async {
+                    if query.limit == 0 {
+                        return Ok(Vec::new());
+                    }
                     // The page's ids in a subquery (read from an index, even deep in the list),
                     // then each account and its grants joined to them.
                     let mut builder = sqlx::QueryBuilder::<$db>::new(concat!(
@@ -187,28 +236,11 @@ macro_rules! impl_scim_store {
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
                     builder.push(", e.kind, e.label, g.entitlement_id");
-                    builder.build_query_as().fetch_all(&self.pool).await?
+                    let rows: Vec<scim_queries::AccountGrantRow> =
+                        builder.build_query_as().fetch_all(&self.pool).await?;
+                    scim_queries::accounts_with_grants(rows)
                 };
-                let mut page: Vec<(Account, Vec<super::scim::UserGrant>)> = Vec::new();
-                for row in rows {
-                    if page.last().is_none_or(|(a, _)| a.id != row.id) {
-                        page.push((row.account()?, Vec::new()));
-                    }
-                    let (account, grants) = page.last_mut().expect("just pushed");
-                    if let (Some(entitlement_id), Some(kind), Some(label), Some(source)) =
-                        (row.entitlement_id, row.kind, row.label, row.source)
-                    {
-                        grants.push(super::scim::UserGrant {
-                            account_id: account.id.clone(),
-                            entitlement_id,
-                            kind,
-                            label,
-                            source,
-                        });
-                    }
-                }
-                let total = self.scim_total(org, &query, page.len()).await?;
-                Ok((page, total))
+                self.scim_page_with_total(org, &query, page).await
             }
 
             async fn entitlements_by_ids(
