@@ -16,6 +16,7 @@ pub mod reports;
 pub mod scim;
 mod scim_queries;
 mod sqlite;
+mod sqlite_library;
 pub mod sync;
 mod sync_queries;
 mod webhook_queries;

@@ -23,36 +23,10 @@ pub struct SqliteStore {
     orgs: super::OrgCache,
 }
 
-/// Turns off SQLite's memory statistics, once per process and before its first connection.
-/// With them on, every allocation SQLite makes takes one process-wide mutex: with a pool of
-/// connections, each on its own thread, that mutex was the most contended lock of SCIM reads
-/// (a third of their CPU in futex waits and wake-ups). Provost never reads the statistics.
-fn configure_library() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: sqlite3_config may only run before SQLite is initialised and while no other
-        // thread uses SQLite; this runs before this process opens its first connection (every
-        // connection is opened below). Had SQLite been initialised already, it would answer
-        // SQLITE_MISUSE and change nothing.
-        let code = unsafe {
-            libsqlite3_sys::sqlite3_config(
-                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
-                std::ffi::c_int::from(0u8),
-            )
-        };
-        if code != libsqlite3_sys::SQLITE_OK {
-            tracing::debug!(
-                code,
-                "SQLite was initialised already; its memory statistics stay on"
-            );
-        }
-    });
-}
-
 impl SqliteStore {
     /// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
-        configure_library();
+        super::sqlite_library::configure();
         let connect_error = |source| StoreError::Connect {
             backend: Backend::Sqlite.name(),
             source,
