@@ -38,6 +38,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Figures {
     /// Requests slower than 10 ms, per second of the scenario: where the tail is.
     slow_by_second: Vec<usize>,
+    /// More percentiles (ms): how the tail is shaped.
+    spread: String,
     requests: usize,
     seconds: f64,
     median_ms: f64,
@@ -131,8 +133,14 @@ async fn load(
     }
     let mut all: Vec<f64> = all.into_iter().map(|(latency, _)| latency).collect();
     all.sort_by(f64::total_cmp);
+    let spread = [0.8, 0.9, 0.95, 0.999]
+        .iter()
+        .map(|p| format!("p{}={:.2}", p * 100.0, percentile(&all, *p)))
+        .collect::<Vec<_>>()
+        .join(" ");
     Figures {
         slow_by_second,
+        spread,
         requests: all.len(),
         seconds,
         median_ms: percentile(&all, 0.5),
@@ -152,8 +160,8 @@ fn print(name: &str, f: &Figures) {
     );
     if f.slow_by_second.iter().any(|&n| n > 0) {
         println!(
-            "{:<28} requests over 10 ms, per second of the run: {:?}",
-            "", f.slow_by_second
+            "{:<28} requests over 10 ms, per second of the run: {:?}; {}",
+            "", f.slow_by_second, f.spread
         );
     }
 }

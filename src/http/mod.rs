@@ -110,6 +110,13 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stopping_tx.send(());
     };
+    // Answers go out as soon as they are written, never held back by Nagle's algorithm until
+    // the client acknowledges an earlier segment (which a client may delay by up to 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     tokio::select! {
         result = server => result,
