@@ -59,6 +59,21 @@ fn scim_routes() -> Routes {
     let body_types = [crate::scim::error::CONTENT_TYPE, "application/json"];
     let version =
         |answer: Answer| answer.header("ETag", "The resource's version (`meta.version`).");
+    // A PUT or PATCH: its body, and the resource as it is once Salesforce has the change.
+    let write = |summary: String, description: &str, body: Value, r: &ResourceType| {
+        Operation::scim(summary)
+            .describe(description)
+            .scope(TokenScope::ScimWrite)
+            .header(
+                "If-Match",
+                "The version the change is based on: 412 if stale.",
+            )
+            .body(&body_types, body)
+            .answer(version(
+                Answer::new(200, "The resource as it is now.")
+                    .content(crate::scim::error::CONTENT_TYPE, resource(r)),
+            ))
+    };
     Routes::new()
         .get(
             "/ServiceProviderConfig",
@@ -149,15 +164,12 @@ fn scim_routes() -> Routes {
             "/{kind}/{id}",
             replace,
             each(&writable, "/{kind}/{id}", &|r| {
-                Operation::scim(format!("Replace a {}", r.name))
-                    .describe("Each difference becomes an access request (grant, revoke, update, deactivate...); answered once Salesforce confirmed them.")
-                    .scope(TokenScope::ScimWrite)
-                    .header("If-Match", "The version the change is based on: 412 if stale.")
-                    .body(&body_types, resource(r))
-                    .answer(version(
-                        Answer::new(200, "The resource as it is now.")
-                            .content(crate::scim::error::CONTENT_TYPE, resource(r)),
-                    ))
+                write(
+                    format!("Replace a {}", r.name),
+                    "Each difference becomes an access request (grant, revoke, update, deactivate...); answered once Salesforce confirmed them.",
+                    resource(r),
+                    r,
+                )
             }),
         )
         .route(
@@ -165,15 +177,12 @@ fn scim_routes() -> Routes {
             "/{kind}/{id}",
             modify,
             each(&writable, "/{kind}/{id}", &|r| {
-                Operation::scim(format!("Modify a {} (add, replace, remove)", r.name))
-                    .describe("Each change becomes an access request; answered once Salesforce confirmed them.")
-                    .scope(TokenScope::ScimWrite)
-                    .header("If-Match", "The version the change is based on: 412 if stale.")
-                    .body(&body_types, schemas::reference("ScimPatchOp"))
-                    .answer(version(
-                        Answer::new(200, "The resource as it is now.")
-                            .content(crate::scim::error::CONTENT_TYPE, resource(r)),
-                    ))
+                write(
+                    format!("Modify a {} (add, replace, remove)", r.name),
+                    "Each change becomes an access request; answered once Salesforce confirmed them.",
+                    schemas::reference("ScimPatchOp"),
+                    r,
+                )
             }),
         )
         .route(
