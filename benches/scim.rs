@@ -11,6 +11,10 @@
 //! - `GET /Users?filter=userName eq "..."` for random existing users, back to back, then at
 //!   1,000 and 2,000 requests per second offered (latency from when each request was due);
 //!
+//! then the same with `wrk` as the generator, in its own process, when it is installed (the
+//! in-process generator costs this process's CPU: on 2 cores it halves what the server can
+//! do): back to back on 32 and on 4 connections, and paced (each connection waits 32 ms after
+//! each answer, about 1,000 requests per second in all; wrk measures from each send);
 //! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001),
 //! `PROVOST_BENCH_DEEP` times (default 20).
 
@@ -166,6 +170,105 @@ fn print(name: &str, f: &Figures) {
     }
 }
 
+/// `wrk`'s figures: requests per second, and latency percentiles in ms.
+struct WrkFigures {
+    rate: f64,
+    percentiles: Vec<(String, f64)>,
+    requests: u64,
+    errors: u64,
+}
+
+/// Runs `wrk` (a separate process, so the generator does not share this process's runtime)
+/// against `base` with `paths` in turn; `delay_ms` makes each connection wait that long after
+/// each answer (a paced load). `None` when wrk is not installed.
+fn wrk(
+    dir: &std::path::Path,
+    base: &str,
+    token: &str,
+    paths: &[String],
+    connections: usize,
+    duration: Duration,
+    delay_ms: Option<u64>,
+) -> Option<WrkFigures> {
+    let script = dir.join("wrk.lua");
+    let mut lua = String::from("paths = {\n");
+    for path in paths {
+        lua.push_str(&format!("  {path:?},\n"));
+    }
+    lua.push_str(&format!(
+        "}}\ni = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n\
+         request = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n"
+    ));
+    if let Some(delay) = delay_ms {
+        lua.push_str(&format!("delay = function()\n  return {delay}\nend\n"));
+    }
+    std::fs::write(&script, lua).unwrap();
+    let output = std::process::Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+            "--latency",
+            "-s",
+            script.to_str().unwrap(),
+            base,
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ms = |value: &str| -> f64 {
+        let (number, unit) = value.split_at(
+            value
+                .find(|c: char| c.is_alphabetic())
+                .unwrap_or(value.len()),
+        );
+        let number: f64 = number.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => number / 1000.0,
+            "s" => number * 1000.0,
+            _ => number,
+        }
+    };
+    let mut figures = WrkFigures {
+        rate: 0.0,
+        percentiles: Vec::new(),
+        requests: 0,
+        errors: 0,
+    };
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", rate] => figures.rate = rate.parse().unwrap_or(0.0),
+            [p, value] if p.ends_with('%') => figures.percentiles.push((p.to_string(), ms(value))),
+            [count, "requests", "in", ..] => figures.requests = count.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                figures.errors = count.parse().unwrap_or(0)
+            }
+            _ => {}
+        }
+    }
+    Some(figures)
+}
+
+fn print_wrk(name: &str, f: &WrkFigures) {
+    let at = |p: &str| {
+        f.percentiles
+            .iter()
+            .find(|(q, _)| q == p)
+            .map_or(f64::NAN, |(_, v)| *v)
+    };
+    println!(
+        "{name:<28} {:>9.0} {:>10.2} {:>8.2} {:>9} {:>6}   (p75 {:.2}, p90 {:.2})",
+        f.rate,
+        at("50%"),
+        at("99%"),
+        f.requests,
+        f.errors,
+        at("75%"),
+        at("90%"),
+    );
+}
+
 fn main() {
     let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
     let connections: usize = env_or("PROVOST_BENCH_CONNECTIONS", 32);
@@ -279,6 +382,38 @@ fn main() {
             print(&format!("  the same at {rate:.0}/s offered"), &paced);
         }
         eprintln!("peak memory during the lookups: {:.0} MB", peak_rss_mb());
+
+        // The same, with wrk as the load generator in its own process.
+        let paths: Vec<String> = (0..2000)
+            .map(|i| lookup(i)[api.len()..].to_owned())
+            .collect();
+        let scenarios: [(&str, usize, Option<u64>); 4] = [
+            ("GET /healthz (ceiling)", connections, None),
+            ("GET /Users?filter=userName eq", connections, None),
+            ("  the same, 4 connections", 4, None),
+            ("  the same, paced ~1000/s", connections, Some(32)),
+        ];
+        let mut outside = true;
+        for (name, c, delay) in scenarios {
+            let wanted = if name.contains("healthz") {
+                vec!["/healthz".to_owned()]
+            } else {
+                paths.clone()
+            };
+            match wrk(dir.path(), &api, &token, &wanted, c, duration, delay) {
+                Some(figures) => {
+                    if outside {
+                        println!("with wrk as the generator (its own process; latency from each send):");
+                        outside = false;
+                    }
+                    print_wrk(name, &figures);
+                }
+                None => {
+                    println!("wrk is not installed (apt-get install wrk): no figures from a separate generator");
+                    break;
+                }
+            }
+        }
 
         // A deep page, one request at a time.
         let client = reqwest::Client::new();
