@@ -178,6 +178,15 @@ macro_rules! impl_store {
                     let mut conn = self.pool.acquire().await?;
                     sqlx::query("PRAGMA analysis_limit = 1000").execute(&mut *conn).await?;
                     sqlx::query("ANALYZE").execute(&mut *conn).await?;
+                    // Other connections keep the statistics they loaded with the schema (for a
+                    // first sync: those of empty tables, which made a userName lookup scan
+                    // every user) until the schema changes: change it, so each reloads.
+                    sqlx::query("CREATE TABLE IF NOT EXISTS provost_statistics_refreshed (x)")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("DROP TABLE IF EXISTS provost_statistics_refreshed")
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 Backend::Postgres => {
                     sqlx::query("ANALYZE accounts, entitlements, grants")
