@@ -180,8 +180,9 @@ pub trait Store:
     /// Applies every migration not yet applied. Safe to run at every start.
     async fn migrate(&self) -> Result<(), StoreError>;
 
-    /// Refreshes the query planner's statistics of the identity model, so that lookups use the
-    /// most selective index (done after migrating and after each sync commits).
+    /// Refreshes the query planner's statistics of the identity model, on every pooled
+    /// connection, so that lookups use the most selective index (done after migrating and
+    /// after each sync commits).
     async fn refresh_statistics(&self) -> Result<(), StoreError>;
 
     /// Round-trips a trivial query: the database is reachable and answering.

@@ -171,10 +171,8 @@ impl Described {
     }
 }
 
-#[tokio::test]
-async fn every_described_endpoint_is_served_and_authenticated() {
-    let db = TestDatabase::sqlite().await;
-    let fixture = Fixture::start(db.store().await, |_| {}).await;
+/// `GET /openapi.json`, without a token.
+async fn served_document(fixture: &Fixture) -> Value {
     let response = fixture
         .raw
         .get(format!("{}/openapi.json", fixture.api))
@@ -182,7 +180,14 @@ async fn every_described_endpoint_is_served_and_authenticated() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let document: Value = response.json().await.unwrap();
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_described_endpoint_is_served_and_authenticated() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let document = served_document(&fixture).await;
     assert_eq!(document["openapi"], "3.1.0");
     // The document the CLI prints is the one served.
     assert_eq!(provost::http::openapi_document(&fixture.config), document);
@@ -276,15 +281,7 @@ async fn answers_have_the_described_shapes() {
         "openapi-test".into(),
     ));
     tokio::spawn(executor.run(fixture.work.clone()));
-    let document: Value = fixture
-        .raw
-        .get(format!("{}/openapi.json", fixture.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = served_document(&fixture).await;
     let api = Described {
         api: fixture.api.clone(),
         document,
