@@ -59,16 +59,22 @@ fn judge<W: Write>(
     if last_login.is_some_and(|at| at >= cutoff) {
         return Ok(());
     }
-    let mut names: Vec<&str> = grants
+    let held: Vec<(&str, (&str, &str))> = grants
         .iter()
-        .filter(|g| REVIEWED.contains(&g.kind.as_str()))
-        .map(|g| g.api_name.as_str())
+        .map(|g| {
+            (
+                g.entitlement_id.as_str(),
+                context.kind_and_name(&g.entitlement_id),
+            )
+        })
+        .collect();
+    let mut names: Vec<&str> = held
+        .iter()
+        .filter(|(_, (kind, _))| REVIEWED.contains(kind))
+        .map(|(_, (_, name))| *name)
         .collect();
     if let Some(key) = &params.entitlement {
-        if !grants
-            .iter()
-            .any(|g| &g.entitlement_id == key || &g.api_name == key)
-        {
+        if !held.iter().any(|(id, (_, name))| id == key || name == key) {
             return Ok(());
         }
     }

@@ -143,14 +143,15 @@ fn rows_of_user<W: Write>(
     }
     let mut paths = Vec::new();
     for grant in grants {
-        match (grant.kind.as_str(), grant.source.as_str()) {
+        let (kind, api_name) = context.kind_and_name(&grant.entitlement_id);
+        match (kind, grant.source.as_str()) {
             ("profile", _) => {
                 if let Some(set) = profile_sets.get(grant.entitlement_id.as_str()) {
                     paths.push(Path {
                         set_id: set,
                         via_type: "profile",
                         via_id: &grant.entitlement_id,
-                        via_api_name: &grant.api_name,
+                        via_api_name: api_name,
                         component: None,
                         grant,
                     });
@@ -160,7 +161,7 @@ fn rows_of_user<W: Write>(
                 set_id: &grant.entitlement_id,
                 via_type: "permission_set",
                 via_id: &grant.entitlement_id,
-                via_api_name: &grant.api_name,
+                via_api_name: api_name,
                 component: None,
                 grant,
             }),
@@ -175,7 +176,7 @@ fn rows_of_user<W: Write>(
                         via_type: "permission_set_group",
                         via_id: group,
                         via_api_name: group_name,
-                        component: Some((&grant.entitlement_id, &grant.api_name)),
+                        component: Some((&grant.entitlement_id, api_name)),
                         grant,
                     });
                 }

@@ -51,12 +51,13 @@ pub(super) async fn write(
                 user = Some(held.account.id.clone());
                 values = user_values(context, &held.account);
             }
+            let entitlement = context.entitlements.get(&held.entitlement_id);
             values.truncate(USER_COLUMNS.len());
             values.extend([
-                json!(held.kind),
+                json!(entitlement.map(|e| e.kind.as_str())),
                 json!(held.entitlement_id),
-                json!(held.api_name),
-                json!(held.label),
+                json!(entitlement.map(|e| &e.api_name)),
+                json!(entitlement.map(|e| &e.label)),
                 json!(held_through(context, held)),
                 json!(held.grant_id),
                 super::time_value(held.since),
@@ -79,7 +80,7 @@ fn held_through(context: &Context, held: &crate::store::reports::HeldEntitlement
             .map_or(group, |e| e.api_name.as_str());
         return format!("permission_set_group:{name}");
     }
-    if held.source == "profile" && held.kind != "profile" {
+    if held.source == "profile" && context.kind_and_name(&held.entitlement_id).0 != "profile" {
         let profile = held
             .account
             .attributes

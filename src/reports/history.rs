@@ -8,17 +8,12 @@ use std::sync::Arc;
 use provost_connector::model::{Account, Grant};
 use serde_json::Value;
 
-use super::Context;
 use crate::store::reports::HeldEntitlement;
 use crate::store::sync::{ChangeOp, ChangeRecord, Entity};
 
 /// The grants `users` held, in (user, grant) order, given every change of theirs up to the
 /// time in question (in id order).
-pub(super) fn held_at(
-    context: &Context,
-    users: &[String],
-    changes: &[ChangeRecord],
-) -> Vec<HeldEntitlement> {
+pub(super) fn held_at(users: &[String], changes: &[ChangeRecord]) -> Vec<HeldEntitlement> {
     // The last change of each user, and of each grant with the change that made it what it
     // was (its creation, or the last move to another entitlement).
     let mut accounts: BTreeMap<&str, &ChangeRecord> = BTreeMap::new();
@@ -80,16 +75,12 @@ pub(super) fn held_at(
             else {
                 continue;
             };
-            let entitlement = context.entitlements.get(&grant.entitlement_id);
             held.push(HeldEntitlement {
                 account: account.clone(),
                 grant_id: grant.id,
                 entitlement_id: grant.entitlement_id,
                 source: grant.source.encode(),
                 expires_at: grant.expires_at,
-                kind: entitlement.map_or_else(String::new, |e| e.kind.as_str().to_owned()),
-                api_name: entitlement.map_or_else(String::new, |e| e.api_name.clone()),
-                label: entitlement.map_or_else(String::new, |e| e.label.clone()),
                 since: made.map(|c| c.observed_at),
                 request_id: made.and_then(|c| c.request_id),
             });

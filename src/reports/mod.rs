@@ -181,7 +181,7 @@ impl Pages {
                         Some(last) => self.user_after = last.clone(),
                         None => self.done = true,
                     }
-                    history::held_at(context, &users, &changes)
+                    history::held_at(&users, &changes)
                 }
             };
             if !page.is_empty() {
@@ -248,6 +248,14 @@ struct Context {
 }
 
 impl Context {
+    /// The kind and API name of entitlement `id`; empty for one a sync added after the report
+    /// read the catalog (grants reference stored entitlements).
+    fn kind_and_name(&self, id: &str) -> (&str, &str) {
+        self.entitlements
+            .get(id)
+            .map_or(("", ""), |e| (e.kind.as_str(), e.api_name.as_str()))
+    }
+
     fn name_of(&self, id: Option<&str>) -> Value {
         id.and_then(|id| self.entitlements.get(id))
             .map_or(Value::Null, |e| json!(e.api_name))

@@ -247,6 +247,7 @@ macro_rules! impl_provisioning_store {
             tx: &mut sqlx::Transaction<'_, $db>,
             org: OrgId,
             request: i64,
+            observed_at: time::OffsetDateTime,
             resource: &str,
             entity: super::sync::Entity,
             object_id: &str,
@@ -283,7 +284,7 @@ macro_rules! impl_provisioning_store {
             .bind(before.map(sqlx::types::Json))
             .bind(after.map(sqlx::types::Json))
             .bind(digest)
-            .bind(time::OffsetDateTime::now_utc())
+            .bind(observed_at)
             .execute(&mut **tx)
             .await?;
             Ok(())
@@ -322,23 +323,25 @@ macro_rules! impl_provisioning_store {
         ) -> Result<(), StoreError> {
             use super::provisioning::Effect;
             use sqlx::FromRow;
+            let now = time::OffsetDateTime::now_utc();
             match effect {
                 Effect::GrantSaved { resource, grant } => {
                     let before = Self::stored_grant_in(tx, org, &grant.id)
                         .await?
                         .map(|(value, _)| value);
                     let digest = super::digest::of(grant);
-                    let saved = sqlx::query(
+                    let saved = sqlx::query(&format!(
                         "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
-                         expires_at, attributes, resource, digest) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                         expires_at, attributes, resource, digest, since, request_id) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
                          WHERE EXISTS (SELECT 1 FROM accounts WHERE org_id = $1 AND id = $3) \
                          AND EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1 AND id = $4) \
                          ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
                          entitlement_id = excluded.entitlement_id, source = excluded.source, \
                          expires_at = excluded.expires_at, attributes = excluded.attributes, \
-                         resource = excluded.resource, digest = excluded.digest",
-                    )
+                         resource = excluded.resource, digest = excluded.digest, {}",
+                        sync_queries::SINCE_ON_CONFLICT
+                    ))
                     .bind(org.0)
                     .bind(&grant.id)
                     .bind(&grant.account_id)
@@ -348,13 +351,15 @@ macro_rules! impl_provisioning_store {
                     .bind(sqlx::types::Json(&grant.attributes))
                     .bind(*resource)
                     .bind(digest)
+                    .bind(now)
+                    .bind(request)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     if saved == 1 {
                         let after = serde_json::to_value(grant).expect("grants serialise");
                         Self::record_change_in(
-                            tx, org, request, resource, super::sync::Entity::Grant, &grant.id,
+                            tx, org, request, now, resource, super::sync::Entity::Grant, &grant.id,
                             before, Some(after), digest,
                         )
                         .await?;
@@ -376,7 +381,7 @@ macro_rules! impl_provisioning_store {
                     .await?;
                     if let Some((before, resource)) = before {
                         Self::record_change_in(
-                            tx, org, request, &resource, super::sync::Entity::Grant, id,
+                            tx, org, request, now, &resource, super::sync::Entity::Grant, id,
                             Some(before), None, 0,
                         )
                         .await?;
@@ -424,7 +429,7 @@ macro_rules! impl_provisioning_store {
                     .await?;
                     let after = serde_json::to_value(account).expect("accounts serialise");
                     Self::record_change_in(
-                        tx, org, request, resource, super::sync::Entity::Account, &account.id,
+                        tx, org, request, now, resource, super::sync::Entity::Account, &account.id,
                         before, Some(after), digest,
                     )
                     .await?;

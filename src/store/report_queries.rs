@@ -10,19 +10,13 @@ use time::OffsetDateTime;
 use super::reports::HeldEntitlement;
 
 /// Driven by the grants index (org_id, account_id, id), so each page is an index range read
-/// in order (a row-value keyset: no sort, nothing read twice). `since` and `request_id` come
-/// from the change that made a grant what it is now: its creation, or for a user's profile or
-/// role (whose grant id stays) the last update that changed the entitlement. The page's users
-/// are read afterwards, once each.
-pub(super) const HELD_SELECT: &str = "SELECT g.account_id, g.id AS grant_id, g.entitlement_id, \
-    g.source, g.expires_at, e.kind, e.api_name, e.label, c.observed_at AS since, c.request_id \
-    FROM grants g \
-    JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-    LEFT JOIN changes c ON c.id = (SELECT MAX(c2.id) FROM changes c2 \
-        WHERE c2.org_id = g.org_id AND c2.entity = 'grant' AND c2.object_id = g.id \
-        AND (c2.op = 'created' OR (c2.op = 'updated' AND c2.fields LIKE '%\"entitlement_id\"%'))) \
-    WHERE g.org_id = $1 AND (g.account_id, g.id) > ($2, $3) \
-    ORDER BY g.account_id, g.id LIMIT $4";
+/// in order (a row-value keyset: no sort, nothing read twice). The entitlements' names come
+/// from the report's catalog, and the page's users are read afterwards, once each: a row is
+/// the grant's own columns only.
+pub(super) const HELD_SELECT: &str = "SELECT account_id, id AS grant_id, entitlement_id, \
+    source, expires_at, since, request_id FROM grants \
+    WHERE org_id = $1 AND (account_id, id) > ($2, $3) \
+    ORDER BY account_id, id LIMIT $4";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct HeldRow {
@@ -31,9 +25,6 @@ pub(super) struct HeldRow {
     entitlement_id: String,
     source: String,
     expires_at: Option<OffsetDateTime>,
-    kind: String,
-    api_name: String,
-    label: String,
     since: Option<OffsetDateTime>,
     request_id: Option<i64>,
 }
@@ -48,9 +39,6 @@ impl HeldRow {
             entitlement_id: self.entitlement_id,
             source: self.source,
             expires_at: self.expires_at,
-            kind: self.kind,
-            api_name: self.api_name,
-            label: self.label,
             since: self.since,
             request_id: self.request_id,
         })

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::sync::ChangeRecord;
 use super::{OrgId, StoreError};
 
-/// One grant of one user, with the entitlement and where the grant came from.
+/// One grant of one user, and where the grant came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldEntitlement {
     /// Shared by the user's grants in a page (read once per user).
@@ -19,9 +19,6 @@ pub struct HeldEntitlement {
     /// `direct`, `profile` or `group:ID` (see `GrantSource::encode`).
     pub source: String,
     pub expires_at: Option<OffsetDateTime>,
-    pub kind: String,
-    pub api_name: String,
-    pub label: String,
     /// When Provost first saw the grant as it is now: the change that created it (or, for a
     /// user's profile and role, last pointed it at this entitlement).
     pub since: Option<OffsetDateTime>,
@@ -31,7 +28,7 @@ pub struct HeldEntitlement {
 
 #[async_trait]
 pub trait ReportStore: Send + Sync {
-    /// Grants with their users and entitlements in (user id, grant id) order, after the
+    /// Grants with their users in (user id, grant id) order, after the
     /// position `after`.
     async fn held_entitlements(
         &self,

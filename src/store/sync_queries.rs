@@ -149,6 +149,15 @@ impl TryFrom<ChangeRow> for ChangeRecord {
     }
 }
 
+/// The `ON CONFLICT (org_id, id) DO UPDATE` assignments of a grant's `since` and
+/// `request_id`: kept while the grant's entitlement stays, taken from the new row when it
+/// changes (the change recorded with it names the entitlement among its fields).
+pub(super) const SINCE_ON_CONFLICT: &str = "\
+    since = CASE WHEN grants.entitlement_id = excluded.entitlement_id \
+        THEN grants.since ELSE excluded.since END, \
+    request_id = CASE WHEN grants.entitlement_id = excluded.entitlement_id \
+        THEN grants.request_id ELSE excluded.request_id END";
+
 /// How a backend reads a field of a staged change's JSON after-value in SQL.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Dialect {
@@ -247,19 +256,23 @@ impl Dialect {
             kind = self.text("source.type"),
             group = self.text("source.group_id"),
         );
+        // A grant's `since` and `request_id` are those of the change that created it or last
+        // changed its entitlement (a user's profile and role keep their grant id).
         let grants = format!(
             "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
-             attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest{} \
+             attributes, resource, digest, since, request_id) \
+             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest, \
+             observed_at, request_id{} \
              ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
              entitlement_id = excluded.entitlement_id, source = excluded.source, \
              expires_at = excluded.expires_at, attributes = excluded.attributes, \
-             resource = excluded.resource, digest = excluded.digest",
+             resource = excluded.resource, digest = excluded.digest, {}",
             self.text("account_id"),
             self.text("entitlement_id"),
             self.timestamp("expires_at"),
             self.json("attributes"),
             from("grant"),
+            SINCE_ON_CONFLICT,
         );
         [accounts, entitlements, grants]
     }

@@ -704,6 +704,36 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
         assert_eq!(deactivated["after"], r#"{"active":false}"#);
         assert!(manifest.parameters["since"].is_string());
 
+        // The entitlements report says since when each grant is held as it is: the profile
+        // changed in Salesforce since the resync that saw it (its grant id stayed), the
+        // Provost grant since its request's change, and the rest since the first sync.
+        let (bytes, _) =
+            generate(&fixture, Report::Entitlements, &Params::default(), Format::Csv).await;
+        let held = parse_csv(&bytes);
+        let row_of = |user: &str, entitlement: &str| {
+            held.iter()
+                .find(|r| r["user_id"] == user && r["entitlement_id"] == entitlement)
+                .unwrap_or_else(|| panic!("{user} holds {entitlement}"))
+        };
+        let changed = row_of(u1, &after_profile);
+        assert_eq!(changed["assigned_since"], profile["observed_at"]);
+        assert!(changed["request_id"].is_empty());
+        let granted = row_of(&granted_user.id, &granted_set.id);
+        assert_eq!(granted["assigned_since"], provost["observed_at"]);
+        assert_eq!(granted["request_id"], request_id.to_string());
+        let at = |text: &str| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| panic!("a time: {text:?}"))
+        };
+        let untouched: Vec<_> = held
+            .iter()
+            .filter(|r| r["user_id"] != *u1 && r["user_id"] != *u2 && r["request_id"].is_empty())
+            .collect();
+        assert!(untouched.len() > 100);
+        assert!(untouched
+            .iter()
+            .all(|r| at(&r["assigned_since"]) < at(&profile["observed_at"])));
+
         // A window that ends before the org was first synced holds nothing; one that ends
         // at `start` holds the first sync's creations and none of the changes after it.
         let (bytes, _) = generate(
