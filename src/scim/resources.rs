@@ -21,26 +21,45 @@ fn text(value: Option<&Value>) -> Option<&str> {
     value?.as_str().filter(|s| !s.is_empty())
 }
 
-/// Drops null members, so unassigned attributes are left out as RFC 7643 asks.
-fn compact(value: Value) -> Value {
+/// Drops null members, so unassigned attributes are left out as RFC 7643 asks (and objects
+/// left empty by that). In place: a rendered page holds thousands of members.
+fn compact(mut value: Value) -> Value {
+    compact_in_place(&mut value);
+    value
+}
+
+fn compact_in_place(value: &mut Value) {
     match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, compact(v)))
-                .filter(|(_, v)| !matches!(v, Value::Object(m) if m.is_empty()))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(compact).collect()),
-        other => other,
+        Value::Object(map) => map.retain(|_, v| {
+            compact_in_place(v);
+            !v.is_null() && !matches!(v, Value::Object(m) if m.is_empty())
+        }),
+        Value::Array(items) => items.iter_mut().for_each(compact_in_place),
+        _ => {}
     }
 }
 
 /// `W/"..."`: a digest of everything the resource shows but its meta.
 fn version(resource: &Value) -> String {
-    let digest = Sha256::digest(resource.to_string().as_bytes());
+    let mut digest = Digesting(Sha256::new());
+    serde_json::to_writer(&mut digest, resource).expect("JSON values serialise");
+    let digest = digest.0.finalize();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("W/\"{hex}\"")
+}
+
+/// Feeds what is written to a digest.
+struct Digesting(Sha256);
+
+impl std::io::Write for Digesting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn finish(

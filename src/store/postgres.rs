@@ -58,4 +58,4 @@ impl_report_store!(
     sqlx::Postgres,
     "(COALESCE(c.after, c.before) ->> 'account_id')"
 );
-impl_scim_store!(PostgresStore, sqlx::Postgres, "a.attributes::text");
+impl_scim_store!(PostgresStore, sqlx::Postgres);

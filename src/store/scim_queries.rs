@@ -2,74 +2,45 @@
 //! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
 //! query builder: text as is (constants of the code), values as bound parameters.
 
-/// An account of a page with one of its grants (none: the grant columns are null). The
-/// account's attributes come as text, parsed once per account rather than once per grant.
+/// A grant of an account of a page, with its entitlement's kind and label.
 #[derive(sqlx::FromRow)]
-pub(super) struct AccountGrantRow {
-    pub(super) id: String,
-    username: String,
-    email: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    display_name: String,
-    active: bool,
-    user_type: Option<String>,
-    attributes: String,
-    pub(super) entitlement_id: Option<String>,
-    pub(super) kind: Option<String>,
-    pub(super) label: Option<String>,
-    pub(super) source: Option<String>,
+pub(super) struct PageGrantRow {
+    account_id: String,
+    entitlement_id: String,
+    kind: String,
+    label: String,
+    source: String,
 }
 
-impl AccountGrantRow {
-    pub(super) fn account(&self) -> Result<provost_connector::model::Account, super::StoreError> {
-        Ok(provost_connector::model::Account {
-            id: self.id.clone(),
-            username: self.username.clone(),
-            email: self.email.clone(),
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            display_name: self.display_name.clone(),
-            active: self.active,
-            user_type: self.user_type.clone(),
-            attributes: serde_json::from_str(&self.attributes).map_err(|err| {
-                super::StoreError::Corrupt {
-                    what: "account attributes",
-                    detail: err.to_string(),
-                }
-            })?,
-        })
-    }
-}
-
-type AccountWithGrants = (
+/// The page's accounts, in their order, each with its grants (read in account order).
+pub(super) fn accounts_with_grants(
+    accounts: Vec<provost_connector::model::Account>,
+    grants: Vec<PageGrantRow>,
+) -> Vec<(
     provost_connector::model::Account,
     Vec<super::scim::UserGrant>,
-);
-
-/// Rows in account order as accounts, each with its grants.
-pub(super) fn accounts_with_grants(
-    rows: Vec<AccountGrantRow>,
-) -> Result<Vec<AccountWithGrants>, super::StoreError> {
-    let mut page: Vec<AccountWithGrants> = Vec::new();
-    for row in rows {
-        if page.last().is_none_or(|(a, _)| a.id != row.id) {
-            page.push((row.account()?, Vec::new()));
-        }
-        let (account, grants) = page.last_mut().expect("just pushed");
-        if let (Some(entitlement_id), Some(kind), Some(label), Some(source)) =
-            (row.entitlement_id, row.kind, row.label, row.source)
-        {
-            grants.push(super::scim::UserGrant {
-                account_id: account.id.clone(),
-                entitlement_id,
-                kind,
-                label,
-                source,
+)> {
+    let mut by_account: std::collections::HashMap<String, Vec<super::scim::UserGrant>> =
+        std::collections::HashMap::new();
+    for row in grants {
+        by_account
+            .entry(row.account_id.clone())
+            .or_default()
+            .push(super::scim::UserGrant {
+                account_id: row.account_id,
+                entitlement_id: row.entitlement_id,
+                kind: row.kind,
+                label: row.label,
+                source: row.source,
             });
-        }
     }
-    Ok(page)
+    accounts
+        .into_iter()
+        .map(|account| {
+            let grants = by_account.remove(&account.id).unwrap_or_default();
+            (account, grants)
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -80,9 +51,8 @@ pub(super) struct MemberRow {
 }
 
 /// Implements [`ScimStore`](super::scim::ScimStore) for a backend with a `pool` field.
-/// `$attributes_text` reads an account's attributes as text (a cast on PostgreSQL's JSONB).
 macro_rules! impl_scim_store {
-    ($store:ty, $db:ty, $attributes_text:expr) => {
+    ($store:ty, $db:ty) => {
         impl $store {
             fn scim_where(
                 builder: &mut sqlx::QueryBuilder<'_, $db>,
@@ -210,14 +180,13 @@ macro_rules! impl_scim_store {
                         return Ok(Vec::new());
                     }
                     // The page's ids in a subquery (read from an index, even deep in the list),
-                    // then each account and its grants joined to them.
-                    let mut builder = sqlx::QueryBuilder::<$db>::new(concat!(
+                    // then each account joined to them; then the grants of those accounts.
+                    // Two queries, so the accounts' wide attributes are neither repeated per
+                    // grant nor carried through the grants' sort.
+                    let mut builder = sqlx::QueryBuilder::<$db>::new(
                         "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
-                         a.display_name, a.active, a.user_type, ",
-                        $attributes_text,
-                        " AS attributes, g.entitlement_id, e.kind, e.label, g.source \
-                         FROM (SELECT a.id"
-                    ));
+                         a.display_name, a.active, a.user_type, a.attributes FROM (SELECT a.id",
+                    );
                     Self::scim_where(&mut builder, org, &query);
                     builder.push(" ORDER BY ");
                     builder.push(query.order);
@@ -226,19 +195,30 @@ macro_rules! impl_scim_store {
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
                     // CROSS JOIN keeps SQLite's loop over the page, not over every account.
-                    builder.push(
-                        ") p CROSS JOIN accounts a \
-                         LEFT JOIN grants g ON g.org_id = a.org_id AND g.account_id = a.id \
-                         LEFT JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-                         WHERE a.org_id = ",
-                    );
+                    builder.push(") p CROSS JOIN accounts a WHERE a.org_id = ");
                     builder.push_bind(org.0);
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
-                    builder.push(", e.kind, e.label, g.entitlement_id");
-                    let rows: Vec<scim_queries::AccountGrantRow> =
+                    let rows: Vec<queries::AccountRow> =
                         builder.build_query_as().fetch_all(&self.pool).await?;
-                    scim_queries::accounts_with_grants(rows)
+                    let accounts: Vec<Account> = rows.into_iter().map(Account::from).collect();
+                    if accounts.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+                    let mut builder = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT g.account_id, g.entitlement_id, e.kind, e.label, g.source \
+                         FROM grants g \
+                         JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
+                         WHERE g.org_id = ",
+                    );
+                    builder.push_bind(org.0);
+                    builder.push(" AND g.account_id IN ");
+                    Self::push_ids(&mut builder, &ids);
+                    builder.push(" ORDER BY g.account_id, e.kind, e.label, g.entitlement_id");
+                    let grants: Vec<scim_queries::PageGrantRow> =
+                        builder.build_query_as().fetch_all(&self.pool).await?;
+                    Ok(scim_queries::accounts_with_grants(accounts, grants))
                 };
                 self.scim_page_with_total(org, &query, page).await
             }
