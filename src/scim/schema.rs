@@ -365,21 +365,21 @@ const ENTERPRISE_ATTRS: &[Attr] = &[
 ];
 
 const PROVOST_USER_ATTRS: &[Attr] = &[
-    read_only(exact(text(
+    exact(text(
         "profileId",
         Source::Json("ProfileId"),
-        "The profile's id.",
-    ))),
+        "The profile's id; writing another changes the user's profile.",
+    )),
     read_only(text(
         "profile",
         Source::LabelOf("ProfileId"),
         "The profile's name.",
     )),
-    read_only(exact(text(
+    exact(text(
         "roleId",
         Source::Json("UserRoleId"),
-        "The role's id.",
-    ))),
+        "The role's id; writing another changes the user's role, removing it removes the role.",
+    )),
     read_only(text(
         "role",
         Source::LabelOf("UserRoleId"),
@@ -400,12 +400,12 @@ const PROVOST_USER_ATTRS: &[Attr] = &[
         Source::Json("FederationIdentifier"),
         "The SAML federation id (also served as externalId).",
     ))),
-    read_only(attr(
+    attr(
         "frozen",
         Type::Boolean,
         Source::JsonBool("IsFrozen"),
-        "Whether the user's login is frozen.",
-    )),
+        "Whether the user's login is frozen; writing it freezes or unfreezes the user.",
+    ),
     read_only(attr(
         "lastLogin",
         Type::DateTime,

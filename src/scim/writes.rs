@@ -1,6 +1,7 @@
 //! SCIM writes as access requests. A POST, PUT, PATCH or DELETE is compared with the resource
 //! as stored, and each difference becomes the request that makes it in Salesforce (create,
-//! update, deactivate or reactivate a user; grant or revoke a Group), planned and checked
+//! update, deactivate or reactivate a user; change their profile or role, freeze or unfreeze
+//! them; grant or revoke a Group), planned and checked
 //! like any other, approved by the SCIM client (its identity provider decided the
 //! assignment) and carried out by the provisioning executor with its audit trail and
 //! exactly-once guarantee. The answer waits until Salesforce confirmed every write.
@@ -196,6 +197,71 @@ fn user_changes(
         &mut changes.federation_id,
     );
     Ok(any.then_some(changes))
+}
+
+/// The profile, role and freeze changes from `current` to `desired`, through the Provost
+/// extension's `profileId`, `roleId` and `frozen`. A PUT that leaves one out keeps it (an
+/// identity provider that does not know the extension must not strip users' access); a PATCH
+/// that removes the role removes it, and one that removes the profile is refused, since every
+/// Salesforce user has one.
+fn access_changes(
+    user: &str,
+    current: &Value,
+    desired: &Value,
+    mode: Mode,
+) -> Result<Vec<RequestInput>, ScimError> {
+    let at = |doc, key| text_at(doc, &[schema::PROVOST_USER, key]);
+    let mut inputs = Vec::new();
+    let to = |action, entitlement: Option<&str>| {
+        let mut change = input(action, user);
+        change.entitlement = entitlement.map(|id| EntitlementRef::Id(id.to_owned()));
+        change
+    };
+    let (now, want) = (at(current, "profileId"), at(desired, "profileId"));
+    match want {
+        Some(profile) if Some(profile) != now => {
+            inputs.push(to(Action::ChangeProfile, Some(profile)))
+        }
+        None if mode == Mode::Patch && now.is_some() => {
+            return Err(ScimError::mutability(format!(
+                "{}:profileId cannot be removed: every Salesforce user has a profile; replace it with another profile's id",
+                schema::PROVOST_USER
+            )))
+        }
+        _ => {}
+    }
+    let (now, want) = (at(current, "roleId"), at(desired, "roleId"));
+    match want {
+        Some(role) if Some(role) != now => inputs.push(to(Action::ChangeRole, Some(role))),
+        None if mode == Mode::Patch && now.is_some() => inputs.push(to(Action::ChangeRole, None)),
+        _ => {}
+    }
+    let frozen = |doc: &Value| -> Result<Option<bool>, ScimError> {
+        let value = doc
+            .as_object()
+            .and_then(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(schema::PROVOST_USER))
+            })
+            .and_then(|(_, ext)| ext.as_object())
+            .and_then(|ext| ext.iter().find(|(k, _)| k.eq_ignore_ascii_case("frozen")))
+            .map(|(_, v)| v);
+        match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => as_bool(value).map(Some).ok_or_else(|| {
+                ScimError::invalid_value(format!("frozen must be true or false, not {value}"))
+            }),
+        }
+    };
+    let was = frozen(current)?.unwrap_or(false);
+    match frozen(desired)? {
+        Some(true) if !was => inputs.push(to(Action::FreezeUser, None)),
+        Some(false) if was => inputs.push(to(Action::UnfreezeUser, None)),
+        // A PATCH that removes `frozen` unfreezes: its absence reads as false.
+        None if mode == Mode::Patch && was => inputs.push(to(Action::UnfreezeUser, None)),
+        _ => {}
+    }
+    Ok(inputs)
 }
 
 fn input(action: Action, user: &str) -> RequestInput {
@@ -394,6 +460,7 @@ impl Writer<'_> {
                 ));
             }
         }
+        inputs.extend(access_changes(id, current, desired, mode)?);
         // All checked first; then one at a time, since two writes of one user record must not
         // share a batch.
         self.check(&inputs).await?;

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use provost::provisioning::executor::Executor;
+use provost_connector::model::EntitlementKind;
 use provost_salesforce::preflight::EXTERNAL_USER_TYPES;
 use serde_json::{json, Value};
 
@@ -489,6 +490,98 @@ async fn writes_reach_salesforce_through_requests() {
             .ask(json!({"action": "update_user", "user": user.id, "changes": {"email": "not-an-email"}, "justification": "t"}))
             .await;
         assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_field")), "{refused}");
+        fixture.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn profile_role_and_freeze_are_written_through_the_provost_extension() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, _) = scim_fixture(store).await;
+        const EXT: &str = "urn:provost:scim:schemas:extension:salesforce:2.0:User";
+        let users = fixture.users().await;
+        let user = &users[3];
+        let license = user.attributes["UserLicenseId"].as_str().unwrap();
+        let profile = fixture
+            .entitlements(EntitlementKind::Profile)
+            .await
+            .into_iter()
+            .find(|p| {
+                p.attributes["UserLicenseId"].as_str() == Some(license)
+                    && Some(p.id.as_str()) != user.attributes["ProfileId"].as_str()
+            })
+            .expect("another profile of the user's license");
+        let role = fixture
+            .entitlements(EntitlementKind::Role)
+            .await
+            .into_iter()
+            .find(|r| Some(r.id.as_str()) != user.attributes["UserRoleId"].as_str())
+            .unwrap();
+        let path = format!("/Users/{}", user.id);
+        let in_salesforce = |field: &'static str| {
+            let fixture = &fixture;
+            let id = user.id.clone();
+            async move {
+                fixture.rows(&format!("SELECT {field} FROM User WHERE Id = '{id}'")).await[0][field].clone()
+            }
+        };
+        let frozen_in_salesforce = || {
+            let fixture = &fixture;
+            let id = user.id.clone();
+            async move {
+                fixture.rows(&format!("SELECT IsFrozen FROM UserLogin WHERE UserId = '{id}'")).await[0]["IsFrozen"].clone()
+            }
+        };
+
+        // Another profile, another role: each a request carried out in Salesforce.
+        let (status, patched) = scim
+            .patch(&path, json!([
+                {"op": "replace", "path": format!("{EXT}:profileId"), "value": profile.id},
+                {"op": "replace", "path": format!("{EXT}:roleId"), "value": role.id},
+            ]))
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched[EXT]["profileId"], profile.id.as_str());
+        assert_eq!(patched[EXT]["roleId"], role.id.as_str());
+        assert_eq!(in_salesforce("ProfileId").await, profile.id.as_str());
+        assert_eq!(in_salesforce("UserRoleId").await, role.id.as_str());
+        let actions: Vec<String> = fixture.requests(None).await.into_iter().map(|r| r.action).collect();
+        assert!(actions.contains(&"change_profile".to_owned()) && actions.contains(&"change_role".to_owned()), "{actions:?}");
+
+        // Frozen, then unfrozen the way Entra ID writes booleans.
+        let (status, patched) = scim.patch(&path, json!([{"op": "replace", "path": format!("{EXT}:frozen"), "value": true}])).await;
+        assert_eq!((status, patched[EXT]["frozen"].clone()), (200, json!(true)), "{patched}");
+        assert_eq!(frozen_in_salesforce().await, true);
+        let (status, patched) = scim.patch(&path, json!([{"op": "Replace", "path": format!("{EXT}:frozen"), "value": "False"}])).await;
+        assert_eq!((status, patched[EXT]["frozen"].clone()), (200, json!(false)), "{patched}");
+        assert_eq!(frozen_in_salesforce().await, false);
+
+        // A PUT that leaves the extension out keeps profile, role and freeze: no request.
+        let before = fixture.requests(None).await.len();
+        let mut replaced = scim.ok(&path).await;
+        replaced.as_object_mut().unwrap().remove(EXT);
+        let (status, put, _) = scim.call(reqwest::Method::PUT, &path, Some(replaced), &[]).await;
+        assert_eq!(status, 200, "{put}");
+        assert_eq!(put[EXT]["profileId"], profile.id.as_str());
+        assert_eq!(fixture.requests(None).await.len(), before);
+
+        // Removing the role removes it; removing the profile is refused, as is one that does
+        // not exist, and nothing is asked of Salesforce for them.
+        let (status, patched) = scim.patch(&path, json!([{"op": "remove", "path": format!("{EXT}:roleId")}])).await;
+        assert_eq!(status, 200, "{patched}");
+        assert!(patched[EXT].get("roleId").is_none(), "{patched}");
+        assert_eq!(in_salesforce("UserRoleId").await, Value::Null);
+        let before = fixture.requests(None).await.len();
+        let (status, error) = scim.patch(&path, json!([{"op": "remove", "path": format!("{EXT}:profileId")}])).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("mutability")), "{error}");
+        let (status, error) = scim.patch(&path, json!([{"op": "replace", "path": format!("{EXT}:profileId"), "value": "00e5g000000ZZZZAAA"}])).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidValue")), "{error}");
+        assert_eq!(fixture.requests(None).await.len(), before);
+        assert_eq!(in_salesforce("ProfileId").await, profile.id.as_str());
+        // The names stay read-only.
+        let (status, error) = scim.patch(&path, json!([{"op": "replace", "path": format!("{EXT}:profile"), "value": "X"}])).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("mutability")), "{error}");
         fixture.stop().await;
     })
     .await;

@@ -5,7 +5,8 @@ Usage: SCIM_TOKEN=... python check.py BASE_URL
 Every check must succeed, except the CRUD and PATCH checks (each creates its object first) that Salesforce's own rules
 refuse, each with the exact refusal expected:
 - Users: the tester makes up a userName that is not shaped like an email address, and
-  Salesforce requires usernames to be (the create is refused before Salesforce is called);
+  Salesforce requires usernames to be (the create is refused before Salesforce is called),
+  and a profileId (writable: it changes the user's profile) that names no profile of the org;
 - Groups: they are Salesforce's permission sets, permission set groups and public groups,
   authored in Setup, not through SCIM;
 - Entitlements and Roles: read-only catalogs.
@@ -19,10 +20,10 @@ from scim2_cli.session import Session
 from scim2_tester import Status, check_server
 
 REFUSED = {
-    "User": "must have the form of an email address",
-    "Group": "does not create or delete Groups",
-    "Entitlement": "read-only catalog",
-    "Role": "read-only catalog",
+    "User": ("must have the form of an email address", "with profile named"),
+    "Group": ("does not create or delete Groups",),
+    "Entitlement": ("read-only catalog",),
+    "Role": ("read-only catalog",),
 }
 
 
@@ -46,7 +47,7 @@ def main() -> int:
             passed += 1
         elif (
             result.resource_type in REFUSED
-            and REFUSED[result.resource_type] in (result.reason or "")
+            and any(r in (result.reason or "") for r in REFUSED[result.resource_type])
             and any(t.startswith(("crud", "patch")) for t in (result.tags or []))
         ):
             expected += 1
