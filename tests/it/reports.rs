@@ -15,7 +15,7 @@ use provost_salesforce::preflight::EXTERNAL_USER_TYPES;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{bearer_client, on_each_backend};
+use crate::helpers::{bearer_client, on_each_backend, TestDatabase};
 use crate::provisioning::{grant_body, Fixture};
 
 /// CSV text as rows keyed by column name.
@@ -906,4 +906,86 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         fixture.stop().await;
     })
     .await;
+}
+
+/// A database migrated before grants kept `since` and `request_id`: migration 0010 fills them
+/// in from the history, and the entitlements report comes out byte for byte as it does when the
+/// sync and the executor set them.
+#[tokio::test]
+async fn migrating_fills_in_since_and_request_of_stored_grants_from_their_history() {
+    for db in TestDatabase::all().await {
+        let store = db.store().await;
+        let fixture = Fixture::start(store.clone(), |_| {}).await;
+        let pairs = fixture.grantable_pairs(1).await;
+        let shown = fixture
+            .carry_out(grant_body(&pairs[0].0, "permission_set", &pairs[0].1))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let users = fixture.users().await;
+        let profile = users[1].attributes["ProfileId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let other = fixture
+            .rows(&format!(
+                "SELECT ProfileId FROM User WHERE ProfileId != '{profile}' AND UserType = 'Standard'"
+            ))
+            .await;
+        let response = fixture
+            .raw
+            .patch(format!(
+                "{}/__emulator/records/User/{}",
+                fixture.sf, users[1].id
+            ))
+            .json(&json!({"ProfileId": id(&other[0], "ProfileId")}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        resync(&fixture).await;
+        let all = Params::default();
+        let report = || generate(&fixture, Report::Entitlements, &all, Format::Csv);
+        let (kept, _) = report().await;
+
+        let dialect = if db.url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let migration = std::fs::read_to_string(format!(
+            "{}/migrations/{dialect}/0010_grant_since.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let backfill = &migration[migration.find("UPDATE grants").expect("the backfill")..];
+        let run = |sql: String| {
+            let url = db.url.clone();
+            async move {
+                use sqlx::Connection;
+                if url.starts_with("sqlite") {
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+                } else {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+                }
+            }
+        };
+        run("UPDATE grants SET since = NULL, request_id = NULL".to_owned()).await;
+        let (cleared, _) = report().await;
+        let rows = parse_csv(&cleared);
+        assert!(rows
+            .iter()
+            .all(|r| r["assigned_since"].is_empty() && r["request_id"].is_empty()));
+        run(backfill.to_owned()).await;
+        let (filled, _) = report().await;
+        assert_eq!(parse_csv(&kept).len(), rows.len());
+        assert!(
+            filled == kept,
+            "the backfilled report differs from the one the sync and executor made"
+        );
+        fixture.stop().await;
+        store.close().await;
+        db.drop_database().await;
+    }
 }
