@@ -271,6 +271,18 @@ impl Fixture {
             .unwrap()
     }
 
+    /// A profile `user` could move to: another one of the user's license.
+    pub(crate) async fn another_profile(&self, user: &Account) -> Option<Entitlement> {
+        let license = user.attributes["UserLicenseId"].as_str();
+        self.entitlements(EntitlementKind::Profile)
+            .await
+            .into_iter()
+            .find(|p| {
+                p.attributes["UserLicenseId"].as_str() == license
+                    && Some(p.id.as_str()) != user.attributes["ProfileId"].as_str()
+            })
+    }
+
     /// Grantable, license-free permission sets.
     pub(crate) async fn free_sets(&self) -> Vec<Entitlement> {
         self.entitlements(EntitlementKind::PermissionSet)
@@ -473,16 +485,7 @@ async fn every_action_reaches_salesforce_and_the_store_at_once_and_a_sync_confir
         .carry_out(json!({"action": "change_role", "user": user.username, "entitlement": {"type": "role", "name": role.api_name}}))
         .await;
     assert_eq!(done["state"], "completed", "{done}");
-    let license = user.attributes["UserLicenseId"].as_str().unwrap();
-    let profile = fixture
-        .entitlements(EntitlementKind::Profile)
-        .await
-        .into_iter()
-        .find(|p| {
-            p.attributes["UserLicenseId"].as_str() == Some(license)
-                && Some(p.id.as_str()) != user.attributes["ProfileId"].as_str()
-        });
-    if let Some(profile) = profile {
+    if let Some(profile) = fixture.another_profile(user).await {
         let done = fixture
             .carry_out(
                 json!({"action": "change_profile", "user": user.id, "entitlement": profile.id}),

@@ -502,15 +502,9 @@ async fn profile_role_and_freeze_are_written_through_the_provost_extension() {
         const EXT: &str = "urn:provost:scim:schemas:extension:salesforce:2.0:User";
         let users = fixture.users().await;
         let user = &users[3];
-        let license = user.attributes["UserLicenseId"].as_str().unwrap();
         let profile = fixture
-            .entitlements(EntitlementKind::Profile)
+            .another_profile(user)
             .await
-            .into_iter()
-            .find(|p| {
-                p.attributes["UserLicenseId"].as_str() == Some(license)
-                    && Some(p.id.as_str()) != user.attributes["ProfileId"].as_str()
-            })
             .expect("another profile of the user's license");
         let role = fixture
             .entitlements(EntitlementKind::Role)
