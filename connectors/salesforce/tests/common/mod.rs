@@ -6,9 +6,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use provost_connector::secret::Secret;
-use provost_salesforce::Credentials;
+use provost_salesforce::{ClientConfig, Credentials, RetryPolicy, SalesforceClient};
 use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
 use serde_json::Value;
 
@@ -29,6 +30,32 @@ impl Org {
             base,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// An org of the default (small) size.
+    pub async fn small() -> Org {
+        Org::start(EmulatorConfig::default()).await
+    }
+
+    /// A client of this org with quick retries (6 attempts, 5 to 40 ms apart).
+    pub fn client(&self, credentials: Credentials) -> SalesforceClient {
+        let mut config = ClientConfig::new(&self.base);
+        config.retry = RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(40),
+        };
+        SalesforceClient::new(config, credentials).unwrap()
+    }
+
+    /// Sets the emulator's fault injection.
+    pub async fn faults(&self, faults: Value) {
+        assert_eq!(
+            self.admin(reqwest::Method::PUT, "/faults", faults)
+                .await
+                .status(),
+            200
+        );
     }
 
     /// JWT bearer credentials for `username`, signed with the connected app's key.
