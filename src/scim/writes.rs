@@ -52,7 +52,8 @@ fn as_bool(value: &Value) -> Option<bool> {
     }
 }
 
-fn text_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v str> {
+/// The value at `path` (keys matched case-insensitively, as SCIM attribute names are).
+fn value_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v Value> {
     let mut at = doc;
     for key in path {
         at = at
@@ -61,7 +62,24 @@ fn text_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v str> {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)?;
     }
-    at.as_str()
+    Some(at)
+}
+
+fn text_at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v str> {
+    value_at(doc, path)?.as_str()
+}
+
+/// The boolean at `path`, if given (`"True"`/`"False"` too, as Entra ID sends them).
+fn bool_at(doc: &Value, path: &[&str]) -> Result<Option<bool>, ScimError> {
+    match value_at(doc, path) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => as_bool(value).map(Some).ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "{} must be true or false, not {value}",
+                path.last().copied().unwrap_or_default()
+            ))
+        }),
+    }
 }
 
 /// The email a user document gives: the primary one, else the first.
@@ -82,16 +100,7 @@ fn email_of(doc: &Value) -> Option<String> {
 }
 
 fn active_of(doc: &Value) -> Result<Option<bool>, ScimError> {
-    match doc.as_object().and_then(|o| {
-        o.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("active"))
-            .map(|(_, v)| v)
-    }) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => as_bool(value).map(Some).ok_or_else(|| {
-            ScimError::invalid_value(format!("active must be true or false, not {value}"))
-        }),
-    }
+    bool_at(doc, &["active"])
 }
 
 /// A user's own fields as a document gives them.
@@ -236,23 +245,7 @@ fn access_changes(
         None if mode == Mode::Patch && now.is_some() => inputs.push(to(Action::ChangeRole, None)),
         _ => {}
     }
-    let frozen = |doc: &Value| -> Result<Option<bool>, ScimError> {
-        let value = doc
-            .as_object()
-            .and_then(|o| {
-                o.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(schema::PROVOST_USER))
-            })
-            .and_then(|(_, ext)| ext.as_object())
-            .and_then(|ext| ext.iter().find(|(k, _)| k.eq_ignore_ascii_case("frozen")))
-            .map(|(_, v)| v);
-        match value {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => as_bool(value).map(Some).ok_or_else(|| {
-                ScimError::invalid_value(format!("frozen must be true or false, not {value}"))
-            }),
-        }
-    };
+    let frozen = |doc| bool_at(doc, &[schema::PROVOST_USER, "frozen"]);
     let was = frozen(current)?.unwrap_or(false);
     match frozen(desired)? {
         Some(true) if !was => inputs.push(to(Action::FreezeUser, None)),

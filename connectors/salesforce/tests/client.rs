@@ -121,13 +121,7 @@ async fn refresh_tokens_work_rotate_and_fail_clearly_when_revoked() {
         ..EmulatorConfig::default()
     })
     .await;
-    let admin_id = org
-        .emulator
-        .org
-        .read()
-        .user_by_username(&org.emulator.integration_username())
-        .unwrap();
-    let first = org.emulator.sessions.issue_refresh(admin_id);
+    let first = org.integration_refresh_token();
     let credentials = Credentials::RefreshToken {
         client_id: org.emulator.app.client_id.clone(),
         client_secret: None,
@@ -142,7 +136,7 @@ async fn refresh_tokens_work_rotate_and_fail_clearly_when_revoked() {
         "the rotated token replaces the first"
     );
 
-    let revoked = org.emulator.sessions.issue_refresh(admin_id);
+    let revoked = org.integration_refresh_token();
     org.emulator.sessions.revoke(&revoked);
     let stale = Credentials::RefreshToken {
         client_id: org.emulator.app.client_id.clone(),

@@ -44,13 +44,7 @@ async fn no_token_or_secret_reaches_a_log_line_or_an_error() {
 
     let org = Org::small().await;
     let app = &org.emulator.app;
-    let admin_id = org
-        .emulator
-        .org
-        .read()
-        .user_by_username(&org.emulator.integration_username())
-        .unwrap();
-    let refresh = org.emulator.sessions.issue_refresh(admin_id);
+    let refresh = org.integration_refresh_token();
     let client = org.client(Credentials::RefreshToken {
         client_id: app.client_id.clone(),
         client_secret: Some(Secret::new(app.client_secret.clone())),

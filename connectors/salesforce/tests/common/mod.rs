@@ -58,6 +58,17 @@ impl Org {
         );
     }
 
+    /// A new refresh token of the integration user, as a web server flow would have left.
+    pub fn integration_refresh_token(&self) -> String {
+        let user = self
+            .emulator
+            .org
+            .read()
+            .user_by_username(&self.emulator.integration_username())
+            .unwrap();
+        self.emulator.sessions.issue_refresh(user)
+    }
+
     /// JWT bearer credentials for `username`, signed with the connected app's key.
     pub fn jwt_as(&self, username: &str) -> Credentials {
         Credentials::JwtBearer {
