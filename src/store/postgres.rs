@@ -58,4 +58,8 @@ impl_report_store!(
     sqlx::Postgres,
     "(COALESCE(c.after, c.before) ->> 'account_id')"
 );
-impl_scim_store!(PostgresStore, sqlx::Postgres);
+impl_scim_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    scim_queries::POSTGRES_GRANTS_JSON
+);

@@ -31,7 +31,7 @@ impl From<OrgRow> for OrgRecord {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
-    id: String,
+    pub(super) id: String,
     username: String,
     email: Option<String>,
     first_name: Option<String>,

@@ -32,7 +32,6 @@ pub struct ScimQuery<'a> {
 /// One grant of a user, with its entitlement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
-    pub account_id: String,
     pub entitlement_id: String,
     pub kind: String,
     pub label: String,
@@ -57,8 +56,8 @@ pub trait ScimStore: Send + Sync {
         query: ScimQuery<'_>,
     ) -> Result<(Vec<String>, u64), StoreError>;
 
-    /// One page of matching accounts in order, each with its grants, and how many match in
-    /// all, in one query. `query.table` must be `Accounts`.
+    /// One page of matching accounts in order, each with its grants (ordered by kind, label
+    /// and entitlement id), and how many match in all. `query.table` must be `Accounts`.
     async fn scim_accounts(
         &self,
         org: OrgId,

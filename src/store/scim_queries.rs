@@ -2,45 +2,60 @@
 //! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
 //! query builder: text as is (constants of the code), values as bound parameters.
 
-/// A grant of an account of a page, with its entitlement's kind and label.
+/// SQLite's expression for an account's grants (of `a`), with their entitlements' kind and
+/// label, as a JSON array of `[entitlement_id, kind, label, source]`.
+pub(super) const SQLITE_GRANTS_JSON: &str =
+    "(SELECT json_group_array(json_array(g.entitlement_id, \
+     e.kind, e.label, g.source)) FROM grants g \
+     JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
+     WHERE g.org_id = a.org_id AND g.account_id = a.id)";
+
+/// PostgreSQL's expression for the same.
+pub(super) const POSTGRES_GRANTS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(\
+     g.entitlement_id, e.kind, e.label, g.source)), '[]')::text FROM grants g \
+     JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
+     WHERE g.org_id = a.org_id AND g.account_id = a.id)";
+
+/// An account of a page, with its grants as the grants expression gives them.
 #[derive(sqlx::FromRow)]
-pub(super) struct PageGrantRow {
-    account_id: String,
-    entitlement_id: String,
-    kind: String,
-    label: String,
-    source: String,
+pub(super) struct PageAccountRow {
+    #[sqlx(flatten)]
+    account: super::queries::AccountRow,
+    grants: String,
 }
 
-/// The page's accounts, in their order, each with its grants (read in account order).
-pub(super) fn accounts_with_grants(
-    accounts: Vec<provost_connector::model::Account>,
-    grants: Vec<PageGrantRow>,
-) -> Vec<(
-    provost_connector::model::Account,
-    Vec<super::scim::UserGrant>,
-)> {
-    let mut by_account: std::collections::HashMap<String, Vec<super::scim::UserGrant>> =
-        std::collections::HashMap::new();
-    for row in grants {
-        by_account
-            .entry(row.account_id.clone())
-            .or_default()
-            .push(super::scim::UserGrant {
-                account_id: row.account_id,
-                entitlement_id: row.entitlement_id,
-                kind: row.kind,
-                label: row.label,
-                source: row.source,
-            });
+impl PageAccountRow {
+    /// The account, and its grants ordered by kind, label and entitlement id.
+    pub(super) fn into_parts(
+        self,
+    ) -> Result<
+        (
+            provost_connector::model::Account,
+            Vec<super::scim::UserGrant>,
+        ),
+        super::StoreError,
+    > {
+        let rows: Vec<(String, String, String, String)> = serde_json::from_str(&self.grants)
+            .map_err(|err| super::StoreError::Corrupt {
+                what: "grants of a user",
+                detail: format!("account {}: {err}", self.account.id),
+            })?;
+        let mut grants: Vec<super::scim::UserGrant> = rows
+            .into_iter()
+            .map(
+                |(entitlement_id, kind, label, source)| super::scim::UserGrant {
+                    entitlement_id,
+                    kind,
+                    label,
+                    source,
+                },
+            )
+            .collect();
+        grants.sort_by(|x, y| {
+            (&x.kind, &x.label, &x.entitlement_id).cmp(&(&y.kind, &y.label, &y.entitlement_id))
+        });
+        Ok((self.account.into(), grants))
     }
-    accounts
-        .into_iter()
-        .map(|account| {
-            let grants = by_account.remove(&account.id).unwrap_or_default();
-            (account, grants)
-        })
-        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -52,7 +67,7 @@ pub(super) struct MemberRow {
 
 /// Implements [`ScimStore`](super::scim::ScimStore) for a backend with a `pool` field.
 macro_rules! impl_scim_store {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $grants_json:expr) => {
         impl $store {
             fn scim_where(
                 builder: &mut sqlx::QueryBuilder<'_, $db>,
@@ -180,13 +195,15 @@ macro_rules! impl_scim_store {
                         return Ok(Vec::new());
                     }
                     // The page's ids in a subquery (read from an index, even deep in the list),
-                    // then each account joined to them; then the grants of those accounts.
-                    // Two queries, so the accounts' wide attributes are neither repeated per
-                    // grant nor carried through the grants' sort.
+                    // then each account joined to them, with its grants gathered into one
+                    // column: one row per account, so the accounts' wide attributes are
+                    // neither repeated per grant nor carried through a sort of the grants.
                     let mut builder = sqlx::QueryBuilder::<$db>::new(
                         "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
-                         a.display_name, a.active, a.user_type, a.attributes FROM (SELECT a.id",
+                         a.display_name, a.active, a.user_type, a.attributes, ",
                     );
+                    builder.push($grants_json);
+                    builder.push(" AS grants FROM (SELECT a.id");
                     Self::scim_where(&mut builder, org, &query);
                     builder.push(" ORDER BY ");
                     builder.push(query.order);
@@ -199,26 +216,11 @@ macro_rules! impl_scim_store {
                     builder.push_bind(org.0);
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
-                    let rows: Vec<queries::AccountRow> =
+                    let rows: Vec<scim_queries::PageAccountRow> =
                         builder.build_query_as().fetch_all(&self.pool).await?;
-                    let accounts: Vec<Account> = rows.into_iter().map(Account::from).collect();
-                    if accounts.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
-                    let mut builder = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT g.account_id, g.entitlement_id, e.kind, e.label, g.source \
-                         FROM grants g \
-                         JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-                         WHERE g.org_id = ",
-                    );
-                    builder.push_bind(org.0);
-                    builder.push(" AND g.account_id IN ");
-                    Self::push_ids(&mut builder, &ids);
-                    builder.push(" ORDER BY g.account_id, e.kind, e.label, g.entitlement_id");
-                    let grants: Vec<scim_queries::PageGrantRow> =
-                        builder.build_query_as().fetch_all(&self.pool).await?;
-                    Ok(scim_queries::accounts_with_grants(accounts, grants))
+                    rows.into_iter()
+                        .map(scim_queries::PageAccountRow::into_parts)
+                        .collect()
                 };
                 self.scim_page_with_total(org, &query, page).await
             }

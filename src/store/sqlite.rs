@@ -64,4 +64,4 @@ impl_report_store!(
     sqlx::Sqlite,
     "json_extract(COALESCE(c.after, c.before), '$.account_id')"
 );
-impl_scim_store!(SqliteStore, sqlx::Sqlite);
+impl_scim_store!(SqliteStore, sqlx::Sqlite, scim_queries::SQLITE_GRANTS_JSON);
