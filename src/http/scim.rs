@@ -201,12 +201,18 @@ fn scim_routes() -> Routes {
 /// A SCIM answer: JSON as `application/scim+json`, with extra headers.
 pub(crate) struct Scim {
     status: StatusCode,
-    body: Option<Value>,
+    /// Serialised JSON.
+    body: Option<String>,
     headers: Vec<(header::HeaderName, String)>,
 }
 
 impl Scim {
     pub(crate) fn ok(body: Value) -> Scim {
+        Scim::serialised(body.to_string())
+    }
+
+    /// An answer already serialised (a ListResponse).
+    pub(crate) fn serialised(body: String) -> Scim {
         Scim {
             status: StatusCode::OK,
             body: Some(body),
@@ -227,7 +233,7 @@ impl Scim {
         }
         Scim {
             status,
-            body: Some(body),
+            body: Some(body.to_string()),
             headers,
         }
     }
@@ -245,7 +251,7 @@ impl IntoResponse for Scim {
     fn into_response(self) -> Response {
         let has_body = self.body.is_some();
         let mut response = match self.body {
-            Some(body) => (self.status, body.to_string()).into_response(),
+            Some(body) => (self.status, body).into_response(),
             None => self.status.into_response(),
         };
         let headers = response.headers_mut();
@@ -432,7 +438,7 @@ async fn list(
         excluded_attributes: text("excludedAttributes").map(Value::String),
         schemas: None,
     };
-    Ok(Scim::ok(scope.list(resource, &list).await?))
+    Ok(Scim::serialised(scope.list(resource, &list).await?))
 }
 
 pub(crate) fn json_body(body: &Bytes) -> Result<Value, ScimError> {
@@ -451,7 +457,7 @@ async fn search_one(
     let list: ListParams = serde_json::from_value(json_body(&body)?).map_err(|err| {
         ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
     })?;
-    Ok(Scim::ok(scope.list(resource, &list).await?))
+    Ok(Scim::serialised(scope.list(resource, &list).await?))
 }
 
 /// `POST /.search` at the root: every resource type in one list.
@@ -465,7 +471,7 @@ async fn search_all(
     let list: ListParams = serde_json::from_value(json_body(&body)?).map_err(|err| {
         ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
     })?;
-    Ok(Scim::ok(scope.search_all(&list).await?))
+    Ok(Scim::serialised(scope.search_all(&list).await?))
 }
 
 /// `If-None-Match` on a read: 304 when the client holds the current version.

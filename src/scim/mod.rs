@@ -22,8 +22,10 @@ pub mod writes;
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use provost_connector::model::Account;
 
 use crate::store::scim::{ScimQuery, ScimTable, UserGrant};
 use crate::store::{OrgRecord, Store};
@@ -181,26 +183,19 @@ impl Scope<'_> {
         })
     }
 
-    /// A page of rendered resources, and how many match in all. Users come with their rows
-    /// in one query; the others by id.
+    /// A page of resources, and how many match in all. Users come with their rows in one
+    /// query; the others by id.
     async fn select(
         &self,
         resource: &'static ResourceType,
         query: ScimQuery<'_>,
-    ) -> Result<(Vec<Value>, u64), ScimError> {
+    ) -> Result<(Found, u64), ScimError> {
         if resource.name == "User" {
             let (page, total) = self.store.scim_accounts(self.org.id, query).await?;
-            let users = page
-                .iter()
-                .map(|(account, grants)| {
-                    let grants: Vec<&UserGrant> = grants.iter().collect();
-                    resources::user(&self.base, account, &grants)
-                })
-                .collect();
-            return Ok((users, total));
+            return Ok((Found::Users(page), total));
         }
         let (ids, total) = self.store.scim_select(self.org.id, query).await?;
-        Ok((self.load(resource, &ids).await?, total))
+        Ok((Found::Rendered(self.load(resource, &ids).await?), total))
     }
 
     /// One resource, if it exists as this type (a role is not a Group).
@@ -219,16 +214,17 @@ impl Scope<'_> {
         self.select(resource, query)
             .await?
             .0
+            .into_values(&self.base)
             .pop()
             .ok_or_else(|| ScimError::not_found(format!("no {} with id `{id}`", resource.name)))
     }
 
-    /// A page of resources matching the query, as a ListResponse.
+    /// A page of resources matching the query, as a ListResponse, serialised.
     pub async fn list(
         &self,
         resource: &'static ResourceType,
         params: &ListParams,
-    ) -> Result<Value, ScimError> {
+    ) -> Result<String, ScimError> {
         let target = self.target(resource);
         let compiled = match params.filter.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => Some(sql::compile(&target, &filter::parse(text)?)?),
@@ -245,13 +241,13 @@ impl Scope<'_> {
             limit: count,
         };
         let (found, total) = self.select(resource, query).await?;
-        Ok(list_response(params, start, total, found))
+        Ok(list_response(params, start, total, found, &self.base))
     }
 
     /// `POST /.search` at the root: every resource type, Users, then Groups, Entitlements and
     /// Roles, as one list (sorted within each type when `sortBy` applies to it). A type the
     /// filter cannot apply to (it names an attribute the type lacks) has no matches.
-    pub async fn search_all(&self, params: &ListParams) -> Result<Value, ScimError> {
+    pub async fn search_all(&self, params: &ListParams) -> Result<String, ScimError> {
         let parsed = match params.filter.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => Some(filter::parse(text)?),
             _ => None,
@@ -302,6 +298,7 @@ impl Scope<'_> {
                     ..counted
                 };
                 let (found, _) = self.select(resource, query).await?;
+                let found = found.into_values(&self.base);
                 room -= found.len() as u32;
                 items.extend(found);
             }
@@ -312,23 +309,77 @@ impl Scope<'_> {
                 first_error.unwrap_or_else(|| ScimError::invalid_filter("no resource type"))
             );
         }
-        Ok(list_response(params, start, total, items))
+        Ok(list_response(
+            params,
+            start,
+            total,
+            Found::Rendered(items),
+            &self.base,
+        ))
     }
 }
 
-/// A ListResponse of `found`, projected as the query asks.
-fn list_response(params: &ListParams, start: i64, total: u64, found: Vec<Value>) -> Value {
-    let attributes = params.attributes();
-    let excluded = params.excluded_attributes();
-    let items: Vec<Value> = found
-        .into_iter()
-        .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
-        .collect();
-    json!({
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "startIndex": start,
-        "itemsPerPage": items.len(),
-        "Resources": items,
-    })
+/// A page as read: users with their rows (rendered as they are serialised), or rendered
+/// resources.
+enum Found {
+    Users(Vec<(Account, Vec<UserGrant>)>),
+    Rendered(Vec<Value>),
+}
+
+impl Found {
+    fn into_values(self, base: &str) -> Vec<Value> {
+        match self {
+            Found::Users(rows) => rows
+                .iter()
+                .map(|(account, grants)| resources::user(base, account, grants))
+                .collect(),
+            Found::Rendered(values) => values,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse<T> {
+    schemas: [&'static str; 1],
+    total_results: u64,
+    start_index: i64,
+    items_per_page: usize,
+    #[serde(rename = "Resources")]
+    resources: Vec<T>,
+}
+
+/// A ListResponse of `found`, projected as the query asks, serialised. Users the query does
+/// not project are serialised from their rows, without building JSON values first.
+fn list_response(params: &ListParams, start: i64, total: u64, found: Found, base: &str) -> String {
+    fn serialise<T: Serialize>(start: i64, total: u64, resources: Vec<T>) -> String {
+        serde_json::to_string(&ListResponse {
+            schemas: [LIST_RESPONSE],
+            total_results: total,
+            start_index: start,
+            items_per_page: resources.len(),
+            resources,
+        })
+        .expect("a ListResponse serialises")
+    }
+    let given = |names: Option<String>| names.filter(|n| !n.trim().is_empty());
+    let attributes = given(params.attributes());
+    let excluded = given(params.excluded_attributes());
+    match found {
+        Found::Users(rows) if attributes.is_none() && excluded.is_none() => {
+            let users = rows
+                .iter()
+                .map(|(account, grants)| resources::User::new(base, account, grants))
+                .collect();
+            serialise(start, total, users)
+        }
+        found => {
+            let items: Vec<Value> = found
+                .into_values(base)
+                .into_iter()
+                .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
+                .collect();
+            serialise(start, total, items)
+        }
+    }
 }

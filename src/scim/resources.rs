@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use provost_connector::model::{Account, Entitlement};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -40,9 +41,9 @@ fn compact_in_place(value: &mut Value) {
 }
 
 /// `W/"..."`: a digest of everything the resource shows but its meta.
-fn version(resource: &Value) -> String {
+fn version<T: Serialize + ?Sized>(resource: &T) -> String {
     let mut digest = Digesting(Sha256::new());
-    serde_json::to_writer(&mut digest, resource).expect("JSON values serialise");
+    serde_json::to_writer(&mut digest, resource).expect("resources serialise");
     let digest = digest.0.finalize();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("W/\"{hex}\"")
@@ -84,96 +85,249 @@ pub fn version_of(resource: &Value) -> Option<&str> {
     resource["meta"]["version"].as_str()
 }
 
-pub fn user(base: &str, account: &Account, grants: &[&UserGrant]) -> Value {
-    let attrs = &account.attributes;
-    let grant_values = |pick: &dyn Fn(&UserGrant) -> bool| -> Vec<Value> {
-        grants
+/// A User as it is served. Typed rather than built as a JSON value, so that a page of users is
+/// serialised straight into the answer: building, compacting and copying values cost more than
+/// reading the page. Unassigned attributes are left out, as RFC 7643 asks; the fields are in the
+/// order they are served, which the version digests.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User<'a> {
+    schemas: [&'static str; 3],
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a str>,
+    user_name: &'a str,
+    name: Name<'a>,
+    display_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_language: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<&'a str>,
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emails: Option<[Email<'a>; 1]>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entitlements: Vec<Held<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<Held<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<MemberOf<'a>>,
+    #[serde(
+        rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        skip_serializing_if = "Enterprise::is_empty"
+    )]
+    enterprise: Enterprise<'a>,
+    #[serde(rename = "urn:provost:scim:schemas:extension:salesforce:2.0:User")]
+    provost: ProvostUser<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Meta>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Name<'a> {
+    formatted: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Email<'a> {
+    value: &'a str,
+    r#type: &'static str,
+    primary: bool,
+}
+
+/// An entry of `entitlements` or `roles`.
+#[derive(Serialize)]
+struct Held<'a> {
+    value: &'a str,
+    display: &'a str,
+    r#type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primary: Option<bool>,
+}
+
+/// An entry of `groups`.
+#[derive(Serialize)]
+struct MemberOf<'a> {
+    value: &'a str,
+    #[serde(rename = "$ref")]
+    reference: String,
+    display: &'a str,
+    r#type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Enterprise<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    department: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manager: Option<Manager<'a>>,
+}
+
+impl Enterprise<'_> {
+    fn is_empty(&self) -> bool {
+        self.department.is_none() && self.manager.is_none()
+    }
+}
+
+#[derive(Serialize)]
+struct Manager<'a> {
+    value: &'a str,
+    #[serde(rename = "$ref")]
+    reference: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProvostUser<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_license_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_license: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    federation_identifier: Option<&'a str>,
+    frozen: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_login: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    resource_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    location: String,
+    version: String,
+}
+
+impl<'a> User<'a> {
+    /// The user of `account`, with its grants (in the order they are listed).
+    pub fn new(base: &str, account: &'a Account, grants: &'a [UserGrant]) -> User<'a> {
+        let attrs = &account.attributes;
+        let held = |g: &'a UserGrant| Held {
+            value: &g.entitlement_id,
+            display: &g.label,
+            r#type: entitlement_type(&g.kind),
+            primary: (g.kind == "profile").then_some(true),
+        };
+        let entitlements = grants
             .iter()
-            .filter(|g| pick(g))
-            .map(|g| {
-                json!({
-                    "value": g.entitlement_id,
-                    "display": g.label,
-                    "type": entitlement_type(&g.kind),
-                    "primary": (g.kind == "profile").then_some(true),
-                })
+            .filter(|g| {
+                matches!(
+                    g.kind.as_str(),
+                    "profile" | "permission_set" | "permission_set_group"
+                ) && (g.source == "direct" || g.source == "profile")
             })
-            .collect()
-    };
-    let entitlements = grant_values(&|g| {
-        matches!(
-            g.kind.as_str(),
-            "profile" | "permission_set" | "permission_set_group"
-        ) && (g.source == "direct" || g.source == "profile")
-    });
-    let roles = grant_values(&|g| g.kind == "role");
-    let groups: Vec<Value> = grants
-        .iter()
-        .filter(|g| {
-            matches!(
-                g.kind.as_str(),
-                "permission_set" | "permission_set_group" | "public_group"
-            ) && g.source == "direct"
-        })
-        .map(|g| {
-            json!({
-                "value": g.entitlement_id,
-                "$ref": format!("{base}/Groups/{}", g.entitlement_id),
-                "display": g.label,
-                "type": "direct",
-            })
-        })
-        .collect();
-    let label_of = |kind: &str| {
-        grants
+            .map(held)
+            .collect();
+        let roles = grants
             .iter()
-            .find(|g| g.kind == kind)
-            .map(|g| g.label.clone())
-    };
-    let manager = text(attrs.get("ManagerId"));
-    let resource = json!({
-        "schemas": [schema::USER, schema::ENTERPRISE, schema::PROVOST_USER],
-        "id": account.id,
-        "externalId": text(attrs.get("FederationIdentifier")),
-        "userName": account.username,
-        "name": {
-            "formatted": account.display_name,
-            "familyName": account.last_name,
-            "givenName": account.first_name,
-        },
-        "displayName": account.display_name,
-        "title": text(attrs.get("Title")),
-        "userType": account.user_type,
-        "preferredLanguage": text(attrs.get("LanguageLocaleKey")),
-        "locale": text(attrs.get("LocaleSidKey")),
-        "timezone": text(attrs.get("TimeZoneSidKey")),
-        "active": account.active,
-        "emails": account.email.as_ref().map(|e| vec![json!({"value": e, "type": "work", "primary": true})]),
-        "entitlements": (!entitlements.is_empty()).then_some(entitlements),
-        "roles": (!roles.is_empty()).then_some(roles),
-        "groups": (!groups.is_empty()).then_some(groups),
-        schema::ENTERPRISE: {
-            "department": text(attrs.get("Department")),
-            "manager": manager.map(|m| json!({"value": m, "$ref": format!("{base}/Users/{m}")})),
-        },
-        schema::PROVOST_USER: {
-            "profileId": text(attrs.get("ProfileId")),
-            "profile": label_of("profile"),
-            "roleId": text(attrs.get("UserRoleId")),
-            "role": label_of("role"),
-            "userLicenseId": text(attrs.get("UserLicenseId")),
-            "userLicense": label_of("user_license"),
-            "federationIdentifier": text(attrs.get("FederationIdentifier")),
-            "frozen": attrs.get("IsFrozen").and_then(Value::as_bool).unwrap_or(false),
-            "lastLogin": rfc3339(attrs.get("LastLoginDate")),
-        },
-    });
-    finish(
-        resource,
-        "User",
-        format!("{base}/Users/{}", account.id),
-        rfc3339(attrs.get("CreatedDate")),
-    )
+            .filter(|g| g.kind == "role")
+            .map(held)
+            .collect();
+        let groups = grants
+            .iter()
+            .filter(|g| {
+                matches!(
+                    g.kind.as_str(),
+                    "permission_set" | "permission_set_group" | "public_group"
+                ) && g.source == "direct"
+            })
+            .map(|g| MemberOf {
+                value: &g.entitlement_id,
+                reference: format!("{base}/Groups/{}", g.entitlement_id),
+                display: &g.label,
+                r#type: "direct",
+            })
+            .collect();
+        let label_of = |kind: &str| {
+            grants
+                .iter()
+                .find(|g| g.kind == kind)
+                .map(|g| g.label.as_str())
+        };
+        let mut user = User {
+            schemas: [schema::USER, schema::ENTERPRISE, schema::PROVOST_USER],
+            id: &account.id,
+            external_id: text(attrs.get("FederationIdentifier")),
+            user_name: &account.username,
+            name: Name {
+                formatted: &account.display_name,
+                family_name: account.last_name.as_deref(),
+                given_name: account.first_name.as_deref(),
+            },
+            display_name: &account.display_name,
+            title: text(attrs.get("Title")),
+            user_type: account.user_type.as_deref(),
+            preferred_language: text(attrs.get("LanguageLocaleKey")),
+            locale: text(attrs.get("LocaleSidKey")),
+            timezone: text(attrs.get("TimeZoneSidKey")),
+            active: account.active,
+            emails: account.email.as_deref().map(|value| {
+                [Email {
+                    value,
+                    r#type: "work",
+                    primary: true,
+                }]
+            }),
+            entitlements,
+            roles,
+            groups,
+            enterprise: Enterprise {
+                department: text(attrs.get("Department")),
+                manager: text(attrs.get("ManagerId")).map(|m| Manager {
+                    value: m,
+                    reference: format!("{base}/Users/{m}"),
+                }),
+            },
+            provost: ProvostUser {
+                profile_id: text(attrs.get("ProfileId")),
+                profile: label_of("profile"),
+                role_id: text(attrs.get("UserRoleId")),
+                role: label_of("role"),
+                user_license_id: text(attrs.get("UserLicenseId")),
+                user_license: label_of("user_license"),
+                federation_identifier: text(attrs.get("FederationIdentifier")),
+                frozen: attrs
+                    .get("IsFrozen")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                last_login: rfc3339(attrs.get("LastLoginDate")),
+            },
+            meta: None,
+        };
+        user.meta = Some(Meta {
+            resource_type: "User",
+            created: rfc3339(attrs.get("CreatedDate")),
+            location: format!("{base}/Users/{}", account.id),
+            version: version(&user),
+        });
+        user
+    }
+}
+
+/// A User as a JSON value (to project, patch or compare).
+pub fn user(base: &str, account: &Account, grants: &[UserGrant]) -> Value {
+    serde_json::to_value(User::new(base, account, grants)).expect("a User serialises")
 }
 
 pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Value {
@@ -484,5 +638,92 @@ mod tests {
         assert_ne!(version_of(&a), version_of(&b));
         assert!(version_of(&a).unwrap().starts_with("W/\""));
         assert_eq!(compact(json!({"a": null, "b": {"c": null}})), json!({}));
+    }
+
+    fn account(attributes: Value) -> Account {
+        Account {
+            id: "005A".into(),
+            username: "jane@acme.com".into(),
+            email: None,
+            first_name: None,
+            last_name: None,
+            display_name: "Jane".into(),
+            active: true,
+            user_type: None,
+            attributes: attributes.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn grant(id: &str, kind: &str, label: &str, source: &str) -> UserGrant {
+        UserGrant {
+            entitlement_id: id.into(),
+            kind: kind.into(),
+            label: label.into(),
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn a_user_leaves_out_what_is_unassigned_and_carries_its_extensions_under_their_urns() {
+        let bare = user("https://p/scim/v2", &account(json!({"Title": ""})), &[]);
+        assert_eq!(
+            bare.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "schemas",
+                "id",
+                "userName",
+                "name",
+                "displayName",
+                "active",
+                schema::PROVOST_USER,
+                "meta"
+            ]
+        );
+        assert_eq!(bare["name"], json!({"formatted": "Jane"}));
+        assert_eq!(bare[schema::PROVOST_USER], json!({"frozen": false}));
+
+        let grants = [
+            grant("00e1", "profile", "Standard User", "profile"),
+            grant("0PS1", "permission_set", "Sales", "direct"),
+            grant("0PS2", "permission_set", "Via group", "group:0PG1"),
+            grant("00E1", "role", "CEO", "direct"),
+        ];
+        let full = user(
+            "https://p/scim/v2",
+            &account(
+                json!({"Department": "Sales", "ManagerId": "005B", "IsFrozen": true,
+                            "ProfileId": "00e1", "UserRoleId": "00E1"}),
+            ),
+            &grants,
+        );
+        assert_eq!(
+            full[schema::ENTERPRISE],
+            json!({"department": "Sales",
+                   "manager": {"value": "005B", "$ref": "https://p/scim/v2/Users/005B"}})
+        );
+        assert_eq!(
+            full[schema::PROVOST_USER],
+            json!({"profileId": "00e1", "profile": "Standard User", "roleId": "00E1",
+                   "role": "CEO", "frozen": true})
+        );
+        assert_eq!(
+            full["entitlements"],
+            json!([
+                {"value": "00e1", "display": "Standard User", "type": "Profile", "primary": true},
+                {"value": "0PS1", "display": "Sales", "type": "PermissionSet"},
+            ])
+        );
+        assert_eq!(
+            full["groups"],
+            json!([{"value": "0PS1", "$ref": "https://p/scim/v2/Groups/0PS1", "display": "Sales",
+                    "type": "direct"}])
+        );
+        assert_eq!(full["roles"][0]["display"], "CEO");
+        assert_eq!(full["meta"]["location"], "https://p/scim/v2/Users/005A");
+        assert_ne!(version_of(&bare), version_of(&full));
+        // The version is the digest of what the resource shows but its meta.
+        let mut shown = full.clone();
+        shown.as_object_mut().unwrap().remove("meta");
+        assert_eq!(version_of(&full), Some(version(&shown).as_str()));
     }
 }
