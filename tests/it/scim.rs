@@ -224,8 +224,8 @@ async fn filters_pages_and_projections_match_the_org() {
 
         // Filters, each against the emulator's records.
         assert_eq!(scim.ids("Users", "id pr").await, all);
-        // An active user whose last name starts with two ASCII letters (SQLite folds the case
-        // of ASCII letters only), the first by id so that runs repeat.
+        // An active user whose last name starts with two ASCII letters (so that two bytes are
+        // two letters), the first by id so that runs repeat.
         let mut active: Vec<&Value> = truth
             .users
             .values()
@@ -265,6 +265,32 @@ async fn filters_pages_and_projections_match_the_org() {
             scim.ids("Users", &format!("name.familyName sw \"{prefix}\" and not (active eq false)")).await,
             by_prefix.difference(&inactive).cloned().collect()
         );
+        // Case is ignored beyond ASCII too, on both backends (SQLite's lower() is Provost's,
+        // by Unicode's rules): a last name with an accented letter, written in capitals.
+        let accented = truth
+            .users
+            .values()
+            .filter_map(|u| u["LastName"].as_str())
+            .filter(|n| n.chars().any(|c| !c.is_ascii() && c.is_lowercase()))
+            .min()
+            .expect("the emulator's names include accented ones")
+            .to_owned();
+        let shouted = accented.to_uppercase();
+        assert_ne!(shouted.to_ascii_lowercase(), accented.to_lowercase(), "{accented}");
+        let with_name: BTreeSet<String> = truth
+            .users
+            .iter()
+            .filter(|(_, u)| u["LastName"].as_str().unwrap_or_default().to_lowercase() == accented.to_lowercase())
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(scim.ids("Users", &format!("name.familyName eq \"{shouted}\"")).await, with_name);
+        let containing: BTreeSet<String> = truth
+            .users
+            .iter()
+            .filter(|(_, u)| u["LastName"].as_str().unwrap_or_default().to_lowercase().contains(&accented.to_lowercase()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(scim.ids("Users", &format!("name.familyName co \"{shouted}\"")).await, containing);
         // A value path: one entitlement matching both conditions.
         let (holder, set) = truth
             .direct
