@@ -1,5 +1,6 @@
 //! SCIM reads of the emulator's `large` org from SQLite, over HTTP on loopback:
-//! `cargo bench --bench scim`.
+//! `cargo bench --bench scim`. With `PROVOST_BENCH_DATABASE_URL` naming an empty database
+//! (`postgres://postgres@127.0.0.1:5432/provost_scim_bench`, say), from that database instead.
 //!
 //! The org is synced first (the emulator runs as its own process and is stopped after), then
 //! Provost's API serves it in this process and a load generator in the same process keeps
@@ -28,7 +29,7 @@ use provost::secrets::SecretBox;
 use provost::store::Page;
 
 mod support;
-use support::{peak_rss_mb, reset_peak_rss, synced_sqlite};
+use support::{peak_rss_mb, reset_peak_rss, synced, synced_sqlite};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -280,7 +281,11 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (store, org, database) = synced_sqlite(&preset, dir.path(), env_or("PROVOST_BENCH_POOL", 16)).await;
+        let pool = env_or("PROVOST_BENCH_POOL", 16);
+        let (store, org, database) = match std::env::var("PROVOST_BENCH_DATABASE_URL") {
+            Ok(url) => synced(&preset, &url, pool).await,
+            Err(_) => synced_sqlite(&preset, dir.path(), pool).await,
+        };
 
         // Usernames to look up, spread over the whole org.
         let mut usernames = Vec::new();

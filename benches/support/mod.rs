@@ -95,13 +95,24 @@ pub async fn synced_sqlite(
     provost::store::OrgRecord,
     provost::config::DatabaseConfig,
 ) {
+    let url = format!("sqlite://{}", dir.join("provost.db").display());
+    synced(preset, &url, max_connections).await
+}
+
+/// The `preset` org synced into the (new or empty) database at `url`.
+pub async fn synced(
+    preset: &str,
+    url: &str,
+    max_connections: u32,
+) -> (
+    std::sync::Arc<dyn provost::store::Store>,
+    provost::store::OrgRecord,
+    provost::config::DatabaseConfig,
+) {
     use provost::store::sync::{RunStatus, SyncMode};
     let emulator = start_emulator(preset);
     let database = provost::config::DatabaseConfig {
-        url: provost::config::DatabaseUrl::new(format!(
-            "sqlite://{}",
-            dir.join("provost.db").display()
-        )),
+        url: provost::config::DatabaseUrl::new(url.to_owned()),
         max_connections,
     };
     let store = provost::store::open(&database).await.unwrap();
