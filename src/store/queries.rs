@@ -189,7 +189,11 @@ macro_rules! impl_store {
                         .await?;
                 }
                 Backend::Postgres => {
-                    sqlx::query("ANALYZE accounts, entitlements, grants")
+                    // VACUUM too: until it marks a table's pages all-visible, an index-only
+                    // scan visits the table for every entry. After a first sync of `large`,
+                    // SCIM's count of users scanned the table (37 ms, 19 ms after) and a page
+                    // at startIndex 50,001 fetched 50,100 rows to skip them (29 ms, 12 ms).
+                    sqlx::query("VACUUM (ANALYZE) accounts, entitlements, grants")
                         .execute(&self.pool)
                         .await?;
                 }
