@@ -140,6 +140,7 @@ async fn setup(rounds: usize) -> Bench {
             api_budget_percent: 100,
             auto_approve: vec!["grant".to_owned()],
             user_defaults: Default::default(),
+            scim_max_changes: provost::config::default_scim_max_changes(),
             auth: AuthConfig::JwtBearer {
                 client_id: emulator.app.client_id.clone(),
                 username: emulator.integration_username(),

@@ -322,6 +322,7 @@ fn main() {
             api_budget_percent: 100,
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
+            scim_max_changes: provost::config::default_scim_max_changes(),
             auth: AuthConfig::JwtBearer {
                 client_id: "unused".to_owned(),
                 username: "unused@example.com".to_owned(),

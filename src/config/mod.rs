@@ -17,7 +17,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use orgs::{AuthConfig, OrgConfig, UserDefaults};
+pub use orgs::{default_scim_max_changes, AuthConfig, OrgConfig, UserDefaults};
 pub use provost_connector::secret::Secret;
 pub use secret::DatabaseUrl;
 pub use webhooks::WebhookConfig;
@@ -522,6 +522,7 @@ auth = {{ method = "web_server", client_id = "3MVG" }}
         assert!(config.orgs[0].exclude_portal_users, "defaults to true");
         assert!(!config.orgs[1].exclude_portal_users);
         assert_eq!(config.orgs[0].api_version, "62.0");
+        assert_eq!(config.orgs[0].scim_max_changes, 1000);
         assert!(matches!(
             config.org("legacy").unwrap().auth,
             AuthConfig::RefreshToken { .. }
@@ -566,6 +567,7 @@ auth = { method = "password", client_id = "x" }
 name = "Prod!"
 login_url = "login.salesforce.com"
 api_version = "v62"
+scim_max_changes = 0
 auth = { method = "jwt_bearer", client_id = "x", username = "y", private_key_file = "/nonexistent.pem" }
 "#,
         );
@@ -576,6 +578,7 @@ auth = { method = "jwt_bearer", client_id = "x", username = "y", private_key_fil
             "orgs[0].name",
             "orgs[0].login_url",
             "orgs[0].api_version",
+            "orgs[0].scim_max_changes",
             "orgs[0].auth.private_key_file",
         ] {
             assert!(text.contains(key), "{key} in {text}");

@@ -38,6 +38,12 @@ pub struct OrgConfig {
     /// Values for the User fields Salesforce requires that a `create_user` request leaves out.
     #[serde(default)]
     pub user_defaults: UserDefaults,
+    /// The most access requests (grants, revocations, user changes) one SCIM write may make.
+    /// A write that would make more is refused with `tooMany` before any is made, so that a
+    /// mistaken PUT of a Group (an empty member list, say) cannot revoke a permission set from
+    /// everyone at once; an identity provider sends large changes in several PATCHes.
+    #[serde(default = "default_scim_max_changes")]
+    pub scim_max_changes: u32,
     pub auth: AuthConfig,
 }
 
@@ -127,6 +133,10 @@ fn default_api_budget() -> u8 {
     80
 }
 
+pub fn default_scim_max_changes() -> u32 {
+    1000
+}
+
 fn yes() -> bool {
     true
 }
@@ -195,6 +205,14 @@ pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
                     "{} is outside 1..=100 (the share of the daily API limit syncs may reach)",
                     org.api_budget_percent
                 ),
+            );
+        }
+        if org.scim_max_changes == 0 {
+            problem(
+                index,
+                "scim_max_changes",
+                "0 would refuse every SCIM write that changes anything; the default is 1000"
+                    .to_owned(),
             );
         }
         if org.sync_interval_minutes == Some(0) {

@@ -81,6 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         api_budget_percent: 80,
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
+        scim_max_changes: crate::config::default_scim_max_changes(),
         auth: AuthConfig::JwtBearer {
             client_id: emulator.app.client_id.clone(),
             username: emulator.integration_username(),

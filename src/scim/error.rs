@@ -63,6 +63,10 @@ impl ScimError {
         ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), detail)
     }
 
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        ScimError::new(StatusCode::BAD_REQUEST, Some("tooMany"), detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         ScimError::new(StatusCode::NOT_FOUND, None, detail)
     }

@@ -335,6 +335,16 @@ impl Writer<'_> {
 
     /// Checks and creates the requests, wakes the executor and waits until each ended.
     async fn carry_out(&self, inputs: Vec<RequestInput>) -> Result<Vec<AccessRequest>, ScimError> {
+        let most = self.org_config.scim_max_changes;
+        if inputs.len() > most as usize {
+            return Err(ScimError::too_many(format!(
+                "this write would make {} access requests (grants, revocations, user changes), \
+                 more than the {most} one SCIM write may make in org `{}` (`scim_max_changes`); \
+                 nothing was changed: send the change in smaller PATCHes, or raise the limit",
+                inputs.len(),
+                self.org_config.name
+            )));
+        }
         self.check(&inputs).await?;
         let mut waiting = Vec::new();
         for input in inputs {

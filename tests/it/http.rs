@@ -166,6 +166,7 @@ async fn connecting_an_org_through_the_web_server_flow() {
         api_budget_percent: 80,
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
+        scim_max_changes: provost::config::default_scim_max_changes(),
         auth: AuthConfig::WebServer {
             client_id: emulator.app.client_id.clone(),
             client_secret: None,
@@ -379,6 +380,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             api_budget_percent: 80,
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
+            scim_max_changes: provost::config::default_scim_max_changes(),
             auth: AuthConfig::JwtBearer {
                 client_id: emulator.app.client_id.clone(),
                 username: emulator.integration_username(),

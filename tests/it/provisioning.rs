@@ -54,6 +54,7 @@ fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConf
         api_budget_percent: 100,
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
+        scim_max_changes: provost::config::default_scim_max_changes(),
         auth: AuthConfig::JwtBearer {
             client_id: emulator.app.client_id.clone(),
             username: emulator.integration_username(),

@@ -151,7 +151,14 @@ async fn truth(fixture: &Fixture) -> Truth {
 }
 
 async fn scim_fixture(store: Arc<dyn provost::store::Store>) -> (Fixture, Scim, Scim) {
-    let fixture = Fixture::start(store, |_| {}).await;
+    scim_fixture_with(store, |_| {}).await
+}
+
+async fn scim_fixture_with(
+    store: Arc<dyn provost::store::Store>,
+    tweak: impl FnOnce(&mut provost::config::Config),
+) -> (Fixture, Scim, Scim) {
+    let fixture = Fixture::start(store, tweak).await;
     let executor = Arc::new(Executor::new(
         fixture.config.clone(),
         fixture.store.clone(),
@@ -400,6 +407,44 @@ async fn filters_pages_and_projections_match_the_org() {
         assert_eq!(error["status"], "401");
         let reporter = Scim { base: scim.base.clone(), client: bearer_client(&fixture.store, "reports", &["reports:read"]).await };
         assert_eq!(reporter.get("/Users").await.0, 403);
+        fixture.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_making_more_requests_than_the_org_allows_is_refused_whole() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, _) = scim_fixture_with(store, |config| config.orgs[0].scim_max_changes = 2).await;
+        let users = fixture.users().await;
+        let set = fixture.free_sets().await.remove(0);
+        let group = scim.ok(&format!("/Groups/{}", set.id)).await;
+        let members: HashSet<String> = group["members"].as_array().into_iter().flatten().map(|m| id(m, "value")).collect();
+        let newcomers: Vec<&str> = users.iter().filter(|u| !members.contains(&u.id)).map(|u| u.id.as_str()).take(3).collect();
+        assert_eq!(newcomers.len(), 3);
+        let add = |ids: &[&str]| json!([{"op": "add", "path": "members", "value": ids.iter().map(|i| json!({"value": i})).collect::<Vec<_>>()}]);
+
+        // Three grants in one write, where the org allows two: refused, and nothing is asked.
+        let (status, error) = scim.patch(&format!("/Groups/{}", set.id), add(&newcomers)).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("tooMany")), "{error}");
+        let detail = error["detail"].as_str().unwrap();
+        assert!(detail.contains("3 access requests") && detail.contains("scim_max_changes"), "{detail}");
+        assert!(fixture.requests(None).await.is_empty());
+        // Two, then one more, pass.
+        let (status, _) = scim.patch(&format!("/Groups/{}", set.id), add(&newcomers[..2])).await;
+        assert_eq!(status, 200);
+        let (status, _) = scim.patch(&format!("/Groups/{}", set.id), add(&newcomers[2..])).await;
+        assert_eq!(status, 200);
+        assert_eq!(fixture.requests(None).await.len(), 3);
+        // A PUT that empties the group (three members or more) is refused the same way.
+        let mut emptied = scim.ok(&format!("/Groups/{}", set.id)).await;
+        let holding = emptied["members"].as_array().unwrap().len();
+        assert!(holding >= 3);
+        emptied["members"] = json!([]);
+        let (status, error, _) = scim.call(reqwest::Method::PUT, &format!("/Groups/{}", set.id), Some(emptied), &[]).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("tooMany")), "{error}");
+        assert_eq!(scim.ok(&format!("/Groups/{}", set.id)).await["members"].as_array().unwrap().len(), holding);
+        assert_eq!(fixture.requests(None).await.len(), 3);
         fixture.stop().await;
     })
     .await;
