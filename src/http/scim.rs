@@ -17,7 +17,7 @@ use super::{auth, AppState};
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
 use crate::scim::writes::{self, Mode, Writer};
-use crate::scim::{discovery, resources, ListParams, ScimError, Scope};
+use crate::scim::{discovery, projection, resources, ListParams, ScimError, Scope};
 use crate::tokens::Scope as TokenScope;
 
 pub fn routes() -> Routes {
@@ -508,7 +508,7 @@ async fn show(
             .map(|(_, v)| v.as_str())
     };
     let version = resources::version_of(&found).map(str::to_owned);
-    let projected = resources::project(found, text("attributes"), text("excludedAttributes"));
+    let projected = projection::project(found, text("attributes"), text("excludedAttributes"));
     let mut answer = Scim::ok(projected);
     if let Some(version) = version {
         answer.headers.push((header::ETAG, version));

@@ -4,7 +4,8 @@
 //!
 //! - [`filter`] parses filters and PATCH paths; [`sql`] turns them into SQL over the store,
 //!   through the attribute tables of [`schema`], which `/Schemas` also publishes.
-//! - [`resources`] renders stored rows as resources; this module lists and reads them.
+//! - [`resources`] renders stored rows as resources, [`projection`] applies `attributes` and
+//!   `excludedAttributes`; this module lists and reads them.
 //! - [`writes`] turns creates, replaces, patches and deletes into access requests that the
 //!   provisioning executor carries out, and answers once Salesforce confirmed them.
 //! - [`discovery`] serves `ServiceProviderConfig`, `ResourceTypes` and `Schemas`.
@@ -15,6 +16,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 mod patch;
+pub mod projection;
 pub mod resources;
 pub mod schema;
 pub mod sql;
@@ -377,7 +379,7 @@ fn list_response(params: &ListParams, start: i64, total: u64, found: Found, base
             let items: Vec<Value> = found
                 .into_values(base)
                 .into_iter()
-                .map(|r| resources::project(r, attributes.as_deref(), excluded.as_deref()))
+                .map(|r| projection::project(r, attributes.as_deref(), excluded.as_deref()))
                 .collect();
             serialise(start, total, items)
         }
