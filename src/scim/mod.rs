@@ -364,11 +364,10 @@ fn list_response(params: &ListParams, start: i64, total: u64, found: Found, base
         })
         .expect("a ListResponse serialises")
     }
-    let given = |names: Option<String>| names.filter(|n| !n.trim().is_empty());
-    let attributes = given(params.attributes());
-    let excluded = given(params.excluded_attributes());
+    let attributes = params.attributes();
+    let excluded = params.excluded_attributes();
     match found {
-        Found::Users(rows) if attributes.is_none() && excluded.is_none() => {
+        Found::Users(rows) if !projection::asked(attributes.as_deref(), excluded.as_deref()) => {
             let users = rows
                 .iter()
                 .map(|(account, grants)| resources::User::new(base, account, grants))

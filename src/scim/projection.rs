@@ -38,13 +38,22 @@ fn matches_key(w: &Wanted, container: Option<&str>, key: &str) -> bool {
     }
 }
 
+/// A list of attribute names as the query gives it, when it names any.
+fn given(list: Option<&str>) -> Option<&str> {
+    list.filter(|l| !l.trim().is_empty())
+}
+
+/// Whether [`project`] would change a resource: the query names attributes to keep or drop.
+pub fn asked(attributes: Option<&str>, excluded: Option<&str>) -> bool {
+    given(attributes).is_some() || given(excluded).is_some()
+}
+
 /// Applies `attributes` (keep only these, plus `id` and `schemas`) or `excludedAttributes`.
 pub fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
     let Value::Object(map) = resource else {
         return resource;
     };
-    let always = |key: &str| key == "id" || key == "schemas";
-    if let Some(list) = attributes.filter(|l| !l.trim().is_empty()) {
+    if let Some(list) = given(attributes) {
         let wanted = wanted(list);
         let keep = |container: Option<&str>, key: &str, value: Value| -> Option<Value> {
             let hits: Vec<&Wanted> = wanted
@@ -74,64 +83,67 @@ pub fn project(resource: Value, attributes: Option<&str>, excluded: Option<&str>
                 other => pick(other),
             })
         };
-        let mut out = Map::new();
-        for (key, value) in map {
-            if always(&key) {
-                out.insert(key, value);
-            } else if key.starts_with("urn:") {
-                if let Value::Object(ext) = value {
-                    let whole = wanted.iter().any(|w| {
-                        w.schema
-                            .as_ref()
-                            .is_some_and(|s| format!("{s}:{}", w.name) == key.to_ascii_lowercase())
-                    });
-                    let inner: Map<String, Value> = if whole {
-                        ext
-                    } else {
-                        ext.into_iter()
-                            .filter_map(|(k, v)| keep(Some(&key), &k, v).map(|v| (k, v)))
-                            .collect()
-                    };
-                    if !inner.is_empty() {
-                        out.insert(key, Value::Object(inner));
-                    }
+        return rebuild(
+            map,
+            |urn, ext| {
+                let whole = wanted.iter().any(|w| {
+                    w.schema
+                        .as_ref()
+                        .is_some_and(|s| format!("{s}:{}", w.name) == urn.to_ascii_lowercase())
+                });
+                if whole {
+                    return ext;
                 }
-            } else if let Some(kept) = keep(None, &key, value) {
-                out.insert(key, kept);
-            }
-        }
-        return Value::Object(out);
+                ext.into_iter()
+                    .filter_map(|(k, v)| keep(Some(urn), &k, v).map(|v| (k, v)))
+                    .collect()
+            },
+            |key, value| keep(None, key, value),
+        );
     }
-    if let Some(list) = excluded.filter(|l| !l.trim().is_empty()) {
+    if let Some(list) = given(excluded) {
         let excluded = wanted(list);
-        let mut out = Map::new();
-        for (key, value) in map {
-            if always(&key) {
-                out.insert(key, value);
-            } else if key.starts_with("urn:") {
-                if let Value::Object(ext) = value {
-                    let inner: Map<String, Value> = ext
-                        .into_iter()
-                        .filter(|(k, _)| {
-                            !excluded
-                                .iter()
-                                .any(|w| w.sub.is_none() && matches_key(w, Some(&key), k))
-                        })
-                        .collect();
-                    if !inner.is_empty() {
-                        out.insert(key, Value::Object(inner));
-                    }
-                }
-            } else if !excluded
+        let dropped = |container: Option<&str>, key: &str| {
+            excluded
                 .iter()
-                .any(|w| w.sub.is_none() && matches_key(w, None, &key))
-            {
-                out.insert(key, value);
-            }
-        }
-        return Value::Object(out);
+                .any(|w| w.sub.is_none() && matches_key(w, container, key))
+        };
+        return rebuild(
+            map,
+            |urn, ext| {
+                ext.into_iter()
+                    .filter(|(k, _)| !dropped(Some(urn), k))
+                    .collect()
+            },
+            |key, value| (!dropped(None, key)).then_some(value),
+        );
     }
     Value::Object(map)
+}
+
+/// The resource's attributes again: `id` and `schemas` always, each extension with what
+/// `extension` keeps of it (left out when that is nothing), any other as `core` decides.
+fn rebuild(
+    map: Map<String, Value>,
+    extension: impl Fn(&str, Map<String, Value>) -> Map<String, Value>,
+    core: impl Fn(&str, Value) -> Option<Value>,
+) -> Value {
+    let mut out = Map::new();
+    for (key, value) in map {
+        if key == "id" || key == "schemas" {
+            out.insert(key, value);
+        } else if key.starts_with("urn:") {
+            if let Value::Object(ext) = value {
+                let inner = extension(&key, ext);
+                if !inner.is_empty() {
+                    out.insert(key, Value::Object(inner));
+                }
+            }
+        } else if let Some(kept) = core(&key, value) {
+            out.insert(key, kept);
+        }
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]

@@ -181,8 +181,9 @@ pub trait Store:
     async fn migrate(&self) -> Result<(), StoreError>;
 
     /// Refreshes the query planner's statistics of the identity model, on every pooled
-    /// connection, so that lookups use the most selective index (done after migrating and
-    /// after each sync commits); on PostgreSQL also vacuums it, so index-only scans stay so.
+    /// connection, so that lookups use the most selective index (done after migrations that
+    /// changed the schema and after each sync commits); on PostgreSQL also vacuums it, so
+    /// index-only scans stay so.
     async fn refresh_statistics(&self) -> Result<(), StoreError>;
 
     /// Round-trips a trivial query: the database is reachable and answering.

@@ -167,8 +167,21 @@ macro_rules! impl_store {
         }
 
         async fn migrate(&self) -> Result<(), StoreError> {
+            // Every command opens the store through here: statistics are refreshed only when a
+            // migration changed the schema (each sync refreshes them after it commits).
+            let applied = || async {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+                    .fetch_one(&self.pool)
+                    .await
+                    // Before the first migration the table does not exist.
+                    .unwrap_or(0)
+            };
+            let before = applied().await;
             $migrator.run(&self.pool).await?;
-            self.refresh_statistics().await
+            if applied().await != before {
+                self.refresh_statistics().await?;
+            }
+            Ok(())
         }
 
         async fn refresh_statistics(&self) -> Result<(), StoreError> {

@@ -2,19 +2,27 @@
 //! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
 //! query builder: text as is (constants of the code), values as bound parameters.
 
-/// SQLite's expression for an account's grants (of `a`), with their entitlements' kind and
-/// label, as a JSON array of `[entitlement_id, kind, label, source]`.
+/// The grants of the account `a`, each with its entitlement's kind and label, as a JSON array
+/// of `[entitlement_id, kind, label, source]`, built by the backend's aggregate `$array`.
+macro_rules! grants_json {
+    ($array:literal) => {
+        concat!(
+            "(SELECT ",
+            $array,
+            " FROM grants g JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
+             WHERE g.org_id = a.org_id AND g.account_id = a.id)"
+        )
+    };
+}
+
+/// SQLite's expression for an account's grants (see `grants_json!`).
 pub(super) const SQLITE_GRANTS_JSON: &str =
-    "(SELECT json_group_array(json_array(g.entitlement_id, \
-     e.kind, e.label, g.source)) FROM grants g \
-     JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-     WHERE g.org_id = a.org_id AND g.account_id = a.id)";
+    grants_json!("json_group_array(json_array(g.entitlement_id, e.kind, e.label, g.source))");
 
 /// PostgreSQL's expression for the same.
-pub(super) const POSTGRES_GRANTS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(\
-     g.entitlement_id, e.kind, e.label, g.source)), '[]')::text FROM grants g \
-     JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-     WHERE g.org_id = a.org_id AND g.account_id = a.id)";
+pub(super) const POSTGRES_GRANTS_JSON: &str = grants_json!(
+    "COALESCE(json_agg(json_build_array(g.entitlement_id, e.kind, e.label, g.source)), '[]')::text"
+);
 
 /// An account of a page, with its grants as the grants expression gives them.
 #[derive(sqlx::FromRow)]
