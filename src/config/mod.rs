@@ -139,6 +139,14 @@ pub struct ServerConfig {
     /// `http://` + `listen`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The longest one statement of a SCIM list or search may run before it is stopped and
+    /// the client told to simplify its filter: a bound on the work one request can cause.
+    #[serde(default = "default_query_timeout")]
+    pub query_timeout_ms: u64,
+}
+
+fn default_query_timeout() -> u64 {
+    5000
 }
 
 impl ServerConfig {
@@ -158,6 +166,7 @@ impl Default for ServerConfig {
             shutdown_grace_seconds: 30,
             request_timeout_seconds: 60,
             public_url: None,
+            query_timeout_ms: default_query_timeout(),
         }
     }
 }
@@ -305,6 +314,16 @@ impl Config {
                 source: "configuration".to_owned(),
                 key: "database.max_connections".to_owned(),
                 message: "must be at least 1".to_owned(),
+            });
+        }
+        if !(1..=600_000).contains(&self.server.query_timeout_ms) {
+            problems.push(ConfigProblem {
+                source: "configuration".to_owned(),
+                key: "server.query_timeout_ms".to_owned(),
+                message: format!(
+                    "{} is outside 1..=600000 (milliseconds)",
+                    self.server.query_timeout_ms
+                ),
             });
         }
         orgs::validate(&self.orgs, &mut problems);

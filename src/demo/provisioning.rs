@@ -72,6 +72,7 @@ pub async fn walk_through(
         &record,
         request.id,
         "bob@approver.demo",
+        true,
         Decision::Approve,
         Some("ok for the quarter".into()),
     )

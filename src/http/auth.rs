@@ -1,9 +1,18 @@
-//! Bearer-token authentication and scopes. Every endpoint of the API (all but health and the
-//! OAuth callback a browser follows) calls [`require`] with the scope it needs.
+//! Bearer-token authentication and scopes, enforced by the router: every route declares the
+//! scope it needs in its [`Operation`](super::openapi::Operation), and [`guard`] checks the
+//! token before anything of the request is read (its path parameters, query or body), so an
+//! unauthenticated caller learns nothing but 401. Handlers receive the [`Caller`] the guard
+//! found; none checks a scope by hand.
 
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
+use super::openapi::Errors;
 use super::{ApiError, AppState};
+use crate::scim::ScimError;
 use crate::tokens::{self, Scope};
 
 /// Who is calling: the token's name, used as the actor in the audit log.
@@ -16,6 +25,60 @@ pub struct Caller {
 impl Caller {
     pub fn may(&self, scope: Scope) -> bool {
         tokens::allows(&self.scopes, scope)
+    }
+}
+
+/// The caller the route's guard authenticated. A handler of a route that declares no scope
+/// has no caller: asking for one there is a mistake of the code, answered 500.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "{} {} asks for the caller but its route declares no scope",
+                parts.method,
+                parts.uri.path()
+            ))
+        })
+    }
+}
+
+/// The route layer of an operation that needs `scope`: authenticates, then hands the request
+/// on with its [`Caller`], or answers 401/403 in the operation's error shape.
+pub(super) async fn guard(
+    scope: Scope,
+    errors: Errors,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let refuse = |err: ApiError| match errors {
+        Errors::Api => err.into_response(),
+        Errors::Scim => ScimError::from(err).into_response(),
+    };
+    let Some(state) = request.extensions().get::<AppState>().cloned() else {
+        return refuse(ApiError::Internal(anyhow::anyhow!(
+            "the router serves without its state extension"
+        )));
+    };
+    if let Some(query) = request.uri().query() {
+        if url::form_urlencoded::parse(query.as_bytes())
+            .any(|(key, _)| key.eq_ignore_ascii_case("access_token"))
+        {
+            return refuse(ApiError::Unauthorized(
+                "a token in the URL is refused: URLs are kept in logs, proxies and browser history; \
+                 send `Authorization: Bearer TOKEN` instead, and revoke the token that was sent \
+                 (`provost token revoke --name NAME`)"
+                    .to_owned(),
+            ));
+        }
+    }
+    match require(&state, request.headers(), scope).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(err) => refuse(err),
     }
 }
 

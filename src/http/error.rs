@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The request was understood and refused for a stated reason (`code` names it).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// A body that is not of a type the endpoint reads (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A dependency (the database) is down; the message is safe to show.
     #[error("{0}")]
     Unavailable(String),
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -88,4 +93,73 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The largest plain-text error body read to be reshaped (axum's own are a line).
+const PLAIN_ERROR_LIMIT: usize = 16 * 1024;
+
+/// Reshapes an error answer that is not JSON (axum's own rejections: a path or query that does
+/// not parse, a method the path does not serve, a body over the limit, a missing content type)
+/// into the API's error shape, or SCIM's under `/scim/v2`, keeping its status and headers.
+pub(super) async fn shape_plain_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let scim = request.uri().path().contains("/scim/v2");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            let allowed = parts
+                .headers
+                .get(axum::http::header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            format!("this path does not serve that method; it serves: {allowed}")
+        }
+        (_, false) => text,
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_owned(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    let shaped = if scim {
+        crate::scim::ScimError::new(status, None, message).into_response()
+    } else {
+        let code = match status {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
+            s if s.is_server_error() => "internal",
+            _ => "refused",
+        };
+        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+    };
+    let (shaped_parts, body) = shaped.into_parts();
+    parts.headers.extend(shaped_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// The answer to a request whose handler panicked. The panic itself is logged by the panic
+/// hook; the client learns only that it failed.
+pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("the request's handler panicked")).into_response()
 }

@@ -43,6 +43,46 @@ pub struct AppState {
     pub work: Arc<tokio::sync::Notify>,
 }
 
+/// Whether a request's body is declared as JSON: `application/json`, `application/scim+json`
+/// or another `application/*+json`, with any parameters. The error says what to send.
+pub(crate) fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), String> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let media = declared
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json = media == "application/json"
+        || media
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(format!(
+            "the body must be JSON, sent with `Content-Type: application/json` (or application/scim+json); it was sent as {}",
+            declared.map_or_else(|| "no content type".to_owned(), |v| format!("`{v}`"))
+        ))
+    }
+}
+
+/// A numeric query parameter, refused with 400 outside `range` (an id is 1 or more, an
+/// `after` cursor 0 or more): every number a client sends has a range.
+pub(crate) fn in_range(
+    name: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiError> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(ApiError::BadRequest(format!(
+            "{name}={v} is outside {}..={}",
+            range.start(),
+            range.end()
+        ))),
+        other => Ok(other),
+    }
+}
+
 /// Every endpoint of the API, with its description.
 pub fn routes() -> openapi::Routes {
     openapi::Routes::new()
@@ -66,7 +106,12 @@ pub fn router(state: AppState) -> Router {
     routes()
         .into_router(&state.config.server.public_url())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
-        .with_state(state)
+        .with_state(state.clone())
+        // Errors made by axum itself (a path or query that does not parse, a method the path
+        // does not serve, a body too large) in the API's error shape, like every other.
+        .layer(axum::middleware::from_fn(error::shape_plain_errors))
+        // For the route guards (`auth::guard`), which run before the handler's extractors.
+        .layer(axum::Extension(state))
         .layer(
             ServiceBuilder::new()
                 // Outermost first: the id is set before the span is made, so every log line of
@@ -91,6 +136,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
+                ))
+                // A panic answers 500 in the error shape (the connection is not dropped) and
+                // is logged by the panic hook (`telemetry`) with this request's span.
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                    error::panic_response,
                 )),
         )
 }

@@ -15,7 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth;
+use super::auth::Caller;
 use super::openapi::{schemas, Operation, Routes};
 use super::orgs::org;
 use super::{ApiError, AppState};
@@ -65,7 +65,7 @@ pub fn routes() -> Routes {
                 .query("state", schemas::request_states(), "Only requests in this state.")
                 .query("action", schemas::actions(), "Only requests of this action.")
                 .query("user", json!({"type": "string"}), "Only requests about this Salesforce user id.")
-                .query("before", json!({"type": "integer"}), "The page before this request id (`next_before`).")
+                .query("before", json!({"type": "integer", "minimum": 1}), "The page before this request id (`next_before`).")
                 .query("limit", json!({"type": "integer", "minimum": 1, "maximum": 500}), "Page size (default 50).")
                 .ok(200, "A page of requests.", schemas::reference("AccessRequestList")),
         )
@@ -90,7 +90,7 @@ pub fn routes() -> Routes {
         .post(
             &format!("{BASE}/{{id}}/cancel"),
             cancel,
-            decision("Cancel a request not yet executed", Scope::RequestsWrite),
+            decision("Cancel a request not yet executed (the token that made it, or an approver)", Scope::RequestsWrite),
         )
 }
 
@@ -119,11 +119,12 @@ fn body_of(request: &AccessRequest) -> Value {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let caller = auth::require(&state, &headers, Scope::RequestsWrite).await?;
+    super::json_content_type(&headers).map_err(ApiError::UnsupportedMediaType)?;
     let input: RequestInput = serde_json::from_slice(&body).map_err(|err| {
         ApiError::BadRequest(format!(
             "the body is not an access request ({err}); send {{\"action\": \"grant\", \"user\": \"jane@acme.com\", \"entitlement\": {{\"type\": \"permission_set\", \"name\": \"Sales_Ops\"}}, \"justification\": \"...\"}}"
@@ -175,11 +176,9 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(&state, &headers, Scope::ReportsRead).await?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -201,7 +200,7 @@ async fn list(
             .map_err(ApiError::BadRequest)?
             .map(|a| a.as_str().to_owned()),
         account_id: params.user,
-        before: params.before,
+        before: super::in_range("before", params.before, 1..=i64::MAX)?,
         limit,
     };
     let org = org(&state, &name).await?;
@@ -217,10 +216,8 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((name, id)): Path<(String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(&state, &headers, Scope::ReportsRead).await?;
     let org = org(&state, &name).await?;
     let request = state
         .store
@@ -250,20 +247,17 @@ struct DecisionBody {
 
 async fn decide(
     state: AppState,
+    caller: Caller,
     headers: HeaderMap,
     name: String,
     id: i64,
     body: Bytes,
     decision: Decision,
 ) -> Result<Json<Value>, ApiError> {
-    let scope = match decision {
-        Decision::Approve | Decision::Reject => Scope::RequestsApprove,
-        Decision::Cancel => Scope::RequestsWrite,
-    };
-    let caller = auth::require(&state, &headers, scope).await?;
     let body: DecisionBody = if body.iter().all(u8::is_ascii_whitespace) {
         DecisionBody::default()
     } else {
+        super::json_content_type(&headers).map_err(ApiError::UnsupportedMediaType)?;
         serde_json::from_slice(&body).map_err(|err| {
             ApiError::BadRequest(format!(
                 "the body must be empty or {{\"comment\": \"...\"}} ({err})"
@@ -276,6 +270,7 @@ async fn decide(
         &org,
         id,
         &caller.name,
+        caller.may(Scope::RequestsApprove),
         decision,
         body.comment,
     )
@@ -288,27 +283,30 @@ async fn decide(
 
 async fn approve(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path((name, id)): Path<(String, i64)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, headers, name, id, body, Decision::Approve).await
+    decide(state, caller, headers, name, id, body, Decision::Approve).await
 }
 
 async fn reject(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path((name, id)): Path<(String, i64)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, headers, name, id, body, Decision::Reject).await
+    decide(state, caller, headers, name, id, body, Decision::Reject).await
 }
 
 async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path((name, id)): Path<(String, i64)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    decide(state, headers, name, id, body, Decision::Cancel).await
+    decide(state, caller, headers, name, id, body, Decision::Cancel).await
 }

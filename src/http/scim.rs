@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::openapi::{schemas, Answer, Operation, Routes, Verb};
-use super::{auth, AppState};
+use super::auth::Caller;
+use super::AppState;
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
-use crate::scim::writes::{self, Mode, Writer};
+use crate::scim::writes::{self, Mode, Preconditions, Writer};
 use crate::scim::{discovery, projection, resources, ListParams, ScimError, Scope};
 use crate::tokens::Scope as TokenScope;
 
@@ -273,21 +274,10 @@ pub(crate) struct OrgAt {
     pub(crate) base: String,
 }
 
-fn org_at(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<OrgAt, ScimError> {
-    let root = match &state.config.server.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
-    };
+fn org_at(state: &AppState, params: &HashMap<String, String>) -> Result<OrgAt, ScimError> {
+    // The configured URL, never the request's Host header: a client must not decide the
+    // `meta.location` and `$ref` URLs other clients are given.
+    let root = state.config.server.public_url();
     match params.get("org") {
         Some(name) => {
             state.config.org(name).map_err(|_| {
@@ -314,15 +304,13 @@ fn org_at(
     }
 }
 
-/// Authenticates, then finds the org's store record (it exists once the org was synced).
+/// The org's store record (it exists once the org was synced), for the authenticated caller.
 pub(crate) async fn scope<'a>(
     state: &'a AppState,
-    headers: &HeaderMap,
+    caller: Caller,
     params: &HashMap<String, String>,
-    needs: TokenScope,
-) -> Result<(Scope<'a>, auth::Caller, OrgAt), ScimError> {
-    let caller = auth::require(state, headers, needs).await?;
-    let at = org_at(state, headers, params)?;
+) -> Result<(Scope<'a>, Caller, OrgAt), ScimError> {
+    let at = org_at(state, params)?;
     let org = state.store.find_org(&at.name).await?.ok_or_else(|| {
         ScimError::not_found(format!(
             "org `{}` has not been synced yet: run `provost sync --org {}` first",
@@ -334,6 +322,7 @@ pub(crate) async fn scope<'a>(
             store: &*state.store,
             org,
             base: at.base.clone(),
+            timeout: Duration::from_millis(state.config.server.query_timeout_ms),
         },
         caller,
         at,
@@ -354,59 +343,52 @@ pub(crate) fn resource_of(
         })
 }
 
-/// Discovery needs a token too (any SCIM scope), like the rest of the API.
-async fn discovery_base(
+/// Discovery needs a token too (`scim:read`, checked by the route), like the rest of the API.
+fn discovery_base(
     state: &AppState,
-    headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<String, ScimError> {
-    auth::require(state, headers, TokenScope::ScimRead).await?;
-    Ok(org_at(state, headers, params)?.base)
+    Ok(org_at(state, params)?.base)
 }
 
 async fn service_provider_config(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
-    let base = discovery_base(&state, &headers, &params).await?;
+    let base = discovery_base(&state, &params)?;
     Ok(Scim::ok(discovery::service_provider_config(&base)))
 }
 
 async fn resource_types(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
-    let base = discovery_base(&state, &headers, &params).await?;
+    let base = discovery_base(&state, &params)?;
     Ok(Scim::ok(discovery::resource_types(&base)))
 }
 
 async fn resource_type(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
-    let base = discovery_base(&state, &headers, &params).await?;
+    let base = discovery_base(&state, &params)?;
     let name = params.get("name").map(String::as_str).unwrap_or_default();
     Ok(Scim::ok(discovery::resource_type(&base, name)?))
 }
 
 async fn schemas(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
-    let base = discovery_base(&state, &headers, &params).await?;
+    let base = discovery_base(&state, &params)?;
     Ok(Scim::ok(discovery::schemas(&base)))
 }
 
 async fn schema_by_id(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
-    let base = discovery_base(&state, &headers, &params).await?;
+    let base = discovery_base(&state, &params)?;
     let id = params
         .get("schema_id")
         .map(String::as_str)
@@ -416,12 +398,12 @@ async fn schema_by_id(
 
 async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(params): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let (scope, _, _) = scope(&state, &headers, &params, TokenScope::ScimRead).await?;
+    let (scope, _, _) = scope(&state, caller, &params).await?;
     let text = |name: &str| {
         query
             .iter()
@@ -441,20 +423,27 @@ async fn list(
     Ok(Scim::serialised(scope.list(resource, &list).await?))
 }
 
-pub(crate) fn json_body(body: &Bytes) -> Result<Value, ScimError> {
+/// The body as JSON, if it is declared as JSON (`application/scim+json` or
+/// `application/json`): a body of another type is refused with 415 before it is read, so a
+/// form or text a browser or careless client sends is never taken for a resource.
+pub(crate) fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
+    super::json_content_type(headers).map_err(|message| {
+        ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, message)
+    })?;
     serde_json::from_slice(body)
         .map_err(|err| ScimError::invalid_syntax(format!("the body is not JSON: {err}")))
 }
 
 async fn search_one(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let (scope, _, _) = scope(&state, &headers, &params, TokenScope::ScimRead).await?;
-    let list: ListParams = serde_json::from_value(json_body(&body)?).map_err(|err| {
+    let (scope, _, _) = scope(&state, caller, &params).await?;
+    let list: ListParams = serde_json::from_value(json_body(&headers, &body)?).map_err(|err| {
         ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
     })?;
     Ok(Scim::serialised(scope.list(resource, &list).await?))
@@ -463,12 +452,13 @@ async fn search_one(
 /// `POST /.search` at the root: every resource type in one list.
 async fn search_all(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
-    let (scope, _, _) = scope(&state, &headers, &params, TokenScope::ScimRead).await?;
-    let list: ListParams = serde_json::from_value(json_body(&body)?).map_err(|err| {
+    let (scope, _, _) = scope(&state, caller, &params).await?;
+    let list: ListParams = serde_json::from_value(json_body(&headers, &body)?).map_err(|err| {
         ScimError::invalid_syntax(format!("the body is not a SearchRequest: {err}"))
     })?;
     Ok(Scim::serialised(scope.search_all(&list).await?))
@@ -477,12 +467,13 @@ async fn search_all(
 /// `If-None-Match` on a read: 304 when the client holds the current version.
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
-    let (scope, _, _) = scope(&state, &headers, &params, TokenScope::ScimRead).await?;
+    let (scope, _, _) = scope(&state, caller, &params).await?;
     let id = params.get("id").map(String::as_str).unwrap_or_default();
     let found = scope.get(resource, id).await?;
     if let Some(held) = headers
@@ -516,8 +507,15 @@ async fn show(
     Ok(answer)
 }
 
-fn if_match(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::IF_MATCH).and_then(|h| h.to_str().ok())
+/// A write's `If-Match` and `If-None-Match`, every value of each.
+fn preconditions(headers: &HeaderMap) -> Result<Preconditions, ScimError> {
+    let values = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("(not text)"))
+    };
+    Preconditions::parse(values(header::IF_MATCH), values(header::IF_NONE_MATCH))
 }
 
 fn wait_of(state: &AppState) -> Duration {
@@ -531,11 +529,10 @@ fn wait_of(state: &AppState) -> Duration {
     )
 }
 
-/// Builds the writer of a request: authenticated with scim:write, for its org.
+/// Builds the writer of a request of the caller (authenticated with scim:write), for its org.
 macro_rules! writer {
-    ($state:expr, $headers:expr, $params:expr, $scope:ident, $caller:ident, $writer:ident) => {
-        let ($scope, $caller, at) =
-            scope(&$state, &$headers, &$params, TokenScope::ScimWrite).await?;
+    ($state:expr, $caller:expr, $headers:expr, $params:expr, $scope:ident, $writer:ident) => {
+        let ($scope, caller, at) = scope(&$state, $caller, &$params).await?;
         let org_config = $state
             .config
             .org(&at.name)
@@ -543,7 +540,7 @@ macro_rules! writer {
         let $writer = Writer {
             scope: &$scope,
             org_config,
-            caller: &$caller.name,
+            caller: &caller.name,
             work: &$state.work,
             wait: wait_of(&$state),
         };
@@ -552,17 +549,17 @@ macro_rules! writer {
 
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
     if resource.name != "User" {
-        auth::require(&state, &headers, TokenScope::ScimWrite).await?;
         return Err(writes::not_authored(resource));
     }
-    let body = json_body(&body)?;
-    writer!(state, headers, params, scope, caller, writer);
+    let body = json_body(&headers, &body)?;
+    writer!(state, caller, headers, params, scope, writer);
     let created = writer.create_user(&body).await?;
     Ok(Scim::resource(StatusCode::CREATED, created))
 }
@@ -581,25 +578,28 @@ fn id_of(params: &HashMap<String, String>) -> String {
 
 async fn replace(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
-    change(state, headers, params, body, Mode::Put).await
+    change(state, caller, headers, params, body, Mode::Put).await
 }
 
 async fn modify(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<Scim, ScimError> {
-    change(state, headers, params, body, Mode::Patch).await
+    change(state, caller, headers, params, body, Mode::Patch).await
 }
 
 /// A PUT or a PATCH of a User or a Group.
 async fn change(
     state: AppState,
+    caller: Caller,
     headers: HeaderMap,
     params: HashMap<String, String>,
     body: Bytes,
@@ -607,10 +607,10 @@ async fn change(
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
     writable(resource)?;
-    let body = json_body(&body)?;
-    writer!(state, headers, params, scope, caller, writer);
+    let body = json_body(&headers, &body)?;
+    writer!(state, caller, headers, params, scope, writer);
     let id = id_of(&params);
-    let held = if_match(&headers);
+    let held = &preconditions(&headers)?;
     let done = match (resource.name, mode) {
         ("User", Mode::Put) => writer.replace_user(&id, &body, held).await?,
         ("User", Mode::Patch) => writer.patch_user(&id, &body, held).await?,
@@ -624,17 +624,17 @@ async fn change(
 /// are Salesforce's to delete.
 async fn remove(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Scim, ScimError> {
     let resource = resource_of(&params)?;
     if resource.name != "User" {
-        auth::require(&state, &headers, TokenScope::ScimWrite).await?;
         return Err(writes::not_authored(resource));
     }
-    writer!(state, headers, params, scope, caller, writer);
+    writer!(state, caller, headers, params, scope, writer);
     writer
-        .delete_user(&id_of(&params), if_match(&headers))
+        .delete_user(&id_of(&params), &preconditions(&headers)?)
         .await?;
     Ok(Scim::empty(StatusCode::NO_CONTENT))
 }

@@ -348,6 +348,9 @@ impl Executor {
                     Some("DUPLICATE_VALUE" | "DUPLICATE_USERNAME")
                 )
         };
+        if sobject == "User" {
+            return self.reconcile_users(client, chunk, jobs, results, duplicate).await;
+        }
         let duplicates: Vec<usize> = results
             .iter()
             .enumerate()
@@ -371,11 +374,7 @@ impl Executor {
             .enumerate()
             .map(|(at, result)| {
                 if result.success {
-                    return JobEnd::Done {
-                        record_id: result.id.clone().or_else(|| jobs[chunk[at]].write.id.clone()),
-                        raw: result.raw,
-                        note: None,
-                    };
+                    return record_end(result, &jobs[chunk[at]].write);
                 }
                 let code = result.code.clone().unwrap_or_default();
                 let message = result.message.clone().unwrap_or_default();
@@ -400,12 +399,84 @@ impl Executor {
                         note: Some("already gone from Salesforce: counted as done"),
                     };
                 }
-                if sf::is_transient(&code) {
-                    return JobEnd::Retry(format!("Salesforce answered {code}: {message}"));
+                record_end(result, &jobs[chunk[at]].write)
+            })
+            .collect()
+    }
+
+    /// The ends of user creates. A user whose username is taken was created by this request
+    /// only if an earlier attempt may have sent it (this is not the first), Salesforce made it
+    /// after the request was, and it holds exactly what the request wrote: then the request is
+    /// done, naming it. Otherwise the username belongs to someone else, and the request fails
+    /// saying so: counting it done would record the request's profile and names for a user
+    /// Salesforce never changed.
+    async fn reconcile_users(
+        &self,
+        client: &SalesforceClient,
+        chunk: &[usize],
+        jobs: &[Job],
+        results: Vec<RecordResult>,
+        duplicate: impl Fn(&RecordResult) -> bool,
+    ) -> Vec<JobEnd> {
+        let taken: Vec<String> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| duplicate(r))
+            .filter_map(|(at, _)| jobs[chunk[at]].write.fields["Username"].as_str())
+            .map(str::to_owned)
+            .collect();
+        let holders = match sf::users_named(client, &taken).await {
+            Ok(found) => found,
+            Err(err) => {
+                return results
+                    .into_iter()
+                    .enumerate()
+                    .map(|(at, result)| match duplicate(&result) {
+                        true => JobEnd::Retry(format!(
+                            "Salesforce answered {} and looking up the user holding the username failed: {err}",
+                            result.code.unwrap_or_default()
+                        )),
+                        false => record_end(result, &jobs[chunk[at]].write),
+                    })
+                    .collect();
+            }
+        };
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(at, result)| {
+                let job = &jobs[chunk[at]];
+                if !duplicate(&result) {
+                    return record_end(result, &job.write);
                 }
-                JobEnd::Failed {
-                    message: format!("Salesforce answered {code}: {message}. {}", sf::explain(&code)),
-                    raw: result.raw,
+                let username = job.write.fields["Username"].as_str().unwrap_or_default();
+                let holder = holders.iter().find(|u| {
+                    u["Username"]
+                        .as_str()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(username))
+                });
+                match holder {
+                    Some(user) if created_by(&job.request, &job.write, user) => JobEnd::Done {
+                        record_id: user["Id"].as_str().map(str::to_owned),
+                        raw: result.raw,
+                        note: Some("created by an earlier attempt of this request: counted as done"),
+                    },
+                    Some(user) => JobEnd::Failed {
+                        message: format!(
+                            "Salesforce answered {}: it already has a user named `{username}` ({}, created {}), which this request did not create; nothing was changed. Choose another username, or manage that user by its id",
+                            result.code.as_deref().unwrap_or_default(),
+                            user["Id"].as_str().unwrap_or("?"),
+                            user["CreatedDate"].as_str().unwrap_or("?")
+                        ),
+                        raw: result.raw,
+                    },
+                    None => JobEnd::Failed {
+                        message: format!(
+                            "Salesforce answered {}: the username `{username}` is taken, by a user of another org (usernames are unique across every Salesforce org) or one the connected user cannot see: nothing was changed; choose another username",
+                            result.code.as_deref().unwrap_or_default()
+                        ),
+                        raw: result.raw,
+                    },
                 }
             })
             .collect()
@@ -642,6 +713,47 @@ fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
 }
 
 /// The field values that make a created record unique, to find it when it already exists.
+/// Whether `user` is the one `request` created in an earlier attempt: one may have been sent
+/// (this is a later attempt), Salesforce made it after the request was made, and it holds every
+/// value the request wrote.
+fn created_by(request: &AccessRequest, write: &Write, user: &Value) -> bool {
+    let after_request = user["CreatedDate"]
+        .as_str()
+        .and_then(provost_salesforce::reader::parse_datetime)
+        .is_some_and(|created| created >= request.created_at - time::Duration::seconds(1));
+    let same_values = write.fields.iter().all(|(field, wanted)| {
+        let held = &user[field.as_str()];
+        match (field.as_str(), wanted, held) {
+            ("Username" | "Email", Value::String(w), Value::String(h)) => w.eq_ignore_ascii_case(h),
+            ("ProfileId", Value::String(w), Value::String(h)) => {
+                w.get(..15).is_some() && w.get(..15) == h.get(..15)
+            }
+            _ => wanted == held,
+        }
+    });
+    request.attempts > 1 && after_request && same_values
+}
+
+/// The end of a record's write that needs no lookup: done, retried or failed by its code.
+fn record_end(result: RecordResult, write: &Write) -> JobEnd {
+    if result.success {
+        return JobEnd::Done {
+            record_id: result.id.clone().or_else(|| write.id.clone()),
+            raw: result.raw,
+            note: None,
+        };
+    }
+    let code = result.code.clone().unwrap_or_default();
+    let message = result.message.clone().unwrap_or_default();
+    if sf::is_transient(&code) {
+        return JobEnd::Retry(format!("Salesforce answered {code}: {message}"));
+    }
+    JobEnd::Failed {
+        message: format!("Salesforce answered {code}: {message}. {}", sf::explain(&code)),
+        raw: result.raw,
+    }
+}
+
 fn unique_key(write: &Write) -> Map<String, Value> {
     let keep: &[&str] = match write.sobject.as_str() {
         "User" => &["Username"],

@@ -95,7 +95,7 @@ pub async fn create_with(
     if let Some(key) = &idempotency_key {
         // Before planning: the first request may have been carried out since, and planning
         // it again would refuse it as already done.
-        if let Some(first) = store.request_by_key(org.id, key).await? {
+        if let Some(first) = store.request_by_key(org.id, caller, key).await? {
             return same_key(first, &input_json, key);
         }
     }
@@ -171,7 +171,9 @@ pub async fn create_with(
         ),
         // A retry of a POST whose first attempt is still open.
         Inserted::Duplicate(twin)
-            if twin.idempotency_key.is_some() && twin.idempotency_key == idempotency_key =>
+            if twin.idempotency_key.is_some()
+                && twin.idempotency_key == idempotency_key
+                && twin.created_by == caller =>
         {
             same_key(
                 twin,
@@ -229,12 +231,15 @@ impl Decision {
 }
 
 /// Approves, rejects or cancels request `id` as the token `caller`. A requester (or the token
-/// that made the request) cannot approve it.
+/// that made the request) cannot approve it. A request is cancelled by the token that made it,
+/// or by an approver (`approver` says the caller is one): another requester's token cannot
+/// withdraw what someone else asked for, nor stop what an approver approved.
 pub async fn decide(
     store: &dyn Store,
     org: &OrgRecord,
     id: i64,
     caller: &str,
+    approver: bool,
     decision: Decision,
     comment: Option<String>,
 ) -> Result<AccessRequest, RequestError> {
@@ -246,6 +251,12 @@ pub async fn decide(
     {
         return Err(RequestError::Forbidden(format!(
             "`{caller}` made or asked for request {id}, and nobody approves their own request; another approver must"
+        )));
+    }
+    if decision == Decision::Cancel && request.created_by != caller && !approver {
+        return Err(RequestError::Forbidden(format!(
+            "request {id} was made by the token `{}`: only it, or a token with requests:approve, may cancel it",
+            request.created_by
         )));
     }
     let (from, to): (&[RequestState], RequestState) = match decision {

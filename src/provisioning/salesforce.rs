@@ -141,6 +141,43 @@ async fn all_records(
     Ok(records)
 }
 
+/// The fields a `create_user` may write, read back to tell whether an existing user is the one
+/// an earlier attempt of the request created.
+pub const USER_FIELDS: [&str; 14] = [
+    "Username",
+    "Email",
+    "LastName",
+    "FirstName",
+    "Alias",
+    "ProfileId",
+    "IsActive",
+    "TimeZoneSidKey",
+    "LocaleSidKey",
+    "LanguageLocaleKey",
+    "EmailEncodingKey",
+    "FederationIdentifier",
+    "Department",
+    "Title",
+];
+
+/// The users holding these usernames (Salesforce matches usernames case-insensitively), each
+/// with its id, `CreatedDate` and [`USER_FIELDS`].
+pub async fn users_named(
+    client: &SalesforceClient,
+    usernames: &[String],
+) -> Result<Vec<Value>, SalesforceError> {
+    if usernames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select = vec!["Id", "CreatedDate"];
+    select.extend(USER_FIELDS);
+    let query = Query::select("User", &select).filter(Condition::is_in(
+        "Username",
+        usernames.iter().cloned().map(Literal::Str),
+    ));
+    all_records(client, &query).await
+}
+
 /// The ids of records of `sobject` that already hold each of `keys` (field values that make a
 /// record unique: assignee and set, group and member, username); `None` where none does.
 pub async fn find_existing(

@@ -12,6 +12,10 @@ use super::{user_values, Context, Params, ReportError};
 use crate::store::reports::HeldEntitlement;
 use crate::store::Store;
 
+/// The longest dormancy asked about: beyond it the cutoff would precede any Salesforce org
+/// (and, far beyond, the dates a time can hold).
+pub const MAX_DAYS: u32 = 36_500;
+
 const COLUMNS: [&str; 3] = ["days_since_login", "entitlements", "entitlement_names"];
 
 /// Kinds that say what a user can do (a profile alone, a role or a license do not make
@@ -28,6 +32,11 @@ pub(super) async fn write(
     let days = params.days.ok_or_else(|| {
         ReportError::BadParameter("dormant needs --days N (days without a login)".to_owned())
     })?;
+    if days > MAX_DAYS {
+        return Err(ReportError::BadParameter(format!(
+            "days={days} is more than {MAX_DAYS} (100 years): give the days without a login, 0 to {MAX_DAYS}"
+        )));
+    }
     let cutoff = context.now - time::Duration::days(i64::from(days));
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);

@@ -10,7 +10,7 @@
 
 mod changes;
 pub mod cli;
-mod dormant;
+pub mod dormant;
 mod effective;
 mod entitlements;
 mod history;

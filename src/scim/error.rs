@@ -86,6 +86,13 @@ impl ScimError {
 
 impl From<StoreError> for ScimError {
     fn from(err: StoreError) -> Self {
+        if let StoreError::TimedOut(limit) = err {
+            return ScimError::invalid_filter(format!(
+                "the query ran longer than the {} ms one query may take (server.query_timeout_ms) and was stopped: \
+                 narrow the filter (fewer terms, fewer tests of multi-valued attributes, eq or sw rather than co)",
+                limit.as_millis()
+            ));
+        }
         tracing::error!(error = %err, "SCIM request failed in the store");
         ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +115,9 @@ impl From<ApiError> for ScimError {
                 ScimError::new(StatusCode::CONFLICT, None, message)
             }
             ApiError::Unavailable(m) => ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, m),
+            ApiError::UnsupportedMediaType(m) => {
+                ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, m)
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "SCIM request failed");
                 ScimError::new(

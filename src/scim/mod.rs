@@ -125,6 +125,8 @@ pub struct Scope<'a> {
     pub store: &'a dyn Store,
     pub org: OrgRecord,
     pub base: String,
+    /// How long one statement of a list or search may run (`server.query_timeout_ms`).
+    pub timeout: std::time::Duration,
 }
 
 fn table(resource: &ResourceType) -> ScimTable {
@@ -212,6 +214,7 @@ impl Scope<'_> {
             order: id_column,
             offset: 0,
             limit: 1,
+            timeout: self.timeout,
         };
         self.select(resource, query)
             .await?
@@ -241,6 +244,7 @@ impl Scope<'_> {
             order: &order,
             offset: (start - 1) as u64,
             limit: count,
+            timeout: self.timeout,
         };
         let (found, total) = self.select(resource, query).await?;
         Ok(list_response(params, start, total, found, &self.base))
@@ -286,6 +290,7 @@ impl Scope<'_> {
                 order: &order,
                 offset: 0,
                 limit: 0,
+                timeout: self.timeout,
             };
             let (_, matching) = self.store.scim_select(self.org.id, counted).await?;
             total += matching;

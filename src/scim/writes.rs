@@ -271,6 +271,78 @@ fn input(action: Action, user: &str) -> RequestInput {
     }
 }
 
+/// Checks that the body of a POST or PUT is a `resource` resource: a JSON object whose
+/// `schemas` name the resource's core schema. Anything else (`null`, `{}`, a PatchOp, an
+/// array, a body meant for another endpoint) is refused before anything is compared or
+/// planned: read as a resource with no attributes, it would ask to clear everything.
+pub fn resource_body(body: &Value, resource: &ResourceType) -> Result<(), ScimError> {
+    let example = match resource.name {
+        "Group" => format!(
+            "{{\"schemas\": [\"{}\"], \"displayName\": \"...\", \"members\": [{{\"value\": \"005...\"}}]}}",
+            schema::GROUP
+        ),
+        _ => format!(
+            "{{\"schemas\": [\"{}\"], \"userName\": \"...\", ...}}",
+            schema::USER
+        ),
+    };
+    let Some(object) = body.as_object() else {
+        return Err(ScimError::invalid_syntax(format!(
+            "the body must be a {} resource, a JSON object such as {example}; it is {}",
+            resource.name,
+            json_kind(body)
+        )));
+    };
+    let schemas = object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .map(|(_, v)| v);
+    let names_core = schemas
+        .and_then(Value::as_array)
+        .is_some_and(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|name| name.eq_ignore_ascii_case(resource.schema))
+        });
+    if !names_core {
+        return Err(ScimError::invalid_value(format!(
+            "the body is not a {} resource: its `schemas` must include \"{}\" (RFC 7643 section 3), as in {example}",
+            resource.name, resource.schema
+        )));
+    }
+    Ok(())
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The members a PUT of a Group asks for: `None` when the body leaves `members` out (the
+/// members are kept, as a PUT that renames a group must not empty it).
+fn put_members(body: &Value) -> Result<Option<BTreeSet<String>>, ScimError> {
+    let given = body.as_object().and_then(|o| {
+        o.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("members"))
+            .map(|(_, v)| v)
+    });
+    match given {
+        None => Ok(None),
+        Some(Value::Array(_)) => members_of(body).map(Some),
+        Some(other) => Err(ScimError::invalid_value(format!(
+            "members must be an array of {{\"value\": USER_ID}}, not {}; leave it out to keep the members",
+            json_kind(other)
+        ))),
+    }
+}
+
 /// The member ids of a Group document.
 fn members_of(doc: &Value) -> Result<BTreeSet<String>, ScimError> {
     let Some(members) = doc.as_object().and_then(|o| {
@@ -477,9 +549,10 @@ impl Writer<'_> {
         &self,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
-        let current = self.current(users(), id, if_match).await?;
+        resource_body(body, users())?;
+        let current = self.current(users(), id, preconditions).await?;
         if text_at(body, &["userName"]).is_none() {
             return Err(ScimError::invalid_value(
                 "a PUT of a User must carry userName",
@@ -492,17 +565,21 @@ impl Writer<'_> {
         &self,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
-        let current = self.current(users(), id, if_match).await?;
+        let current = self.current(users(), id, preconditions).await?;
         let mut desired = current.clone();
         patch::apply(users(), &mut desired, body)?;
         self.update_user(id, &current, &desired, Mode::Patch).await
     }
 
     /// DELETE deactivates: Salesforce never deletes users.
-    pub async fn delete_user(&self, id: &str, if_match: Option<&str>) -> Result<(), ScimError> {
-        let current = self.current(users(), id, if_match).await?;
+    pub async fn delete_user(
+        &self,
+        id: &str,
+        preconditions: &Preconditions,
+    ) -> Result<(), ScimError> {
+        let current = self.current(users(), id, preconditions).await?;
         if active_of(&current)? != Some(false) {
             self.carry_out(vec![input(Action::DeactivateUser, id)])
                 .await?;
@@ -511,6 +588,7 @@ impl Writer<'_> {
     }
 
     pub async fn create_user(&self, body: &Value) -> Result<Value, ScimError> {
+        resource_body(body, users())?;
         let fields = fields_of(body);
         let username = fields
             .username
@@ -617,49 +695,134 @@ impl Writer<'_> {
         self.scope.get(groups(), id).await
     }
 
+    /// A PUT of a Group: its members become those given. `displayName` is required and, being
+    /// Salesforce's label, read-only: a different one is ignored (RFC 7644 section 3.5.1). A PUT
+    /// that leaves `members` out keeps them; one that would remove every member is refused:
+    /// emptying a permission set through a replace is too easy to do by mistake (an empty
+    /// template, a client that lost its state), so it takes an explicit PATCH remove.
     pub async fn replace_group(
         &self,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
-        let current = self.current(groups(), id, if_match).await?;
-        self.update_members(id, &current, body).await
+        resource_body(body, groups())?;
+        if !text_at(body, &["displayName"]).is_some_and(|name| !name.trim().is_empty()) {
+            return Err(ScimError::invalid_value(
+                "a PUT of a Group must carry its displayName (a required attribute); it is read-only, so any value is accepted and the group keeps its Salesforce label",
+            ));
+        }
+        let current = self.current(groups(), id, preconditions).await?;
+        let Some(wanted) = put_members(body)? else {
+            return Ok(current);
+        };
+        let held = members_of(&current)?;
+        if wanted.is_empty() && !held.is_empty() {
+            return Err(ScimError::invalid_value(format!(
+                "this PUT would remove every member ({}) of Group `{}` ({id}), revoking it from all of them; \
+                 nothing was changed. A PUT may not empty a group: to revoke it from everyone, send a PATCH \
+                 {{\"op\": \"remove\", \"path\": \"members\"}}; to keep the members, leave `members` out",
+                held.len(),
+                text_at(&current, &["displayName"]).unwrap_or_default(),
+            )));
+        }
+        let desired = serde_json::json!({
+            "members": wanted.iter().map(|id| serde_json::json!({"value": id})).collect::<Vec<_>>()
+        });
+        self.update_members(id, &current, &desired).await
     }
 
     pub async fn patch_group(
         &self,
         id: &str,
         body: &Value,
-        if_match: Option<&str>,
+        preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
-        let current = self.current(groups(), id, if_match).await?;
+        let current = self.current(groups(), id, preconditions).await?;
         let mut desired = current.clone();
         patch::apply(groups(), &mut desired, body)?;
         self.update_members(id, &current, &desired).await
     }
 
-    /// The resource as stored, if the client's `If-Match` names its version (412 otherwise).
+    /// The resource as stored, if the write's preconditions hold (412 otherwise).
     async fn current(
         &self,
         resource: &'static ResourceType,
         id: &str,
-        if_match: Option<&str>,
+        preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
         let current = self.scope.get(resource, id).await?;
-        if let Some(held) = if_match {
-            let version = super::resources::version_of(&current).unwrap_or_default();
-            if !held
-                .split(',')
-                .any(|v| v.trim() == "*" || v.trim() == version)
-            {
+        let version = super::resources::version_of(&current).unwrap_or_default();
+        preconditions.check(resource, version)?;
+        Ok(current)
+    }
+}
+
+/// The versions a write is conditional on (RFC 7232): `If-Match` (the version the change is
+/// based on: any other is 412) and `If-None-Match` (a version the change must not apply to;
+/// `*` means "only if it does not exist", which a write of an existing resource never is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub if_match: Option<Vec<String>>,
+    pub if_none_match: Option<Vec<String>>,
+}
+
+impl Preconditions {
+    /// From each header's values, every comma-separated tag. A header that is present but
+    /// names no version is refused rather than read as absent: the client meant a condition.
+    pub fn parse<'h>(
+        if_match: impl Iterator<Item = &'h str>,
+        if_none_match: impl Iterator<Item = &'h str>,
+    ) -> Result<Preconditions, ScimError> {
+        fn tags<'h>(
+            name: &str,
+            values: impl Iterator<Item = &'h str>,
+        ) -> Result<Option<Vec<String>>, ScimError> {
+            let mut present = false;
+            let mut tags = Vec::new();
+            for value in values {
+                present = true;
+                tags.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            if present && tags.is_empty() {
+                return Err(ScimError::invalid_value(format!(
+                    "{name} is empty: send the version you hold (its ETag, meta.version), or *, or leave the header out"
+                )));
+            }
+            Ok(present.then_some(tags))
+        }
+        Ok(Preconditions {
+            if_match: tags("If-Match", if_match)?,
+            if_none_match: tags("If-None-Match", if_none_match)?,
+        })
+    }
+
+    fn check(&self, resource: &ResourceType, version: &str) -> Result<(), ScimError> {
+        if let Some(held) = &self.if_match {
+            if !held.iter().any(|t| t == "*" || t == version) {
                 return Err(ScimError::precondition(format!(
-                    "the {} changed since version {held}: it is now {version}; read it again and retry",
+                    "the {} changed since version {}: it is now {version}; read it again and retry",
+                    resource.name,
+                    held.join(", ")
+                )));
+            }
+        }
+        if let Some(excluded) = &self.if_none_match {
+            if excluded.iter().any(|t| t == "*" || t == version) {
+                return Err(ScimError::precondition(format!(
+                    "If-None-Match: {} matches the {} as it is ({version}), so the write was not made",
+                    excluded.join(", "),
                     resource.name
                 )));
             }
         }
-        Ok(current)
+        Ok(())
     }
 }
 

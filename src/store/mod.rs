@@ -84,6 +84,9 @@ pub enum StoreError {
     UnknownOrg(String),
     #[error("stored {what} cannot be read back: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A query ran past the time it was given and was stopped.
+    #[error("the query ran longer than the {} ms it may take and was stopped", .0.as_millis())]
+    TimedOut(std::time::Duration),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

@@ -45,6 +45,31 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A transaction whose statements stop after `timeout` with [`StoreError::TimedOut`]
+    /// (`SET LOCAL statement_timeout`: it ends with the transaction, so the connection goes
+    /// back to the pool without it). Reads only: it is never committed.
+    pub(super) async fn timed_connection(
+        &self,
+        timeout: Duration,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // A number of the code's own making, not input: SET takes no bound parameters.
+        sqlx::query(&format!(
+            "SET LOCAL statement_timeout = {}",
+            timeout.as_millis().clamp(1, i32::MAX as u128)
+        ))
+        .execute(&mut *transaction)
+        .await?;
+        Ok(transaction)
+    }
+
+    /// Whether `err` is a statement cancelled by [`Self::timed_connection`]'s timeout.
+    pub(super) fn is_timeout(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+    }
+}
+
 impl_sync_store!(
     PostgresStore,
     sqlx::Postgres,

@@ -303,17 +303,18 @@ pub trait ProvisioningStore: Send + Sync {
     ) -> Result<Option<(Value, OffsetDateTime)>, StoreError>;
 
     /// Stores a request with its audit entries (created, and approved when auto-approved),
-    /// unless its idempotency key was used before.
+    /// unless its creator used its idempotency key before (keys are per creating token).
     async fn insert_request(
         &self,
         request: &NewRequest,
         audit: &[AuditEvent],
     ) -> Result<Inserted, StoreError>;
     async fn get_request(&self, org: OrgId, id: i64) -> Result<Option<AccessRequest>, StoreError>;
-    /// The request made with this idempotency key, if any.
+    /// The request the token `created_by` made with this idempotency key, if any.
     async fn request_by_key(
         &self,
         org: OrgId,
+        created_by: &str,
         key: &str,
     ) -> Result<Option<AccessRequest>, StoreError>;
     /// Newest first.

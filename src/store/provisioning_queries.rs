@@ -14,8 +14,8 @@ use super::{OrgId, StoreError};
 
 pub(super) const REQUEST_COLUMNS: &str = "id, org_id, action, state, account_id, \
     entitlement_id, requester, created_by, approver, justification, ticket, expires_at, \
-    idempotency_key, input, plan, result, error, attempts, next_attempt_at, created_at, \
-    updated_at, finished_at";
+    request_key AS idempotency_key, input, plan, result, error, attempts, next_attempt_at, \
+    created_at, updated_at, finished_at";
 
 pub(super) const AUDIT_COLUMNS: &str =
     "seq, at, actor, org, request_id, event, data, prev_hash, hash";
@@ -658,9 +658,9 @@ macro_rules! impl_provisioning_store {
             let inserted: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(
                 "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
                  requester, created_by, approver, justification, ticket, expires_at, \
-                 idempotency_key, input, plan, created_at, updated_at) \
+                 request_key, input, plan, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-                 ON CONFLICT (org_id, idempotency_key) DO NOTHING RETURNING id",
+                 ON CONFLICT (org_id, created_by, request_key) DO NOTHING RETURNING id",
             )
             .bind(request.org.0)
             .bind(&request.action)
@@ -716,10 +716,12 @@ macro_rules! impl_provisioning_store {
             let Some((id,)) = inserted else {
                 tx.rollback().await?;
                 let row: provisioning_queries::RequestRow = sqlx::query_as(&format!(
-                    "SELECT {} FROM access_requests WHERE org_id = $1 AND idempotency_key = $2",
+                    "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
+                     AND request_key = $3",
                     provisioning_queries::REQUEST_COLUMNS
                 ))
                 .bind(request.org.0)
+                .bind(&request.created_by)
                 .bind(&request.idempotency_key)
                 .fetch_one(&self.pool)
                 .await?;
@@ -766,13 +768,16 @@ macro_rules! impl_provisioning_store {
         async fn request_by_key(
             &self,
             org: OrgId,
+            created_by: &str,
             key: &str,
         ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
             let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM access_requests WHERE org_id = $1 AND idempotency_key = $2",
+                "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
+                 AND request_key = $3",
                 provisioning_queries::REQUEST_COLUMNS
             ))
             .bind(org.0)
+            .bind(created_by)
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;

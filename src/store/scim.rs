@@ -27,6 +27,9 @@ pub struct ScimQuery<'a> {
     pub offset: u64,
     /// 0 asks for the count only.
     pub limit: u32,
+    /// How long each of its statements may run before it is stopped
+    /// ([`StoreError::TimedOut`](super::StoreError::TimedOut)).
+    pub timeout: std::time::Duration,
 }
 
 /// One grant of a user, with its entitlement.

@@ -126,6 +126,15 @@ macro_rules! impl_scim_store {
                 builder.push(")");
             }
 
+            /// A statement stopped at the query's deadline is [`StoreError::TimedOut`].
+            fn scim_failure(err: sqlx::Error, query: &super::scim::ScimQuery<'_>) -> StoreError {
+                if Self::is_timeout(&err) {
+                    StoreError::TimedOut(query.timeout)
+                } else {
+                    err.into()
+                }
+            }
+
             /// How many rows match.
             async fn scim_count(
                 &self,
@@ -134,7 +143,12 @@ macro_rules! impl_scim_store {
             ) -> Result<u64, StoreError> {
                 let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
                 Self::scim_where(&mut builder, org, query);
-                let count: i64 = builder.build_query_scalar().fetch_one(&self.pool).await?;
+                let mut connection = self.timed_connection(query.timeout).await?;
+                let count: i64 = builder
+                    .build_query_scalar()
+                    .fetch_one(&mut *connection)
+                    .await
+                    .map_err(|err| Self::scim_failure(err, query))?;
                 Ok(count as u64)
             }
 
@@ -184,10 +198,12 @@ macro_rules! impl_scim_store {
                     builder.push_bind(i64::from(query.limit));
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+                    let mut connection = self.timed_connection(query.timeout).await?;
                     let ids: Vec<String> = builder
                         .build_query_scalar()
-                        .fetch_all(&self.pool)
-                        .await?;
+                        .fetch_all(&mut *connection)
+                        .await
+                        .map_err(|err| Self::scim_failure(err, &query))?;
                     Ok(ids)
                 };
                 self.scim_page_with_total(org, &query, page).await
@@ -224,8 +240,12 @@ macro_rules! impl_scim_store {
                     builder.push_bind(org.0);
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
-                    let rows: Vec<scim_queries::PageAccountRow> =
-                        builder.build_query_as().fetch_all(&self.pool).await?;
+                    let mut connection = self.timed_connection(query.timeout).await?;
+                    let rows: Vec<scim_queries::PageAccountRow> = builder
+                        .build_query_as()
+                        .fetch_all(&mut *connection)
+                        .await
+                        .map_err(|err| Self::scim_failure(err, &query))?;
                     rows.into_iter()
                         .map(scim_queries::PageAccountRow::into_parts)
                         .collect()

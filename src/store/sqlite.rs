@@ -55,6 +55,62 @@ impl SqliteStore {
     }
 }
 
+/// A pooled connection whose statements are interrupted once a deadline passes (SQLite has no
+/// statement timeout of its own: a progress handler checks the clock every few thousand
+/// virtual-machine steps). Dropping it, however the query ended, disarms the handler, so the
+/// connection goes back to the pool without a deadline.
+pub(super) struct TimedConnection {
+    connection: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::ops::Deref for TimedConnection {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for TimedConnection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.connection
+    }
+}
+
+impl Drop for TimedConnection {
+    fn drop(&mut self) {
+        self.armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl SqliteStore {
+    /// A connection whose statements stop after `timeout` with [`StoreError::TimedOut`].
+    pub(super) async fn timed_connection(
+        &self,
+        timeout: Duration,
+    ) -> Result<TimedConnection, StoreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut connection = self.pool.acquire().await?;
+        let armed = std::sync::Arc::new(AtomicBool::new(true));
+        let deadline = std::time::Instant::now() + timeout;
+        let watched = armed.clone();
+        connection
+            .lock_handle()
+            .await?
+            // About a millisecond of work between looks at the clock.
+            .set_progress_handler(10_000, move || {
+                !watched.load(Ordering::Relaxed) || std::time::Instant::now() < deadline
+            });
+        Ok(TimedConnection { connection, armed })
+    }
+
+    /// Whether `err` is a statement stopped by [`Self::timed_connection`]'s deadline.
+    pub(super) fn is_timeout(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("9"))
+    }
+}
+
 impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
 impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
 impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");

@@ -436,12 +436,13 @@ async fn a_write_making_more_requests_than_the_org_allows_is_refused_whole() {
         let (status, _) = scim.patch(&format!("/Groups/{}", set.id), add(&newcomers[2..])).await;
         assert_eq!(status, 200);
         assert_eq!(fixture.requests(None).await.len(), 3);
-        // A PUT that empties the group (three members or more) is refused the same way.
-        let mut emptied = scim.ok(&format!("/Groups/{}", set.id)).await;
-        let holding = emptied["members"].as_array().unwrap().len();
+        // A PUT that replaces three members or more is refused the same way.
+        let mut replaced = scim.ok(&format!("/Groups/{}", set.id)).await;
+        let holding = replaced["members"].as_array().unwrap().len();
         assert!(holding >= 3);
-        emptied["members"] = json!([]);
-        let (status, error, _) = scim.call(reqwest::Method::PUT, &format!("/Groups/{}", set.id), Some(emptied), &[]).await;
+        let outsider = users.iter().find(|u| !members.contains(&u.id) && !newcomers.contains(&u.id.as_str())).unwrap();
+        replaced["members"] = json!([{"value": outsider.id}]);
+        let (status, error, _) = scim.call(reqwest::Method::PUT, &format!("/Groups/{}", set.id), Some(replaced), &[]).await;
         assert_eq!((status, error["scimType"].as_str()), (400, Some("tooMany")), "{error}");
         assert_eq!(scim.ok(&format!("/Groups/{}", set.id)).await["members"].as_array().unwrap().len(), holding);
         assert_eq!(fixture.requests(None).await.len(), 3);

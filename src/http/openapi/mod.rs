@@ -411,7 +411,24 @@ impl Routes {
             "{} {path} is routed without a description",
             verb.as_str()
         );
-        self.router = self.router.route(path, on(verb.filter(), handler));
+        // The scope is enforced here, by the router, for every operation the route serves;
+        // they must agree on it.
+        let (scope, errors) = (described[0].1.scope, described[0].1.errors);
+        assert!(
+            described
+                .iter()
+                .all(|(_, op)| op.scope == scope && op.errors == errors),
+            "{} {path} is described with different scopes or error shapes",
+            verb.as_str()
+        );
+        let method = on(verb.filter(), handler);
+        let method = match scope {
+            Some(scope) => method.route_layer(axum::middleware::from_fn(
+                move |request, next| super::auth::guard(scope, errors, request, next),
+            )),
+            None => method,
+        };
+        self.router = self.router.route(path, method);
         self.endpoints
             .extend(described.into_iter().map(|(path, operation)| Endpoint {
                 verb,
