@@ -49,6 +49,10 @@ pub enum Command {
         /// http://127.0.0.1:PORT/OauthRedirect. 0 picks a free port.
         #[arg(long, default_value_t = 1717)]
         port: u16,
+        /// Let the new connection replace a working one, or one to another Salesforce org
+        /// (without it, such a connection is refused and the stored one kept).
+        #[arg(long)]
+        replace: bool,
     },
     /// Check that Provost can work with an org as its connecting user, and what is missing.
     Preflight {
@@ -274,7 +278,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         Command::Sync(args) => return crate::sync::cli::run(args, config).await,
         Command::Demo(args) => return crate::demo::run(args).await,
         Command::Emulator(args) => crate::emulator::run(args).await?,
-        Command::Connect { org, port } => {
+        Command::Connect { org, port, replace } => {
             let org = config.org(&org).map_err(anyhow::Error::msg)?;
             let store = open_store(&config).await?;
             let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)?;
@@ -282,7 +286,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
                 .await
                 .with_context(|| format!("listening for the callback on 127.0.0.1:{port} (choose another with --port)"))?;
             let redirect_uri = format!("http://{}/OauthRedirect", listener.local_addr()?);
-            let url = crate::connect::begin(&store, &secrets, org, &redirect_uri).await?;
+            let start = crate::connect::Start {
+                started_by: "cli".to_owned(),
+                replace,
+            };
+            let url = crate::connect::begin(&store, &secrets, org, &redirect_uri, &start).await?;
             println!(
                 "Open this URL in a browser to authorise Provost for org `{}`:\n{url}",
                 org.name

@@ -21,14 +21,23 @@ use oauth2::{
 use provost_connector::secret::Secret;
 use provost_salesforce::preflight::{self, PreflightOptions, PreflightReport};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::config::{AuthConfig, Config, OrgConfig};
 use crate::secrets::SecretBox;
-use crate::store::{OAuthState, StateLookup, Store, StoredConnection};
+use crate::store::provisioning::AuditEvent;
+use crate::store::{OAuthState, StateLimits, StateLookup, Store, StoredConnection};
 
 /// How long an authorisation may take between `begin` and the callback.
 const STATE_LIFETIME: time::Duration = time::Duration::minutes(10);
+
+/// How long a state is kept after it was made, used or not: a callback replaying it within
+/// this time is told it was replayed; after it, that it is unknown.
+const STATE_MEMORY: time::Duration = time::Duration::days(1);
+
+/// How many authorisations may be under way at once (across orgs).
+pub const MOST_OPEN_STATES: u32 = 20;
 
 /// The fields Salesforce adds to a token response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +88,21 @@ pub enum ConnectError {
     },
     #[error("Salesforce returned no refresh token: give the connected app the refresh_token (offline access) scope")]
     NoRefreshToken,
+    #[error("{MOST_OPEN_STATES} connections are already being made (each waits up to 10 minutes for its callback): finish or abandon one, then start again")]
+    TooManyOpen,
+    #[error("the user who signed in, {user}, belongs to Salesforce org {new_org}, but org `{org}` is connected to Salesforce org {stored_org}: the stored connection was kept. If `{org}` is meant to move to {new_org}, start again with replace=true (`provost connect --replace` from a terminal)")]
+    OtherOrg {
+        org: String,
+        user: String,
+        stored_org: String,
+        new_org: String,
+    },
+    #[error("the user who signed in, {user}, cannot do what Provost needs in org `{org}` ({missing}): the stored connection, which works, was kept. Sign in as the integration user; or, to replace it anyway, start again with replace=true (`provost connect --replace`)")]
+    PreflightFailed {
+        org: String,
+        user: String,
+        missing: String,
+    },
     #[error("{0}")]
     Other(#[from] anyhow::Error),
 }
@@ -96,6 +120,9 @@ impl ConnectError {
             ConnectError::Denied { .. } => "access_denied",
             ConnectError::Exchange { .. } => "exchange_refused",
             ConnectError::NoRefreshToken => "no_refresh_token",
+            ConnectError::TooManyOpen => "too_many_connections_started",
+            ConnectError::OtherOrg { .. } => "other_salesforce_org",
+            ConnectError::PreflightFailed { .. } => "preflight_failed",
             ConnectError::Other(_) => "internal",
         }
     }
@@ -156,12 +183,23 @@ fn oauth_client(org: &OrgConfig, redirect_uri: &str) -> Result<OAuthClient, Conn
     Ok(client)
 }
 
+/// Who starts an authorisation, and whether it may replace a working connection.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// An API token's name, or `cli`: the actor in the audit log.
+    pub started_by: String,
+    /// The starter confirms the new connection may replace one that works, or one to another
+    /// Salesforce org.
+    pub replace: bool,
+}
+
 /// Starts an authorisation: the URL to send the user to.
 pub async fn begin(
     store: &Arc<dyn Store>,
     secrets: &SecretBox,
     org: &OrgConfig,
     redirect_uri: &str,
+    start: &Start,
 ) -> Result<String, ConnectError> {
     let client = oauth_client(org, redirect_uri)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -179,9 +217,30 @@ pub async fn begin(
         ),
         redirect_uri: redirect_uri.to_owned(),
         created_at: OffsetDateTime::now_utc(),
+        started_by: start.started_by.clone(),
+        replace_confirmed: start.replace,
     };
+    let now = pending.created_at;
+    let limits = StateLimits {
+        forget_before: now - STATE_MEMORY,
+        open_since: now - STATE_LIFETIME,
+        most_open: MOST_OPEN_STATES,
+    };
+    if !store
+        .insert_oauth_state(state.secret(), &pending, limits)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        return Err(ConnectError::TooManyOpen);
+    }
     store
-        .insert_oauth_state(state.secret(), &pending)
+        .append_audit(&[AuditEvent {
+            actor: start.started_by.clone(),
+            org: Some(org.name.clone()),
+            request_id: None,
+            event: "connection_started".into(),
+            data: json!({ "replace": start.replace, "redirect_uri": redirect_uri }),
+        }])
         .await
         .map_err(anyhow::Error::from)?;
     Ok(url.to_string())
@@ -276,26 +335,12 @@ pub async fn complete(
             other => ConnectError::Other(anyhow::anyhow!("exchanging the authorisation code failed: {other}")),
         })?;
     let refresh = token.refresh_token().ok_or(ConnectError::NoRefreshToken)?;
-    let record = store
-        .ensure_org(&org.name)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let connection = StoredConnection {
-        refresh_token_sealed: secrets.seal(
-            &Secret::new(refresh.secret().clone()),
-            &refresh_token_context(&org.name),
-        ),
-        instance_url: token.extra_fields().instance_url.clone(),
-        identity_url: token.extra_fields().id.clone(),
-        connected_at: OffsetDateTime::now_utc(),
-    };
-    store
-        .save_connection(record.id, &connection)
-        .await
-        .map_err(anyhow::Error::from)?;
-    tracing::info!(org = %org.name, instance = %connection.instance_url, "org connected");
+    let identity_url = token.extra_fields().id.clone();
+    let instance_url = token.extra_fields().instance_url.clone();
 
-    let client = crate::orgs::client_for(org, store, Some(secrets)).await?;
+    // The new connection is checked before it may replace the stored one.
+    let client =
+        crate::orgs::client_with_refresh_token(org, Secret::new(refresh.secret().clone()))?;
     let report = preflight::run(
         &client,
         PreflightOptions {
@@ -303,12 +348,134 @@ pub async fn complete(
         },
     )
     .await;
-    crate::orgs::keep_rotated_token(org, &client, store, Some(secrets)).await?;
+    let record = store
+        .ensure_org(&org.name)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let stored = store
+        .connection(record.id)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let user = report
+        .username
+        .clone()
+        .or_else(|| identity_of(&identity_url).map(|(_, user)| user.to_owned()))
+        .unwrap_or_else(|| identity_url.clone());
+    let audit = |event: &str, data: serde_json::Value| AuditEvent {
+        actor: pending.started_by.clone(),
+        org: Some(org.name.clone()),
+        request_id: None,
+        event: event.to_owned(),
+        data,
+    };
+    let details = json!({
+        "salesforce_user": user,
+        "identity_url": identity_url,
+        "instance_url": instance_url,
+        "preflight_ok": report.ok,
+        "replace_confirmed": pending.replace_confirmed,
+        "replaced": stored.as_ref().map(|c| &c.identity_url),
+    });
+    if let (Some(stored), false) = (&stored, pending.replace_confirmed) {
+        let stored_org = identity_of(&stored.identity_url).map(|(org, _)| org.to_owned());
+        let new_org = report
+            .org_id
+            .clone()
+            .or_else(|| identity_of(&identity_url).map(|(org, _)| org.to_owned()));
+        let refusal = match (stored_org, new_org) {
+            (Some(stored_org), Some(new_org)) if !same_id(&stored_org, &new_org) => {
+                Some(ConnectError::OtherOrg {
+                    org: org.name.clone(),
+                    user: user.clone(),
+                    stored_org,
+                    new_org,
+                })
+            }
+            _ if !report.ok => Some(ConnectError::PreflightFailed {
+                org: org.name.clone(),
+                user: user.clone(),
+                missing: report
+                    .checks
+                    .iter()
+                    .filter(|c| c.required && c.status == preflight::Status::Fail)
+                    .map(|c| c.id)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            let mut data = details.clone();
+            data["refused"] = json!(refusal.code());
+            store
+                .append_audit(&[audit("connection_refused", data)])
+                .await
+                .map_err(anyhow::Error::from)?;
+            revoke(org, refresh.secret()).await;
+            tracing::warn!(org = %org.name, user = %user, reason = refusal.code(), "a new connection was refused; the stored one was kept");
+            return Err(refusal);
+        }
+    }
+    let current = client
+        .current_refresh_token()
+        .await
+        .unwrap_or_else(|| Secret::new(refresh.secret().clone()));
+    let connection = StoredConnection {
+        refresh_token_sealed: secrets.seal(&current, &refresh_token_context(&org.name)),
+        instance_url,
+        identity_url,
+        connected_at: OffsetDateTime::now_utc(),
+    };
+    store
+        .save_connection(record.id, &connection)
+        .await
+        .map_err(anyhow::Error::from)?;
+    store
+        .append_audit(&[audit("org_connected", details)])
+        .await
+        .map_err(anyhow::Error::from)?;
+    tracing::info!(org = %org.name, instance = %connection.instance_url, user = %user, "org connected");
     Ok(Connected {
         org: org.name.clone(),
         instance_url: connection.instance_url,
         preflight: report,
     })
+}
+
+/// The org id and user id an identity URL names (`.../id/00D.../005...`).
+fn identity_of(identity_url: &str) -> Option<(&str, &str)> {
+    let mut parts = identity_url.trim_end_matches('/').rsplit('/');
+    let user = parts.next()?;
+    let org = parts.next()?;
+    (org.starts_with("00D") && user.starts_with("005")).then_some((org, user))
+}
+
+/// Salesforce ids compare on their first 15 characters.
+fn same_id(a: &str, b: &str) -> bool {
+    a.get(..15).is_some() && a.get(..15) == b.get(..15)
+}
+
+/// Revokes a refresh token Provost will not keep, so it does not outlive the refusal. Best
+/// effort: a failure is logged, not raised.
+async fn revoke(org: &OrgConfig, token: &str) {
+    let url = format!(
+        "{}/services/oauth2/revoke",
+        org.login_url.trim_end_matches('/')
+    );
+    let outcome = reqwest::Client::new()
+        .post(&url)
+        .form(&[("token", token)])
+        .send()
+        .await;
+    match outcome {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            tracing::warn!(org = %org.name, status = %response.status(), "revoking a refused refresh token failed")
+        }
+        Err(err) => {
+            tracing::warn!(org = %org.name, error = %err, "revoking a refused refresh token failed")
+        }
+    }
 }
 
 /// The stored refresh token of a web-server org, opened.

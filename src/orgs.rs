@@ -64,6 +64,33 @@ pub async fn client_for(
             },
         },
     };
+    client_with(org, credentials)
+}
+
+/// A client for a web-server org with a refresh token not stored yet (a connection being
+/// made, checked before it replaces the stored one).
+pub fn client_with_refresh_token(
+    org: &OrgConfig,
+    refresh_token: Secret,
+) -> anyhow::Result<SalesforceClient> {
+    let AuthConfig::WebServer {
+        client_id,
+        client_secret,
+    } = &org.auth
+    else {
+        anyhow::bail!("org `{}` does not use the web server flow", org.name);
+    };
+    client_with(
+        org,
+        Credentials::RefreshToken {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            refresh_token,
+        },
+    )
+}
+
+fn client_with(org: &OrgConfig, credentials: Credentials) -> anyhow::Result<SalesforceClient> {
     let mut config = ClientConfig::new(&org.login_url);
     config.api_version = org.api_version.clone();
     config.batch_size = org.batch_size;

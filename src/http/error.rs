@@ -25,6 +25,9 @@ pub enum ApiError {
     /// The request was understood and refused for a stated reason (`code` names it).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// Too much of something is under way; the message says what to wait for (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A body that is not of a type the endpoint reads (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::openapi::{Answer, Operation, Routes};
+use super::auth::Caller;
 use super::{ApiError, AppState};
-use crate::connect::{self, Callback, ConnectError};
+use crate::connect::{self, Callback, ConnectError, Start};
+use crate::tokens::Scope as TokenScope;
 
 pub const CALLBACK_PATH: &str = "/api/integrations/callback/salesforce";
 
@@ -23,12 +25,22 @@ pub fn routes() -> Routes {
             Operation::new("Connect", "Start connecting an org in a browser")
                 .describe(
                     "Redirects to Salesforce's authorization page (OAuth 2.0 web server flow \
-                     with PKCE) for an org configured with `auth.method = \"web_server\"`.",
+                     with PKCE) for an org configured with `auth.method = \"web_server\"`. \
+                     Needs an admin token: whoever completes the sign-in binds the org's \
+                     connection. The callback keeps a working connection rather than replace \
+                     it with one whose preflight fails or that belongs to another Salesforce \
+                     org, unless `replace=true` was given here.",
                 )
+                .scope(TokenScope::Admin)
                 .query(
                     "org",
                     json!({"type": "string"}),
                     "The org's name in the configuration.",
+                )
+                .query(
+                    "replace",
+                    json!({"type": "boolean", "default": false}),
+                    "Let the new connection replace a working one, or one to another Salesforce org.",
                 )
                 .answer(
                     Answer::new(303, "To Salesforce's authorization page.")
@@ -73,12 +85,15 @@ pub fn callback_url(state: &AppState) -> String {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StartParams {
     org: Option<String>,
+    replace: Option<bool>,
 }
 
 async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<StartParams>,
 ) -> Result<Response, ApiError> {
     let name = params.org.ok_or_else(|| {
@@ -86,10 +101,23 @@ async fn start(
             "add ?org=NAME: the org to connect, as named in the configuration".to_owned(),
         )
     })?;
-    let org = state.config.org(&name).map_err(ApiError::NotFound)?;
-    let url = connect::begin(&state.store, &state.secrets, org, &callback_url(&state))
-        .await
-        .map_err(refusal)?;
+    let org = state
+        .config
+        .org(&name)
+        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
+    let start = Start {
+        started_by: caller.name,
+        replace: params.replace.unwrap_or(false),
+    };
+    let url = connect::begin(
+        &state.store,
+        &state.secrets,
+        org,
+        &callback_url(&state),
+        &start,
+    )
+    .await
+    .map_err(refusal)?;
     Ok(Redirect::to(&url).into_response())
 }
 
@@ -112,6 +140,13 @@ async fn callback(
 fn refusal(err: ConnectError) -> ApiError {
     match err {
         ConnectError::Other(cause) => ApiError::Internal(cause),
+        ConnectError::TooManyOpen => ApiError::TooManyRequests(err.to_string()),
+        ConnectError::OtherOrg { .. } | ConnectError::PreflightFailed { .. } => {
+            ApiError::Conflict {
+                code: err.code(),
+                message: err.to_string(),
+            }
+        }
         other => ApiError::Refused {
             code: other.code(),
             message: other.to_string(),

@@ -115,6 +115,7 @@ impl From<ApiError> for ScimError {
                 ScimError::new(StatusCode::CONFLICT, None, message)
             }
             ApiError::Unavailable(m) => ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, m),
+            ApiError::TooManyRequests(m) => ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, m),
             ApiError::UnsupportedMediaType(m) => {
                 ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, m)
             }

@@ -120,6 +120,23 @@ pub struct OAuthState {
     pub code_verifier_sealed: String,
     pub redirect_uri: String,
     pub created_at: OffsetDateTime,
+    /// Who started it: an API token's name, or `cli`.
+    pub started_by: String,
+    /// Whether the starter confirmed it may replace a working connection, or one to another
+    /// Salesforce org.
+    pub replace_confirmed: bool,
+}
+
+/// How many authorisations may be under way, and how long used or abandoned states are kept
+/// (long enough to tell a replayed callback from a forged one).
+#[derive(Debug, Clone, Copy)]
+pub struct StateLimits {
+    /// States made before this are deleted, used or not.
+    pub forget_before: OffsetDateTime,
+    /// Unused states made since this count as under way.
+    pub open_since: OffsetDateTime,
+    /// A new state is refused when this many are under way.
+    pub most_open: u32,
 }
 
 /// What a callback's state turned out to be.
@@ -240,9 +257,14 @@ pub trait Store:
     ) -> Result<(), StoreError>;
     async fn connection(&self, org: OrgId) -> Result<Option<StoredConnection>, StoreError>;
 
-    /// Records a state issued with an authorisation URL.
-    async fn insert_oauth_state(&self, state: &str, pending: &OAuthState)
-        -> Result<(), StoreError>;
+    /// Records a state issued with an authorisation URL, after deleting states older than
+    /// `limits.forget_before`; `false` (nothing stored) when `limits.most_open` are under way.
+    async fn insert_oauth_state(
+        &self,
+        state: &str,
+        pending: &OAuthState,
+        limits: StateLimits,
+    ) -> Result<bool, StoreError>;
     /// Uses a state up: the first call for a state gets it, any later call learns it was replayed.
     async fn consume_oauth_state(&self, state: &str) -> Result<StateLookup, StoreError>;
 }

@@ -143,6 +143,8 @@ pub(super) struct StateRow {
     code_verifier_sealed: String,
     redirect_uri: String,
     created_at: OffsetDateTime,
+    started_by: String,
+    replace_confirmed: bool,
 }
 
 impl From<StateRow> for OAuthState {
@@ -152,6 +154,8 @@ impl From<StateRow> for OAuthState {
             code_verifier_sealed: row.code_verifier_sealed,
             redirect_uri: row.redirect_uri,
             created_at: row.created_at,
+            started_by: row.started_by,
+            replace_confirmed: row.replace_confirmed,
         }
     }
 }
@@ -462,19 +466,42 @@ macro_rules! impl_store {
             Ok(row.map(Into::into))
         }
 
-        async fn insert_oauth_state(&self, state: &str, pending: &super::OAuthState) -> Result<(), StoreError> {
+        async fn insert_oauth_state(
+            &self,
+            state: &str,
+            pending: &super::OAuthState,
+            limits: super::StateLimits,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM oauth_states WHERE created_at < $1")
+                .bind(limits.forget_before)
+                .execute(&mut *tx)
+                .await?;
+            let (open,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM oauth_states WHERE consumed_at IS NULL AND created_at >= $1",
+            )
+            .bind(limits.open_since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if open >= i64::from(limits.most_open) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             sqlx::query(
-                "INSERT INTO oauth_states (state, org_name, code_verifier_sealed, redirect_uri, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO oauth_states (state, org_name, code_verifier_sealed, redirect_uri, \
+                 created_at, started_by, replace_confirmed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(state)
             .bind(&pending.org_name)
             .bind(&pending.code_verifier_sealed)
             .bind(&pending.redirect_uri)
             .bind(pending.created_at)
-            .execute(&self.pool)
+            .bind(&pending.started_by)
+            .bind(pending.replace_confirmed)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(true)
         }
 
         async fn consume_oauth_state(&self, state: &str) -> Result<super::StateLookup, StoreError> {
@@ -482,7 +509,8 @@ macro_rules! impl_store {
             // state cannot both get it.
             let row: Option<queries::StateRow> = sqlx::query_as(
                 "UPDATE oauth_states SET consumed_at = $1 WHERE state = $2 AND consumed_at IS NULL \
-                 RETURNING org_name, code_verifier_sealed, redirect_uri, created_at",
+                 RETURNING org_name, code_verifier_sealed, redirect_uri, created_at, started_by, \
+                 replace_confirmed",
             )
             .bind(time::OffsetDateTime::now_utc())
             .bind(state)

@@ -146,7 +146,7 @@ async fn unknown_paths_get_a_json_404() {
 #[tokio::test]
 async fn connecting_an_org_through_the_web_server_flow() {
     use provost::config::{AuthConfig, OrgConfig};
-    use provost::store::OAuthState;
+    use provost::store::{OAuthState, StateLimits};
     use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
 
     let emulator = Emulator::new(EmulatorConfig::default());
@@ -184,17 +184,33 @@ async fn connecting_an_org_through_the_web_server_flow() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let admin_token = provost::tokens::generate();
+    store
+        .create_token("ops", &provost::tokens::hash(&admin_token), &["admin".to_owned()])
+        .await
+        .unwrap();
 
-    // Logs in on the emulator's page; returns where Salesforce sends the browser back.
-    let authorize = |decision: &'static str| {
+    // Starting a connection needs an admin: anyone else is refused before a state is made.
+    let anonymous = http
+        .get(format!("{}/api/integrations/salesforce/connect?org=web", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["content-type"], "application/json");
+
+    // Logs in on the emulator's page as `username`; returns where Salesforce sends the browser
+    // back. `query` is added to the start's URL.
+    let sign_in = |username: String, decision: &'static str, query: &'static str| {
         let http = http.clone();
         let server_base = server.base.clone();
-        let username = emulator.integration_username();
+        let admin_token = admin_token.clone();
         async move {
             let start = http
                 .get(format!(
-                    "{server_base}/api/integrations/salesforce/connect?org=web"
+                    "{server_base}/api/integrations/salesforce/connect?org=web{query}"
                 ))
+                .bearer_auth(&admin_token)
                 .send()
                 .await
                 .unwrap();
@@ -223,6 +239,7 @@ async fn connecting_an_org_through_the_web_server_flow() {
             login.headers()["location"].to_str().unwrap().to_owned()
         }
     };
+    let authorize = |decision: &'static str| sign_in(emulator.integration_username(), decision, "");
 
     let callback = authorize("allow").await;
     assert!(
@@ -287,13 +304,20 @@ async fn connecting_an_org_through_the_web_server_flow() {
     assert_eq!(code, "access_denied");
     assert!(message.contains("access_denied"), "{message}");
 
-    let elsewhere = OAuthState {
+    let moved = OAuthState {
         org_name: "web".to_owned(),
         code_verifier_sealed: "v1:irrelevant".to_owned(),
         redirect_uri: "https://provost.example.com/api/integrations/callback/salesforce".to_owned(),
         created_at: time::OffsetDateTime::now_utc(),
+        started_by: "ops".to_owned(),
+        replace_confirmed: false,
     };
-    store.insert_oauth_state("moved", &elsewhere).await.unwrap();
+    let limits = StateLimits {
+        forget_before: moved.created_at - time::Duration::days(1),
+        open_since: moved.created_at - time::Duration::minutes(10),
+        most_open: 100,
+    };
+    assert!(store.insert_oauth_state("moved", &moved, limits).await.unwrap());
     let (code, message) = refused(
         http.get(format!(
             "{}/api/integrations/callback/salesforce?code=x&state=moved",
@@ -315,10 +339,90 @@ async fn connecting_an_org_through_the_web_server_flow() {
             "{}/api/integrations/salesforce/connect?org=nope",
             server.base
         ))
+        .bearer_auth(&admin_token)
         .send()
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert!(!body["error"]["message"].as_str().unwrap().contains("web"), "{body}: names no other org");
+
+    // Someone signing in as an ordinary user cannot re-bind the working connection.
+    let ordinary: Value = http
+        .get(format!("{login_url}/__emulator/query"))
+        .query(&[("q", "SELECT Username FROM User WHERE IsActive = true AND UserType = 'Standard' ORDER BY Username LIMIT 5")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ordinary = ordinary["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Username"].as_str().unwrap().to_owned())
+        .find(|u| *u != emulator.integration_username())
+        .unwrap();
+    let kept = store.connection(record.id).await.unwrap().unwrap();
+    let callback = sign_in(ordinary.clone(), "allow", "").await;
+    let answer = http.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 409);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "preflight_failed", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("replace=true"), "{body}");
+    assert_eq!(store.connection(record.id).await.unwrap().unwrap(), kept);
+    let still = provost::orgs::client_for(&org, &store, Some(&secrets)).await.unwrap();
+    still
+        .query(&provost_salesforce::soql::Query::select("Organization", &["Id"]))
+        .await
+        .expect("the kept connection still works");
+    // A connection to another Salesforce org is refused the same way, even by a capable user.
+    let mut elsewhere = kept.clone();
+    elsewhere.identity_url = "https://login.salesforce.com/id/00D000000000OTHER/005000000000001".to_owned();
+    store.save_connection(record.id, &elsewhere).await.unwrap();
+    let callback = authorize("allow").await;
+    let answer = http.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 409);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "other_salesforce_org", "{body}");
+    assert_eq!(store.connection(record.id).await.unwrap().unwrap(), elsewhere);
+    // With replace=true the admin confirms it: the new connection is stored, and the answer
+    // carries its failing preflight.
+    let callback = sign_in(ordinary.clone(), "allow", "&replace=true").await;
+    let answer = http.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["preflight"]["ok"], false, "{body}");
+    assert_ne!(store.connection(record.id).await.unwrap().unwrap(), elsewhere);
+    // Each start, refusal and connection is in the audit log, with who started it.
+    let events: Vec<(String, String)> = store
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.actor))
+        .collect();
+    for event in ["connection_started", "org_connected", "connection_refused"] {
+        assert!(events.contains(&(event.to_owned(), "ops".to_owned())), "{event}: {events:?}");
+    }
+
+    // Unused states are capped: starts beyond the cap are refused, and none is stored for them.
+    let mut refused = 0;
+    for _ in 0..provost::connect::MOST_OPEN_STATES + 5 {
+        let start = http
+            .get(format!("{}/api/integrations/salesforce/connect?org=web", server.base))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap();
+        if start.status() == 429 {
+            refused += 1;
+        } else {
+            assert_eq!(start.status(), 303);
+        }
+    }
+    assert!(refused >= 5, "{refused} refused");
     server.shutdown().await;
 }
 

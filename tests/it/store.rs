@@ -265,7 +265,7 @@ async fn grants_need_their_account_and_entitlement() {
 
 #[tokio::test]
 async fn connections_are_stored_per_org_and_states_are_used_once() {
-    use provost::store::{OAuthState, StateLookup, StoredConnection};
+    use provost::store::{OAuthState, StateLimits, StateLookup, StoredConnection};
     on_each_backend(|store| async move {
         let org = store.ensure_org("production").await.unwrap().id;
         assert_eq!(store.connection(org).await.unwrap(), None);
@@ -285,11 +285,18 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             code_verifier_sealed: "v1:verifier".to_owned(),
             redirect_uri: "http://127.0.0.1:8080/api/integrations/callback/salesforce".to_owned(),
             created_at: datetime!(2026-11-01 10:00:00 UTC),
+            started_by: "ops-admin".to_owned(),
+            replace_confirmed: true,
         };
-        store.insert_oauth_state("state-1", &pending).await.unwrap();
+        let at = |pending: &OAuthState| StateLimits {
+            forget_before: pending.created_at - time::Duration::days(1),
+            open_since: pending.created_at - time::Duration::minutes(10),
+            most_open: 2,
+        };
+        assert!(store.insert_oauth_state("state-1", &pending, at(&pending)).await.unwrap());
         assert_eq!(
             store.consume_oauth_state("state-1").await.unwrap(),
-            StateLookup::Fresh(pending)
+            StateLookup::Fresh(pending.clone())
         );
         assert_eq!(
             store.consume_oauth_state("state-1").await.unwrap(),
@@ -299,6 +306,25 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             store.consume_oauth_state("never-issued").await.unwrap(),
             StateLookup::Unknown
         );
+
+        // Two unused states are under way: a third is refused until one is used.
+        let later = |minutes| OAuthState {
+            created_at: pending.created_at + time::Duration::minutes(minutes),
+            ..pending.clone()
+        };
+        assert!(store.insert_oauth_state("open-1", &later(1), at(&later(1))).await.unwrap());
+        assert!(store.insert_oauth_state("open-2", &later(2), at(&later(2))).await.unwrap());
+        assert!(!store.insert_oauth_state("open-3", &later(3), at(&later(3))).await.unwrap());
+        assert_eq!(store.consume_oauth_state("open-3").await.unwrap(), StateLookup::Unknown);
+        assert!(matches!(store.consume_oauth_state("open-1").await.unwrap(), StateLookup::Fresh(_)));
+        assert!(store.insert_oauth_state("open-3", &later(3), at(&later(3))).await.unwrap());
+        // Ten minutes on, they no longer count as under way; a day on, they are forgotten.
+        assert!(store.insert_oauth_state("open-4", &later(14), at(&later(14))).await.unwrap());
+        let next_day = later(24 * 60 + 5);
+        assert!(store.insert_oauth_state("next-day", &next_day, at(&next_day)).await.unwrap());
+        assert_eq!(store.consume_oauth_state("open-1").await.unwrap(), StateLookup::Unknown);
+        assert_eq!(store.consume_oauth_state("open-2").await.unwrap(), StateLookup::Unknown);
+        assert!(matches!(store.consume_oauth_state("next-day").await.unwrap(), StateLookup::Fresh(_)));
     })
     .await;
 }
