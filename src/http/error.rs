@@ -156,7 +156,11 @@ pub(super) async fn shape_plain_errors(
             s if s.is_server_error() => "internal",
             _ => "refused",
         };
-        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
     };
     let (shaped_parts, body) = shaped.into_parts();
     parts.headers.extend(shaped_parts.headers);

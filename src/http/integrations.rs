@@ -9,8 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::openapi::{Answer, Operation, Routes};
 use super::auth::Caller;
+use super::openapi::{Answer, Operation, Routes};
 use super::{ApiError, AppState};
 use crate::connect::{self, Callback, ConnectError, Start};
 use crate::tokens::Scope as TokenScope;

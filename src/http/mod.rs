@@ -50,7 +50,13 @@ pub(crate) fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), S
         .get(axum::http::header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     let media = declared
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let json = media == "application/json"
         || media

@@ -12,8 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::openapi::{schemas, Answer, Operation, Routes, Verb};
 use super::auth::Caller;
+use super::openapi::{schemas, Answer, Operation, Routes, Verb};
 use super::AppState;
 use crate::scim::error::CONTENT_TYPE;
 use crate::scim::schema::{self, ResourceType};
@@ -344,10 +344,7 @@ pub(crate) fn resource_of(
 }
 
 /// Discovery needs a token too (`scim:read`, checked by the route), like the rest of the API.
-fn discovery_base(
-    state: &AppState,
-    params: &HashMap<String, String>,
-) -> Result<String, ScimError> {
+fn discovery_base(state: &AppState, params: &HashMap<String, String>) -> Result<String, ScimError> {
     Ok(org_at(state, params)?.base)
 }
 
@@ -427,9 +424,8 @@ async fn list(
 /// `application/json`): a body of another type is refused with 415 before it is read, so a
 /// form or text a browser or careless client sends is never taken for a resource.
 pub(crate) fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
-    super::json_content_type(headers).map_err(|message| {
-        ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, message)
-    })?;
+    super::json_content_type(headers)
+        .map_err(|message| ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, message))?;
     serde_json::from_slice(body)
         .map_err(|err| ScimError::invalid_syntax(format!("the body is not JSON: {err}")))
 }

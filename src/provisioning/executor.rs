@@ -349,7 +349,9 @@ impl Executor {
                 )
         };
         if sobject == "User" {
-            return self.reconcile_users(client, chunk, jobs, results, duplicate).await;
+            return self
+                .reconcile_users(client, chunk, jobs, results, duplicate)
+                .await;
         }
         let duplicates: Vec<usize> = results
             .iter()
@@ -749,7 +751,10 @@ fn record_end(result: RecordResult, write: &Write) -> JobEnd {
         return JobEnd::Retry(format!("Salesforce answered {code}: {message}"));
     }
     JobEnd::Failed {
-        message: format!("Salesforce answered {code}: {message}. {}", sf::explain(&code)),
+        message: format!(
+            "Salesforce answered {code}: {message}. {}",
+            sf::explain(&code)
+        ),
         raw: result.raw,
     }
 }

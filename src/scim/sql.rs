@@ -134,17 +134,17 @@ pub const MAX_SUBQUERIES: usize = 10;
 pub fn compile(target: &Target, filter: &Filter) -> Result<Sql, ScimError> {
     let mut cost = Cost::default();
     cost.add(target, filter, false);
-    if cost.terms > MAX_TERMS {
-        return Err(ScimError::invalid_filter(format!(
-            "the filter compares {} attributes; at most {MAX_TERMS} are allowed in one filter: split the query",
-            cost.terms
-        )));
-    }
     if cost.subqueries > MAX_SUBQUERIES {
         return Err(ScimError::invalid_filter(format!(
             "the filter tests a multi-valued attribute (entitlements, groups, roles, members: `attr[...]` or `attr.sub op value`) {} times; at most {MAX_SUBQUERIES} such tests are allowed in one filter, as each is a subquery per {}: split the query",
             cost.subqueries,
             target.resource.name
+        )));
+    }
+    if cost.terms > MAX_TERMS {
+        return Err(ScimError::invalid_filter(format!(
+            "the filter compares {} attributes; at most {MAX_TERMS} are allowed in one filter: split the query",
+            cost.terms
         )));
     }
     let mut out = Sql::default();

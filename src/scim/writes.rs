@@ -297,14 +297,12 @@ pub fn resource_body(body: &Value, resource: &ResourceType) -> Result<(), ScimEr
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
         .map(|(_, v)| v);
-    let names_core = schemas
-        .and_then(Value::as_array)
-        .is_some_and(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|name| name.eq_ignore_ascii_case(resource.schema))
-        });
+    let names_core = schemas.and_then(Value::as_array).is_some_and(|names| {
+        names
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|name| name.eq_ignore_ascii_case(resource.schema))
+    });
     if !names_core {
         return Err(ScimError::invalid_value(format!(
             "the body is not a {} resource: its `schemas` must include \"{}\" (RFC 7643 section 3), as in {example}",

@@ -186,13 +186,20 @@ async fn connecting_an_org_through_the_web_server_flow() {
         .unwrap();
     let admin_token = provost::tokens::generate();
     store
-        .create_token("ops", &provost::tokens::hash(&admin_token), &["admin".to_owned()])
+        .create_token(
+            "ops",
+            &provost::tokens::hash(&admin_token),
+            &["admin".to_owned()],
+        )
         .await
         .unwrap();
 
     // Starting a connection needs an admin: anyone else is refused before a state is made.
     let anonymous = http
-        .get(format!("{}/api/integrations/salesforce/connect?org=web", server.base))
+        .get(format!(
+            "{}/api/integrations/salesforce/connect?org=web",
+            server.base
+        ))
         .send()
         .await
         .unwrap();
@@ -317,7 +324,10 @@ async fn connecting_an_org_through_the_web_server_flow() {
         open_since: moved.created_at - time::Duration::minutes(10),
         most_open: 100,
     };
-    assert!(store.insert_oauth_state("moved", &moved, limits).await.unwrap());
+    assert!(store
+        .insert_oauth_state("moved", &moved, limits)
+        .await
+        .unwrap());
     let (code, message) = refused(
         http.get(format!(
             "{}/api/integrations/callback/salesforce?code=x&state=moved",
@@ -345,7 +355,10 @@ async fn connecting_an_org_through_the_web_server_flow() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
-    assert!(!body["error"]["message"].as_str().unwrap().contains("web"), "{body}: names no other org");
+    assert!(
+        !body["error"]["message"].as_str().unwrap().contains("web"),
+        "{body}: names no other org"
+    );
 
     // Someone signing in as an ordinary user cannot re-bind the working connection.
     let ordinary: Value = http
@@ -370,23 +383,38 @@ async fn connecting_an_org_through_the_web_server_flow() {
     assert_eq!(answer.status(), 409);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["error"]["code"], "preflight_failed", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("replace=true"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replace=true"),
+        "{body}"
+    );
     assert_eq!(store.connection(record.id).await.unwrap().unwrap(), kept);
-    let still = provost::orgs::client_for(&org, &store, Some(&secrets)).await.unwrap();
+    let still = provost::orgs::client_for(&org, &store, Some(&secrets))
+        .await
+        .unwrap();
     still
-        .query(&provost_salesforce::soql::Query::select("Organization", &["Id"]))
+        .query(&provost_salesforce::soql::Query::select(
+            "Organization",
+            &["Id"],
+        ))
         .await
         .expect("the kept connection still works");
     // A connection to another Salesforce org is refused the same way, even by a capable user.
     let mut elsewhere = kept.clone();
-    elsewhere.identity_url = "https://login.salesforce.com/id/00D000000000OTHER/005000000000001".to_owned();
+    elsewhere.identity_url =
+        "https://login.salesforce.com/id/00D000000000OTHER/005000000000001".to_owned();
     store.save_connection(record.id, &elsewhere).await.unwrap();
     let callback = authorize("allow").await;
     let answer = http.get(&callback).send().await.unwrap();
     assert_eq!(answer.status(), 409);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["error"]["code"], "other_salesforce_org", "{body}");
-    assert_eq!(store.connection(record.id).await.unwrap().unwrap(), elsewhere);
+    assert_eq!(
+        store.connection(record.id).await.unwrap().unwrap(),
+        elsewhere
+    );
     // With replace=true the admin confirms it: the new connection is stored, and the answer
     // carries its failing preflight.
     let callback = sign_in(ordinary.clone(), "allow", "&replace=true").await;
@@ -394,7 +422,10 @@ async fn connecting_an_org_through_the_web_server_flow() {
     assert_eq!(answer.status(), 200);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["preflight"]["ok"], false, "{body}");
-    assert_ne!(store.connection(record.id).await.unwrap().unwrap(), elsewhere);
+    assert_ne!(
+        store.connection(record.id).await.unwrap().unwrap(),
+        elsewhere
+    );
     // Each start, refusal and connection is in the audit log, with who started it.
     let events: Vec<(String, String)> = store
         .audit_entries(0, 1000)
@@ -404,14 +435,20 @@ async fn connecting_an_org_through_the_web_server_flow() {
         .map(|e| (e.event, e.actor))
         .collect();
     for event in ["connection_started", "org_connected", "connection_refused"] {
-        assert!(events.contains(&(event.to_owned(), "ops".to_owned())), "{event}: {events:?}");
+        assert!(
+            events.contains(&(event.to_owned(), "ops".to_owned())),
+            "{event}: {events:?}"
+        );
     }
 
     // Unused states are capped: starts beyond the cap are refused, and none is stored for them.
     let mut refused = 0;
     for _ in 0..provost::connect::MOST_OPEN_STATES + 5 {
         let start = http
-            .get(format!("{}/api/integrations/salesforce/connect?org=web", server.base))
+            .get(format!(
+                "{}/api/integrations/salesforce/connect?org=web",
+                server.base
+            ))
             .bearer_auth(&admin_token)
             .send()
             .await

@@ -362,6 +362,27 @@ async fn the_report_endpoint_sends_the_file_with_its_manifest_which_catches_a_ch
             "bad_request",
         ),
         ("/api/v1/orgs/acme/reports/dormant", 400, "bad_request"),
+        // Numbers have ranges: a huge one is a 400, not a panic (it overflowed the date).
+        (
+            "/api/v1/orgs/acme/reports/dormant?days=4500000",
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/v1/orgs/acme/reports/dormant?days=99999999999",
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/v1/orgs/acme/reports/dormant?days=-1",
+            400,
+            "bad_request",
+        ),
+        (
+            "/api/v1/orgs/acme/reports/dormant?days=ten",
+            400,
+            "bad_request",
+        ),
         (
             "/api/v1/orgs/acme/reports/entitlements?entitlement=NoSuchSet",
             400,

@@ -672,6 +672,290 @@ async fn profile_role_and_freeze_are_written_through_the_provost_extension() {
 /// through `tests/third_party/scim2/check.py`, which says which checks Salesforce's rules
 /// refuse and fails on anything else. `.ci/run` installs it and runs this test:
 /// `cargo test --test it scim2_tester -- --ignored --nocapture`.
+/// Direct assignments of a permission set, as Salesforce holds them (not through a group).
+async fn assignees(fixture: &Fixture, set: &str) -> BTreeSet<String> {
+    fixture
+        .rows(&format!("SELECT AssigneeId FROM PermissionSetAssignment WHERE PermissionSetId = '{set}' AND PermissionSetGroupId = null"))
+        .await
+        .iter()
+        .map(|r| id(r, "AssigneeId"))
+        .collect()
+}
+
+async fn send_raw(
+    scim: &Scim,
+    method: reqwest::Method,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = scim
+        .client
+        .request(method, format!("{}{path}", scim.base))
+        .header("content-type", content_type)
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json"),
+        "{status} is JSON"
+    );
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_put_that_is_not_a_group_changes_nobody_and_a_put_never_empties_a_group() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, _) = scim_fixture(store).await;
+        // A permission set with members, as Salesforce holds it.
+        let mut set = None;
+        for candidate in fixture.free_sets().await {
+            let shown = scim.ok(&format!("/Groups/{}", candidate.id)).await;
+            if shown["members"].as_array().is_some_and(|m| m.len() >= 2) {
+                set = Some(candidate);
+                break;
+            }
+        }
+        let set = set.expect("a permission set with two members or more");
+        let path = format!("/Groups/{}", set.id);
+        let before = assignees(&fixture, &set.id).await;
+        let shown = scim.ok(&path).await;
+        let group = urn("Group");
+        for (content_type, body, status, scim_type) in [
+            (
+                "application/scim+json",
+                "null".to_owned(),
+                400,
+                "invalidSyntax",
+            ),
+            (
+                "application/scim+json",
+                "{}".to_owned(),
+                400,
+                "invalidValue",
+            ),
+            (
+                "application/scim+json",
+                "[]".to_owned(),
+                400,
+                "invalidSyntax",
+            ),
+            (
+                "application/scim+json",
+                json!({"schemas": [PATCH_OP], "Operations": []}).to_string(),
+                400,
+                "invalidValue",
+            ),
+            (
+                "text/plain",
+                json!({"action": "grant"}).to_string(),
+                415,
+                "",
+            ),
+            (
+                "application/x-www-form-urlencoded",
+                "members=".to_owned(),
+                415,
+                "",
+            ),
+            (
+                "application/scim+json",
+                json!({"schemas": [group]}).to_string(),
+                400,
+                "invalidValue",
+            ),
+            (
+                "application/scim+json",
+                json!({"schemas": [group], "displayName": shown["displayName"], "members": null})
+                    .to_string(),
+                400,
+                "invalidValue",
+            ),
+            (
+                "application/scim+json",
+                json!({"schemas": [group], "displayName": shown["displayName"], "members": []})
+                    .to_string(),
+                400,
+                "invalidValue",
+            ),
+        ] {
+            let (got, error) =
+                send_raw(&scim, reqwest::Method::PUT, &path, content_type, &body, &[]).await;
+            assert_eq!(got, status, "{content_type} {body}: {error}");
+            assert_eq!(
+                error["scimType"].as_str().unwrap_or_default(),
+                scim_type,
+                "{body}: {error}"
+            );
+        }
+        let (_, emptied) = send_raw(
+            &scim,
+            reqwest::Method::PUT,
+            &path,
+            "application/scim+json",
+            &json!({"schemas": [group], "displayName": "x", "members": []}).to_string(),
+            &[],
+        )
+        .await;
+        let detail = emptied["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("every member") && detail.contains("\"op\": \"remove\""),
+            "{detail}"
+        );
+        assert!(fixture.requests(None).await.is_empty(), "nothing was asked");
+        assert_eq!(
+            assignees(&fixture, &set.id).await,
+            before,
+            "nobody lost the set"
+        );
+
+        // A PUT without members keeps them; its displayName, Salesforce's label, is ignored.
+        let (status, kept) = send_raw(
+            &scim,
+            reqwest::Method::PUT,
+            &path,
+            "application/json; charset=utf-8",
+            &json!({"schemas": [group], "displayName": "Renamed"}).to_string(),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{kept}");
+        assert_eq!(kept["displayName"], shown["displayName"]);
+        assert_eq!(kept["members"], shown["members"]);
+        assert!(fixture.requests(None).await.is_empty());
+
+        // A User PUT and POST are held to the same: a User resource or nothing.
+        let user = &fixture.users().await[0];
+        for body in ["null", "{}", r#"{"userName": "x@y.example"}"#] {
+            let (status, _) = send_raw(
+                &scim,
+                reqwest::Method::PUT,
+                &format!("/Users/{}", user.id),
+                "application/scim+json",
+                body,
+                &[],
+            )
+            .await;
+            assert_eq!(status, 400, "PUT {body}");
+            let (status, _) = send_raw(
+                &scim,
+                reqwest::Method::POST,
+                "/Users",
+                "application/scim+json",
+                body,
+                &[],
+            )
+            .await;
+            assert_eq!(status, 400, "POST {body}");
+        }
+        assert!(fixture.requests(None).await.is_empty());
+
+        // Emptying a group takes the explicit PATCH remove.
+        let (status, emptied) = scim
+            .patch(&path, json!([{"op": "remove", "path": "members"}]))
+            .await;
+        assert_eq!(status, 200, "{emptied}");
+        let members: BTreeSet<String> = shown["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| id(m, "value"))
+            .collect();
+        assert!(members.len() >= 2);
+        assert!(
+            assignees(&fixture, &set.id).await.is_disjoint(&members),
+            "{emptied}"
+        );
+        fixture.stop().await;
+    })
+    .await;
+}
+
+fn urn(resource: &str) -> String {
+    format!("urn:ietf:params:scim:schemas:core:2.0:{resource}")
+}
+
+#[tokio::test]
+async fn ne_filters_bounded_filters_and_preconditions() {
+    on_each_backend(|store| async move {
+        let (fixture, scim, reader) = scim_fixture(store).await;
+        // `ne` on a string attribute, on every resource type: every resource but the one named.
+        for kind in ["Users", "Groups", "Entitlements", "Roles"] {
+            let all = reader.ids(kind, "id pr").await;
+            let one = all.iter().next().unwrap().clone();
+            let others = reader.ids(kind, &format!("id ne \"{one}\"")).await;
+            assert_eq!(others.len(), all.len() - 1, "{kind}");
+            assert!(!others.contains(&one));
+            let (status, page) = reader.get(&format!("/{kind}?filter={}", urlencode("displayName ne \"no such name\""))).await;
+            assert_eq!(status, 200, "{kind}: {page}");
+            assert_eq!(page["totalResults"].as_u64().unwrap() as usize, all.len(), "{kind}");
+        }
+
+        // Filters are bounded: in terms, in subqueries, on every search endpoint.
+        let many = |n: usize, term: &str| (0..n).map(|i| term.replace('N', &i.to_string())).collect::<Vec<_>>().join(" or ");
+        let too_complex = [
+            ("/Users", many(150, "roles[display co \"N\"]"), "at most 10"),
+            ("/Groups", many(11, "members[display co \"N\"]"), "at most 10"),
+            ("/Users", many(101, "userName eq \"N\""), "at most 100"),
+        ];
+        for (path, filter, says) in &too_complex {
+            let (status, error) = reader.get(&format!("{path}?filter={}", urlencode(filter))).await;
+            assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidFilter")), "{error}");
+            assert!(error["detail"].as_str().unwrap().contains(says), "{error}");
+            let (status, error, _) = reader.call(reqwest::Method::POST, &format!("{path}/.search"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter})), &[]).await;
+            assert_eq!(status, 400, "{error}");
+        }
+        let (status, error, _) = reader.call(reqwest::Method::POST, "/.search", Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": too_complex[0].1})), &[]).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidFilter")), "{error}");
+        let (status, page) = reader.get(&format!("/Users?filter={}", urlencode(&many(10, "roles[display co \"N\"]")))).await;
+        assert_eq!(status, 200, "ten subqueries are allowed: {page}");
+
+        // meta.location comes from the configuration, never from the request's Host.
+        let user = &fixture.users().await[0];
+        let (_, shown, headers) = reader.call(reqwest::Method::GET, &format!("/Users/{}", user.id), None, &[("host", "evil.example")]).await;
+        let location = shown["meta"]["location"].as_str().unwrap();
+        assert!(location.starts_with(&fixture.config.server.public_url()) && !location.contains("evil"), "{location}");
+        let version = headers["etag"].to_str().unwrap().to_owned();
+
+        // Preconditions: an empty If-Match is refused, not ignored; If-None-Match applies to writes.
+        let title = json!([{"op": "replace", "path": "title", "value": "Auditor"}]);
+        let patch = |headers: Vec<(&'static str, String)>| {
+            let body = json!({"schemas": [PATCH_OP], "Operations": title.clone()});
+            let path = format!("/Users/{}", user.id);
+            let scim = &scim;
+            async move {
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let (status, body, _) = scim.call(reqwest::Method::PATCH, &path, Some(body), &headers).await;
+                (status, body)
+            }
+        };
+        let (status, error) = patch(vec![("if-match", String::new())]).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidValue")), "{error}");
+        assert!(error["detail"].as_str().unwrap().contains("If-Match is empty"), "{error}");
+        assert_eq!(patch(vec![("if-none-match", "*".to_owned())]).await.0, 412);
+        assert_eq!(patch(vec![("if-none-match", version.clone())]).await.0, 412);
+        assert_eq!(patch(vec![("if-match", "W/\"stale\"".to_owned())]).await.0, 412);
+        assert!(fixture.requests(None).await.is_empty());
+        let (status, changed) = patch(vec![("if-match", version.clone()), ("if-none-match", "W/\"other\"".to_owned())]).await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!(changed["title"], "Auditor");
+
+        // A write of another content type is refused in SCIM's shape.
+        let (status, error) = send_raw(&scim, reqwest::Method::PATCH, &format!("/Users/{}", user.id), "text/plain", &json!({"schemas": [PATCH_OP], "Operations": title}).to_string(), &[]).await;
+        assert_eq!(status, 415, "{error}");
+        assert_eq!(error["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        fixture.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 #[ignore = "needs scim2-cli installed (pip install scim2-cli); .ci/run runs it"]
 async fn scim2_tester_finds_no_failures() {

@@ -293,7 +293,10 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             open_since: pending.created_at - time::Duration::minutes(10),
             most_open: 2,
         };
-        assert!(store.insert_oauth_state("state-1", &pending, at(&pending)).await.unwrap());
+        assert!(store
+            .insert_oauth_state("state-1", &pending, at(&pending))
+            .await
+            .unwrap());
         assert_eq!(
             store.consume_oauth_state("state-1").await.unwrap(),
             StateLookup::Fresh(pending.clone())
@@ -312,19 +315,108 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             created_at: pending.created_at + time::Duration::minutes(minutes),
             ..pending.clone()
         };
-        assert!(store.insert_oauth_state("open-1", &later(1), at(&later(1))).await.unwrap());
-        assert!(store.insert_oauth_state("open-2", &later(2), at(&later(2))).await.unwrap());
-        assert!(!store.insert_oauth_state("open-3", &later(3), at(&later(3))).await.unwrap());
-        assert_eq!(store.consume_oauth_state("open-3").await.unwrap(), StateLookup::Unknown);
-        assert!(matches!(store.consume_oauth_state("open-1").await.unwrap(), StateLookup::Fresh(_)));
-        assert!(store.insert_oauth_state("open-3", &later(3), at(&later(3))).await.unwrap());
+        assert!(store
+            .insert_oauth_state("open-1", &later(1), at(&later(1)))
+            .await
+            .unwrap());
+        assert!(store
+            .insert_oauth_state("open-2", &later(2), at(&later(2)))
+            .await
+            .unwrap());
+        assert!(!store
+            .insert_oauth_state("open-3", &later(3), at(&later(3)))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.consume_oauth_state("open-3").await.unwrap(),
+            StateLookup::Unknown
+        );
+        assert!(matches!(
+            store.consume_oauth_state("open-1").await.unwrap(),
+            StateLookup::Fresh(_)
+        ));
+        assert!(store
+            .insert_oauth_state("open-3", &later(3), at(&later(3)))
+            .await
+            .unwrap());
         // Ten minutes on, they no longer count as under way; a day on, they are forgotten.
-        assert!(store.insert_oauth_state("open-4", &later(14), at(&later(14))).await.unwrap());
+        assert!(store
+            .insert_oauth_state("open-4", &later(14), at(&later(14)))
+            .await
+            .unwrap());
         let next_day = later(24 * 60 + 5);
-        assert!(store.insert_oauth_state("next-day", &next_day, at(&next_day)).await.unwrap());
-        assert_eq!(store.consume_oauth_state("open-1").await.unwrap(), StateLookup::Unknown);
-        assert_eq!(store.consume_oauth_state("open-2").await.unwrap(), StateLookup::Unknown);
-        assert!(matches!(store.consume_oauth_state("next-day").await.unwrap(), StateLookup::Fresh(_)));
+        assert!(store
+            .insert_oauth_state("next-day", &next_day, at(&next_day))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.consume_oauth_state("open-1").await.unwrap(),
+            StateLookup::Unknown
+        );
+        assert_eq!(
+            store.consume_oauth_state("open-2").await.unwrap(),
+            StateLookup::Unknown
+        );
+        assert!(matches!(
+            store.consume_oauth_state("next-day").await.unwrap(),
+            StateLookup::Fresh(_)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
+    use provost::store::fragment::Sql;
+    use provost::store::scim::{ScimQuery, ScimTable};
+    use std::time::{Duration, Instant};
+
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("production").await.unwrap().id;
+        store
+            .upsert_accounts(org, &[account("005000000000001AAA", "a@x.com")])
+            .await
+            .unwrap();
+        // A filter that would count to a hundred million for the one account.
+        let mut slow = Sql::default();
+        slow.push(
+            "(SELECT COUNT(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+             WHERE x < 100000000) SELECT x FROM c) n) > 0",
+        );
+        let query = |filter: Option<&'static Sql>, timeout: Duration| ScimQuery {
+            table: ScimTable::Accounts,
+            filter,
+            order: "a.id",
+            offset: 0,
+            limit: 10,
+            timeout,
+        };
+        let slow: &'static Sql = Box::leak(Box::new(slow));
+        for _ in 0..3 {
+            let started = Instant::now();
+            let err = store
+                .scim_select(org, query(Some(slow), Duration::from_millis(200)))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::TimedOut(_)), "{err}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            // The connection goes back without its deadline: a query after it runs whole.
+            let (ids, total) = store
+                .scim_select(org, query(None, Duration::from_millis(200)))
+                .await
+                .unwrap();
+            assert_eq!((ids.len(), total), (1, 1));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let (accounts, _) = store
+                .scim_accounts(org, query(None, Duration::from_secs(5)))
+                .await
+                .unwrap();
+            assert_eq!(accounts.len(), 1);
+        }
     })
     .await;
 }

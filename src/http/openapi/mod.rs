@@ -423,9 +423,9 @@ impl Routes {
         );
         let method = on(verb.filter(), handler);
         let method = match scope {
-            Some(scope) => method.route_layer(axum::middleware::from_fn(
-                move |request, next| super::auth::guard(scope, errors, request, next),
-            )),
+            Some(scope) => method.route_layer(axum::middleware::from_fn(move |request, next| {
+                super::auth::guard(scope, errors, request, next)
+            })),
             None => method,
         };
         self.router = self.router.route(path, method);
