@@ -705,7 +705,7 @@ impl Writer<'_> {
         preconditions: &Preconditions,
     ) -> Result<Value, ScimError> {
         resource_body(body, groups())?;
-        if !text_at(body, &["displayName"]).is_some_and(|name| !name.trim().is_empty()) {
+        if text_at(body, &["displayName"]).is_none_or(|name| name.trim().is_empty()) {
             return Err(ScimError::invalid_value(
                 "a PUT of a Group must carry its displayName (a required attribute); it is read-only, so any value is accepted and the group keeps its Salesforce label",
             ));
