@@ -238,10 +238,14 @@ impl<'a> User<'a> {
             })
             .map(held)
             .collect();
+        // A user has at most one role: it is primary, as `/Schemas` says.
         let roles = grants
             .iter()
             .filter(|g| g.kind == "role")
-            .map(held)
+            .map(|g| Held {
+                primary: Some(true),
+                ..held(g)
+            })
             .collect();
         let groups = grants
             .iter()

@@ -258,7 +258,16 @@ fn node(
         }
         Filter::Compare { path, op, value } => {
             let (attr, sub) = locate(target, path, within)?;
+            let held_elsewhere = matches!(attr.source, Source::Grants(_) | Source::Members);
             match sub {
+                // `roles.value eq null`: the user has no role with a value, not "has a role
+                // whose value is null" (which no stored role is).
+                Some(sub) if value.is_null() && held_elsewhere && matches!(op, Op::Eq | Op::Ne) => {
+                    if *op == Op::Eq {
+                        out.push("NOT ");
+                    }
+                    values_of(attr, out, |out| compare(target, sub, Op::Ne, value, out))?
+                }
                 Some(sub) => values_of(attr, out, |out| compare(target, sub, *op, value, out))?,
                 None => compare(target, attr, *op, value, out)?,
             }
@@ -338,6 +347,11 @@ fn values_of(
 }
 
 fn present(target: &Target, attr: &Attr, out: &mut Sql) -> Result<(), ScimError> {
+    // `primary` of a user's entitlements is shown only on the profile, where it is true.
+    if attr.source == Source::IsProfile {
+        out.push("(e.kind = 'profile')");
+        return Ok(());
+    }
     match leaf(target, attr)? {
         Leaf::Text { expr, .. } => out.push(&format!("({expr} IS NOT NULL AND {expr} <> '')")),
         Leaf::Bool(expr) | Leaf::Time(expr) => out.push(&format!("({expr} IS NOT NULL)")),
@@ -488,7 +502,7 @@ fn compare(
             out.push(if negate { "NOT COALESCE(" } else { "(" });
             out.push(&format!("{expr} {} ", sql_op(op)));
             out.bind_text(salesforce_time(at));
-            out.push(if negate { "), FALSE)" } else { ")" });
+            out.push(if negate { ", FALSE)" } else { ")" });
         }
         Leaf::ConstText(constant) => {
             let Value::String(text) = value else {

@@ -9,6 +9,7 @@ mod openapi;
 mod provisioning;
 mod reports;
 mod scim;
+mod scim_filters;
 mod store;
 mod sync;
 mod webhooks;

@@ -898,6 +898,10 @@ async fn ne_filters_bounded_filters_and_preconditions() {
             assert_eq!(page["totalResults"].as_u64().unwrap() as usize, all.len(), "{kind}");
         }
 
+        // A name starting with wide characters is an invalid filter, not a panic.
+        let (status, error) = reader.get(&format!("/Users?filter={}", urlencode("繘Ѩ/0< eq \"x\""))).await;
+        assert_eq!((status, error["scimType"].as_str()), (400, Some("invalidFilter")), "{error}");
+
         // Filters are bounded: in terms, in subqueries, on every search endpoint.
         let many = |n: usize, term: &str| (0..n).map(|i| term.replace('N', &i.to_string())).collect::<Vec<_>>().join(" or ");
         let too_complex = [
