@@ -67,7 +67,11 @@ fn scim_routes() -> Routes {
             .scope(TokenScope::ScimWrite)
             .header(
                 "If-Match",
-                "The version the change is based on: 412 if stale.",
+                "The version the change is based on: 412 if stale; an empty one is refused.",
+            )
+            .header(
+                "If-None-Match",
+                "A version the change must not apply to (`*`: any): 412 if the resource is at it.",
             )
             .body(&body_types, body)
             .answer(version(
@@ -194,6 +198,7 @@ fn scim_routes() -> Routes {
                 Operation::scim("Deactivate a user (Salesforce never deletes users)")
                     .scope(TokenScope::ScimWrite)
                     .header("If-Match", "The version the change is based on: 412 if stale.")
+                    .header("If-None-Match", "A version the change must not apply to (`*`: any): 412 if the user is at it.")
                     .answer(Answer::new(204, "Deactivated."))
             }),
         )

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use provost_connector::model::Account;
 
-use crate::store::scim::{ScimQuery, ScimTable, UserGrant};
+use crate::store::scim::{QueryDeadline, ScimQuery, ScimTable, UserGrant};
 use crate::store::{OrgRecord, Store};
 pub use error::ScimError;
 use schema::ResourceType;
@@ -125,7 +125,8 @@ pub struct Scope<'a> {
     pub store: &'a dyn Store,
     pub org: OrgRecord,
     pub base: String,
-    /// How long one statement of a list or search may run (`server.query_timeout_ms`).
+    /// How long the queries of one read (a page with its count, a search of every type, one
+    /// resource) may run in all (`server.query_timeout_ms`).
     pub timeout: std::time::Duration,
 }
 
@@ -204,6 +205,7 @@ impl Scope<'_> {
 
     /// One resource, if it exists as this type (a role is not a Group).
     pub async fn get(&self, resource: &'static ResourceType, id: &str) -> Result<Value, ScimError> {
+        let deadline = QueryDeadline::after(self.timeout);
         let id_column = self.target(resource).id_expr();
         let mut filter = sql::Sql::default();
         filter.push(&format!("{id_column} = "));
@@ -214,7 +216,8 @@ impl Scope<'_> {
             order: id_column,
             offset: 0,
             limit: 1,
-            timeout: self.timeout,
+            counted: None,
+            deadline,
         };
         self.select(resource, query)
             .await?
@@ -230,6 +233,7 @@ impl Scope<'_> {
         resource: &'static ResourceType,
         params: &ListParams,
     ) -> Result<String, ScimError> {
+        let deadline = QueryDeadline::after(self.timeout);
         let target = self.target(resource);
         let compiled = match params.filter.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => Some(sql::compile(&target, &filter::parse(text)?)?),
@@ -244,7 +248,8 @@ impl Scope<'_> {
             order: &order,
             offset: (start - 1) as u64,
             limit: count,
-            timeout: self.timeout,
+            counted: None,
+            deadline,
         };
         let (found, total) = self.select(resource, query).await?;
         Ok(list_response(params, start, total, found, &self.base))
@@ -254,6 +259,7 @@ impl Scope<'_> {
     /// Roles, as one list (sorted within each type when `sortBy` applies to it). A type the
     /// filter cannot apply to (it names an attribute the type lacks) has no matches.
     pub async fn search_all(&self, params: &ListParams) -> Result<String, ScimError> {
+        let deadline = QueryDeadline::after(self.timeout);
         let parsed = match params.filter.as_deref().map(str::trim) {
             Some(text) if !text.is_empty() => Some(filter::parse(text)?),
             _ => None,
@@ -290,7 +296,8 @@ impl Scope<'_> {
                 order: &order,
                 offset: 0,
                 limit: 0,
-                timeout: self.timeout,
+                counted: None,
+                deadline,
             };
             let (_, matching) = self.store.scim_select(self.org.id, counted).await?;
             total += matching;
@@ -302,6 +309,7 @@ impl Scope<'_> {
                 let query = ScimQuery {
                     offset: skip,
                     limit: room,
+                    counted: Some(matching),
                     ..counted
                 };
                 let (found, _) = self.select(resource, query).await?;

@@ -27,9 +27,38 @@ pub struct ScimQuery<'a> {
     pub offset: u64,
     /// 0 asks for the count only.
     pub limit: u32,
-    /// How long each of its statements may run before it is stopped
-    /// ([`StoreError::TimedOut`](super::StoreError::TimedOut)).
-    pub timeout: std::time::Duration,
+    /// How many rows match, when the caller counted them already: answered as the total
+    /// instead of counting again.
+    pub counted: Option<u64>,
+    /// When its statements are stopped ([`StoreError::TimedOut`](super::StoreError::TimedOut)):
+    /// one deadline for every statement of a request (a page, its count, each resource type
+    /// of a search), so the request's whole work is bounded.
+    pub deadline: QueryDeadline,
+}
+
+/// A request's deadline for its queries, and the time it was given (for the error).
+#[derive(Debug, Clone, Copy)]
+pub struct QueryDeadline {
+    pub at: std::time::Instant,
+    pub budget: std::time::Duration,
+}
+
+impl QueryDeadline {
+    /// A deadline `budget` from now.
+    pub fn after(budget: std::time::Duration) -> QueryDeadline {
+        QueryDeadline {
+            at: std::time::Instant::now() + budget,
+            budget,
+        }
+    }
+
+    /// The time left, or the error of a request out of time.
+    pub fn remaining(&self) -> Result<std::time::Duration, super::StoreError> {
+        self.at
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or(super::StoreError::TimedOut(self.budget))
+    }
 }
 
 /// One grant of a user, with its entitlement.

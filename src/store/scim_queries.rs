@@ -129,7 +129,7 @@ macro_rules! impl_scim_store {
             /// A statement stopped at the query's deadline is [`StoreError::TimedOut`].
             fn scim_failure(err: sqlx::Error, query: &super::scim::ScimQuery<'_>) -> StoreError {
                 if Self::is_timeout(&err) {
-                    StoreError::TimedOut(query.timeout)
+                    StoreError::TimedOut(query.deadline.budget)
                 } else {
                     err.into()
                 }
@@ -143,7 +143,7 @@ macro_rules! impl_scim_store {
             ) -> Result<u64, StoreError> {
                 let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
                 Self::scim_where(&mut builder, org, query);
-                let mut connection = self.timed_connection(query.timeout).await?;
+                let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
                 let count: i64 = builder
                     .build_query_scalar()
                     .fetch_one(&mut *connection)
@@ -162,6 +162,9 @@ macro_rules! impl_scim_store {
                 query: &super::scim::ScimQuery<'_>,
                 page: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
             ) -> Result<(Vec<T>, u64), StoreError> {
+                if let Some(total) = query.counted {
+                    return Ok((page.await?, total));
+                }
                 if query.offset > 0 {
                     return tokio::try_join!(page, self.scim_count(org, query));
                 }
@@ -198,7 +201,7 @@ macro_rules! impl_scim_store {
                     builder.push_bind(i64::from(query.limit));
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-                    let mut connection = self.timed_connection(query.timeout).await?;
+                    let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
                     let ids: Vec<String> = builder
                         .build_query_scalar()
                         .fetch_all(&mut *connection)
@@ -240,7 +243,7 @@ macro_rules! impl_scim_store {
                     builder.push_bind(org.0);
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
-                    let mut connection = self.timed_connection(query.timeout).await?;
+                    let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
                     let rows: Vec<scim_queries::PageAccountRow> = builder
                         .build_query_as()
                         .fetch_all(&mut *connection)

@@ -145,6 +145,10 @@ async fn unknown_paths_get_a_json_404() {
 
 #[tokio::test]
 async fn connecting_an_org_through_the_web_server_flow() {
+    crate::helpers::on_each_backend(connect_through_the_web_server_flow).await;
+}
+
+async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
     use provost::config::{AuthConfig, OrgConfig};
     use provost::store::{OAuthState, StateLimits};
     use provost_salesforce_emulator::{server, Emulator, EmulatorConfig};
@@ -153,8 +157,6 @@ async fn connecting_an_org_through_the_web_server_flow() {
     let login_url = server::spawn(emulator.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let db = TestDatabase::sqlite().await;
-    let store = db.store().await;
     let org = OrgConfig {
         name: "web".to_owned(),
         login_url: login_url.clone(),

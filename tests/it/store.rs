@@ -368,7 +368,7 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
 #[tokio::test]
 async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
     use provost::store::fragment::Sql;
-    use provost::store::scim::{ScimQuery, ScimTable};
+    use provost::store::scim::{QueryDeadline, ScimQuery, ScimTable};
     use std::time::{Duration, Instant};
 
     on_each_backend(|store| async move {
@@ -389,7 +389,8 @@ async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
             order: "a.id",
             offset: 0,
             limit: 10,
-            timeout,
+            counted: None,
+            deadline: QueryDeadline::after(timeout),
         };
         let slow: &'static Sql = Box::leak(Box::new(slow));
         for _ in 0..3 {
