@@ -18,7 +18,8 @@
 //! each answer, about 1,000 requests per second in all; wrk measures from each send);
 //! then, one request at a time, a page of 100 users deep in the list (startIndex 50,001),
 //! `PROVOST_BENCH_DEEP` times (default 100), timed until the answer is received (without the
-//! client's parsing of its JSON).
+//! client's parsing of its JSON); then the costliest filters a client may send (at the filter
+//! limits, `PROVOST_BENCH_COSTLY` times each, default 3), each bounded by the read's deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -448,6 +449,43 @@ fn main() {
             percentile(&deep, 0.99),
             deep.len()
         );
+        // The costliest filters a client may send: each is bounded by the filter limits and
+        // the read's deadline (server.query_timeout_ms), answered 200 or 400, never held.
+        let org_base = format!("{api}/orgs/bench/scim/v2");
+        let many = |n: usize, term: &str| {
+            (0..n)
+                .map(|i| term.replace('#', &i.to_string()))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let costly = [
+            ("/Users", many(150, r##"roles[display co "#"]"##), "150 roles[display co] (refused)"),
+            ("/Users", many(5, r##"roles[display co "#"]"##), "5 roles[display co]"),
+            ("/Users", many(5, r##"entitlements[display co "#"]"##), "5 entitlements[display co]"),
+            ("/Users", many(100, r##"displayName co "zq#""##), "100 displayName co"),
+            ("/Groups", many(1, r##"members[display co "#"]"##), "1 members[display co]"),
+            ("/Groups", many(5, r##"members[display co "#"]"##), "5 members[display co]"),
+        ];
+        println!("costly filters, one at a time, {} runs each:", env_or("PROVOST_BENCH_COSTLY", 3));
+        for (path, filter, name) in costly {
+            let encoded: String = url::form_urlencoded::byte_serialize(filter.as_bytes()).collect();
+            let mut times = Vec::new();
+            let mut status = 0;
+            for _ in 0..env_or("PROVOST_BENCH_COSTLY", 3) {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{org_base}{path}?count=10&attributes=id&filter={encoded}"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                status = response.status().as_u16();
+                response.bytes().await.unwrap();
+                times.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            times.sort_by(f64::total_cmp);
+            println!("  {name:<34} {path:<8} {status}  median {:>7.0} ms", percentile(&times, 0.5));
+        }
         println!(
             "filter lookups reach {:.0}% of the ceiling's rate",
             100.0 * (found.requests as f64 / found.seconds)

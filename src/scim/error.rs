@@ -88,7 +88,7 @@ impl From<StoreError> for ScimError {
     fn from(err: StoreError) -> Self {
         if let StoreError::TimedOut(limit) = err {
             return ScimError::invalid_filter(format!(
-                "the query ran longer than the {} ms one query may take (server.query_timeout_ms) and was stopped: \
+                "the filter's queries ran longer than the {} ms one SCIM read may take (server.query_timeout_ms) and were stopped: \
                  narrow the filter (fewer terms, fewer tests of multi-valued attributes, eq or sw rather than co)",
                 limit.as_millis()
             ));
