@@ -467,6 +467,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Before the address is announced: whoever learns it may send SIGTERM at once.
     let shutdown = http::shutdown_signal();
     tracing::info!(%address, backend = store.backend().name(), "provost is listening");
+    if config.server.public_url.is_none() && !config.server.listen.ip().is_loopback() {
+        tracing::warn!(
+            public_url = %config.server.public_url(),
+            "server.public_url is not set: SCIM locations, $ref URLs and the OAuth callback use the listen address, which clients may not reach; set it to the URL they use"
+        );
+    }
     let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)
         .context("loading the secret key that seals stored tokens")?;
     let config = Arc::new(config);

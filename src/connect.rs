@@ -97,7 +97,7 @@ pub enum ConnectError {
         stored_org: String,
         new_org: String,
     },
-    #[error("the user who signed in, {user}, cannot do what Provost needs in org `{org}` ({missing}): the stored connection, which works, was kept. Sign in as the integration user; or, to replace it anyway, start again with replace=true (`provost connect --replace`)")]
+    #[error("the user who signed in, {user}, cannot do what Provost needs in org `{org}` ({missing}): the stored connection, which passes its preflight, was kept. Sign in as the integration user; or, to replace it anyway, start again with replace=true (`provost connect --replace`)")]
     PreflightFailed {
         org: String,
         user: String,
@@ -391,17 +391,19 @@ pub async fn complete(
                     new_org,
                 })
             }
-            _ if !report.ok => Some(ConnectError::PreflightFailed {
-                org: org.name.clone(),
-                user: user.clone(),
-                missing: report
-                    .checks
-                    .iter()
-                    .filter(|c| c.required && c.status == preflight::Status::Fail)
-                    .map(|c| c.id)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
+            _ if !report.ok && stored_works(org, store, secrets).await => {
+                Some(ConnectError::PreflightFailed {
+                    org: org.name.clone(),
+                    user: user.clone(),
+                    missing: report
+                        .checks
+                        .iter()
+                        .filter(|c| c.required && c.status == preflight::Status::Fail)
+                        .map(|c| c.id)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
             _ => None,
         };
         if let Some(refusal) = refusal {
@@ -411,6 +413,12 @@ pub async fn complete(
                 .append_audit(&[audit("connection_refused", data)])
                 .await
                 .map_err(anyhow::Error::from)?;
+            // The token the preflight may have rotated to, and the one it started with.
+            if let Some(rotated) = client.current_refresh_token().await {
+                if rotated.expose() != refresh.secret() {
+                    revoke(org, rotated.expose()).await;
+                }
+            }
             revoke(org, refresh.secret()).await;
             tracing::warn!(org = %org.name, user = %user, reason = refusal.code(), "a new connection was refused; the stored one was kept");
             return Err(refusal);
@@ -440,6 +448,29 @@ pub async fn complete(
         instance_url: connection.instance_url,
         preflight: report,
     })
+}
+
+/// Whether the org's stored connection passes its preflight: a connection that does not (its
+/// token revoked, its user stripped of what Provost needs) is not kept against a new one.
+async fn stored_works(org: &OrgConfig, store: &Arc<dyn Store>, secrets: &SecretBox) -> bool {
+    let Ok(client) = crate::orgs::client_for(org, store, Some(secrets)).await else {
+        return false;
+    };
+    let report = preflight::run(
+        &client,
+        PreflightOptions {
+            exclude_portal_users: org.exclude_portal_users,
+        },
+    )
+    .await;
+    if report.ok {
+        // A rotation during the check is kept, as after any use of the stored token.
+        if let Err(err) = crate::orgs::keep_rotated_token(org, &client, store, Some(secrets)).await
+        {
+            tracing::warn!(org = %org.name, error = format!("{err:#}"), "keeping a rotated refresh token failed");
+        }
+    }
+    report.ok
 }
 
 /// The org id and user id an identity URL names (`.../id/00D.../005...`).
@@ -490,7 +521,7 @@ pub async fn stored_refresh_token(
         None => None,
     };
     let connection = connection.ok_or_else(|| {
-        anyhow::anyhow!("org `{}` is not connected yet: run `provost connect --org {}` (or open /api/integrations/salesforce/connect?org={} on `provost serve`)", org.name, org.name, org.name)
+        anyhow::anyhow!("org `{}` is not connected yet: run `provost connect --org {}` (or, on `provost serve`, GET /api/integrations/salesforce/connect?org={} with an admin token and open the URL it answers in a browser)", org.name, org.name, org.name)
     })?;
     Ok(secrets.open(
         &connection.refresh_token_sealed,

@@ -135,6 +135,9 @@ pub(super) async fn shape_plain_errors(
                 .unwrap_or("none");
             format!("this path does not serve that method; it serves: {allowed}")
         }
+        (StatusCode::REQUEST_TIMEOUT, true) => {
+            "the request took longer than the server allows (server.request_timeout_seconds) and was stopped".to_owned()
+        }
         (_, false) => text,
         (_, true) => status
             .canonical_reason()
@@ -167,8 +170,13 @@ pub(super) async fn shape_plain_errors(
     Response::from_parts(parts, body)
 }
 
-/// The answer to a request whose handler panicked. The panic itself is logged by the panic
-/// hook; the client learns only that it failed.
+/// The answer to a request whose handler panicked, as plain text that
+/// [`shape_plain_errors`] puts in the error shape of the path. The panic itself is logged by
+/// the panic hook; the client learns only that it failed.
 pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal(anyhow::anyhow!("the request's handler panicked")).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "an internal error occurred; the server log has the details under this request's id",
+    )
+        .into_response()
 }

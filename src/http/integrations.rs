@@ -1,10 +1,12 @@
-//! Connecting an org from a browser: `GET /api/integrations/salesforce/connect?org=NAME`
-//! sends the user to Salesforce; Salesforce sends them back to
-//! `GET /api/integrations/callback/salesforce`, which stores the refresh token (sealed) and
-//! answers with the preflight.
+//! Connecting an org through Salesforce's sign-in in a browser. An admin asks
+//! `GET /api/integrations/salesforce/connect?org=NAME` (with an admin token) for the
+//! authorisation URL (a 303 to it, with the URL in the body as well) and opens it in a
+//! browser; Salesforce sends the browser back to `GET /api/integrations/callback/salesforce`,
+//! which checks the new connection, stores its refresh token (sealed) and answers with the
+//! preflight.
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -44,7 +46,15 @@ pub fn routes() -> Routes {
                 )
                 .answer(
                     Answer::new(303, "To Salesforce's authorization page.")
-                        .header("Location", "The authorization URL."),
+                        .header("Location", "The authorization URL.")
+                        .content(
+                            "application/json",
+                            json!({
+                                "type": "object",
+                                "required": ["authorize_url"],
+                                "properties": {"authorize_url": {"type": "string", "description": "The same URL, to open in a browser."}},
+                            }),
+                        ),
                 ),
         )
         .get(
@@ -118,7 +128,14 @@ async fn start(
     )
     .await
     .map_err(refusal)?;
-    Ok(Redirect::to(&url).into_response())
+    // A browser follows the redirect; a script (curl with a token) reads the URL to open.
+    let mut answer = Json(json!({ "authorize_url": url })).into_response();
+    *answer.status_mut() = axum::http::StatusCode::SEE_OTHER;
+    answer.headers_mut().insert(
+        axum::http::header::LOCATION,
+        axum::http::HeaderValue::from_str(&url).map_err(|err| ApiError::Internal(err.into()))?,
+    );
+    Ok(answer)
 }
 
 async fn callback(

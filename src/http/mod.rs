@@ -113,9 +113,6 @@ pub fn router(state: AppState) -> Router {
         .into_router(&state.config.server.public_url())
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state.clone())
-        // Errors made by axum itself (a path or query that does not parse, a method the path
-        // does not serve, a body too large) in the API's error shape, like every other.
-        .layer(axum::middleware::from_fn(error::shape_plain_errors))
         // For the route guards (`auth::guard`), which run before the handler's extractors.
         .layer(axum::Extension(state))
         .layer(
@@ -139,6 +136,10 @@ pub fn router(state: AppState) -> Router {
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Errors made outside the handlers (a path or query that does not parse, a
+                // method the path does not serve, a body too large, a request out of time, a
+                // panic) in the API's error shape, or SCIM's under /scim/v2, like every other.
+                .layer(axum::middleware::from_fn(error::shape_plain_errors))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,

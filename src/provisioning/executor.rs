@@ -29,6 +29,10 @@ use crate::config::{Config, OrgConfig};
 use crate::store::provisioning::{AccessRequest, AuditEvent, Outcome, RequestState};
 use crate::store::{OrgId, Store};
 
+/// How far Salesforce's clock may be behind Provost's when a created user's `CreatedDate` is
+/// compared with its request's creation.
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
+
 /// How long without a new request ends a batch window.
 const QUIET: Duration = Duration::from_millis(50);
 
@@ -472,13 +476,14 @@ impl Executor {
                         ),
                         raw: result.raw,
                     },
-                    None => JobEnd::Failed {
+                    None if result.code.as_deref() == Some("DUPLICATE_USERNAME") => JobEnd::Failed {
                         message: format!(
-                            "Salesforce answered {}: the username `{username}` is taken, by a user of another org (usernames are unique across every Salesforce org) or one the connected user cannot see: nothing was changed; choose another username",
-                            result.code.as_deref().unwrap_or_default()
+                            "Salesforce answered DUPLICATE_USERNAME: the username `{username}` is taken, by a user of another org (usernames are unique across every Salesforce org) or one the connected user cannot see: nothing was changed; choose another username",
                         ),
                         raw: result.raw,
                     },
+                    // Another of the user's unique fields (FederationIdentifier, a nickname).
+                    None => record_end(result, &job.write),
                 }
             })
             .collect()
@@ -714,15 +719,14 @@ fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
     }
 }
 
-/// The field values that make a created record unique, to find it when it already exists.
 /// Whether `user` is the one `request` created in an earlier attempt: one may have been sent
-/// (this is a later attempt), Salesforce made it after the request was made, and it holds every
-/// value the request wrote.
+/// (this is a later attempt), Salesforce made it after the request was made (give or take the
+/// clocks' difference), and it holds every value the request wrote.
 fn created_by(request: &AccessRequest, write: &Write, user: &Value) -> bool {
     let after_request = user["CreatedDate"]
         .as_str()
         .and_then(provost_salesforce::reader::parse_datetime)
-        .is_some_and(|created| created >= request.created_at - time::Duration::seconds(1));
+        .is_some_and(|created| created >= request.created_at - CLOCK_SKEW);
     let same_values = write.fields.iter().all(|(field, wanted)| {
         let held = &user[field.as_str()];
         match (field.as_str(), wanted, held) {
@@ -759,6 +763,7 @@ fn record_end(result: RecordResult, write: &Write) -> JobEnd {
     }
 }
 
+/// The field values that make a created record unique, to find it when it already exists.
 fn unique_key(write: &Write) -> Map<String, Value> {
     let keep: &[&str] = match write.sobject.as_str() {
         "User" => &["Username"],

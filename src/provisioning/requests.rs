@@ -254,9 +254,10 @@ pub async fn decide(
         )));
     }
     if decision == Decision::Cancel && request.created_by != caller && !approver {
-        return Err(RequestError::Forbidden(format!(
-            "request {id} was made by the token `{}`: only it, or a token with requests:approve, may cancel it",
-            request.created_by
+        // As if it did not exist: another requester learns nothing of it (not even its maker).
+        return Err(RequestError::NotFound(format!(
+            "no access request {id} made by `{caller}` in org `{}`: a token cancels the requests it made (an approver's, any)",
+            org.name
         )));
     }
     let (from, to): (&[RequestState], RequestState) = match decision {

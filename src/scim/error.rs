@@ -87,11 +87,14 @@ impl ScimError {
 impl From<StoreError> for ScimError {
     fn from(err: StoreError) -> Self {
         if let StoreError::TimedOut(limit) = err {
-            return ScimError::invalid_filter(format!(
-                "the filter's queries ran longer than the {} ms one SCIM read may take (server.query_timeout_ms) and were stopped: \
-                 narrow the filter (fewer terms, fewer tests of multi-valued attributes, eq or sw rather than co)",
-                limit.as_millis()
-            ));
+            return ScimError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                format!(
+                    "the database did not answer within {} ms (server.query_timeout_ms): try again",
+                    limit.as_millis()
+                ),
+            );
         }
         tracing::error!(error = %err, "SCIM request failed in the store");
         ScimError::new(

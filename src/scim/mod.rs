@@ -30,7 +30,7 @@ use serde_json::Value;
 use provost_connector::model::Account;
 
 use crate::store::scim::{QueryDeadline, ScimQuery, ScimTable, UserGrant};
-use crate::store::{OrgRecord, Store};
+use crate::store::{OrgRecord, Store, StoreError};
 pub use error::ScimError;
 use schema::ResourceType;
 use sql::{Dialect, Target};
@@ -153,7 +153,7 @@ impl Scope<'_> {
         &self,
         resource: &'static ResourceType,
         ids: &[String],
-    ) -> Result<Vec<Value>, ScimError> {
+    ) -> Result<Vec<Value>, StoreError> {
         let (store, org, base) = (self.store, self.org.id, self.base.as_str());
         Ok(match resource.name {
             "Group" => {
@@ -194,7 +194,7 @@ impl Scope<'_> {
         &self,
         resource: &'static ResourceType,
         query: ScimQuery<'_>,
-    ) -> Result<(Found, u64), ScimError> {
+    ) -> Result<(Found, u64), StoreError> {
         if resource.name == "User" {
             let (page, total) = self.store.scim_accounts(self.org.id, query).await?;
             return Ok((Found::Users(page), total));
@@ -251,7 +251,7 @@ impl Scope<'_> {
             counted: None,
             deadline,
         };
-        let (found, total) = self.select(resource, query).await?;
+        let (found, total) = self.select(resource, query).await.map_err(filter_cost)?;
         Ok(list_response(params, start, total, found, &self.base))
     }
 
@@ -276,13 +276,18 @@ impl Scope<'_> {
             let target = self.target(resource);
             let compiled = match &parsed {
                 None => None,
-                Some(f) => match sql::compile(&target, f) {
-                    Ok(sql) => Some(sql),
-                    Err(err) => {
-                        first_error.get_or_insert(err);
-                        continue;
+                Some(f) => {
+                    // Too costly for one type is refused as such, not skipped like a type
+                    // that lacks the filter's attributes.
+                    sql::within_limits(&target, f)?;
+                    match sql::compile(&target, f) {
+                        Ok(sql) => Some(sql),
+                        Err(err) => {
+                            first_error.get_or_insert(err);
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let order = match sql::order_by(&target, params.sort_by.as_deref(), descending) {
                 Ok(order) => order,
@@ -299,7 +304,11 @@ impl Scope<'_> {
                 counted: None,
                 deadline,
             };
-            let (_, matching) = self.store.scim_select(self.org.id, counted).await?;
+            let (_, matching) = self
+                .store
+                .scim_select(self.org.id, counted)
+                .await
+                .map_err(filter_cost)?;
             total += matching;
             if skip >= matching {
                 skip -= matching;
@@ -312,7 +321,7 @@ impl Scope<'_> {
                     counted: Some(matching),
                     ..counted
                 };
-                let (found, _) = self.select(resource, query).await?;
+                let (found, _) = self.select(resource, query).await.map_err(filter_cost)?;
                 let found = found.into_values(&self.base);
                 room -= found.len() as u32;
                 items.extend(found);
@@ -331,6 +340,19 @@ impl Scope<'_> {
             Found::Rendered(items),
             &self.base,
         ))
+    }
+}
+
+/// A list or search whose queries ran out of time was asked too much of: its filter is what
+/// to change. (A read of one resource out of time is the database's trouble: 503.)
+fn filter_cost(err: StoreError) -> ScimError {
+    match err {
+        StoreError::TimedOut(limit) => ScimError::invalid_filter(format!(
+            "the filter's queries ran longer than the {} ms one SCIM read may take (server.query_timeout_ms) and were stopped: \
+             narrow the filter (fewer terms, fewer tests of multi-valued attributes, eq or sw rather than co)",
+            limit.as_millis()
+        )),
+        other => other.into(),
     }
 }
 

@@ -133,6 +133,14 @@ pub const MAX_SUBQUERIES: usize = 5;
 /// (entitlements served as Groups, Entitlements or Roles). A filter beyond [`MAX_TERMS`] or
 /// [`MAX_SUBQUERIES`] is refused as `invalidFilter`, saying the limit.
 pub fn compile(target: &Target, filter: &Filter) -> Result<Sql, ScimError> {
+    within_limits(target, filter)?;
+    let mut out = Sql::default();
+    node(target, filter, None, &mut out)?;
+    Ok(out)
+}
+
+/// Refuses a filter beyond [`MAX_TERMS`] or [`MAX_SUBQUERIES`] for `target`.
+pub fn within_limits(target: &Target, filter: &Filter) -> Result<(), ScimError> {
     let mut cost = Cost::default();
     cost.add(target, filter, false);
     if cost.subqueries > MAX_SUBQUERIES {
@@ -148,9 +156,7 @@ pub fn compile(target: &Target, filter: &Filter) -> Result<Sql, ScimError> {
             cost.terms
         )));
     }
-    let mut out = Sql::default();
-    node(target, filter, None, &mut out)?;
-    Ok(out)
+    Ok(())
 }
 
 /// What a filter costs to run: its comparisons and its subqueries.

@@ -45,6 +45,29 @@ impl PostgresStore {
     }
 }
 
+/// A transaction whose statements stop at a deadline: the server cancels a statement past its
+/// `statement_timeout` whether or not anyone still waits for it, and the transaction (never
+/// committed) ends when the connection goes back to the pool.
+pub(super) struct TimedConnection(sqlx::Transaction<'static, sqlx::Postgres>);
+
+impl TimedConnection {
+    /// The statement ended; nothing to disarm (see [`PostgresStore::timed_connection`]).
+    pub(super) fn finished(self) {}
+}
+
+impl std::ops::Deref for TimedConnection {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TimedConnection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 impl PostgresStore {
     /// A transaction whose statements stop after `timeout` with [`StoreError::TimedOut`]
     /// (`SET LOCAL statement_timeout`: it ends with the transaction, so the connection goes
@@ -52,8 +75,10 @@ impl PostgresStore {
     pub(super) async fn timed_connection(
         &self,
         timeout: Duration,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
+    ) -> Result<TimedConnection, StoreError> {
+        let mut transaction = tokio::time::timeout(timeout, self.pool.begin())
+            .await
+            .map_err(|_| StoreError::TimedOut(timeout))??;
         // A number of the code's own making, not input: SET takes no bound parameters.
         sqlx::query(&format!(
             "SET LOCAL statement_timeout = {}",
@@ -61,7 +86,7 @@ impl PostgresStore {
         ))
         .execute(&mut *transaction)
         .await?;
-        Ok(transaction)
+        Ok(TimedConnection(transaction))
     }
 
     /// Whether `err` is a statement cancelled by [`Self::timed_connection`]'s timeout.

@@ -144,12 +144,12 @@ macro_rules! impl_scim_store {
                 let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
                 Self::scim_where(&mut builder, org, query);
                 let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                let count: i64 = builder
-                    .build_query_scalar()
+                let count = builder
+                    .build_query_scalar::<i64>()
                     .fetch_one(&mut *connection)
-                    .await
-                    .map_err(|err| Self::scim_failure(err, query))?;
-                Ok(count as u64)
+                    .await;
+                connection.finished();
+                Ok(count.map_err(|err| Self::scim_failure(err, query))? as u64)
             }
 
             /// A page, read by `page`, and how many rows match in all. Past the first page
@@ -202,12 +202,12 @@ macro_rules! impl_scim_store {
                     builder.push(" OFFSET ");
                     builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
                     let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                    let ids: Vec<String> = builder
-                        .build_query_scalar()
+                    let ids = builder
+                        .build_query_scalar::<String>()
                         .fetch_all(&mut *connection)
-                        .await
-                        .map_err(|err| Self::scim_failure(err, &query))?;
-                    Ok(ids)
+                        .await;
+                    connection.finished();
+                    ids.map_err(|err| Self::scim_failure(err, &query))
                 };
                 self.scim_page_with_total(org, &query, page).await
             }
@@ -244,11 +244,12 @@ macro_rules! impl_scim_store {
                     builder.push(" AND a.id = p.id ORDER BY ");
                     builder.push(query.order);
                     let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                    let rows: Vec<scim_queries::PageAccountRow> = builder
-                        .build_query_as()
+                    let rows = builder
+                        .build_query_as::<scim_queries::PageAccountRow>()
                         .fetch_all(&mut *connection)
-                        .await
-                        .map_err(|err| Self::scim_failure(err, &query))?;
+                        .await;
+                    connection.finished();
+                    let rows = rows.map_err(|err| Self::scim_failure(err, &query))?;
                     rows.into_iter()
                         .map(scim_queries::PageAccountRow::into_parts)
                         .collect()

@@ -57,11 +57,22 @@ impl SqliteStore {
 
 /// A pooled connection whose statements are interrupted once a deadline passes (SQLite has no
 /// statement timeout of its own: a progress handler checks the clock every few thousand
-/// virtual-machine steps). Dropping it, however the query ended, disarms the handler, so the
-/// connection goes back to the pool without a deadline.
+/// virtual-machine steps). [`TimedConnection::finished`] disarms it once a statement has ended,
+/// and the connection goes back to the pool without a deadline. Dropped before that (the
+/// request was cancelled, or a query beside it failed), the statement may still be running on
+/// the connection's worker thread: the deadline stays armed, so it is still interrupted, and the
+/// connection is closed rather than handed to another query.
 pub(super) struct TimedConnection {
     connection: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    finished: bool,
+}
+
+impl TimedConnection {
+    /// The statement ended (with rows or an error): the deadline no longer applies.
+    pub(super) fn finished(mut self) {
+        self.finished = true;
+    }
 }
 
 impl std::ops::Deref for TimedConnection {
@@ -79,21 +90,28 @@ impl std::ops::DerefMut for TimedConnection {
 
 impl Drop for TimedConnection {
     fn drop(&mut self) {
-        self.armed
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if self.finished {
+            self.armed
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.connection.close_on_drop();
+        }
     }
 }
 
 impl SqliteStore {
-    /// A connection whose statements stop after `timeout` with [`StoreError::TimedOut`].
+    /// A connection whose statements stop after `timeout` with [`StoreError::TimedOut`];
+    /// waiting for a free connection counts against it too.
     pub(super) async fn timed_connection(
         &self,
         timeout: Duration,
     ) -> Result<TimedConnection, StoreError> {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let mut connection = self.pool.acquire().await?;
-        let armed = std::sync::Arc::new(AtomicBool::new(true));
         let deadline = std::time::Instant::now() + timeout;
+        let mut connection = tokio::time::timeout(timeout, self.pool.acquire())
+            .await
+            .map_err(|_| StoreError::TimedOut(timeout))??;
+        let armed = std::sync::Arc::new(AtomicBool::new(true));
         let watched = armed.clone();
         connection
             .lock_handle()
@@ -102,7 +120,11 @@ impl SqliteStore {
             .set_progress_handler(10_000, move || {
                 !watched.load(Ordering::Relaxed) || std::time::Instant::now() < deadline
             });
-        Ok(TimedConnection { connection, armed })
+        Ok(TimedConnection {
+            connection,
+            armed,
+            finished: false,
+        })
     }
 
     /// Whether `err` is a statement stopped by [`Self::timed_connection`]'s deadline.

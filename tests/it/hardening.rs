@@ -194,7 +194,7 @@ async fn only_its_maker_or_an_approver_cancels_a_request_and_keys_belong_to_one_
         let mine = fixture
             .ask_ok(grant_body(user, "permission_set", set))
             .await;
-        assert_eq!(cancel(&other, mine).await, 403);
+        assert_eq!(cancel(&other, mine).await, 404);
         assert_eq!(fixture.show(mine).await["state"], "pending_approval");
         assert_eq!(cancel(&fixture.requester, mine).await, 200);
         let (user, set) = &pairs[1];
@@ -202,7 +202,7 @@ async fn only_its_maker_or_an_approver_cancels_a_request_and_keys_belong_to_one_
             .ask_ok(grant_body(user, "permission_set", set))
             .await;
         assert_eq!(fixture.approve(approved).await.0, 200);
-        assert_eq!(cancel(&other, approved).await, 403);
+        assert_eq!(cancel(&other, approved).await, 404);
         assert_eq!(fixture.show(approved).await["state"], "approved");
         let lead = bearer_client(
             &fixture.store,

@@ -226,6 +226,12 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
             assert_eq!(start.status(), 303, "a redirect to Salesforce");
             let authorize_url =
                 url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+            let body: Value = start.json().await.unwrap();
+            assert_eq!(
+                body["authorize_url"],
+                authorize_url.as_str(),
+                "the URL to open, for scripts"
+            );
             let params: Vec<(String, String)> = authorize_url.query_pairs().into_owned().collect();
             assert!(
                 params
@@ -424,9 +430,16 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
     assert_eq!(answer.status(), 200);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["preflight"]["ok"], false, "{body}");
+    let replaced = store.connection(record.id).await.unwrap().unwrap();
+    assert_ne!(replaced, elsewhere);
+    // A stored connection that fails its own preflight is not kept against a new one: another
+    // sign-in replaces it without replace=true.
+    let callback = sign_in(ordinary.clone(), "allow", "").await;
+    let answer = http.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
     assert_ne!(
         store.connection(record.id).await.unwrap().unwrap(),
-        elsewhere
+        replaced
     );
     // Each start, refusal and connection is in the audit log, with who started it.
     let events: Vec<(String, String)> = store
