@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use provost::config::{AuthConfig, Config, DatabaseConfig, DatabaseUrl, OrgConfig};
 use provost::http::{self, AppState};
+use provost::org::secrets::SecretBox;
 use provost::provisioning::executor::Executor;
-use provost::secrets::SecretBox;
 use provost::store::provisioning::{RequestFilter, RequestState};
 use provost::store::sync::SyncMode;
 use provost::store::{self, OrgRecord, Page, Store};

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use provost::config::{AuthConfig, Config, OrgConfig};
 use provost::http::{self, AppState};
-use provost::secrets::SecretBox;
+use provost::org::secrets::SecretBox;
 use provost::store::Page;
 
 mod support;

@@ -6,16 +6,11 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
-pub mod connect;
-pub mod demo;
-pub mod emulator;
 pub mod http;
-pub mod orgs;
-pub mod preflight;
+pub mod org;
 pub mod provisioning;
 pub mod reports;
 pub mod scim;
-pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::auth::Caller;
 use super::openapi::{Answer, Operation, Routes};
 use super::{ApiError, AppState};
-use crate::connect::{self, Callback, ConnectError, Start};
+use crate::org::connect::{self, Callback, ConnectError, Start};
 use crate::tokens::Scope as TokenScope;
 
 pub const CALLBACK_PATH: &str = "/api/integrations/callback/salesforce";

@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::config::Config;
-use crate::secrets::SecretBox;
+use crate::org::secrets::SecretBox;
 use crate::store::Store;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

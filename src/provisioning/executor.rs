@@ -151,9 +151,9 @@ impl Executor {
         if let Some(client) = clients.get(&org.name) {
             return Ok(client.clone());
         }
-        let secrets = crate::preflight::secrets_for(&self.config, org)?;
+        let secrets = crate::org::preflight::secrets_for(&self.config, org)?;
         let client = Arc::new(
-            crate::orgs::client_for(org, &self.store, secrets.as_ref())
+            crate::org::client_for(org, &self.store, secrets.as_ref())
                 .await
                 .with_context(|| format!("connecting to org `{}`", org.name))?,
         );
@@ -206,11 +206,11 @@ impl Executor {
         for (job, end) in jobs.iter().zip(ends) {
             outcomes.push(self.outcome_of(org, org_id, job, end).await);
         }
-        if let Err(err) = crate::orgs::keep_rotated_token(
+        if let Err(err) = crate::org::keep_rotated_token(
             org,
             &client,
             &self.store,
-            crate::preflight::secrets_for(&self.config, org)
+            crate::org::preflight::secrets_for(&self.config, org)
                 .ok()
                 .flatten()
                 .as_ref(),

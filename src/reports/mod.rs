@@ -9,7 +9,6 @@
 //! - `dormant`: active users holding entitlements who have not logged in for N days, or ever.
 
 mod changes;
-pub mod cli;
 pub mod dormant;
 mod effective;
 mod entitlements;

@@ -106,7 +106,7 @@ pub struct OrgId(pub i64);
 /// An org's connection made through the web server flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredConnection {
-    /// The refresh token, sealed by [`crate::secrets::SecretBox`].
+    /// The refresh token, sealed by [`crate::org::secrets::SecretBox`].
     pub refresh_token_sealed: String,
     pub instance_url: String,
     pub identity_url: String,

@@ -8,7 +8,6 @@
 //! API quota or budget pauses with its checkpoints and the next sync of the org resumes it; so
 //! does a run whose process died. A run that fails drops what it staged.
 
-pub mod cli;
 pub mod diff;
 pub mod org;
 pub mod progress;

@@ -31,8 +31,8 @@ pub async fn reader_for(
     org: &OrgConfig,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<SalesforceReader> {
-    let secrets = crate::preflight::secrets_for(config, org)?;
-    let client = crate::orgs::client_for(org, store, secrets.as_ref()).await?;
+    let secrets = crate::org::preflight::secrets_for(config, org)?;
+    let client = crate::org::client_for(org, store, secrets.as_ref()).await?;
     Ok(SalesforceReader::new(
         client,
         ReadOptions {
@@ -52,8 +52,8 @@ pub async fn sync_org(
     observer: &dyn Observer,
 ) -> Result<Finished, OrgSyncError> {
     if !skip_preflight {
-        let secrets = crate::preflight::secrets_for(config, org)?;
-        let report = crate::preflight::run(org, store, secrets.as_ref()).await?;
+        let secrets = crate::org::preflight::secrets_for(config, org)?;
+        let report = crate::org::preflight::run(org, store, secrets.as_ref()).await?;
         if !report.ok {
             return Err(OrgSyncError::Preflight {
                 org: org.name.clone(),
@@ -67,8 +67,8 @@ pub async fn sync_org(
         .with_context(|| format!("recording org `{}` in the store", org.name))?;
     let reader = reader_for(config, org, store).await?;
     let finished = super::run(store, &record, &reader, request, observer).await?;
-    let secrets = crate::preflight::secrets_for(config, org)?;
-    crate::orgs::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
+    let secrets = crate::org::preflight::secrets_for(config, org)?;
+    crate::org::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
     Ok(finished)
 }
 

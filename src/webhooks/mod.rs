@@ -14,7 +14,6 @@
 //! `Provost-Event-Type` and `Provost-Signature: t=UNIX,v1=HEX`, where HEX is the lower-case
 //! HMAC-SHA256, under the webhook's secret, of `UNIX`, a full stop, and the body's bytes.
 
-pub mod cli;
 pub mod deliverer;
 
 use hmac::{Hmac, Mac};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use provost::config::Config;
 use provost::http::{self, AppState};
-use provost::secrets::SecretBox;
+use provost::org::secrets::SecretBox;
 use provost::store::Store;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -278,7 +278,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
             && !stored.refresh_token_sealed.contains("5Aep861")
     );
     let secrets = server.secrets();
-    let client = provost::orgs::client_for(&org, &store, Some(&secrets))
+    let client = provost::org::client_for(&org, &store, Some(&secrets))
         .await
         .unwrap();
     let page = client
@@ -399,7 +399,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
         "{body}"
     );
     assert_eq!(store.connection(record.id).await.unwrap().unwrap(), kept);
-    let still = provost::orgs::client_for(&org, &store, Some(&secrets))
+    let still = provost::org::client_for(&org, &store, Some(&secrets))
         .await
         .unwrap();
     still
@@ -458,7 +458,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
 
     // Unused states are capped: starts beyond the cap are refused, and none is stored for them.
     let mut refused = 0;
-    for _ in 0..provost::connect::MOST_OPEN_STATES + 5 {
+    for _ in 0..provost::org::connect::MOST_OPEN_STATES + 5 {
         let start = http
             .get(format!(
                 "{}/api/integrations/salesforce/connect?org=web",

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use provost::config::{AuthConfig, Config, OrgConfig};
 use provost::http::{self, AppState};
+use provost::org::secrets::SecretBox;
 use provost::provisioning::executor::Executor;
-use provost::secrets::SecretBox;
 use provost::store::sync::{ChangeQuery, SyncMode};
 use provost::store::{OrgRecord, Page, Store};
 use provost::sync::org::{request_for, sync_org};

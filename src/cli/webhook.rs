@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::cli::{open_store, Outcome};
+use super::{open_store, Outcome};
 use crate::config::{Config, WebhookConfig};
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,11 @@
-//! From an `[[orgs]]` entry to a connected Salesforce client.
+//! Each configured org, wired to its Salesforce: credentials (the stored refresh token of a
+//! web-server org, sealed), the client, the OAuth connection flow and the preflight. This is
+//! where an `[[orgs]]` entry becomes a connected client.
+
+pub mod connect;
+pub mod credentials;
+pub mod preflight;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -7,8 +14,8 @@ use provost_connector::secret::Secret;
 use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
 
 use crate::config::{AuthConfig, OrgConfig};
-use crate::secrets::SecretBox;
 use crate::store::Store;
+use secrets::SecretBox;
 
 /// A client for the org, with the credentials its configuration names (for a web-server org,
 /// the refresh token stored by `provost connect`).
@@ -60,7 +67,7 @@ pub async fn client_for(
             refresh_token: {
                 let secrets = secrets
                     .context("a web-server org needs the secret key to open its stored token")?;
-                crate::connect::stored_refresh_token(org, store, secrets).await?
+                credentials::stored_refresh_token(org, store, secrets).await?
             },
         },
     };
@@ -108,9 +115,9 @@ pub async fn keep_rotated_token(
         return Ok(());
     };
     if let Some(current) = client.current_refresh_token().await {
-        let stored = crate::connect::stored_refresh_token(org, store, secrets).await?;
+        let stored = credentials::stored_refresh_token(org, store, secrets).await?;
         if current != stored {
-            crate::connect::store_refresh_token(org, &current, store, secrets).await?;
+            credentials::store_refresh_token(org, &current, store, secrets).await?;
         }
     }
     Ok(())

@@ -1,12 +1,13 @@
 //! `provost sync [--org NAME] [--full] [--json]` and `provost sync status`.
 
-use crate::cli::{open_store, Outcome, SyncArgs, SyncCommand};
+use clap::Subcommand;
+
+use super::{open_store, Outcome};
 use crate::config::{Config, OrgConfig};
 use crate::store::sync::{RunStatus, SyncMode};
-
-use super::org::{request_for, sync_org, OrgSyncError};
-use super::progress::{self, Bars, LogObserver, Observer, Summary};
-use super::status;
+use crate::sync::org::{request_for, sync_org, OrgSyncError};
+use crate::sync::progress::{self, Bars, LogObserver, Observer, Summary};
+use crate::sync::status;
 
 pub async fn run(args: SyncArgs, config: Config) -> anyhow::Result<Outcome> {
     let store = open_store(&config).await?;
@@ -105,7 +106,7 @@ async fn sync_one(
                     serde_json::json!({"org": name, "status": "not_started", "error": "preflight failed", "preflight": report})
                 );
             } else {
-                print!("{}", crate::preflight::render(org, &report));
+                print!("{}", crate::cli::preflight::render(org, &report));
                 println!("The sync of org `{name}` did not start: fix the failed checks above and run it again.");
             }
             Ok(false)
@@ -123,4 +124,37 @@ async fn sync_one(
             Ok(false)
         }
     }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+    /// The org to sync; every configured org when left out.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Read everything and compare, instead of reading only what changed.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the summary as one JSON object (one line per org).
+    #[arg(long)]
+    pub json: bool,
+    /// Sync without running the preflight first.
+    #[arg(long)]
+    pub skip_preflight: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Recent sync runs of each org, with their success rate, duration and API usage.
+    Status {
+        #[arg(long)]
+        org: Option<String>,
+        /// How many recent runs to show and compute health over.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -25,7 +25,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::config::{AuthConfig, Config, OrgConfig};
-use crate::secrets::SecretBox;
+use crate::org::secrets::SecretBox;
 use crate::store::provisioning::AuditEvent;
 use crate::store::{OAuthState, StateLimits, StateLookup, Store, StoredConnection};
 
@@ -134,10 +134,6 @@ pub struct Connected {
     pub org: String,
     pub instance_url: String,
     pub preflight: PreflightReport,
-}
-
-fn refresh_token_context(org: &str) -> String {
-    format!("org:{org}:refresh_token")
 }
 
 fn verifier_context(state: &str) -> String {
@@ -339,8 +335,7 @@ pub async fn complete(
     let instance_url = token.extra_fields().instance_url.clone();
 
     // The new connection is checked before it may replace the stored one.
-    let client =
-        crate::orgs::client_with_refresh_token(org, Secret::new(refresh.secret().clone()))?;
+    let client = crate::org::client_with_refresh_token(org, Secret::new(refresh.secret().clone()))?;
     let report = preflight::run(
         &client,
         PreflightOptions {
@@ -429,7 +424,10 @@ pub async fn complete(
         .await
         .unwrap_or_else(|| Secret::new(refresh.secret().clone()));
     let connection = StoredConnection {
-        refresh_token_sealed: secrets.seal(&current, &refresh_token_context(&org.name)),
+        refresh_token_sealed: secrets.seal(
+            &current,
+            &super::credentials::refresh_token_context(&org.name),
+        ),
         instance_url,
         identity_url,
         connected_at: OffsetDateTime::now_utc(),
@@ -453,7 +451,7 @@ pub async fn complete(
 /// Whether the org's stored connection passes its preflight: a connection that does not (its
 /// token revoked, its user stripped of what Provost needs) is not kept against a new one.
 async fn stored_works(org: &OrgConfig, store: &Arc<dyn Store>, secrets: &SecretBox) -> bool {
-    let Ok(client) = crate::orgs::client_for(org, store, Some(secrets)).await else {
+    let Ok(client) = crate::org::client_for(org, store, Some(secrets)).await else {
         return false;
     };
     let report = preflight::run(
@@ -465,8 +463,7 @@ async fn stored_works(org: &OrgConfig, store: &Arc<dyn Store>, secrets: &SecretB
     .await;
     if report.ok {
         // A rotation during the check is kept, as after any use of the stored token.
-        if let Err(err) = crate::orgs::keep_rotated_token(org, &client, store, Some(secrets)).await
-        {
+        if let Err(err) = crate::org::keep_rotated_token(org, &client, store, Some(secrets)).await {
             tracing::warn!(org = %org.name, error = format!("{err:#}"), "keeping a rotated refresh token failed");
         }
     }
@@ -507,41 +504,6 @@ async fn revoke(org: &OrgConfig, token: &str) {
             tracing::warn!(org = %org.name, error = %err, "revoking a refused refresh token failed")
         }
     }
-}
-
-/// The stored refresh token of a web-server org, opened.
-pub async fn stored_refresh_token(
-    org: &OrgConfig,
-    store: &Arc<dyn Store>,
-    secrets: &SecretBox,
-) -> anyhow::Result<Secret> {
-    let record = store.find_org(&org.name).await?;
-    let connection = match record {
-        Some(record) => store.connection(record.id).await?,
-        None => None,
-    };
-    let connection = connection.ok_or_else(|| {
-        anyhow::anyhow!("org `{}` is not connected yet: run `provost connect --org {}` (or, on `provost serve`, GET /api/integrations/salesforce/connect?org={} with an admin token and open the URL it answers in a browser)", org.name, org.name, org.name)
-    })?;
-    Ok(secrets.open(
-        &connection.refresh_token_sealed,
-        &refresh_token_context(&org.name),
-    )?)
-}
-
-/// Seals and stores `token` as the org's refresh token (after a rotation).
-pub async fn store_refresh_token(
-    org: &OrgConfig,
-    token: &Secret,
-    store: &Arc<dyn Store>,
-    secrets: &SecretBox,
-) -> anyhow::Result<()> {
-    let record = store.ensure_org(&org.name).await?;
-    if let Some(mut connection) = store.connection(record.id).await? {
-        connection.refresh_token_sealed = secrets.seal(token, &refresh_token_context(&org.name));
-        store.save_connection(record.id, &connection).await?;
-    }
-    Ok(())
 }
 
 /// Waits on `listener` for the browser's return from Salesforce (`GET /OauthRedirect?...`),

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::manifest;
-use super::output::Format;
-use super::{Params, Report};
-use crate::cli::{open_store, Outcome};
+use super::{open_store, Outcome};
 use crate::config::Config;
+use crate::reports::manifest;
+use crate::reports::output::Format;
+use crate::reports::{Params, Report};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -139,7 +139,8 @@ pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outc
             let stdout = std::io::stdout();
             let out = std::io::BufWriter::new(stdout.lock());
             let manifest =
-                super::generate(&store, &args.org, report, &params, args.format, out).await?;
+                crate::reports::generate(&store, &args.org, report, &params, args.format, out)
+                    .await?;
             eprintln!("{}", serde_json::to_string(&manifest)?);
             Ok(())
         }
@@ -164,7 +165,8 @@ async fn to_file(
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
     let mut out = std::io::BufWriter::new(file);
-    let generated = super::generate(store, &args.org, report, params, args.format, &mut out).await;
+    let generated =
+        crate::reports::generate(store, &args.org, report, params, args.format, &mut out).await;
     let mut manifest = match generated.and_then(|m| Ok(out.flush().map(|()| m)?)) {
         Ok(manifest) => manifest,
         Err(err) => {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use provost_salesforce_emulator::schema::ObjectType;
 use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
 
-use crate::cli::{open_store, Outcome};
+use super::{open_store, Outcome};
 use crate::config::{AuthConfig, Config, DatabaseUrl, OrgConfig};
 use crate::http::{self, AppState};
 use crate::store::sync::{RunStatus, SyncMode};
@@ -61,7 +61,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         .await
         .context("starting the emulator on loopback")?;
     let key_file = data_dir.join("connected-app.pem");
-    crate::emulator::write_private_key(&key_file, &emulator.app.private_key_pem)?;
+    crate::cli::emulator::write_private_key(&key_file, &emulator.app.private_key_pem)?;
 
     let mut config = Config::default();
     config.server.listen = args.listen;
@@ -91,9 +91,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     let org = config.orgs[0].clone();
     let store = open_store(&config).await?;
 
-    let secrets = crate::preflight::secrets_for(&config, &org)?;
-    let report = crate::preflight::run(&org, &store, secrets.as_ref()).await?;
-    print!("{}", crate::preflight::render(&org, &report));
+    let secrets = crate::org::preflight::secrets_for(&config, &org)?;
+    let report = crate::org::preflight::run(&org, &store, secrets.as_ref()).await?;
+    print!("{}", crate::cli::preflight::render(&org, &report));
     if !report.ok {
         store.close().await;
         return Ok(Outcome::ChecksFailed);
@@ -125,7 +125,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
             )
         })?;
     let base = format!("http://{}", listener.local_addr()?);
-    let secrets = crate::secrets::SecretBox::load(&config.secrets.key_file)?;
+    let secrets = crate::org::secrets::SecretBox::load(&config.secrets.key_file)?;
     let mut tasks = crate::sync::schedule::start(config.clone(), store.clone());
     let work = Arc::new(tokio::sync::Notify::new());
     let executor = Arc::new(crate::provisioning::executor::Executor::new(

@@ -1,0 +1,67 @@
+//! `provost serve`: the HTTP API, scheduled syncs, the executor and webhook delivery, until
+//! SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::open_store;
+use crate::config::Config;
+use crate::http::{self, AppState};
+
+pub(super) async fn run(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (set server.listen to a free address)",
+                config.server.listen
+            )
+        })?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    // Before the address is announced: whoever learns it may send SIGTERM at once.
+    let shutdown = http::shutdown_signal();
+    tracing::info!(%address, backend = store.backend().name(), "provost is listening");
+    if config.server.public_url.is_none() && !config.server.listen.ip().is_loopback() {
+        tracing::warn!(
+            public_url = %config.server.public_url(),
+            "server.public_url is not set: SCIM locations, $ref URLs and the OAuth callback use the listen address, which clients may not reach; set it to the URL they use"
+        );
+    }
+    let secrets = crate::org::secrets::SecretBox::load(&config.secrets.key_file)
+        .context("loading the secret key that seals stored tokens")?;
+    let config = Arc::new(config);
+    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone());
+    let work = Arc::new(tokio::sync::Notify::new());
+    if config.provisioning.executor {
+        let executor = Arc::new(crate::provisioning::executor::Executor::new(
+            config.clone(),
+            store.clone(),
+            crate::sync::holder_name(),
+        ));
+        tasks.push(tokio::spawn(executor.run(work.clone())));
+    }
+    if !config.webhooks.is_empty() {
+        let deliverer = Arc::new(crate::webhooks::deliverer::Deliverer::new(
+            config.clone(),
+            store.clone(),
+            crate::sync::holder_name(),
+        )?);
+        tasks.push(tokio::spawn(deliverer.run()));
+    }
+    let state = AppState {
+        store: store.clone(),
+        config,
+        secrets: Arc::new(secrets),
+        work,
+    };
+    let served = http::serve(listener, state, shutdown).await;
+    for task in tasks {
+        task.abort();
+    }
+    served.context("serving HTTP")?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
