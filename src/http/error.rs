@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::scim::ScimError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -147,7 +149,7 @@ pub(super) async fn shape_plain_errors(
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.remove(axum::http::header::CONTENT_TYPE);
     let shaped = if scim {
-        crate::scim::ScimError::new(status, None, message).into_response()
+        ScimError::new(status, None, message).into_response()
     } else {
         let code = match status {
             StatusCode::BAD_REQUEST => "bad_request",
@@ -180,3 +182,33 @@ pub(super) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Resp
     )
         .into_response()
 }
+
+/// Authentication and the API's own errors keep their status and message, in SCIM's shape.
+impl From<ApiError> for ScimError {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Unauthorized(m) => ScimError::new(StatusCode::UNAUTHORIZED, None, m),
+            ApiError::Forbidden(m) => ScimError::forbidden(m),
+            ApiError::NotFound(m) => ScimError::not_found(m),
+            ApiError::BadRequest(m) => ScimError::invalid_value(m),
+            ApiError::Refused { message, .. } => ScimError::invalid_value(message),
+            ApiError::Conflict { message, .. } => {
+                ScimError::new(StatusCode::CONFLICT, None, message)
+            }
+            ApiError::Unavailable(m) => ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, m),
+            ApiError::TooManyRequests(m) => ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, m),
+            ApiError::UnsupportedMediaType(m) => {
+                ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, m)
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "SCIM request failed");
+                ScimError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "an internal error occurred; the server log has the details under this request's id",
+                )
+            }
+        }
+    }
+}
+

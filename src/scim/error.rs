@@ -5,7 +5,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::http::ApiError;
 use crate::store::StoreError;
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
@@ -102,35 +101,6 @@ impl From<StoreError> for ScimError {
             None,
             "the store failed; the error is logged on the server",
         )
-    }
-}
-
-/// Authentication and the API's own errors keep their status and message, in SCIM's shape.
-impl From<ApiError> for ScimError {
-    fn from(err: ApiError) -> Self {
-        match err {
-            ApiError::Unauthorized(m) => ScimError::new(StatusCode::UNAUTHORIZED, None, m),
-            ApiError::Forbidden(m) => ScimError::forbidden(m),
-            ApiError::NotFound(m) => ScimError::not_found(m),
-            ApiError::BadRequest(m) => ScimError::invalid_value(m),
-            ApiError::Refused { message, .. } => ScimError::invalid_value(message),
-            ApiError::Conflict { message, .. } => {
-                ScimError::new(StatusCode::CONFLICT, None, message)
-            }
-            ApiError::Unavailable(m) => ScimError::new(StatusCode::SERVICE_UNAVAILABLE, None, m),
-            ApiError::TooManyRequests(m) => ScimError::new(StatusCode::TOO_MANY_REQUESTS, None, m),
-            ApiError::UnsupportedMediaType(m) => {
-                ScimError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, m)
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "SCIM request failed");
-                ScimError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    "an internal error occurred; the server log has the details under this request's id",
-                )
-            }
-        }
     }
 }
 
