@@ -20,7 +20,8 @@ use provost::config::{AuthConfig, Config, DatabaseConfig, DatabaseUrl, OrgConfig
 use provost::http::{self, AppState};
 use provost::org::secrets::SecretBox;
 use provost::provisioning::executor::Executor;
-use provost::store::provisioning::{RequestFilter, RequestState};
+use provost::provisioning::request::RequestState;
+use provost::store::provisioning::RequestFilter;
 use provost::store::sync::SyncMode;
 use provost::store::{self, OrgRecord, Page, Store};
 use provost::sync::org::{request_for, sync_org};

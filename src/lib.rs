@@ -14,6 +14,6 @@ pub mod scim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
-pub mod times;
 pub mod tokens;
+pub mod util;
 pub mod webhooks;

@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use rand::RngCore;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 /// Every token starts with this, so a leaked one is recognisable (secret scanners, logs).
 pub const PREFIX: &str = "pvt_";
@@ -99,7 +101,7 @@ pub fn generate() -> String {
 
 /// What the store keeps of a token.
 pub fn hash(token: &str) -> String {
-    crate::audit::hex(&Sha256::digest(token.as_bytes()))
+    crate::util::hex(&Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]
@@ -128,4 +130,18 @@ mod tests {
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
     }
+}
+
+/// An API token as listed (the secret itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
 }

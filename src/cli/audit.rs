@@ -27,7 +27,7 @@ pub(super) async fn run(command: AuditCommand, config: &Config) -> anyhow::Resul
     let store = open_store(config).await?;
     let outcome = match command {
         AuditCommand::Verify { json } => {
-            let verification = crate::audit::verify(&store).await?;
+            let verification = crate::audit::log::verify(&store).await?;
             if json {
                 println!("{}", serde_json::to_string(&verification)?);
             } else {
@@ -51,7 +51,7 @@ pub(super) async fn run(command: AuditCommand, config: &Config) -> anyhow::Resul
                     let file = std::fs::File::create(path)
                         .with_context(|| format!("creating {}", path.display()))?;
                     let mut writer = std::io::BufWriter::new(file);
-                    let n = crate::audit::export(&store, &mut writer).await?;
+                    let n = crate::audit::log::export(&store, &mut writer).await?;
                     std::io::Write::flush(&mut writer)
                         .with_context(|| format!("writing {}", path.display()))?;
                     n
@@ -59,7 +59,7 @@ pub(super) async fn run(command: AuditCommand, config: &Config) -> anyhow::Resul
                 None => {
                     let stdout = std::io::stdout();
                     let mut lock = stdout.lock();
-                    crate::audit::export(&store, &mut lock).await?
+                    crate::audit::log::export(&store, &mut lock).await?
                 }
             };
             if let Some(path) = output {

@@ -72,8 +72,8 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
                         "{:<24} {:<44} {:<26} {}",
                         token.name,
                         token.scopes.join(","),
-                        crate::times::rfc3339_or_dash(token.last_used_at),
-                        crate::times::rfc3339_or_dash(token.revoked_at)
+                        crate::util::times::rfc3339_or_dash(token.last_used_at),
+                        crate::util::times::rfc3339_or_dash(token.revoked_at)
                     );
                 }
             }

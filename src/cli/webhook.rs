@@ -87,14 +87,14 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                             head,
                             head - c.after_seq,
                             c.delivered,
-                            crate::times::rfc3339_or_dash(c.last_delivered_at)
+                            crate::util::times::rfc3339_or_dash(c.last_delivered_at)
                         );
                         if let Some(error) = &c.last_error {
                             println!(
                                 "  failing since {} after {} attempts, next at {}: {error}",
-                                crate::times::rfc3339_or_dash(c.failing_since),
+                                crate::util::times::rfc3339_or_dash(c.failing_since),
                                 c.attempts,
-                                crate::times::rfc3339_or_dash(c.next_attempt_at)
+                                crate::util::times::rfc3339_or_dash(c.next_attempt_at)
                             );
                         }
                     }
@@ -125,7 +125,7 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                         letter.seq,
                         letter.event,
                         letter.attempts,
-                        crate::times::rfc3339_or_dash(Some(letter.failed_at)),
+                        crate::util::times::rfc3339_or_dash(Some(letter.failed_at)),
                         letter.last_error
                     );
                 }

@@ -5,6 +5,7 @@
 //! value is a [`ConfigError`] naming the source, the key and what was expected, and the CLI
 //! exits with status 2 before touching anything.
 
+mod database;
 mod orgs;
 mod secret;
 mod webhooks;
@@ -17,6 +18,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use database::{Backend, DatabaseConfig};
 pub use orgs::{default_scim_max_changes, AuthConfig, OrgConfig, UserDefaults};
 pub use provost_connector::secret::Secret;
 pub use secret::DatabaseUrl;
@@ -171,25 +173,6 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `sqlite://PATH` (created if missing) or `postgres://user:pass@host:port/db`.
-    pub url: DatabaseUrl,
-    /// Upper bound of the connection pool. 16 by default: concurrent API reads (SCIM lookups)
-    /// wait for a connection less, measured in `cargo bench --bench scim`.
-    pub max_connections: u32,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            url: DatabaseUrl::new("sqlite://provost.db"),
-            max_connections: 16,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -299,7 +282,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let url = self.database.url.expose();
-        if crate::store::Backend::of_url(url).is_none() {
+        if Backend::of_url(url).is_none() {
             problems.push(ConfigProblem {
                 source: "configuration".to_owned(),
                 key: "database.url".to_owned(),

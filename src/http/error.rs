@@ -211,4 +211,3 @@ impl From<ApiError> for ScimError {
         }
     }
 }
-

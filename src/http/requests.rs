@@ -20,9 +20,10 @@ use super::openapi::{schemas, Operation, Routes};
 use super::orgs::org;
 use super::{ApiError, AppState};
 use crate::provisioning::plan::RequestInput;
+use crate::provisioning::request::{AccessRequest, RequestState};
 use crate::provisioning::requests::{self, Decision, RequestError};
 use crate::provisioning::Action;
-use crate::store::provisioning::{AccessRequest, RequestFilter, RequestState};
+use crate::store::provisioning::RequestFilter;
 use crate::tokens::Scope;
 
 const BASE: &str = "/api/v1/orgs/{org}/access-requests";

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::audit::AuditEvent;
 use crate::config::{AuthConfig, Config, OrgConfig};
 use crate::org::secrets::SecretBox;
-use crate::store::provisioning::AuditEvent;
 use crate::store::{OAuthState, StateLimits, StateLookup, Store, StoredConnection};
 
 /// How long an authorisation may take between `begin` and the callback.

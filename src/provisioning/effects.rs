@@ -10,7 +10,8 @@ use provost_connector::model::{Account, Grant, GrantSource};
 use serde_json::{json, Map, Value};
 
 use super::plan::{Method, Write};
-use crate::store::provisioning::{AccessRequest, Effect};
+use crate::provisioning::request::AccessRequest;
+use crate::store::provisioning::Effect;
 use crate::store::{OrgId, Store, StoreError};
 
 fn grant(id: String, account: &str, entitlement: &str, source: GrantSource) -> Grant {

@@ -25,8 +25,10 @@ use tokio::sync::{Mutex, Notify};
 use super::effects;
 use super::plan::{Method, Plan, Write};
 use super::salesforce::{self as sf, Record, RecordResult, COLLECTION_SIZE};
+use crate::audit::AuditEvent;
 use crate::config::{Config, OrgConfig};
-use crate::store::provisioning::{AccessRequest, AuditEvent, Outcome, RequestState};
+use crate::provisioning::request::{AccessRequest, RequestState};
+use crate::store::provisioning::Outcome;
 use crate::store::{OrgId, Store};
 
 /// How far Salesforce's clock may be behind Provost's when a created user's `CreatedDate` is
@@ -585,7 +587,7 @@ impl Executor {
                     effects: Vec::new(),
                     audit: audit(
                         "retry_scheduled",
-                        json!({ "error": message, "attempt": request.attempts, "next_attempt_at": crate::times::rfc3339(at) }),
+                        json!({ "error": message, "attempt": request.attempts, "next_attempt_at": crate::util::times::rfc3339(at) }),
                     ),
                 }
             }

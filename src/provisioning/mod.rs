@@ -6,6 +6,7 @@
 mod effects;
 pub mod executor;
 pub mod plan;
+pub mod request;
 pub mod requests;
 mod salesforce;
 

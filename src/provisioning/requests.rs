@@ -6,10 +6,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::plan::{self, PlanError, Refusal, RequestInput};
+use crate::audit::AuditEvent;
 use crate::config::OrgConfig;
-use crate::store::provisioning::{
-    AccessRequest, AuditEvent, Inserted, NewRequest, RequestState, Transition,
-};
+use crate::provisioning::request::{AccessRequest, RequestState};
+use crate::store::provisioning::{Inserted, NewRequest, Transition};
 use crate::store::{OrgRecord, Store, StoreError};
 
 /// Why a request operation did not happen.

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::output::{Format, RowWriter, Written};
 use super::{Context, Params, ReportError, PAGE};
-use crate::store::provisioning::AccessRequest;
+use crate::provisioning::request::AccessRequest;
 use crate::store::sync::{ChangeOp, ChangeQuery, ChangeRecord, Entity};
 use crate::store::Store;
 
@@ -133,7 +133,7 @@ pub(super) async fn write(
             for kind in kinds {
                 writer.row(&[
                     json!(change.id),
-                    json!(crate::times::rfc3339(change.observed_at)),
+                    json!(crate::util::times::rfc3339(change.observed_at)),
                     json!(kind),
                     json!(user_id),
                     json!(username),

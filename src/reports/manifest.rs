@@ -72,7 +72,7 @@ pub fn verify(file: &Path, manifest: Option<&Path>) -> anyhow::Result<Verificati
         hasher.update(&buffer[..n]);
         bytes += n as u64;
     }
-    let sha256 = crate::audit::hex(&hasher.finalize());
+    let sha256 = crate::util::hex(&hasher.finalize());
     let mut problems = Vec::new();
     if bytes != expected.bytes {
         problems.push(format!(

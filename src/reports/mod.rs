@@ -306,7 +306,7 @@ pub async fn generate(
             Some(first) => {
                 return Err(ReportError::BadParameter(format!(
                     "org `{org_name}`'s history starts at {}, with its first sync: Provost cannot tell what was held before; give a later --as-of",
-                    crate::times::rfc3339(first.observed_at)
+                    crate::util::times::rfc3339(first.observed_at)
                 )))
             }
             None => return Err(ReportError::NotSynced(org_name.to_owned())),
@@ -354,8 +354,8 @@ pub async fn generate(
         org: org_name.to_owned(),
         parameters: serde_json::to_value(params).expect("parameters serialise"),
         sync_run: Some(run.id.0),
-        data_as_of: run.finished_at.map(crate::times::rfc3339),
-        generated_at: crate::times::rfc3339(context.now),
+        data_as_of: run.finished_at.map(crate::util::times::rfc3339),
+        generated_at: crate::util::times::rfc3339(context.now),
         generated_by: concat!("provost ", env!("CARGO_PKG_VERSION")).to_owned(),
         file: None,
         rows: written.rows,
@@ -418,7 +418,7 @@ fn user_rows<W: Write>(
 
 /// A time cell: RFC 3339, or null.
 fn time_value(at: Option<OffsetDateTime>) -> Value {
-    at.map_or(Value::Null, |at| json!(crate::times::rfc3339(at)))
+    at.map_or(Value::Null, |at| json!(crate::util::times::rfc3339(at)))
 }
 
 /// The user columns every report starts with.

@@ -158,7 +158,7 @@ impl<W: Write> RowWriter<W> {
         Ok(Written {
             rows: self.rows,
             bytes: hashing.bytes,
-            sha256: crate::audit::hex(&hashing.hasher.finalize()),
+            sha256: crate::util::hex(&hashing.hasher.finalize()),
         })
     }
 }
@@ -235,7 +235,7 @@ mod tests {
             let written = writer.finish().unwrap();
             assert_eq!(written.rows, 2);
             assert_eq!(written.bytes, buffer.len() as u64);
-            assert_eq!(written.sha256, crate::audit::hex(&Sha256::digest(&buffer)));
+            assert_eq!(written.sha256, crate::util::hex(&Sha256::digest(&buffer)));
             let text = String::from_utf8(buffer).unwrap();
             match format {
                 Format::Csv => {

@@ -20,9 +20,9 @@ use crate::config::OrgConfig;
 use crate::provisioning::plan::{
     self, EntitlementRef, NewUser, PlanError, Refusal, RequestInput, UserChanges,
 };
+use crate::provisioning::request::{AccessRequest, RequestState};
 use crate::provisioning::requests::{self, Approval, RequestError};
 use crate::provisioning::Action;
-use crate::store::provisioning::{AccessRequest, RequestState};
 
 /// What a write needs beyond the read scope.
 pub struct Writer<'a> {

@@ -7,6 +7,8 @@
 
 pub mod digest;
 pub mod fragment;
+pub mod history;
+pub mod keys;
 mod postgres;
 pub mod provisioning;
 mod provisioning_queries;
@@ -28,37 +30,13 @@ use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
 use time::OffsetDateTime;
 
+pub use keys::OrgId;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::config::DatabaseConfig;
 
-/// Which database a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a `database.url` selects, or `None` when it selects none.
-    pub fn of_url(url: &str) -> Option<Backend> {
-        if url.starts_with("sqlite:") {
-            Some(Backend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Backend::Postgres)
-        } else {
-            None
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        }
-    }
-}
+pub use crate::config::Backend;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +76,6 @@ pub struct OrgRecord {
     pub name: String,
     pub created_at: OffsetDateTime,
 }
-
-/// The store's key of an org, used by every per-org table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OrgId(pub i64);
 
 /// An org's connection made through the web server flow.
 #[derive(Debug, Clone, PartialEq, Eq)]

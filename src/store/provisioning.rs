@@ -1,151 +1,22 @@
 //! What provisioning keeps: API tokens, access requests with the executor's claims, the
-//! hash-chained audit log, and each org's last preflight.
+//! hash-chained audit log, and each org's last preflight. The things kept are the domain's
+//! types ([`AccessRequest`], [`AuditEntry`], [`ApiToken`]); this module declares how they are
+//! stored and found.
 //!
 //! Every state change of a request is written in the same transaction as its audit entry, and
 //! an executed request's effect on the live model (grants and accounts, with history rows that
 //! name the request) in the same transaction as its final state: nothing is acknowledged that
 //! is not stored, and nothing is stored that the audit log does not show.
 
-use std::fmt;
-use std::str::FromStr;
-
 use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
-use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{OrgId, StoreError};
-
-/// An API token as listed (the secret itself is never stored, only its SHA-256).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApiToken {
-    pub id: i64,
-    pub name: String,
-    pub scopes: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-}
-
-/// Where an access request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestState {
-    PendingApproval,
-    Approved,
-    /// Claimed by an executor, being written to Salesforce.
-    Executing,
-    Completed,
-    Failed,
-    Rejected,
-    Cancelled,
-    /// A time-bound grant past its end, claimed by an executor to be revoked.
-    Expiring,
-    /// A time-bound grant that Provost revoked at its end.
-    Expired,
-}
-
-impl RequestState {
-    pub const ALL: [RequestState; 9] = [
-        RequestState::PendingApproval,
-        RequestState::Approved,
-        RequestState::Executing,
-        RequestState::Completed,
-        RequestState::Failed,
-        RequestState::Rejected,
-        RequestState::Cancelled,
-        RequestState::Expiring,
-        RequestState::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestState::PendingApproval => "pending_approval",
-            RequestState::Approved => "approved",
-            RequestState::Executing => "executing",
-            RequestState::Completed => "completed",
-            RequestState::Failed => "failed",
-            RequestState::Rejected => "rejected",
-            RequestState::Cancelled => "cancelled",
-            RequestState::Expiring => "expiring",
-            RequestState::Expired => "expired",
-        }
-    }
-
-    /// No further change can happen to the request.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RequestState::Failed
-                | RequestState::Rejected
-                | RequestState::Cancelled
-                | RequestState::Expired
-        )
-    }
-}
-
-impl fmt::Display for RequestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RequestState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RequestState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown request state `{s}`: expected one of {}",
-                    RequestState::ALL.map(RequestState::as_str).join(", ")
-                )
-            })
-    }
-}
-
-/// An access request as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AccessRequest {
-    pub id: i64,
-    #[serde(skip)]
-    pub org: OrgId,
-    pub action: String,
-    pub state: RequestState,
-    pub account_id: Option<String>,
-    pub entitlement_id: Option<String>,
-    pub requester: String,
-    /// The token that created the request.
-    pub created_by: String,
-    pub approver: Option<String>,
-    pub justification: Option<String>,
-    pub ticket: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    pub idempotency_key: Option<String>,
-    /// The request as it was made.
-    pub input: Value,
-    /// What will be (or was) written to Salesforce, and the checks made beforehand.
-    pub plan: Value,
-    /// Salesforce's answer, record by record, once executed.
-    pub result: Option<Value>,
-    pub error: Option<String>,
-    pub attempts: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_attempt_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
-}
+use crate::audit::{AuditEntry, AuditEvent};
+use crate::provisioning::request::{AccessRequest, RequestState};
+use crate::tokens::ApiToken;
 
 /// A request to store.
 #[derive(Debug, Clone)]
@@ -188,32 +59,6 @@ pub struct RequestFilter {
     /// Keyset pagination: requests with a smaller id (newest first).
     pub before: Option<i64>,
     pub limit: u32,
-}
-
-/// An entry to append to the audit log.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEvent {
-    pub actor: String,
-    pub org: Option<String>,
-    pub request_id: Option<i64>,
-    pub event: String,
-    pub data: Value,
-}
-
-/// An entry of the audit log, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEntry {
-    pub seq: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub actor: String,
-    pub org: Option<String>,
-    pub request_id: Option<i64>,
-    pub event: String,
-    /// The event's data as the JSON text that was hashed.
-    pub data: String,
-    pub prev_hash: String,
-    pub hash: String,
 }
 
 /// A state change asked of a request, with its audit entry.

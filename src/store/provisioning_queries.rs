@@ -9,8 +9,10 @@ use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::provisioning::{AccessRequest, ApiToken, AuditEntry, AuditEvent};
 use super::{OrgId, StoreError};
+use crate::audit::{AuditEntry, AuditEvent};
+use crate::provisioning::request::AccessRequest;
+use crate::tokens::ApiToken;
 
 pub(super) const REQUEST_COLUMNS: &str = "id, org_id, action, state, account_id, \
     entitlement_id, requester, created_by, approver, justification, ticket, expires_at, \
@@ -188,7 +190,7 @@ macro_rules! impl_provisioning_store {
         /// concurrent appenders queue on it and each entry links to the one before.
         async fn append_audit_in(
             tx: &mut sqlx::Transaction<'_, $db>,
-            events: &[super::provisioning::AuditEvent],
+            events: &[crate::audit::AuditEvent],
         ) -> Result<(), StoreError> {
             if events.is_empty() {
                 return Ok(());
@@ -230,7 +232,7 @@ macro_rules! impl_provisioning_store {
         async fn request_in(
             tx: &mut sqlx::Transaction<'_, $db>,
             id: i64,
-        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
             let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
                 "SELECT {} FROM access_requests WHERE id = $1",
                 provisioning_queries::REQUEST_COLUMNS
@@ -264,7 +266,7 @@ macro_rules! impl_provisioning_store {
             };
             let fields = match (&before, &after) {
                 (Some(old), Some(new)) => Some(
-                    serde_json::to_string(&crate::sync::diff::changed_fields(old, new))
+                    serde_json::to_string(&super::history::changed_fields(old, new))
                         .expect("strings serialise"),
                 ),
                 _ => None,
@@ -446,7 +448,7 @@ macro_rules! impl_provisioning_store {
             name: &str,
             token_hash: &str,
             scopes: &[String],
-        ) -> Result<super::provisioning::ApiToken, StoreError> {
+        ) -> Result<crate::tokens::ApiToken, StoreError> {
             let mut tx = self.pool.begin().await?;
             let inserted: Option<provisioning_queries::TokenRow> = sqlx::query_as(
                 "INSERT INTO api_tokens (name, token_hash, scopes, created_at) \
@@ -464,10 +466,10 @@ macro_rules! impl_provisioning_store {
                     "a token named `{name}` exists already (revoked tokens keep their names); choose another name"
                 )));
             };
-            let token = super::provisioning::ApiToken::from(row);
+            let token = crate::tokens::ApiToken::from(row);
             Self::append_audit_in(
                 &mut tx,
-                &[super::provisioning::AuditEvent {
+                &[crate::audit::AuditEvent {
                     actor: "cli".to_owned(),
                     org: None,
                     request_id: None,
@@ -480,7 +482,7 @@ macro_rules! impl_provisioning_store {
             Ok(token)
         }
 
-        async fn list_tokens(&self) -> Result<Vec<super::provisioning::ApiToken>, StoreError> {
+        async fn list_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>, StoreError> {
             let rows: Vec<provisioning_queries::TokenRow> = sqlx::query_as(
                 "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
                  ORDER BY id",
@@ -503,7 +505,7 @@ macro_rules! impl_provisioning_store {
             if revoked == 1 {
                 Self::append_audit_in(
                     &mut tx,
-                    &[super::provisioning::AuditEvent {
+                    &[crate::audit::AuditEvent {
                         actor: "cli".to_owned(),
                         org: None,
                         request_id: None,
@@ -527,7 +529,7 @@ macro_rules! impl_provisioning_store {
         async fn token_by_hash(
             &self,
             token_hash: &str,
-        ) -> Result<Option<super::provisioning::ApiToken>, StoreError> {
+        ) -> Result<Option<crate::tokens::ApiToken>, StoreError> {
             let row: Option<provisioning_queries::TokenRow> = sqlx::query_as(
                 "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
                  WHERE token_hash = $1",
@@ -535,7 +537,7 @@ macro_rules! impl_provisioning_store {
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
-            let Some(token) = row.map(super::provisioning::ApiToken::from) else {
+            let Some(token) = row.map(crate::tokens::ApiToken::from) else {
                 return Ok(None);
             };
             // Use is recorded to the minute: no write on every request.
@@ -650,7 +652,7 @@ macro_rules! impl_provisioning_store {
         async fn insert_request(
             &self,
             request: &super::provisioning::NewRequest,
-            audit: &[super::provisioning::AuditEvent],
+            audit: &[crate::audit::AuditEvent],
         ) -> Result<super::provisioning::Inserted, StoreError> {
             use super::provisioning::Inserted;
             let now = time::OffsetDateTime::now_utc();
@@ -725,14 +727,14 @@ macro_rules! impl_provisioning_store {
                 .bind(&request.idempotency_key)
                 .fetch_one(&self.pool)
                 .await?;
-                let first = super::provisioning::AccessRequest::try_from(row)?;
+                let first = crate::provisioning::request::AccessRequest::try_from(row)?;
                 return Ok(if first.input == request.input {
                     Inserted::Existing(first)
                 } else {
                     Inserted::KeyReused(first)
                 });
             };
-            let events: Vec<super::provisioning::AuditEvent> = audit
+            let events: Vec<crate::audit::AuditEvent> = audit
                 .iter()
                 .cloned()
                 .map(|mut event| {
@@ -753,7 +755,7 @@ macro_rules! impl_provisioning_store {
             &self,
             org: OrgId,
             id: i64,
-        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
             let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
                 "SELECT {} FROM access_requests WHERE org_id = $1 AND id = $2",
                 provisioning_queries::REQUEST_COLUMNS
@@ -770,7 +772,7 @@ macro_rules! impl_provisioning_store {
             org: OrgId,
             created_by: &str,
             key: &str,
-        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
             let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
                 "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
                  AND request_key = $3",
@@ -788,7 +790,7 @@ macro_rules! impl_provisioning_store {
             &self,
             org: OrgId,
             filter: &super::provisioning::RequestFilter,
-        ) -> Result<Vec<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
             // Only the filters given, so that each database can use the index that fits
             // (`$n IS NULL OR ...` hid them and made every listing scan the org's history).
             let mut query = sqlx::QueryBuilder::<$db>::new(format!(
@@ -819,7 +821,7 @@ macro_rules! impl_provisioning_store {
         async fn transition_request(
             &self,
             transition: &super::provisioning::Transition<'_>,
-        ) -> Result<Option<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
             let mut tx = self.pool.begin().await?;
             let mut update = sqlx::QueryBuilder::<$db>::new("UPDATE access_requests SET state = ");
             update
@@ -858,7 +860,7 @@ macro_rules! impl_provisioning_store {
             worker: &str,
             limit: u32,
             lease: time::Duration,
-        ) -> Result<Vec<super::provisioning::AccessRequest>, StoreError> {
+        ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
             let now = time::OffsetDateTime::now_utc();
             let mut tx = self.pool.begin().await?;
             let rows: Vec<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
@@ -884,14 +886,14 @@ macro_rules! impl_provisioning_store {
             .bind(i64::from(limit))
             .fetch_all(&mut *tx)
             .await?;
-            let mut claimed: Vec<super::provisioning::AccessRequest> = rows
+            let mut claimed: Vec<crate::provisioning::request::AccessRequest> = rows
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?;
             claimed.sort_by_key(|r| r.id);
-            let events: Vec<super::provisioning::AuditEvent> = claimed
+            let events: Vec<crate::audit::AuditEvent> = claimed
                 .iter()
-                .map(|request| super::provisioning::AuditEvent {
+                .map(|request| crate::audit::AuditEvent {
                     actor: format!("executor:{worker}"),
                     org: Some(org_name.to_owned()),
                     request_id: Some(request.id),
@@ -916,7 +918,7 @@ macro_rules! impl_provisioning_store {
             let mut events = Vec::new();
             for outcome in outcomes {
                 let finished = outcome.state.is_final()
-                    || outcome.state == super::provisioning::RequestState::Completed
+                    || outcome.state == crate::provisioning::request::RequestState::Completed
                         && outcome.next_attempt_at.is_none();
                 let changed = sqlx::query(
                     "UPDATE access_requests SET state = $3, result = COALESCE($4, result), \
@@ -969,7 +971,7 @@ macro_rules! impl_provisioning_store {
 
         async fn append_audit(
             &self,
-            events: &[super::provisioning::AuditEvent],
+            events: &[crate::audit::AuditEvent],
         ) -> Result<(), StoreError> {
             let mut tx = self.pool.begin().await?;
             Self::append_audit_in(&mut tx, events).await?;
@@ -981,7 +983,7 @@ macro_rules! impl_provisioning_store {
             &self,
             after_seq: i64,
             limit: u32,
-        ) -> Result<Vec<super::provisioning::AuditEntry>, StoreError> {
+        ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
             let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
                 "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
                 provisioning_queries::AUDIT_COLUMNS
@@ -996,7 +998,7 @@ macro_rules! impl_provisioning_store {
         async fn request_audit(
             &self,
             request_id: i64,
-        ) -> Result<Vec<super::provisioning::AuditEntry>, StoreError> {
+        ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
             let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
                 "SELECT {} FROM audit_log WHERE request_id = $1 ORDER BY seq",
                 provisioning_queries::AUDIT_COLUMNS

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use provost_connector::connector::{Coverage, Page};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::store::digest;
+use crate::store::history::changed_fields;
 use crate::store::sync::{ChangeOp, Entity, KeyRange, StagedChange};
 use crate::store::{OrgId, Store, StoreError};
 
@@ -282,34 +283,6 @@ async fn compare(
     Ok(())
 }
 
-/// The top-level fields whose values differ, attribute keys as `attributes.NAME`.
-pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
-    let empty = Map::new();
-    let old = before.as_object().unwrap_or(&empty);
-    let new = after.as_object().unwrap_or(&empty);
-    let mut fields = Vec::new();
-    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    for key in keys {
-        let (a, b) = (old.get(key), new.get(key));
-        if a == b {
-            continue;
-        }
-        match (a.and_then(Value::as_object), b.and_then(Value::as_object)) {
-            (Some(a), Some(b)) if key == "attributes" => {
-                let inner: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-                fields.extend(
-                    inner
-                        .into_iter()
-                        .filter(|k| a.get(*k) != b.get(*k))
-                        .map(|k| format!("attributes.{k}")),
-                );
-            }
-            _ => fields.push(key.clone()),
-        }
-    }
-    fields
-}
-
 fn describe(ranges: &[KeyRange]) -> String {
     match ranges {
         [one] => format!(
@@ -327,7 +300,6 @@ fn describe(ranges: &[KeyRange]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn a_full_read_chains_half_open_ranges_that_hold_each_key_and_its_suffixes() {
@@ -351,16 +323,5 @@ mod tests {
         assert!(!covered(&ranges, "005A"));
         assert!(!covered(&ranges, "005C"));
         assert!(!covered(&ranges, "005BA"), "a longer id is another record");
-    }
-
-    #[test]
-    fn changed_fields_name_attributes_one_by_one() {
-        let before =
-            json!({"username": "a", "active": true, "attributes": {"Title": "x", "Dept": "y"}});
-        let after = json!({"username": "a", "active": false, "attributes": {"Title": "z", "Dept": "y", "New": 1}});
-        assert_eq!(
-            changed_fields(&before, &after),
-            vec!["active", "attributes.New", "attributes.Title"]
-        );
     }
 }

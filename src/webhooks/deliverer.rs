@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::audit::AuditEntry;
 use crate::config::{Config, WebhookConfig};
-use crate::store::provisioning::AuditEntry;
 use crate::store::webhooks::DeliveryFailure;
 use crate::store::Store;
 
@@ -228,7 +228,7 @@ impl Deliverer {
     async fn request_of(
         &self,
         entry: &AuditEntry,
-    ) -> anyhow::Result<Option<crate::store::provisioning::AccessRequest>> {
+    ) -> anyhow::Result<Option<crate::provisioning::request::AccessRequest>> {
         let (Some(org), Some(id)) = (&entry.org, entry.request_id) else {
             return Ok(None);
         };

@@ -20,7 +20,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::store::provisioning::{AccessRequest, AuditEntry};
+use crate::audit::AuditEntry;
+use crate::provisioning::request::AccessRequest;
 
 /// The event types a webhook can be sent, and the audit events they come from.
 const EVENTS: [(&str, &str); 11] = [
@@ -75,16 +76,16 @@ pub fn payload(entry: &AuditEntry, event: &str, request: Option<&AccessRequest>)
             "approver": r.approver,
             "ticket": r.ticket,
             "justification": r.justification,
-            "expires_at": r.expires_at.map(crate::times::rfc3339),
+            "expires_at": r.expires_at.map(crate::util::times::rfc3339),
             "error": r.error,
-            "created_at": crate::times::rfc3339(r.created_at),
-            "updated_at": crate::times::rfc3339(r.updated_at),
+            "created_at": crate::util::times::rfc3339(r.created_at),
+            "updated_at": crate::util::times::rfc3339(r.updated_at),
         })
     });
     json!({
         "id": entry.seq.to_string(),
         "type": event,
-        "occurred_at": crate::times::rfc3339(entry.at),
+        "occurred_at": crate::util::times::rfc3339(entry.at),
         "org": entry.org,
         "actor": entry.actor,
         "request_id": entry.request_id,
@@ -103,7 +104,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(body);
     format!(
         "t={timestamp},v1={}",
-        crate::audit::hex(&mac.finalize().into_bytes())
+        crate::util::hex(&mac.finalize().into_bytes())
     )
 }
 
@@ -125,7 +126,7 @@ mod tests {
             .chain_update(pad(0x5c))
             .chain_update(inner)
             .finalize();
-        crate::audit::hex(&outer)
+        crate::util::hex(&outer)
     }
 
     #[test]

@@ -322,8 +322,8 @@ impl Fixture {
     /// Up to 500 of the org's requests, newest first, optionally in one state.
     pub(crate) async fn requests(
         &self,
-        state: Option<provost::store::provisioning::RequestState>,
-    ) -> Vec<provost::store::provisioning::AccessRequest> {
+        state: Option<provost::provisioning::request::RequestState>,
+    ) -> Vec<provost::provisioning::request::AccessRequest> {
         let filter = provost::store::provisioning::RequestFilter {
             state,
             limit: 500,
@@ -611,7 +611,7 @@ async fn every_action_reaches_salesforce_and_the_store_at_once_and_a_sync_confir
         .await
         .unwrap()
         .is_some());
-    let verification = provost::audit::verify(&fixture.store).await.unwrap();
+    let verification = provost::audit::log::verify(&fixture.store).await.unwrap();
     assert_eq!(verification.problem, None);
     fixture.stop().await;
 }
@@ -974,7 +974,7 @@ async fn lock_errors_and_503s_during_a_batch_are_retried_until_each_grant_is_mad
     loop {
         fixture.executor.run_once().await.unwrap();
         let open = fixture
-            .requests(Some(provost::store::provisioning::RequestState::Approved))
+            .requests(Some(provost::provisioning::request::RequestState::Approved))
             .await;
         if open.is_empty() {
             break;
@@ -1122,7 +1122,7 @@ async fn audit_verify_finds_an_edited_a_removed_and_a_reordered_entry() {
             .await;
     }
     fixture.executor.run_once().await.unwrap();
-    let intact = provost::audit::verify(&fixture.store).await.unwrap();
+    let intact = provost::audit::log::verify(&fixture.store).await.unwrap();
     assert_eq!(intact.problem, None);
     assert!(intact.entries >= 12);
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
@@ -1133,7 +1133,7 @@ async fn audit_verify_finds_an_edited_a_removed_and_a_reordered_entry() {
     let problem = |fixture: &Fixture| {
         let store = fixture.store.clone();
         async move {
-            provost::audit::verify(&store)
+            provost::audit::log::verify(&store)
                 .await
                 .unwrap()
                 .problem
@@ -1359,7 +1359,7 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
         "{unfinished} unfinished at the kill; {reconciled} found already made after the restart"
     );
     assert_eq!(
-        provost::audit::verify(&fixture.store)
+        provost::audit::log::verify(&fixture.store)
             .await
             .unwrap()
             .problem,

@@ -211,10 +211,7 @@ async fn entitlements_and_dormant_reports_match_the_org_row_by_row_on_every_back
         .await;
         let rows = parse_csv(&bytes);
         assert_eq!(manifest.rows as usize, rows.len());
-        assert_eq!(
-            manifest.sha256,
-            provost::audit::hex(&Sha256::digest(&bytes))
-        );
+        assert_eq!(manifest.sha256, provost::util::hex(&Sha256::digest(&bytes)));
         let reviewed = ["profile", "permission_set", "permission_set_group"];
         let reported: BTreeSet<(String, String, String)> = rows
             .iter()
@@ -420,10 +417,7 @@ async fn the_report_endpoint_sends_the_file_with_its_manifest_which_catches_a_ch
         headers["provost-report-sha256"].to_str().unwrap(),
         manifest.sha256
     );
-    assert_eq!(
-        manifest.sha256,
-        provost::audit::hex(&Sha256::digest(&bytes))
-    );
+    assert_eq!(manifest.sha256, provost::util::hex(&Sha256::digest(&bytes)));
     assert_eq!(manifest.rows as usize, parse_csv(&bytes).len());
     assert_eq!(manifest.org, "acme");
     assert!(manifest.sync_run.is_some() && manifest.data_as_of.is_some());

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use provost::config::{Secret, WebhookConfig};
-use provost::store::provisioning::RequestState;
+use provost::provisioning::request::RequestState;
 use provost::webhooks::deliverer::Deliverer;
 use serde_json::{json, Value};
 use sha2::Sha256;

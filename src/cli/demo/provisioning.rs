@@ -98,7 +98,7 @@ pub async fn walk_through(
             entry.seq, entry.event, entry.actor
         );
     }
-    let verification = crate::audit::verify(store).await?;
+    let verification = crate::audit::log::verify(store).await?;
     println!(
         "  audit chain: {} entries, {}",
         verification.entries,

@@ -6,10 +6,10 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::provisioning::request::RequestState;
 use crate::provisioning::Action;
 use crate::reports::Report;
 use crate::scim::schema::{self as scim, Attr, Mutability, ResourceType, Type};
-use crate::store::provisioning::RequestState;
 use crate::store::sync::Entity;
 use crate::store::Backend;
 use provost_connector::model::EntitlementKind;
