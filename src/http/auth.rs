@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::openapi::Errors;
+use super::error::Errors;
 use super::{ApiError, AppState};
 use crate::scim::ScimError;
 use crate::tokens::{self, Scope};

@@ -9,6 +9,15 @@ use serde_json::json;
 
 use crate::scim::ScimError;
 
+/// How an operation's errors are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Errors {
+    /// `{"error": {"code", "message"}}` as JSON.
+    Api,
+    /// The SCIM error schema as `application/scim+json`.
+    Scim,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]

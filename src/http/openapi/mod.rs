@@ -53,14 +53,7 @@ impl Verb {
     }
 }
 
-/// How an operation's errors are shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Errors {
-    /// `{"error": {"code", "message"}}` as JSON.
-    Api,
-    /// The SCIM error schema as `application/scim+json`.
-    Scim,
-}
+pub use super::error::Errors;
 
 /// One response of an operation.
 #[derive(Debug, Clone)]
