@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use provost_salesforce::preflight::{PreflightReport, Status};
+use provost_connector::preflight::{PreflightReport, Status};
 
 use super::{open_store, Outcome};
 use crate::config::{Config, OrgConfig};

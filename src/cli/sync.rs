@@ -4,8 +4,8 @@ use clap::Subcommand;
 
 use super::{open_store, Outcome};
 use crate::config::{Config, OrgConfig};
+use crate::org::sync::{request_for, sync_org, OrgSyncError};
 use crate::store::sync::{RunStatus, SyncMode};
-use crate::sync::org::{request_for, sync_org, OrgSyncError};
 use crate::sync::progress::{self, Bars, LogObserver, Observer, Summary};
 use crate::sync::status;
 

@@ -18,8 +18,9 @@ use oauth2::{
     RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
     TokenUrl,
 };
+use provost_connector::preflight::PreflightReport;
 use provost_connector::secret::Secret;
-use provost_salesforce::preflight::{self, PreflightOptions, PreflightReport};
+use provost_salesforce::preflight::{self, PreflightOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;

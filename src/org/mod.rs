@@ -1,19 +1,24 @@
 //! Each configured org, wired to its Salesforce: credentials (the stored refresh token of a
-//! web-server org, sealed), the client, the OAuth connection flow and the preflight. This is
-//! where an `[[orgs]]` entry becomes a connected client.
+//! web-server org, sealed), the client, the OAuth connection flow, the preflight, and the
+//! connector's capabilities (reading, writing) behind the interface's traits. This is where an
+//! `[[orgs]]` entry becomes a connected client; the rest of Provost sees only the traits.
 
 pub mod connect;
 pub mod credentials;
 pub mod preflight;
 pub mod secrets;
+pub mod sync;
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
+use provost_connector::provisioner::{Applied, Pending, Provisioner, Writes};
 use provost_connector::secret::Secret;
+use provost_salesforce::provisioner::{SalesforceProvisioner, SalesforceWrites, UserDefaults};
 use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
 
-use crate::config::{AuthConfig, OrgConfig};
+use crate::config::{AuthConfig, Config, OrgConfig};
 use crate::store::Store;
 use secrets::SecretBox;
 
@@ -121,4 +126,64 @@ pub async fn keep_rotated_token(
         }
     }
     Ok(())
+}
+
+/// How the org's connector writes changes (pure: for plans, before anything is connected).
+pub fn writes_for(org: &OrgConfig) -> Arc<dyn Writes> {
+    let defaults = &org.user_defaults;
+    Arc::new(SalesforceWrites {
+        defaults: UserDefaults {
+            time_zone: defaults.time_zone.clone(),
+            locale: defaults.locale.clone(),
+            language: defaults.language.clone(),
+            email_encoding: defaults.email_encoding.clone(),
+        },
+    })
+}
+
+/// The org's connected provisioner. For a web-server org, a refresh token the org rotates
+/// while writing is kept after each batch.
+pub async fn provisioner_for(
+    config: &Config,
+    org: &OrgConfig,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<Arc<dyn Provisioner>> {
+    let secrets = preflight::secrets_for(config, org)?;
+    let client = Arc::new(client_for(org, store, secrets.as_ref()).await?);
+    Ok(Arc::new(OrgProvisioner {
+        org: org.clone(),
+        store: store.clone(),
+        secrets,
+        inner: SalesforceProvisioner::new(client),
+    }))
+}
+
+/// Salesforce's provisioner, and the org's credentials kept up to date after it wrote.
+struct OrgProvisioner {
+    org: OrgConfig,
+    store: Arc<dyn Store>,
+    secrets: Option<SecretBox>,
+    inner: SalesforceProvisioner,
+}
+
+#[async_trait]
+impl Provisioner for OrgProvisioner {
+    async fn apply(&self, writes: &[Pending<'_>]) -> Vec<Applied> {
+        let applied = self.inner.apply(writes).await;
+        if let Err(err) = keep_rotated_token(
+            &self.org,
+            self.inner.client(),
+            &self.store,
+            self.secrets.as_ref(),
+        )
+        .await
+        {
+            tracing::warn!(org = %self.org.name, error = format!("{err:#}"), "keeping the rotated refresh token failed");
+        }
+        applied
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
 }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use provost_salesforce::preflight::{self, PreflightOptions, PreflightReport};
+use provost_connector::preflight::PreflightReport;
+use provost_salesforce::preflight::{self, PreflightOptions};
 
 use crate::config::{AuthConfig, Config, OrgConfig};
 use crate::org::secrets::SecretBox;

@@ -1,39 +1,34 @@
-//! The executor: claims approved requests (and time-bound grants past their end), writes them
-//! to Salesforce in collections of up to 200 records, and ends each request exactly once.
+//! The executor: claims approved requests (and time-bound grants past their end), has the
+//! org's connector make their writes, and ends each request exactly once.
 //!
 //! Exactly once rests on three things. A claim is a lease stored with the request, so work
 //! of a worker that dies is taken over when the lease lapses, and a late answer of the dead
 //! worker is ignored ([`ProvisioningStore::finish_requests`] only applies rows still claimed by
-//! the caller). Every write is safe to repeat: an update sets the same values again, a delete
-//! of what is gone counts as done, and a create whose record already exists (Salesforce's
-//! `DUPLICATE_VALUE`) is reconciled by a query and counts as done, naming the record it found.
-//! And a request's end state, its audit entry and its effect on the stored model are written
-//! in one transaction.
+//! the caller). Every write is safe to repeat: the connector reports what it finds already
+//! done as done ([`Applied::AlreadyDone`]). And a request's end state, its audit entry and
+//! its effect on the stored model are written in one transaction.
 //!
 //! [`ProvisioningStore::finish_requests`]: crate::store::provisioning::ProvisioningStore::finish_requests
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use provost_salesforce::{SalesforceClient, SalesforceError};
-use serde_json::{json, Map, Value};
+use async_trait::async_trait;
+use provost_connector::connector::ConnectorError;
+use provost_connector::model::{Account, Entitlement};
+use provost_connector::provisioner::{Applied, ModelLookup, Pending, Provisioner, Write, Writes};
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, Notify};
 
-use super::effects;
-use super::plan::{Method, Plan, Write};
-use super::salesforce::{self as sf, Record, RecordResult, COLLECTION_SIZE};
+use super::plan::Plan;
 use crate::audit::AuditEvent;
 use crate::config::{Config, OrgConfig};
 use crate::provisioning::request::{AccessRequest, RequestState};
 use crate::store::provisioning::Outcome;
 use crate::store::{OrgId, Store};
-
-/// How far Salesforce's clock may be behind Provost's when a created user's `CreatedDate` is
-/// compared with its request's creation.
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
 
 /// How long without a new request ends a batch window.
 const QUIET: Duration = Duration::from_millis(50);
@@ -42,7 +37,8 @@ pub struct Executor {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     worker: String,
-    clients: Mutex<HashMap<String, Arc<SalesforceClient>>>,
+    /// Each org's connected provisioner, made on first use.
+    provisioners: Mutex<HashMap<String, Arc<dyn Provisioner>>>,
 }
 
 /// A claimed request and the write that carries it out now.
@@ -53,27 +49,13 @@ struct Job {
     expiring: bool,
 }
 
-/// How one job ended this time.
-enum JobEnd {
-    Done {
-        record_id: Option<String>,
-        raw: Value,
-        note: Option<&'static str>,
-    },
-    Retry(String),
-    Failed {
-        message: String,
-        raw: Value,
-    },
-}
-
 impl Executor {
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>, worker: String) -> Executor {
         Executor {
             config,
             store,
             worker,
-            clients: Mutex::new(HashMap::new()),
+            provisioners: Mutex::new(HashMap::new()),
         }
     }
 
@@ -148,19 +130,16 @@ impl Executor {
         }
     }
 
-    async fn client(&self, org: &OrgConfig) -> anyhow::Result<Arc<SalesforceClient>> {
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(&org.name) {
-            return Ok(client.clone());
+    async fn provisioner(&self, org: &OrgConfig) -> anyhow::Result<Arc<dyn Provisioner>> {
+        let mut provisioners = self.provisioners.lock().await;
+        if let Some(provisioner) = provisioners.get(&org.name) {
+            return Ok(provisioner.clone());
         }
-        let secrets = crate::org::preflight::secrets_for(&self.config, org)?;
-        let client = Arc::new(
-            crate::org::client_for(org, &self.store, secrets.as_ref())
-                .await
-                .with_context(|| format!("connecting to org `{}`", org.name))?,
-        );
-        clients.insert(org.name.clone(), client.clone());
-        Ok(client)
+        let provisioner = crate::org::provisioner_for(&self.config, org, &self.store)
+            .await
+            .with_context(|| format!("connecting to org `{}`", org.name))?;
+        provisioners.insert(org.name.clone(), provisioner.clone());
+        Ok(provisioner)
     }
 
     /// Carries out claimed requests; never fails as a whole: what could not be done is
@@ -171,324 +150,84 @@ impl Executor {
         org_id: OrgId,
         claimed: Vec<AccessRequest>,
     ) -> Vec<Outcome> {
+        let writes = crate::org::writes_for(org);
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut jobs = Vec::with_capacity(claimed.len());
         for request in claimed {
-            match job_of(request) {
+            match job_of(request, &*writes) {
                 Ok(job) => jobs.push(job),
                 Err(unusable) => {
-                    let (request, message) = *unusable;
+                    let (request, reason) = *unusable;
                     let job = Job {
-                        write: empty_write(),
+                        write: Value::Null,
                         expiring: request.state == RequestState::Expiring,
                         request,
                     };
-                    let end = JobEnd::Failed {
-                        message,
-                        raw: Value::Null,
+                    let end = Applied::Refused {
+                        reason,
+                        answer: Value::Null,
                     };
-                    outcomes.push(self.outcome_of(org, org_id, &job, end).await);
+                    outcomes.push(self.outcome_of(org, org_id, &*writes, &job, end).await);
                 }
             }
         }
-        let client = match self.client(org).await {
-            Ok(client) => client,
+        if jobs.is_empty() {
+            return outcomes;
+        }
+        let ends = match self.provisioner(org).await {
+            Ok(provisioner) => self.apply(org, &*provisioner, &jobs).await,
             Err(err) => {
-                let message = format!("{err:#}");
-                for job in &jobs {
-                    outcomes.push(
-                        self.outcome_of(org, org_id, job, JobEnd::Retry(message.clone()))
-                            .await,
-                    );
-                }
-                return outcomes;
+                let reason = format!("{err:#}");
+                jobs.iter()
+                    .map(|_| Applied::RetryLater {
+                        reason: reason.clone(),
+                    })
+                    .collect()
             }
         };
-        let ends = self.write_all(org, &client, &mut jobs).await;
         for (job, end) in jobs.iter().zip(ends) {
-            outcomes.push(self.outcome_of(org, org_id, job, end).await);
-        }
-        if let Err(err) = crate::org::keep_rotated_token(
-            org,
-            &client,
-            &self.store,
-            crate::org::preflight::secrets_for(&self.config, org)
-                .ok()
-                .flatten()
-                .as_ref(),
-        )
-        .await
-        {
-            tracing::warn!(org = %org.name, error = format!("{err:#}"), "keeping the rotated refresh token failed");
+            outcomes.push(self.outcome_of(org, org_id, &*writes, job, end).await);
         }
         outcomes
     }
 
-    /// Writes every job, grouped by method and object into collections; one end per job.
-    async fn write_all(
+    /// Has the provisioner make the jobs' writes, once the audit log shows them: nothing is
+    /// written to the org that the audit log does not show.
+    async fn apply(
         &self,
         org: &OrgConfig,
-        client: &SalesforceClient,
-        jobs: &mut [Job],
-    ) -> Vec<JobEnd> {
-        let mut ends: Vec<Option<JobEnd>> = jobs.iter().map(|_| None).collect();
-        // Freezing writes the user's UserLogin record: find those ids first.
-        let users: Vec<String> = jobs
-            .iter()
-            .filter_map(|job| job.write.login_of.clone())
-            .collect();
-        if !users.is_empty() {
-            match sf::login_ids(client, &users).await {
-                Ok(logins) => {
-                    for (index, job) in jobs.iter_mut().enumerate() {
-                        if let Some(user) = job.write.login_of.clone() {
-                            match logins.get(&user) {
-                                Some(login) => job.write.id = Some(login.clone()),
-                                None => {
-                                    ends[index] = Some(JobEnd::Failed {
-                                        message: format!("Salesforce has no UserLogin record for the user {user}, so it cannot be frozen or unfrozen (the user may be gone: sync the org)"),
-                                        raw: Value::Null,
-                                    })
-                                }
-                            }
-                        }
-                    }
-                }
-                Err(err) => {
-                    let transient = sf::call_is_transient(&err);
-                    for (index, job) in jobs.iter().enumerate() {
-                        if job.write.login_of.is_some() {
-                            ends[index] = Some(call_failure(&err, transient));
-                        }
-                    }
-                }
-            }
-        }
-        let mut groups: BTreeMap<(u8, String), Vec<usize>> = BTreeMap::new();
-        for (index, job) in jobs.iter().enumerate() {
-            if ends[index].is_none() {
-                let order = match job.write.method {
-                    Method::Create => 0,
-                    Method::Update => 1,
-                    Method::Delete => 2,
-                };
-                groups
-                    .entry((order, job.write.sobject.clone()))
-                    .or_default()
-                    .push(index);
-            }
-        }
-        for ((_, sobject), indices) in groups {
-            for chunk in indices.chunks(COLLECTION_SIZE) {
-                let method = jobs[chunk[0]].write.method;
-                let records: Vec<Record<'_>> = chunk
-                    .iter()
-                    .map(|i| Record {
-                        id: jobs[*i].write.id.as_deref(),
-                        fields: &jobs[*i].write.fields,
-                    })
-                    .collect();
-                let request_ids: Vec<i64> = chunk.iter().map(|i| jobs[*i].request.id).collect();
-                if let Err(err) = self
-                    .store
-                    .append_audit(&[AuditEvent {
-                        actor: self.actor(),
-                        org: Some(org.name.clone()),
-                        request_id: None,
-                        event: "salesforce_write_sent".into(),
-                        data: json!({
-                            "method": method,
-                            "sobject": sobject,
-                            "requests": request_ids,
-                            "records": records.len(),
-                        }),
-                    }])
-                    .await
-                {
-                    // Nothing is written to Salesforce that the audit log does not show.
-                    let message =
-                        format!("the audit log could not be written, so nothing was sent: {err}");
-                    for i in chunk {
-                        ends[*i] = Some(JobEnd::Retry(message.clone()));
-                    }
-                    continue;
-                }
-                match sf::write_collection(client, method, &sobject, &records).await {
-                    Ok(results) => {
-                        let chunk_ends = self
-                            .reconcile(client, &sobject, method, chunk, jobs, results)
-                            .await;
-                        for (i, end) in chunk.iter().zip(chunk_ends) {
-                            ends[*i] = Some(end);
-                        }
-                    }
-                    Err(err) => {
-                        let transient = sf::call_is_transient(&err);
-                        for i in chunk {
-                            ends[*i] = Some(call_failure(&err, transient));
-                        }
-                    }
-                }
-            }
-        }
-        ends.into_iter()
-            .map(|end| end.unwrap_or_else(|| JobEnd::Retry("not attempted".into())))
-            .collect()
-    }
-
-    /// Maps each record's result to the job's end; duplicates of a create are looked up, as
-    /// the write may have been made before (by a worker that died before recording it).
-    async fn reconcile(
-        &self,
-        client: &SalesforceClient,
-        sobject: &str,
-        method: Method,
-        chunk: &[usize],
+        provisioner: &dyn Provisioner,
         jobs: &[Job],
-        results: Vec<RecordResult>,
-    ) -> Vec<JobEnd> {
-        let duplicate = |r: &RecordResult| {
-            method == Method::Create
-                && matches!(
-                    r.code.as_deref(),
-                    Some("DUPLICATE_VALUE" | "DUPLICATE_USERNAME")
-                )
-        };
-        if sobject == "User" {
-            return self
-                .reconcile_users(client, chunk, jobs, results, duplicate)
-                .await;
-        }
-        let duplicates: Vec<usize> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| duplicate(r))
-            .map(|(at, _)| at)
-            .collect();
-        let mut existing: HashMap<usize, Option<String>> = HashMap::new();
-        let mut lookup_error = None;
-        if !duplicates.is_empty() {
-            let keys: Vec<Map<String, Value>> = duplicates
+    ) -> Vec<Applied> {
+        let request_ids: Vec<i64> = jobs.iter().map(|job| job.request.id).collect();
+        if let Err(err) = self
+            .store
+            .append_audit(&[AuditEvent {
+                actor: self.actor(),
+                org: Some(org.name.clone()),
+                request_id: None,
+                event: "salesforce_write_sent".into(),
+                data: json!({ "requests": request_ids, "records": jobs.len() }),
+            }])
+            .await
+        {
+            let reason = format!("the audit log could not be written, so nothing was sent: {err}");
+            return jobs
                 .iter()
-                .map(|at| unique_key(&jobs[chunk[*at]].write))
+                .map(|_| Applied::RetryLater {
+                    reason: reason.clone(),
+                })
                 .collect();
-            match sf::find_existing(client, sobject, &keys).await {
-                Ok(found) => existing.extend(duplicates.iter().copied().zip(found)),
-                Err(err) => lookup_error = Some(err),
-            }
         }
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(at, result)| {
-                if result.success {
-                    return record_end(result, &jobs[chunk[at]].write);
-                }
-                let code = result.code.clone().unwrap_or_default();
-                let message = result.message.clone().unwrap_or_default();
-                if duplicate(&result) {
-                    if let Some(err) = &lookup_error {
-                        return JobEnd::Retry(format!("Salesforce answered {code} ({message}) and looking up the existing record failed: {err}"));
-                    }
-                    if let Some(Some(id)) = existing.get(&at) {
-                        return JobEnd::Done {
-                            record_id: Some(id.clone()),
-                            raw: result.raw,
-                            note: Some("already present in Salesforce: counted as done"),
-                        };
-                    }
-                }
-                if method == Method::Delete
-                    && matches!(code.as_str(), "ENTITY_IS_DELETED" | "NOT_FOUND" | "INVALID_CROSS_REFERENCE_KEY" | "INVALID_ID_FIELD")
-                {
-                    return JobEnd::Done {
-                        record_id: jobs[chunk[at]].write.id.clone(),
-                        raw: result.raw,
-                        note: Some("already gone from Salesforce: counted as done"),
-                    };
-                }
-                record_end(result, &jobs[chunk[at]].write)
-            })
-            .collect()
-    }
-
-    /// The ends of user creates. A user whose username is taken was created by this request
-    /// only if an earlier attempt may have sent it (this is not the first), Salesforce made it
-    /// after the request was, and it holds exactly what the request wrote: then the request is
-    /// done, naming it. Otherwise the username belongs to someone else, and the request fails
-    /// saying so: counting it done would record the request's profile and names for a user
-    /// Salesforce never changed.
-    async fn reconcile_users(
-        &self,
-        client: &SalesforceClient,
-        chunk: &[usize],
-        jobs: &[Job],
-        results: Vec<RecordResult>,
-        duplicate: impl Fn(&RecordResult) -> bool,
-    ) -> Vec<JobEnd> {
-        let taken: Vec<String> = results
+        let pending: Vec<Pending<'_>> = jobs
             .iter()
-            .enumerate()
-            .filter(|(_, r)| duplicate(r))
-            .filter_map(|(at, _)| jobs[chunk[at]].write.fields["Username"].as_str())
-            .map(str::to_owned)
-            .collect();
-        let holders = match sf::users_named(client, &taken).await {
-            Ok(found) => found,
-            Err(err) => {
-                return results
-                    .into_iter()
-                    .enumerate()
-                    .map(|(at, result)| match duplicate(&result) {
-                        true => JobEnd::Retry(format!(
-                            "Salesforce answered {} and looking up the user holding the username failed: {err}",
-                            result.code.unwrap_or_default()
-                        )),
-                        false => record_end(result, &jobs[chunk[at]].write),
-                    })
-                    .collect();
-            }
-        };
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(at, result)| {
-                let job = &jobs[chunk[at]];
-                if !duplicate(&result) {
-                    return record_end(result, &job.write);
-                }
-                let username = job.write.fields["Username"].as_str().unwrap_or_default();
-                let holder = holders.iter().find(|u| {
-                    u["Username"]
-                        .as_str()
-                        .is_some_and(|name| name.eq_ignore_ascii_case(username))
-                });
-                match holder {
-                    Some(user) if created_by(&job.request, &job.write, user) => JobEnd::Done {
-                        record_id: user["Id"].as_str().map(str::to_owned),
-                        raw: result.raw,
-                        note: Some("created by an earlier attempt of this request: counted as done"),
-                    },
-                    Some(user) => JobEnd::Failed {
-                        message: format!(
-                            "Salesforce answered {}: it already has a user named `{username}` ({}, created {}), which this request did not create; nothing was changed. Choose another username, or manage that user by its id",
-                            result.code.as_deref().unwrap_or_default(),
-                            user["Id"].as_str().unwrap_or("?"),
-                            user["CreatedDate"].as_str().unwrap_or("?")
-                        ),
-                        raw: result.raw,
-                    },
-                    None if result.code.as_deref() == Some("DUPLICATE_USERNAME") => JobEnd::Failed {
-                        message: format!(
-                            "Salesforce answered DUPLICATE_USERNAME: the username `{username}` is taken, by a user of another org (usernames are unique across every Salesforce org) or one the connected user cannot see: nothing was changed; choose another username",
-                        ),
-                        raw: result.raw,
-                    },
-                    // Another of the user's unique fields (FederationIdentifier, a nickname).
-                    None => record_end(result, &job.write),
-                }
+            .map(|job| Pending {
+                write: &job.write,
+                attempt: job.request.attempts,
+                requested_at: job.request.created_at,
             })
-            .collect()
+            .collect();
+        provisioner.apply(&pending).await
     }
 
     fn actor(&self) -> String {
@@ -496,7 +235,14 @@ impl Executor {
     }
 
     /// The stored end of a job: its state, result, audit entry and effects.
-    async fn outcome_of(&self, org: &OrgConfig, org_id: OrgId, job: &Job, end: JobEnd) -> Outcome {
+    async fn outcome_of(
+        &self,
+        org: &OrgConfig,
+        org_id: OrgId,
+        writes: &dyn Writes,
+        job: &Job,
+        end: Applied,
+    ) -> Outcome {
         let request = &job.request;
         let now = OffsetDateTime::now_utc();
         let audit = |event: &str, data: Value| AuditEvent {
@@ -507,59 +253,73 @@ impl Executor {
             data,
         };
         let max = i64::from(self.config.provisioning.max_attempts.max(1));
-        match end {
-            JobEnd::Done {
-                record_id,
-                raw,
+        let (record, answer, note) = match end {
+            Applied::Done { record, answer } => (record, answer, None),
+            Applied::AlreadyDone {
+                record,
+                answer,
                 note,
-            } => {
-                let effects = match effects::of_write(
-                    &*self.store,
-                    org_id,
-                    request,
-                    &job.write,
-                    record_id.as_deref(),
-                )
-                .await
-                {
-                    Ok(effects) => effects,
-                    Err(err) => {
-                        // Salesforce has it; the next sync brings it into the store.
-                        tracing::warn!(request = request.id, error = %err, "reading the stored model for a request's effects failed");
-                        Vec::new()
-                    }
-                };
-                let data = json!({
-                    "record_id": record_id,
-                    "salesforce": raw,
-                    "note": note,
-                    "write": job.write,
-                });
-                if job.expiring {
-                    let mut result = request.result.clone().unwrap_or_else(|| json!({}));
-                    result["revoked_at_expiry"] = data.clone();
-                    Outcome {
-                        id: request.id,
-                        state: RequestState::Expired,
-                        result: Some(result),
-                        error: None,
-                        next_attempt_at: None,
-                        effects,
-                        audit: audit("request_expired", data),
-                    }
-                } else {
-                    Outcome {
-                        id: request.id,
-                        state: RequestState::Completed,
-                        result: Some(data.clone()),
-                        error: None,
-                        next_attempt_at: None,
-                        effects,
-                        audit: audit("request_completed", data),
-                    }
-                }
+            } => (record, answer, Some(note)),
+            Applied::RetryLater { reason } => return self.retry(job, reason, now, max, audit),
+            Applied::Refused { reason, answer } => {
+                return self.failed(job, reason, answer, now, audit)
             }
-            JobEnd::Retry(message) if job.expiring => Outcome {
+        };
+        let model = ModelOf {
+            store: &*self.store,
+            org: org_id,
+        };
+        let effects = match writes.effects(&job.write, record.as_deref(), &model).await {
+            Ok(effects) => effects,
+            Err(err) => {
+                // The org has it; the next sync brings it into the store.
+                tracing::warn!(request = request.id, error = %err, "reading the stored model for a request's effects failed");
+                Vec::new()
+            }
+        };
+        let data = json!({
+            "record_id": record,
+            "salesforce": answer,
+            "note": note,
+            "write": job.write,
+        });
+        if job.expiring {
+            let mut result = request.result.clone().unwrap_or_else(|| json!({}));
+            result["revoked_at_expiry"] = data.clone();
+            Outcome {
+                id: request.id,
+                state: RequestState::Expired,
+                result: Some(result),
+                error: None,
+                next_attempt_at: None,
+                effects,
+                audit: audit("request_expired", data),
+            }
+        } else {
+            Outcome {
+                id: request.id,
+                state: RequestState::Completed,
+                result: Some(data.clone()),
+                error: None,
+                next_attempt_at: None,
+                effects,
+                audit: audit("request_completed", data),
+            }
+        }
+    }
+
+    /// A job to try again later, or given up on after the most attempts.
+    fn retry(
+        &self,
+        job: &Job,
+        message: String,
+        now: OffsetDateTime,
+        max: i64,
+        audit: impl Fn(&str, Value) -> AuditEvent,
+    ) -> Outcome {
+        let request = &job.request;
+        if job.expiring {
+            return Outcome {
                 id: request.id,
                 state: RequestState::Completed,
                 result: None,
@@ -572,41 +332,56 @@ impl Executor {
                     "expiry_retry_scheduled",
                     json!({ "error": message, "attempt": request.attempts }),
                 ),
-            },
-            JobEnd::Retry(message) if request.attempts < max => {
-                let at = now + backoff(request.attempts);
-                Outcome {
-                    id: request.id,
-                    state: RequestState::Approved,
-                    result: None,
-                    error: Some(format!(
-                        "attempt {} of {max} failed, to be tried again: {message}",
-                        request.attempts
-                    )),
-                    next_attempt_at: Some(at),
-                    effects: Vec::new(),
-                    audit: audit(
-                        "retry_scheduled",
-                        json!({ "error": message, "attempt": request.attempts, "next_attempt_at": crate::util::times::rfc3339(at) }),
-                    ),
-                }
-            }
-            JobEnd::Retry(message) => Outcome {
+            };
+        }
+        if request.attempts < max {
+            let at = now + backoff(request.attempts);
+            return Outcome {
                 id: request.id,
-                state: RequestState::Failed,
+                state: RequestState::Approved,
                 result: None,
                 error: Some(format!(
-                    "gave up after {} attempts; the last failure: {message}",
+                    "attempt {} of {max} failed, to be tried again: {message}",
                     request.attempts
                 )),
-                next_attempt_at: None,
+                next_attempt_at: Some(at),
                 effects: Vec::new(),
                 audit: audit(
-                    "request_failed",
-                    json!({ "error": message, "attempts": request.attempts }),
+                    "retry_scheduled",
+                    json!({ "error": message, "attempt": request.attempts, "next_attempt_at": crate::util::times::rfc3339(at) }),
                 ),
-            },
-            JobEnd::Failed { message, raw } if job.expiring => Outcome {
+            };
+        }
+        Outcome {
+            id: request.id,
+            state: RequestState::Failed,
+            result: None,
+            error: Some(format!(
+                "gave up after {} attempts; the last failure: {message}",
+                request.attempts
+            )),
+            next_attempt_at: None,
+            effects: Vec::new(),
+            audit: audit(
+                "request_failed",
+                json!({ "error": message, "attempts": request.attempts }),
+            ),
+        }
+    }
+
+    /// A job the org refused: failed, or for a grant's revocation at its end, tried again in
+    /// an hour (the grant must not outlive its end because of one refusal).
+    fn failed(
+        &self,
+        job: &Job,
+        message: String,
+        raw: Value,
+        now: OffsetDateTime,
+        audit: impl Fn(&str, Value) -> AuditEvent,
+    ) -> Outcome {
+        let request = &job.request;
+        if job.expiring {
+            return Outcome {
                 id: request.id,
                 state: RequestState::Completed,
                 result: None,
@@ -619,20 +394,47 @@ impl Executor {
                     "expiry_retry_scheduled",
                     json!({ "error": message, "salesforce": raw }),
                 ),
-            },
-            JobEnd::Failed { message, raw } => Outcome {
-                id: request.id,
-                state: RequestState::Failed,
-                result: Some(json!({ "salesforce": raw, "write": job.write })),
-                error: Some(message.clone()),
-                next_attempt_at: None,
-                effects: Vec::new(),
-                audit: audit(
-                    "request_failed",
-                    json!({ "error": message, "salesforce": raw }),
-                ),
-            },
+            };
         }
+        Outcome {
+            id: request.id,
+            state: RequestState::Failed,
+            result: Some(json!({ "salesforce": raw, "write": job.write })),
+            error: Some(message.clone()),
+            next_attempt_at: None,
+            effects: Vec::new(),
+            audit: audit(
+                "request_failed",
+                json!({ "error": message, "salesforce": raw }),
+            ),
+        }
+    }
+}
+
+/// The stored model of one org, as a connector reads it to say what a write did.
+struct ModelOf<'a> {
+    store: &'a dyn Store,
+    org: OrgId,
+}
+
+#[async_trait]
+impl ModelLookup for ModelOf<'_> {
+    async fn account(&self, id: &str) -> Result<Option<Account>, ConnectorError> {
+        self.store
+            .get_account(self.org, id)
+            .await
+            .map_err(|err| ConnectorError::Other {
+                message: err.to_string(),
+            })
+    }
+
+    async fn entitlement(&self, id: &str) -> Result<Option<Entitlement>, ConnectorError> {
+        self.store
+            .get_entitlement(self.org, id)
+            .await
+            .map_err(|err| ConnectorError::Other {
+                message: err.to_string(),
+            })
     }
 }
 
@@ -655,34 +457,12 @@ fn backoff(attempts: i64) -> time::Duration {
     time::Duration::seconds((1_i64 << exponent).min(300))
 }
 
-fn empty_write() -> Write {
-    Write {
-        method: Method::Update,
-        sobject: String::new(),
-        id: None,
-        fields: Map::new(),
-        login_of: None,
-    }
-}
-
-fn call_failure(err: &SalesforceError, transient: bool) -> JobEnd {
-    if transient {
-        JobEnd::Retry(err.to_string())
-    } else {
-        let explanation = err
-            .code()
-            .map(sf::explain)
-            .unwrap_or("Salesforce refused the call.");
-        JobEnd::Failed {
-            message: format!("{err}. {explanation}"),
-            raw: Value::Null,
-        }
-    }
-}
-
-/// The write a claimed request comes to: its plan's, or for a grant past its end, the delete
-/// of the record it created.
-fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
+/// The write a claimed request comes to: its plan's, or for a grant past its end, the write
+/// that takes back the record it created.
+fn job_of(
+    request: AccessRequest,
+    writes: &dyn Writes,
+) -> Result<Job, Box<(AccessRequest, String)>> {
     let plan: Plan = match serde_json::from_value(request.plan.clone()) {
         Ok(plan) => plan,
         Err(err) => {
@@ -702,15 +482,9 @@ fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
         .as_ref()
         .and_then(|r| r["record_id"].as_str())
         .map(str::to_owned);
-    match record {
-        Some(id) => Ok(Job {
-            write: Write {
-                method: Method::Delete,
-                sobject: plan.write.sobject,
-                id: Some(id),
-                fields: Map::new(),
-                login_of: None,
-            },
+    match record.and_then(|id| writes.undo(&plan.write, &id)) {
+        Some(write) => Ok(Job {
+            write,
             request,
             expiring: true,
         }),
@@ -719,66 +493,6 @@ fn job_of(request: AccessRequest) -> Result<Job, Box<(AccessRequest, String)>> {
             Err(Box::new((request, message)))
         }
     }
-}
-
-/// Whether `user` is the one `request` created in an earlier attempt: one may have been sent
-/// (this is a later attempt), Salesforce made it after the request was made (give or take the
-/// clocks' difference), and it holds every value the request wrote.
-fn created_by(request: &AccessRequest, write: &Write, user: &Value) -> bool {
-    let after_request = user["CreatedDate"]
-        .as_str()
-        .and_then(provost_salesforce::reader::parse_datetime)
-        .is_some_and(|created| created >= request.created_at - CLOCK_SKEW);
-    let same_values = write.fields.iter().all(|(field, wanted)| {
-        let held = &user[field.as_str()];
-        match (field.as_str(), wanted, held) {
-            ("Username" | "Email", Value::String(w), Value::String(h)) => w.eq_ignore_ascii_case(h),
-            ("ProfileId", Value::String(w), Value::String(h)) => {
-                w.get(..15).is_some() && w.get(..15) == h.get(..15)
-            }
-            _ => wanted == held,
-        }
-    });
-    request.attempts > 1 && after_request && same_values
-}
-
-/// The end of a record's write that needs no lookup: done, retried or failed by its code.
-fn record_end(result: RecordResult, write: &Write) -> JobEnd {
-    if result.success {
-        return JobEnd::Done {
-            record_id: result.id.clone().or_else(|| write.id.clone()),
-            raw: result.raw,
-            note: None,
-        };
-    }
-    let code = result.code.clone().unwrap_or_default();
-    let message = result.message.clone().unwrap_or_default();
-    if sf::is_transient(&code) {
-        return JobEnd::Retry(format!("Salesforce answered {code}: {message}"));
-    }
-    JobEnd::Failed {
-        message: format!(
-            "Salesforce answered {code}: {message}. {}",
-            sf::explain(&code)
-        ),
-        raw: result.raw,
-    }
-}
-
-/// The field values that make a created record unique, to find it when it already exists.
-fn unique_key(write: &Write) -> Map<String, Value> {
-    let keep: &[&str] = match write.sobject.as_str() {
-        "User" => &["Username"],
-        "PermissionSetAssignment" => &["AssigneeId", "PermissionSetId", "PermissionSetGroupId"],
-        "GroupMember" => &["GroupId", "UserOrGroupId"],
-        _ => &[],
-    };
-    write
-        .fields
-        .iter()
-        .filter(|(name, value)| keep.contains(&name.as_str()) && !value.is_null())
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -791,22 +505,5 @@ mod tests {
         assert_eq!(backoff(2), time::Duration::seconds(2));
         assert_eq!(backoff(4), time::Duration::seconds(8));
         assert_eq!(backoff(40), time::Duration::seconds(300));
-    }
-
-    #[test]
-    fn an_assignment_is_found_again_by_assignee_and_set_only() {
-        let write = Write {
-            method: Method::Create,
-            sobject: "PermissionSetAssignment".into(),
-            id: None,
-            fields: serde_json::from_value(json!({
-                "AssigneeId": "005A", "PermissionSetId": "0PSA", "ExpirationDate": "2027-01-01T00:00:00Z"
-            }))
-            .unwrap(),
-            login_of: None,
-        };
-        let key = unique_key(&write);
-        assert_eq!(key.len(), 2);
-        assert!(key.contains_key("AssigneeId") && key.contains_key("PermissionSetId"));
     }
 }

@@ -1,14 +1,12 @@
-//! Provisioning: access requests, their plans and approval ([`requests`]), the checks that
-//! turn a request into the exact Salesforce write ([`plan`]), and the executor that performs
-//! approved writes exactly once ([`executor`]), through Salesforce record collections
-//! (`salesforce`), reflecting each write in the stored model at once (`effects`).
+//! Provisioning: access requests ([`request`]), their plans and approval ([`requests`]), the
+//! checks that turn a request into a change and the connector's exact write for it
+//! ([`plan`]), and the executor that has the connector make approved writes exactly once,
+//! reflecting each in the stored model at once ([`executor`]).
 
-mod effects;
 pub mod executor;
 pub mod plan;
 pub mod request;
 pub mod requests;
-mod salesforce;
 
 use std::fmt;
 use std::str::FromStr;

@@ -7,12 +7,12 @@
 //! to create, update or delete, with every field value, and the checks it passed.
 
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use provost_connector::provisioner::{AccountField, Change, NewAccount, Write, Writes};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::Action;
-use crate::config::UserDefaults;
 use crate::store::provisioning::AccountMatch;
 use crate::store::{OrgId, Store, StoreError};
 
@@ -78,50 +78,8 @@ pub enum EntitlementRef {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub username: String,
-    pub email: String,
-    pub last_name: String,
-    #[serde(default)]
-    pub first_name: Option<String>,
-    /// Up to 8 characters; made from the names when absent.
-    #[serde(default)]
-    pub alias: Option<String>,
-    #[serde(default)]
-    pub federation_id: Option<String>,
-    #[serde(default)]
-    pub department: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-}
-
-/// How a write changes a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    Create,
-    Update,
-    Delete,
-}
-
-/// The one Salesforce record write a request comes to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Write {
-    pub method: Method,
-    pub sobject: String,
-    /// The record's id (update, delete); `None` for a create, or for a `UserLogin` update,
-    /// whose id is looked up by `login_of` when the write is made.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Field values sent (create, update).
-    #[serde(default)]
-    pub fields: Map<String, Value>,
-    /// The user whose `UserLogin` record is updated (freeze, unfreeze).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_of: Option<String>,
-}
+/// A new user's fields, as a request gives them (`new_user`).
+pub type NewUser = NewAccount;
 
 /// A check the plan passed, shown so a reviewer sees what was verified.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +98,7 @@ pub struct Named {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub summary: String,
+    /// The write that makes the change, as the connector will make it.
     pub write: Write,
     pub checks: Vec<Checked>,
     #[serde(default)]
@@ -189,18 +148,18 @@ pub enum PlanError {
     Store(#[from] StoreError),
 }
 
-/// Plans `input` for the org, as of `now`.
+/// Plans `input` for the org, as of `now`; `writes` is how the org's connector writes.
 pub async fn plan(
     store: &dyn Store,
     org: OrgId,
     input: &RequestInput,
-    defaults: &UserDefaults,
+    writes: &dyn Writes,
     now: OffsetDateTime,
 ) -> Result<Planned, PlanError> {
     let mut checks = Vec::new();
     let expires_at = expiry(input, now)?;
     if input.action == Action::CreateUser {
-        return plan_create_user(store, org, input, defaults, checks).await;
+        return plan_create_user(store, org, input, writes, checks).await;
     }
     if input.changes.is_some() && input.action != Action::UpdateUser {
         return Err(refuse(
@@ -257,7 +216,7 @@ pub async fn plan(
     let needs = needed_preflight(input.action, entitlement.as_ref());
     check_preflight(store, org, needs, &mut checks).await?;
     let grants = store.grants_of_account(org, &account.id).await?;
-    let (summary, write) = match input.action {
+    let (summary, change) = match input.action {
         Action::Grant => {
             let entitlement = entitlement.as_ref().expect("grant needs an entitlement");
             grant(&account, entitlement, &grants, expires_at, &mut checks)?
@@ -290,12 +249,9 @@ pub async fn plan(
                     if activate { "Reactivate" } else { "Deactivate" },
                     account.username
                 ),
-                Write {
-                    method: Method::Update,
-                    sobject: "User".into(),
-                    id: Some(account.id.clone()),
-                    fields: fields([("IsActive", json!(activate))]),
-                    login_of: None,
+                Change::SetActive {
+                    account: account.id.clone(),
+                    active: activate,
                 },
             )
         }
@@ -325,12 +281,9 @@ pub async fn plan(
                     if freeze { "Freeze" } else { "Unfreeze" },
                     account.username
                 ),
-                Write {
-                    method: Method::Update,
-                    sobject: "UserLogin".into(),
-                    id: None,
-                    fields: fields([("IsFrozen", json!(freeze))]),
-                    login_of: Some(account.id.clone()),
+                Change::SetFrozen {
+                    account: account.id.clone(),
+                    frozen: freeze,
                 },
             )
         }
@@ -340,7 +293,7 @@ pub async fn plan(
     Ok(Planned {
         plan: Plan {
             summary,
-            write,
+            write: writes.prepare(&change),
             checks,
             user: Some(Named {
                 id: account.id.clone(),
@@ -352,13 +305,6 @@ pub async fn plan(
         entitlement_id: entitlement.map(|e| e.id),
         expires_at,
     })
-}
-
-fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
-    pairs
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
 }
 
 fn planned_entitlement(entitlement: &Entitlement) -> PlannedEntitlement {
@@ -533,13 +479,13 @@ fn grant(
     grants: &[Grant],
     expires_at: Option<OffsetDateTime>,
     checks: &mut Vec<Checked>,
-) -> Result<(String, Write), PlanError> {
+) -> Result<(String, Change), PlanError> {
     require_active(account)?;
     checks.push(Checked {
         check: "user_active".into(),
         detail: format!("{} is active", account.username),
     });
-    let (sobject, mut record) = match entitlement.kind {
+    match entitlement.kind {
         EntitlementKind::PermissionSet => {
             if !entitlement.grantable {
                 let why = match entitlement.attributes.get("set_kind").and_then(Value::as_str) {
@@ -571,28 +517,8 @@ fn grant(
                     detail: format!("the set and the user both have license {set_license}"),
                 });
             }
-            (
-                "PermissionSetAssignment",
-                fields([
-                    ("AssigneeId", json!(account.id)),
-                    ("PermissionSetId", json!(entitlement.id)),
-                ]),
-            )
         }
-        EntitlementKind::PermissionSetGroup => (
-            "PermissionSetAssignment",
-            fields([
-                ("AssigneeId", json!(account.id)),
-                ("PermissionSetGroupId", json!(entitlement.id)),
-            ]),
-        ),
-        EntitlementKind::PublicGroup => (
-            "GroupMember",
-            fields([
-                ("GroupId", json!(entitlement.id)),
-                ("UserOrGroupId", json!(account.id)),
-            ]),
-        ),
+        EntitlementKind::PermissionSetGroup | EntitlementKind::PublicGroup => {}
         EntitlementKind::Profile => {
             return Err(refuse(
                 "wrong_action_for_kind",
@@ -641,23 +567,17 @@ fn grant(
         "Grant {} `{}` to {}",
         entitlement.kind, entitlement.api_name, account.username
     );
-    if let Some(at) = expires_at {
-        let text = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("formats");
-        if sobject == "PermissionSetAssignment" {
-            record.insert("ExpirationDate".into(), json!(text));
-        }
+    let until = expires_at.map(crate::util::times::rfc3339);
+    if let Some(text) = &until {
         summary.push_str(&format!(" until {text} (Provost revokes it then)"));
     }
     Ok((
         summary,
-        Write {
-            method: Method::Create,
-            sobject: sobject.into(),
-            id: None,
-            fields: record,
-            login_of: None,
+        Change::Grant {
+            account: account.id.clone(),
+            entitlement: entitlement.id.clone(),
+            kind: entitlement.kind,
+            until,
         },
     ))
 }
@@ -667,12 +587,11 @@ fn revoke(
     entitlement: &Entitlement,
     grants: &[Grant],
     checks: &mut Vec<Checked>,
-) -> Result<(String, Write), PlanError> {
-    let sobject = match entitlement.kind {
-        EntitlementKind::PermissionSet | EntitlementKind::PermissionSetGroup => {
-            "PermissionSetAssignment"
-        }
-        EntitlementKind::PublicGroup => "GroupMember",
+) -> Result<(String, Change), PlanError> {
+    match entitlement.kind {
+        EntitlementKind::PermissionSet
+        | EntitlementKind::PermissionSetGroup
+        | EntitlementKind::PublicGroup => {}
         EntitlementKind::Role => {
             if account.attributes.get("UserRoleId").and_then(Value::as_str)
                 != Some(entitlement.id.as_str())
@@ -690,12 +609,9 @@ fn revoke(
                     "Remove the role `{}` from {}",
                     entitlement.api_name, account.username
                 ),
-                Write {
-                    method: Method::Update,
-                    sobject: "User".into(),
-                    id: Some(account.id.clone()),
-                    fields: fields([("UserRoleId", Value::Null)]),
-                    login_of: None,
+                Change::SetRole {
+                    account: account.id.clone(),
+                    role: None,
                 },
             ));
         }
@@ -748,12 +664,11 @@ fn revoke(
             "Revoke {} `{}` from {}",
             entitlement.kind, entitlement.api_name, account.username
         ),
-        Write {
-            method: Method::Delete,
-            sobject: sobject.into(),
-            id: Some(direct.id.clone()),
-            fields: Map::new(),
-            login_of: None,
+        Change::Revoke {
+            account: account.id.clone(),
+            grant: direct.id.clone(),
+            entitlement: entitlement.id.clone(),
+            kind: entitlement.kind,
         },
     ))
 }
@@ -765,7 +680,7 @@ async fn change_profile(
     profile: &Entitlement,
     grants: &[Grant],
     checks: &mut Vec<Checked>,
-) -> Result<(String, Write), PlanError> {
+) -> Result<(String, Change), PlanError> {
     if profile.kind != EntitlementKind::Profile {
         return Err(refuse(
             "wrong_action_for_kind",
@@ -836,12 +751,9 @@ async fn change_profile(
             "Change the profile of {} to `{}`",
             account.username, profile.api_name
         ),
-        Write {
-            method: Method::Update,
-            sobject: "User".into(),
-            id: Some(account.id.clone()),
-            fields: fields([("ProfileId", json!(profile.id))]),
-            login_of: None,
+        Change::SetProfile {
+            account: account.id.clone(),
+            profile: profile.id.clone(),
         },
     ))
 }
@@ -850,7 +762,7 @@ fn change_role(
     account: &Account,
     role: Option<&Entitlement>,
     checks: &mut Vec<Checked>,
-) -> Result<(String, Write), PlanError> {
+) -> Result<(String, Change), PlanError> {
     if let Some(role) = role {
         if role.kind != EntitlementKind::Role {
             return Err(refuse(
@@ -888,12 +800,9 @@ fn change_role(
             ),
             None => format!("Remove the role of {}", account.username),
         },
-        Write {
-            method: Method::Update,
-            sobject: "User".into(),
-            id: Some(account.id.clone()),
-            fields: fields([("UserRoleId", json!(target))]),
-            login_of: None,
+        Change::SetRole {
+            account: account.id.clone(),
+            role: target.map(str::to_owned),
         },
     ))
 }
@@ -906,7 +815,7 @@ async fn update_user(
     account: &Account,
     input: &RequestInput,
     checks: &mut Vec<Checked>,
-) -> Result<(String, Write), PlanError> {
+) -> Result<(String, Change), PlanError> {
     let changes = input.changes.as_ref().ok_or_else(|| {
         refuse(
             "missing_field",
@@ -920,52 +829,47 @@ async fn update_user(
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let mut record = Map::new();
-    for (field, name, wanted, current, required) in [
+    let mut fields: Vec<(AccountField, Option<String>)> = Vec::new();
+    for (field, wanted, current, required) in [
         (
-            "Username",
-            "username",
+            AccountField::Username,
             &changes.username,
             Some(account.username.clone()),
             true,
         ),
         (
-            "Email",
-            "email",
+            AccountField::Email,
             &changes.email,
             account.email.clone(),
             true,
         ),
         (
-            "FirstName",
-            "first_name",
+            AccountField::FirstName,
             &changes.first_name,
             account.first_name.clone(),
             false,
         ),
         (
-            "LastName",
-            "last_name",
+            AccountField::LastName,
             &changes.last_name,
             account.last_name.clone(),
             true,
         ),
-        ("Title", "title", &changes.title, attr("Title"), false),
+        (AccountField::Title, &changes.title, attr("Title"), false),
         (
-            "Department",
-            "department",
+            AccountField::Department,
             &changes.department,
             attr("Department"),
             false,
         ),
         (
-            "FederationIdentifier",
-            "federation_id",
+            AccountField::FederationId,
             &changes.federation_id,
             attr("FederationIdentifier"),
             false,
         ),
     ] {
+        let name = field.as_str();
         let Some(wanted) = wanted.as_deref().map(str::trim) else {
             continue;
         };
@@ -975,24 +879,19 @@ async fn update_user(
                 format!("`changes.{name}` cannot be empty: Salesforce requires it"),
             ));
         }
-        if (field == "Username" || field == "Email") && !looks_like_email(wanted) {
+        if matches!(field, AccountField::Username | AccountField::Email)
+            && !looks_like_email(wanted)
+        {
             return Err(refuse(
                 "invalid_field",
                 format!("`changes.{name}` `{wanted}` must have the form of an email address"),
             ));
         }
         if current.as_deref().unwrap_or_default() != wanted {
-            record.insert(
-                field.to_owned(),
-                if wanted.is_empty() {
-                    Value::Null
-                } else {
-                    json!(wanted)
-                },
-            );
+            fields.push((field, (!wanted.is_empty()).then(|| wanted.to_owned())));
         }
     }
-    if record.is_empty() {
+    if fields.is_empty() {
         return Err(refuse(
             "no_change",
             format!(
@@ -1001,9 +900,13 @@ async fn update_user(
             ),
         ));
     }
-    if let Some(Value::String(username)) = record.get("Username") {
-        if let AccountMatch::One(other) = store.find_account(org, username).await? {
-            if other.id != account.id && other.username.eq_ignore_ascii_case(username) {
+    let new_username = fields
+        .iter()
+        .find(|(field, _)| *field == AccountField::Username)
+        .and_then(|(_, value)| value.clone());
+    if let Some(username) = new_username {
+        if let AccountMatch::One(other) = store.find_account(org, &username).await? {
+            if other.id != account.id && other.username.eq_ignore_ascii_case(&username) {
                 return Err(refuse(
                     "username_taken",
                     format!(
@@ -1014,19 +917,16 @@ async fn update_user(
             }
         }
     }
-    let changed: Vec<&str> = record.keys().map(String::as_str).collect();
+    let changed: Vec<&str> = fields.iter().map(|(field, _)| field.as_str()).collect();
     checks.push(Checked {
         check: "fields_differ".into(),
         detail: format!("changing {}", changed.join(", ")),
     });
     Ok((
         format!("Update {} of {}", changed.join(", "), account.username),
-        Write {
-            method: Method::Update,
-            sobject: "User".into(),
-            id: Some(account.id.clone()),
-            fields: record,
-            login_of: None,
+        Change::UpdateAccount {
+            account: account.id.clone(),
+            fields,
         },
     ))
 }
@@ -1035,7 +935,7 @@ async fn plan_create_user(
     store: &dyn Store,
     org: OrgId,
     input: &RequestInput,
-    defaults: &UserDefaults,
+    writes: &dyn Writes,
     mut checks: Vec<Checked>,
 ) -> Result<Planned, PlanError> {
     let new = input.new_user.as_ref().ok_or_else(|| {
@@ -1106,43 +1006,6 @@ async fn plan_create_user(
             new.username
         ),
     });
-    let alias = new.alias.clone().unwrap_or_else(|| {
-        let first = new
-            .first_name
-            .as_deref()
-            .and_then(|f| f.chars().next())
-            .map(String::from)
-            .unwrap_or_default();
-        first
-            .chars()
-            .chain(new.last_name.chars())
-            .filter(char::is_ascii_alphanumeric)
-            .take(8)
-            .collect::<String>()
-            .to_lowercase()
-    });
-    let mut record = fields([
-        ("Username", json!(new.username.trim())),
-        ("Email", json!(new.email.trim())),
-        ("LastName", json!(new.last_name.trim())),
-        ("Alias", json!(alias)),
-        ("ProfileId", json!(profile.id)),
-        ("IsActive", json!(true)),
-        ("TimeZoneSidKey", json!(defaults.time_zone)),
-        ("LocaleSidKey", json!(defaults.locale)),
-        ("LanguageLocaleKey", json!(defaults.language)),
-        ("EmailEncodingKey", json!(defaults.email_encoding)),
-    ]);
-    for (field, value) in [
-        ("FirstName", &new.first_name),
-        ("FederationIdentifier", &new.federation_id),
-        ("Department", &new.department),
-        ("Title", &new.title),
-    ] {
-        if let Some(value) = value {
-            record.insert(field.into(), json!(value));
-        }
-    }
     checks.push(Checked {
         check: "required_fields".into(),
         detail: "Alias, TimeZoneSidKey, LocaleSidKey, LanguageLocaleKey and EmailEncodingKey come from the org's user_defaults".into(),
@@ -1153,13 +1016,10 @@ async fn plan_create_user(
                 "Create the user {} with the profile `{}`",
                 new.username, profile.api_name
             ),
-            write: Write {
-                method: Method::Create,
-                sobject: "User".into(),
-                id: None,
-                fields: record,
-                login_of: None,
-            },
+            write: writes.prepare(&Change::CreateAccount {
+                account: new.clone(),
+                profile: profile.id.clone(),
+            }),
             checks,
             user: None,
             entitlement: Some(planned_entitlement(&profile)),
@@ -1179,6 +1039,8 @@ fn looks_like_email(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

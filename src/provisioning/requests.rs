@@ -100,7 +100,8 @@ pub async fn create_with(
         }
     }
     let now = OffsetDateTime::now_utc();
-    let planned = plan::plan(store, org.id, &input, &org_config.user_defaults, now).await?;
+    let writes = crate::org::writes_for(org_config);
+    let planned = plan::plan(store, org.id, &input, &*writes, now).await?;
     let (auto, approver, reason) = match approval {
         Approval::Policy => (
             org_config

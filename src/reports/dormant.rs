@@ -64,7 +64,7 @@ fn judge<W: Write>(
         .attributes
         .get("LastLoginDate")
         .and_then(Value::as_str)
-        .and_then(provost_salesforce::reader::parse_datetime);
+        .and_then(provost_connector::model::parse_datetime);
     if last_login.is_some_and(|at| at >= cutoff) {
         return Ok(());
     }

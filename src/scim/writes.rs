@@ -391,7 +391,7 @@ impl Writer<'_> {
                 self.scope.store,
                 self.scope.org.id,
                 input,
-                &self.org_config.user_defaults,
+                &*crate::org::writes_for(self.org_config),
                 now,
             )
             .await

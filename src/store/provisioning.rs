@@ -9,7 +9,7 @@
 //! is not stored, and nothing is stored that the audit log does not show.
 
 use async_trait::async_trait;
-use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
+use provost_connector::model::{Account, Entitlement, EntitlementKind};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -85,24 +85,9 @@ pub struct Outcome {
     pub audit: AuditEvent,
 }
 
-/// A change to the live model made by an executed request; recorded in the history with it.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// A grant as now held (added, or replaced: a profile or role), stored under the sync
-    /// resource that reads it.
-    GrantSaved {
-        resource: &'static str,
-        grant: Grant,
-    },
-    GrantRemoved {
-        id: String,
-    },
-    /// The account as it is now.
-    AccountSaved {
-        resource: &'static str,
-        account: Account,
-    },
-}
+/// A change to the live model made by an executed request (the connector says which, in its
+/// reader's terms); recorded in the history with it.
+pub use provost_connector::provisioner::Effect;
 
 /// Where a lookup of a user by a name found it.
 #[derive(Debug, Clone, PartialEq)]

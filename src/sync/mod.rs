@@ -9,7 +9,6 @@
 //! does a run whose process died. A run that fails drops what it staged.
 
 pub mod diff;
-pub mod org;
 pub mod progress;
 pub mod schedule;
 pub mod status;

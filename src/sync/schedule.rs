@@ -11,10 +11,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
-use super::org::{request_for, sync_org, OrgSyncError};
 use super::progress::LogObserver;
 use super::SyncError;
 use crate::config::{Config, OrgConfig};
+use crate::org::sync::{request_for, sync_org, OrgSyncError};
 use crate::store::sync::{RunStatus, SyncMode};
 use crate::store::Store;
 

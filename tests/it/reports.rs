@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use base64::Engine;
+use provost::org::sync::{request_for, sync_org};
 use provost::reports::manifest::{self, Manifest};
 use provost::reports::output::Format;
 use provost::reports::{self as reports, Params, Report};
 use provost::store::sync::SyncMode;
-use provost::sync::org::{request_for, sync_org};
 use provost::sync::progress::LogObserver;
 use provost_salesforce::preflight::EXTERNAL_USER_TYPES;
 use serde_json::{json, Value};

@@ -3,4 +3,6 @@
 
 pub mod connector;
 pub mod model;
+pub mod preflight;
+pub mod provisioner;
 pub mod secret;

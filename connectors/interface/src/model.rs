@@ -160,6 +160,21 @@ pub struct Grant {
     pub attributes: Map<String, Value>,
 }
 
+/// A date-time as a source keeps it in `attributes`: RFC 3339, or with an offset written
+/// without its colon (`2024-01-02T03:04:05.000+0000`, Salesforce's form).
+pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
+    let normalised = match text.len().checked_sub(5).map(|at| text.split_at(at)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{head}{}:{}", &tail[..3], &tail[3..])
+        }
+        _ => text.to_owned(),
+    };
+    OffsetDateTime::parse(&normalised, &time::format_description::well_known::Rfc3339).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod id;
 pub mod limits;
 pub mod preflight;
+pub mod provisioner;
 pub mod reader;
 pub mod retry;
 pub mod soql;

@@ -4,8 +4,9 @@
 //! assigned to them: the profile's own, direct ones and group aggregates) and checks each
 //! capability's needs, saying what each is needed for and how to fix it in Setup.
 
-use serde::Serialize;
 use serde_json::Value;
+
+pub use provost_connector::preflight::{Check, PreflightReport, Status};
 
 use crate::client::SalesforceClient;
 use crate::error::SalesforceError;
@@ -33,35 +34,6 @@ const PERMISSIONS: [&str; 9] = [
     "PermissionsAssignPermissionSets",
     "PermissionsManageProfilesPermissionsets",
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Warn,
-    Fail,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub id: &'static str,
-    pub status: Status,
-    /// Whether a failure stops Provost from working with the org at all.
-    pub required: bool,
-    pub needed_for: &'static str,
-    pub detail: String,
-    pub remedy: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PreflightReport {
-    /// Every required check passed.
-    pub ok: bool,
-    pub org_id: Option<String>,
-    pub user_id: Option<String>,
-    pub username: Option<String>,
-    pub checks: Vec<Check>,
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct PreflightOptions {

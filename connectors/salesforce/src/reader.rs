@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use provost_connector::connector::{
     Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark,
 };
+pub use provost_connector::model::parse_datetime;
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -735,20 +736,6 @@ fn connector_error(err: SalesforceError) -> ConnectorError {
 
 fn text(record: &Value, field: &str) -> Option<String> {
     record.get(field).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// `2024-01-02T03:04:05.000+0000` (Salesforce's form) as a date-time.
-pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
-    let normalised = match text.len().checked_sub(5).map(|at| text.split_at(at)) {
-        Some((head, tail))
-            if (tail.starts_with('+') || tail.starts_with('-'))
-                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            format!("{head}{}:{}", &tail[..3], &tail[3..])
-        }
-        _ => text.to_owned(),
-    };
-    OffsetDateTime::parse(&normalised, &time::format_description::well_known::Rfc3339).ok()
 }
 
 fn attributes(record: &Value, fields: &[&str]) -> Map<String, Value> {

@@ -18,8 +18,8 @@ use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
 use super::{open_store, Outcome};
 use crate::config::{AuthConfig, Config, DatabaseUrl, OrgConfig};
 use crate::http::{self, AppState};
+use crate::org::sync::{request_for, sync_org};
 use crate::store::sync::{RunStatus, SyncMode};
-use crate::sync::org::{request_for, sync_org};
 use crate::sync::progress::{self, Bars};
 
 /// The demo org's name in URLs and commands.

@@ -1,15 +1,15 @@
-//! The Salesforce calls of the executor: record collections (`composite/sobjects`, up to 200
-//! records a call, one result per record) and the queries that reconcile a write whose effect
-//! is already there (a duplicate assignment after a crash) or that find a user's `UserLogin`.
+//! The calls provisioning makes: record collections (`composite/sobjects`, up to 200 records a
+//! call, one result per record) and the queries that reconcile a write whose effect is already
+//! there (a duplicate assignment after a crash) or that find a user's `UserLogin`.
 
 use std::collections::HashMap;
 
-use provost_salesforce::soql::{Condition, Literal, Query};
-use provost_salesforce::{SalesforceClient, SalesforceError};
 use reqwest::Method as HttpMethod;
 use serde_json::{json, Map, Value};
 
-use super::plan::Method;
+use super::writes::Method;
+use crate::soql::{Condition, Literal, Query};
+use crate::{SalesforceClient, SalesforceError};
 
 /// Records a collection call takes at most.
 pub const COLLECTION_SIZE: usize = 200;
@@ -236,7 +236,7 @@ pub async fn find_existing(
 }
 
 /// Salesforce ids compare on their first 15 characters (the rest is a case checksum).
-fn same_id(a: &str, b: &str) -> bool {
+pub(super) fn same_id(a: &str, b: &str) -> bool {
     a.get(..15).zip(b.get(..15)).is_some_and(|(a, b)| a == b)
 }
 

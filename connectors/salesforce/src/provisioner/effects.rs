@@ -6,13 +6,14 @@
 //! A permission set group's component sets (grants `ASSIGNMENT:SET`) are not derived here: the
 //! store does not keep a group's components, so the next sync adds them.
 
+use provost_connector::connector::ConnectorError;
 use provost_connector::model::{Account, Grant, GrantSource};
+use provost_connector::provisioner::{Effect, ModelLookup};
 use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
-use super::plan::{Method, Write};
-use crate::provisioning::request::AccessRequest;
-use crate::store::provisioning::Effect;
-use crate::store::{OrgId, Store, StoreError};
+use super::writes::{Method, Write};
 
 fn grant(id: String, account: &str, entitlement: &str, source: GrantSource) -> Grant {
     Grant {
@@ -25,29 +26,33 @@ fn grant(id: String, account: &str, entitlement: &str, source: GrantSource) -> G
     }
 }
 
-/// The effects of `write`, made for `request`, that Salesforce answered with `record_id`.
+/// The effects of `write`, which Salesforce answered with `record_id`.
 pub async fn of_write(
-    store: &dyn Store,
-    org: OrgId,
-    request: &AccessRequest,
     write: &Write,
     record_id: Option<&str>,
-) -> Result<Vec<Effect>, StoreError> {
+    model: &dyn ModelLookup,
+) -> Result<Vec<Effect>, ConnectorError> {
     let text = |name: &str| write.fields.get(name).and_then(Value::as_str);
     Ok(match (write.method, write.sobject.as_str()) {
         (Method::Create, "PermissionSetAssignment" | "GroupMember") => {
-            let (Some(id), Some(account), Some(entitlement)) = (
-                record_id,
-                request.account_id.as_deref(),
-                request.entitlement_id.as_deref(),
-            ) else {
+            let (account, entitlement) = if write.sobject == "GroupMember" {
+                (text("UserOrGroupId"), text("GroupId"))
+            } else {
+                (
+                    text("AssigneeId"),
+                    text("PermissionSetGroupId").or(text("PermissionSetId")),
+                )
+            };
+            let (Some(id), Some(account), Some(entitlement)) = (record_id, account, entitlement)
+            else {
                 return Ok(Vec::new());
             };
             let mut grant = grant(id.to_owned(), account, entitlement, GrantSource::Direct);
             let resource = if write.sobject == "GroupMember" {
                 "group_members"
             } else {
-                grant.expires_at = request.expires_at;
+                grant.expires_at =
+                    text("ExpirationDate").and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
                 "permission_set_assignments"
             };
             vec![Effect::GrantSaved { resource, grant }]
@@ -62,7 +67,7 @@ pub async fn of_write(
                 return Ok(Vec::new());
             };
             let profile_id = text("ProfileId").unwrap_or_default();
-            let profile = store.get_entitlement(org, profile_id).await?;
+            let profile = model.entitlement(profile_id).await?;
             let license = profile
                 .as_ref()
                 .and_then(|p| p.attributes.get("UserLicenseId"))
@@ -129,7 +134,7 @@ pub async fn of_write(
             let Some(id) = write.id.as_deref() else {
                 return Ok(Vec::new());
             };
-            let Some(mut account) = store.get_account(org, id).await? else {
+            let Some(mut account) = model.account(id).await? else {
                 // Not in the synced model (filtered out): nothing to reflect.
                 return Ok(Vec::new());
             };
@@ -181,7 +186,7 @@ pub async fn of_write(
                 });
             }
             if let Some(profile_id) = text("ProfileId") {
-                let profile = store.get_entitlement(org, profile_id).await?;
+                let profile = model.entitlement(profile_id).await?;
                 let license = profile
                     .as_ref()
                     .and_then(|p| p.attributes.get("UserLicenseId"))
@@ -232,7 +237,7 @@ pub async fn of_write(
             let Some(user) = write.login_of.as_deref() else {
                 return Ok(Vec::new());
             };
-            let Some(mut account) = store.get_account(org, user).await? else {
+            let Some(mut account) = model.account(user).await? else {
                 return Ok(Vec::new());
             };
             let frozen = write.fields.get("IsFrozen").cloned().unwrap_or(Value::Null);

@@ -1,15 +1,16 @@
-//! Syncing a configured Salesforce org: its credentials, the preflight gate, the reader.
+//! Syncing a configured org: the preflight gate, the connector's reader, and the credentials
+//! kept up to date after it read.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use provost_salesforce::preflight::PreflightReport;
+use provost_connector::preflight::PreflightReport;
 use provost_salesforce::reader::{ReadOptions, SalesforceReader};
 
-use super::progress::Observer;
-use super::{Finished, SyncRequest};
 use crate::config::{Config, OrgConfig};
 use crate::store::Store;
+use crate::sync::progress::Observer;
+use crate::sync::{Finished, SyncRequest};
 
 /// Why a configured org's sync did not run.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum OrgSyncError {
         report: Box<PreflightReport>,
     },
     #[error(transparent)]
-    Sync(#[from] super::SyncError),
+    Sync(#[from] crate::sync::SyncError),
     #[error(transparent)]
     Setup(#[from] anyhow::Error),
 }
@@ -31,8 +32,8 @@ pub async fn reader_for(
     org: &OrgConfig,
     store: &Arc<dyn Store>,
 ) -> anyhow::Result<SalesforceReader> {
-    let secrets = crate::org::preflight::secrets_for(config, org)?;
-    let client = crate::org::client_for(org, store, secrets.as_ref()).await?;
+    let secrets = super::preflight::secrets_for(config, org)?;
+    let client = super::client_for(org, store, secrets.as_ref()).await?;
     Ok(SalesforceReader::new(
         client,
         ReadOptions {
@@ -52,8 +53,8 @@ pub async fn sync_org(
     observer: &dyn Observer,
 ) -> Result<Finished, OrgSyncError> {
     if !skip_preflight {
-        let secrets = crate::org::preflight::secrets_for(config, org)?;
-        let report = crate::org::preflight::run(org, store, secrets.as_ref()).await?;
+        let secrets = super::preflight::secrets_for(config, org)?;
+        let report = super::preflight::run(org, store, secrets.as_ref()).await?;
         if !report.ok {
             return Err(OrgSyncError::Preflight {
                 org: org.name.clone(),
@@ -66,9 +67,9 @@ pub async fn sync_org(
         .await
         .with_context(|| format!("recording org `{}` in the store", org.name))?;
     let reader = reader_for(config, org, store).await?;
-    let finished = super::run(store, &record, &reader, request, observer).await?;
-    let secrets = crate::org::preflight::secrets_for(config, org)?;
-    crate::org::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
+    let finished = crate::sync::run(store, &record, &reader, request, observer).await?;
+    let secrets = super::preflight::secrets_for(config, org)?;
+    super::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
     Ok(finished)
 }
 
