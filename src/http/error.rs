@@ -1,6 +1,19 @@
-//! The HTTP boundary's error type. Every handler returns `Result<_, ApiError>`; the response
-//! body is always `{"error": {"code", "message"}}` and a 5xx never shows its cause to the
-//! client: the cause is logged with the request's id instead.
+//! Errors, and where each kind goes.
+//!
+//! - Inside a layer, errors are typed at its boundary and say whether they are retryable:
+//!   [`StoreError`] (and its [`ErrorKind`]: conflict, unavailable, internal) at the store,
+//!   `ConnectorError` and `SalesforceError` at the connector, `PlanError`/`Refusal` when a
+//!   request cannot work, `ScimError` for SCIM's own error schema.
+//! - Jobs (syncs, the executor, webhook delivery) and commands carry `anyhow::Error` with
+//!   `.context(...)` on each fallible step, and log or print the chain.
+//! - At the HTTP boundary every handler returns `Result<_, ApiError>` (or `ScimError` under
+//!   `/scim/v2`), answered as `{"error": {"code", "message"}}` (or SCIM's schema). The status
+//!   is decided here, once: a store conflict is 409, a database out of time or connections 503
+//!   (with `Retry-After`), anything unexpected 500, whose cause is logged under the request's
+//!   id and never shown. Errors axum makes itself (a path or query that does not parse, a
+//!   method not served, a body too large, a timeout, a panic) are put in the same shapes by
+//!   [`shape_plain_errors`].
+//! - Every message a client sees says what went wrong and what to do about it.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -8,6 +21,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::scim::ScimError;
+use crate::store::{ErrorKind, StoreError};
 
 /// How an operation's errors are shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +94,27 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(err: crate::store::StoreError) -> Self {
-        ApiError::Internal(err.into())
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err.kind() {
+            ErrorKind::Conflict => ApiError::Conflict {
+                code: "conflict",
+                message: match err {
+                    // Its message already says what is taken and what to do.
+                    StoreError::Duplicate(message) => message,
+                    other => format!(
+                        "the change conflicts with what is stored ({other}): read the current state and try again"
+                    ),
+                },
+            },
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %err, "the database did not answer");
+                ApiError::Unavailable(
+                    "the database did not answer in time; try again in a moment".to_owned(),
+                )
+            }
+            ErrorKind::Internal => ApiError::Internal(err.into()),
+        }
     }
 }
 
@@ -99,6 +131,12 @@ impl IntoResponse for ApiError {
         };
         let body = json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unavailable(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if let ApiError::Unauthorized(_) = self {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -218,5 +256,50 @@ impl From<ApiError> for ScimError {
                 )
             }
         }
+    }
+}
+
+/// The store's errors in SCIM's shape, with the statuses the API gives them.
+impl From<StoreError> for ScimError {
+    fn from(err: StoreError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(err: StoreError) -> (StatusCode, Option<String>) {
+        let response = ApiError::from(err).into_response();
+        let retry = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.status(), retry)
+    }
+
+    #[test]
+    fn store_errors_are_answered_by_what_they_mean() {
+        let taken = StoreError::Duplicate("a token named `x` exists: pick another name".into());
+        assert_eq!(status_of(taken), (StatusCode::CONFLICT, None));
+        assert_eq!(
+            status_of(StoreError::Database(sqlx::Error::PoolTimedOut)),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1".to_owned()))
+        );
+        assert_eq!(
+            status_of(StoreError::TimedOut(std::time::Duration::from_secs(5))).0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_of(StoreError::Corrupt {
+                what: "a plan",
+                detail: "x".into()
+            })
+            .0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let scim = ScimError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        assert_eq!(scim.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_seconds);
     routes()
         .into_router(&state.config.server.public_url())
+        .route_layer(axum::middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state.clone())
         // For the route guards (`auth::guard`), which run before the handler's extractors.
@@ -127,10 +128,15 @@ pub fn router(state: AppState) -> Router {
                             .get(REQUEST_ID)
                             .and_then(|value| value.to_str().ok())
                             .unwrap_or("-");
+                        // The org, for what a line concerns; the route's template
+                        // (`/orgs/{org}/scim/v2/{kind}`), to group by, once routing found it.
+                        let org = org_of(request.uri().path());
                         tracing::info_span!(
                             "request",
                             method = %request.method(),
                             path = %request.uri().path(),
+                            route = tracing::field::Empty,
+                            org,
                             request_id,
                         )
                     }),
@@ -150,6 +156,27 @@ pub fn router(state: AppState) -> Router {
                     error::panic_response,
                 )),
         )
+}
+
+/// Records the matched route's template on the request's span.
+async fn record_route(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    tracing::Span::current().record("route", route.as_str());
+    next.run(request).await
+}
+
+/// The org a path names (`/orgs/NAME/...` or `/api/v1/orgs/NAME/...`), for log lines.
+fn org_of(path: &str) -> &str {
+    let mut segments = path.split('/');
+    while let Some(segment) = segments.next() {
+        if segment == "orgs" {
+            return segments.next().unwrap_or("-");
+        }
+    }
+    "-"
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to

@@ -101,6 +101,7 @@ impl Executor {
         }
     }
 
+    #[tracing::instrument(name = "execute", skip_all, fields(org = %org.name, worker = %self.worker))]
     async fn run_org(&self, org: &OrgConfig) -> anyhow::Result<usize> {
         let record = self.store.ensure_org(&org.name).await?;
         let lease =
@@ -193,6 +194,7 @@ impl Executor {
 
     /// Has the provisioner make the jobs' writes, once the audit log shows them: nothing is
     /// written to the org that the audit log does not show.
+    #[tracing::instrument(name = "apply", skip_all, fields(requests = ?jobs.iter().map(|job| job.request.id).collect::<Vec<_>>()))]
     async fn apply(
         &self,
         org: &OrgConfig,

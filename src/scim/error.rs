@@ -5,8 +5,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::StoreError;
-
 pub const CONTENT_TYPE: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
@@ -80,27 +78,6 @@ impl ScimError {
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
         ScimError::new(StatusCode::FORBIDDEN, None, detail)
-    }
-}
-
-impl From<StoreError> for ScimError {
-    fn from(err: StoreError) -> Self {
-        if let StoreError::TimedOut(limit) = err {
-            return ScimError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                format!(
-                    "the database did not answer within {} ms (server.query_timeout_ms): try again",
-                    limit.as_millis()
-                ),
-            );
-        }
-        tracing::error!(error = %err, "SCIM request failed in the store");
-        ScimError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            "the store failed; the error is logged on the server",
-        )
     }
 }
 

@@ -69,6 +69,46 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+/// What a [`StoreError`] means to whoever asked, whatever the backend: the HTTP layer answers
+/// each kind with one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request conflicts with what is stored (a name taken, a reference to what is not
+    /// stored): the caller can change the request.
+    Conflict,
+    /// The database did not answer in time or is out of connections: trying again later may
+    /// work.
+    Unavailable,
+    /// Anything else: a fault of the store or of Provost.
+    Internal,
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Duplicate(_) | StoreError::MissingReference { .. } => ErrorKind::Conflict,
+            StoreError::TimedOut(_) | StoreError::Connect { .. } => ErrorKind::Unavailable,
+            StoreError::Database(err) => match err {
+                sqlx::Error::Database(db)
+                    if db.is_unique_violation() || db.is_foreign_key_violation() =>
+                {
+                    ErrorKind::Conflict
+                }
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            StoreError::UnsupportedUrl { .. }
+            | StoreError::Migrate(_)
+            | StoreError::UnknownOrg(_)
+            | StoreError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 /// An org as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgRecord {

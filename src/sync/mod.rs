@@ -88,6 +88,7 @@ pub fn holder_name() -> String {
 }
 
 /// Runs (or resumes) a sync of `org`.
+#[tracing::instrument(name = "sync", skip_all, fields(org = %org.name, mode = ?request.mode, run = tracing::field::Empty))]
 pub async fn run(
     store: &Arc<dyn Store>,
     org: &OrgRecord,
@@ -209,6 +210,7 @@ async fn locked_run(
         }
         None => new_run(store, org, types, request).await?,
     };
+    tracing::Span::current().record("run", run.id.0);
     store
         .renew_sync_lock(org.id, holder, Some(run.id), LOCK_TTL)
         .await?;

@@ -96,6 +96,7 @@ impl Deliverer {
 
     /// Sends webhook `hook` what is due, until it is told everything, a send fails, or another
     /// sender holds it.
+    #[tracing::instrument(name = "webhook", skip_all, fields(webhook = %hook.name, worker = %self.worker))]
     async fn turn(&self, hook: &WebhookConfig) -> anyhow::Result<Turn> {
         let mut turn = Turn::default();
         loop {
