@@ -65,24 +65,68 @@ impl Report {
     }
 }
 
-/// Runs every check. Never fails as a whole: what cannot be checked is a failed check.
+impl Report {
+    fn finish(self, identity: Identity) -> PreflightReport {
+        let ok = self
+            .checks
+            .iter()
+            .all(|c| !(c.required && c.status == Status::Fail));
+        PreflightReport {
+            ok,
+            org_id: identity.org,
+            user_id: identity.user.map(|u| u.to_string()),
+            username: identity.username,
+            checks: self.checks,
+        }
+    }
+}
+
+/// Who the connection is, as far as the preflight found out.
+#[derive(Default)]
+struct Identity {
+    org: Option<String>,
+    user: Option<SalesforceId>,
+    username: Option<String>,
+}
+
+/// Runs every check. Never fails as a whole: what cannot be checked is a failed check. The
+/// checks of what the user may do need to know who the user is and what it holds; when that
+/// cannot be found out, the report ends there.
 pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> PreflightReport {
     let mut report = Report { checks: Vec::new() };
-    let finish =
-        |report: Report, org: Option<String>, user: Option<String>, username: Option<String>| {
-            let ok = report
-                .checks
-                .iter()
-                .all(|c| !(c.required && c.status == Status::Fail));
-            PreflightReport {
-                ok,
-                org_id: org,
-                user_id: user,
-                username,
-                checks: report.checks,
-            }
-        };
+    let identity = identify(client, &mut report).await;
+    let (Some(user), Some(username)) = (&identity.user, &identity.username) else {
+        return report.finish(identity);
+    };
+    let held = match effective_permissions(client, user).await {
+        Ok(held) => Held {
+            permissions: held,
+            username: username.clone(),
+        },
+        Err(err) => {
+            report.add(
+                "permissions",
+                Status::Fail,
+                true,
+                "everything",
+                format!("reading the user's permissions failed: {err}"),
+                Some(remedy_of(&err)),
+            );
+            return report.finish(identity);
+        }
+    };
+    check_connect(&held, &mut report);
+    check_read_users(&held, &mut report);
+    check_capabilities(&held, &mut report);
+    check_features(client, &mut report).await;
+    check_api_headroom(client, &mut report).await;
+    check_portal_users(client, options, &mut report).await;
+    report.finish(identity)
+}
 
+/// `authentication` and `api_enabled`: the session, and the connecting user read through it.
+async fn identify(client: &SalesforceClient, report: &mut Report) -> Identity {
+    let mut identity = Identity::default();
     let session = match client.connect().await {
         Ok(session) => session,
         Err(err) => {
@@ -94,7 +138,7 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
                 err.to_string(),
                 Some(remedy_of(&err)),
             );
-            return finish(report, None, None, None);
+            return identity;
         }
     };
     let Some((org_id, user_id)) = session
@@ -112,8 +156,9 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             ),
             None,
         );
-        return finish(report, None, None, None);
+        return identity;
     };
+    identity.org = Some(org_id.clone());
     let Ok(user) = SalesforceId::parse(&user_id) else {
         report.add(
             "authentication",
@@ -123,16 +168,16 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             format!("the identity URL names `{user_id}`, which is not a user ID"),
             None,
         );
-        return finish(report, Some(org_id), None, None);
+        return identity;
     };
-
+    identity.user = Some(user.clone());
     let me = client
         .query(
             &Query::select("User", &["Id", "Username", "IsActive", "Profile.Name"])
                 .filter(Condition::eq("Id", user.clone())),
         )
         .await;
-    let username = match me {
+    match me {
         Ok(page) => {
             let record = page.records.first().cloned().unwrap_or(Value::Null);
             let username = record["Username"].as_str().unwrap_or_default().to_owned();
@@ -156,7 +201,7 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
                 "the user can call the REST API".to_owned(),
                 None,
             );
-            username
+            identity.username = Some(username);
         }
         Err(err) if err.code() == Some("API_CURRENTLY_DISABLED") => {
             report.add(
@@ -175,7 +220,6 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
                 "the user lacks API Enabled, so no REST call works".to_owned(),
                 Some(format!("In Setup, give user {user} the API Enabled permission (on its profile or a permission set assigned to it).")),
             );
-            return finish(report, Some(org_id), Some(user.to_string()), None);
         }
         Err(err) => {
             report.add(
@@ -186,38 +230,44 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
                 format!("reading the connecting user failed: {err}"),
                 Some(remedy_of(&err)),
             );
-            return finish(report, Some(org_id), Some(user.to_string()), None);
         }
-    };
+    }
+    identity
+}
 
-    let held = match effective_permissions(client, &user).await {
-        Ok(held) => held,
-        Err(err) => {
-            report.add(
-                "permissions",
-                Status::Fail,
-                true,
-                "everything",
-                format!("reading the user's permissions failed: {err}"),
-                Some(remedy_of(&err)),
-            );
-            return finish(report, Some(org_id), Some(user.to_string()), Some(username));
-        }
-    };
-    let has = |p: &str| held.iter().any(|(name, _)| name == p);
-    let via = |p: &str| -> String {
-        held.iter()
-            .find(|(name, _)| name == p)
+/// The permissions the connecting user holds, and through which sets.
+struct Held {
+    permissions: Vec<(String, Vec<String>)>,
+    username: String,
+}
+
+impl Held {
+    fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|(name, _)| name == permission)
+    }
+
+    /// The labels of the sets that confer `permission`.
+    fn via(&self, permission: &str) -> String {
+        self.permissions
+            .iter()
+            .find(|(name, _)| name == permission)
             .map(|(_, sets)| sets.join(", "))
             .unwrap_or_default()
-    };
-    let grant_remedy = |what: &str| {
-        format!("In Setup > Permission Sets, create or edit a permission set with {what} and assign it to {username}.")
-    };
+    }
 
-    // Connecting Provost: Customize Application AND (Modify All Data OR Manage Connected Apps).
-    let customize = has("PermissionsCustomizeApplication");
-    let mad_or_apps = has("PermissionsModifyAllData") || has("PermissionsManageRemoteAccess");
+    fn remedy(&self, what: &str) -> String {
+        format!(
+            "In Setup > Permission Sets, create or edit a permission set with {what} and assign it to {}.",
+            self.username
+        )
+    }
+}
+
+/// `connect`: Customize Application AND (Modify All Data OR Manage Connected Apps).
+fn check_connect(held: &Held, report: &mut Report) {
+    let customize = held.has("PermissionsCustomizeApplication");
+    let mad_or_apps =
+        held.has("PermissionsModifyAllData") || held.has("PermissionsManageRemoteAccess");
     if customize && mad_or_apps {
         report.add(
             "connect",
@@ -226,29 +276,32 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             "connecting Provost to the org",
             format!(
                 "Customize Application (via {}) and Modify All Data or Manage Connected Apps",
-                via("PermissionsCustomizeApplication")
+                held.via("PermissionsCustomizeApplication")
             ),
             None,
         );
-    } else {
-        let mut missing = Vec::new();
-        if !customize {
-            missing.push("Customize Application");
-        }
-        if !mad_or_apps {
-            missing.push("Modify All Data or Manage Connected Apps");
-        }
-        report.add(
-            "connect",
-            Status::Fail,
-            true,
-            "connecting Provost to the org",
-            format!("missing: {}", missing.join(" and ")),
-            Some(grant_remedy(&missing.join(" and "))),
-        );
+        return;
     }
+    let mut missing = Vec::new();
+    if !customize {
+        missing.push("Customize Application");
+    }
+    if !mad_or_apps {
+        missing.push("Modify All Data or Manage Connected Apps");
+    }
+    report.add(
+        "connect",
+        Status::Fail,
+        true,
+        "connecting Provost to the org",
+        format!("missing: {}", missing.join(" and ")),
+        Some(held.remedy(&missing.join(" and "))),
+    );
+}
 
-    if has("PermissionsViewAllUsers") || has("PermissionsManageUsers") {
+/// `read_users`: View All Users or Manage Users.
+fn check_read_users(held: &Held, report: &mut Report) {
+    if held.has("PermissionsViewAllUsers") || held.has("PermissionsManageUsers") {
         report.add(
             "read_users",
             Status::Pass,
@@ -264,18 +317,40 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             true,
             "reading users and their access",
             "missing: View All Users (or Manage Users)".to_owned(),
-            Some(grant_remedy("View All Users")),
+            Some(held.remedy("View All Users")),
         );
     }
+}
 
-    let optional = |report: &mut Report,
-                    id: &'static str,
-                    ok: bool,
-                    needed_for: &'static str,
-                    held: String,
-                    missing: &str| {
+/// What each provisioning capability needs; a warning, not a failure, when missing: reading
+/// works without them.
+fn check_capabilities(held: &Held, report: &mut Report) {
+    for (id, ok, needed_for, held_text, missing) in [
+        (
+            "manage_users",
+            held.has("PermissionsManageUsers"),
+            "creating, deactivating and freezing users",
+            "Manage Users",
+            "Manage Users",
+        ),
+        (
+            "assign_permission_sets",
+            held.has("PermissionsAssignPermissionSets")
+                || held.has("PermissionsManageProfilesPermissionsets"),
+            "granting and revoking permission sets",
+            "Assign Permission Sets or Manage Profiles and Permission Sets",
+            "Assign Permission Sets",
+        ),
+        (
+            "provision_profiles",
+            held.has("PermissionsModifyAllData"),
+            "changing profiles and provisioning permission sets",
+            "Modify All Data",
+            "Modify All Data",
+        ),
+    ] {
         if ok {
-            report.add(id, Status::Pass, false, needed_for, held, None);
+            report.add(id, Status::Pass, false, needed_for, held_text.to_owned(), None);
         } else {
             report.add(
                 id,
@@ -283,35 +358,14 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
                 false,
                 needed_for,
                 format!("missing: {missing}"),
-                Some(grant_remedy(missing)),
+                Some(held.remedy(missing)),
             );
         }
-    };
-    optional(
-        &mut report,
-        "manage_users",
-        has("PermissionsManageUsers"),
-        "creating, deactivating and freezing users",
-        "Manage Users".to_owned(),
-        "Manage Users",
-    );
-    optional(
-        &mut report,
-        "assign_permission_sets",
-        has("PermissionsAssignPermissionSets") || has("PermissionsManageProfilesPermissionsets"),
-        "granting and revoking permission sets",
-        "Assign Permission Sets or Manage Profiles and Permission Sets".to_owned(),
-        "Assign Permission Sets",
-    );
-    optional(
-        &mut report,
-        "provision_profiles",
-        has("PermissionsModifyAllData"),
-        "changing profiles and provisioning permission sets",
-        "Modify All Data".to_owned(),
-        "Modify All Data",
-    );
+    }
+}
 
+/// Whether the org has the optional features the access model reads.
+async fn check_features(client: &SalesforceClient, report: &mut Report) {
     for (id, object, feature) in [
         (
             "permission_set_groups",
@@ -351,7 +405,10 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             ),
         }
     }
+}
 
+/// `api_headroom`: the daily API requests that remain.
+async fn check_api_headroom(client: &SalesforceClient, report: &mut Report) {
     match client.get_json(&client.data_path("limits")).await {
         Ok(limits) => {
             let max = limits["DailyApiRequests"]["Max"].as_u64().unwrap_or(0);
@@ -384,7 +441,14 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             None,
         ),
     }
+}
 
+/// `portal_users`: how many community and portal users the sync keeps out, or takes in.
+async fn check_portal_users(
+    client: &SalesforceClient,
+    options: PreflightOptions,
+    report: &mut Report,
+) {
     let external = Query::count("User").filter(Condition::is_in(
         "UserType",
         EXTERNAL_USER_TYPES.map(Literal::from),
@@ -421,8 +485,6 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
             None,
         ),
     }
-
-    finish(report, Some(org_id), Some(user.to_string()), Some(username))
 }
 
 /// Each permission the user holds, with the labels of the permission sets that confer it.
