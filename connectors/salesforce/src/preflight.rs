@@ -350,7 +350,14 @@ fn check_capabilities(held: &Held, report: &mut Report) {
         ),
     ] {
         if ok {
-            report.add(id, Status::Pass, false, needed_for, held_text.to_owned(), None);
+            report.add(
+                id,
+                Status::Pass,
+                false,
+                needed_for,
+                held_text.to_owned(),
+                None,
+            );
         } else {
             report.add(
                 id,
