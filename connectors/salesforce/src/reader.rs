@@ -42,55 +42,281 @@ pub const SYSTEM_PERMISSIONS: [&str; 14] = [
     "PermissionsManageRoles",
 ];
 
-macro_rules! resource {
-    ($name:ident, $id:literal, $label:literal) => {
-        pub const $name: ResourceType = ResourceType {
-            id: $id,
-            label: $label,
-        };
-    };
+/// A resource type the reader offers.
+const fn resource(id: &'static str, label: &'static str) -> ResourceType {
+    ResourceType { id, label }
 }
-resource!(USER_LICENSES, "user_licenses", "User licenses");
-resource!(
-    PERMISSION_SET_LICENSES,
-    "permission_set_licenses",
-    "Permission set licenses"
-);
-resource!(PROFILES, "profiles", "Profiles");
-resource!(ROLES, "roles", "Roles");
-resource!(PERMISSION_SETS, "permission_sets", "Permission sets");
-resource!(
-    PERMISSION_SET_GROUPS,
-    "permission_set_groups",
-    "Permission set groups"
-);
-resource!(PUBLIC_GROUPS, "public_groups", "Public groups");
-resource!(USERS, "users", "Users");
-resource!(
-    PERMISSION_SET_ASSIGNMENTS,
-    "permission_set_assignments",
-    "Permission set assignments"
-);
-resource!(
-    PERMISSION_SET_LICENSE_ASSIGNMENTS,
-    "permission_set_license_assignments",
-    "Permission set license assignments"
-);
-resource!(GROUP_MEMBERS, "group_members", "Public group members");
 
-static RESOURCES: [ResourceType; 11] = [
-    USER_LICENSES,
-    PERMISSION_SET_LICENSES,
-    PROFILES,
-    ROLES,
-    PERMISSION_SETS,
-    PERMISSION_SET_GROUPS,
-    PUBLIC_GROUPS,
-    USERS,
-    PERMISSION_SET_ASSIGNMENTS,
-    PERMISSION_SET_LICENSE_ASSIGNMENTS,
-    GROUP_MEMBERS,
+pub const USER_LICENSES: ResourceType = resource("user_licenses", "User licenses");
+pub const PERMISSION_SET_LICENSES: ResourceType =
+    resource("permission_set_licenses", "Permission set licenses");
+pub const PROFILES: ResourceType = resource("profiles", "Profiles");
+pub const ROLES: ResourceType = resource("roles", "Roles");
+pub const PERMISSION_SETS: ResourceType = resource("permission_sets", "Permission sets");
+pub const PERMISSION_SET_GROUPS: ResourceType =
+    resource("permission_set_groups", "Permission set groups");
+pub const PUBLIC_GROUPS: ResourceType = resource("public_groups", "Public groups");
+pub const USERS: ResourceType = resource("users", "Users");
+pub const PERMISSION_SET_ASSIGNMENTS: ResourceType =
+    resource("permission_set_assignments", "Permission set assignments");
+pub const PERMISSION_SET_LICENSE_ASSIGNMENTS: ResourceType = resource(
+    "permission_set_license_assignments",
+    "Permission set license assignments",
+);
+pub const GROUP_MEMBERS: ResourceType = resource("group_members", "Public group members");
+
+/// Which records of its object a resource reads.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    All,
+    /// Public groups, not queues or roles' groups.
+    RegularGroups,
+    /// Users as the options filter them (portal users, inactive users).
+    Users,
+    /// Records whose assignee the options keep.
+    OfKeptAssignees,
+    /// Memberships of public groups held by users the options keep.
+    MembersOfRegularGroups,
+}
+
+/// How a resource's records become the model's rows.
+#[derive(Debug, Clone, Copy)]
+enum Mapping {
+    /// One entitlement per record: its kind, the fields of its API name and label, whether
+    /// it can be granted directly, and the fields kept as attributes.
+    Entitlement {
+        kind: EntitlementKind,
+        api_name: &'static str,
+        label: &'static str,
+        grantable: bool,
+        attributes: &'static [&'static str],
+    },
+    PermissionSets,
+    /// Accounts, and the grants a user record implies (profile, role, license).
+    Users,
+    /// Grants, and those of a group's component sets.
+    Assignments,
+    LicenseAssignments,
+    GroupMembers,
+}
+
+/// Everything the reader knows of one resource: what it queries, how it maps records, and
+/// whether it can read only what changed since a watermark.
+struct Read {
+    resource: ResourceType,
+    object: &'static str,
+    fields: &'static [&'static str],
+    scope: Scope,
+    mapping: Mapping,
+    /// Users can be read by changes (`SystemModstamp`, and `UserLogin` for freezes).
+    /// Assignments have no `deleted` endpoint in Salesforce and are read whole, their keys
+    /// compared by the core.
+    reads_changes: bool,
+}
+
+/// The resources, in the order a sync reads them: entitlements before the grants of them.
+static READS: [Read; 11] = [
+    Read {
+        resource: USER_LICENSES,
+        object: "UserLicense",
+        fields: &[
+            "Id",
+            "Name",
+            "MasterLabel",
+            "LicenseDefinitionKey",
+            "Status",
+            "TotalLicenses",
+            "UsedLicenses",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::UserLicense,
+            api_name: "LicenseDefinitionKey",
+            label: "MasterLabel",
+            grantable: false,
+            attributes: &["Status", "TotalLicenses", "UsedLicenses", "Name"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: PERMISSION_SET_LICENSES,
+        object: "PermissionSetLicense",
+        fields: &[
+            "Id",
+            "DeveloperName",
+            "MasterLabel",
+            "Status",
+            "TotalLicenses",
+            "UsedLicenses",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::PermissionSetLicense,
+            api_name: "DeveloperName",
+            label: "MasterLabel",
+            grantable: false,
+            attributes: &["Status", "TotalLicenses", "UsedLicenses"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: PROFILES,
+        object: "Profile",
+        fields: &["Id", "Name", "Description", "UserLicenseId", "UserType"],
+        scope: Scope::All,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::Profile,
+            api_name: "Name",
+            label: "Name",
+            grantable: false,
+            attributes: &["UserLicenseId", "UserType"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: ROLES,
+        object: "UserRole",
+        fields: &["Id", "Name", "DeveloperName", "ParentRoleId"],
+        scope: Scope::All,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::Role,
+            api_name: "DeveloperName",
+            label: "Name",
+            grantable: false,
+            attributes: &["ParentRoleId"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: PERMISSION_SETS,
+        object: "PermissionSet",
+        // And every one of SYSTEM_PERMISSIONS.
+        fields: &[
+            "Id",
+            "Name",
+            "Label",
+            "Description",
+            "IsOwnedByProfile",
+            "ProfileId",
+            "PermissionSetGroupId",
+            "LicenseId",
+            "IsCustom",
+            "Type",
+            "NamespacePrefix",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::PermissionSets,
+        reads_changes: false,
+    },
+    Read {
+        resource: PERMISSION_SET_GROUPS,
+        object: "PermissionSetGroup",
+        fields: &[
+            "Id",
+            "DeveloperName",
+            "MasterLabel",
+            "Description",
+            "Status",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::PermissionSetGroup,
+            api_name: "DeveloperName",
+            label: "MasterLabel",
+            grantable: true,
+            attributes: &["Status"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: PUBLIC_GROUPS,
+        object: "Group",
+        fields: &["Id", "Name", "DeveloperName", "Type"],
+        scope: Scope::RegularGroups,
+        mapping: Mapping::Entitlement {
+            kind: EntitlementKind::PublicGroup,
+            api_name: "DeveloperName",
+            label: "Name",
+            grantable: true,
+            attributes: &["Type"],
+        },
+        reads_changes: false,
+    },
+    Read {
+        resource: USERS,
+        object: "User",
+        fields: &[
+            "Id",
+            "Username",
+            "Email",
+            "FirstName",
+            "LastName",
+            "Name",
+            "IsActive",
+            "UserType",
+            "ProfileId",
+            "Profile.UserLicenseId",
+            "UserRoleId",
+            "ManagerId",
+            "FederationIdentifier",
+            "LastLoginDate",
+            "Department",
+            "Title",
+            "TimeZoneSidKey",
+            "LocaleSidKey",
+            "LanguageLocaleKey",
+            "CreatedDate",
+        ],
+        scope: Scope::Users,
+        mapping: Mapping::Users,
+        reads_changes: true,
+    },
+    Read {
+        resource: PERMISSION_SET_ASSIGNMENTS,
+        object: "PermissionSetAssignment",
+        fields: &[
+            "Id",
+            "AssigneeId",
+            "PermissionSetId",
+            "PermissionSetGroupId",
+            "ExpirationDate",
+            "PermissionSet.IsOwnedByProfile",
+            "SystemModstamp",
+        ],
+        scope: Scope::OfKeptAssignees,
+        mapping: Mapping::Assignments,
+        reads_changes: false,
+    },
+    Read {
+        resource: PERMISSION_SET_LICENSE_ASSIGNMENTS,
+        object: "PermissionSetLicenseAssign",
+        fields: &[
+            "Id",
+            "AssigneeId",
+            "PermissionSetLicenseId",
+            "SystemModstamp",
+        ],
+        scope: Scope::OfKeptAssignees,
+        mapping: Mapping::LicenseAssignments,
+        reads_changes: false,
+    },
+    Read {
+        resource: GROUP_MEMBERS,
+        object: "GroupMember",
+        fields: &["Id", "GroupId", "UserOrGroupId"],
+        scope: Scope::MembersOfRegularGroups,
+        mapping: Mapping::GroupMembers,
+        reads_changes: false,
+    },
 ];
+
+/// The resource types, in [`READS`]'s order.
+static RESOURCES: std::sync::LazyLock<Vec<ResourceType>> =
+    std::sync::LazyLock::new(|| READS.iter().map(|read| read.resource).collect());
+
+fn read_of(resource: &str) -> Option<&'static Read> {
+    READS.iter().find(|read| read.resource.id == resource)
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
@@ -130,13 +356,6 @@ fn is_zero(phase: &u8) -> bool {
 /// twice cost nothing (the core compares them); a record missed would be wrong.
 const WATERMARK_OVERLAP: time::Duration = time::Duration::minutes(5);
 
-/// The resource that can be read by changes: users (`SystemModstamp`, and `UserLogin` for
-/// freezes). Assignments have no `deleted` endpoint in Salesforce and are read whole, their
-/// keys compared by the core.
-fn reads_changes(resource: &str) -> bool {
-    resource == "users"
-}
-
 impl SalesforceReader {
     pub fn new(client: SalesforceClient, options: ReadOptions) -> SalesforceReader {
         SalesforceReader {
@@ -166,134 +385,34 @@ impl SalesforceReader {
         conditions
     }
 
-    fn query_for(&self, resource: &str) -> Option<Query> {
+    /// The full query of `read`: its fields, in the scope the options give.
+    fn query_for(&self, read: &Read) -> Query {
         let with = |query: Query, conditions: Vec<Condition>| {
             conditions.into_iter().fold(query, Query::filter)
         };
-        Some(match resource {
-            "user_licenses" => Query::select(
-                "UserLicense",
-                &[
-                    "Id",
-                    "Name",
-                    "MasterLabel",
-                    "LicenseDefinitionKey",
-                    "Status",
-                    "TotalLicenses",
-                    "UsedLicenses",
-                ],
-            ),
-            "permission_set_licenses" => Query::select(
-                "PermissionSetLicense",
-                &[
-                    "Id",
-                    "DeveloperName",
-                    "MasterLabel",
-                    "Status",
-                    "TotalLicenses",
-                    "UsedLicenses",
-                ],
-            ),
-            "profiles" => Query::select(
-                "Profile",
-                &["Id", "Name", "Description", "UserLicenseId", "UserType"],
-            ),
-            "roles" => Query::select("UserRole", &["Id", "Name", "DeveloperName", "ParentRoleId"]),
-            "permission_sets" => {
-                let mut fields = vec![
-                    "Id",
-                    "Name",
-                    "Label",
-                    "Description",
-                    "IsOwnedByProfile",
-                    "ProfileId",
-                    "PermissionSetGroupId",
-                    "LicenseId",
-                    "IsCustom",
-                    "Type",
-                    "NamespacePrefix",
-                ];
-                fields.extend(SYSTEM_PERMISSIONS);
-                Query::select("PermissionSet", &fields)
-            }
-            "permission_set_groups" => Query::select(
-                "PermissionSetGroup",
-                &[
-                    "Id",
-                    "DeveloperName",
-                    "MasterLabel",
-                    "Description",
-                    "Status",
-                ],
-            ),
-            "public_groups" => Query::select("Group", &["Id", "Name", "DeveloperName", "Type"])
-                .filter(Condition::eq("Type", "Regular")),
-            "users" => with(
-                Query::select(
-                    "User",
-                    &[
-                        "Id",
-                        "Username",
-                        "Email",
-                        "FirstName",
-                        "LastName",
-                        "Name",
-                        "IsActive",
-                        "UserType",
-                        "ProfileId",
-                        "Profile.UserLicenseId",
-                        "UserRoleId",
-                        "ManagerId",
-                        "FederationIdentifier",
-                        "LastLoginDate",
-                        "Department",
-                        "Title",
-                        "TimeZoneSidKey",
-                        "LocaleSidKey",
-                        "LanguageLocaleKey",
-                        "CreatedDate",
-                    ],
-                ),
-                self.user_filters("UserType", "IsActive"),
-            ),
-            "permission_set_assignments" => with(
-                Query::select(
-                    "PermissionSetAssignment",
-                    &[
-                        "Id",
-                        "AssigneeId",
-                        "PermissionSetId",
-                        "PermissionSetGroupId",
-                        "ExpirationDate",
-                        "PermissionSet.IsOwnedByProfile",
-                        "SystemModstamp",
-                    ],
-                ),
+        let mut fields = read.fields.to_vec();
+        if matches!(read.mapping, Mapping::PermissionSets) {
+            fields.extend(SYSTEM_PERMISSIONS);
+        }
+        let query = Query::select(read.object, &fields);
+        match read.scope {
+            Scope::All => query,
+            Scope::RegularGroups => query.filter(Condition::eq("Type", "Regular")),
+            Scope::Users => with(query, self.user_filters("UserType", "IsActive")),
+            Scope::OfKeptAssignees => with(
+                query,
                 self.user_filters("Assignee.UserType", "Assignee.IsActive"),
             ),
-            "permission_set_license_assignments" => with(
-                Query::select(
-                    "PermissionSetLicenseAssign",
-                    &[
-                        "Id",
-                        "AssigneeId",
-                        "PermissionSetLicenseId",
-                        "SystemModstamp",
-                    ],
-                ),
-                self.user_filters("Assignee.UserType", "Assignee.IsActive"),
-            ),
-            "group_members" => {
+            Scope::MembersOfRegularGroups => {
                 let users = with(
                     Query::select("User", &["Id"]),
                     self.user_filters("UserType", "IsActive"),
                 );
-                Query::select("GroupMember", &["Id", "GroupId", "UserOrGroupId"])
+                query
                     .filter(Condition::eq("Group.Type", "Regular"))
                     .filter(Condition::in_query("UserOrGroupId", users))
             }
-            _ => return None,
-        })
+        }
     }
 
     /// The queries of a read of users' changes since `since`, by phase: users changed
@@ -301,7 +420,7 @@ impl SalesforceReader {
     /// match the filters (read as keys only: they are to be removed). The phases are disjoint.
     fn change_query(&self, phase: u8, since: OffsetDateTime) -> Option<Query> {
         let changed = || Condition::gt("SystemModstamp", Literal::DateTime(since));
-        let users = self.query_for("users").expect("users are a resource");
+        let users = self.query_for(read_of(USERS.id).expect("users are read"));
         match phase {
             0 => Some(users.filter(changed())),
             1 => Some(
@@ -423,73 +542,24 @@ impl SalesforceReader {
 
     async fn map_records(
         &self,
-        resource: &str,
+        read: &Read,
         records: &[Value],
         page: &mut Page,
     ) -> Result<(), SalesforceError> {
-        match resource {
-            "user_licenses" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::UserLicense,
-                    "LicenseDefinitionKey",
-                    "MasterLabel",
-                    false,
-                    &["Status", "TotalLicenses", "UsedLicenses", "Name"],
-                )
-            })),
-            "permission_set_licenses" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::PermissionSetLicense,
-                    "DeveloperName",
-                    "MasterLabel",
-                    false,
-                    &["Status", "TotalLicenses", "UsedLicenses"],
-                )
-            })),
-            "profiles" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::Profile,
-                    "Name",
-                    "Name",
-                    false,
-                    &["UserLicenseId", "UserType"],
-                )
-            })),
-            "roles" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::Role,
-                    "DeveloperName",
-                    "Name",
-                    false,
-                    &["ParentRoleId"],
-                )
-            })),
-            "permission_set_groups" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::PermissionSetGroup,
-                    "DeveloperName",
-                    "MasterLabel",
-                    true,
-                    &["Status"],
-                )
-            })),
-            "public_groups" => page.entitlements.extend(records.iter().map(|r| {
-                entitlement(
-                    r,
-                    EntitlementKind::PublicGroup,
-                    "DeveloperName",
-                    "Name",
-                    true,
-                    &["Type"],
-                )
-            })),
-            "permission_sets" => page.entitlements.extend(records.iter().map(permission_set)),
-            "users" => {
+        match read.mapping {
+            Mapping::Entitlement {
+                kind,
+                api_name,
+                label,
+                grantable,
+                attributes,
+            } => page.entitlements.extend(
+                records
+                    .iter()
+                    .map(|r| entitlement(r, kind, api_name, label, grantable, attributes)),
+            ),
+            Mapping::PermissionSets => page.entitlements.extend(records.iter().map(permission_set)),
+            Mapping::Users => {
                 let frozen = self.frozen_users().await?;
                 for record in records {
                     let (account, grants) = user(record, &frozen);
@@ -497,24 +567,22 @@ impl SalesforceReader {
                     page.grants.extend(grants);
                 }
             }
-            "permission_set_assignments" => {
+            Mapping::Assignments => {
                 let components = self.group_components().await?;
                 for record in records {
                     page.grants.extend(assignment(record, &components));
                 }
             }
-            "permission_set_license_assignments" => {
-                page.grants.extend(records.iter().filter_map(|r| {
-                    Some(grant(
-                        text(r, "Id")?,
-                        text(r, "AssigneeId")?,
-                        text(r, "PermissionSetLicenseId")?,
-                        GrantSource::Direct,
-                        None,
-                    ))
-                }))
-            }
-            "group_members" => page.grants.extend(records.iter().filter_map(|r| {
+            Mapping::LicenseAssignments => page.grants.extend(records.iter().filter_map(|r| {
+                Some(grant(
+                    text(r, "Id")?,
+                    text(r, "AssigneeId")?,
+                    text(r, "PermissionSetLicenseId")?,
+                    GrantSource::Direct,
+                    None,
+                ))
+            })),
+            Mapping::GroupMembers => page.grants.extend(records.iter().filter_map(|r| {
                 let member = text(r, "UserOrGroupId")?;
                 // Nested groups are members too; only users hold the group's access directly.
                 if !member.starts_with("005") {
@@ -528,7 +596,6 @@ impl SalesforceReader {
                     None,
                 ))
             })),
-            _ => {}
         }
         Ok(())
     }
@@ -546,7 +613,7 @@ impl Connector for SalesforceReader {
         cursor: Option<&Cursor>,
         since: Option<&Watermark>,
     ) -> Result<Page, ConnectorError> {
-        let Some(full_query) = self.query_for(resource.id) else {
+        let Some(read) = read_of(resource.id) else {
             return Err(ConnectorError::Other {
                 message: format!("the Salesforce connector has no resource `{}`", resource.id),
             });
@@ -558,7 +625,7 @@ impl Connector for SalesforceReader {
             None => CursorState::default(),
         };
         let changes_since = match since {
-            Some(mark) if reads_changes(resource.id) => {
+            Some(mark) if read.reads_changes => {
                 let at = parse_datetime(&mark.0).ok_or_else(|| ConnectorError::InvalidCursor {
                     message: format!(
                         "the watermark `{}` of `{}` is not a Salesforce date-time; run a full sync",
@@ -572,13 +639,13 @@ impl Connector for SalesforceReader {
         if cursor.is_none() {
             // A read from the start sees the org as it is now, not as an earlier read of this
             // reader cached it.
-            match resource.id {
-                "users" => *self.frozen.lock().await = None,
-                "permission_set_assignments" => *self.components.lock().await = None,
+            match read.mapping {
+                Mapping::Users => *self.frozen.lock().await = None,
+                Mapping::Assignments => *self.components.lock().await = None,
                 _ => {}
             }
         }
-        if cursor.is_none() && reads_changes(resource.id) {
+        if cursor.is_none() && read.reads_changes {
             state.mark = self
                 .latest_user_stamp()
                 .await
@@ -586,8 +653,8 @@ impl Connector for SalesforceReader {
                 .or_else(|| since.map(|mark| mark.0.clone()));
         }
         match changes_since {
-            None => self.read_all(resource, full_query, state).await,
-            Some(since) => self.read_changes(resource, since, state).await,
+            None => self.read_all(read, state).await,
+            Some(since) => self.read_changes(read, since, state).await,
         }
     }
 
@@ -605,12 +672,9 @@ impl Connector for SalesforceReader {
 
 impl SalesforceReader {
     /// A page of a full read: consecutive pages cover the key space in `Id` order.
-    async fn read_all(
-        &self,
-        resource: &ResourceType,
-        query: Query,
-        state: CursorState,
-    ) -> Result<Page, ConnectorError> {
+    async fn read_all(&self, read: &Read, state: CursorState) -> Result<Page, ConnectorError> {
+        let resource = &read.resource;
+        let query = self.query_for(read);
         let watermark = state.mark.clone().map(Watermark);
         let result = match self.first_or_next(resource.id, query, &state).await {
             // Optional objects (permission set groups, permission set licenses) an org lacks.
@@ -633,7 +697,7 @@ impl SalesforceReader {
             watermark,
             ..Page::default()
         };
-        self.map_records(resource.id, &query_page.records, &mut page)
+        self.map_records(read, &query_page.records, &mut page)
             .await
             .map_err(connector_error)?;
         if !query_page.done {
@@ -657,10 +721,11 @@ impl SalesforceReader {
     /// A page of a read of changes: it covers exactly the records it names.
     async fn read_changes(
         &self,
-        resource: &ResourceType,
+        read: &Read,
         since: OffsetDateTime,
         mut state: CursorState,
     ) -> Result<Page, ConnectorError> {
+        let resource = &read.resource;
         // Skip phases that have no query (no filters configured: nobody can leave them).
         let query = loop {
             match self.change_query(state.phase, since) {
@@ -688,7 +753,7 @@ impl SalesforceReader {
             .collect();
         page.records = query_page.records.len() as u64;
         if state.phase < 2 {
-            self.map_records(resource.id, &query_page.records, &mut page)
+            self.map_records(read, &query_page.records, &mut page)
                 .await
                 .map_err(connector_error)?;
         }
