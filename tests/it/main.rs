@@ -2,6 +2,7 @@
 //! SQLite and PostgreSQL databases. One test binary with modules, so it links once.
 
 mod cli;
+mod docs;
 mod hardening;
 mod helpers;
 mod http;
