@@ -5,6 +5,7 @@
 //! `migrations/postgres`, same version numbers) and must behave the same: the store tests
 //! run every case against both.
 
+mod dialect;
 pub mod digest;
 pub mod fragment;
 pub mod history;
@@ -17,6 +18,7 @@ mod report_queries;
 pub mod reports;
 pub mod scim;
 mod scim_queries;
+mod sql;
 mod sqlite;
 mod sqlite_library;
 pub mod sync;
@@ -31,8 +33,6 @@ use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
 use time::OffsetDateTime;
 
 pub use keys::OrgId;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
 
 use crate::config::DatabaseConfig;
 
@@ -283,20 +283,82 @@ pub trait Store:
     async fn consume_oauth_state(&self, state: &str) -> Result<StateLookup, StoreError>;
 }
 
+/// The store on either database: every query is written once, run through [`sql`] on the
+/// database's own driver.
+pub struct SqlStore {
+    pool: sql::Pool,
+    /// Orgs never change once stored, so each is read once.
+    orgs: OrgCache,
+}
+
+impl SqlStore {
+    /// A connection, or on PostgreSQL a read-only transaction, whose statements stop after
+    /// `timeout` with [`StoreError::TimedOut`].
+    async fn timed_connection(&self, timeout: std::time::Duration) -> Result<Timed, StoreError> {
+        Ok(match &self.pool {
+            sql::Pool::Sqlite(pool) => {
+                Timed::Sqlite(sqlite::timed_connection(pool, timeout).await?)
+            }
+            sql::Pool::Postgres(pool) => {
+                Timed::Postgres(postgres::timed_connection(pool, timeout).await?)
+            }
+        })
+    }
+
+    /// Whether `err` is a statement stopped at its deadline.
+    fn is_timeout(&self, err: &sqlx::Error) -> bool {
+        match self.pool {
+            sql::Pool::Sqlite(_) => sqlite::is_timeout(err),
+            sql::Pool::Postgres(_) => postgres::is_timeout(err),
+        }
+    }
+}
+
+/// A connection with a statement deadline (see [`SqlStore::timed_connection`]).
+enum Timed {
+    Sqlite(sqlite::TimedConnection),
+    Postgres(postgres::TimedConnection),
+}
+
+impl Timed {
+    /// The statement ended: the connection goes back without its deadline.
+    fn finished(self) {
+        match self {
+            Timed::Sqlite(connection) => connection.finished(),
+            Timed::Postgres(connection) => connection.finished(),
+        }
+    }
+}
+
+impl<'c> From<&'c mut Timed> for sql::On<'c> {
+    fn from(timed: &'c mut Timed) -> Self {
+        match timed {
+            Timed::Sqlite(connection) => sql::On::Sqlite(connection),
+            Timed::Postgres(connection) => sql::On::Postgres(connection),
+        }
+    }
+}
+
 /// Opens (and creates, for SQLite) the database the configuration names. Does not migrate.
 pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
     let url = config.url.expose();
-    match Backend::of_url(url) {
-        Some(Backend::Sqlite) => Ok(Arc::new(
-            SqliteStore::connect(url, config.max_connections).await?,
-        )),
-        Some(Backend::Postgres) => Ok(Arc::new(
-            PostgresStore::connect(url, config.max_connections).await?,
-        )),
-        None => Err(StoreError::UnsupportedUrl {
-            url: config.url.redacted(),
-        }),
-    }
+    let pool = match Backend::of_url(url) {
+        Some(Backend::Sqlite) => {
+            sql::Pool::Sqlite(sqlite::connect(url, config.max_connections).await?)
+        }
+        Some(Backend::Postgres) => {
+            sql::Pool::Postgres(postgres::connect(url, config.max_connections).await?)
+        }
+        None => {
+            return Err(StoreError::UnsupportedUrl {
+                url: config.url.redacted(),
+            })
+        }
+    };
+    Ok(Arc::new(SqlStore {
+        pool,
+        orgs: OrgCache::default(),
+    }))
 }
 
 /// Turns a constraint violation into the error that says what was wrong with the input.

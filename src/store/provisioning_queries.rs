@@ -1,6 +1,7 @@
-//! The provisioning store's SQL, the same on SQLite and PostgreSQL, expanded into each
-//! backend's [`ProvisioningStore`](super::provisioning::ProvisioningStore) impl. The one
-//! difference, the row-locking clause of a claim, is the macro's third argument.
+//! [`ProvisioningStore`](super::provisioning::ProvisioningStore): tokens, access requests and
+//! their claims, the audit log, preflights, and the effects of executed requests. The one
+//! difference between the databases, the row-locking clause of a claim, is
+//! `Backend::claim_lock`.
 //!
 //! Lock order, to keep PostgreSQL free of deadlocks: request rows first, then the live model,
 //! then the audit chain's head, in every transaction.
@@ -9,6 +10,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
+use super::sql::{build, sql};
+use super::{queries, sync_queries, SqlStore};
 use super::{OrgId, StoreError};
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::provisioning::request::AccessRequest;
@@ -181,159 +184,149 @@ pub(super) fn chain(
         .collect()
 }
 
-/// Implements [`ProvisioningStore`](super::provisioning::ProvisioningStore) for a backend
-/// with a `pool` field, given its sqlx database type and the clause that locks claimed rows.
-macro_rules! impl_provisioning_store {
-    ($store:ty, $db:ty, $lock:expr) => {
-    impl $store {
-        /// Appends `events` to the audit chain inside `tx`. The head row is updated first, so
-        /// concurrent appenders queue on it and each entry links to the one before.
-        async fn append_audit_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            events: &[crate::audit::AuditEvent],
-        ) -> Result<(), StoreError> {
-            if events.is_empty() {
-                return Ok(());
-            }
-            let n = events.len() as i64;
-            let (seq, hash): (i64, String) = sqlx::query_as(
-                "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq - $1, hash",
-            )
-            .bind(n)
-            .fetch_one(&mut **tx)
-            .await?;
-            let entries = provisioning_queries::chain(seq, hash, time::OffsetDateTime::now_utc(), events);
-            for chunk in entries.chunks(500) {
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO audit_log (seq, at, actor, org, request_id, event, data, \
-                     prev_hash, hash) ",
-                );
-                insert.push_values(chunk, |mut row, entry| {
-                    row.push_bind(entry.seq)
-                        .push_bind(entry.at)
-                        .push_bind(entry.actor.clone())
-                        .push_bind(entry.org.clone())
-                        .push_bind(entry.request_id)
-                        .push_bind(entry.event.clone())
-                        .push_bind(entry.data.clone())
-                        .push_bind(entry.prev_hash.clone())
-                        .push_bind(entry.hash.clone());
-                });
-                insert.build().execute(&mut **tx).await?;
-            }
-            let last = entries.last().expect("events are not empty");
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(&last.hash)
-                .execute(&mut **tx)
+impl SqlStore {
+    /// Appends `events` to the audit chain inside `tx`. The head row is updated first, so
+    /// concurrent appenders queue on it and each entry links to the one before.
+    async fn append_audit_in(
+        tx: &mut super::sql::Tx,
+        events: &[crate::audit::AuditEvent],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let n = events.len() as i64;
+        let (seq, hash): (i64, String) =
+            sql("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq - $1, hash")
+                .bind(n)
+                .fetch_one(&mut *tx)
                 .await?;
-            Ok(())
+        let entries = chain(seq, hash, time::OffsetDateTime::now_utc(), events);
+        for chunk in entries.chunks(500) {
+            let mut insert = build(
+                "INSERT INTO audit_log (seq, at, actor, org, request_id, event, data, \
+                     prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut row, entry| {
+                row.push_bind(entry.seq)
+                    .push_bind(entry.at)
+                    .push_bind(entry.actor.clone())
+                    .push_bind(entry.org.clone())
+                    .push_bind(entry.request_id)
+                    .push_bind(entry.event.clone())
+                    .push_bind(entry.data.clone())
+                    .push_bind(entry.prev_hash.clone())
+                    .push_bind(entry.hash.clone());
+            });
+            insert.execute(&mut *tx).await?;
         }
-
-        async fn request_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            id: i64,
-        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
-            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM access_requests WHERE id = $1",
-                provisioning_queries::REQUEST_COLUMNS
-            ))
-            .bind(id)
-            .fetch_optional(&mut **tx)
+        let last = entries.last().expect("events are not empty");
+        sql("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&last.hash)
+            .execute(&mut *tx)
             .await?;
-            row.map(TryInto::try_into).transpose()
-        }
+        Ok(())
+    }
 
-        /// Records one change made by a request in the history.
-        #[allow(clippy::too_many_arguments)]
-        async fn record_change_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            org: OrgId,
-            request: i64,
-            observed_at: time::OffsetDateTime,
-            resource: &str,
-            entity: super::sync::Entity,
-            object_id: &str,
-            before: Option<serde_json::Value>,
-            after: Option<serde_json::Value>,
-            digest: i64,
-        ) -> Result<(), StoreError> {
-            let op = match (&before, &after) {
-                (None, Some(_)) => super::sync::ChangeOp::Created,
-                (Some(_), None) => super::sync::ChangeOp::Removed,
-                (Some(old), Some(new)) if old == new => return Ok(()),
-                (Some(_), Some(_)) => super::sync::ChangeOp::Updated,
-                (None, None) => return Ok(()),
-            };
-            let fields = match (&before, &after) {
-                (Some(old), Some(new)) => Some(
-                    serde_json::to_string(&super::history::changed_fields(old, new))
-                        .expect("strings serialise"),
-                ),
-                _ => None,
-            };
-            sqlx::query(
-                "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
+    async fn request_in(
+        tx: &mut super::sql::Tx,
+        id: i64,
+    ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sql(format!(
+            "SELECT {} FROM access_requests WHERE id = $1",
+            REQUEST_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Records one change made by a request in the history.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_change_in(
+        tx: &mut super::sql::Tx,
+        org: OrgId,
+        request: i64,
+        observed_at: time::OffsetDateTime,
+        resource: &str,
+        entity: super::sync::Entity,
+        object_id: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+        digest: i64,
+    ) -> Result<(), StoreError> {
+        let op = match (&before, &after) {
+            (None, Some(_)) => super::sync::ChangeOp::Created,
+            (Some(_), None) => super::sync::ChangeOp::Removed,
+            (Some(old), Some(new)) if old == new => return Ok(()),
+            (Some(_), Some(_)) => super::sync::ChangeOp::Updated,
+            (None, None) => return Ok(()),
+        };
+        let fields = match (&before, &after) {
+            (Some(old), Some(new)) => Some(
+                serde_json::to_string(&super::history::changed_fields(old, new))
+                    .expect("strings serialise"),
+            ),
+            _ => None,
+        };
+        sql(
+            "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
                  op, fields, before, after, digest, observed_at) \
                  VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(org.0)
-            .bind(request)
-            .bind(resource)
-            .bind(entity.as_str())
-            .bind(object_id)
-            .bind(op.as_str())
-            .bind(fields)
-            .bind(before.map(sqlx::types::Json))
-            .bind(after.map(sqlx::types::Json))
-            .bind(digest)
-            .bind(observed_at)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
+        )
+        .bind(org.0)
+        .bind(request)
+        .bind(resource)
+        .bind(entity.as_str())
+        .bind(object_id)
+        .bind(op.as_str())
+        .bind(fields)
+        .bind(before.map(sqlx::types::Json))
+        .bind(after.map(sqlx::types::Json))
+        .bind(digest)
+        .bind(observed_at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 
-        /// A stored grant as JSON (as the history keeps it), with the resource that reads it.
-        async fn stored_grant_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            org: OrgId,
-            id: &str,
-        ) -> Result<Option<(serde_json::Value, String)>, StoreError> {
-            use sqlx::{FromRow, Row};
-            let Some(row) = sqlx::query(&format!(
-                "SELECT {}, resource FROM grants WHERE org_id = $1 AND id = $2",
-                sync_queries::GRANT_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            else {
-                return Ok(None);
-            };
-            let resource: String = row.try_get("resource")?;
-            let (_, value) = sync_queries::row_json(sync_queries::StoredRow::Grant(
-                queries::GrantRow::from_row(&row)?,
-            ))?;
-            Ok(Some((value, resource)))
-        }
+    /// A stored grant as JSON (as the history keeps it), with the resource that reads it.
+    async fn stored_grant_in(
+        tx: &mut super::sql::Tx,
+        org: OrgId,
+        id: &str,
+    ) -> Result<Option<(serde_json::Value, String)>, StoreError> {
+        let Some(row) = sql(format!(
+            "SELECT {}, resource FROM grants WHERE org_id = $1 AND id = $2",
+            sync_queries::GRANT_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(id)
+        .fetch_optional::<queries::GrantWithResource>(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let (_, value) = sync_queries::row_json(sync_queries::StoredRow::Grant(row.grant))?;
+        Ok(Some((value, row.resource)))
+    }
 
-        async fn apply_effect_in(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            org: OrgId,
-            request: i64,
-            effect: &super::provisioning::Effect,
-        ) -> Result<(), StoreError> {
-            use super::provisioning::Effect;
-            use sqlx::FromRow;
-            let now = time::OffsetDateTime::now_utc();
-            match effect {
-                Effect::GrantSaved { resource, grant } => {
-                    let before = Self::stored_grant_in(tx, org, &grant.id)
-                        .await?
-                        .map(|(value, _)| value);
-                    let digest = super::digest::of(grant);
-                    let saved = sqlx::query(&format!(
-                        "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
+    async fn apply_effect_in(
+        tx: &mut super::sql::Tx,
+        org: OrgId,
+        request: i64,
+        effect: &super::provisioning::Effect,
+    ) -> Result<(), StoreError> {
+        use super::provisioning::Effect;
+        let now = time::OffsetDateTime::now_utc();
+        match effect {
+            Effect::GrantSaved { resource, grant } => {
+                let before = Self::stored_grant_in(tx, org, &grant.id)
+                    .await?
+                    .map(|(value, _)| value);
+                let digest = super::digest::of(grant);
+                let saved = sql(format!(
+                    "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
                          expires_at, attributes, resource, digest, since, request_id) \
                          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
                          WHERE EXISTS (SELECT 1 FROM accounts WHERE org_id = $1 AND id = $3) \
@@ -342,70 +335,78 @@ macro_rules! impl_provisioning_store {
                          entitlement_id = excluded.entitlement_id, source = excluded.source, \
                          expires_at = excluded.expires_at, attributes = excluded.attributes, \
                          resource = excluded.resource, digest = excluded.digest, {}",
-                        sync_queries::SINCE_ON_CONFLICT
-                    ))
-                    .bind(org.0)
-                    .bind(&grant.id)
-                    .bind(&grant.account_id)
-                    .bind(&grant.entitlement_id)
-                    .bind(grant.source.encode())
-                    .bind(grant.expires_at)
-                    .bind(sqlx::types::Json(&grant.attributes))
-                    .bind(*resource)
-                    .bind(digest)
-                    .bind(now)
-                    .bind(request)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    if saved == 1 {
-                        let after = serde_json::to_value(grant).expect("grants serialise");
-                        Self::record_change_in(
-                            tx, org, request, now, resource, super::sync::Entity::Grant, &grant.id,
-                            before, Some(after), digest,
-                        )
-                        .await?;
-                    }
-                }
-                Effect::GrantRemoved { id } => {
-                    let before = Self::stored_grant_in(tx, org, id).await?;
-                    // The grant and those derived from it (a group's component sets: `ID:...`).
-                    let derived = format!("{id}:");
-                    let derived_end = format!("{id};");
-                    sqlx::query(
-                        "DELETE FROM grants WHERE org_id = $1 AND (id = $2 OR (id >= $3 AND id < $4))",
+                    sync_queries::SINCE_ON_CONFLICT
+                ))
+                .bind(org.0)
+                .bind(&grant.id)
+                .bind(&grant.account_id)
+                .bind(&grant.entitlement_id)
+                .bind(grant.source.encode())
+                .bind(grant.expires_at)
+                .bind(sqlx::types::Json(&grant.attributes))
+                .bind(*resource)
+                .bind(digest)
+                .bind(now)
+                .bind(request)
+                .execute(&mut *tx)
+                .await?;
+                if saved == 1 {
+                    let after = serde_json::to_value(grant).expect("grants serialise");
+                    Self::record_change_in(
+                        tx,
+                        org,
+                        request,
+                        now,
+                        resource,
+                        super::sync::Entity::Grant,
+                        &grant.id,
+                        before,
+                        Some(after),
+                        digest,
                     )
+                    .await?;
+                }
+            }
+            Effect::GrantRemoved { id } => {
+                let before = Self::stored_grant_in(tx, org, id).await?;
+                // The grant and those derived from it (a group's component sets: `ID:...`).
+                let derived = format!("{id}:");
+                let derived_end = format!("{id};");
+                sql("DELETE FROM grants WHERE org_id = $1 AND (id = $2 OR (id >= $3 AND id < $4))")
                     .bind(org.0)
                     .bind(id)
                     .bind(&derived)
                     .bind(&derived_end)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
-                    if let Some((before, resource)) = before {
-                        Self::record_change_in(
-                            tx, org, request, now, &resource, super::sync::Entity::Grant, id,
-                            Some(before), None, 0,
-                        )
-                        .await?;
-                    }
+                if let Some((before, resource)) = before {
+                    Self::record_change_in(
+                        tx,
+                        org,
+                        request,
+                        now,
+                        &resource,
+                        super::sync::Entity::Grant,
+                        id,
+                        Some(before),
+                        None,
+                        0,
+                    )
+                    .await?;
                 }
-                Effect::AccountSaved { resource, account } => {
-                    let before = sqlx::query(&format!(
-                        "{} WHERE org_id = $1 AND id = $2",
-                        provisioning_queries::ACCOUNT_SELECT
-                    ))
+            }
+            Effect::AccountSaved { resource, account } => {
+                let before = sql(format!("{} WHERE org_id = $1 AND id = $2", ACCOUNT_SELECT))
                     .bind(org.0)
                     .bind(&account.id)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional::<queries::AccountRow>(&mut *tx)
                     .await?
-                    .map(|row| queries::AccountRow::from_row(&row))
-                    .transpose()?
                     .map(|row| sync_queries::row_json(sync_queries::StoredRow::Account(row)))
                     .transpose()?
                     .map(|(_, value)| value);
-                    let digest = super::digest::of(account);
-                    sqlx::query(
-                        "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+                let digest = super::digest::of(account);
+                sql(
+                    "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
                          display_name, active, user_type, attributes, resource, digest) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                          ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
@@ -414,457 +415,476 @@ macro_rules! impl_provisioning_store {
                          active = excluded.active, user_type = excluded.user_type, \
                          attributes = excluded.attributes, resource = excluded.resource, \
                          digest = excluded.digest",
-                    )
-                    .bind(org.0)
-                    .bind(&account.id)
-                    .bind(&account.username)
-                    .bind(&account.email)
-                    .bind(&account.first_name)
-                    .bind(&account.last_name)
-                    .bind(&account.display_name)
-                    .bind(account.active)
-                    .bind(&account.user_type)
-                    .bind(sqlx::types::Json(&account.attributes))
-                    .bind(*resource)
-                    .bind(digest)
-                    .execute(&mut **tx)
-                    .await?;
-                    let after = serde_json::to_value(account).expect("accounts serialise");
-                    Self::record_change_in(
-                        tx, org, request, now, resource, super::sync::Entity::Account, &account.id,
-                        before, Some(after), digest,
-                    )
-                    .await?;
-                }
+                )
+                .bind(org.0)
+                .bind(&account.id)
+                .bind(&account.username)
+                .bind(&account.email)
+                .bind(&account.first_name)
+                .bind(&account.last_name)
+                .bind(&account.display_name)
+                .bind(account.active)
+                .bind(&account.user_type)
+                .bind(sqlx::types::Json(&account.attributes))
+                .bind(*resource)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await?;
+                let after = serde_json::to_value(account).expect("accounts serialise");
+                Self::record_change_in(
+                    tx,
+                    org,
+                    request,
+                    now,
+                    resource,
+                    super::sync::Entity::Account,
+                    &account.id,
+                    before,
+                    Some(after),
+                    digest,
+                )
+                .await?;
             }
-            Ok(())
         }
+        Ok(())
     }
+}
 
-    #[async_trait::async_trait]
-    impl super::provisioning::ProvisioningStore for $store {
-        async fn create_token(
-            &self,
-            name: &str,
-            token_hash: &str,
-            scopes: &[String],
-        ) -> Result<crate::tokens::ApiToken, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let inserted: Option<provisioning_queries::TokenRow> = sqlx::query_as(
-                "INSERT INTO api_tokens (name, token_hash, scopes, created_at) \
+#[async_trait::async_trait]
+impl super::provisioning::ProvisioningStore for SqlStore {
+    async fn create_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+    ) -> Result<crate::tokens::ApiToken, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<TokenRow> = sql(
+            "INSERT INTO api_tokens (name, token_hash, scopes, created_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING \
                  RETURNING id, name, scopes, created_at, last_used_at, revoked_at",
-            )
-            .bind(name)
-            .bind(token_hash)
-            .bind(scopes.join(","))
-            .bind(time::OffsetDateTime::now_utc())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = inserted else {
-                return Err(StoreError::Duplicate(format!(
+        )
+        .bind(name)
+        .bind(token_hash)
+        .bind(scopes.join(","))
+        .bind(time::OffsetDateTime::now_utc())
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(row) = inserted else {
+            return Err(StoreError::Duplicate(format!(
                     "a token named `{name}` exists already (revoked tokens keep their names); choose another name"
                 )));
-            };
-            let token = crate::tokens::ApiToken::from(row);
+        };
+        let token = crate::tokens::ApiToken::from(row);
+        Self::append_audit_in(
+            &mut tx,
+            &[crate::audit::AuditEvent {
+                actor: "cli".to_owned(),
+                org: None,
+                request_id: None,
+                event: "token_created".to_owned(),
+                data: serde_json::json!({ "name": name, "scopes": scopes }),
+            }],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>, StoreError> {
+        let rows: Vec<TokenRow> = sql(
+            "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+                 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revoked =
+            sql("UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
+                .bind(name)
+                .bind(time::OffsetDateTime::now_utc())
+                .execute(&mut tx)
+                .await?;
+        if revoked == 1 {
             Self::append_audit_in(
                 &mut tx,
                 &[crate::audit::AuditEvent {
                     actor: "cli".to_owned(),
                     org: None,
                     request_id: None,
-                    event: "token_created".to_owned(),
-                    data: serde_json::json!({ "name": name, "scopes": scopes }),
+                    event: "token_revoked".to_owned(),
+                    data: serde_json::json!({ "name": name }),
                 }],
             )
             .await?;
-            tx.commit().await?;
-            Ok(token)
         }
-
-        async fn list_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>, StoreError> {
-            let rows: Vec<provisioning_queries::TokenRow> = sqlx::query_as(
-                "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
-                 ORDER BY id",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
+        tx.commit().await?;
+        if revoked == 1 {
+            return Ok(true);
         }
-
-        async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let revoked = sqlx::query(
-                "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
-            )
+        let exists: Option<(i64,)> = sql("SELECT id FROM api_tokens WHERE name = $1")
             .bind(name)
-            .bind(time::OffsetDateTime::now_utc())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if revoked == 1 {
-                Self::append_audit_in(
-                    &mut tx,
-                    &[crate::audit::AuditEvent {
-                        actor: "cli".to_owned(),
-                        org: None,
-                        request_id: None,
-                        event: "token_revoked".to_owned(),
-                        data: serde_json::json!({ "name": name }),
-                    }],
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            if revoked == 1 {
-                return Ok(true);
-            }
-            let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM api_tokens WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(exists.is_some())
-        }
-
-        async fn token_by_hash(
-            &self,
-            token_hash: &str,
-        ) -> Result<Option<crate::tokens::ApiToken>, StoreError> {
-            let row: Option<provisioning_queries::TokenRow> = sqlx::query_as(
-                "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
-                 WHERE token_hash = $1",
-            )
-            .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
-            let Some(token) = row.map(crate::tokens::ApiToken::from) else {
-                return Ok(None);
-            };
-            // Use is recorded to the minute: no write on every request.
-            let now = time::OffsetDateTime::now_utc();
-            if token.revoked_at.is_none()
-                && token.last_used_at.is_none_or(|at| now - at > time::Duration::minutes(1))
-            {
-                sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
-                    .bind(token.id)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            Ok(Some(token))
-        }
+        Ok(exists.is_some())
+    }
 
-        async fn find_account(
-            &self,
-            org: OrgId,
-            key: &str,
-        ) -> Result<super::provisioning::AccountMatch, StoreError> {
-            use super::provisioning::AccountMatch;
-            let select = provisioning_queries::ACCOUNT_SELECT;
-            for condition in ["id = $2", "username = $2", "lower(username) = lower($2)"] {
-                let row: Option<queries::AccountRow> =
-                    sqlx::query_as(&format!("{select} WHERE org_id = $1 AND {condition} LIMIT 1"))
-                        .bind(org.0)
-                        .bind(key)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                if let Some(row) = row {
-                    return Ok(AccountMatch::One(Box::new(row.into())));
-                }
-            }
-            let rows: Vec<queries::AccountRow> = sqlx::query_as(&format!(
-                "{select} WHERE org_id = $1 AND lower(email) = lower($2) ORDER BY id LIMIT 5"
+    async fn token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::tokens::ApiToken>, StoreError> {
+        let row: Option<TokenRow> = sql(
+            "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+                 WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(token) = row.map(crate::tokens::ApiToken::from) else {
+            return Ok(None);
+        };
+        // Use is recorded to the minute: no write on every request.
+        let now = time::OffsetDateTime::now_utc();
+        if token.revoked_at.is_none()
+            && token
+                .last_used_at
+                .is_none_or(|at| now - at > time::Duration::minutes(1))
+        {
+            sql("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+                .bind(token.id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some(token))
+    }
+
+    async fn find_account(
+        &self,
+        org: OrgId,
+        key: &str,
+    ) -> Result<super::provisioning::AccountMatch, StoreError> {
+        use super::provisioning::AccountMatch;
+        let select = ACCOUNT_SELECT;
+        for condition in ["id = $2", "username = $2", "lower(username) = lower($2)"] {
+            let row: Option<queries::AccountRow> = sql(format!(
+                "{select} WHERE org_id = $1 AND {condition} LIMIT 1"
             ))
             .bind(org.0)
             .bind(key)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut accounts: Vec<provost_connector::model::Account> =
-                rows.into_iter().map(Into::into).collect();
-            Ok(match accounts.len() {
-                0 => AccountMatch::None,
-                1 => AccountMatch::One(Box::new(accounts.remove(0))),
-                _ => AccountMatch::Several(accounts.into_iter().map(|a| a.username).collect()),
-            })
-        }
-
-        async fn get_entitlement(
-            &self,
-            org: OrgId,
-            id: &str,
-        ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
-            let row: Option<queries::EntitlementRow> = sqlx::query_as(
-                "SELECT id, kind, api_name, label, description, grantable, attributes \
-                 FROM entitlements WHERE org_id = $1 AND id = $2",
-            )
-            .bind(org.0)
-            .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-            row.map(TryInto::try_into).transpose()
+            if let Some(row) = row {
+                return Ok(AccountMatch::One(Box::new(row.into())));
+            }
         }
+        let rows: Vec<queries::AccountRow> = sql(format!(
+            "{select} WHERE org_id = $1 AND lower(email) = lower($2) ORDER BY id LIMIT 5"
+        ))
+        .bind(org.0)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut accounts: Vec<provost_connector::model::Account> =
+            rows.into_iter().map(Into::into).collect();
+        Ok(match accounts.len() {
+            0 => AccountMatch::None,
+            1 => AccountMatch::One(Box::new(accounts.remove(0))),
+            _ => AccountMatch::Several(accounts.into_iter().map(|a| a.username).collect()),
+        })
+    }
 
-        async fn entitlement_by_name(
-            &self,
-            org: OrgId,
-            kind: provost_connector::model::EntitlementKind,
-            api_name: &str,
-        ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
-            let row: Option<queries::EntitlementRow> = sqlx::query_as(
-                "SELECT id, kind, api_name, label, description, grantable, attributes \
+    async fn get_entitlement(
+        &self,
+        org: OrgId,
+        id: &str,
+    ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
+        let row: Option<queries::EntitlementRow> = sql(
+            "SELECT id, kind, api_name, label, description, grantable, attributes \
+                 FROM entitlements WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn entitlement_by_name(
+        &self,
+        org: OrgId,
+        kind: provost_connector::model::EntitlementKind,
+        api_name: &str,
+    ) -> Result<Option<provost_connector::model::Entitlement>, StoreError> {
+        let row: Option<queries::EntitlementRow> = sql(
+            "SELECT id, kind, api_name, label, description, grantable, attributes \
                  FROM entitlements WHERE org_id = $1 AND kind = $2 AND api_name = $3 \
                  ORDER BY id LIMIT 1",
-            )
-            .bind(org.0)
-            .bind(kind.as_str())
-            .bind(api_name)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.map(TryInto::try_into).transpose()
-        }
+        )
+        .bind(org.0)
+        .bind(kind.as_str())
+        .bind(api_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
 
-        async fn save_preflight(&self, org: OrgId, report: &serde_json::Value) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO preflight_reports (org_id, report, checked_at) VALUES ($1, $2, $3) \
+    async fn save_preflight(
+        &self,
+        org: OrgId,
+        report: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sql(
+            "INSERT INTO preflight_reports (org_id, report, checked_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (org_id) DO UPDATE SET report = excluded.report, \
                  checked_at = excluded.checked_at",
-            )
-            .bind(org.0)
-            .bind(sqlx::types::Json(report))
-            .bind(time::OffsetDateTime::now_utc())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        }
+        )
+        .bind(org.0)
+        .bind(sqlx::types::Json(report))
+        .bind(time::OffsetDateTime::now_utc())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 
-        async fn last_preflight(
-            &self,
-            org: OrgId,
-        ) -> Result<Option<(serde_json::Value, time::OffsetDateTime)>, StoreError> {
-            let row: Option<(sqlx::types::Json<serde_json::Value>, time::OffsetDateTime)> =
-                sqlx::query_as("SELECT report, checked_at FROM preflight_reports WHERE org_id = $1")
-                    .bind(org.0)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            Ok(row.map(|(report, at)| (report.0, at)))
-        }
+    async fn last_preflight(
+        &self,
+        org: OrgId,
+    ) -> Result<Option<(serde_json::Value, time::OffsetDateTime)>, StoreError> {
+        let row: Option<(sqlx::types::Json<serde_json::Value>, time::OffsetDateTime)> =
+            sql("SELECT report, checked_at FROM preflight_reports WHERE org_id = $1")
+                .bind(org.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(report, at)| (report.0, at)))
+    }
 
-        async fn insert_request(
-            &self,
-            request: &super::provisioning::NewRequest,
-            audit: &[crate::audit::AuditEvent],
-        ) -> Result<super::provisioning::Inserted, StoreError> {
-            use super::provisioning::Inserted;
-            let now = time::OffsetDateTime::now_utc();
-            let mut tx = self.pool.begin().await?;
-            let inserted: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(
-                "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
+    async fn insert_request(
+        &self,
+        request: &super::provisioning::NewRequest,
+        audit: &[crate::audit::AuditEvent],
+    ) -> Result<super::provisioning::Inserted, StoreError> {
+        use super::provisioning::Inserted;
+        let now = time::OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let inserted: Result<Option<(i64,)>, sqlx::Error> = sql(
+            "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
                  requester, created_by, approver, justification, ticket, expires_at, \
                  request_key, input, plan, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
                  ON CONFLICT (org_id, created_by, request_key) DO NOTHING RETURNING id",
-            )
-            .bind(request.org.0)
-            .bind(&request.action)
-            .bind(request.state.as_str())
-            .bind(&request.account_id)
-            .bind(&request.entitlement_id)
-            .bind(&request.requester)
-            .bind(&request.created_by)
-            .bind(&request.approver)
-            .bind(&request.justification)
-            .bind(&request.ticket)
-            .bind(request.expires_at)
-            .bind(&request.idempotency_key)
-            .bind(sqlx::types::Json(&request.input))
-            .bind(sqlx::types::Json(&request.plan))
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await;
-            let inserted = match inserted {
-                Err(sqlx::Error::Database(error))
-                    if error.is_unique_violation()
-                        && (error.constraint() == Some("access_requests_open")
-                            || error.message().contains("access_requests_open")) =>
-                {
-                    // Another open request asks for the same thing (perhaps stored a moment
-                    // ago by a racing POST): name it.
-                    tx.rollback().await?;
-                    let twin: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                        "SELECT {} FROM access_requests WHERE org_id = $1 AND account_id = $2 \
+        )
+        .bind(request.org.0)
+        .bind(&request.action)
+        .bind(request.state.as_str())
+        .bind(&request.account_id)
+        .bind(&request.entitlement_id)
+        .bind(&request.requester)
+        .bind(&request.created_by)
+        .bind(&request.approver)
+        .bind(&request.justification)
+        .bind(&request.ticket)
+        .bind(request.expires_at)
+        .bind(&request.idempotency_key)
+        .bind(sqlx::types::Json(&request.input))
+        .bind(sqlx::types::Json(&request.plan))
+        .bind(now)
+        .fetch_optional(&mut tx)
+        .await;
+        let inserted = match inserted {
+            Err(sqlx::Error::Database(error))
+                if error.is_unique_violation()
+                    && (error.constraint() == Some("access_requests_open")
+                        || error.message().contains("access_requests_open")) =>
+            {
+                // Another open request asks for the same thing (perhaps stored a moment
+                // ago by a racing POST): name it.
+                tx.rollback().await?;
+                let twin: Option<RequestRow> = sql(format!(
+                    "SELECT {} FROM access_requests WHERE org_id = $1 AND account_id = $2 \
                          AND action = $3 AND COALESCE(entitlement_id, '') = $4 \
                          AND state IN ('pending_approval', 'approved', 'executing') \
                          AND account_id IS NOT NULL",
-                        provisioning_queries::REQUEST_COLUMNS
-                    ))
-                    .bind(request.org.0)
-                    .bind(&request.account_id)
-                    .bind(&request.action)
-                    .bind(request.entitlement_id.as_deref().unwrap_or(""))
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    return match twin {
-                        Some(row) => Ok(Inserted::Duplicate(row.try_into()?)),
-                        // The twin ended between the insert and this read: say so as a
-                        // duplicate of nothing the caller can see; a retry will succeed.
-                        None => Err(StoreError::Duplicate(
-                            "another request for the same change ended just now; send this one again"
-                                .into(),
-                        )),
-                    };
-                }
-                other => other?,
-            };
-            let Some((id,)) = inserted else {
-                tx.rollback().await?;
-                let row: provisioning_queries::RequestRow = sqlx::query_as(&format!(
-                    "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
-                     AND request_key = $3",
-                    provisioning_queries::REQUEST_COLUMNS
+                    REQUEST_COLUMNS
                 ))
                 .bind(request.org.0)
-                .bind(&request.created_by)
-                .bind(&request.idempotency_key)
-                .fetch_one(&self.pool)
+                .bind(&request.account_id)
+                .bind(&request.action)
+                .bind(request.entitlement_id.as_deref().unwrap_or(""))
+                .fetch_optional(&self.pool)
                 .await?;
-                let first = crate::provisioning::request::AccessRequest::try_from(row)?;
-                return Ok(if first.input == request.input {
-                    Inserted::Existing(first)
-                } else {
-                    Inserted::KeyReused(first)
-                });
-            };
-            let events: Vec<crate::audit::AuditEvent> = audit
-                .iter()
-                .cloned()
-                .map(|mut event| {
-                    event.request_id = Some(id);
-                    event
-                })
-                .collect();
-            Self::append_audit_in(&mut tx, &events).await?;
-            let stored = Self::request_in(&mut tx, id).await?.ok_or_else(|| StoreError::Corrupt {
+                return match twin {
+                    Some(row) => Ok(Inserted::Duplicate(row.try_into()?)),
+                    // The twin ended between the insert and this read: say so as a
+                    // duplicate of nothing the caller can see; a retry will succeed.
+                    None => Err(StoreError::Duplicate(
+                        "another request for the same change ended just now; send this one again"
+                            .into(),
+                    )),
+                };
+            }
+            other => other?,
+        };
+        let Some((id,)) = inserted else {
+            tx.rollback().await?;
+            let row: RequestRow = sql(format!(
+                "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
+                     AND request_key = $3",
+                REQUEST_COLUMNS
+            ))
+            .bind(request.org.0)
+            .bind(&request.created_by)
+            .bind(&request.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
+            let first = crate::provisioning::request::AccessRequest::try_from(row)?;
+            return Ok(if first.input == request.input {
+                Inserted::Existing(first)
+            } else {
+                Inserted::KeyReused(first)
+            });
+        };
+        let events: Vec<crate::audit::AuditEvent> = audit
+            .iter()
+            .cloned()
+            .map(|mut event| {
+                event.request_id = Some(id);
+                event
+            })
+            .collect();
+        Self::append_audit_in(&mut tx, &events).await?;
+        let stored = Self::request_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
                 what: "access request",
                 detail: format!("request {id} vanished after it was stored"),
             })?;
-            tx.commit().await?;
-            Ok(Inserted::Created(stored))
-        }
+        tx.commit().await?;
+        Ok(Inserted::Created(stored))
+    }
 
-        async fn get_request(
-            &self,
-            org: OrgId,
-            id: i64,
-        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
-            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM access_requests WHERE org_id = $1 AND id = $2",
-                provisioning_queries::REQUEST_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.map(TryInto::try_into).transpose()
-        }
+    async fn get_request(
+        &self,
+        org: OrgId,
+        id: i64,
+    ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sql(format!(
+            "SELECT {} FROM access_requests WHERE org_id = $1 AND id = $2",
+            REQUEST_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
 
-        async fn request_by_key(
-            &self,
-            org: OrgId,
-            created_by: &str,
-            key: &str,
-        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
-            let row: Option<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
+    async fn request_by_key(
+        &self,
+        org: OrgId,
+        created_by: &str,
+        key: &str,
+    ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
+        let row: Option<RequestRow> = sql(format!(
+            "SELECT {} FROM access_requests WHERE org_id = $1 AND created_by = $2 \
                  AND request_key = $3",
-                provisioning_queries::REQUEST_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(created_by)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.map(TryInto::try_into).transpose()
-        }
+            REQUEST_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(created_by)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
 
-        async fn list_requests(
-            &self,
-            org: OrgId,
-            filter: &super::provisioning::RequestFilter,
-        ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
-            // Only the filters given, so that each database can use the index that fits
-            // (`$n IS NULL OR ...` hid them and made every listing scan the org's history).
-            let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                "SELECT {} FROM access_requests WHERE org_id = ",
-                provisioning_queries::REQUEST_COLUMNS
-            ));
-            query.push_bind(org.0);
-            if let Some(state) = filter.state {
-                query.push(" AND state = ").push_bind(state.as_str());
-            }
-            if let Some(action) = &filter.action {
-                query.push(" AND action = ").push_bind(action.clone());
-            }
-            if let Some(account) = &filter.account_id {
-                query.push(" AND account_id = ").push_bind(account.clone());
-            }
-            if let Some(before) = filter.before {
-                query.push(" AND id < ").push_bind(before);
-            }
-            query
-                .push(" ORDER BY id DESC LIMIT ")
-                .push_bind(i64::from(filter.limit));
-            let rows: Vec<provisioning_queries::RequestRow> =
-                query.build_query_as().fetch_all(&self.pool).await?;
-            rows.into_iter().map(TryInto::try_into).collect()
+    async fn list_requests(
+        &self,
+        org: OrgId,
+        filter: &super::provisioning::RequestFilter,
+    ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
+        // Only the filters given, so that each database can use the index that fits
+        // (`$n IS NULL OR ...` hid them and made every listing scan the org's history).
+        let mut query = build(format!(
+            "SELECT {} FROM access_requests WHERE org_id = ",
+            REQUEST_COLUMNS
+        ));
+        query.push_bind(org.0);
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
         }
+        if let Some(action) = &filter.action {
+            query.push(" AND action = ").push_bind(action.clone());
+        }
+        if let Some(account) = &filter.account_id {
+            query.push(" AND account_id = ").push_bind(account.clone());
+        }
+        if let Some(before) = filter.before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows: Vec<RequestRow> = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
 
-        async fn transition_request(
-            &self,
-            transition: &super::provisioning::Transition<'_>,
-        ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let mut update = sqlx::QueryBuilder::<$db>::new("UPDATE access_requests SET state = ");
+    async fn transition_request(
+        &self,
+        transition: &super::provisioning::Transition<'_>,
+    ) -> Result<Option<crate::provisioning::request::AccessRequest>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut update = build("UPDATE access_requests SET state = ");
+        update
+            .push_bind(transition.to.as_str())
+            .push(", updated_at = ")
+            .push_bind(time::OffsetDateTime::now_utc());
+        if let Some(approver) = transition.approver {
+            update.push(", approver = ").push_bind(approver.to_owned());
+        }
+        if transition.to.is_final() {
             update
-                .push_bind(transition.to.as_str())
-                .push(", updated_at = ")
+                .push(", finished_at = ")
                 .push_bind(time::OffsetDateTime::now_utc());
-            if let Some(approver) = transition.approver {
-                update.push(", approver = ").push_bind(approver.to_owned());
-            }
-            if transition.to.is_final() {
-                update.push(", finished_at = ").push_bind(time::OffsetDateTime::now_utc());
-            }
-            update.push(" WHERE id = ").push_bind(transition.id).push(" AND state IN (");
-            let mut states = update.separated(", ");
-            for state in transition.from {
-                states.push_bind(state.as_str());
-            }
-            update.push(")");
-            let changed = update.build().execute(&mut *tx).await?.rows_affected();
-            if changed != 1 {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            let mut event = transition.audit.clone();
-            event.request_id = Some(transition.id);
-            Self::append_audit_in(&mut tx, &[event]).await?;
-            let request = Self::request_in(&mut tx, transition.id).await?;
-            tx.commit().await?;
-            Ok(request)
         }
+        update
+            .push(" WHERE id = ")
+            .push_bind(transition.id)
+            .push(" AND state IN (");
+        let mut states = update.separated(", ");
+        for state in transition.from {
+            states.push_bind(state.as_str());
+        }
+        update.push(")");
+        let changed = update.execute(&mut tx).await?;
+        if changed != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut event = transition.audit.clone();
+        event.request_id = Some(transition.id);
+        Self::append_audit_in(&mut tx, &[event]).await?;
+        let request = Self::request_in(&mut tx, transition.id).await?;
+        tx.commit().await?;
+        Ok(request)
+    }
 
-        async fn claim_requests(
-            &self,
-            org: OrgId,
-            org_name: &str,
-            worker: &str,
-            limit: u32,
-            lease: time::Duration,
-        ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            let mut tx = self.pool.begin().await?;
-            let rows: Vec<provisioning_queries::RequestRow> = sqlx::query_as(&format!(
-                "UPDATE access_requests SET \
+    async fn claim_requests(
+        &self,
+        org: OrgId,
+        org_name: &str,
+        worker: &str,
+        limit: u32,
+        lease: time::Duration,
+    ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<RequestRow> = sql(format!(
+            "UPDATE access_requests SET \
                  state = CASE state WHEN 'approved' THEN 'executing' \
                  WHEN 'completed' THEN 'expiring' ELSE state END, \
                  claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4 \
@@ -876,146 +896,138 @@ macro_rules! impl_provisioning_store {
                  OR (state = 'completed' AND expires_at IS NOT NULL AND expires_at <= $4 \
                      AND (next_attempt_at IS NULL OR next_attempt_at <= $4))) \
                  ORDER BY id LIMIT $5{}) RETURNING {}",
-                $lock,
-                provisioning_queries::REQUEST_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(worker)
-            .bind(now + lease)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut claimed: Vec<crate::provisioning::request::AccessRequest> = rows
-                .into_iter()
-                .map(TryInto::try_into)
-                .collect::<Result<_, _>>()?;
-            claimed.sort_by_key(|r| r.id);
-            let events: Vec<crate::audit::AuditEvent> = claimed
-                .iter()
-                .map(|request| crate::audit::AuditEvent {
-                    actor: format!("executor:{worker}"),
-                    org: Some(org_name.to_owned()),
-                    request_id: Some(request.id),
-                    event: request.state.as_str().to_owned(),
-                    data: serde_json::json!({ "attempt": request.attempts }),
-                })
-                .collect();
-            Self::append_audit_in(&mut tx, &events).await?;
-            tx.commit().await?;
-            Ok(claimed)
-        }
+            self.pool.backend().claim_lock(),
+            REQUEST_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(worker)
+        .bind(now + lease)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut tx)
+        .await?;
+        let mut claimed: Vec<crate::provisioning::request::AccessRequest> = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?;
+        claimed.sort_by_key(|r| r.id);
+        let events: Vec<crate::audit::AuditEvent> = claimed
+            .iter()
+            .map(|request| crate::audit::AuditEvent {
+                actor: format!("executor:{worker}"),
+                org: Some(org_name.to_owned()),
+                request_id: Some(request.id),
+                event: request.state.as_str().to_owned(),
+                data: serde_json::json!({ "attempt": request.attempts }),
+            })
+            .collect();
+        Self::append_audit_in(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
 
-        async fn finish_requests(
-            &self,
-            org: OrgId,
-            worker: &str,
-            outcomes: &[super::provisioning::Outcome],
-        ) -> Result<u64, StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            let mut tx = self.pool.begin().await?;
-            let mut applied = 0;
-            let mut events = Vec::new();
-            for outcome in outcomes {
-                let finished = outcome.state.is_final()
-                    || outcome.state == crate::provisioning::request::RequestState::Completed
-                        && outcome.next_attempt_at.is_none();
-                let changed = sqlx::query(
-                    "UPDATE access_requests SET state = $3, result = COALESCE($4, result), \
+    async fn finish_requests(
+        &self,
+        org: OrgId,
+        worker: &str,
+        outcomes: &[super::provisioning::Outcome],
+    ) -> Result<u64, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let mut applied = 0;
+        let mut events = Vec::new();
+        for outcome in outcomes {
+            let finished = outcome.state.is_final()
+                || outcome.state == crate::provisioning::request::RequestState::Completed
+                    && outcome.next_attempt_at.is_none();
+            let changed = sql(
+                "UPDATE access_requests SET state = $3, result = COALESCE($4, result), \
                      error = $5, next_attempt_at = $6, claimed_by = NULL, \
                      claim_expires_at = NULL, updated_at = $7, \
                      finished_at = CASE WHEN $8 THEN $7 ELSE finished_at END \
                      WHERE id = $1 AND claimed_by = $2 AND state IN ('executing', 'expiring')",
-                )
-                .bind(outcome.id)
-                .bind(worker)
-                .bind(outcome.state.as_str())
-                .bind(outcome.result.as_ref().map(sqlx::types::Json))
-                .bind(outcome.error.as_deref())
-                .bind(outcome.next_attempt_at)
-                .bind(now)
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if changed != 1 {
-                    continue;
-                }
-                applied += 1;
-                for effect in &outcome.effects {
-                    Self::apply_effect_in(&mut tx, org, outcome.id, effect).await?;
-                }
-                let mut event = outcome.audit.clone();
-                event.request_id = Some(outcome.id);
-                events.push(event);
+            )
+            .bind(outcome.id)
+            .bind(worker)
+            .bind(outcome.state.as_str())
+            .bind(outcome.result.as_ref().map(sqlx::types::Json))
+            .bind(outcome.error.as_deref())
+            .bind(outcome.next_attempt_at)
+            .bind(now)
+            .bind(finished)
+            .execute(&mut tx)
+            .await?;
+            if changed != 1 {
+                continue;
             }
-            Self::append_audit_in(&mut tx, &events).await?;
-            tx.commit().await?;
-            Ok(applied)
+            applied += 1;
+            for effect in &outcome.effects {
+                Self::apply_effect_in(&mut tx, org, outcome.id, effect).await?;
+            }
+            let mut event = outcome.audit.clone();
+            event.request_id = Some(outcome.id);
+            events.push(event);
         }
+        Self::append_audit_in(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
 
-        async fn next_due(&self, org: OrgId) -> Result<Option<time::OffsetDateTime>, StoreError> {
-            let rows: Vec<(Option<time::OffsetDateTime>,)> = sqlx::query_as(
-                "SELECT MIN(next_attempt_at) FROM access_requests WHERE org_id = $1 \
+    async fn next_due(&self, org: OrgId) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        let rows: Vec<(Option<time::OffsetDateTime>,)> = sql(
+            "SELECT MIN(next_attempt_at) FROM access_requests WHERE org_id = $1 \
                  AND state = 'approved' \
                  UNION ALL SELECT MIN(claim_expires_at) FROM access_requests WHERE org_id = $1 \
                  AND state IN ('executing', 'expiring') \
                  UNION ALL SELECT MIN(COALESCE(next_attempt_at, expires_at)) FROM access_requests \
                  WHERE org_id = $1 AND state = 'completed' AND expires_at IS NOT NULL",
-            )
-            .bind(org.0)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().filter_map(|(at,)| at).min())
-        }
-
-        async fn append_audit(
-            &self,
-            events: &[crate::audit::AuditEvent],
-        ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            Self::append_audit_in(&mut tx, events).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn audit_entries(
-            &self,
-            after_seq: i64,
-            limit: u32,
-        ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
-            let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-                provisioning_queries::AUDIT_COLUMNS
-            ))
-            .bind(after_seq)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        async fn request_audit(
-            &self,
-            request_id: i64,
-        ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
-            let rows: Vec<provisioning_queries::AuditRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM audit_log WHERE request_id = $1 ORDER BY seq",
-                provisioning_queries::AUDIT_COLUMNS
-            ))
-            .bind(request_id)
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
-
-        async fn audit_head(&self) -> Result<(i64, String), StoreError> {
-            Ok(sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?)
-        }
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(|(at,)| at).min())
     }
-    };
-}
 
-pub(super) use impl_provisioning_store;
+    async fn append_audit(&self, events: &[crate::audit::AuditEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::append_audit_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_entries(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = sql(format!(
+            "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+            AUDIT_COLUMNS
+        ))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn request_audit(
+        &self,
+        request_id: i64,
+    ) -> Result<Vec<crate::audit::AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = sql(format!(
+            "SELECT {} FROM audit_log WHERE request_id = $1 ORDER BY seq",
+            AUDIT_COLUMNS
+        ))
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        Ok(sql("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}

@@ -1,16 +1,19 @@
-//! The queries whose SQL is the same on SQLite and PostgreSQL.
+//! [`Store`](super::Store)'s own queries: orgs, the identity model, connections and OAuth
+//! states.
 //!
-//! Both backends speak `$N` placeholders, `ON CONFLICT ... DO UPDATE` and the same schema, so
-//! the method bodies are written once here and expanded into each backend's `Store` impl,
-//! where each is type-checked against that backend's driver. What differs between the
-//! databases (connecting, migrating) stays in `sqlite.rs` and `postgres.rs`.
+//! Both databases speak `$N` placeholders, `ON CONFLICT ... DO UPDATE` and the same schema, so
+//! each query is written once and run through [`sql`](super::sql) on either. What differs
+//! (connecting, migrating, a statement's deadline) is in `sqlite.rs` and `postgres.rs`; SQL
+//! that differs, in `dialect.rs`.
 
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
+use super::sql::sql;
 use super::{OAuthState, OrgId, OrgRecord, StoreError, StoredConnection};
+use super::{Page, SqlStore};
 
 #[derive(sqlx::FromRow)]
 pub(super) struct OrgRow {
@@ -89,6 +92,14 @@ impl TryFrom<EntitlementRow> for Entitlement {
     }
 }
 
+/// A grant, and the resource that read it.
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantWithResource {
+    #[sqlx(flatten)]
+    pub(super) grant: GrantRow,
+    pub(super) resource: String,
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct GrantRow {
     id: String,
@@ -160,116 +171,115 @@ impl From<StateRow> for OAuthState {
     }
 }
 
-/// Implements [`Store`](super::Store) for a backend type that has a `pool` field, given its
-/// [`Backend`](super::Backend) and its migrator.
-macro_rules! impl_store {
-    ($store:ty, $backend:expr, $migrator:path) => {
-    #[async_trait::async_trait]
-    impl super::Store for $store {
-        fn backend(&self) -> super::Backend {
-            $backend
-        }
+#[async_trait::async_trait]
+impl super::Store for SqlStore {
+    fn backend(&self) -> super::Backend {
+        self.pool.backend()
+    }
 
-        async fn migrate(&self) -> Result<(), StoreError> {
-            // Every command opens the store through here: statistics are refreshed only when a
-            // migration changed the schema (each sync refreshes them after it commits).
-            let applied = || async {
-                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
-                    .fetch_one(&self.pool)
-                    .await
-                    // Before the first migration the table does not exist.
-                    .unwrap_or(0)
-            };
-            let before = applied().await;
-            $migrator.run(&self.pool).await?;
-            if applied().await != before {
-                self.refresh_statistics().await?;
-            }
-            Ok(())
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // Every command opens the store through here: statistics are refreshed only when a
+        // migration changed the schema (each sync refreshes them after it commits).
+        let applied = || async {
+            sql("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_value::<i64>(&self.pool)
+                .await
+                // Before the first migration the table does not exist.
+                .unwrap_or(0)
+        };
+        let before = applied().await;
+        match &self.pool {
+            super::sql::Pool::Sqlite(pool) => super::sqlite::MIGRATOR.run(pool).await?,
+            super::sql::Pool::Postgres(pool) => super::postgres::MIGRATOR.run(pool).await?,
         }
-
-        async fn refresh_statistics(&self) -> Result<(), StoreError> {
-            match $backend {
-                Backend::Sqlite => {
-                    // Sampled (a thousand rows per index): milliseconds, even for a large org.
-                    let mut conn = self.pool.acquire().await?;
-                    sqlx::query("PRAGMA analysis_limit = 1000").execute(&mut *conn).await?;
-                    sqlx::query("ANALYZE").execute(&mut *conn).await?;
-                    // Other connections keep the statistics they loaded with the schema (for a
-                    // first sync: those of empty tables, which made a userName lookup scan
-                    // every user) until the schema changes: change it, so each reloads.
-                    sqlx::query("CREATE TABLE IF NOT EXISTS provost_statistics_refreshed (x)")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("DROP TABLE IF EXISTS provost_statistics_refreshed")
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Backend::Postgres => {
-                    // VACUUM too: until it marks a table's pages all-visible, an index-only
-                    // scan visits the table for every entry. After a first sync of `large`,
-                    // SCIM's count of users scanned the table (37 ms, 19 ms after) and a page
-                    // at startIndex 50,001 fetched 50,100 rows to skip them (29 ms, 12 ms).
-                    sqlx::query("VACUUM (ANALYZE) accounts, entitlements, grants")
-                        .execute(&self.pool)
-                        .await?;
-                }
-            }
-            Ok(())
+        if applied().await != before {
+            self.refresh_statistics().await?;
         }
+        Ok(())
+    }
 
-        async fn ping(&self) -> Result<(), StoreError> {
-            sqlx::query("SELECT 1").execute(&self.pool).await?;
-            Ok(())
-        }
-
-        async fn close(&self) {
-            self.pool.close().await;
-        }
-
-        async fn ensure_org(&self, name: &str) -> Result<OrgRecord, StoreError> {
-            if let Some(org) = self.orgs.get(name) {
-                return Ok(org);
-            }
-            sqlx::query("INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(time::OffsetDateTime::now_utc())
-                .execute(&self.pool)
-                .await?;
-            self.find_org(name)
-                .await?
-                .ok_or_else(|| StoreError::UnknownOrg(name.to_owned()))
-        }
-
-        async fn find_org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
-            if let Some(org) = self.orgs.get(name) {
-                return Ok(Some(org));
-            }
-            let row: Option<queries::OrgRow> =
-                sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&self.pool)
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            super::sql::Pool::Sqlite(pool) => {
+                // Sampled (a thousand rows per index): milliseconds, even for a large org.
+                let mut conn = pool.acquire().await?;
+                sql("PRAGMA analysis_limit = 1000")
+                    .execute(&mut *conn)
                     .await?;
-            let org = row.map(OrgRecord::from);
-            if let Some(org) = &org {
-                self.orgs.put(org.clone());
-            }
-            Ok(org)
-        }
-
-        async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
-            let rows: Vec<queries::OrgRow> =
-                sqlx::query_as("SELECT id, name, created_at FROM orgs ORDER BY name")
-                    .fetch_all(&self.pool)
+                sql("ANALYZE").execute(&mut *conn).await?;
+                // Other connections keep the statistics they loaded with the schema (for a
+                // first sync: those of empty tables, which made a userName lookup scan
+                // every user) until the schema changes: change it, so each reloads.
+                sql("CREATE TABLE IF NOT EXISTS provost_statistics_refreshed (x)")
+                    .execute(&mut *conn)
                     .await?;
-            Ok(rows.into_iter().map(OrgRecord::from).collect())
+                sql("DROP TABLE IF EXISTS provost_statistics_refreshed")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            super::sql::Pool::Postgres(_) => {
+                // VACUUM too: until it marks a table's pages all-visible, an index-only
+                // scan visits the table for every entry. After a first sync of `large`,
+                // SCIM's count of users scanned the table (37 ms, 19 ms after) and a page
+                // at startIndex 50,001 fetched 50,100 rows to skip them (29 ms, 12 ms).
+                sql("VACUUM (ANALYZE) accounts, entitlements, grants")
+                    .execute(&self.pool)
+                    .await?;
+            }
         }
+        Ok(())
+    }
 
-        async fn upsert_accounts(&self, org: OrgId, accounts: &[Account]) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            for account in accounts {
-                sqlx::query(
-                    "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+    async fn ping(&self) -> Result<(), StoreError> {
+        sql("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn ensure_org(&self, name: &str) -> Result<OrgRecord, StoreError> {
+        if let Some(org) = self.orgs.get(name) {
+            return Ok(org);
+        }
+        sql("INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(time::OffsetDateTime::now_utc())
+            .execute(&self.pool)
+            .await?;
+        self.find_org(name)
+            .await?
+            .ok_or_else(|| StoreError::UnknownOrg(name.to_owned()))
+    }
+
+    async fn find_org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
+        if let Some(org) = self.orgs.get(name) {
+            return Ok(Some(org));
+        }
+        let row: Option<OrgRow> = sql("SELECT id, name, created_at FROM orgs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let org = row.map(OrgRecord::from);
+        if let Some(org) = &org {
+            self.orgs.put(org.clone());
+        }
+        Ok(org)
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<OrgRecord>, StoreError> {
+        let rows: Vec<OrgRow> = sql("SELECT id, name, created_at FROM orgs ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(OrgRecord::from).collect())
+    }
+
+    async fn upsert_accounts(&self, org: OrgId, accounts: &[Account]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for account in accounts {
+            sql(
+                "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
                      display_name, active, user_type, attributes, digest) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
@@ -277,168 +287,167 @@ macro_rules! impl_store {
                      last_name = excluded.last_name, display_name = excluded.display_name, \
                      active = excluded.active, user_type = excluded.user_type, \
                      attributes = excluded.attributes, digest = excluded.digest",
-                )
-                .bind(org.0)
-                .bind(&account.id)
-                .bind(&account.username)
-                .bind(&account.email)
-                .bind(&account.first_name)
-                .bind(&account.last_name)
-                .bind(&account.display_name)
-                .bind(account.active)
-                .bind(&account.user_type)
-                .bind(sqlx::types::Json(&account.attributes))
-                .bind(super::digest::of(account))
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| super::classify(err, "an account"))?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn get_account(&self, org: OrgId, id: &str) -> Result<Option<Account>, StoreError> {
-            let row: Option<queries::AccountRow> = sqlx::query_as(
-                "SELECT id, username, email, first_name, last_name, display_name, active, \
-                 user_type, attributes FROM accounts WHERE org_id = $1 AND id = $2",
             )
             .bind(org.0)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.map(Account::from))
+            .bind(&account.id)
+            .bind(&account.username)
+            .bind(&account.email)
+            .bind(&account.first_name)
+            .bind(&account.last_name)
+            .bind(&account.display_name)
+            .bind(account.active)
+            .bind(&account.user_type)
+            .bind(sqlx::types::Json(&account.attributes))
+            .bind(super::digest::of(account))
+            .execute(&mut tx)
+            .await
+            .map_err(|err| super::classify(err, "an account"))?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn list_accounts(&self, org: OrgId, page: Page<'_>) -> Result<Vec<Account>, StoreError> {
-            let rows: Vec<queries::AccountRow> = sqlx::query_as(
-                "SELECT id, username, email, first_name, last_name, display_name, active, \
+    async fn get_account(&self, org: OrgId, id: &str) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sql(
+            "SELECT id, username, email, first_name, last_name, display_name, active, \
+                 user_type, attributes FROM accounts WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Account::from))
+    }
+
+    async fn list_accounts(&self, org: OrgId, page: Page<'_>) -> Result<Vec<Account>, StoreError> {
+        let rows: Vec<AccountRow> = sql(
+            "SELECT id, username, email, first_name, last_name, display_name, active, \
                  user_type, attributes FROM accounts WHERE org_id = $1 AND id > $2 \
                  ORDER BY id LIMIT $3",
-            )
-            .bind(org.0)
-            .bind(page.after.unwrap_or(""))
-            .bind(i64::from(page.limit))
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(rows.into_iter().map(Account::from).collect())
-        }
+        )
+        .bind(org.0)
+        .bind(page.after.unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Account::from).collect())
+    }
 
-        async fn upsert_entitlements(
-            &self,
-            org: OrgId,
-            entitlements: &[Entitlement],
-        ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            for entitlement in entitlements {
-                sqlx::query(
-                    "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
+    async fn upsert_entitlements(
+        &self,
+        org: OrgId,
+        entitlements: &[Entitlement],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for entitlement in entitlements {
+            sql(
+                "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
                      grantable, attributes, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
                      api_name = excluded.api_name, label = excluded.label, \
                      description = excluded.description, grantable = excluded.grantable, \
                      attributes = excluded.attributes, digest = excluded.digest",
-                )
-                .bind(org.0)
-                .bind(&entitlement.id)
-                .bind(entitlement.kind.as_str())
-                .bind(&entitlement.api_name)
-                .bind(&entitlement.label)
-                .bind(&entitlement.description)
-                .bind(entitlement.grantable)
-                .bind(sqlx::types::Json(&entitlement.attributes))
-                .bind(super::digest::of(entitlement))
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| super::classify(err, "an entitlement"))?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn list_entitlements(
-            &self,
-            org: OrgId,
-            kind: Option<EntitlementKind>,
-            page: Page<'_>,
-        ) -> Result<Vec<Entitlement>, StoreError> {
-            let rows: Vec<queries::EntitlementRow> = sqlx::query_as(
-                "SELECT id, kind, api_name, label, description, grantable, attributes \
-                 FROM entitlements WHERE org_id = $1 AND ($2 IS NULL OR kind = $2) AND id > $3 \
-                 ORDER BY id LIMIT $4",
             )
             .bind(org.0)
-            .bind(kind.map(EntitlementKind::as_str))
-            .bind(page.after.unwrap_or(""))
-            .bind(i64::from(page.limit))
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(Entitlement::try_from).collect()
+            .bind(&entitlement.id)
+            .bind(entitlement.kind.as_str())
+            .bind(&entitlement.api_name)
+            .bind(&entitlement.label)
+            .bind(&entitlement.description)
+            .bind(entitlement.grantable)
+            .bind(sqlx::types::Json(&entitlement.attributes))
+            .bind(super::digest::of(entitlement))
+            .execute(&mut tx)
+            .await
+            .map_err(|err| super::classify(err, "an entitlement"))?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn upsert_grants(&self, org: OrgId, grants: &[Grant]) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            for grant in grants {
-                sqlx::query(
-                    "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
+    async fn list_entitlements(
+        &self,
+        org: OrgId,
+        kind: Option<EntitlementKind>,
+        page: Page<'_>,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        let rows: Vec<EntitlementRow> = sql(
+            "SELECT id, kind, api_name, label, description, grantable, attributes \
+                 FROM entitlements WHERE org_id = $1 AND ($2 IS NULL OR kind = $2) AND id > $3 \
+                 ORDER BY id LIMIT $4",
+        )
+        .bind(org.0)
+        .bind(kind.map(EntitlementKind::as_str))
+        .bind(page.after.unwrap_or(""))
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Entitlement::try_from).collect()
+    }
+
+    async fn upsert_grants(&self, org: OrgId, grants: &[Grant]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for grant in grants {
+            sql(
+                "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, \
                      expires_at, attributes, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
                      entitlement_id = excluded.entitlement_id, source = excluded.source, \
                      expires_at = excluded.expires_at, attributes = excluded.attributes, \
                      digest = excluded.digest",
-                )
-                .bind(org.0)
-                .bind(&grant.id)
-                .bind(&grant.account_id)
-                .bind(&grant.entitlement_id)
-                .bind(grant.source.encode())
-                .bind(grant.expires_at)
-                .bind(sqlx::types::Json(&grant.attributes))
-                .bind(super::digest::of(grant))
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| super::classify(err, "a grant"))?;
-            }
-            tx.commit().await?;
-            Ok(())
-        }
-
-        async fn grants_of_account(
-            &self,
-            org: OrgId,
-            account_id: &str,
-        ) -> Result<Vec<Grant>, StoreError> {
-            let rows: Vec<queries::GrantRow> = sqlx::query_as(
-                "SELECT id, account_id, entitlement_id, source, expires_at, attributes \
-                 FROM grants WHERE org_id = $1 AND account_id = $2 ORDER BY id",
             )
             .bind(org.0)
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(Grant::try_from).collect()
+            .bind(&grant.id)
+            .bind(&grant.account_id)
+            .bind(&grant.entitlement_id)
+            .bind(grant.source.encode())
+            .bind(grant.expires_at)
+            .bind(sqlx::types::Json(&grant.attributes))
+            .bind(super::digest::of(grant))
+            .execute(&mut tx)
+            .await
+            .map_err(|err| super::classify(err, "a grant"))?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn delete_grants(&self, org: OrgId, ids: &[String]) -> Result<u64, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            let mut removed = 0;
-            for id in ids {
-                removed += sqlx::query("DELETE FROM grants WHERE org_id = $1 AND id = $2")
-                    .bind(org.0)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(removed)
+    async fn grants_of_account(
+        &self,
+        org: OrgId,
+        account_id: &str,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let rows: Vec<GrantRow> = sql(
+            "SELECT id, account_id, entitlement_id, source, expires_at, attributes \
+                 FROM grants WHERE org_id = $1 AND account_id = $2 ORDER BY id",
+        )
+        .bind(org.0)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Grant::try_from).collect()
+    }
+
+    async fn delete_grants(&self, org: OrgId, ids: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut removed = 0;
+        for id in ids {
+            removed += sql("DELETE FROM grants WHERE org_id = $1 AND id = $2")
+                .bind(org.0)
+                .bind(id)
+                .execute(&mut tx)
+                .await?;
         }
+        tx.commit().await?;
+        Ok(removed)
+    }
 
-        async fn save_connection(
-            &self,
-            org: OrgId,
-            connection: &super::StoredConnection,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
+    async fn save_connection(
+        &self,
+        org: OrgId,
+        connection: &super::StoredConnection,
+    ) -> Result<(), StoreError> {
+        sql(
                 "INSERT INTO org_credentials (org_id, refresh_token_sealed, instance_url, identity_url, connected_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id) DO UPDATE SET \
                  refresh_token_sealed = excluded.refresh_token_sealed, instance_url = excluded.instance_url, \
@@ -452,81 +461,80 @@ macro_rules! impl_store {
             .execute(&self.pool)
             .await
             .map_err(|err| super::classify(err, "a connection"))?;
-            Ok(())
-        }
+        Ok(())
+    }
 
-        async fn connection(&self, org: OrgId) -> Result<Option<super::StoredConnection>, StoreError> {
-            let row: Option<queries::ConnectionRow> = sqlx::query_as(
-                "SELECT refresh_token_sealed, instance_url, identity_url, connected_at \
+    async fn connection(&self, org: OrgId) -> Result<Option<super::StoredConnection>, StoreError> {
+        let row: Option<ConnectionRow> = sql(
+            "SELECT refresh_token_sealed, instance_url, identity_url, connected_at \
                  FROM org_credentials WHERE org_id = $1",
-            )
-            .bind(org.0)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.map(Into::into))
-        }
+        )
+        .bind(org.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
 
-        async fn insert_oauth_state(
-            &self,
-            state: &str,
-            pending: &super::OAuthState,
-            limits: super::StateLimits,
-        ) -> Result<bool, StoreError> {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM oauth_states WHERE created_at < $1")
-                .bind(limits.forget_before)
-                .execute(&mut *tx)
+    async fn insert_oauth_state(
+        &self,
+        state: &str,
+        pending: &super::OAuthState,
+        limits: super::StateLimits,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sql("DELETE FROM oauth_states WHERE created_at < $1")
+            .bind(limits.forget_before)
+            .execute(&mut tx)
+            .await?;
+        let (open,): (i64,) =
+            sql("SELECT COUNT(*) FROM oauth_states WHERE consumed_at IS NULL AND created_at >= $1")
+                .bind(limits.open_since)
+                .fetch_one(&mut tx)
                 .await?;
-            let (open,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM oauth_states WHERE consumed_at IS NULL AND created_at >= $1",
-            )
-            .bind(limits.open_since)
-            .fetch_one(&mut *tx)
-            .await?;
-            if open >= i64::from(limits.most_open) {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query(
-                "INSERT INTO oauth_states (state, org_name, code_verifier_sealed, redirect_uri, \
-                 created_at, started_by, replace_confirmed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(state)
-            .bind(&pending.org_name)
-            .bind(&pending.code_verifier_sealed)
-            .bind(&pending.redirect_uri)
-            .bind(pending.created_at)
-            .bind(&pending.started_by)
-            .bind(pending.replace_confirmed)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
+        if open >= i64::from(limits.most_open) {
+            tx.rollback().await?;
+            return Ok(false);
         }
+        sql(
+            "INSERT INTO oauth_states (state, org_name, code_verifier_sealed, redirect_uri, \
+                 created_at, started_by, replace_confirmed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(state)
+        .bind(&pending.org_name)
+        .bind(&pending.code_verifier_sealed)
+        .bind(&pending.redirect_uri)
+        .bind(pending.created_at)
+        .bind(&pending.started_by)
+        .bind(pending.replace_confirmed)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 
-        async fn consume_oauth_state(&self, state: &str) -> Result<super::StateLookup, StoreError> {
-            // One statement marks it used and returns it, so two callbacks racing with the same
-            // state cannot both get it.
-            let row: Option<queries::StateRow> = sqlx::query_as(
-                "UPDATE oauth_states SET consumed_at = $1 WHERE state = $2 AND consumed_at IS NULL \
+    async fn consume_oauth_state(&self, state: &str) -> Result<super::StateLookup, StoreError> {
+        // One statement marks it used and returns it, so two callbacks racing with the same
+        // state cannot both get it.
+        let row: Option<StateRow> = sql(
+            "UPDATE oauth_states SET consumed_at = $1 WHERE state = $2 AND consumed_at IS NULL \
                  RETURNING org_name, code_verifier_sealed, redirect_uri, created_at, started_by, \
                  replace_confirmed",
-            )
-            .bind(time::OffsetDateTime::now_utc())
+        )
+        .bind(time::OffsetDateTime::now_utc())
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(super::StateLookup::Fresh(row.into()));
+        }
+        let known: Option<(String,)> = sql("SELECT state FROM oauth_states WHERE state = $1")
             .bind(state)
             .fetch_optional(&self.pool)
             .await?;
-            if let Some(row) = row {
-                return Ok(super::StateLookup::Fresh(row.into()));
-            }
-            let known: Option<(String,)> = sqlx::query_as("SELECT state FROM oauth_states WHERE state = $1")
-                .bind(state)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok(if known.is_some() { super::StateLookup::Replayed } else { super::StateLookup::Unknown })
-        }
+        Ok(if known.is_some() {
+            super::StateLookup::Replayed
+        } else {
+            super::StateLookup::Unknown
+        })
     }
-    };
 }
-
-pub(super) use impl_store;

@@ -1,5 +1,5 @@
-//! The report store's SQL, the same on SQLite and PostgreSQL, expanded into each backend's
-//! [`ReportStore`](super::reports::ReportStore) impl.
+//! [`ReportStore`](super::reports::ReportStore): who holds what, a page of users at a time, and
+//! the history reports rebuild past states from.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +8,8 @@ use provost_connector::model::Account;
 use time::OffsetDateTime;
 
 use super::reports::HeldEntitlement;
+use super::sql::{build, sql};
+use super::{queries, OrgId, SqlStore, StoreError};
 
 /// Driven by the grants index (org_id, account_id, id), so each page is an index range read
 /// in order (a row-value keyset: no sort, nothing read twice). The entitlements' names come
@@ -45,111 +47,98 @@ impl HeldRow {
     }
 }
 
-/// Implements [`ReportStore`](super::reports::ReportStore) for a backend with a `pool` field,
-/// given its sqlx database type and how it reads a grant change's user (the expression of the
-/// `changes_grants_by_account` index).
-macro_rules! impl_report_store {
-    ($store:ty, $db:ty, $account_of_grant:expr) => {
-        #[async_trait::async_trait]
-        impl super::reports::ReportStore for $store {
-            async fn held_entitlements(
-                &self,
-                org: OrgId,
-                after: Option<(&str, &str)>,
-                limit: u32,
-            ) -> Result<Vec<super::reports::HeldEntitlement>, StoreError> {
-                let (account, grant) = after.unwrap_or(("", ""));
-                let rows: Vec<report_queries::HeldRow> =
-                    sqlx::query_as(report_queries::HELD_SELECT)
-                        .bind(org.0)
-                        .bind(account)
-                        .bind(grant)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                let mut ids: Vec<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
-                ids.dedup();
-                let mut accounts = std::collections::HashMap::new();
-                for chunk in ids.chunks(1000) {
-                    let mut select = sqlx::QueryBuilder::new(
-                        "SELECT id, username, email, first_name, last_name, display_name, active, \
+#[async_trait::async_trait]
+impl super::reports::ReportStore for SqlStore {
+    async fn held_entitlements(
+        &self,
+        org: OrgId,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<super::reports::HeldEntitlement>, StoreError> {
+        let (account, grant) = after.unwrap_or(("", ""));
+        let rows: Vec<HeldRow> = sql(HELD_SELECT)
+            .bind(org.0)
+            .bind(account)
+            .bind(grant)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
+        ids.dedup();
+        let mut accounts = std::collections::HashMap::new();
+        for chunk in ids.chunks(1000) {
+            let mut select = build(
+                "SELECT id, username, email, first_name, last_name, display_name, active, \
                      user_type, attributes FROM accounts WHERE org_id = ",
-                    );
-                    select.push_bind(org.0).push(" AND id IN (");
-                    let mut list = select.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    select.push(")");
-                    let found: Vec<queries::AccountRow> =
-                        select.build_query_as().fetch_all(&self.pool).await?;
-                    accounts.extend(found.into_iter().map(|row| {
-                        let account = provost_connector::model::Account::from(row);
-                        (account.id.clone(), std::sync::Arc::new(account))
-                    }));
-                }
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|row| row.with(&accounts))
-                    .collect())
+            );
+            select.push_bind(org.0).push(" AND id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
             }
+            select.push(")");
+            let found: Vec<queries::AccountRow> = select.fetch_all(&self.pool).await?;
+            accounts.extend(found.into_iter().map(|row| {
+                let account = provost_connector::model::Account::from(row);
+                (account.id.clone(), std::sync::Arc::new(account))
+            }));
+        }
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| row.with(&accounts))
+            .collect())
+    }
 
-            async fn history_of_users(
-                &self,
-                org: OrgId,
-                at: time::OffsetDateTime,
-                after: &str,
-                limit: u32,
-            ) -> Result<(Vec<String>, Vec<super::sync::ChangeRecord>), StoreError> {
-                let users: Vec<(String,)> = sqlx::query_as(
-                    "SELECT DISTINCT object_id FROM changes WHERE org_id = $1 \
-                     AND entity = 'account' AND object_id > $2 ORDER BY object_id LIMIT $3",
-                )
-                .bind(org.0)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                let users: Vec<String> = users.into_iter().map(|(id,)| id).collect();
-                if users.is_empty() {
-                    return Ok((users, Vec::new()));
-                }
-                let mut changes = Vec::new();
-                for grants in [false, true] {
-                    let mut select = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
+    async fn history_of_users(
+        &self,
+        org: OrgId,
+        at: time::OffsetDateTime,
+        after: &str,
+        limit: u32,
+    ) -> Result<(Vec<String>, Vec<super::sync::ChangeRecord>), StoreError> {
+        let users: Vec<(String,)> =
+            sql("SELECT DISTINCT object_id FROM changes WHERE org_id = $1 \
+                     AND entity = 'account' AND object_id > $2 ORDER BY object_id LIMIT $3")
+            .bind(org.0)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let users: Vec<String> = users.into_iter().map(|(id,)| id).collect();
+        if users.is_empty() {
+            return Ok((users, Vec::new()));
+        }
+        let mut changes = Vec::new();
+        for grants in [false, true] {
+            let mut select = build(
+                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
                          c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
                          LEFT JOIN sync_runs r ON r.id = c.run_id \
                          WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
-                    );
-                    select.push_bind(org.0);
-                    if grants {
-                        select.push(format!(
-                            " AND c.entity = 'grant' AND {} IN (",
-                            $account_of_grant
-                        ));
-                    } else {
-                        select.push(" AND c.entity = 'account' AND c.object_id IN (");
-                    }
-                    let mut list = select.separated(", ");
-                    for user in &users {
-                        list.push_bind(user.clone());
-                    }
-                    select
-                        .push(") AND c.observed_at <= ")
-                        .push_bind(at)
-                        .push(" ORDER BY c.id");
-                    let rows: Vec<super::sync_queries::ChangeRow> =
-                        select.build_query_as().fetch_all(&self.pool).await?;
-                    for row in rows {
-                        changes.push(super::sync::ChangeRecord::try_from(row)?);
-                    }
-                }
-                changes.sort_by_key(|c| c.id);
-                Ok((users, changes))
+            );
+            select.push_bind(org.0);
+            if grants {
+                select.push(&format!(
+                    " AND c.entity = 'grant' AND {} IN (",
+                    self.pool.backend().account_of_change()
+                ));
+            } else {
+                select.push(" AND c.entity = 'account' AND c.object_id IN (");
+            }
+            let mut list = select.separated(", ");
+            for user in &users {
+                list.push_bind(user.clone());
+            }
+            select
+                .push(") AND c.observed_at <= ")
+                .push_bind(at)
+                .push(" ORDER BY c.id");
+            let rows: Vec<super::sync_queries::ChangeRow> = select.fetch_all(&self.pool).await?;
+            for row in rows {
+                changes.push(super::sync::ChangeRecord::try_from(row)?);
             }
         }
-    };
+        changes.sort_by_key(|c| c.id);
+        Ok((users, changes))
+    }
 }
-
-pub(super) use impl_report_store;

@@ -1,28 +1,10 @@
-//! The SCIM store's SQL, the same on SQLite and PostgreSQL, expanded into each backend's
-//! [`ScimStore`](super::scim::ScimStore) impl. A compiled filter's pieces go through sqlx's
-//! query builder: text as is (constants of the code), values as bound parameters.
+//! [`ScimStore`](super::scim::ScimStore): pages of resources selected by a compiled filter,
+//! with their totals, each read under its deadline. A filter's pieces are pushed as they are:
+//! text as is (constants of the code), values as bound parameters.
 
-/// The grants of the account `a`, each with its entitlement's kind and label, as a JSON array
-/// of `[entitlement_id, kind, label, source]`, built by the backend's aggregate `$array`.
-macro_rules! grants_json {
-    ($array:literal) => {
-        concat!(
-            "(SELECT ",
-            $array,
-            " FROM grants g JOIN entitlements e ON e.org_id = g.org_id AND e.id = g.entitlement_id \
-             WHERE g.org_id = a.org_id AND g.account_id = a.id)"
-        )
-    };
-}
-
-/// SQLite's expression for an account's grants (see `grants_json!`).
-pub(super) const SQLITE_GRANTS_JSON: &str =
-    grants_json!("json_group_array(json_array(g.entitlement_id, e.kind, e.label, g.source))");
-
-/// PostgreSQL's expression for the same.
-pub(super) const POSTGRES_GRANTS_JSON: &str = grants_json!(
-    "COALESCE(json_agg(json_build_array(g.entitlement_id, e.kind, e.label, g.source)), '[]')::text"
-);
+use super::sql::build;
+use super::{queries, OrgId, SqlStore, StoreError};
+use provost_connector::model::{Account, Entitlement};
 
 /// An account of a page, with its grants as the grants expression gives them.
 #[derive(sqlx::FromRow)]
@@ -73,240 +55,210 @@ pub(super) struct MemberRow {
     pub(super) display_name: String,
 }
 
-/// Implements [`ScimStore`](super::scim::ScimStore) for a backend with a `pool` field.
-macro_rules! impl_scim_store {
-    ($store:ty, $db:ty, $grants_json:expr) => {
-        impl $store {
-            fn scim_where(
-                builder: &mut sqlx::QueryBuilder<'_, $db>,
-                org: OrgId,
-                query: &super::scim::ScimQuery<'_>,
-            ) {
-                use super::fragment::{Bind, Piece};
-                match query.table {
-                    super::scim::ScimTable::Accounts => {
-                        builder.push(" FROM accounts a WHERE a.org_id = ");
-                        builder.push_bind(org.0);
-                    }
-                    super::scim::ScimTable::Entitlements(scope) => {
-                        builder.push(" FROM entitlements e WHERE e.org_id = ");
-                        builder.push_bind(org.0);
-                        builder.push(" AND ");
-                        builder.push(scope);
-                    }
-                }
-                if let Some(filter) = query.filter {
-                    builder.push(" AND (");
-                    for piece in &filter.pieces {
-                        match piece {
-                            Piece::Sql(text) => {
-                                builder.push(text);
-                            }
-                            Piece::Bind(Bind::Text(value)) => {
-                                builder.push_bind(value.clone());
-                            }
-                            Piece::Bind(Bind::Bool(value)) => {
-                                builder.push_bind(*value);
-                            }
-                        }
-                    }
-                    builder.push(")");
-                }
-            }
-        }
-
-        impl $store {
-            /// Appends `(?, ?, ...)`, one bound parameter per id.
-            fn push_ids(builder: &mut sqlx::QueryBuilder<'_, $db>, ids: &[String]) {
-                builder.push("(");
-                let mut list = builder.separated(", ");
-                for id in ids {
-                    list.push_bind(id.clone());
-                }
-                builder.push(")");
-            }
-
-            /// A statement stopped at the query's deadline is [`StoreError::TimedOut`].
-            fn scim_failure(err: sqlx::Error, query: &super::scim::ScimQuery<'_>) -> StoreError {
-                if Self::is_timeout(&err) {
-                    StoreError::TimedOut(query.deadline.budget)
-                } else {
-                    err.into()
-                }
-            }
-
-            /// How many rows match.
-            async fn scim_count(
-                &self,
-                org: OrgId,
-                query: &super::scim::ScimQuery<'_>,
-            ) -> Result<u64, StoreError> {
-                let mut builder = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*)");
-                Self::scim_where(&mut builder, org, query);
-                let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                let count = builder
-                    .build_query_scalar::<i64>()
-                    .fetch_one(&mut *connection)
-                    .await;
-                connection.finished();
-                Ok(count.map_err(|err| Self::scim_failure(err, query))? as u64)
-            }
-
-            /// A page, read by `page`, and how many rows match in all. Past the first page
-            /// the count is needed whatever the page holds, so it runs beside the page's query
-            /// on another connection; a first page shorter than asked holds every match, so
-            /// there it is counted only when full.
-            async fn scim_page_with_total<T>(
-                &self,
-                org: OrgId,
-                query: &super::scim::ScimQuery<'_>,
-                page: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
-            ) -> Result<(Vec<T>, u64), StoreError> {
-                if let Some(total) = query.counted {
-                    return Ok((page.await?, total));
-                }
-                if query.offset > 0 {
-                    return tokio::try_join!(page, self.scim_count(org, query));
-                }
-                let found = page.await?;
-                let total = if found.len() < query.limit as usize {
-                    found.len() as u64
-                } else {
-                    self.scim_count(org, query).await?
-                };
-                Ok((found, total))
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl super::scim::ScimStore for $store {
-            async fn scim_select(
-                &self,
-                org: OrgId,
-                query: super::scim::ScimQuery<'_>,
-            ) -> Result<(Vec<String>, u64), StoreError> {
-                let id = match query.table {
-                    super::scim::ScimTable::Accounts => "a.id",
-                    super::scim::ScimTable::Entitlements(_) => "e.id",
-                };
-                let page = async {
-                    if query.limit == 0 {
-                        return Ok(Vec::new());
-                    }
-                    let mut builder = sqlx::QueryBuilder::<$db>::new(format!("SELECT {id}"));
-                    Self::scim_where(&mut builder, org, &query);
-                    builder.push(" ORDER BY ");
-                    builder.push(query.order);
-                    builder.push(" LIMIT ");
-                    builder.push_bind(i64::from(query.limit));
-                    builder.push(" OFFSET ");
-                    builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-                    let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                    let ids = builder
-                        .build_query_scalar::<String>()
-                        .fetch_all(&mut *connection)
-                        .await;
-                    connection.finished();
-                    ids.map_err(|err| Self::scim_failure(err, &query))
-                };
-                self.scim_page_with_total(org, &query, page).await
-            }
-
-            async fn scim_accounts(
-                &self,
-                org: OrgId,
-                query: super::scim::ScimQuery<'_>,
-            ) -> Result<(Vec<(Account, Vec<super::scim::UserGrant>)>, u64), StoreError> {
-                let page = async {
-                    if query.limit == 0 {
-                        return Ok(Vec::new());
-                    }
-                    // The page's ids in a subquery (read from an index, even deep in the list),
-                    // then each account joined to them, with its grants gathered into one
-                    // column: one row per account, so the accounts' wide attributes are
-                    // neither repeated per grant nor carried through a sort of the grants.
-                    let mut builder = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
-                         a.display_name, a.active, a.user_type, a.attributes, ",
-                    );
-                    builder.push($grants_json);
-                    builder.push(" AS grants FROM (SELECT a.id");
-                    Self::scim_where(&mut builder, org, &query);
-                    builder.push(" ORDER BY ");
-                    builder.push(query.order);
-                    builder.push(" LIMIT ");
-                    builder.push_bind(i64::from(query.limit));
-                    builder.push(" OFFSET ");
-                    builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-                    // CROSS JOIN keeps SQLite's loop over the page, not over every account.
-                    builder.push(") p CROSS JOIN accounts a WHERE a.org_id = ");
-                    builder.push_bind(org.0);
-                    builder.push(" AND a.id = p.id ORDER BY ");
-                    builder.push(query.order);
-                    let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
-                    let rows = builder
-                        .build_query_as::<scim_queries::PageAccountRow>()
-                        .fetch_all(&mut *connection)
-                        .await;
-                    connection.finished();
-                    let rows = rows.map_err(|err| Self::scim_failure(err, &query))?;
-                    rows.into_iter()
-                        .map(scim_queries::PageAccountRow::into_parts)
-                        .collect()
-                };
-                self.scim_page_with_total(org, &query, page).await
-            }
-
-            async fn entitlements_by_ids(
-                &self,
-                org: OrgId,
-                ids: &[String],
-            ) -> Result<Vec<Entitlement>, StoreError> {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut builder = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, kind, api_name, label, description, grantable, attributes \
-                     FROM entitlements WHERE org_id = ",
-                );
+impl SqlStore {
+    fn scim_where(
+        builder: &mut super::sql::Sql<'_>,
+        org: OrgId,
+        query: &super::scim::ScimQuery<'_>,
+    ) {
+        use super::fragment::{Bind, Piece};
+        match query.table {
+            super::scim::ScimTable::Accounts => {
+                builder.push(" FROM accounts a WHERE a.org_id = ");
                 builder.push_bind(org.0);
-                builder.push(" AND id IN ");
-                Self::push_ids(&mut builder, ids);
-                let rows: Vec<queries::EntitlementRow> =
-                    builder.build_query_as().fetch_all(&self.pool).await?;
-                rows.into_iter().map(Entitlement::try_from).collect()
             }
-
-            async fn members_of(
-                &self,
-                org: OrgId,
-                ids: &[String],
-            ) -> Result<Vec<super::scim::Member>, StoreError> {
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut builder = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT g.entitlement_id, a.id AS account_id, a.display_name \
-                     FROM grants g JOIN accounts a ON a.org_id = g.org_id AND a.id = g.account_id \
-                     WHERE g.source = 'direct' AND g.org_id = ",
-                );
+            super::scim::ScimTable::Entitlements(scope) => {
+                builder.push(" FROM entitlements e WHERE e.org_id = ");
                 builder.push_bind(org.0);
-                builder.push(" AND g.entitlement_id IN ");
-                Self::push_ids(&mut builder, ids);
-                builder.push(" ORDER BY a.id");
-                let rows: Vec<scim_queries::MemberRow> =
-                    builder.build_query_as().fetch_all(&self.pool).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| super::scim::Member {
-                        entitlement_id: r.entitlement_id,
-                        account_id: r.account_id,
-                        display_name: r.display_name,
-                    })
-                    .collect())
+                builder.push(" AND ");
+                builder.push(scope);
             }
         }
-    };
+        if let Some(filter) = query.filter {
+            builder.push(" AND (");
+            for piece in &filter.pieces {
+                match piece {
+                    Piece::Sql(text) => {
+                        builder.push(text);
+                    }
+                    Piece::Bind(Bind::Text(value)) => {
+                        builder.push_bind(value.clone());
+                    }
+                    Piece::Bind(Bind::Bool(value)) => {
+                        builder.push_bind(*value);
+                    }
+                }
+            }
+            builder.push(")");
+        }
+    }
 }
 
-pub(super) use impl_scim_store;
+impl SqlStore {
+    /// A statement stopped at the query's deadline is [`StoreError::TimedOut`].
+    fn scim_failure(&self, err: sqlx::Error, query: &super::scim::ScimQuery<'_>) -> StoreError {
+        if self.is_timeout(&err) {
+            StoreError::TimedOut(query.deadline.budget)
+        } else {
+            err.into()
+        }
+    }
+
+    /// How many rows match.
+    async fn scim_count(
+        &self,
+        org: OrgId,
+        query: &super::scim::ScimQuery<'_>,
+    ) -> Result<u64, StoreError> {
+        let mut builder = build("SELECT COUNT(*)");
+        Self::scim_where(&mut builder, org, query);
+        let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
+        let count = builder.fetch_value::<i64>(&mut connection).await;
+        connection.finished();
+        Ok(count.map_err(|err| self.scim_failure(err, query))? as u64)
+    }
+
+    /// A page, read by `page`, and how many rows match in all. Past the first page
+    /// the count is needed whatever the page holds, so it runs beside the page's query
+    /// on another connection; a first page shorter than asked holds every match, so
+    /// there it is counted only when full.
+    async fn scim_page_with_total<T>(
+        &self,
+        org: OrgId,
+        query: &super::scim::ScimQuery<'_>,
+        page: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
+    ) -> Result<(Vec<T>, u64), StoreError> {
+        if let Some(total) = query.counted {
+            return Ok((page.await?, total));
+        }
+        if query.offset > 0 {
+            return tokio::try_join!(page, self.scim_count(org, query));
+        }
+        let found = page.await?;
+        let total = if found.len() < query.limit as usize {
+            found.len() as u64
+        } else {
+            self.scim_count(org, query).await?
+        };
+        Ok((found, total))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::scim::ScimStore for SqlStore {
+    async fn scim_select(
+        &self,
+        org: OrgId,
+        query: super::scim::ScimQuery<'_>,
+    ) -> Result<(Vec<String>, u64), StoreError> {
+        let id = match query.table {
+            super::scim::ScimTable::Accounts => "a.id",
+            super::scim::ScimTable::Entitlements(_) => "e.id",
+        };
+        let page = async {
+            if query.limit == 0 {
+                return Ok(Vec::new());
+            }
+            let mut builder = build(format!("SELECT {id}"));
+            Self::scim_where(&mut builder, org, &query);
+            builder.push(" ORDER BY ");
+            builder.push(query.order);
+            builder.push(" LIMIT ");
+            builder.push_bind(i64::from(query.limit));
+            builder.push(" OFFSET ");
+            builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+            let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
+            let ids = builder.fetch_column::<String>(&mut connection).await;
+            connection.finished();
+            ids.map_err(|err| self.scim_failure(err, &query))
+        };
+        self.scim_page_with_total(org, &query, page).await
+    }
+
+    async fn scim_accounts(
+        &self,
+        org: OrgId,
+        query: super::scim::ScimQuery<'_>,
+    ) -> Result<(Vec<(Account, Vec<super::scim::UserGrant>)>, u64), StoreError> {
+        let page = async {
+            if query.limit == 0 {
+                return Ok(Vec::new());
+            }
+            // The page's ids in a subquery (read from an index, even deep in the list),
+            // then each account joined to them, with its grants gathered into one
+            // column: one row per account, so the accounts' wide attributes are
+            // neither repeated per grant nor carried through a sort of the grants.
+            let mut builder = build(
+                "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
+                         a.display_name, a.active, a.user_type, a.attributes, ",
+            );
+            builder.push(self.pool.backend().grants_json());
+            builder.push(" AS grants FROM (SELECT a.id");
+            Self::scim_where(&mut builder, org, &query);
+            builder.push(" ORDER BY ");
+            builder.push(query.order);
+            builder.push(" LIMIT ");
+            builder.push_bind(i64::from(query.limit));
+            builder.push(" OFFSET ");
+            builder.push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+            // CROSS JOIN keeps SQLite's loop over the page, not over every account.
+            builder.push(") p CROSS JOIN accounts a WHERE a.org_id = ");
+            builder.push_bind(org.0);
+            builder.push(" AND a.id = p.id ORDER BY ");
+            builder.push(query.order);
+            let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
+            let rows = builder.fetch_all::<PageAccountRow>(&mut connection).await;
+            connection.finished();
+            let rows = rows.map_err(|err| self.scim_failure(err, &query))?;
+            rows.into_iter().map(PageAccountRow::into_parts).collect()
+        };
+        self.scim_page_with_total(org, &query, page).await
+    }
+
+    async fn entitlements_by_ids(
+        &self,
+        org: OrgId,
+        ids: &[String],
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder = build(
+            "SELECT id, kind, api_name, label, description, grantable, attributes \
+                     FROM entitlements WHERE org_id = ",
+        );
+        builder.push_bind(org.0);
+        builder.push(" AND id IN ");
+        builder.push_list(ids.iter().map(String::as_str));
+        let rows: Vec<queries::EntitlementRow> = builder.fetch_all(&self.pool).await?;
+        rows.into_iter().map(Entitlement::try_from).collect()
+    }
+
+    async fn members_of(
+        &self,
+        org: OrgId,
+        ids: &[String],
+    ) -> Result<Vec<super::scim::Member>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder = build(
+            "SELECT g.entitlement_id, a.id AS account_id, a.display_name \
+                     FROM grants g JOIN accounts a ON a.org_id = g.org_id AND a.id = g.account_id \
+                     WHERE g.source = 'direct' AND g.org_id = ",
+        );
+        builder.push_bind(org.0);
+        builder.push(" AND g.entitlement_id IN ");
+        builder.push_list(ids.iter().map(String::as_str));
+        builder.push(" ORDER BY a.id");
+        let rows: Vec<MemberRow> = builder.fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| super::scim::Member {
+                entitlement_id: r.entitlement_id,
+                account_id: r.account_id,
+                display_name: r.display_name,
+            })
+            .collect())
+    }
+}

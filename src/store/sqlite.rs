@@ -1,58 +1,38 @@
-//! The SQLite store: one file, WAL journal (readers never wait for the writer), foreign keys on.
+//! SQLite: one file, WAL journal (readers never wait for the writer), foreign keys on; and
+//! its statement deadline, which SQLite lacks, made of a progress handler.
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::provisioning_queries::{self, impl_provisioning_store};
-use super::queries::{self, impl_store};
-use super::report_queries::{self, impl_report_store};
-use super::scim_queries::{self, impl_scim_store};
-use super::sync_queries::{self, impl_sync_store};
-use super::webhook_queries::{self, impl_webhook_store};
-use super::{Backend, OrgId, OrgRecord, Page, StoreError};
+use super::{Backend, StoreError};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub struct SqliteStore {
-    pool: SqlitePool,
-    /// Orgs never change once stored, so each is read once.
-    orgs: super::OrgCache,
-}
-
-impl SqliteStore {
-    /// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
-        super::sqlite_library::configure();
-        let connect_error = |source| StoreError::Connect {
-            backend: Backend::Sqlite.name(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(connect_error)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is durable across process crashes in WAL mode; only a power loss can
-            // drop the last transactions, never corrupt the file.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            // A local file's connection does not go stale: no ping before each use (it cost
-            // a round trip to the connection's thread on every query).
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(connect_error)?;
-        Ok(SqliteStore {
-            pool,
-            orgs: Default::default(),
-        })
-    }
+/// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
+pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+    super::sqlite_library::configure();
+    let connect_error = |source| StoreError::Connect {
+        backend: Backend::Sqlite.name(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(connect_error)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // NORMAL is durable across process crashes in WAL mode; only a power loss can
+        // drop the last transactions, never corrupt the file.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        // A local file's connection does not go stale: no ping before each use (it cost
+        // a round trip to the connection's thread on every query).
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .map_err(connect_error)
 }
 
 /// A pooled connection whose statements are interrupted once a deadline passes (SQLite has no
@@ -99,47 +79,36 @@ impl Drop for TimedConnection {
     }
 }
 
-impl SqliteStore {
-    /// A connection whose statements stop after `timeout` with [`StoreError::TimedOut`];
-    /// waiting for a free connection counts against it too.
-    pub(super) async fn timed_connection(
-        &self,
-        timeout: Duration,
-    ) -> Result<TimedConnection, StoreError> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let deadline = std::time::Instant::now() + timeout;
-        let mut connection = tokio::time::timeout(timeout, self.pool.acquire())
-            .await
-            .map_err(|_| StoreError::TimedOut(timeout))??;
-        let armed = std::sync::Arc::new(AtomicBool::new(true));
-        let watched = armed.clone();
-        connection
-            .lock_handle()
-            .await?
-            // About a millisecond of work between looks at the clock.
-            .set_progress_handler(10_000, move || {
-                !watched.load(Ordering::Relaxed) || std::time::Instant::now() < deadline
-            });
-        Ok(TimedConnection {
-            connection,
-            armed,
-            finished: false,
-        })
-    }
-
-    /// Whether `err` is a statement stopped by [`Self::timed_connection`]'s deadline.
-    pub(super) fn is_timeout(err: &sqlx::Error) -> bool {
-        matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("9"))
-    }
+/// A connection of `pool` whose statements stop after `timeout` with
+/// [`StoreError::TimedOut`]; waiting for a free connection counts against it too.
+pub(super) async fn timed_connection(
+    pool: &SqlitePool,
+    timeout: Duration,
+) -> Result<TimedConnection, StoreError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let deadline = std::time::Instant::now() + timeout;
+    let mut connection = tokio::time::timeout(timeout, pool.acquire())
+        .await
+        .map_err(|_| StoreError::TimedOut(timeout))??;
+    let armed = std::sync::Arc::new(AtomicBool::new(true));
+    let watched = armed.clone();
+    connection
+        .lock_handle()
+        .await?
+        // About a millisecond of work between looks at the clock.
+        .set_progress_handler(10_000, move || {
+            !watched.load(Ordering::Relaxed) || std::time::Instant::now() < deadline
+        });
+    Ok(TimedConnection {
+        connection,
+        armed,
+        finished: false,
+    })
 }
 
-impl_sync_store!(SqliteStore, sqlx::Sqlite, sync_queries::Dialect::Sqlite);
-impl_store!(SqliteStore, Backend::Sqlite, MIGRATOR);
-impl_provisioning_store!(SqliteStore, sqlx::Sqlite, "");
-impl_webhook_store!(SqliteStore);
-impl_report_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    "json_extract(COALESCE(c.after, c.before), '$.account_id')"
-);
-impl_scim_store!(SqliteStore, sqlx::Sqlite, scim_queries::SQLITE_GRANTS_JSON);
+/// Whether `err` is a statement stopped by [`timed_connection`]'s deadline.
+pub(super) fn is_timeout(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("9"))
+}
+
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -1,8 +1,8 @@
-//! The sync store's SQL, the same on SQLite and PostgreSQL, expanded into each backend's
-//! [`SyncStore`](super::sync::SyncStore) impl (as `queries.rs` does for the model).
+//! [`SyncStore`](super::sync::SyncStore): runs, their locks and checkpoints, staged changes
+//! and their commit, and the change history.
 //!
-//! Bulk writes go through `QueryBuilder` with bound values, many rows per statement; table
-//! names come from [`Entity::table`](super::sync::Entity), constants, never input.
+//! Bulk writes bind many rows per statement; table names come from
+//! [`Entity::table`](super::sync::Entity), constants, never input.
 
 use provost_connector::model::{Account, Entitlement, Grant};
 use serde_json::Value;
@@ -10,7 +10,9 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::queries::{AccountRow, EntitlementRow, GrantRow};
+use super::sql::{build, sql};
 use super::sync::{ChangeRecord, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun};
+use super::{queries, SqlStore};
 use super::{OrgId, StoreError};
 
 /// Rows per multi-row statement: 12 columns x 400 stays under both databases' bind limits.
@@ -158,126 +160,6 @@ pub(super) const SINCE_ON_CONFLICT: &str = "\
     request_id = CASE WHEN grants.entitlement_id = excluded.entitlement_id \
         THEN grants.request_id ELSE excluded.request_id END";
 
-/// How a backend reads a field of a staged change's JSON after-value in SQL.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// `path` is a constant field path such as `source.type`; never input.
-    fn text(self, path: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("json_extract(after, '$.{path}')"),
-            Dialect::Postgres => {
-                let mut parts: Vec<&str> = path.split('.').collect();
-                let last = parts.pop().expect("a path");
-                let mut expr = "after".to_owned();
-                for part in parts {
-                    expr = format!("{expr}->'{part}'");
-                }
-                format!("({expr}->>'{last}')")
-            }
-        }
-    }
-
-    fn boolean(self, path: &str) -> String {
-        match self {
-            Dialect::Sqlite => self.text(path),
-            Dialect::Postgres => format!("{}::boolean", self.text(path)),
-        }
-    }
-
-    fn json(self, path: &str) -> String {
-        match self {
-            Dialect::Sqlite => self.text(path),
-            Dialect::Postgres => format!("(after->'{path}')"),
-        }
-    }
-
-    fn timestamp(self, path: &str) -> String {
-        match self {
-            Dialect::Sqlite => self.text(path),
-            Dialect::Postgres => format!("{}::timestamptz", self.text(path)),
-        }
-    }
-
-    /// The statements that apply a run's staged creations and updates to the live tables,
-    /// set-based inside the database: accounts, entitlements, grants, in that order.
-    /// `$1` is the run.
-    pub(super) fn apply_statements(self) -> [String; 3] {
-        let from = |entity: &str| {
-            format!(
-                " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
-                 ORDER BY id"
-            )
-        };
-        let accounts = format!(
-            "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
-             display_name, active, user_type, attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
-             email = excluded.email, first_name = excluded.first_name, \
-             last_name = excluded.last_name, display_name = excluded.display_name, \
-             active = excluded.active, user_type = excluded.user_type, \
-             attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest",
-            self.text("username"),
-            self.text("email"),
-            self.text("first_name"),
-            self.text("last_name"),
-            self.text("display_name"),
-            self.boolean("active"),
-            self.text("user_type"),
-            self.json("attributes"),
-            from("account"),
-        );
-        let entitlements = format!(
-            "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
-             grantable, attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
-             api_name = excluded.api_name, label = excluded.label, \
-             description = excluded.description, grantable = excluded.grantable, \
-             attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest",
-            self.text("kind"),
-            self.text("api_name"),
-            self.text("label"),
-            self.text("description"),
-            self.boolean("grantable"),
-            self.json("attributes"),
-            from("entitlement"),
-        );
-        // The source as the `source` column encodes it (`direct`, `profile`, `group:0PG...`).
-        let source = format!(
-            "CASE {kind} WHEN 'group' THEN 'group:' || {group} ELSE {kind} END",
-            kind = self.text("source.type"),
-            group = self.text("source.group_id"),
-        );
-        // A grant's `since` and `request_id` are those of the change that created it or last
-        // changed its entitlement (a user's profile and role keep their grant id).
-        let grants = format!(
-            "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
-             attributes, resource, digest, since, request_id) \
-             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest, \
-             observed_at, request_id{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
-             entitlement_id = excluded.entitlement_id, source = excluded.source, \
-             expires_at = excluded.expires_at, attributes = excluded.attributes, \
-             resource = excluded.resource, digest = excluded.digest, {}",
-            self.text("account_id"),
-            self.text("entitlement_id"),
-            self.timestamp("expires_at"),
-            self.json("attributes"),
-            from("grant"),
-            SINCE_ON_CONFLICT,
-        );
-        [accounts, entitlements, grants]
-    }
-}
-
 pub(super) fn row_json(row: StoredRow) -> Result<(String, Value), StoreError> {
     let (id, value) = match row {
         StoredRow::Account(row) => {
@@ -310,581 +192,579 @@ pub(super) fn mode_name(mode: SyncMode) -> &'static str {
     mode.as_str()
 }
 
-/// Implements [`SyncStore`](super::sync::SyncStore) for a backend with a `pool` field, given
-/// the backend's sqlx database type and its [`Dialect`].
-macro_rules! impl_sync_store {
-    ($store:ty, $db:ty, $dialect:expr) => {
-    #[async_trait::async_trait]
-    impl super::sync::SyncStore for $store {
-        async fn acquire_sync_lock(
-            &self,
-            org: OrgId,
-            holder: &str,
-            ttl: time::Duration,
-        ) -> Result<super::sync::LockOutcome, StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            sqlx::query(
-                "INSERT INTO sync_locks (org_id, holder, run_id, acquired_at, expires_at) \
+#[async_trait::async_trait]
+impl super::sync::SyncStore for SqlStore {
+    async fn acquire_sync_lock(
+        &self,
+        org: OrgId,
+        holder: &str,
+        ttl: time::Duration,
+    ) -> Result<super::sync::LockOutcome, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        sql(
+            "INSERT INTO sync_locks (org_id, holder, run_id, acquired_at, expires_at) \
                  VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (org_id) DO UPDATE SET \
                  holder = excluded.holder, run_id = NULL, acquired_at = excluded.acquired_at, \
                  expires_at = excluded.expires_at \
                  WHERE sync_locks.expires_at < $3 OR sync_locks.holder = $2",
-            )
-            .bind(org.0)
-            .bind(holder)
-            .bind(now)
-            .bind(now + ttl)
-            .execute(&self.pool)
-            .await?;
-            let (current, run_id, expires_at): (String, Option<i64>, time::OffsetDateTime) =
-                sqlx::query_as("SELECT holder, run_id, expires_at FROM sync_locks WHERE org_id = $1")
-                    .bind(org.0)
-                    .fetch_one(&self.pool)
-                    .await?;
-            Ok(if current == holder {
-                super::sync::LockOutcome::Acquired
-            } else {
-                super::sync::LockOutcome::Held {
-                    holder: current,
-                    run_id: run_id.map(super::sync::RunId),
-                    expires_at,
-                }
-            })
-        }
-
-        async fn renew_sync_lock(
-            &self,
-            org: OrgId,
-            holder: &str,
-            run: Option<super::sync::RunId>,
-            ttl: time::Duration,
-        ) -> Result<bool, StoreError> {
-            let renewed = sqlx::query(
-                "UPDATE sync_locks SET expires_at = $3, run_id = COALESCE($4, run_id) \
-                 WHERE org_id = $1 AND holder = $2",
-            )
-            .bind(org.0)
-            .bind(holder)
-            .bind(time::OffsetDateTime::now_utc() + ttl)
-            .bind(run.map(|r| r.0))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            Ok(renewed == 1)
-        }
-
-        async fn release_sync_lock(&self, org: OrgId, holder: &str) -> Result<(), StoreError> {
-            sqlx::query("DELETE FROM sync_locks WHERE org_id = $1 AND holder = $2")
+        )
+        .bind(org.0)
+        .bind(holder)
+        .bind(now)
+        .bind(now + ttl)
+        .execute(&self.pool)
+        .await?;
+        let (current, run_id, expires_at): (String, Option<i64>, time::OffsetDateTime) =
+            sql("SELECT holder, run_id, expires_at FROM sync_locks WHERE org_id = $1")
                 .bind(org.0)
-                .bind(holder)
-                .execute(&self.pool)
+                .fetch_one(&self.pool)
                 .await?;
-            Ok(())
-        }
-
-        async fn create_sync_run(
-            &self,
-            org: OrgId,
-            mode: super::sync::SyncMode,
-            started_by: &str,
-            resources: &[(&str, Option<String>)],
-        ) -> Result<super::sync::SyncRun, StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            let mut tx = self.pool.begin().await?;
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO sync_runs (org_id, mode, started_by, status, started_at, updated_at) \
-                 VALUES ($1, $2, $3, 'running', $4, $4) RETURNING id",
-            )
-            .bind(org.0)
-            .bind(sync_queries::mode_name(mode))
-            .bind(started_by)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            for (position, (resource, since)) in resources.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO sync_resources (run_id, position, resource, since) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(position as i64)
-                .bind(*resource)
-                .bind(since.as_deref())
-                .execute(&mut *tx)
-                .await?;
+        Ok(if current == holder {
+            super::sync::LockOutcome::Acquired
+        } else {
+            super::sync::LockOutcome::Held {
+                holder: current,
+                run_id: run_id.map(super::sync::RunId),
+                expires_at,
             }
-            tx.commit().await?;
-            self.sync_run(super::sync::RunId(id))
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "sync run",
-                    detail: format!("run {id} vanished after it was created"),
-                })
-        }
+        })
+    }
 
-        async fn unfinished_sync_run(
-            &self,
-            org: OrgId,
-        ) -> Result<Option<super::sync::SyncRun>, StoreError> {
-            let row: Option<sync_queries::RunRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM sync_runs WHERE org_id = $1 AND status IN ('running', 'paused') \
-                 ORDER BY id DESC LIMIT 1",
-                sync_queries::RUN_COLUMNS
-            ))
+    async fn renew_sync_lock(
+        &self,
+        org: OrgId,
+        holder: &str,
+        run: Option<super::sync::RunId>,
+        ttl: time::Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sql(
+            "UPDATE sync_locks SET expires_at = $3, run_id = COALESCE($4, run_id) \
+                 WHERE org_id = $1 AND holder = $2",
+        )
+        .bind(org.0)
+        .bind(holder)
+        .bind(time::OffsetDateTime::now_utc() + ttl)
+        .bind(run.map(|r| r.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_sync_lock(&self, org: OrgId, holder: &str) -> Result<(), StoreError> {
+        sql("DELETE FROM sync_locks WHERE org_id = $1 AND holder = $2")
             .bind(org.0)
-            .fetch_optional(&self.pool)
+            .bind(holder)
+            .execute(&self.pool)
             .await?;
-            row.map(super::sync::SyncRun::try_from).transpose()
-        }
+        Ok(())
+    }
 
-        async fn sync_run(
-            &self,
-            run: super::sync::RunId,
-        ) -> Result<Option<super::sync::SyncRun>, StoreError> {
-            let row: Option<sync_queries::RunRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM sync_runs WHERE id = $1",
-                sync_queries::RUN_COLUMNS
-            ))
-            .bind(run.0)
-            .fetch_optional(&self.pool)
-            .await?;
-            row.map(super::sync::SyncRun::try_from).transpose()
-        }
-
-        async fn list_sync_runs(
-            &self,
-            org: OrgId,
-            limit: u32,
-        ) -> Result<Vec<super::sync::SyncRun>, StoreError> {
-            let rows: Vec<sync_queries::RunRow> = sqlx::query_as(&format!(
-                "SELECT {} FROM sync_runs WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
-                sync_queries::RUN_COLUMNS
-            ))
-            .bind(org.0)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter().map(super::sync::SyncRun::try_from).collect()
-        }
-
-        async fn sync_resources(
-            &self,
-            run: super::sync::RunId,
-        ) -> Result<Vec<super::sync::ResourceState>, StoreError> {
-            let rows: Vec<sync_queries::ResourceRow> = sqlx::query_as(
-                "SELECT resource, position, done, cursor, last_key, since, watermark, pages, \
-                 records, total FROM sync_resources WHERE run_id = $1 ORDER BY position",
+    async fn create_sync_run(
+        &self,
+        org: OrgId,
+        mode: super::sync::SyncMode,
+        started_by: &str,
+        resources: &[(&str, Option<String>)],
+    ) -> Result<super::sync::SyncRun, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        let (id,): (i64,) = sql(
+            "INSERT INTO sync_runs (org_id, mode, started_by, status, started_at, updated_at) \
+                 VALUES ($1, $2, $3, 'running', $4, $4) RETURNING id",
+        )
+        .bind(org.0)
+        .bind(mode_name(mode))
+        .bind(started_by)
+        .bind(now)
+        .fetch_one(&mut tx)
+        .await?;
+        for (position, (resource, since)) in resources.iter().enumerate() {
+            sql(
+                "INSERT INTO sync_resources (run_id, position, resource, since) \
+                     VALUES ($1, $2, $3, $4)",
             )
-            .bind(run.0)
-            .fetch_all(&self.pool)
+            .bind(id)
+            .bind(position as i64)
+            .bind(*resource)
+            .bind(since.as_deref())
+            .execute(&mut tx)
             .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
         }
+        tx.commit().await?;
+        self.sync_run(super::sync::RunId(id))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "sync run",
+                detail: format!("run {id} vanished after it was created"),
+            })
+    }
 
-        async fn save_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
-            sqlx::query(
-                "UPDATE sync_runs SET status = $2, pause_reason = $3, updated_at = $4, \
+    async fn unfinished_sync_run(
+        &self,
+        org: OrgId,
+    ) -> Result<Option<super::sync::SyncRun>, StoreError> {
+        let row: Option<RunRow> = sql(format!(
+            "SELECT {} FROM sync_runs WHERE org_id = $1 AND status IN ('running', 'paused') \
+                 ORDER BY id DESC LIMIT 1",
+            RUN_COLUMNS
+        ))
+        .bind(org.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(super::sync::SyncRun::try_from).transpose()
+    }
+
+    async fn sync_run(
+        &self,
+        run: super::sync::RunId,
+    ) -> Result<Option<super::sync::SyncRun>, StoreError> {
+        let row: Option<RunRow> = sql(format!(
+            "SELECT {} FROM sync_runs WHERE id = $1",
+            RUN_COLUMNS
+        ))
+        .bind(run.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(super::sync::SyncRun::try_from).transpose()
+    }
+
+    async fn list_sync_runs(
+        &self,
+        org: OrgId,
+        limit: u32,
+    ) -> Result<Vec<super::sync::SyncRun>, StoreError> {
+        let rows: Vec<RunRow> = sql(format!(
+            "SELECT {} FROM sync_runs WHERE org_id = $1 ORDER BY id DESC LIMIT $2",
+            RUN_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(super::sync::SyncRun::try_from)
+            .collect()
+    }
+
+    async fn sync_resources(
+        &self,
+        run: super::sync::RunId,
+    ) -> Result<Vec<super::sync::ResourceState>, StoreError> {
+        let rows: Vec<ResourceRow> = sql(
+            "SELECT resource, position, done, cursor, last_key, since, watermark, pages, \
+                 records, total FROM sync_resources WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(run.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn save_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
+        sql(
+            "UPDATE sync_runs SET status = $2, pause_reason = $3, updated_at = $4, \
                  finished_at = $5, attempts = $6, api_calls = $7, api_used = $8, api_limit = $9, \
                  counts = $10, error = $11 WHERE id = $1",
-            )
-            .bind(run.id.0)
-            .bind(sync_queries::status_name(run.status))
-            .bind(run.pause_reason.as_deref())
-            .bind(time::OffsetDateTime::now_utc())
-            .bind(run.finished_at)
-            .bind(run.attempts)
-            .bind(run.api_calls)
-            .bind(run.api_used)
-            .bind(run.api_limit)
-            .bind(sqlx::types::Json(&run.counts))
-            .bind(run.error.as_deref())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        }
+        )
+        .bind(run.id.0)
+        .bind(status_name(run.status))
+        .bind(run.pause_reason.as_deref())
+        .bind(time::OffsetDateTime::now_utc())
+        .bind(run.finished_at)
+        .bind(run.attempts)
+        .bind(run.api_calls)
+        .bind(run.api_used)
+        .bind(run.api_limit)
+        .bind(sqlx::types::Json(&run.counts))
+        .bind(run.error.as_deref())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 
-        async fn stage_page(
-            &self,
-            run: &super::sync::SyncRun,
-            checkpoint: &super::sync::ResourceState,
-            changes: &[super::sync::StagedChange],
-        ) -> Result<(), StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            let mut tx = self.pool.begin().await?;
-            for chunk in changes.chunks(sync_queries::CHUNK) {
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
+    async fn stage_page(
+        &self,
+        run: &super::sync::SyncRun,
+        checkpoint: &super::sync::ResourceState,
+        changes: &[super::sync::StagedChange],
+    ) -> Result<(), StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        for chunk in changes.chunks(CHUNK) {
+            let mut insert = build(
+                "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
                      fields, before, after, digest, observed_at) ",
-                );
-                insert.push_values(chunk, |mut row, change| {
-                    row.push_bind(run.org.0)
-                        .push_bind(run.id.0)
-                        .push_bind(change.resource.clone())
-                        .push_bind(change.entity.as_str())
-                        .push_bind(change.object_id.clone())
-                        .push_bind(change.op.as_str())
-                        .push_bind(
-                            change
-                                .fields
-                                .as_ref()
-                                .map(|f| serde_json::to_string(f).expect("strings serialise")),
-                        )
-                        .push_bind(change.before.clone().map(sqlx::types::Json))
-                        .push_bind(change.after.as_deref().map(sqlx::types::Json))
-                        .push_bind(change.digest)
-                        .push_bind(now);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            sqlx::query(
-                "UPDATE sync_resources SET done = $3, cursor = $4, last_key = $5, \
+            );
+            insert.push_values(chunk, |mut row, change| {
+                row.push_bind(run.org.0)
+                    .push_bind(run.id.0)
+                    .push_bind(change.resource.clone())
+                    .push_bind(change.entity.as_str())
+                    .push_bind(change.object_id.clone())
+                    .push_bind(change.op.as_str())
+                    .push_bind(
+                        change
+                            .fields
+                            .as_ref()
+                            .map(|f| serde_json::to_string(f).expect("strings serialise")),
+                    )
+                    .push_bind(change.before.clone().map(sqlx::types::Json))
+                    .push_bind(change.after.as_deref().map(sqlx::types::Json))
+                    .push_bind(change.digest)
+                    .push_bind(now);
+            });
+            insert.execute(&mut tx).await?;
+        }
+        sql(
+            "UPDATE sync_resources SET done = $3, cursor = $4, last_key = $5, \
                  watermark = $6, pages = $7, records = $8, total = $9 \
                  WHERE run_id = $1 AND resource = $2",
-            )
-            .bind(run.id.0)
-            .bind(&checkpoint.resource)
-            .bind(checkpoint.done)
-            .bind(checkpoint.cursor.as_deref())
-            .bind(checkpoint.last_key.as_deref())
-            .bind(checkpoint.watermark.as_deref())
-            .bind(checkpoint.pages)
-            .bind(checkpoint.records)
-            .bind(checkpoint.total)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE sync_runs SET updated_at = $2, api_calls = $3, api_used = $4, \
+        )
+        .bind(run.id.0)
+        .bind(&checkpoint.resource)
+        .bind(checkpoint.done)
+        .bind(checkpoint.cursor.as_deref())
+        .bind(checkpoint.last_key.as_deref())
+        .bind(checkpoint.watermark.as_deref())
+        .bind(checkpoint.pages)
+        .bind(checkpoint.records)
+        .bind(checkpoint.total)
+        .execute(&mut tx)
+        .await?;
+        sql(
+            "UPDATE sync_runs SET updated_at = $2, api_calls = $3, api_used = $4, \
                  api_limit = $5, counts = $6 WHERE id = $1",
-            )
-            .bind(run.id.0)
-            .bind(now)
-            .bind(run.api_calls)
-            .bind(run.api_used)
-            .bind(run.api_limit)
-            .bind(sqlx::types::Json(&run.counts))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        }
+        )
+        .bind(run.id.0)
+        .bind(now)
+        .bind(run.api_calls)
+        .bind(run.api_used)
+        .bind(run.api_limit)
+        .bind(sqlx::types::Json(&run.counts))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn restart_sync_resource(
-            &self,
-            run: super::sync::RunId,
-            resource: &str,
-        ) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM changes WHERE run_id = $1 AND resource = $2")
-                .bind(run.0)
-                .bind(resource)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE sync_resources SET done = FALSE, cursor = NULL, last_key = NULL, \
-                 watermark = NULL, pages = 0, records = 0 WHERE run_id = $1 AND resource = $2",
-            )
+    async fn restart_sync_resource(
+        &self,
+        run: super::sync::RunId,
+        resource: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sql("DELETE FROM changes WHERE run_id = $1 AND resource = $2")
             .bind(run.0)
             .bind(resource)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-            tx.commit().await?;
-            Ok(())
-        }
+        sql(
+            "UPDATE sync_resources SET done = FALSE, cursor = NULL, last_key = NULL, \
+                 watermark = NULL, pages = 0, records = 0 WHERE run_id = $1 AND resource = $2",
+        )
+        .bind(run.0)
+        .bind(resource)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn fail_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM changes WHERE run_id = $1")
-                .bind(run.id.0)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE sync_runs SET status = 'failed', pause_reason = NULL, updated_at = $2, \
+    async fn fail_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sql("DELETE FROM changes WHERE run_id = $1")
+            .bind(run.id.0)
+            .execute(&mut tx)
+            .await?;
+        sql(
+            "UPDATE sync_runs SET status = 'failed', pause_reason = NULL, updated_at = $2, \
                  finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
                  counts = $7, error = $8 WHERE id = $1",
-            )
-            .bind(run.id.0)
-            .bind(time::OffsetDateTime::now_utc())
-            .bind(run.attempts)
-            .bind(run.api_calls)
-            .bind(run.api_used)
-            .bind(run.api_limit)
-            .bind(sqlx::types::Json(&run.counts))
-            .bind(run.error.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        }
+        )
+        .bind(run.id.0)
+        .bind(time::OffsetDateTime::now_utc())
+        .bind(run.attempts)
+        .bind(run.api_calls)
+        .bind(run.api_used)
+        .bind(run.api_limit)
+        .bind(sqlx::types::Json(&run.counts))
+        .bind(run.error.as_deref())
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 
-        async fn commit_sync_run(
-            &self,
-            run: &super::sync::SyncRun,
-            holder: &str,
-            ttl: time::Duration,
-        ) -> Result<bool, StoreError> {
-            let now = time::OffsetDateTime::now_utc();
-            let org = run.org.0;
-            let mut tx = self.pool.begin().await?;
-            // Fencing: the lock row is written first, so a holder whose lease was taken over
-            // applies nothing, and nobody takes it over while this transaction runs.
-            let held = sqlx::query(
-                "UPDATE sync_locks SET expires_at = $3 WHERE org_id = $1 AND holder = $2",
-            )
+    async fn commit_sync_run(
+        &self,
+        run: &super::sync::SyncRun,
+        holder: &str,
+        ttl: time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
+        let org = run.org.0;
+        let mut tx = self.pool.begin().await?;
+        // Fencing: the lock row is written first, so a holder whose lease was taken over
+        // applies nothing, and nobody takes it over while this transaction runs.
+        let held = sql("UPDATE sync_locks SET expires_at = $3 WHERE org_id = $1 AND holder = $2")
             .bind(org)
             .bind(holder)
             .bind(now + ttl)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if held != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            for statement in $dialect.apply_statements() {
-                sqlx::query(&statement)
-                    .bind(run.id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| super::classify(err, "a staged grant"))?;
-            }
-            // Grants first: removing an account or entitlement cascades to its grants.
-            for entity in [
-                super::sync::Entity::Grant,
-                super::sync::Entity::Entitlement,
-                super::sync::Entity::Account,
-            ] {
-                sqlx::query(&format!(
-                    "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
-                     WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
-                    entity.table()
-                ))
-                .bind(org)
+            .execute(&mut tx)
+            .await?;
+        if held != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for statement in self.pool.backend().apply_statements() {
+            sql(&statement)
                 .bind(run.id.0)
-                .bind(entity.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            // The counts of what is committed, from the staged changes themselves.
-            let tallies: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op",
-            )
-            .bind(run.id.0)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut counts = run.counts.clone();
-            counts.accounts = Default::default();
-            counts.entitlements = Default::default();
-            counts.grants = Default::default();
-            for (entity, op, n) in tallies {
-                let (Ok(entity), Ok(op)) = (
-                    entity.parse::<super::sync::Entity>(),
-                    op.parse::<super::sync::ChangeOp>(),
-                ) else {
-                    continue;
-                };
-                let slot = counts.of(entity);
-                match op {
-                    super::sync::ChangeOp::Created => slot.created = n as u64,
-                    super::sync::ChangeOp::Updated => slot.updated = n as u64,
-                    super::sync::ChangeOp::Removed => slot.removed = n as u64,
-                }
-            }
-            sqlx::query(
-                "INSERT INTO sync_watermarks (org_id, resource, watermark) \
-                 SELECT $1, resource, watermark FROM sync_resources \
-                 WHERE run_id = $2 AND watermark IS NOT NULL \
-                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark",
-            )
-            .bind(org)
-            .bind(run.id.0)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE sync_runs SET status = 'succeeded', pause_reason = NULL, updated_at = $2, \
-                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
-                 counts = $7, error = NULL WHERE id = $1",
-            )
-            .bind(run.id.0)
-            .bind(now)
-            .bind(run.attempts)
-            .bind(run.api_calls)
-            .bind(run.api_used)
-            .bind(run.api_limit)
-            .bind(sqlx::types::Json(&counts))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
+                .execute(&mut tx)
+                .await
+                .map_err(|err| super::classify(err, "a staged grant"))?;
         }
-
-        async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError> {
-            Ok(sqlx::query_as(
-                "SELECT resource, watermark FROM sync_watermarks WHERE org_id = $1 ORDER BY resource",
-            )
-            .bind(org.0)
-            .fetch_all(&self.pool)
-            .await?)
-        }
-
-        async fn stored_digests(
-            &self,
-            org: OrgId,
-            entity: super::sync::Entity,
-            resource: &str,
-            ranges: &[super::sync::KeyRange],
-        ) -> Result<Vec<(String, i64)>, StoreError> {
-            let mut found = Vec::new();
-            for chunk in ranges.chunks(100) {
-                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT id, digest FROM {} WHERE org_id = ",
-                    entity.table()
-                ));
-                select.push_bind(org.0).push(" AND resource = ").push_bind(resource.to_owned());
-                select.push(" AND (");
-                for (i, range) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        select.push(" OR ");
-                    }
-                    select.push("(id >= ").push_bind(range.start.clone());
-                    if let Some(end) = &range.end {
-                        select.push(" AND id < ").push_bind(end.clone());
-                    }
-                    select.push(")");
-                }
-                select.push(") ORDER BY id");
-                let rows: Vec<(String, i64)> =
-                    select.build_query_as().fetch_all(&self.pool).await?;
-                found.extend(rows);
-            }
-            if ranges.len() > 100 {
-                found.sort();
-            }
-            Ok(found)
-        }
-
-        async fn stored_rows(
-            &self,
-            org: OrgId,
-            entity: super::sync::Entity,
-            ids: &[String],
-        ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-            let columns = match entity {
-                super::sync::Entity::Account => sync_queries::ACCOUNT_COLUMNS,
-                super::sync::Entity::Entitlement => sync_queries::ENTITLEMENT_COLUMNS,
-                super::sync::Entity::Grant => sync_queries::GRANT_COLUMNS,
-            };
-            let mut found = Vec::new();
-            for chunk in ids.chunks(sync_queries::CHUNK) {
-                let mut select = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {columns} FROM {} WHERE org_id = ",
-                    entity.table()
-                ));
-                select.push_bind(org.0).push(" AND id IN (");
-                let mut list = select.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.clone());
-                }
-                select.push(")");
-                let query = select.build();
-                let rows = query.fetch_all(&self.pool).await?;
-                for row in rows {
-                    use sqlx::FromRow;
-                    let stored = match entity {
-                        super::sync::Entity::Account => {
-                            sync_queries::StoredRow::Account(queries::AccountRow::from_row(&row)?)
-                        }
-                        super::sync::Entity::Entitlement => sync_queries::StoredRow::Entitlement(
-                            queries::EntitlementRow::from_row(&row)?,
-                        ),
-                        super::sync::Entity::Grant => {
-                            sync_queries::StoredRow::Grant(queries::GrantRow::from_row(&row)?)
-                        }
-                    };
-                    found.push(sync_queries::row_json(stored)?);
-                }
-            }
-            Ok(found)
-        }
-
-        async fn staged_keys(
-            &self,
-            run: super::sync::RunId,
-            entity: super::sync::Entity,
-        ) -> Result<Vec<(String, super::sync::ChangeOp)>, StoreError> {
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT object_id, op FROM changes WHERE run_id = $1 AND entity = $2 \
-                 AND op <> 'updated' ORDER BY id",
-            )
-            .bind(run.0)
-            .bind(entity.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-            rows.into_iter()
-                .map(|(id, op)| {
-                    let op = op.parse().map_err(|detail| StoreError::Corrupt {
-                        what: "staged change",
-                        detail,
-                    })?;
-                    Ok((id, op))
-                })
-                .collect()
-        }
-
-        async fn stored_ids(
-            &self,
-            org: OrgId,
-            entity: super::sync::Entity,
-        ) -> Result<Vec<String>, StoreError> {
-            let rows: Vec<(String,)> = sqlx::query_as(&format!(
-                "SELECT id FROM {} WHERE org_id = $1",
+        // Grants first: removing an account or entitlement cascades to its grants.
+        for entity in [
+            super::sync::Entity::Grant,
+            super::sync::Entity::Entitlement,
+            super::sync::Entity::Account,
+        ] {
+            sql(format!(
+                "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
+                     WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
                 entity.table()
             ))
-            .bind(org.0)
-            .fetch_all(&self.pool)
+            .bind(org)
+            .bind(run.id.0)
+            .bind(entity.as_str())
+            .execute(&mut tx)
             .await?;
-            Ok(rows.into_iter().map(|(id,)| id).collect())
         }
+        // The counts of what is committed, from the staged changes themselves.
+        let tallies: Vec<(String, String, i64)> =
+            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
+                .bind(run.id.0)
+                .fetch_all(&mut tx)
+                .await?;
+        let mut counts = run.counts.clone();
+        counts.accounts = Default::default();
+        counts.entitlements = Default::default();
+        counts.grants = Default::default();
+        for (entity, op, n) in tallies {
+            let (Ok(entity), Ok(op)) = (
+                entity.parse::<super::sync::Entity>(),
+                op.parse::<super::sync::ChangeOp>(),
+            ) else {
+                continue;
+            };
+            let slot = counts.of(entity);
+            match op {
+                super::sync::ChangeOp::Created => slot.created = n as u64,
+                super::sync::ChangeOp::Updated => slot.updated = n as u64,
+                super::sync::ChangeOp::Removed => slot.removed = n as u64,
+            }
+        }
+        sql("INSERT INTO sync_watermarks (org_id, resource, watermark) \
+                 SELECT $1, resource, watermark FROM sync_resources \
+                 WHERE run_id = $2 AND watermark IS NOT NULL \
+                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark")
+        .bind(org)
+        .bind(run.id.0)
+        .execute(&mut tx)
+        .await?;
+        sql(
+            "UPDATE sync_runs SET status = 'succeeded', pause_reason = NULL, updated_at = $2, \
+                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
+                 counts = $7, error = NULL WHERE id = $1",
+        )
+        .bind(run.id.0)
+        .bind(now)
+        .bind(run.attempts)
+        .bind(run.api_calls)
+        .bind(run.api_used)
+        .bind(run.api_limit)
+        .bind(sqlx::types::Json(&counts))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 
-        async fn list_changes(
-            &self,
-            org: OrgId,
-            query: &super::sync::ChangeQuery,
-        ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
-            // Only the filters given, so that each database can use the index that fits
-            // (`$n IS NULL OR ...` hides them from the planner).
-            let mut select = sqlx::QueryBuilder::<$db>::new(
-                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
+    async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sql(
+            "SELECT resource, watermark FROM sync_watermarks WHERE org_id = $1 ORDER BY resource",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn stored_digests(
+        &self,
+        org: OrgId,
+        entity: super::sync::Entity,
+        resource: &str,
+        ranges: &[super::sync::KeyRange],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in ranges.chunks(100) {
+            let mut select = build(format!(
+                "SELECT id, digest FROM {} WHERE org_id = ",
+                entity.table()
+            ));
+            select
+                .push_bind(org.0)
+                .push(" AND resource = ")
+                .push_bind(resource.to_owned());
+            select.push(" AND (");
+            for (i, range) in chunk.iter().enumerate() {
+                if i > 0 {
+                    select.push(" OR ");
+                }
+                select.push("(id >= ").push_bind(range.start.clone());
+                if let Some(end) = &range.end {
+                    select.push(" AND id < ").push_bind(end.clone());
+                }
+                select.push(")");
+            }
+            select.push(") ORDER BY id");
+            let rows: Vec<(String, i64)> = select.fetch_all(&self.pool).await?;
+            found.extend(rows);
+        }
+        if ranges.len() > 100 {
+            found.sort();
+        }
+        Ok(found)
+    }
+
+    async fn stored_rows(
+        &self,
+        org: OrgId,
+        entity: super::sync::Entity,
+        ids: &[String],
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let columns = match entity {
+            super::sync::Entity::Account => ACCOUNT_COLUMNS,
+            super::sync::Entity::Entitlement => ENTITLEMENT_COLUMNS,
+            super::sync::Entity::Grant => GRANT_COLUMNS,
+        };
+        let mut found = Vec::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut select = build(format!(
+                "SELECT {columns} FROM {} WHERE org_id = ",
+                entity.table()
+            ));
+            select.push_bind(org.0).push(" AND id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            select.push(")");
+            let rows: Vec<StoredRow> = match entity {
+                super::sync::Entity::Account => select
+                    .fetch_all::<queries::AccountRow>(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(StoredRow::Account)
+                    .collect(),
+                super::sync::Entity::Entitlement => select
+                    .fetch_all::<queries::EntitlementRow>(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(StoredRow::Entitlement)
+                    .collect(),
+                super::sync::Entity::Grant => select
+                    .fetch_all::<queries::GrantRow>(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(StoredRow::Grant)
+                    .collect(),
+            };
+            for stored in rows {
+                found.push(row_json(stored)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn staged_keys(
+        &self,
+        run: super::sync::RunId,
+        entity: super::sync::Entity,
+    ) -> Result<Vec<(String, super::sync::ChangeOp)>, StoreError> {
+        let rows: Vec<(String, String)> = sql(
+            "SELECT object_id, op FROM changes WHERE run_id = $1 AND entity = $2 \
+                 AND op <> 'updated' ORDER BY id",
+        )
+        .bind(run.0)
+        .bind(entity.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, op)| {
+                let op = op.parse().map_err(|detail| StoreError::Corrupt {
+                    what: "staged change",
+                    detail,
+                })?;
+                Ok((id, op))
+            })
+            .collect()
+    }
+
+    async fn stored_ids(
+        &self,
+        org: OrgId,
+        entity: super::sync::Entity,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sql(format!(
+            "SELECT id FROM {} WHERE org_id = $1",
+            entity.table()
+        ))
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn list_changes(
+        &self,
+        org: OrgId,
+        query: &super::sync::ChangeQuery,
+    ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
+        // Only the filters given, so that each database can use the index that fits
+        // (`$n IS NULL OR ...` hides them from the planner).
+        let mut select = build(
+            "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
                  c.fields, c.before, c.after, c.observed_at FROM changes c \
                  LEFT JOIN sync_runs r ON r.id = c.run_id \
                  WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
-            );
-            select.push_bind(org.0);
-            if let Some(entity) = query.entity {
-                select.push(" AND c.entity = ").push_bind(entity.as_str());
-            }
-            if let Some(object_id) = &query.object_id {
-                select.push(" AND c.object_id = ").push_bind(object_id.clone());
-            }
-            if let Some(run) = query.run {
-                select.push(" AND c.run_id = ").push_bind(run.0);
-            }
-            if let Some(since) = query.since {
-                select.push(" AND c.observed_at >= ").push_bind(since);
-            }
-            if let Some(until) = query.until {
-                select.push(" AND c.observed_at < ").push_bind(until);
-            }
-            select
-                .push(" AND c.id > ")
-                .push_bind(query.after.unwrap_or(0))
-                .push(" ORDER BY c.id LIMIT ")
-                .push_bind(i64::from(query.limit));
-            let rows: Vec<sync_queries::ChangeRow> =
-                select.build_query_as().fetch_all(&self.pool).await?;
-            rows.into_iter().map(super::sync::ChangeRecord::try_from).collect()
+        );
+        select.push_bind(org.0);
+        if let Some(entity) = query.entity {
+            select.push(" AND c.entity = ").push_bind(entity.as_str());
         }
+        if let Some(object_id) = &query.object_id {
+            select
+                .push(" AND c.object_id = ")
+                .push_bind(object_id.clone());
+        }
+        if let Some(run) = query.run {
+            select.push(" AND c.run_id = ").push_bind(run.0);
+        }
+        if let Some(since) = query.since {
+            select.push(" AND c.observed_at >= ").push_bind(since);
+        }
+        if let Some(until) = query.until {
+            select.push(" AND c.observed_at < ").push_bind(until);
+        }
+        select
+            .push(" AND c.id > ")
+            .push_bind(query.after.unwrap_or(0))
+            .push(" ORDER BY c.id LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows: Vec<ChangeRow> = select.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(super::sync::ChangeRecord::try_from)
+            .collect()
     }
-    };
 }
-
-pub(super) use impl_sync_store;

@@ -1,0 +1,156 @@
+//! Where the two databases' SQL differs: each difference is a method of [`Backend`], its text
+//! made of the code's constants, never of input.
+
+use super::Backend;
+
+/// An account's grants (`a`), each with its entitlement's kind and label, as SQLite gathers
+/// them into a JSON array.
+const SQLITE_GRANTS_JSON: &str = "(SELECT json_group_array(json_array(g.entitlement_id, \
+    e.kind, e.label, g.source)) FROM grants g JOIN entitlements e ON e.org_id = g.org_id \
+    AND e.id = g.entitlement_id WHERE g.org_id = a.org_id AND g.account_id = a.id)";
+
+/// The same, as PostgreSQL gathers them.
+const POSTGRES_GRANTS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(\
+    g.entitlement_id, e.kind, e.label, g.source)), '[]')::text FROM grants g JOIN entitlements e \
+    ON e.org_id = g.org_id AND e.id = g.entitlement_id WHERE g.org_id = a.org_id \
+    AND g.account_id = a.id)";
+
+impl Backend {
+    /// An account's grants as a JSON array of `[entitlement_id, kind, label, source]` .
+    pub(super) fn grants_json(self) -> &'static str {
+        match self {
+            Backend::Sqlite => SQLITE_GRANTS_JSON,
+            Backend::Postgres => POSTGRES_GRANTS_JSON,
+        }
+    }
+
+    /// The clause a claim of requests ends with: PostgreSQL's replicas skip rows another
+    /// holds; SQLite has one writer at a time.
+    pub(super) fn claim_lock(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The account a change of a grant concerns, read from its JSON (`c` is the change).
+    pub(super) fn account_of_change(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "json_extract(COALESCE(c.after, c.before), '$.account_id')",
+            Backend::Postgres => "(COALESCE(c.after, c.before) ->> 'account_id')",
+        }
+    }
+}
+
+impl Backend {
+    /// `path` is a constant field path such as `source.type`; never input.
+    fn text(self, path: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("json_extract(after, '$.{path}')"),
+            Backend::Postgres => {
+                let mut parts: Vec<&str> = path.split('.').collect();
+                let last = parts.pop().expect("a path");
+                let mut expr = "after".to_owned();
+                for part in parts {
+                    expr = format!("{expr}->'{part}'");
+                }
+                format!("({expr}->>'{last}')")
+            }
+        }
+    }
+
+    fn boolean(self, path: &str) -> String {
+        match self {
+            Backend::Sqlite => self.text(path),
+            Backend::Postgres => format!("{}::boolean", self.text(path)),
+        }
+    }
+
+    fn json(self, path: &str) -> String {
+        match self {
+            Backend::Sqlite => self.text(path),
+            Backend::Postgres => format!("(after->'{path}')"),
+        }
+    }
+
+    fn timestamp(self, path: &str) -> String {
+        match self {
+            Backend::Sqlite => self.text(path),
+            Backend::Postgres => format!("{}::timestamptz", self.text(path)),
+        }
+    }
+
+    /// The statements that apply a run's staged creations and updates to the live tables,
+    /// set-based inside the database: accounts, entitlements, grants, in that order.
+    /// `$1` is the run.
+    pub(super) fn apply_statements(self) -> [String; 3] {
+        let from = |entity: &str| {
+            format!(
+                " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
+                 ORDER BY id"
+            )
+        };
+        let accounts = format!(
+            "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
+             display_name, active, user_type, attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
+             email = excluded.email, first_name = excluded.first_name, \
+             last_name = excluded.last_name, display_name = excluded.display_name, \
+             active = excluded.active, user_type = excluded.user_type, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest",
+            self.text("username"),
+            self.text("email"),
+            self.text("first_name"),
+            self.text("last_name"),
+            self.text("display_name"),
+            self.boolean("active"),
+            self.text("user_type"),
+            self.json("attributes"),
+            from("account"),
+        );
+        let entitlements = format!(
+            "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
+             grantable, attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
+             api_name = excluded.api_name, label = excluded.label, \
+             description = excluded.description, grantable = excluded.grantable, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest",
+            self.text("kind"),
+            self.text("api_name"),
+            self.text("label"),
+            self.text("description"),
+            self.boolean("grantable"),
+            self.json("attributes"),
+            from("entitlement"),
+        );
+        // The source as the `source` column encodes it (`direct`, `profile`, `group:0PG...`).
+        let source = format!(
+            "CASE {kind} WHEN 'group' THEN 'group:' || {group} ELSE {kind} END",
+            kind = self.text("source.type"),
+            group = self.text("source.group_id"),
+        );
+        // A grant's `since` and `request_id` are those of the change that created it or last
+        // changed its entitlement (a user's profile and role keep their grant id).
+        let grants = format!(
+            "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
+             attributes, resource, digest, since, request_id) \
+             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest, \
+             observed_at, request_id{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+             entitlement_id = excluded.entitlement_id, source = excluded.source, \
+             expires_at = excluded.expires_at, attributes = excluded.attributes, \
+             resource = excluded.resource, digest = excluded.digest, {}",
+            self.text("account_id"),
+            self.text("entitlement_id"),
+            self.timestamp("expires_at"),
+            self.json("attributes"),
+            from("grant"),
+            super::sync_queries::SINCE_ON_CONFLICT,
+        );
+        [accounts, entitlements, grants]
+    }
+}
