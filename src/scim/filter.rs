@@ -482,8 +482,10 @@ mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::scim::criteria::{resolve, Target};
     use crate::scim::schema::RESOURCE_TYPES;
-    use crate::scim::sql::{compile, Dialect, Target};
+    use crate::store::scim::{criterion_sql, ScimTable};
+    use crate::store::Backend;
 
     fn pieces() -> impl Strategy<Value = String> {
         let piece = proptest::sample::select(vec![
@@ -547,10 +549,13 @@ mod fuzz {
         match parse(text) {
             Ok(filter) => {
                 for resource in RESOURCE_TYPES {
-                    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
-                        if let Err(err) = compile(&Target { dialect, resource }, &filter) {
-                            assert_eq!(err.status.as_u16(), 400, "{text}: {err:?}");
+                    match resolve(&Target { resource }, &filter) {
+                        Ok(criterion) => {
+                            for backend in [Backend::Sqlite, Backend::Postgres] {
+                                criterion_sql(backend, ScimTable::Accounts, &criterion);
+                            }
                         }
+                        Err(err) => assert_eq!(err.status.as_u16(), 400, "{text}: {err:?}"),
                     }
                 }
             }

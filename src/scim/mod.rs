@@ -2,8 +2,9 @@
 //! Users, Groups (grantable permission sets, permission set groups and public groups),
 //! and the read-only Entitlements and Roles catalogs.
 //!
-//! - [`filter`] parses filters and PATCH paths; [`sql`] turns them into SQL over the store,
-//!   through the attribute tables of [`schema`], which `/Schemas` also publishes.
+//! - [`filter`] parses filters and PATCH paths; [`criteria`] resolves them, through the
+//!   attribute tables of [`schema`] (which `/Schemas` also publishes), into what the store
+//!   selects and sorts by; the store writes the SQL.
 //! - [`resources`] renders stored rows as resources, [`projection`] applies `attributes` and
 //!   `excludedAttributes`; this module lists and reads them.
 //! - [`writes`] turns creates, replaces, patches and deletes into access requests that the
@@ -12,6 +13,7 @@
 //!
 //! The HTTP routes are in `crate::http::scim`.
 
+pub mod criteria;
 pub mod discovery;
 pub mod error;
 pub mod filter;
@@ -19,7 +21,6 @@ mod patch;
 pub mod projection;
 pub mod resources;
 pub mod schema;
-pub mod sql;
 pub mod writes;
 
 use std::collections::{HashMap, HashSet};
@@ -29,11 +30,13 @@ use serde_json::Value;
 
 use provost_connector::model::Account;
 
-use crate::store::scim::{QueryDeadline, ScimQuery, ScimTable, UserGrant};
+use crate::store::scim::{
+    Column, Criterion, Order, QueryDeadline, ScimQuery, ScimTable, TextOp, UserGrant,
+};
 use crate::store::{OrgRecord, Store, StoreError};
+use criteria::Target;
 pub use error::ScimError;
 use schema::ResourceType;
-use sql::{Dialect, Target};
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
@@ -133,18 +136,15 @@ pub struct Scope<'a> {
 fn table(resource: &ResourceType) -> ScimTable {
     match resource.name {
         "User" => ScimTable::Accounts,
-        "Group" => ScimTable::Entitlements(schema::GROUP_SCOPE),
-        "Entitlement" => ScimTable::Entitlements(schema::ENTITLEMENT_SCOPE),
-        _ => ScimTable::Entitlements(schema::ROLE_SCOPE),
+        "Group" => ScimTable::Groups,
+        "Entitlement" => ScimTable::Entitlements,
+        _ => ScimTable::Roles,
     }
 }
 
 impl Scope<'_> {
     fn target(&self, resource: &'static ResourceType) -> Target {
-        Target {
-            dialect: Dialect::of(self.store.backend()),
-            resource,
-        }
+        Target { resource }
     }
 
     /// Renders the Groups, Entitlements or Roles with these ids, in this order (unknown ids
@@ -206,14 +206,19 @@ impl Scope<'_> {
     /// One resource, if it exists as this type (a role is not a Group).
     pub async fn get(&self, resource: &'static ResourceType, id: &str) -> Result<Value, ScimError> {
         let deadline = QueryDeadline::after(self.timeout);
-        let id_column = self.target(resource).id_expr();
-        let mut filter = sql::Sql::default();
-        filter.push(&format!("{id_column} = "));
-        filter.bind_text(id);
+        let filter = Criterion::Text {
+            column: Column::Id,
+            op: TextOp::Eq,
+            value: id.to_owned(),
+            case_exact: true,
+        };
         let query = ScimQuery {
             table: table(resource),
             filter: Some(&filter),
-            order: id_column,
+            order: Order {
+                by: None,
+                descending: false,
+            },
             offset: 0,
             limit: 1,
             counted: None,
@@ -236,16 +241,18 @@ impl Scope<'_> {
         let deadline = QueryDeadline::after(self.timeout);
         let target = self.target(resource);
         let compiled = match params.filter.as_deref().map(str::trim) {
-            Some(text) if !text.is_empty() => Some(sql::compile(&target, &filter::parse(text)?)?),
+            Some(text) if !text.is_empty() => {
+                Some(criteria::resolve(&target, &filter::parse(text)?)?)
+            }
             _ => None,
         };
         let descending = params.descending()?;
-        let order = sql::order_by(&target, params.sort_by.as_deref(), descending)?;
+        let order = criteria::order_by(&target, params.sort_by.as_deref(), descending)?;
         let (start, count) = params.page()?;
         let query = ScimQuery {
             table: table(resource),
             filter: compiled.as_ref(),
-            order: &order,
+            order,
             offset: (start - 1) as u64,
             limit: count,
             counted: None,
@@ -279,8 +286,8 @@ impl Scope<'_> {
                 Some(f) => {
                     // Too costly for one type is refused as such, not skipped like a type
                     // that lacks the filter's attributes.
-                    sql::within_limits(&target, f)?;
-                    match sql::compile(&target, f) {
+                    criteria::within_limits(&target, f)?;
+                    match criteria::resolve(&target, f) {
                         Ok(sql) => Some(sql),
                         Err(err) => {
                             first_error.get_or_insert(err);
@@ -289,16 +296,16 @@ impl Scope<'_> {
                     }
                 }
             };
-            let order = match sql::order_by(&target, params.sort_by.as_deref(), descending) {
+            let order = match criteria::order_by(&target, params.sort_by.as_deref(), descending) {
                 Ok(order) => order,
                 // Sorting by an attribute this type lacks: its id order.
-                Err(_) => sql::order_by(&target, None, descending)?,
+                Err(_) => criteria::order_by(&target, None, descending)?,
             };
             applied = true;
             let counted = ScimQuery {
                 table: table(resource),
                 filter: compiled.as_ref(),
-                order: &order,
+                order,
                 offset: 0,
                 limit: 0,
                 counted: None,

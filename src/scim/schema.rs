@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::ScimError;
 use super::filter::AttrPath;
+use crate::store::scim::{Column, GrantScope};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -44,49 +45,6 @@ pub enum Mutability {
     Immutable,
 }
 
-/// Which grants a user's multi-valued attribute lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantScope {
-    /// `entitlements`: the profile, and permission sets and groups assigned directly.
-    Entitlements,
-    /// `roles`: the user's role.
-    Roles,
-    /// `groups`: the grantable sets and public groups the user is a direct member of.
-    Groups,
-}
-
-impl GrantScope {
-    /// The condition on `g` (grants) and `e` (entitlements) that selects the scope's grants.
-    pub fn condition(self) -> &'static str {
-        match self {
-            GrantScope::Entitlements => {
-                "e.kind IN ('profile', 'permission_set', 'permission_set_group') \
-                 AND g.source IN ('direct', 'profile')"
-            }
-            GrantScope::Roles => "e.kind = 'role'",
-            GrantScope::Groups => GROUP_MEMBERSHIP,
-        }
-    }
-}
-
-/// A direct membership of something served as a Group.
-const GROUP_MEMBERSHIP: &str =
-    "e.kind IN ('permission_set', 'permission_set_group', 'public_group') \
-     AND e.grantable = TRUE AND g.source = 'direct'";
-
-/// What is served as a Group: the sets and public groups that can be granted.
-pub const GROUP_SCOPE: &str =
-    "e.kind IN ('permission_set', 'permission_set_group', 'public_group') AND e.grantable = TRUE";
-/// What is served as an Entitlement: profiles, and the grantable sets and set groups.
-pub const ENTITLEMENT_SCOPE: &str = "(e.kind = 'profile' OR (e.kind IN ('permission_set', \
-     'permission_set_group') AND e.grantable = TRUE))";
-pub const ROLE_SCOPE: &str = "e.kind = 'role'";
-
-/// The SCIM `type` of an entitlement kind, as SQL over `e`.
-pub const ENTITLEMENT_TYPE_SQL: &str = "CASE e.kind WHEN 'profile' THEN 'Profile' \
-     WHEN 'permission_set' THEN 'PermissionSet' WHEN 'permission_set_group' THEN 'PermissionSetGroup' \
-     WHEN 'public_group' THEN 'Group' WHEN 'role' THEN 'Role' ELSE e.kind END";
-
 /// The SCIM `type` of a stored entitlement kind.
 pub fn entitlement_type(kind: &str) -> &'static str {
     match kind {
@@ -105,27 +63,14 @@ pub fn entitlement_type(kind: &str) -> &'static str {
 pub enum Source {
     /// Not filterable (`$ref`, `meta.location`).
     None,
-    /// The resource's id column.
-    Id,
-    /// An SQL expression over the resource's row (`a` for users, `e` for entitlements, `m` for
-    /// a group's member inside its subquery).
-    Sql(&'static str),
-    /// A text field of a user's `attributes` JSON.
-    Json(&'static str),
-    /// A boolean field of a user's `attributes` JSON.
-    JsonBool(&'static str),
-    /// A date-time field of a user's `attributes` JSON, in Salesforce's format.
-    JsonTime(&'static str),
-    /// The label of the entitlement whose id is this field of a user's `attributes`.
-    LabelOf(&'static str),
+    /// A column of the resource's row (or, inside a multi-valued attribute, of the value's).
+    Column(Column),
     /// The same for every value.
     Const(&'static str),
     ConstTrue,
-    /// Whether an entitlement (`e`) is the user's profile.
-    IsProfile,
-    /// The user's grants of a scope (sub-attributes over `e`).
+    /// The user's grants of a scope (sub-attributes over the entitlement).
     Grants(GrantScope),
-    /// A group's direct members (sub-attributes over `m`).
+    /// A group's direct members (sub-attributes over the member).
     Members,
 }
 
@@ -207,19 +152,19 @@ const fn reference(name: &'static str, types: &'static [&'static str]) -> Attr {
 const GRANT_VALUES: &[Attr] = &[
     read_only(exact(text(
         "value",
-        Source::Sql("e.id"),
+        Source::Column(Column::EntitlementId),
         "The Salesforce id of the profile, permission set, permission set group or role.",
     ))),
-    read_only(text("display", Source::Sql("e.label"), "Its label.")),
+    read_only(text("display", Source::Column(Column::Label), "Its label.")),
     read_only(text(
         "type",
-        Source::Sql(ENTITLEMENT_TYPE_SQL),
+        Source::Column(Column::EntitlementType),
         "Profile, PermissionSet, PermissionSetGroup, Group or Role.",
     )),
     read_only(attr(
         "primary",
         Type::Boolean,
-        Source::IsProfile,
+        Source::Column(Column::IsProfile),
         "True for the user's profile.",
     )),
 ];
@@ -227,10 +172,14 @@ const GRANT_VALUES: &[Attr] = &[
 const ROLE_VALUES: &[Attr] = &[
     read_only(exact(text(
         "value",
-        Source::Sql("e.id"),
+        Source::Column(Column::EntitlementId),
         "The role's Salesforce id.",
     ))),
-    read_only(text("display", Source::Sql("e.label"), "The role's name.")),
+    read_only(text(
+        "display",
+        Source::Column(Column::Label),
+        "The role's name.",
+    )),
     read_only(text("type", Source::Const("Role"), "Always Role.")),
     read_only(attr(
         "primary",
@@ -241,9 +190,17 @@ const ROLE_VALUES: &[Attr] = &[
 ];
 
 const USER_GROUP_VALUES: &[Attr] = &[
-    read_only(exact(text("value", Source::Sql("e.id"), "The Group's id."))),
+    read_only(exact(text(
+        "value",
+        Source::Column(Column::EntitlementId),
+        "The Group's id.",
+    ))),
     reference("$ref", &["Group"]),
-    read_only(text("display", Source::Sql("e.label"), "The Group's name.")),
+    read_only(text(
+        "display",
+        Source::Column(Column::Label),
+        "The Group's name.",
+    )),
     read_only(text(
         "type",
         Source::Const("direct"),
@@ -254,26 +211,26 @@ const USER_GROUP_VALUES: &[Attr] = &[
 const NAME: &[Attr] = &[
     read_only(text(
         "formatted",
-        Source::Sql("a.display_name"),
+        Source::Column(Column::DisplayName),
         "The full name (Salesforce's Name, made from the first and last names).",
     )),
     {
         let mut a = text(
             "familyName",
-            Source::Sql("a.last_name"),
+            Source::Column(Column::LastName),
             "LastName (Salesforce requires it).",
         );
         a.required = true;
         a
     },
-    text("givenName", Source::Sql("a.first_name"), "FirstName."),
+    text("givenName", Source::Column(Column::FirstName), "FirstName."),
 ];
 
 const EMAIL: &[Attr] = &[
     {
         let mut a = text(
             "value",
-            Source::Sql("a.email"),
+            Source::Column(Column::Email),
             "The user's Email (Salesforce requires one).",
         );
         a.required = true;
@@ -292,7 +249,7 @@ const USER_ATTRS: &[Attr] = &[
     {
         let mut a = text(
             "userName",
-            Source::Sql("a.username"),
+            Source::Column(Column::Username),
             "The Salesforce username, shaped like an email address and unique across all orgs.",
         );
         a.required = true;
@@ -304,20 +261,20 @@ const USER_ATTRS: &[Attr] = &[
         a.required = true;
         a
     },
-    read_only(text("displayName", Source::Sql("a.display_name"), "The full name.")),
+    read_only(text("displayName", Source::Column(Column::DisplayName), "The full name.")),
     text(
         "title",
-        Source::Json("Title"),
+        Source::Column(Column::UserText("Title")),
         "The job title.",
     ),
-    read_only(text("userType", Source::Sql("a.user_type"), "Salesforce's UserType (Standard, PowerPartner, ...).")),
-    read_only(text("preferredLanguage", Source::Json("LanguageLocaleKey"), "LanguageLocaleKey.")),
-    read_only(text("locale", Source::Json("LocaleSidKey"), "LocaleSidKey.")),
-    read_only(text("timezone", Source::Json("TimeZoneSidKey"), "TimeZoneSidKey.")),
+    read_only(text("userType", Source::Column(Column::UserType), "Salesforce's UserType (Standard, PowerPartner, ...).")),
+    read_only(text("preferredLanguage", Source::Column(Column::UserText("LanguageLocaleKey")), "LanguageLocaleKey.")),
+    read_only(text("locale", Source::Column(Column::UserText("LocaleSidKey")), "LocaleSidKey.")),
+    read_only(text("timezone", Source::Column(Column::UserText("TimeZoneSidKey")), "TimeZoneSidKey.")),
     attr(
         "active",
         Type::Boolean,
-        Source::Sql("a.active = TRUE"),
+        Source::Column(Column::Active),
         "IsActive. Setting it false deactivates the user; true reactivates.",
     ),
     {
@@ -348,14 +305,18 @@ const USER_ATTRS: &[Attr] = &[
 const MANAGER: &[Attr] = &[
     read_only(exact(text(
         "value",
-        Source::Json("ManagerId"),
+        Source::Column(Column::UserText("ManagerId")),
         "The manager's user id.",
     ))),
     reference("$ref", &["User"]),
 ];
 
 const ENTERPRISE_ATTRS: &[Attr] = &[
-    text("department", Source::Json("Department"), "Department."),
+    text(
+        "department",
+        Source::Column(Column::UserText("Department")),
+        "Department.",
+    ),
     read_only(complex(
         "manager",
         Source::None,
@@ -367,59 +328,63 @@ const ENTERPRISE_ATTRS: &[Attr] = &[
 const PROVOST_USER_ATTRS: &[Attr] = &[
     exact(text(
         "profileId",
-        Source::Json("ProfileId"),
+        Source::Column(Column::UserText("ProfileId")),
         "The profile's id; writing another changes the user's profile.",
     )),
     read_only(text(
         "profile",
-        Source::LabelOf("ProfileId"),
+        Source::Column(Column::LabelOf("ProfileId")),
         "The profile's name.",
     )),
     exact(text(
         "roleId",
-        Source::Json("UserRoleId"),
+        Source::Column(Column::UserText("UserRoleId")),
         "The role's id; writing another changes the user's role, removing it removes the role.",
     )),
     read_only(text(
         "role",
-        Source::LabelOf("UserRoleId"),
+        Source::Column(Column::LabelOf("UserRoleId")),
         "The role's name.",
     )),
     read_only(exact(text(
         "userLicenseId",
-        Source::Json("UserLicenseId"),
+        Source::Column(Column::UserText("UserLicenseId")),
         "The user license's id.",
     ))),
     read_only(text(
         "userLicense",
-        Source::LabelOf("UserLicenseId"),
+        Source::Column(Column::LabelOf("UserLicenseId")),
         "The user license's name.",
     )),
     read_only(exact(text(
         "federationIdentifier",
-        Source::Json("FederationIdentifier"),
+        Source::Column(Column::UserText("FederationIdentifier")),
         "The SAML federation id (also served as externalId).",
     ))),
     attr(
         "frozen",
         Type::Boolean,
-        Source::JsonBool("IsFrozen"),
+        Source::Column(Column::UserFlag("IsFrozen")),
         "Whether the user's login is frozen; writing it freezes or unfreezes the user.",
     ),
     read_only(attr(
         "lastLogin",
         Type::DateTime,
-        Source::JsonTime("LastLoginDate"),
+        Source::Column(Column::UserTime("LastLoginDate")),
         "LastLoginDate, absent if the user never logged in.",
     )),
 ];
 
 const MEMBER: &[Attr] = &[
-    exact(text("value", Source::Sql("m.id"), "The member's user id.")),
+    exact(text(
+        "value",
+        Source::Column(Column::MemberId),
+        "The member's user id.",
+    )),
     reference("$ref", &["User"]),
     read_only(text(
         "display",
-        Source::Sql("m.display_name"),
+        Source::Column(Column::MemberName),
         "The member's name.",
     )),
     read_only(text("type", Source::Const("User"), "Always User.")),
@@ -429,7 +394,7 @@ const GROUP_ATTRS: &[Attr] = &[
     {
         let mut a = read_only(text(
             "displayName",
-            Source::Sql("e.label"),
+            Source::Column(Column::Label),
             "The permission set's, permission set group's or public group's label.",
         ));
         a.required = true;
@@ -446,30 +411,30 @@ const GROUP_ATTRS: &[Attr] = &[
 const PROVOST_GROUP_ATTRS: &[Attr] = &[
     read_only(text(
         "type",
-        Source::Sql(ENTITLEMENT_TYPE_SQL),
+        Source::Column(Column::EntitlementType),
         "PermissionSet, PermissionSetGroup or Group (a public group).",
     )),
     read_only(exact(text(
         "apiName",
-        Source::Sql("e.api_name"),
+        Source::Column(Column::ApiName),
         "The API name (Name or DeveloperName).",
     ))),
     read_only(text(
         "description",
-        Source::Sql("e.description"),
+        Source::Column(Column::Description),
         "The description.",
     )),
 ];
 
 const ENTITLEMENT_ATTRS: &[Attr] = &[
-    read_only(text("displayName", Source::Sql("e.label"), "The label.")),
+    read_only(text("displayName", Source::Column(Column::Label), "The label.")),
     read_only(text(
         "type",
-        Source::Sql(ENTITLEMENT_TYPE_SQL),
+        Source::Column(Column::EntitlementType),
         "Profile, PermissionSet or PermissionSetGroup.",
     )),
-    read_only(exact(text("apiName", Source::Sql("e.api_name"), "The API name."))),
-    read_only(text("description", Source::Sql("e.description"), "The description.")),
+    read_only(exact(text("apiName", Source::Column(Column::ApiName), "The API name."))),
+    read_only(text("description", Source::Column(Column::Description), "The description.")),
     read_only(exact(text(
         "licenseId",
         Source::None,
@@ -481,12 +446,12 @@ const ENTITLEMENT_ATTRS: &[Attr] = &[
 const ROLE_ATTRS: &[Attr] = &[
     read_only(text(
         "displayName",
-        Source::Sql("e.label"),
+        Source::Column(Column::Label),
         "The role's name.",
     )),
     read_only(exact(text(
         "apiName",
-        Source::Sql("e.api_name"),
+        Source::Column(Column::ApiName),
         "DeveloperName.",
     ))),
     read_only(exact(text(
@@ -593,7 +558,11 @@ pub fn schema(id: &str) -> Option<&'static Schema> {
 }
 
 /// The attributes common to every resource (RFC 7643 section 3.1), for filtering.
-const ID: Attr = read_only(exact(text("id", Source::Id, "The Salesforce id.")));
+const ID: Attr = read_only(exact(text(
+    "id",
+    Source::Column(Column::Id),
+    "The Salesforce id.",
+)));
 
 /// An attribute path resolved against a resource type: the attribute, and its sub-attribute
 /// when the path names one.
@@ -610,7 +579,7 @@ fn find(attrs: &'static [Attr], name: &str) -> Option<&'static Attr> {
 static ID_ATTR: Attr = ID;
 static EXTERNAL_ID: Attr = exact(text(
     "externalId",
-    Source::Json("FederationIdentifier"),
+    Source::Column(Column::UserText("FederationIdentifier")),
     "FederationIdentifier.",
 ));
 static META_USER: Attr = {
@@ -618,7 +587,7 @@ static META_USER: Attr = {
         read_only(attr(
             "created",
             Type::DateTime,
-            Source::JsonTime("CreatedDate"),
+            Source::Column(Column::UserTime("CreatedDate")),
             "",
         )),
         read_only(text("resourceType", Source::Const("User"), "")),

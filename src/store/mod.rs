@@ -7,7 +7,6 @@
 
 mod dialect;
 pub mod digest;
-pub mod fragment;
 pub mod history;
 pub mod keys;
 mod postgres;
@@ -17,6 +16,7 @@ mod queries;
 mod report_queries;
 pub mod reports;
 pub mod scim;
+mod scim_filter;
 mod scim_queries;
 mod sql;
 mod sqlite;

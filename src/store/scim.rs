@@ -1,29 +1,179 @@
-//! What the SCIM service reads: resources selected by a compiled filter, in a requested order,
-//! a page at a time with the total count; and, for a page of users or groups, what their
-//! resources show (grants with their entitlements, members).
+//! What the SCIM service reads: resources selected by a [`Criterion`] (a SCIM filter resolved
+//! into the model's columns), in an [`Order`], a page at a time with the total count; and, for
+//! a page of users or groups, what their resources show (grants with their entitlements,
+//! members). The store turns criteria and orders into its database's SQL (`scim_filter.rs`).
 
 use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement};
+use time::OffsetDateTime;
 
-use super::fragment::Sql;
 use super::{OrgId, StoreError};
 
 /// Which rows a SCIM resource type is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimTable {
-    /// Users: `accounts a`.
+    /// Users: accounts.
     Accounts,
-    /// Groups, Entitlements or Roles: `entitlements e` under this condition (a constant).
-    Entitlements(&'static str),
+    /// Groups: the permission sets, permission set groups and public groups that can be
+    /// granted.
+    Groups,
+    /// Entitlements: profiles, and the grantable permission sets and set groups.
+    Entitlements,
+    /// Roles.
+    Roles,
 }
 
-/// What to select: the filter (over `a` or `e`), the `ORDER BY` keys (constants of the
-/// code), and the page.
+/// Which grants of a user a multi-valued attribute lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantScope {
+    /// `entitlements`: the profile, and permission sets and groups assigned directly.
+    Entitlements,
+    /// `roles`: the user's role.
+    Roles,
+    /// `groups`: the grantable sets and public groups the user is a direct member of.
+    Groups,
+}
+
+/// A value of a resource's row that a criterion tests or an order sorts by: a user's, an
+/// entitlement's (a Group, Entitlement or Role, or one a user holds), or a group member's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// The resource's own id (a user's or an entitlement's, as the table is).
+    Id,
+    Username,
+    Email,
+    FirstName,
+    LastName,
+    DisplayName,
+    UserType,
+    /// Whether the user is active.
+    Active,
+    /// A text field of the user's attributes.
+    UserText(&'static str),
+    /// A boolean field of the user's attributes.
+    UserFlag(&'static str),
+    /// A date-time field of the user's attributes, in Salesforce's form.
+    UserTime(&'static str),
+    /// The label of the entitlement whose id is this field of the user's attributes.
+    LabelOf(&'static str),
+    /// An entitlement's id, label, API name, description, SCIM type.
+    EntitlementId,
+    Label,
+    ApiName,
+    Description,
+    EntitlementType,
+    /// Whether the entitlement is the user's profile.
+    IsProfile,
+    /// A group member's id and name.
+    MemberId,
+    MemberName,
+}
+
+/// How a text column is compared with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// How a date-time column is compared with a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// The rows of a multi-valued attribute that are held apart from the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collection {
+    /// A user's grants of a scope, each with its entitlement.
+    Grants(GrantScope),
+    /// A group's direct members.
+    Members,
+}
+
+/// What rows must satisfy: a SCIM filter, resolved by the SCIM module into the model's
+/// columns, for the store to turn into its database's SQL. Unknown values (a missing column)
+/// count as false.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    Const(bool),
+    And(Box<Criterion>, Box<Criterion>),
+    Or(Box<Criterion>, Box<Criterion>),
+    /// True where the inner criterion is not (unknown counts as false first).
+    Not(Box<Criterion>),
+    /// The column holds a value (for text, a non-empty one).
+    Present(Column),
+    /// The column is (`null` true) or is not null.
+    Null {
+        column: Column,
+        null: bool,
+    },
+    Text {
+        column: Column,
+        op: TextOp,
+        value: String,
+        case_exact: bool,
+    },
+    /// A boolean column is `value` (a missing one is false).
+    Flag {
+        column: Column,
+        value: bool,
+    },
+    Time {
+        column: Column,
+        op: TimeOp,
+        at: OffsetDateTime,
+    },
+    /// Some row of the collection satisfies the inner criterion.
+    Any {
+        collection: Collection,
+        criterion: Box<Criterion>,
+    },
+}
+
+/// The order of a page: by a column (its nulls last; text compared without case unless
+/// `case_exact`), then by id; or by id alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    pub by: Option<(Column, bool)>,
+    pub descending: bool,
+}
+
+/// The SQL `criterion` becomes on `backend` for `table`, with `?` for each parameter, and the
+/// parameters' values: for tests and logs (the store runs it with the values bound).
+pub fn criterion_sql(
+    backend: super::Backend,
+    table: ScimTable,
+    criterion: &Criterion,
+) -> (String, Vec<String>) {
+    let mut sql = super::sql::build("");
+    super::scim_filter::Compiler { backend, table }.criterion(criterion, &mut sql);
+    sql.describe()
+}
+
+/// The `ORDER BY` keys `order` becomes on `backend` for `table`.
+pub fn order_sql(backend: super::Backend, table: ScimTable, order: Order) -> String {
+    super::scim_filter::Compiler { backend, table }.order(order)
+}
+
+/// What to select: the rows of a table that meet the criterion, in an order, a page of them.
 #[derive(Debug, Clone, Copy)]
 pub struct ScimQuery<'a> {
     pub table: ScimTable,
-    pub filter: Option<&'a Sql>,
-    pub order: &'a str,
+    pub filter: Option<&'a Criterion>,
+    pub order: Order,
     pub offset: u64,
     /// 0 asks for the count only.
     pub limit: u32,

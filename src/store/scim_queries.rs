@@ -56,45 +56,40 @@ pub(super) struct MemberRow {
 }
 
 impl SqlStore {
-    fn scim_where(
-        builder: &mut super::sql::Sql<'_>,
+    /// ` FROM ... WHERE ...` of `query`: its table's rows of the org that meet its criterion.
+    fn scim_where<'q>(
+        &self,
+        builder: &mut super::sql::Sql<'q>,
         org: OrgId,
-        query: &super::scim::ScimQuery<'_>,
+        query: &super::scim::ScimQuery<'q>,
     ) {
-        use super::fragment::{Bind, Piece};
-        match query.table {
-            super::scim::ScimTable::Accounts => {
+        let compiler = self.scim_compiler(query.table);
+        match super::scim_filter::table_condition(query.table) {
+            None => {
                 builder.push(" FROM accounts a WHERE a.org_id = ");
                 builder.push_bind(org.0);
             }
-            super::scim::ScimTable::Entitlements(scope) => {
+            Some(condition) => {
                 builder.push(" FROM entitlements e WHERE e.org_id = ");
                 builder.push_bind(org.0);
                 builder.push(" AND ");
-                builder.push(scope);
+                builder.push(condition);
             }
         }
         if let Some(filter) = query.filter {
             builder.push(" AND (");
-            for piece in &filter.pieces {
-                match piece {
-                    Piece::Sql(text) => {
-                        builder.push(text);
-                    }
-                    Piece::Bind(Bind::Text(value)) => {
-                        builder.push_bind(value.clone());
-                    }
-                    Piece::Bind(Bind::Bool(value)) => {
-                        builder.push_bind(*value);
-                    }
-                }
-            }
+            compiler.criterion(filter, builder);
             builder.push(")");
         }
     }
-}
 
-impl SqlStore {
+    fn scim_compiler(&self, table: super::scim::ScimTable) -> super::scim_filter::Compiler {
+        super::scim_filter::Compiler {
+            backend: self.pool.backend(),
+            table,
+        }
+    }
+
     /// A statement stopped at the query's deadline is [`StoreError::TimedOut`].
     fn scim_failure(&self, err: sqlx::Error, query: &super::scim::ScimQuery<'_>) -> StoreError {
         if self.is_timeout(&err) {
@@ -111,7 +106,7 @@ impl SqlStore {
         query: &super::scim::ScimQuery<'_>,
     ) -> Result<u64, StoreError> {
         let mut builder = build("SELECT COUNT(*)");
-        Self::scim_where(&mut builder, org, query);
+        self.scim_where(&mut builder, org, query);
         let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
         let count = builder.fetch_value::<i64>(&mut connection).await;
         connection.finished();
@@ -151,18 +146,15 @@ impl super::scim::ScimStore for SqlStore {
         org: OrgId,
         query: super::scim::ScimQuery<'_>,
     ) -> Result<(Vec<String>, u64), StoreError> {
-        let id = match query.table {
-            super::scim::ScimTable::Accounts => "a.id",
-            super::scim::ScimTable::Entitlements(_) => "e.id",
-        };
+        let compiler = self.scim_compiler(query.table);
         let page = async {
             if query.limit == 0 {
                 return Ok(Vec::new());
             }
-            let mut builder = build(format!("SELECT {id}"));
-            Self::scim_where(&mut builder, org, &query);
+            let mut builder = build(format!("SELECT {}", compiler.id()));
+            self.scim_where(&mut builder, org, &query);
             builder.push(" ORDER BY ");
-            builder.push(query.order);
+            builder.push(&compiler.order(query.order));
             builder.push(" LIMIT ");
             builder.push_bind(i64::from(query.limit));
             builder.push(" OFFSET ");
@@ -188,15 +180,16 @@ impl super::scim::ScimStore for SqlStore {
             // then each account joined to them, with its grants gathered into one
             // column: one row per account, so the accounts' wide attributes are
             // neither repeated per grant nor carried through a sort of the grants.
+            let order = self.scim_compiler(query.table).order(query.order);
             let mut builder = build(
                 "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
                          a.display_name, a.active, a.user_type, a.attributes, ",
             );
             builder.push(self.pool.backend().grants_json());
             builder.push(" AS grants FROM (SELECT a.id");
-            Self::scim_where(&mut builder, org, &query);
+            self.scim_where(&mut builder, org, &query);
             builder.push(" ORDER BY ");
-            builder.push(query.order);
+            builder.push(&order);
             builder.push(" LIMIT ");
             builder.push_bind(i64::from(query.limit));
             builder.push(" OFFSET ");
@@ -205,7 +198,7 @@ impl super::scim::ScimStore for SqlStore {
             builder.push(") p CROSS JOIN accounts a WHERE a.org_id = ");
             builder.push_bind(org.0);
             builder.push(" AND a.id = p.id ORDER BY ");
-            builder.push(query.order);
+            builder.push(&order);
             let mut connection = self.timed_connection(query.deadline.remaining()?).await?;
             let rows = builder.fetch_all::<PageAccountRow>(&mut connection).await;
             connection.finished();

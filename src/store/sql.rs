@@ -311,6 +311,24 @@ impl<'q> Sql<'q> {
         self
     }
 
+    /// The text with `?` for each pushed parameter, and the parameters' values as text: for
+    /// tests and logs.
+    pub(super) fn describe(&self) -> (String, Vec<String>) {
+        let text = self.text.replace(PARAMETER, "?");
+        let values = self
+            .params
+            .iter()
+            .map(|param| match param {
+                Param::I64(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
+                Param::Bool(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
+                Param::Text(v) => v.as_deref().unwrap_or("NULL").to_owned(),
+                Param::Time(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
+                Param::Json(v) => v.as_ref().map_or("NULL".to_owned(), |v| v.get().to_owned()),
+            })
+            .collect();
+        (text, values)
+    }
+
     /// The text as `backend` takes it (pushed parameters become `$1`, `$2`... on PostgreSQL
     /// and `?` on SQLite), and the parameters.
     fn into_parts(self, backend: Backend) -> (Cow<'static, str>, Vec<Param<'q>>) {

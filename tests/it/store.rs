@@ -367,57 +367,105 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
 
 #[tokio::test]
 async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
-    use provost::store::fragment::Sql;
-    use provost::store::scim::{QueryDeadline, ScimQuery, ScimTable};
+    use provost::store::scim::{
+        Column, Criterion, Order, QueryDeadline, ScimQuery, ScimTable, TextOp,
+    };
+    use sqlx::Connection;
     use std::time::{Duration, Instant};
 
-    on_each_backend(|store| async move {
+    for db in crate::helpers::TestDatabase::all().await {
+        let store = db.store().await;
         let org = store.ensure_org("production").await.unwrap().id;
-        store
-            .upsert_accounts(org, &[account("005000000000001AAA", "a@x.com")])
-            .await
-            .unwrap();
-        // A filter that would count to a hundred million for the one account.
-        let mut slow = Sql::default();
-        slow.push(
-            "(SELECT COUNT(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
-             WHERE x < 100000000) SELECT x FROM c) n) > 0",
-        );
-        let query = |filter: Option<&'static Sql>, timeout: Duration| ScimQuery {
+        // 150,000 users, made in the database in one statement.
+        let make = match store.backend() {
+            provost::store::Backend::Sqlite => {
+                "INSERT INTO accounts (org_id, id, username, display_name, active, attributes, digest) \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150000) \
+                 SELECT $1, printf('005%015d', i), printf('u%d@x.com', i), printf('User %d', i), TRUE, '{}', 0 FROM n"
+            }
+            provost::store::Backend::Postgres => {
+                "INSERT INTO accounts (org_id, id, username, display_name, active, attributes, digest) \
+                 SELECT $1, '005' || lpad(i::text, 15, '0'), 'u' || i || '@x.com', 'User ' || i, TRUE, '{}', 0 \
+                 FROM generate_series(1, 150000) AS i"
+            }
+        };
+        match store.backend() {
+            provost::store::Backend::Sqlite => {
+                let mut raw = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+                sqlx::query(make)
+                    .bind(org.0)
+                    .execute(&mut raw)
+                    .await
+                    .unwrap();
+            }
+            provost::store::Backend::Postgres => {
+                let mut raw = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query(make)
+                    .bind(org.0)
+                    .execute(&mut raw)
+                    .await
+                    .unwrap();
+            }
+        }
+        // Five substring tests of every user's name, none of which matches: the whole table,
+        // five times over.
+        let contains = |needle: &str| Criterion::Text {
+            column: Column::DisplayName,
+            op: TextOp::Contains,
+            value: needle.to_owned(),
+            case_exact: false,
+        };
+        let mut slow = contains("zq0");
+        for needle in ["zq1", "zq2", "zq3", "zq4"] {
+            slow = Criterion::Or(Box::new(slow), Box::new(contains(needle)));
+        }
+        let slow: &'static Criterion = Box::leak(Box::new(slow));
+        let query = |filter: Option<&'static Criterion>, timeout: Duration| ScimQuery {
             table: ScimTable::Accounts,
             filter,
-            order: "a.id",
+            order: Order {
+                by: None,
+                descending: false,
+            },
             offset: 0,
             limit: 10,
             counted: None,
             deadline: QueryDeadline::after(timeout),
         };
-        let slow: &'static Sql = Box::leak(Box::new(slow));
+        let started = Instant::now();
+        let whole = store
+            .scim_select(org, query(Some(slow), Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(whole.1, 0);
+        let takes = started.elapsed();
+        let deadline = (takes / 4).max(Duration::from_millis(5));
+        eprintln!(
+            "{}: the filter takes {takes:?}; stopped after {deadline:?}",
+            store.backend().name()
+        );
         for _ in 0..3 {
             let started = Instant::now();
             let err = store
-                .scim_select(org, query(Some(slow), Duration::from_millis(200)))
+                .scim_select(org, query(Some(slow), deadline))
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::TimedOut(_)), "{err}");
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{:?}",
-                started.elapsed()
-            );
+            assert!(started.elapsed() < takes, "{:?}", started.elapsed());
             // The connection goes back without its deadline: a query after it runs whole.
+            tokio::time::sleep(deadline * 2).await;
             let (ids, total) = store
-                .scim_select(org, query(None, Duration::from_millis(200)))
+                .scim_select(org, query(None, Duration::from_secs(60)))
                 .await
                 .unwrap();
-            assert_eq!((ids.len(), total), (1, 1));
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            assert_eq!((ids.len(), total), (10, 150_000));
             let (accounts, _) = store
-                .scim_accounts(org, query(None, Duration::from_secs(5)))
+                .scim_accounts(org, query(None, Duration::from_secs(60)))
                 .await
                 .unwrap();
-            assert_eq!(accounts.len(), 1);
+            assert_eq!(accounts.len(), 10);
         }
-    })
-    .await;
+        store.close().await;
+        db.drop_database().await;
+    }
 }
