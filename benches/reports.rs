@@ -87,7 +87,7 @@ fn main() {
         // The same report rebuilt from the change history (`--as-of` now).
         let path = dir.path().join("entitlements-as-of.csv");
         let as_of = Params {
-            as_of: Some(time::OffsetDateTime::now_utc()),
+            as_of: Some(chrono::Utc::now()),
             ..Params::default()
         };
         let (seconds, manifest) = timed(&store, &as_of, &path).await;

@@ -4,10 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use provost_connector::times::Timestamp;
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 /// Every token starts with this, so a leaked one is recognisable (secret scanners, logs).
 pub const PREFIX: &str = "pvt_";
@@ -138,10 +138,10 @@ pub struct ApiToken {
     pub id: i64,
     pub name: String,
     pub scopes: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde")]
+    pub created_at: Timestamp,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub last_used_at: Option<Timestamp>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub revoked_at: Option<Timestamp>,
 }

@@ -6,10 +6,11 @@
 
 pub mod log;
 
+use chrono::Timelike;
+use provost_connector::times::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use crate::util::hex;
 /// An entry to append to the audit log.
@@ -26,8 +27,8 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     pub seq: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    #[serde(with = "provost_connector::times::serde")]
+    pub at: Timestamp,
     pub actor: String,
     pub org: Option<String>,
     pub request_id: Option<i64>,
@@ -54,8 +55,8 @@ struct Hashed<'a> {
 }
 
 /// Times are kept to the microsecond, which both databases store exactly.
-pub fn truncate(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_nanosecond(at.nanosecond() / 1000 * 1000)
+pub fn truncate(at: Timestamp) -> Timestamp {
+    at.with_nanosecond(at.nanosecond() / 1000 * 1000)
         .expect("a truncated nanosecond is valid")
 }
 
@@ -65,17 +66,14 @@ pub fn truncate(at: OffsetDateTime) -> OffsetDateTime {
 pub fn entry_hash(
     prev_hash: &str,
     seq: i64,
-    at: OffsetDateTime,
+    at: Timestamp,
     actor: &str,
     org: Option<&str>,
     request_id: Option<i64>,
     event: &str,
     data: &str,
 ) -> String {
-    let at = at
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("times format as RFC 3339");
+    let at = crate::util::times::rfc3339(at);
     let canonical = serde_json::to_string(&Hashed {
         seq,
         at,
@@ -113,7 +111,7 @@ mod tests {
 
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {
-        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let at = Timestamp::from_timestamp(1_800_000_000, 0).unwrap();
         let base = entry_hash(
             GENESIS,
             1,

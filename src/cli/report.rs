@@ -194,10 +194,10 @@ async fn to_file(
     Ok(())
 }
 
-fn timestamp(flag: &str, text: &str) -> anyhow::Result<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
-        |_| anyhow::anyhow!("{flag} {text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z"),
-    )
+fn timestamp(flag: &str, text: &str) -> anyhow::Result<provost_connector::times::Timestamp> {
+    provost_connector::times::parse_rfc3339(text).ok_or_else(|| {
+        anyhow::anyhow!("{flag} {text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z")
+    })
 }
 
 fn verify(file: &Path, manifest: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {

@@ -4,9 +4,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use provost_connector::times::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::openapi::{schemas, Operation, Routes};
 use super::{ApiError, AppState};
@@ -124,16 +124,14 @@ struct ChangesParams {
     limit: Option<u32>,
 }
 
-fn timestamp(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+fn timestamp(name: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     value
         .map(|text| {
-            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
-                |_| {
-                    ApiError::BadRequest(format!(
-                        "{name}=`{text}` is not an RFC 3339 time such as 2026-01-31T00:00:00Z"
-                    ))
-                },
-            )
+            provost_connector::times::parse_rfc3339(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{name}=`{text}` is not an RFC 3339 time such as 2026-01-31T00:00:00Z"
+                ))
+            })
         })
         .transpose()
 }

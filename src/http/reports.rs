@@ -154,15 +154,16 @@ async fn report(
     Ok(response)
 }
 
-fn timestamp(name: &str, text: Option<&str>) -> Result<Option<time::OffsetDateTime>, ApiError> {
+fn timestamp(
+    name: &str,
+    text: Option<&str>,
+) -> Result<Option<provost_connector::times::Timestamp>, ApiError> {
     text.map(|text| {
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
-            |_| {
-                ApiError::BadRequest(format!(
-                    "{name}={text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z"
-                ))
-            },
-        )
+        provost_connector::times::parse_rfc3339(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{name}={text} is not an RFC 3339 time such as 2026-07-01T00:00:00Z"
+            ))
+        })
     })
     .transpose()
 }

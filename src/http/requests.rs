@@ -231,7 +231,7 @@ async fn show(
         .iter()
         .map(|entry| json!({
             "seq": entry.seq,
-            "at": entry.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "at": crate::util::times::rfc3339(entry.at),
             "actor": entry.actor,
             "event": entry.event,
             "data": serde_json::from_str::<Value>(&entry.data).unwrap_or(Value::Null),

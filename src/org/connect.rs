@@ -23,7 +23,6 @@ use provost_connector::secret::Secret;
 use provost_salesforce::preflight::{self, PreflightOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
 use crate::audit::AuditEvent;
 use crate::config::{AuthConfig, Config, OrgConfig};
@@ -31,11 +30,11 @@ use crate::org::secrets::SecretBox;
 use crate::store::{OAuthState, StateLimits, StateLookup, Store, StoredConnection};
 
 /// How long an authorisation may take between `begin` and the callback.
-const STATE_LIFETIME: time::Duration = time::Duration::minutes(10);
+const STATE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// How long a state is kept after it was made, used or not: a callback replaying it within
 /// this time is told it was replayed; after it, that it is unknown.
-const STATE_MEMORY: time::Duration = time::Duration::days(1);
+const STATE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// How many authorisations may be under way at once (across orgs).
 pub const MOST_OPEN_STATES: u32 = 20;
@@ -213,7 +212,7 @@ pub async fn begin(
             &verifier_context(state.secret()),
         ),
         redirect_uri: redirect_uri.to_owned(),
-        created_at: OffsetDateTime::now_utc(),
+        created_at: chrono::Utc::now(),
         started_by: start.started_by.clone(),
         replace_confirmed: start.replace,
     };
@@ -281,7 +280,7 @@ pub async fn complete(
         StateLookup::Replayed => return Err(ConnectError::ReplayedState),
         StateLookup::Unknown => return Err(ConnectError::UnknownState),
     };
-    if OffsetDateTime::now_utc() - pending.created_at > STATE_LIFETIME {
+    if chrono::Utc::now() - pending.created_at > STATE_LIFETIME {
         return Err(ConnectError::ExpiredState);
     }
     if pending.redirect_uri != redirect_uri {
@@ -431,7 +430,7 @@ pub async fn complete(
         ),
         instance_url,
         identity_url,
-        connected_at: OffsetDateTime::now_utc(),
+        connected_at: chrono::Utc::now(),
     };
     store
         .save_connection(record.id, &connection)

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use provost_connector::connector::ConnectorError;
 use provost_connector::model::{Account, Entitlement};
 use provost_connector::provisioner::{Applied, ModelLookup, Pending, Provisioner, Write, Writes};
+use provost_connector::times::Timestamp;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 use tokio::sync::{Mutex, Notify};
 
 use super::plan::Plan;
@@ -105,7 +105,7 @@ impl Executor {
     async fn run_org(&self, org: &OrgConfig) -> anyhow::Result<usize> {
         let record = self.store.ensure_org(&org.name).await?;
         let lease =
-            time::Duration::seconds(i64::from(self.config.provisioning.claim_lease_seconds));
+            chrono::TimeDelta::seconds(i64::from(self.config.provisioning.claim_lease_seconds));
         let limit = self.config.provisioning.claim_limit.clamp(1, 10_000);
         let mut total = 0;
         loop {
@@ -246,7 +246,7 @@ impl Executor {
         end: Applied,
     ) -> Outcome {
         let request = &job.request;
-        let now = OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let audit = |event: &str, data: Value| AuditEvent {
             actor: self.actor(),
             org: Some(org.name.clone()),
@@ -315,7 +315,7 @@ impl Executor {
         &self,
         job: &Job,
         message: String,
-        now: OffsetDateTime,
+        now: Timestamp,
         max: i64,
         audit: impl Fn(&str, Value) -> AuditEvent,
     ) -> Outcome {
@@ -378,7 +378,7 @@ impl Executor {
         job: &Job,
         message: String,
         raw: Value,
-        now: OffsetDateTime,
+        now: Timestamp,
         audit: impl Fn(&str, Value) -> AuditEvent,
     ) -> Outcome {
         let request = &job.request;
@@ -390,7 +390,7 @@ impl Executor {
                 error: Some(format!(
                     "revoking at expiry failed; tried again in an hour: {message}"
                 )),
-                next_attempt_at: Some(now + time::Duration::hours(1)),
+                next_attempt_at: Some(now + chrono::TimeDelta::hours(1)),
                 effects: Vec::new(),
                 audit: audit(
                     "expiry_retry_scheduled",
@@ -454,9 +454,9 @@ async fn linger(wake: &Notify, window: Duration) {
 }
 
 /// 1 s after the first attempt, doubling, at most 5 minutes.
-fn backoff(attempts: i64) -> time::Duration {
+fn backoff(attempts: i64) -> chrono::TimeDelta {
     let exponent = attempts.clamp(1, 10) - 1;
-    time::Duration::seconds((1_i64 << exponent).min(300))
+    chrono::TimeDelta::seconds((1_i64 << exponent).min(300))
 }
 
 /// The write a claimed request comes to: its plan's, or for a grant past its end, the write
@@ -503,9 +503,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_a_second_up_to_five_minutes() {
-        assert_eq!(backoff(1), time::Duration::seconds(1));
-        assert_eq!(backoff(2), time::Duration::seconds(2));
-        assert_eq!(backoff(4), time::Duration::seconds(8));
-        assert_eq!(backoff(40), time::Duration::seconds(300));
+        assert_eq!(backoff(1), chrono::TimeDelta::seconds(1));
+        assert_eq!(backoff(2), chrono::TimeDelta::seconds(2));
+        assert_eq!(backoff(4), chrono::TimeDelta::seconds(8));
+        assert_eq!(backoff(40), chrono::TimeDelta::seconds(300));
     }
 }

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use provost_connector::times::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::store::keys::OrgId;
 
@@ -104,8 +104,8 @@ pub struct AccessRequest {
     pub approver: Option<String>,
     pub justification: Option<String>,
     pub ticket: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub expires_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
     /// The request as it was made.
     pub input: Value,
@@ -115,12 +115,12 @@ pub struct AccessRequest {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub attempts: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_attempt_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub next_attempt_at: Option<Timestamp>,
+    #[serde(with = "provost_connector::times::serde")]
+    pub created_at: Timestamp,
+    #[serde(with = "provost_connector::times::serde")]
+    pub updated_at: Timestamp,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub finished_at: Option<Timestamp>,
 }

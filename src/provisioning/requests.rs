@@ -3,7 +3,6 @@
 //! rejection and cancellation. Every state change is stored with its audit entry.
 
 use serde_json::json;
-use time::OffsetDateTime;
 
 use super::plan::{self, PlanError, Refusal, RequestInput};
 use crate::audit::AuditEvent;
@@ -99,7 +98,7 @@ pub async fn create_with(
             return same_key(first, &input_json, key);
         }
     }
-    let now = OffsetDateTime::now_utc();
+    let now = chrono::Utc::now();
     let writes = crate::org::writes_for(org_config);
     let planned = plan::plan(store, org.id, &input, &*writes, now).await?;
     let (auto, approver, reason) = match approval {

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use provost_connector::times::Timestamp;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::output::{Format, RowWriter, Written};
 use super::{user_values, Context, Params, ReportError};
@@ -37,7 +37,7 @@ pub(super) async fn write(
             "days={days} is more than {MAX_DAYS} (100 years): give the days without a login, 0 to {MAX_DAYS}"
         )));
     }
-    let cutoff = context.now - time::Duration::days(i64::from(days));
+    let cutoff = context.now - chrono::TimeDelta::days(i64::from(days));
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
     while let Some(grants) = users.next(store, context).await? {
@@ -49,7 +49,7 @@ pub(super) async fn write(
 fn judge<W: Write>(
     context: &Context,
     params: &Params,
-    cutoff: OffsetDateTime,
+    cutoff: Timestamp,
     grants: &[HeldEntitlement],
     writer: &mut RowWriter<W>,
 ) -> Result<(), ReportError> {
@@ -64,7 +64,7 @@ fn judge<W: Write>(
         .attributes
         .get("LastLoginDate")
         .and_then(Value::as_str)
-        .and_then(provost_connector::model::parse_datetime);
+        .and_then(provost_connector::times::parse_datetime);
     if last_login.is_some_and(|at| at >= cutoff) {
         return Ok(());
     }
@@ -93,7 +93,7 @@ fn judge<W: Write>(
     names.sort_unstable();
     let mut values = user_values(context, account);
     values.extend([
-        last_login.map_or(Value::Null, |at| json!((context.now - at).whole_days())),
+        last_login.map_or(Value::Null, |at| json!((context.now - at).num_days())),
         json!(names.len()),
         json!(names.join(";")),
     ]);

@@ -22,9 +22,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use provost_connector::model::Entitlement;
+use provost_connector::times::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::store::sync::RunStatus;
 use crate::store::{OrgRecord, Page, Store};
@@ -88,24 +88,24 @@ pub struct Params {
     /// `changes`: the window, from `since` (inclusive) to `until` (exclusive; now if unset).
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option",
+        with = "provost_connector::times::serde::option",
         default
     )]
-    pub since: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option",
+        with = "provost_connector::times::serde::option",
         default
     )]
-    pub until: Option<OffsetDateTime>,
+    pub until: Option<Timestamp>,
     /// `entitlements`, `effective-permissions`: the state at this past time, rebuilt from the
     /// change history.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option",
+        with = "provost_connector::times::serde::option",
         default
     )]
-    pub as_of: Option<OffsetDateTime>,
+    pub as_of: Option<Timestamp>,
     /// `dormant`: days without a login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
@@ -130,7 +130,7 @@ const PAGE: u32 = 5000;
 /// Pages of held entitlements in user order: the live model, or the state at `as_of` rebuilt
 /// from the change history.
 struct Pages {
-    as_of: Option<OffsetDateTime>,
+    as_of: Option<Timestamp>,
     live_after: Option<(String, String)>,
     user_after: String,
     done: bool,
@@ -243,7 +243,7 @@ impl Users {
 struct Context {
     org: OrgRecord,
     entitlements: HashMap<String, Entitlement>,
-    now: OffsetDateTime,
+    now: Timestamp,
 }
 
 impl Context {
@@ -282,10 +282,7 @@ pub async fn generate(
             report.as_str()
         )));
     }
-    if params
-        .as_of
-        .is_some_and(|at| at > OffsetDateTime::now_utc())
-    {
+    if params.as_of.is_some_and(|at| at > chrono::Utc::now()) {
         return Err(ReportError::BadParameter(
             "--as-of is in the future: give a past time, or leave it out for now".to_owned(),
         ));
@@ -338,7 +335,7 @@ pub async fn generate(
     let context = Context {
         org,
         entitlements,
-        now: OffsetDateTime::now_utc(),
+        now: chrono::Utc::now(),
     };
     let written = match report {
         Report::Entitlements => entitlements::write(store, &context, params, format, out).await?,
@@ -417,7 +414,7 @@ fn user_rows<W: Write>(
 }
 
 /// A time cell: RFC 3339, or null.
-fn time_value(at: Option<OffsetDateTime>) -> Value {
+fn time_value(at: Option<Timestamp>) -> Value {
     at.map_or(Value::Null, |at| json!(crate::util::times::rfc3339(at)))
 }
 

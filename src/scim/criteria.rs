@@ -6,8 +6,6 @@
 //! both, as RFC 7644 says. The store writes the SQL.
 
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::error::ScimError;
 use super::filter::{AttrPath, Filter, Op};
@@ -311,7 +309,7 @@ fn compare(attr: &Attr, op: Op, value: &Value) -> Result<Criterion, ScimError> {
                     return Err(wrong("a dateTime: co, sw and ew do not apply"))
                 }
             };
-            let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+            let at = provost_connector::times::parse_rfc3339(text).ok_or_else(|| {
                 wrong("a dateTime: give an RFC 3339 time such as 2024-03-31T23:59:59Z")
             })?;
             Ok(Criterion::Time { column, op, at })

@@ -14,7 +14,7 @@ use crate::store::scim::{Member, UserGrant};
 /// Salesforce's date-times (`2024-01-02T03:04:05.000+0000`) in RFC 3339.
 fn rfc3339(value: Option<&Value>) -> Option<String> {
     let text = value?.as_str()?;
-    provost_connector::model::parse_datetime(text).map(crate::util::times::rfc3339)
+    provost_connector::times::parse_datetime(text).map(crate::util::times::rfc3339)
 }
 
 fn text(value: Option<&Value>) -> Option<&str> {

@@ -385,7 +385,7 @@ impl Writer<'_> {
     /// Plans every request without storing any, so that one that would be refused (an
     /// unknown member, a license mismatch) refuses the whole write before any of it is made.
     async fn check(&self, inputs: &[RequestInput]) -> Result<(), ScimError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         for input in inputs {
             plan::plan(
                 self.scope.store,

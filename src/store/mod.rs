@@ -1,4 +1,4 @@
-//! Provost's store: one interface ([`Store`]), one implementation per database.
+//! Provost's store: one interface ([`Store`]), one implementation for both databases.
 //!
 //! SQLite is the default (one file, nothing to install); PostgreSQL serves organisations
 //! running several replicas. Both run the same migrations (`migrations/sqlite`,
@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant};
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 pub use keys::OrgId;
 
@@ -114,7 +114,7 @@ impl StoreError {
 pub struct OrgRecord {
     pub id: OrgId,
     pub name: String,
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
 }
 
 /// An org's connection made through the web server flow.
@@ -124,7 +124,7 @@ pub struct StoredConnection {
     pub refresh_token_sealed: String,
     pub instance_url: String,
     pub identity_url: String,
-    pub connected_at: OffsetDateTime,
+    pub connected_at: Timestamp,
 }
 
 /// A pending authorisation, as started by `connect`.
@@ -133,7 +133,7 @@ pub struct OAuthState {
     pub org_name: String,
     pub code_verifier_sealed: String,
     pub redirect_uri: String,
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     /// Who started it: an API token's name, or `cli`.
     pub started_by: String,
     /// Whether the starter confirmed it may replace a working connection, or one to another
@@ -146,9 +146,9 @@ pub struct OAuthState {
 #[derive(Debug, Clone, Copy)]
 pub struct StateLimits {
     /// States made before this are deleted, used or not.
-    pub forget_before: OffsetDateTime,
+    pub forget_before: Timestamp,
     /// Unused states made since this count as under way.
-    pub open_since: OffsetDateTime,
+    pub open_since: Timestamp,
     /// A new state is refused when this many are under way.
     pub most_open: u32,
 }

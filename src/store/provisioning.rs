@@ -10,8 +10,8 @@
 
 use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement, EntitlementKind};
+use provost_connector::times::Timestamp;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::{OrgId, StoreError};
 use crate::audit::{AuditEntry, AuditEvent};
@@ -32,7 +32,7 @@ pub struct NewRequest {
     pub approver: Option<String>,
     pub justification: Option<String>,
     pub ticket: Option<String>,
-    pub expires_at: Option<OffsetDateTime>,
+    pub expires_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
     pub input: Value,
     pub plan: Value,
@@ -80,7 +80,7 @@ pub struct Outcome {
     pub state: RequestState,
     pub result: Option<Value>,
     pub error: Option<String>,
-    pub next_attempt_at: Option<OffsetDateTime>,
+    pub next_attempt_at: Option<Timestamp>,
     pub effects: Vec<Effect>,
     pub audit: AuditEvent,
 }
@@ -127,10 +127,7 @@ pub trait ProvisioningStore: Send + Sync {
     ) -> Result<Option<Entitlement>, StoreError>;
 
     async fn save_preflight(&self, org: OrgId, report: &Value) -> Result<(), StoreError>;
-    async fn last_preflight(
-        &self,
-        org: OrgId,
-    ) -> Result<Option<(Value, OffsetDateTime)>, StoreError>;
+    async fn last_preflight(&self, org: OrgId) -> Result<Option<(Value, Timestamp)>, StoreError>;
 
     /// Stores a request with its audit entries (created, and approved when auto-approved),
     /// unless its creator used its idempotency key before (keys are per creating token).
@@ -168,7 +165,7 @@ pub trait ProvisioningStore: Send + Sync {
         org_name: &str,
         worker: &str,
         limit: u32,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<Vec<AccessRequest>, StoreError>;
     /// Ends (or reschedules) claimed requests, applying their effects to the live model, in one
     /// transaction. A request no longer claimed by `worker` is left alone (another worker took
@@ -180,7 +177,7 @@ pub trait ProvisioningStore: Send + Sync {
         outcomes: &[Outcome],
     ) -> Result<u64, StoreError>;
     /// The soonest time work will be due for `org` (approved, retrying, or a grant expiring).
-    async fn next_due(&self, org: OrgId) -> Result<Option<OffsetDateTime>, StoreError>;
+    async fn next_due(&self, org: OrgId) -> Result<Option<Timestamp>, StoreError>;
 
     /// Appends entries to the audit log on their own (a write to Salesforce, a token change).
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;

@@ -6,9 +6,9 @@
 //! Lock order, to keep PostgreSQL free of deadlocks: request rows first, then the live model,
 //! then the audit chain's head, in every transaction.
 
+use provost_connector::times::Timestamp;
 use serde_json::Value;
 use sqlx::types::Json;
-use time::OffsetDateTime;
 
 use super::sql::{build, sql};
 use super::{queries, sync_queries, SqlStore};
@@ -33,9 +33,9 @@ pub(super) struct TokenRow {
     id: i64,
     name: String,
     scopes: String,
-    created_at: OffsetDateTime,
-    last_used_at: Option<OffsetDateTime>,
-    revoked_at: Option<OffsetDateTime>,
+    created_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
 }
 
 impl From<TokenRow> for ApiToken {
@@ -69,17 +69,17 @@ pub(super) struct RequestRow {
     approver: Option<String>,
     justification: Option<String>,
     ticket: Option<String>,
-    expires_at: Option<OffsetDateTime>,
+    expires_at: Option<Timestamp>,
     idempotency_key: Option<String>,
     input: Json<Value>,
     plan: Json<Value>,
     result: Option<Json<Value>>,
     error: Option<String>,
     attempts: i64,
-    next_attempt_at: Option<OffsetDateTime>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    finished_at: Option<OffsetDateTime>,
+    next_attempt_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    finished_at: Option<Timestamp>,
 }
 
 impl TryFrom<RequestRow> for AccessRequest {
@@ -120,7 +120,7 @@ impl TryFrom<RequestRow> for AccessRequest {
 #[derive(sqlx::FromRow)]
 pub(super) struct AuditRow {
     seq: i64,
-    at: OffsetDateTime,
+    at: Timestamp,
     actor: String,
     org: Option<String>,
     request_id: Option<i64>,
@@ -150,7 +150,7 @@ impl From<AuditRow> for AuditEntry {
 pub(super) fn chain(
     mut seq: i64,
     mut hash: String,
-    at: OffsetDateTime,
+    at: Timestamp,
     events: &[AuditEvent],
 ) -> Vec<AuditEntry> {
     let at = crate::audit::truncate(at);
@@ -200,7 +200,7 @@ impl SqlStore {
                 .bind(n)
                 .fetch_one(&mut *tx)
                 .await?;
-        let entries = chain(seq, hash, time::OffsetDateTime::now_utc(), events);
+        let entries = chain(seq, hash, chrono::Utc::now(), events);
         for chunk in entries.chunks(500) {
             let mut insert = build(
                 "INSERT INTO audit_log (seq, at, actor, org, request_id, event, data, \
@@ -247,7 +247,7 @@ impl SqlStore {
         tx: &mut super::sql::Tx,
         org: OrgId,
         request: i64,
-        observed_at: time::OffsetDateTime,
+        observed_at: provost_connector::times::Timestamp,
         resource: &str,
         entity: super::sync::Entity,
         object_id: &str,
@@ -318,7 +318,7 @@ impl SqlStore {
         effect: &super::provisioning::Effect,
     ) -> Result<(), StoreError> {
         use super::provisioning::Effect;
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         match effect {
             Effect::GrantSaved { resource, grant } => {
                 let before = Self::stored_grant_in(tx, org, &grant.id)
@@ -467,7 +467,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         .bind(name)
         .bind(token_hash)
         .bind(scopes.join(","))
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .fetch_optional(&mut tx)
         .await?;
         let Some(row) = inserted else {
@@ -506,7 +506,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         let revoked =
             sql("UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL")
                 .bind(name)
-                .bind(time::OffsetDateTime::now_utc())
+                .bind(chrono::Utc::now())
                 .execute(&mut tx)
                 .await?;
         if revoked == 1 {
@@ -548,11 +548,11 @@ impl super::provisioning::ProvisioningStore for SqlStore {
             return Ok(None);
         };
         // Use is recorded to the minute: no write on every request.
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         if token.revoked_at.is_none()
             && token
                 .last_used_at
-                .is_none_or(|at| now - at > time::Duration::minutes(1))
+                .is_none_or(|at| now - at > chrono::TimeDelta::minutes(1))
         {
             sql("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                 .bind(token.id)
@@ -645,7 +645,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         )
         .bind(org.0)
         .bind(sqlx::types::Json(report))
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -654,12 +654,14 @@ impl super::provisioning::ProvisioningStore for SqlStore {
     async fn last_preflight(
         &self,
         org: OrgId,
-    ) -> Result<Option<(serde_json::Value, time::OffsetDateTime)>, StoreError> {
-        let row: Option<(sqlx::types::Json<serde_json::Value>, time::OffsetDateTime)> =
-            sql("SELECT report, checked_at FROM preflight_reports WHERE org_id = $1")
-                .bind(org.0)
-                .fetch_optional(&self.pool)
-                .await?;
+    ) -> Result<Option<(serde_json::Value, provost_connector::times::Timestamp)>, StoreError> {
+        let row: Option<(
+            sqlx::types::Json<serde_json::Value>,
+            provost_connector::times::Timestamp,
+        )> = sql("SELECT report, checked_at FROM preflight_reports WHERE org_id = $1")
+            .bind(org.0)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(report, at)| (report.0, at)))
     }
 
@@ -669,7 +671,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         audit: &[crate::audit::AuditEvent],
     ) -> Result<super::provisioning::Inserted, StoreError> {
         use super::provisioning::Inserted;
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         let inserted: Result<Option<(i64,)>, sqlx::Error> = sql(
             "INSERT INTO access_requests (org_id, action, state, account_id, entitlement_id, \
@@ -842,14 +844,14 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         update
             .push_bind(transition.to.as_str())
             .push(", updated_at = ")
-            .push_bind(time::OffsetDateTime::now_utc());
+            .push_bind(chrono::Utc::now());
         if let Some(approver) = transition.approver {
             update.push(", approver = ").push_bind(approver.to_owned());
         }
         if transition.to.is_final() {
             update
                 .push(", finished_at = ")
-                .push_bind(time::OffsetDateTime::now_utc());
+                .push_bind(chrono::Utc::now());
         }
         update
             .push(" WHERE id = ")
@@ -879,9 +881,9 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         org_name: &str,
         worker: &str,
         limit: u32,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<Vec<crate::provisioning::request::AccessRequest>, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         let rows: Vec<RequestRow> = sql(format!(
             "UPDATE access_requests SET \
@@ -932,7 +934,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         worker: &str,
         outcomes: &[super::provisioning::Outcome],
     ) -> Result<u64, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
         let mut events = Vec::new();
@@ -973,8 +975,11 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         Ok(applied)
     }
 
-    async fn next_due(&self, org: OrgId) -> Result<Option<time::OffsetDateTime>, StoreError> {
-        let rows: Vec<(Option<time::OffsetDateTime>,)> = sql(
+    async fn next_due(
+        &self,
+        org: OrgId,
+    ) -> Result<Option<provost_connector::times::Timestamp>, StoreError> {
+        let rows: Vec<(Option<provost_connector::times::Timestamp>,)> = sql(
             "SELECT MIN(next_attempt_at) FROM access_requests WHERE org_id = $1 \
                  AND state = 'approved' \
                  UNION ALL SELECT MIN(claim_expires_at) FROM access_requests WHERE org_id = $1 \

@@ -7,9 +7,9 @@
 //! that differs, in `dialect.rs`.
 
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use provost_connector::times::Timestamp;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
-use time::OffsetDateTime;
 
 use super::sql::sql;
 use super::{OAuthState, OrgId, OrgRecord, StoreError, StoredConnection};
@@ -19,7 +19,7 @@ use super::{Page, SqlStore};
 pub(super) struct OrgRow {
     id: i64,
     name: String,
-    created_at: OffsetDateTime,
+    created_at: Timestamp,
 }
 
 impl From<OrgRow> for OrgRecord {
@@ -106,7 +106,7 @@ pub(super) struct GrantRow {
     account_id: String,
     entitlement_id: String,
     source: String,
-    expires_at: Option<OffsetDateTime>,
+    expires_at: Option<Timestamp>,
     attributes: Json<Map<String, Value>>,
 }
 
@@ -134,7 +134,7 @@ pub(super) struct ConnectionRow {
     refresh_token_sealed: String,
     instance_url: String,
     identity_url: String,
-    connected_at: OffsetDateTime,
+    connected_at: Timestamp,
 }
 
 impl From<ConnectionRow> for StoredConnection {
@@ -153,7 +153,7 @@ pub(super) struct StateRow {
     org_name: String,
     code_verifier_sealed: String,
     redirect_uri: String,
-    created_at: OffsetDateTime,
+    created_at: Timestamp,
     started_by: String,
     replace_confirmed: bool,
 }
@@ -245,7 +245,7 @@ impl super::Store for SqlStore {
         }
         sql("INSERT INTO orgs (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
-            .bind(time::OffsetDateTime::now_utc())
+            .bind(chrono::Utc::now())
             .execute(&self.pool)
             .await?;
         self.find_org(name)
@@ -520,7 +520,7 @@ impl super::Store for SqlStore {
                  RETURNING org_name, code_verifier_sealed, redirect_uri, created_at, started_by, \
                  replace_confirmed",
         )
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .bind(state)
         .fetch_optional(&self.pool)
         .await?;

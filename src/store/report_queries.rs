@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use provost_connector::model::Account;
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 use super::reports::HeldEntitlement;
 use super::sql::{build, sql};
@@ -26,8 +26,8 @@ pub(super) struct HeldRow {
     grant_id: String,
     entitlement_id: String,
     source: String,
-    expires_at: Option<OffsetDateTime>,
-    since: Option<OffsetDateTime>,
+    expires_at: Option<Timestamp>,
+    since: Option<Timestamp>,
     request_id: Option<i64>,
 }
 
@@ -92,7 +92,7 @@ impl super::reports::ReportStore for SqlStore {
     async fn history_of_users(
         &self,
         org: OrgId,
-        at: time::OffsetDateTime,
+        at: provost_connector::times::Timestamp,
         after: &str,
         limit: u32,
     ) -> Result<(Vec<String>, Vec<super::sync::ChangeRecord>), StoreError> {

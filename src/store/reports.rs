@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use provost_connector::model::Account;
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 use super::sync::ChangeRecord;
 use super::{OrgId, StoreError};
@@ -18,10 +18,10 @@ pub struct HeldEntitlement {
     pub entitlement_id: String,
     /// `direct`, `profile` or `group:ID` (see `GrantSource::encode`).
     pub source: String,
-    pub expires_at: Option<OffsetDateTime>,
+    pub expires_at: Option<Timestamp>,
     /// When Provost first saw the grant as it is now: the change that created it (or, for a
     /// user's profile and role, last pointed it at this entitlement).
-    pub since: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
     /// The Provost request that made that change, if one did.
     pub request_id: Option<i64>,
 }
@@ -43,7 +43,7 @@ pub trait ReportStore: Send + Sync {
     async fn history_of_users(
         &self,
         org: OrgId,
-        at: OffsetDateTime,
+        at: Timestamp,
         after: &str,
         limit: u32,
     ) -> Result<(Vec<String>, Vec<ChangeRecord>), StoreError>;

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use provost_connector::model::{Account, Entitlement};
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 use super::{OrgId, StoreError};
 
@@ -134,7 +134,7 @@ pub enum Criterion {
     Time {
         column: Column,
         op: TimeOp,
-        at: OffsetDateTime,
+        at: Timestamp,
     },
     /// Some row of the collection satisfies the inner criterion.
     Any {

@@ -4,9 +4,7 @@
 //! `EXISTS` over its rows, so `entitlements[type eq "PermissionSet" and value eq "0PS..."]` is
 //! one entitlement meeting both, as RFC 7644 says.
 
-use time::format_description::FormatItem;
-use time::macros::format_description;
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 use super::scim::{Collection, Column, Criterion, GrantScope, Order, ScimTable, TextOp, TimeOp};
 use super::sql::Sql;
@@ -49,14 +47,11 @@ const ENTITLEMENT_TYPE: &str = "CASE e.kind WHEN 'profile' THEN 'Profile' \
      WHEN 'public_group' THEN 'Group' WHEN 'role' THEN 'Role' ELSE e.kind END";
 
 /// Salesforce's date-time form, as stored date-times read, so text comparison orders them.
-const SALESFORCE_TIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000");
+const SALESFORCE_TIME: &str = "%Y-%m-%dT%H:%M:%S%.3f+0000";
 
 /// `at` in Salesforce's form (`2024-01-02T03:04:05.000+0000`), in UTC.
-pub fn salesforce_time(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(SALESFORCE_TIME)
-        .expect("a UTC time formats")
+pub fn salesforce_time(at: Timestamp) -> String {
+    at.format(SALESFORCE_TIME).to_string()
 }
 
 /// How a column reads: as text, a boolean, or a date-time (text in Salesforce's form).

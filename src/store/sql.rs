@@ -10,12 +10,12 @@
 
 use std::borrow::Cow;
 
+use provost_connector::times::{rfc3339, Timestamp};
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::types::Json;
 use sqlx::{Arguments, FromRow, PgPool, Postgres, Sqlite, SqlitePool};
-use time::OffsetDateTime;
 
 use super::Backend;
 
@@ -109,7 +109,7 @@ pub(super) enum Param<'q> {
     I64(Option<i64>),
     Bool(Option<bool>),
     Text(Option<Cow<'q, str>>),
-    Time(Option<OffsetDateTime>),
+    Time(Option<Timestamp>),
     /// JSON, serialised once when bound.
     Json(Option<Box<RawValue>>),
 }
@@ -186,14 +186,14 @@ impl<'q> From<&'q Option<String>> for Param<'q> {
     }
 }
 
-impl<'q> From<OffsetDateTime> for Param<'q> {
-    fn from(v: OffsetDateTime) -> Self {
+impl<'q> From<Timestamp> for Param<'q> {
+    fn from(v: Timestamp) -> Self {
         Param::Time(Some(v))
     }
 }
 
-impl<'q> From<Option<OffsetDateTime>> for Param<'q> {
-    fn from(v: Option<OffsetDateTime>) -> Self {
+impl<'q> From<Option<Timestamp>> for Param<'q> {
+    fn from(v: Option<Timestamp>) -> Self {
         Param::Time(v)
     }
 }
@@ -322,7 +322,7 @@ impl<'q> Sql<'q> {
                 Param::I64(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
                 Param::Bool(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
                 Param::Text(v) => v.as_deref().unwrap_or("NULL").to_owned(),
-                Param::Time(v) => v.map_or("NULL".to_owned(), |v| v.to_string()),
+                Param::Time(v) => v.map_or("NULL".to_owned(), rfc3339),
                 Param::Json(v) => v.as_ref().map_or("NULL".to_owned(), |v| v.get().to_owned()),
             })
             .collect();
@@ -363,7 +363,10 @@ impl<'q> Sql<'q> {
                 Param::Text(Some(Cow::Borrowed(v))) => args.add(v),
                 Param::Text(Some(Cow::Owned(v))) => args.add(v),
                 Param::Text(None) => args.add(None::<&str>),
-                Param::Time(v) => args.add(v),
+                // SQLite keeps times as RFC 3339 text, `Z` and the fraction's trailing zeros
+                // trimmed, as they have always been written (the driver's own encoding
+                // would write `+00:00`).
+                Param::Time(v) => args.add(v.map(rfc3339)),
                 Param::Json(v) => args.add(v.map(|raw| String::from(Box::<str>::from(raw)))),
             };
             added.map_err(sqlx::Error::Encode)?;

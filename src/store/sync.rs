@@ -6,10 +6,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use provost_connector::times::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::{OrgId, StoreError};
 
@@ -234,12 +234,12 @@ pub struct SyncRun {
     pub status: RunStatus,
     /// Why a paused run paused: `daily_limit` or `api_budget`.
     pub pause_reason: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde")]
+    pub started_at: Timestamp,
+    #[serde(with = "provost_connector::times::serde")]
+    pub updated_at: Timestamp,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub finished_at: Option<Timestamp>,
     /// How many times it was started: 1, plus one per resume.
     pub attempts: i64,
     /// API calls the run made, over all its attempts.
@@ -306,8 +306,8 @@ pub struct ChangeRecord {
     pub fields: Option<Vec<String>>,
     pub before: Option<Value>,
     pub after: Option<Value>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub observed_at: OffsetDateTime,
+    #[serde(with = "provost_connector::times::serde")]
+    pub observed_at: Timestamp,
 }
 
 /// Which changes to list: all of an org's committed history, narrowed by the set fields.
@@ -316,8 +316,8 @@ pub struct ChangeQuery {
     pub entity: Option<Entity>,
     pub object_id: Option<String>,
     pub run: Option<RunId>,
-    pub since: Option<OffsetDateTime>,
-    pub until: Option<OffsetDateTime>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
     /// Keyset pagination: changes with a larger id.
     pub after: Option<i64>,
     pub limit: u32,
@@ -337,7 +337,7 @@ pub enum LockOutcome {
     Held {
         holder: String,
         run_id: Option<RunId>,
-        expires_at: OffsetDateTime,
+        expires_at: Timestamp,
     },
 }
 
@@ -348,7 +348,7 @@ pub trait SyncStore: Send + Sync {
         &self,
         org: OrgId,
         holder: &str,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<LockOutcome, StoreError>;
     /// Extends the lock and records the run it serves; `false` when `holder` no longer holds it.
     async fn renew_sync_lock(
@@ -356,7 +356,7 @@ pub trait SyncStore: Send + Sync {
         org: OrgId,
         holder: &str,
         run: Option<RunId>,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError>;
     async fn release_sync_lock(&self, org: OrgId, holder: &str) -> Result<(), StoreError>;
 
@@ -394,7 +394,7 @@ pub trait SyncStore: Send + Sync {
         &self,
         run: &SyncRun,
         holder: &str,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError>;
 
     /// The watermarks of the org's last completed reads, by resource.

@@ -5,9 +5,9 @@
 //! [`Entity::table`](super::sync::Entity), constants, never input.
 
 use provost_connector::model::{Account, Entitlement, Grant};
+use provost_connector::times::Timestamp;
 use serde_json::Value;
 use sqlx::types::Json;
-use time::OffsetDateTime;
 
 use super::queries::{AccountRow, EntitlementRow, GrantRow};
 use super::sql::{build, sql};
@@ -36,9 +36,9 @@ pub(super) struct RunRow {
     started_by: String,
     status: String,
     pause_reason: Option<String>,
-    started_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    finished_at: Option<OffsetDateTime>,
+    started_at: Timestamp,
+    updated_at: Timestamp,
+    finished_at: Option<Timestamp>,
     attempts: i64,
     api_calls: i64,
     api_used: Option<i64>,
@@ -118,7 +118,7 @@ pub(super) struct ChangeRow {
     fields: Option<String>,
     before: Option<Json<Value>>,
     after: Option<Json<Value>>,
-    observed_at: OffsetDateTime,
+    observed_at: Timestamp,
 }
 
 impl TryFrom<ChangeRow> for ChangeRecord {
@@ -198,9 +198,9 @@ impl super::sync::SyncStore for SqlStore {
         &self,
         org: OrgId,
         holder: &str,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<super::sync::LockOutcome, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         sql(
             "INSERT INTO sync_locks (org_id, holder, run_id, acquired_at, expires_at) \
                  VALUES ($1, $2, NULL, $3, $4) ON CONFLICT (org_id) DO UPDATE SET \
@@ -214,11 +214,14 @@ impl super::sync::SyncStore for SqlStore {
         .bind(now + ttl)
         .execute(&self.pool)
         .await?;
-        let (current, run_id, expires_at): (String, Option<i64>, time::OffsetDateTime) =
-            sql("SELECT holder, run_id, expires_at FROM sync_locks WHERE org_id = $1")
-                .bind(org.0)
-                .fetch_one(&self.pool)
-                .await?;
+        let (current, run_id, expires_at): (
+            String,
+            Option<i64>,
+            provost_connector::times::Timestamp,
+        ) = sql("SELECT holder, run_id, expires_at FROM sync_locks WHERE org_id = $1")
+            .bind(org.0)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(if current == holder {
             super::sync::LockOutcome::Acquired
         } else {
@@ -235,7 +238,7 @@ impl super::sync::SyncStore for SqlStore {
         org: OrgId,
         holder: &str,
         run: Option<super::sync::RunId>,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
         let renewed = sql(
             "UPDATE sync_locks SET expires_at = $3, run_id = COALESCE($4, run_id) \
@@ -243,7 +246,7 @@ impl super::sync::SyncStore for SqlStore {
         )
         .bind(org.0)
         .bind(holder)
-        .bind(time::OffsetDateTime::now_utc() + ttl)
+        .bind(chrono::Utc::now() + ttl)
         .bind(run.map(|r| r.0))
         .execute(&self.pool)
         .await?;
@@ -266,7 +269,7 @@ impl super::sync::SyncStore for SqlStore {
         started_by: &str,
         resources: &[(&str, Option<String>)],
     ) -> Result<super::sync::SyncRun, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         let (id,): (i64,) = sql(
             "INSERT INTO sync_runs (org_id, mode, started_by, status, started_at, updated_at) \
@@ -369,7 +372,7 @@ impl super::sync::SyncStore for SqlStore {
         .bind(run.id.0)
         .bind(status_name(run.status))
         .bind(run.pause_reason.as_deref())
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .bind(run.finished_at)
         .bind(run.attempts)
         .bind(run.api_calls)
@@ -388,7 +391,7 @@ impl super::sync::SyncStore for SqlStore {
         checkpoint: &super::sync::ResourceState,
         changes: &[super::sync::StagedChange],
     ) -> Result<(), StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         for chunk in changes.chunks(CHUNK) {
             let mut insert = build(
@@ -482,7 +485,7 @@ impl super::sync::SyncStore for SqlStore {
                  counts = $7, error = $8 WHERE id = $1",
         )
         .bind(run.id.0)
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .bind(run.attempts)
         .bind(run.api_calls)
         .bind(run.api_used)
@@ -499,9 +502,9 @@ impl super::sync::SyncStore for SqlStore {
         &self,
         run: &super::sync::SyncRun,
         holder: &str,
-        ttl: time::Duration,
+        ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let org = run.org.0;
         let mut tx = self.pool.begin().await?;
         // Fencing: the lock row is written first, so a holder whose lease was taken over

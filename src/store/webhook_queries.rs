@@ -1,7 +1,7 @@
 //! [`WebhookStore`](super::webhooks::WebhookStore): each webhook's cursor and claim, and its
 //! dead letters.
 
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 
 use super::sql::sql;
 use super::webhooks::{DeadLetter, WebhookCursor};
@@ -16,14 +16,14 @@ pub(super) struct CursorRow {
     name: String,
     after_seq: i64,
     attempts: i64,
-    next_attempt_at: Option<OffsetDateTime>,
-    failing_since: Option<OffsetDateTime>,
+    next_attempt_at: Option<Timestamp>,
+    failing_since: Option<Timestamp>,
     last_error: Option<String>,
     delivered: i64,
-    last_delivered_at: Option<OffsetDateTime>,
+    last_delivered_at: Option<Timestamp>,
     claimed_by: Option<String>,
-    claim_expires_at: Option<OffsetDateTime>,
-    created_at: OffsetDateTime,
+    claim_expires_at: Option<Timestamp>,
+    created_at: Timestamp,
 }
 
 impl From<CursorRow> for WebhookCursor {
@@ -52,7 +52,7 @@ pub(super) struct DeadLetterRow {
     event: String,
     attempts: i64,
     last_error: String,
-    failed_at: OffsetDateTime,
+    failed_at: Timestamp,
 }
 
 impl From<DeadLetterRow> for DeadLetter {
@@ -82,7 +82,7 @@ impl super::webhooks::WebhookStore for SqlStore {
         )
         .bind(name)
         .bind(start_after)
-        .bind(time::OffsetDateTime::now_utc())
+        .bind(chrono::Utc::now())
         .execute(&self.pool)
         .await?;
         let row: CursorRow = sql(format!(
@@ -99,9 +99,9 @@ impl super::webhooks::WebhookStore for SqlStore {
         &self,
         name: &str,
         worker: &str,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<Option<super::webhooks::WebhookCursor>, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let row: Option<CursorRow> = sql(format!(
             "UPDATE webhook_cursors SET claimed_by = $2, claim_expires_at = $3 \
                  WHERE name = $1 \
@@ -125,9 +125,9 @@ impl super::webhooks::WebhookStore for SqlStore {
         worker: &str,
         seq: i64,
         delivered: i64,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let changed = sql(
             "UPDATE webhook_cursors SET after_seq = $3, delivered = delivered + $4, \
                  last_delivered_at = CASE WHEN $4 > 0 THEN $5 ELSE last_delivered_at END, \
@@ -152,7 +152,7 @@ impl super::webhooks::WebhookStore for SqlStore {
         worker: &str,
         failure: &super::webhooks::DeliveryFailure<'_>,
     ) -> Result<bool, StoreError> {
-        let now = time::OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         let changed = if failure.give_up {
             let changed = sql("UPDATE webhook_cursors SET after_seq = $3, attempts = 0, \

@@ -5,8 +5,8 @@
 //! entries, which are written in the same transaction as the state changes they describe.
 
 use async_trait::async_trait;
+use provost_connector::times::Timestamp;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::StoreError;
 
@@ -18,20 +18,20 @@ pub struct WebhookCursor {
     pub after_seq: i64,
     /// Failed attempts at the next entry.
     pub attempts: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub next_attempt_at: Option<Timestamp>,
     /// When the current run of failures began.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub failing_since: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub failing_since: Option<Timestamp>,
     pub last_error: Option<String>,
     pub delivered: i64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_delivered_at: Option<OffsetDateTime>,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub last_delivered_at: Option<Timestamp>,
     pub claimed_by: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub claim_expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub claim_expires_at: Option<Timestamp>,
+    #[serde(with = "provost_connector::times::serde")]
+    pub created_at: Timestamp,
 }
 
 /// A notification given up on.
@@ -44,8 +44,8 @@ pub struct DeadLetter {
     pub event: String,
     pub attempts: i64,
     pub last_error: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub failed_at: OffsetDateTime,
+    #[serde(with = "provost_connector::times::serde")]
+    pub failed_at: Timestamp,
 }
 
 /// A failed attempt to deliver the entry `seq`.
@@ -57,7 +57,7 @@ pub struct DeliveryFailure<'a> {
     /// Attempts made so far, this one included.
     pub attempts: i64,
     /// When to try again; unused when `give_up`.
-    pub next_attempt_at: OffsetDateTime,
+    pub next_attempt_at: Timestamp,
     /// Dead-letter the entry and move on.
     pub give_up: bool,
 }
@@ -77,7 +77,7 @@ pub trait WebhookStore: Send + Sync {
         &self,
         name: &str,
         worker: &str,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<Option<WebhookCursor>, StoreError>;
     /// Moves the cursor to `seq` after `delivered` notifications were accepted (entries not
     /// wanted by the webhook are passed with 0), clearing any failure and renewing the claim
@@ -88,7 +88,7 @@ pub trait WebhookStore: Send + Sync {
         worker: &str,
         seq: i64,
         delivered: i64,
-        lease: time::Duration,
+        lease: chrono::TimeDelta,
     ) -> Result<bool, StoreError>;
     /// Records a failed attempt and lets the webhook go: retried at `next_attempt_at`, or
     /// dead-lettered and passed when `give_up`.

@@ -21,7 +21,7 @@ use std::time::Instant;
 use provost_connector::connector::{
     Connector, ConnectorError, Cursor, Page, ResourceType, Watermark,
 };
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 use tokio::sync::mpsc;
 
 use crate::store::sync::{
@@ -32,7 +32,7 @@ use diff::{DiffError, Known};
 use progress::Observer;
 
 /// How long a lock lasts without renewal: a process that dies frees its org after this.
-const LOCK_TTL: time::Duration = time::Duration::seconds(60);
+const LOCK_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// How often a running sync renews its lock.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -46,7 +46,7 @@ pub struct SyncRequest {
     pub api_budget_percent: u8,
     /// Skip the run when the org's last run succeeded less than this long ago (checked under
     /// the lock, so replicas whose schedules fire together sync once).
-    pub skip_if_synced_within: Option<time::Duration>,
+    pub skip_if_synced_within: Option<chrono::TimeDelta>,
 }
 
 /// Why a sync could not run or finish. A run that reached Salesforce and failed there is not
@@ -58,7 +58,7 @@ pub enum SyncError {
         org: String,
         holder: String,
         run: Option<RunId>,
-        expires_at: OffsetDateTime,
+        expires_at: Timestamp,
     },
     #[error("org `{org}` was synced by run {run} less than the interval ago; nothing to do")]
     UpToDate { org: String, run: RunId },
@@ -75,15 +75,16 @@ pub struct Finished {
     pub elapsed: std::time::Duration,
 }
 
-/// A name for this process as a lock holder: host, process id and a random part.
+/// A name for this process as a lock holder: host, process id and a random UUID, so two
+/// processes never share one even with the same host name and pid (containers).
 pub fn holder_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".to_owned());
     format!(
-        "{host}:{}:{:08x}",
+        "{host}:{}:{}",
         std::process::id(),
-        rand::random::<u32>()
+        uuid::Uuid::new_v4().simple()
     )
 }
 
@@ -120,7 +121,7 @@ pub async fn run(
                 run.status == RunStatus::Succeeded
                     && run
                         .finished_at
-                        .is_some_and(|at| OffsetDateTime::now_utc() - at < window)
+                        .is_some_and(|at| chrono::Utc::now() - at < window)
             }),
             Err(_) => None,
         };
@@ -311,7 +312,7 @@ async fn commit(
     holder: &str,
 ) -> Result<SyncRun, SyncError> {
     run.status = RunStatus::Succeeded;
-    run.finished_at = Some(OffsetDateTime::now_utc());
+    run.finished_at = Some(chrono::Utc::now());
     if !store.commit_sync_run(&run, holder, LOCK_TTL).await? {
         return Err(SyncError::LockLost {
             org: org.name.clone(),
@@ -559,7 +560,7 @@ async fn fail(
 ) -> Result<SyncRun, SyncError> {
     tracing::warn!(run = %run.id, %message, "sync failed; the stored state is unchanged");
     run.status = RunStatus::Failed;
-    run.finished_at = Some(OffsetDateTime::now_utc());
+    run.finished_at = Some(chrono::Utc::now());
     run.error = Some(message);
     store.fail_sync_run(&run).await?;
     Ok(run)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use provost_connector::times::Timestamp;
 use tokio::task::JoinHandle;
 
 use super::progress::LogObserver;
@@ -53,8 +53,8 @@ async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, in
         let mut request = request_for(&org, SyncMode::Incremental, "schedule");
         // Another replica may have synced while this one waited.
         request.skip_if_synced_within = Some(
-            time::Duration::try_from(interval).unwrap_or(time::Duration::MAX)
-                - time::Duration::seconds(5),
+            chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::MAX)
+                - chrono::TimeDelta::seconds(5),
         );
         match sync_org(&config, &org, &store, &request, false, &LogObserver).await {
             Ok(finished) => tracing::info!(
@@ -106,10 +106,12 @@ async fn until_due(
     Ok(remaining(last.started_at, interval, false))
 }
 
-fn remaining(since: OffsetDateTime, interval: Duration, now: bool) -> Duration {
+fn remaining(since: Timestamp, interval: Duration, now: bool) -> Duration {
     if now {
         return Duration::ZERO;
     }
-    let elapsed = (OffsetDateTime::now_utc() - since).max(time::Duration::ZERO);
-    interval.saturating_sub(elapsed.try_into().unwrap_or(Duration::ZERO))
+    let elapsed = (chrono::Utc::now() - since)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    interval.saturating_sub(elapsed)
 }

@@ -42,10 +42,7 @@ pub fn health(runs: &[SyncRun]) -> Health {
         .iter()
         .filter_map(|r| duration_seconds(r))
         .collect();
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
+    let rfc3339 = crate::util::times::rfc3339;
     Health {
         finished_runs: finished.len(),
         success_rate: (!finished.is_empty())
@@ -72,12 +69,7 @@ pub fn render(org: &str, runs: &[SyncRun], health: &Health) -> String {
         "run", "mode", "status", "started (UTC)", "seconds", "changes", "API calls"
     );
     for run in runs {
-        let started = run
-            .started_at
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default();
+        let started = run.started_at.format("%Y-%m-%d %H:%M:%S").to_string();
         let seconds = duration_seconds(run)
             .map(|s| format!("{s:.1}"))
             .unwrap_or_else(|| "-".to_owned());

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use crate::audit::AuditEntry;
 use crate::config::{Config, WebhookConfig};
 use crate::store::webhooks::DeliveryFailure;
@@ -71,7 +69,7 @@ impl Deliverer {
     pub async fn run_once(&self) -> anyhow::Result<Turn> {
         let (head, _) = self.store.audit_head().await?;
         let cursors = self.store.webhook_cursors().await?;
-        let now = OffsetDateTime::now_utc();
+        let now = chrono::Utc::now();
         let mut total = Turn::default();
         for hook in &self.config.webhooks {
             let cursor = match cursors.iter().find(|c| c.name == hook.name) {
@@ -139,10 +137,10 @@ impl Deliverer {
                                 .advance_webhook(&hook.name, &self.worker, seq, 0, lease(hook))
                                 .await?;
                         }
-                        let now = OffsetDateTime::now_utc();
+                        let now = chrono::Utc::now();
                         let since = failing_since.unwrap_or(now);
                         let give_up = now - since
-                            >= time::Duration::minutes(
+                            >= chrono::TimeDelta::minutes(
                                 i64::try_from(hook.give_up_after_minutes).unwrap_or(i64::MAX),
                             );
                         attempts += 1;
@@ -201,7 +199,7 @@ impl Deliverer {
         let request = self.request_of(entry).await.map_err(|e| format!("{e:#}"))?;
         let body = serde_json::to_vec(&super::payload(entry, event, request.as_ref()))
             .expect("payloads serialise");
-        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let timestamp = chrono::Utc::now().timestamp();
         let response = self
             .http
             .post(&hook.url)
@@ -254,14 +252,14 @@ fn wanted(hook: &WebhookConfig, entry: &AuditEntry) -> Option<&'static str> {
 
 /// How long a sender holds a webhook: two attempts' time and some; every recorded step
 /// renews it, so a sender that dies is replaced within it.
-fn lease(hook: &WebhookConfig) -> time::Duration {
-    time::Duration::seconds(i64::try_from(hook.timeout_seconds).unwrap_or(120) * 2 + 30)
+fn lease(hook: &WebhookConfig) -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(i64::try_from(hook.timeout_seconds).unwrap_or(120) * 2 + 30)
 }
 
 /// 1 s after the first failure, doubling up to 5 minutes.
-fn backoff(attempts: i64) -> time::Duration {
+fn backoff(attempts: i64) -> chrono::TimeDelta {
     let exponent = u32::try_from((attempts - 1).clamp(0, 16)).unwrap_or(16);
-    time::Duration::seconds((1i64 << exponent).min(MAX_BACKOFF_SECONDS))
+    chrono::TimeDelta::seconds((1i64 << exponent).min(MAX_BACKOFF_SECONDS))
 }
 
 #[cfg(test)]
@@ -270,7 +268,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_five_minutes() {
-        let seconds: Vec<i64> = (1..=11).map(|n| backoff(n).whole_seconds()).collect();
+        let seconds: Vec<i64> = (1..=11).map(|n| backoff(n).num_seconds()).collect();
         assert_eq!(seconds, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
     }
 }

@@ -161,7 +161,7 @@ mod tests {
     fn only_request_state_changes_are_events() {
         let entry = |event: &str, request_id: Option<i64>| AuditEntry {
             seq: 1,
-            at: time::OffsetDateTime::UNIX_EPOCH,
+            at: provost_connector::times::Timestamp::UNIX_EPOCH,
             actor: "a".into(),
             org: Some("prod".into()),
             request_id,

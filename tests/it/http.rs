@@ -323,13 +323,13 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
         org_name: "web".to_owned(),
         code_verifier_sealed: "v1:irrelevant".to_owned(),
         redirect_uri: "https://provost.example.com/api/integrations/callback/salesforce".to_owned(),
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: chrono::Utc::now(),
         started_by: "ops".to_owned(),
         replace_confirmed: false,
     };
     let limits = StateLimits {
-        forget_before: moved.created_at - time::Duration::days(1),
-        open_since: moved.created_at - time::Duration::minutes(10),
+        forget_before: moved.created_at - chrono::TimeDelta::days(1),
+        open_since: moved.created_at - chrono::TimeDelta::minutes(10),
         most_open: 100,
     };
     assert!(store

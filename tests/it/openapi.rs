@@ -74,8 +74,8 @@ fn conforms(document: &Value, schema: &Value, value: &Value, at: &str) -> Result
     }
     if schema["format"] == "date-time" {
         if let Some(text) = value.as_str() {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| format!("{at}: `{text}` is not an RFC 3339 time"))?;
+            provost_connector::times::parse_rfc3339(text)
+                .ok_or_else(|| format!("{at}: `{text}` is not an RFC 3339 time"))?;
         }
     }
     if let (Some(object), Some(properties)) = (value.as_object(), schema["properties"].as_object())

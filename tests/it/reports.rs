@@ -303,7 +303,7 @@ async fn entitlements_and_dormant_reports_match_the_org_row_by_row_on_every_back
             .all(|r| r["entitlement_api_name"] == json!(pairs[0].1)));
 
         // Dormant, 30 days: computed here from the users' last logins and what they hold.
-        let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        let cutoff = chrono::Utc::now() - chrono::TimeDelta::days(30);
         let expected: BTreeSet<String> = truth
             .users
             .iter()
@@ -312,7 +312,7 @@ async fn entitlements_and_dormant_reports_match_the_org_row_by_row_on_every_back
                     && truth.holding.contains(*user)
                     && last
                         .as_deref()
-                        .and_then(provost_salesforce::reader::parse_datetime)
+                        .and_then(provost_connector::times::parse_datetime)
                         .is_none_or(|at| at < cutoff)
             })
             .map(|(user, _)| user.clone())
@@ -595,7 +595,7 @@ async fn effective_permissions_name_every_path_to_each_permission_on_every_backe
 async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_backend() {
     on_each_backend(|store| async move {
         let fixture = Fixture::start(store, |_| {}).await;
-        let start = time::OffsetDateTime::now_utc();
+        let start = chrono::Utc::now();
         let pairs = fixture.grantable_pairs(1).await;
         let shown = fixture
             .carry_out(json!({
@@ -737,8 +737,8 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
         assert_eq!(granted["assigned_since"], provost["observed_at"]);
         assert_eq!(granted["request_id"], request_id.to_string());
         let at = |text: &str| {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| panic!("a time: {text:?}"))
+            provost_connector::times::parse_rfc3339(text)
+                .unwrap_or_else(|| panic!("a time: {text:?}"))
         };
         let untouched: Vec<_> = held
             .iter()
@@ -755,8 +755,8 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
             &fixture,
             Report::Changes,
             &Params {
-                since: Some(start - time::Duration::hours(2)),
-                until: Some(start - time::Duration::hours(1)),
+                since: Some(start - chrono::TimeDelta::hours(2)),
+                until: Some(start - chrono::TimeDelta::hours(1)),
                 ..Params::default()
             },
             Format::Csv,
@@ -767,7 +767,7 @@ async fn the_changes_report_tells_provost_changes_from_direct_ones_on_every_back
             &fixture,
             Report::Changes,
             &Params {
-                since: Some(start - time::Duration::hours(1)),
+                since: Some(start - chrono::TimeDelta::hours(1)),
                 until: Some(start),
                 ..Params::default()
             },
@@ -791,7 +791,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         let fixture = Fixture::start(store, |_| {}).await;
         let pause = || tokio::time::sleep(std::time::Duration::from_millis(20));
         pause().await;
-        let before = time::OffsetDateTime::now_utc();
+        let before = chrono::Utc::now();
         pause().await;
         let pairs = fixture.grantable_pairs(1).await;
         let shown = fixture
@@ -801,7 +801,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         let request_id = shown["id"].as_i64().unwrap().to_string();
         let assignment = shown["result"]["record_id"].as_str().unwrap().to_owned();
         pause().await;
-        let held_then = time::OffsetDateTime::now_utc();
+        let held_then = chrono::Utc::now();
         pause().await;
         // Removed in Salesforce, seen by the next sync.
         let response = fixture
@@ -816,7 +816,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         assert!(response.status().is_success());
         resync(&fixture).await;
         pause().await;
-        let after = time::OffsetDateTime::now_utc();
+        let after = chrono::Utc::now();
 
         let as_of = |at| Params {
             as_of: Some(at),
@@ -894,7 +894,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         for (report, params, says) in [
             (
                 Report::Entitlements,
-                as_of(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+                as_of(chrono::Utc::now() + chrono::TimeDelta::days(1)),
                 "future",
             ),
             (

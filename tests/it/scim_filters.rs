@@ -18,9 +18,8 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
+use provost_connector::times::Timestamp;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::helpers::{bearer_client, on_each_backend};
 use crate::provisioning::Fixture;
@@ -92,8 +91,8 @@ fn values_at<'v>(doc: &'v Value, at: &[String]) -> Vec<&'v Value> {
     current
 }
 
-fn instant(text: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(text, &Rfc3339).ok()
+fn instant(text: &str) -> Option<Timestamp> {
+    provost_connector::times::parse_rfc3339(text)
 }
 
 fn as_bool(value: &Value) -> Option<bool> {
@@ -340,11 +339,11 @@ fn value_for(leaf: &Leaf, seen: Vec<Value>) -> BoxedStrategy<Value> {
             let seen = seen_or(Value::String("2024-03-31T23:59:59Z".into()));
             (proptest::sample::select(seen), -2i64..=2, 0usize..3)
                 .prop_map(|(value, shift, zone)| {
-                    let at =
-                        instant(value.as_str().unwrap()).unwrap() + time::Duration::seconds(shift);
+                    let at = instant(value.as_str().unwrap()).unwrap()
+                        + chrono::TimeDelta::seconds(shift);
                     let offset = [0, 2, -5][zone];
-                    let at = at.to_offset(time::UtcOffset::from_hms(offset, 0, 0).unwrap());
-                    Value::String(at.format(&Rfc3339).unwrap())
+                    let zone = chrono::FixedOffset::east_opt(offset * 3600).unwrap();
+                    Value::String(at.with_timezone(&zone).to_rfc3339())
                 })
                 .boxed()
         }

@@ -2,8 +2,8 @@
 
 use provost::store::{Page, StoreError};
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use provost_connector::times::parse_rfc3339;
 use serde_json::json;
-use time::macros::datetime;
 
 use crate::helpers::on_each_backend;
 
@@ -232,7 +232,7 @@ async fn grants_need_their_account_and_entitlement() {
             "0PS000000000001",
             GrantSource::Direct,
         );
-        timed.expires_at = Some(datetime!(2027-03-31 23:59:59 UTC));
+        timed.expires_at = Some(parse_rfc3339("2027-03-31T23:59:59Z").unwrap());
         let via_group = grant(
             "0Pa000000000003",
             &holder.id,
@@ -273,7 +273,7 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             refresh_token_sealed: "v1:sealed".to_owned(),
             instance_url: "https://acme.my.salesforce.com".to_owned(),
             identity_url: "https://login.salesforce.com/id/00D/005".to_owned(),
-            connected_at: datetime!(2026-11-01 10:00:00 UTC),
+            connected_at: parse_rfc3339("2026-11-01T10:00:00Z").unwrap(),
         };
         store.save_connection(org, &connection).await.unwrap();
         connection.refresh_token_sealed = "v1:rotated".to_owned();
@@ -284,13 +284,13 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
             org_name: "production".to_owned(),
             code_verifier_sealed: "v1:verifier".to_owned(),
             redirect_uri: "http://127.0.0.1:8080/api/integrations/callback/salesforce".to_owned(),
-            created_at: datetime!(2026-11-01 10:00:00 UTC),
+            created_at: parse_rfc3339("2026-11-01T10:00:00Z").unwrap(),
             started_by: "ops-admin".to_owned(),
             replace_confirmed: true,
         };
         let at = |pending: &OAuthState| StateLimits {
-            forget_before: pending.created_at - time::Duration::days(1),
-            open_since: pending.created_at - time::Duration::minutes(10),
+            forget_before: pending.created_at - chrono::TimeDelta::days(1),
+            open_since: pending.created_at - chrono::TimeDelta::minutes(10),
             most_open: 2,
         };
         assert!(store
@@ -312,7 +312,7 @@ async fn connections_are_stored_per_org_and_states_are_used_once() {
 
         // Two unused states are under way: a third is refused until one is used.
         let later = |minutes| OAuthState {
-            created_at: pending.created_at + time::Duration::minutes(minutes),
+            created_at: pending.created_at + chrono::TimeDelta::minutes(minutes),
             ..pending.clone()
         };
         assert!(store
@@ -468,4 +468,50 @@ async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
         store.close().await;
         db.drop_database().await;
     }
+}
+
+/// SQLite keeps times as the RFC 3339 text it has always written (`Z`, the fraction's trailing
+/// zeros trimmed), so databases written by earlier versions compare and read the same.
+#[tokio::test]
+async fn sqlite_stores_times_as_the_rfc3339_text_it_always_has() {
+    use provost::store::StoredConnection;
+    let db = crate::helpers::TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let mut stored = Vec::new();
+    for (org, at, text) in [
+        ("whole", "2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z"),
+        (
+            "millis",
+            "2026-11-01T10:00:00.120Z",
+            "2026-11-01T10:00:00.12Z",
+        ),
+        (
+            "offset",
+            "2026-11-01T11:00:00.5+01:00",
+            "2026-11-01T10:00:00.5Z",
+        ),
+        (
+            "nanos",
+            "2026-11-01T10:00:00.123456789Z",
+            "2026-11-01T10:00:00.123456789Z",
+        ),
+    ] {
+        let id = store.ensure_org(org).await.unwrap().id;
+        let connection = StoredConnection {
+            refresh_token_sealed: "v1:sealed".to_owned(),
+            instance_url: "https://acme.my.salesforce.com".to_owned(),
+            identity_url: "https://login.salesforce.com/id/00D/005".to_owned(),
+            connected_at: parse_rfc3339(at).unwrap(),
+        };
+        store.save_connection(id, &connection).await.unwrap();
+        assert_eq!(store.connection(id).await.unwrap(), Some(connection));
+        stored.push(text);
+    }
+    let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    let texts: Vec<String> =
+        sqlx::query_scalar("SELECT connected_at FROM org_credentials ORDER BY org_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(texts, stored);
 }

@@ -593,7 +593,7 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
         let org = &org;
         async move {
             let record = store.ensure_org("acme").await.unwrap();
-            let ttl = time::Duration::seconds(60);
+            let ttl = chrono::TimeDelta::seconds(60);
             assert_eq!(
                 store
                     .acquire_sync_lock(record.id, "other-host:1", ttl)
@@ -660,7 +660,7 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
             ));
             // ...and once it has expired (as time would make it), the next sync resumes it.
             assert!(store
-                .renew_sync_lock(record.id, &holder, None, time::Duration::seconds(-1))
+                .renew_sync_lock(record.id, &holder, None, chrono::TimeDelta::seconds(-1))
                 .await
                 .unwrap());
             let next = sync_with(&store, &record, &reader, SyncMode::Full).await;

@@ -6,3 +6,4 @@ pub mod model;
 pub mod preflight;
 pub mod provisioner;
 pub mod secret;
+pub mod times;

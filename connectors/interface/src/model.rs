@@ -8,9 +8,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::times::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 /// A user of the connected system, as the connector reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,25 +154,10 @@ pub struct Grant {
     pub entitlement_id: String,
     pub source: GrantSource,
     /// When the system itself ends the grant (Salesforce `ExpirationDate`).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, with = "crate::times::serde::option")]
+    pub expires_at: Option<Timestamp>,
     #[serde(default)]
     pub attributes: Map<String, Value>,
-}
-
-/// A date-time as a source keeps it in `attributes`: RFC 3339, or with an offset written
-/// without its colon (`2024-01-02T03:04:05.000+0000`, Salesforce's form).
-pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
-    let normalised = match text.len().checked_sub(5).map(|at| text.split_at(at)) {
-        Some((head, tail))
-            if (tail.starts_with('+') || tail.starts_with('-'))
-                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            format!("{head}{}:{}", &tail[..3], &tail[3..])
-        }
-        _ => text.to_owned(),
-    };
-    OffsetDateTime::parse(&normalised, &time::format_description::well_known::Rfc3339).ok()
 }
 
 #[cfg(test)]

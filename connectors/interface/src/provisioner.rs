@@ -12,10 +12,10 @@
 //! assignment that exists, a record that is gone) as [`Applied::AlreadyDone`] rather than as
 //! a failure, so a write whose answer was lost can be retried.
 
+use crate::times::Timestamp;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::connector::ConnectorError;
 use crate::model::{Account, Entitlement, EntitlementKind, Grant};
@@ -130,7 +130,7 @@ pub struct Pending<'a> {
     /// already done.
     pub attempt: i64,
     /// When the change was asked for: what the system made before it was not made by it.
-    pub requested_at: OffsetDateTime,
+    pub requested_at: Timestamp,
 }
 
 /// How applying one write ended.

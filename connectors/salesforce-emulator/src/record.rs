@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use serde_json::Value as Json;
-use time::{Date, OffsetDateTime};
 
 use crate::id::Id;
 
@@ -65,34 +65,30 @@ impl Value {
 
 /// Salesforce's date-time form: `2024-01-02T03:04:05.000+0000`.
 pub fn format_datetime(ms: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
     let mut out = String::with_capacity(28);
     let _ = write!(
         out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
         at.year(),
-        u8::from(at.month()),
+        at.month(),
         at.day(),
         at.hour(),
         at.minute(),
         at.second(),
-        at.millisecond()
+        at.timestamp_subsec_millis()
     );
     out
 }
 
 pub fn format_date(days: i32) -> String {
-    let date = Date::from_julian_day(UNIX_EPOCH_JULIAN_DAY + days).unwrap_or(Date::MIN);
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+    let date = NaiveDate::from_num_days_from_ce_opt(UNIX_EPOCH_DAY_FROM_CE + days)
+        .unwrap_or(NaiveDate::MIN);
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
 }
 
-const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+/// 1970-01-01 as days from the first day of the common era (0001-01-01 is day 1).
+const UNIX_EPOCH_DAY_FROM_CE: i32 = 719_163;
 
 /// Parses the date-time forms Salesforce accepts on input: `2024-01-02T03:04:05Z`,
 /// `...05.000+0000`, `...05.000+00:00`.
@@ -107,15 +103,22 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
         }
         _ => text.to_owned(),
     };
-    let at =
-        OffsetDateTime::parse(&normalised, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+    let at = DateTime::parse_from_rfc3339(&normalised).ok()?;
+    Some(at.timestamp_millis())
 }
 
 pub fn parse_date(text: &str) -> Option<i32> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = Date::parse(text, format).ok()?;
-    Some(date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY)
+    // Exactly YYYY-MM-DD, as Salesforce writes and reads dates.
+    let shape = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.num_days_from_ce() - UNIX_EPOCH_DAY_FROM_CE)
 }
 
 /// One row: values in the order of its object's schema fields.
@@ -153,5 +156,16 @@ mod tests {
         let days = parse_date("2024-02-29").unwrap();
         assert_eq!(format_date(days), "2024-02-29");
         assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(days, 19_782);
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        for bad in [
+            "2024-2-29",
+            "2023-02-29",
+            "24-02-29",
+            "2024-02-29T00:00:00Z",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 }

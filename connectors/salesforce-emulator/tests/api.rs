@@ -1359,10 +1359,9 @@ async fn admin_changes_are_seen_by_clients_and_counted_calls_add_up() {
 async fn updated_and_deleted_endpoints_exist_for_user_profile_and_group_only() {
     let org = Org::start().await;
     let format = |ms: i64| {
-        let at =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
-        at.format(&time::format_description::well_known::Rfc3339)
+        chrono::DateTime::from_timestamp_millis(ms)
             .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

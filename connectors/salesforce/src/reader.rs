@@ -8,14 +8,15 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use chrono::TimeDelta;
 use provost_connector::connector::{
     Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark,
 };
-pub use provost_connector::model::parse_datetime;
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+pub use provost_connector::times::parse_datetime;
+use provost_connector::times::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::client::{QueryPage, SalesforceClient};
@@ -354,7 +355,7 @@ fn is_zero(phase: &u8) -> bool {
 /// How far back a read of changes reaches before its watermark: a transaction that was still
 /// running when the watermark was read commits with an earlier `SystemModstamp`. Records read
 /// twice cost nothing (the core compares them); a record missed would be wrong.
-const WATERMARK_OVERLAP: time::Duration = time::Duration::minutes(5);
+const WATERMARK_OVERLAP: TimeDelta = TimeDelta::minutes(5);
 
 impl SalesforceReader {
     pub fn new(client: SalesforceClient, options: ReadOptions) -> SalesforceReader {
@@ -418,7 +419,7 @@ impl SalesforceReader {
     /// The queries of a read of users' changes since `since`, by phase: users changed
     /// themselves; users whose login (freeze) changed; users changed so that they no longer
     /// match the filters (read as keys only: they are to be removed). The phases are disjoint.
-    fn change_query(&self, phase: u8, since: OffsetDateTime) -> Option<Query> {
+    fn change_query(&self, phase: u8, since: Timestamp) -> Option<Query> {
         let changed = || Condition::gt("SystemModstamp", Literal::DateTime(since));
         let users = self.query_for(read_of(USERS.id).expect("users are read"));
         match phase {
@@ -722,7 +723,7 @@ impl SalesforceReader {
     async fn read_changes(
         &self,
         read: &Read,
-        since: OffsetDateTime,
+        since: Timestamp,
         mut state: CursorState,
     ) -> Result<Page, ConnectorError> {
         let resource = &read.resource;
@@ -879,7 +880,7 @@ fn grant(
     account: String,
     entitlement: String,
     source: GrantSource,
-    expires_at: Option<OffsetDateTime>,
+    expires_at: Option<Timestamp>,
 ) -> Grant {
     Grant {
         id,

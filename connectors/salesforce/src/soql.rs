@@ -7,7 +7,8 @@
 
 use std::fmt::Write;
 
-use time::OffsetDateTime;
+use chrono::{Datelike, Timelike};
+use provost_connector::times::Timestamp;
 
 use crate::id::SalesforceId;
 
@@ -18,7 +19,7 @@ pub enum Literal {
     Id(SalesforceId),
     Bool(bool),
     Int(i64),
-    DateTime(OffsetDateTime),
+    DateTime(Timestamp),
     Null,
 }
 
@@ -289,16 +290,15 @@ fn write_literal(out: &mut String, literal: &Literal) {
             let _ = write!(out, "{n}");
         }
         Literal::DateTime(at) => {
-            let utc = at.to_offset(time::UtcOffset::UTC);
             let _ = write!(
                 out,
                 "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                utc.year(),
-                u8::from(utc.month()),
-                utc.day(),
-                utc.hour(),
-                utc.minute(),
-                utc.second()
+                at.year(),
+                at.month(),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
             );
         }
         Literal::Null => out.push_str("null"),
@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn in_lists_and_date_times() {
-        let at = time::macros::datetime!(2024-01-02 03:04:05 +02:00);
+        let at = provost_connector::times::parse_rfc3339("2024-01-02T03:04:05.25+02:00").unwrap();
         let query = Query::select("User", &["Id"])
             .filter(Condition::not_in(
                 "UserType",

@@ -3,8 +3,8 @@
 
 use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
 use provost_connector::provisioner::Change;
+use provost_connector::times::Timestamp;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use super::{refuse, require_active, Checked, PlanError};
 
@@ -12,7 +12,7 @@ pub(super) fn grant(
     account: &Account,
     entitlement: &Entitlement,
     grants: &[Grant],
-    expires_at: Option<OffsetDateTime>,
+    expires_at: Option<Timestamp>,
     checks: &mut Vec<Checked>,
 ) -> Result<(String, Change), PlanError> {
     require_active(account)?;

@@ -14,10 +14,11 @@ mod grants;
 mod profile_role;
 mod users;
 
+use chrono::Timelike;
 use provost_connector::model::{Account, Entitlement, EntitlementKind};
 use provost_connector::provisioner::{NewAccount, Write, Writes};
+use provost_connector::times::Timestamp;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use super::Action;
 use crate::store::provisioning::AccountMatch;
@@ -129,7 +130,7 @@ pub struct Planned {
     pub plan: Plan,
     pub account_id: Option<String>,
     pub entitlement_id: Option<String>,
-    pub expires_at: Option<OffsetDateTime>,
+    pub expires_at: Option<Timestamp>,
 }
 
 /// Why a request cannot work, found without calling Salesforce.
@@ -161,7 +162,7 @@ pub async fn plan(
     org: OrgId,
     input: &RequestInput,
     writes: &dyn Writes,
-    now: OffsetDateTime,
+    now: Timestamp,
 ) -> Result<Planned, PlanError> {
     let mut checks = Vec::new();
     let expires_at = expiry(input, now)?;
@@ -275,7 +276,7 @@ pub(super) fn planned_entitlement(entitlement: &Entitlement) -> PlannedEntitleme
     }
 }
 
-fn expiry(input: &RequestInput, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, PlanError> {
+fn expiry(input: &RequestInput, now: Timestamp) -> Result<Option<Timestamp>, PlanError> {
     let Some(text) = &input.expires_at else {
         return Ok(None);
     };
@@ -285,14 +286,15 @@ fn expiry(input: &RequestInput, now: OffsetDateTime) -> Result<Option<OffsetDate
             format!("`expires_at` applies to grants only, not {}", input.action),
         ));
     }
-    let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&chrono::Utc))
         .map_err(|err| {
             refuse(
                 "bad_expiry",
                 format!("`expires_at` `{text}` is not an RFC 3339 date-time ({err}); write e.g. 2026-12-31T18:00:00Z"),
             )
         })?;
-    if at <= now + time::Duration::minutes(1) {
+    if at <= now + chrono::TimeDelta::minutes(1) {
         return Err(refuse(
             "bad_expiry",
             format!("`expires_at` {text} is not in the future (at least a minute from now)"),
@@ -300,7 +302,7 @@ fn expiry(input: &RequestInput, now: OffsetDateTime) -> Result<Option<OffsetDate
     }
     // Salesforce keeps date-times to the second.
     Ok(Some(
-        at.replace_nanosecond(0).expect("0 is a valid nanosecond"),
+        at.with_nanosecond(0).expect("0 is a valid nanosecond"),
     ))
 }
 
@@ -391,9 +393,7 @@ pub(super) async fn check_preflight(
         .into_iter()
         .flatten()
         .find(|c| c["id"] == check);
-    let at = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at = crate::util::times::rfc3339(at);
     match found {
         Some(found) if found["status"] == "pass" => {
             checks.push(Checked {
@@ -475,14 +475,14 @@ mod tests {
 
     #[test]
     fn expiry_must_be_a_future_date_time_on_a_grant() {
-        let now = time::macros::datetime!(2026-11-22 12:00 UTC);
+        let now = "2026-11-22T12:00:00Z".parse::<Timestamp>().unwrap();
         let mut input: RequestInput = serde_json::from_value(
             json!({"action": "grant", "expires_at": "2026-11-23T12:00:00.250Z"}),
         )
         .unwrap();
         assert_eq!(
             expiry(&input, now).unwrap(),
-            Some(time::macros::datetime!(2026-11-23 12:00 UTC))
+            Some("2026-11-23T12:00:00Z".parse::<Timestamp>().unwrap())
         );
         input.expires_at = Some("2026-11-21T12:00:00Z".into());
         assert!(

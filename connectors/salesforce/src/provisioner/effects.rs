@@ -10,8 +10,6 @@ use provost_connector::connector::ConnectorError;
 use provost_connector::model::{Account, Grant, GrantSource};
 use provost_connector::provisioner::{Effect, ModelLookup};
 use serde_json::{json, Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use super::writes::{Method, Write};
 
@@ -52,7 +50,7 @@ pub async fn of_write(
                 "group_members"
             } else {
                 grant.expires_at =
-                    text("ExpirationDate").and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
+                    text("ExpirationDate").and_then(provost_connector::times::parse_rfc3339);
                 "permission_set_assignments"
             };
             vec![Effect::GrantSaved { resource, grant }]

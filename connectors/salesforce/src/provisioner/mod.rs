@@ -17,12 +17,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::TimeDelta;
 use provost_connector::connector::ConnectorError;
 use provost_connector::provisioner::{
     Applied, Change, Effect, ModelLookup, Pending, Provisioner, Writes,
 };
+use provost_connector::times::Timestamp;
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
 use crate::{SalesforceClient, SalesforceError};
 use collections::{Record, RecordResult, COLLECTION_SIZE};
@@ -30,7 +31,7 @@ pub use writes::{Method, UserDefaults, Write};
 
 /// How far Salesforce's clock may be behind the core's when a created user's `CreatedDate` is
 /// compared with when its request was made.
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(15);
+const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(15);
 
 /// Salesforce's writes, with the org's defaults for new users.
 #[derive(Debug, Clone)]
@@ -82,7 +83,7 @@ impl SalesforceProvisioner {
 struct Job {
     write: Write,
     attempt: i64,
-    requested_at: OffsetDateTime,
+    requested_at: Timestamp,
 }
 
 #[async_trait]
