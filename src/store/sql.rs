@@ -186,6 +186,14 @@ impl<'q> From<&'q Option<String>> for Param<'q> {
     }
 }
 
+/// A time as SQLite keeps it: RFC 3339 in UTC with all nine fraction digits
+/// (`2026-11-01T10:00:00.120000000Z`), so that comparing the text compares the times
+/// (migration 0014 brought older, trimmed values to this form). The driver's own encoding
+/// (`+00:00`, a trimmed fraction) would not sort.
+pub(super) fn sqlite_time(at: Timestamp) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
 impl<'q> From<Timestamp> for Param<'q> {
     fn from(v: Timestamp) -> Self {
         Param::Time(Some(v))
@@ -363,10 +371,7 @@ impl<'q> Sql<'q> {
                 Param::Text(Some(Cow::Borrowed(v))) => args.add(v),
                 Param::Text(Some(Cow::Owned(v))) => args.add(v),
                 Param::Text(None) => args.add(None::<&str>),
-                // SQLite keeps times as RFC 3339 text, `Z` and the fraction's trailing zeros
-                // trimmed, as they have always been written (the driver's own encoding
-                // would write `+00:00`).
-                Param::Time(v) => args.add(v.map(rfc3339)),
+                Param::Time(v) => args.add(v.map(sqlite_time)),
                 Param::Json(v) => args.add(v.map(|raw| String::from(Box::<str>::from(raw)))),
             };
             added.map_err(sqlx::Error::Encode)?;

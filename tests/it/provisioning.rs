@@ -1069,7 +1069,7 @@ async fn a_time_bound_grant_carries_its_end_to_salesforce_and_is_revoked_when_it
     // Its end comes (the test moves it into the past), and the executor revokes it.
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
     sqlx::query("UPDATE access_requests SET expires_at = ? WHERE id = ?")
-        .bind(chrono::Utc::now() - chrono::TimeDelta::seconds(1))
+        .bind("2000-01-01T00:00:00.000000000Z")
         .bind(done["id"].as_i64().unwrap())
         .execute(&pool)
         .await

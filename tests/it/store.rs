@@ -470,32 +470,38 @@ async fn a_scim_query_past_its_time_is_stopped_and_the_pool_stays_usable() {
     }
 }
 
-/// SQLite keeps times as the RFC 3339 text it has always written (`Z`, the fraction's trailing
-/// zeros trimmed), so databases written by earlier versions compare and read the same.
+/// SQLite keeps times as fixed-width RFC 3339 text (nine fraction digits, `Z`), so that
+/// comparing the text compares the times; migration 0014 rewrites the trimmed text earlier
+/// versions wrote, and the store reads both the same.
 #[tokio::test]
-async fn sqlite_stores_times_as_the_rfc3339_text_it_always_has() {
+async fn sqlite_stores_times_as_fixed_width_text_and_migrates_the_trimmed_form() {
     use provost::store::StoredConnection;
     let db = crate::helpers::TestDatabase::sqlite().await;
     let store = db.store().await;
-    let mut stored = Vec::new();
-    for (org, at, text) in [
-        ("whole", "2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z"),
+    let cases = [
+        (
+            "whole",
+            "2026-11-01T10:00:00Z",
+            "2026-11-01T10:00:00.000000000Z",
+        ),
         (
             "millis",
             "2026-11-01T10:00:00.120Z",
-            "2026-11-01T10:00:00.12Z",
+            "2026-11-01T10:00:00.120000000Z",
         ),
         (
             "offset",
             "2026-11-01T11:00:00.5+01:00",
-            "2026-11-01T10:00:00.5Z",
+            "2026-11-01T10:00:00.500000000Z",
         ),
         (
             "nanos",
             "2026-11-01T10:00:00.123456789Z",
             "2026-11-01T10:00:00.123456789Z",
         ),
-    ] {
+    ];
+    let mut connections = Vec::new();
+    for (org, at, _) in cases {
         let id = store.ensure_org(org).await.unwrap().id;
         let connection = StoredConnection {
             refresh_token_sealed: "v1:sealed".to_owned(),
@@ -504,14 +510,87 @@ async fn sqlite_stores_times_as_the_rfc3339_text_it_always_has() {
             connected_at: parse_rfc3339(at).unwrap(),
         };
         store.save_connection(id, &connection).await.unwrap();
-        assert_eq!(store.connection(id).await.unwrap(), Some(connection));
-        stored.push(text);
+        assert_eq!(
+            store.connection(id).await.unwrap(),
+            Some(connection.clone())
+        );
+        connections.push((id, connection));
     }
     let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-    let texts: Vec<String> =
-        sqlx::query_scalar("SELECT connected_at FROM org_credentials ORDER BY org_id")
+    let texts = || async {
+        sqlx::query_scalar::<_, String>("SELECT connected_at FROM org_credentials ORDER BY org_id")
             .fetch_all(&pool)
             .await
+            .unwrap()
+    };
+    let fixed: Vec<&str> = cases.iter().map(|(_, _, text)| *text).collect();
+    assert_eq!(texts().await, fixed);
+
+    // A database from before 0014 holds the trimmed form; the migration makes it fixed-width.
+    for (trimmed, (id, _)) in [
+        "2026-11-01T10:00:00Z",
+        "2026-11-01T10:00:00.12Z",
+        "2026-11-01T10:00:00.5Z",
+        "2026-11-01T10:00:00.123456789Z",
+    ]
+    .iter()
+    .zip(&connections)
+    {
+        sqlx::query("UPDATE org_credentials SET connected_at = ? WHERE org_id = ?")
+            .bind(*trimmed)
+            .bind(id.0)
+            .execute(&pool)
+            .await
             .unwrap();
-    assert_eq!(texts, stored);
+    }
+    let migration = std::fs::read_to_string(format!(
+        "{}/migrations/sqlite/0014_fixed_width_times.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    sqlx::raw_sql(&migration).execute(&pool).await.unwrap();
+    assert_eq!(texts().await, fixed);
+    for (id, connection) in &connections {
+        assert_eq!(
+            store.connection(*id).await.unwrap().as_ref(),
+            Some(connection)
+        );
+    }
+}
+
+/// Times compare as times on both backends, also within one second: a bound of 10:00:00 is
+/// before 10:00:00.5, and 10:00:00.12 before 10:00:00.123 (as trimmed text neither was).
+#[tokio::test]
+async fn times_within_one_second_compare_as_times() {
+    use provost::store::{OAuthState, StateLimits};
+    on_each_backend(|store| async move {
+        let state = |created_at: &str| OAuthState {
+            org_name: "production".to_owned(),
+            code_verifier_sealed: "v1:verifier".to_owned(),
+            redirect_uri: "http://127.0.0.1:8080/api/integrations/callback/salesforce".to_owned(),
+            created_at: parse_rfc3339(created_at).unwrap(),
+            started_by: "ops-admin".to_owned(),
+            replace_confirmed: false,
+        };
+        let limits = |open_since: &str| StateLimits {
+            forget_before: parse_rfc3339("2026-11-01T09:00:00Z").unwrap(),
+            open_since: parse_rfc3339(open_since).unwrap(),
+            most_open: 1,
+        };
+        // Half a second after the bound: under way, so a second start is refused.
+        let first = state("2026-11-01T10:00:00.5Z");
+        let bound = limits("2026-11-01T10:00:00Z");
+        assert!(store.insert_oauth_state("a", &first, bound).await.unwrap());
+        assert!(
+            !store.insert_oauth_state("b", &first, bound).await.unwrap(),
+            "a state made at 10:00:00.5 is open since 10:00:00"
+        );
+        // Before the bound by 3 ms: not under way, so another start is accepted.
+        let bound = limits("2026-11-01T10:00:00.503Z");
+        assert!(
+            store.insert_oauth_state("c", &first, bound).await.unwrap(),
+            "a state made at 10:00:00.5 is not open since 10:00:00.503"
+        );
+    })
+    .await;
 }
