@@ -15,11 +15,13 @@ pub async fn run(args: SyncArgs, config: Config) -> anyhow::Result<Outcome> {
         Some(SyncCommand::Status { org, limit, json }) => {
             let mut lines = Vec::new();
             for org in selected(&config, org.as_deref()) {
-                let runs = match store.find_org(&org.name).await? {
-                    Some(record) => store.list_sync_runs(record.id, limit).await?,
-                    None => Vec::new(),
+                let (runs, health) = match store.find_org(&org.name).await? {
+                    Some(record) => (
+                        store.list_sync_runs(record.id, limit).await?,
+                        status::org_health(store.as_ref(), record.id).await?,
+                    ),
+                    None => (Vec::new(), status::health(&[])),
                 };
-                let health = status::health(&runs);
                 if json {
                     lines.push(serde_json::to_string(&serde_json::json!({
                         "org": org.name, "runs": runs, "health": health,

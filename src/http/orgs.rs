@@ -101,7 +101,7 @@ async fn sync_runs(
     }
     let org = org(&state, &name).await?;
     let runs = state.store.list_sync_runs(org.id, limit).await?;
-    let health = status::health(&runs);
+    let health = status::org_health(state.store.as_ref(), org.id).await?;
     let runs: Vec<Value> = runs
         .iter()
         .map(|run| {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use provost_connector::preflight::PreflightReport;
+use provost_connector::preflight::{PreflightReport, Status};
 use provost_salesforce::reader::{ReadOptions, SalesforceReader};
 
 use crate::config::{Config, OrgConfig};
@@ -43,7 +43,9 @@ pub async fn reader_for(
     ))
 }
 
-/// Runs the preflight (unless `skip_preflight`) and then a sync of `org`.
+/// Runs the preflight (unless `skip_preflight`) and then a sync of `org`. A sync that cannot
+/// start (the preflight fails, Salesforce cannot be reached, credentials are missing) is
+/// recorded as a failed run with its reason, so the history, health and webhooks say so.
 pub async fn sync_org(
     config: &Config,
     org: &OrgConfig,
@@ -52,6 +54,54 @@ pub async fn sync_org(
     skip_preflight: bool,
     observer: &dyn Observer,
 ) -> Result<Finished, OrgSyncError> {
+    let record = store
+        .ensure_org(&org.name)
+        .await
+        .with_context(|| format!("recording org `{}` in the store", org.name))?;
+    let reader = match start(config, org, store, skip_preflight).await {
+        Ok(reader) => reader,
+        Err(err) => {
+            let reason = not_started_reason(&err);
+            let event = crate::sync::failed_event(
+                &org.name,
+                request.mode,
+                &request.started_by,
+                None,
+                &reason,
+            );
+            match store
+                .record_unstarted_sync_run(
+                    record.id,
+                    request.mode,
+                    &request.started_by,
+                    &reason,
+                    &event,
+                )
+                .await
+            {
+                Ok(run) => {
+                    tracing::warn!(org = %org.name, run = %run.id, error = %reason, "the sync did not start")
+                }
+                Err(store_err) => {
+                    tracing::warn!(org = %org.name, error = %store_err, "recording a sync that did not start failed")
+                }
+            }
+            return Err(err);
+        }
+    };
+    let finished = crate::sync::run(store, &record, &reader, request, observer).await?;
+    let secrets = super::preflight::secrets_for(config, org)?;
+    super::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
+    Ok(finished)
+}
+
+/// The gate before a sync: the preflight (unless skipped) and a reader.
+async fn start(
+    config: &Config,
+    org: &OrgConfig,
+    store: &Arc<dyn Store>,
+    skip_preflight: bool,
+) -> Result<SalesforceReader, OrgSyncError> {
     if !skip_preflight {
         let secrets = super::preflight::secrets_for(config, org)?;
         let report = super::preflight::run(org, store, secrets.as_ref()).await?;
@@ -62,15 +112,42 @@ pub async fn sync_org(
             });
         }
     }
-    let record = store
-        .ensure_org(&org.name)
-        .await
-        .with_context(|| format!("recording org `{}` in the store", org.name))?;
-    let reader = reader_for(config, org, store).await?;
-    let finished = crate::sync::run(store, &record, &reader, request, observer).await?;
-    let secrets = super::preflight::secrets_for(config, org)?;
-    super::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
-    Ok(finished)
+    Ok(reader_for(config, org, store).await?)
+}
+
+/// Why a sync did not start, as its run records it: the failed required checks of a
+/// preflight (each with its remedy), or the error.
+fn not_started_reason(err: &OrgSyncError) -> String {
+    match err {
+        OrgSyncError::Preflight { report, .. } => {
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|check| check.required && check.status == Status::Fail)
+                .map(|check| match &check.remedy {
+                    Some(remedy) => format!("{} ({}; {remedy})", check.id, check.detail),
+                    None => format!("{} ({})", check.id, check.detail),
+                })
+                .collect();
+            format!("did not start: the preflight failed: {}", failed.join("; "))
+        }
+        other => format!("did not start: {}", error_chain(other)),
+    }
+}
+
+/// An error with its causes, as one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The request for a configured org.

@@ -187,7 +187,7 @@ pub(super) fn chain(
 impl SqlStore {
     /// Appends `events` to the audit chain inside `tx`. The head row is updated first, so
     /// concurrent appenders queue on it and each entry links to the one before.
-    async fn append_audit_in(
+    pub(super) async fn append_audit_in(
         tx: &mut super::sql::Tx,
         events: &[crate::audit::AuditEvent],
     ) -> Result<(), StoreError> {

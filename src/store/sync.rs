@@ -374,6 +374,13 @@ pub trait SyncStore: Send + Sync {
     async fn sync_run(&self, run: RunId) -> Result<Option<SyncRun>, StoreError>;
     /// The org's runs, newest first.
     async fn list_sync_runs(&self, org: OrgId, limit: u32) -> Result<Vec<SyncRun>, StoreError>;
+    /// The org's runs started at or after `since`, newest first, at most `limit`.
+    async fn sync_runs_since(
+        &self,
+        org: OrgId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, StoreError>;
     async fn sync_resources(&self, run: RunId) -> Result<Vec<ResourceState>, StoreError>;
     /// Saves a run's status, counts, API figures and error.
     async fn save_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
@@ -387,7 +394,23 @@ pub trait SyncStore: Send + Sync {
     /// Drops what a run staged for one resource and rewinds its checkpoint to the start.
     async fn restart_sync_resource(&self, run: RunId, resource: &str) -> Result<(), StoreError>;
     /// Ends a run as failed and drops everything it staged: the stored state stays as it was.
-    async fn fail_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// `event` (the `sync_failed` audit entry, which webhooks send as `sync.failed`) is
+    /// appended in the same transaction.
+    async fn fail_sync_run(
+        &self,
+        run: &SyncRun,
+        event: Option<&crate::audit::AuditEvent>,
+    ) -> Result<(), StoreError>;
+    /// Records a run that could not start (its preflight failed, Salesforce could not be
+    /// reached, its credentials are missing) as failed with `error`, and `event` with it.
+    async fn record_unstarted_sync_run(
+        &self,
+        org: OrgId,
+        mode: SyncMode,
+        started_by: &str,
+        error: &str,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<SyncRun, StoreError>;
     /// Applies a run's staged changes to the stored model, stores its watermarks and marks it
     /// succeeded, in one transaction. `false` (and nothing applied) when `holder` lost the lock.
     async fn commit_sync_run(

@@ -349,6 +349,27 @@ impl super::sync::SyncStore for SqlStore {
             .collect()
     }
 
+    async fn sync_runs_since(
+        &self,
+        org: OrgId,
+        since: provost_connector::times::Timestamp,
+        limit: u32,
+    ) -> Result<Vec<super::sync::SyncRun>, StoreError> {
+        let rows: Vec<RunRow> = sql(format!(
+            "SELECT {} FROM sync_runs WHERE org_id = $1 AND started_at >= $2 \
+                 ORDER BY id DESC LIMIT $3",
+            RUN_COLUMNS
+        ))
+        .bind(org.0)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(super::sync::SyncRun::try_from)
+            .collect()
+    }
+
     async fn sync_resources(
         &self,
         run: super::sync::RunId,
@@ -473,7 +494,11 @@ impl super::sync::SyncStore for SqlStore {
         Ok(())
     }
 
-    async fn fail_sync_run(&self, run: &super::sync::SyncRun) -> Result<(), StoreError> {
+    async fn fail_sync_run(
+        &self,
+        run: &super::sync::SyncRun,
+        event: Option<&crate::audit::AuditEvent>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sql("DELETE FROM changes WHERE run_id = $1")
             .bind(run.id.0)
@@ -494,8 +519,47 @@ impl super::sync::SyncStore for SqlStore {
         .bind(run.error.as_deref())
         .execute(&mut tx)
         .await?;
+        if let Some(event) = event {
+            Self::append_audit_in(&mut tx, std::slice::from_ref(event)).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_unstarted_sync_run(
+        &self,
+        org: OrgId,
+        mode: super::sync::SyncMode,
+        started_by: &str,
+        error: &str,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<super::sync::SyncRun, StoreError> {
+        let now = chrono::Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let (id,): (i64,) = sql(
+            "INSERT INTO sync_runs (org_id, mode, started_by, status, started_at, updated_at, \
+                 finished_at, attempts, error) \
+                 VALUES ($1, $2, $3, 'failed', $4, $4, $4, 0, $5) RETURNING id",
+        )
+        .bind(org.0)
+        .bind(mode_name(mode))
+        .bind(started_by)
+        .bind(now)
+        .bind(error)
+        .fetch_one(&mut tx)
+        .await?;
+        let mut event = event.clone();
+        if let Some(data) = event.data.as_object_mut() {
+            data.insert("run".to_owned(), serde_json::json!(id));
+        }
+        Self::append_audit_in(&mut tx, &[event]).await?;
+        tx.commit().await?;
+        self.sync_run(super::sync::RunId(id))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "sync run",
+                detail: format!("run {id} vanished after it was recorded"),
+            })
     }
 
     async fn commit_sync_run(

@@ -197,7 +197,7 @@ async fn locked_run(
         Some(previous) if request.mode == SyncMode::Full && previous.mode != SyncMode::Full => {
             let mut previous = previous;
             previous.error = Some("superseded by a full sync before it completed".to_owned());
-            store.fail_sync_run(&previous).await?;
+            store.fail_sync_run(&previous, None).await?;
             new_run(store, org, types, request).await?
         }
         Some(mut previous) => {
@@ -230,7 +230,7 @@ async fn locked_run(
                 "the run reads `{}`, which this connector no longer offers; start a full sync",
                 state.resource
             );
-            return fail(store, run, message).await;
+            return fail(store, org, run, message).await;
         };
         observer.resource_started(resource, &state);
         let mut restarted = false;
@@ -288,11 +288,17 @@ async fn locked_run(
                 }
                 Some(Stop::Read(err)) => {
                     record_api(&mut run, connector, calls_before, api_calls_before);
-                    return fail(store, run, format!("reading {}: {err}", resource.label)).await;
+                    return fail(
+                        store,
+                        org,
+                        run,
+                        format!("reading {}: {err}", resource.label),
+                    )
+                    .await;
                 }
                 Some(Stop::Contract(message)) => {
                     record_api(&mut run, connector, calls_before, api_calls_before);
-                    return fail(store, run, message).await;
+                    return fail(store, org, run, message).await;
                 }
             }
         }
@@ -555,15 +561,43 @@ fn record_api(run: &mut SyncRun, connector: &dyn Connector, calls_before: u64, a
 
 async fn fail(
     store: &Arc<dyn Store>,
+    org: &OrgRecord,
     mut run: SyncRun,
     message: String,
 ) -> Result<SyncRun, SyncError> {
     tracing::warn!(run = %run.id, %message, "sync failed; the stored state is unchanged");
     run.status = RunStatus::Failed;
     run.finished_at = Some(chrono::Utc::now());
+    let event = failed_event(&org.name, run.mode, &run.started_by, Some(run.id), &message);
     run.error = Some(message);
-    store.fail_sync_run(&run).await?;
+    store.fail_sync_run(&run, Some(&event)).await?;
     Ok(run)
+}
+
+/// The audit entry of a run that failed or could not start (`run` is `None` until the store
+/// has recorded it); webhooks send it as `sync.failed`.
+pub fn failed_event(
+    org: &str,
+    mode: SyncMode,
+    started_by: &str,
+    run: Option<RunId>,
+    error: &str,
+) -> crate::audit::AuditEvent {
+    let mut data = serde_json::json!({
+        "mode": mode.as_str(),
+        "started_by": started_by,
+        "error": error,
+    });
+    if let Some(run) = run {
+        data["run"] = serde_json::json!(run.0);
+    }
+    crate::audit::AuditEvent {
+        actor: format!("sync:{started_by}"),
+        org: Some(org.to_owned()),
+        request_id: None,
+        event: "sync_failed".to_owned(),
+        data,
+    }
 }
 
 async fn pause(

@@ -1,4 +1,5 @@
-//! Webhooks: access-request state changes sent to configured URLs, signed with HMAC-SHA256.
+//! Webhooks: access-request state changes, and syncs that failed or could not start, sent to
+//! configured URLs, signed with HMAC-SHA256.
 //!
 //! Notifications are made from the audit log's request entries, which are written in the same
 //! transaction as the state changes: a change cannot happen without its notification being
@@ -24,7 +25,7 @@ use crate::audit::AuditEntry;
 use crate::provisioning::request::AccessRequest;
 
 /// The event types a webhook can be sent, and the audit events they come from.
-const EVENTS: [(&str, &str); 11] = [
+const EVENTS: [(&str, &str); 12] = [
     ("request_created", "request.created"),
     ("request_approved", "request.approved"),
     ("request_rejected", "request.rejected"),
@@ -36,11 +37,12 @@ const EVENTS: [(&str, &str); 11] = [
     ("expiring", "request.expiring"),
     ("expiry_retry_scheduled", "request.expiry_retry_scheduled"),
     ("request_expired", "request.expired"),
+    ("sync_failed", "sync.failed"),
 ];
 
 /// Every event type, as named in `[[webhooks]] events`.
-pub const EVENT_TYPES: [&str; 11] = {
-    let mut names = [""; 11];
+pub const EVENT_TYPES: [&str; 12] = {
+    let mut names = [""; 12];
     let mut i = 0;
     while i < EVENTS.len() {
         names[i] = EVENTS[i].1;
@@ -49,14 +51,15 @@ pub const EVENT_TYPES: [&str; 11] = {
     names
 };
 
-/// The event type an audit entry is sent as; `None` for entries that are not a request's
-/// state change (a Salesforce write, a token change).
+/// The event type an audit entry is sent as; `None` for entries that are neither a request's
+/// state change nor a failed sync (a Salesforce write, a token change).
 pub fn event_type(entry: &AuditEntry) -> Option<&'static str> {
-    entry.request_id?;
-    EVENTS
-        .iter()
-        .find(|(audit, _)| *audit == entry.event)
-        .map(|(_, event)| *event)
+    let (_, event) = EVENTS.iter().find(|(audit, _)| *audit == entry.event)?;
+    // A request's events name their request; a sync's stand alone (`request` is null).
+    if event.starts_with("request.") && entry.request_id.is_none() {
+        return None;
+    }
+    Some(event)
 }
 
 /// The JSON body sent for `entry`, with the request as it is now (`None` when it is gone).
@@ -158,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn only_request_state_changes_are_events() {
+    fn request_state_changes_and_failed_syncs_are_events() {
         let entry = |event: &str, request_id: Option<i64>| AuditEntry {
             seq: 1,
             at: provost_connector::times::Timestamp::UNIX_EPOCH,
@@ -180,7 +183,18 @@ mod tests {
         );
         assert_eq!(event_type(&entry("salesforce_write_sent", None)), None);
         assert_eq!(event_type(&entry("token_created", None)), None);
+        assert_eq!(
+            event_type(&entry("request_completed", None)),
+            None,
+            "a request's event without its request"
+        );
+        assert_eq!(event_type(&entry("sync_failed", None)), Some("sync.failed"));
         assert_eq!(EVENT_TYPES.len(), EVENTS.len());
-        assert!(EVENT_TYPES.iter().all(|t| t.starts_with("request.")));
+        assert!(EVENT_TYPES
+            .iter()
+            .all(|t| t.starts_with("request.") || *t == "sync.failed"));
+        let body = payload(&entry("sync_failed", None), "sync.failed", None);
+        assert_eq!(body["type"], "sync.failed");
+        assert_eq!(body["request"], Value::Null);
     }
 }

@@ -523,17 +523,51 @@ async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_g
     assert_eq!(lines[0]["org"], "acme");
     assert_eq!(lines[0]["runs"].as_array().unwrap().len(), 2);
     assert_eq!(lines[0]["health"]["success_rate"], 1.0);
-    assert_eq!(
-        lines[1]["runs"].as_array().unwrap().len(),
-        0,
-        "ghost never ran"
+    assert_eq!(lines[0]["health"]["failing"], false);
+    // A sync that did not start is a failed run with its reason, and health says so.
+    let ghost = &lines[1];
+    let runs = ghost["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{ghost}");
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["api_calls"], 0);
+    let error = runs[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("did not start: the preflight failed: authentication"),
+        "{error}"
     );
+    assert_eq!(ghost["health"]["success_rate"], 0.0);
+    assert_eq!(ghost["health"]["failed_runs"], 1);
+    assert_eq!(ghost["health"]["failing"], true);
+    assert_eq!(ghost["health"]["last_error"], error);
+    assert!(ghost["health"]["last_failure_at"].is_string());
 
-    let output = run_provost(dir.path(), &["sync", "status"]).await;
+    // Health does not change with how much of the history is listed.
+    let output = run_provost(
+        dir.path(),
+        &["sync", "status", "--org", "acme", "--limit", "1"],
+    )
+    .await;
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        text.contains("success rate 100% over 2 finished run(s)"),
+        text.contains("last 7 days: 2 run(s), 2 finished, 0 failed; success rate 100%"),
         "{text}"
+    );
+    let output = run_provost(dir.path(), &["sync", "status", "--org", "ghost"]).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("1 failed; success rate 0%")
+            && text.contains("last failure (")
+            && text.contains("FAILING: the latest run failed; no success in the last 7 days"),
+        "{text}"
+    );
+
+    // It is in the audit log, which webhooks send as `sync.failed`.
+    let output = run_provost(dir.path(), &["audit", "export"]).await;
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.lines()
+            .any(|line| line.contains("\"sync_failed\"") && line.contains("ghost")),
+        "{log}"
     );
 
     let output = run_provost(dir.path(), &["sync", "--org", "nope"]).await;

@@ -278,15 +278,26 @@ fn sync_runs() -> Value {
     );
     let health = object(
         json!({
+            "window_days": {"type": "integer", "description": "health is over the runs started in the last this many days, whatever `limit` lists"},
+            "runs": {"type": "integer"},
             "finished_runs": {"type": "integer"},
+            "failed_runs": {"type": "integer", "description": "including syncs that could not start"},
             "success_rate": nullable("number"),
             "average_duration_seconds": nullable("number"),
             "last_success_at": nullable_time(),
+            "last_failure_at": nullable_time(),
             "last_error": nullable("string"),
+            "failing": {"type": "boolean", "description": "the latest finished run failed"},
             "api_used": nullable("integer"),
             "api_limit": nullable("integer"),
         }),
-        &["finished_runs"],
+        &[
+            "window_days",
+            "runs",
+            "finished_runs",
+            "failed_runs",
+            "failing",
+        ],
     );
     object(
         json!({
