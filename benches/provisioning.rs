@@ -242,6 +242,7 @@ async fn setup(rounds: usize) -> Bench {
         config: config.clone(),
         secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
         work: work.clone(),
+        metrics: provost::metrics::Metrics::new(),
     };
     tokio::spawn(http::serve(listener, state, std::future::pending()));
     let token = provost::tokens::generate();

@@ -336,6 +336,7 @@ fn main() {
             config: config.clone(),
             secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
             work: Arc::new(tokio::sync::Notify::new()),
+            metrics: provost::metrics::Metrics::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = format!("http://{}", listener.local_addr().unwrap());

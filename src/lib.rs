@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod org;
 pub mod provisioning;
 pub mod reports;

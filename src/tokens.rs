@@ -19,17 +19,20 @@ pub enum Scope {
     RequestsWrite,
     RequestsApprove,
     ReportsRead,
+    /// `GET /metrics`, for a Prometheus scraper.
+    MetricsRead,
     /// Everything, including what no other scope names.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::ScimRead,
         Scope::ScimWrite,
         Scope::RequestsWrite,
         Scope::RequestsApprove,
         Scope::ReportsRead,
+        Scope::MetricsRead,
         Scope::Admin,
     ];
 
@@ -40,6 +43,7 @@ impl Scope {
             Scope::RequestsWrite => "requests:write",
             Scope::RequestsApprove => "requests:approve",
             Scope::ReportsRead => "reports:read",
+            Scope::MetricsRead => "metrics:read",
             Scope::Admin => "admin",
         }
     }

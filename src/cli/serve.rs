@@ -55,6 +55,7 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         config,
         secrets: Arc::new(secrets),
         work,
+        metrics: crate::metrics::Metrics::new(),
     };
     let served = http::serve(listener, state, shutdown).await;
     for task in tasks {

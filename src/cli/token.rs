@@ -14,7 +14,7 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// Comma-separated: scim:read, scim:write, requests:write, requests:approve,
-        /// reports:read, admin.
+        /// reports:read, metrics:read, admin.
         #[arg(long)]
         scopes: String,
     },

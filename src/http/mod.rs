@@ -6,6 +6,7 @@ pub mod auth;
 mod error;
 mod health;
 pub mod integrations;
+mod metrics;
 pub mod openapi;
 mod orgs;
 mod reports;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     /// Wakes the executor when a request is approved.
     pub work: Arc<tokio::sync::Notify>,
+    /// What this process counts as it serves, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Whether a request's body is declared as JSON: `application/json`, `application/scim+json`
@@ -93,6 +96,7 @@ pub(crate) fn in_range(
 pub fn routes() -> openapi::Routes {
     openapi::Routes::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(integrations::routes())
         .merge(orgs::routes())
         .merge(requests::routes())
@@ -111,7 +115,10 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_seconds);
     routes()
         .into_router(&state.config.server.public_url())
-        .route_layer(axum::middleware::from_fn(record_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            record_route,
+        ))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state.clone())
         // For the route guards (`auth::guard`), which run before the handler's extractors.
@@ -158,14 +165,25 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-/// Records the matched route's template on the request's span.
+/// Records the matched route's template on the request's span, and counts the answer by
+/// route template, method and status.
 async fn record_route(
+    axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
     route: axum::extract::MatchedPath,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     tracing::Span::current().record("route", route.as_str());
-    next.run(request).await
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.observe_http(
+        route.as_str(),
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// The org a path names (`/orgs/NAME/...` or `/api/v1/orgs/NAME/...`), for log lines.

@@ -223,6 +223,9 @@ pub trait Store:
     /// Round-trips a trivial query: the database is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The connection pool's use, now.
+    fn pool_usage(&self) -> PoolUsage;
+
     /// Closes the pool; later calls fail. Used at shutdown.
     async fn close(&self);
 
@@ -285,6 +288,16 @@ pub trait Store:
 
 /// The store on either database: every query is written once, run through [`sql`] on the
 /// database's own driver.
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open, idle or in use.
+    pub open: u32,
+    pub idle: u32,
+    /// The most it may open (`database.max_connections`).
+    pub max: u32,
+}
+
 pub struct SqlStore {
     pool: sql::Pool,
     /// Orgs never change once stored, so each is read once.

@@ -178,6 +178,8 @@ pub trait ProvisioningStore: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// The soonest time work will be due for `org` (approved, retrying, or a grant expiring).
     async fn next_due(&self, org: OrgId) -> Result<Option<Timestamp>, StoreError>;
+    /// How many of `org`'s requests are in each state, and the oldest last change of each.
+    async fn request_counts(&self, org: OrgId) -> Result<Vec<RequestCount>, StoreError>;
 
     /// Appends entries to the audit log on their own (a write to Salesforce, a token change).
     async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
@@ -191,4 +193,14 @@ pub trait ProvisioningStore: Send + Sync {
     async fn request_audit(&self, request_id: i64) -> Result<Vec<AuditEntry>, StoreError>;
     /// The head of the chain: the last sequence number and hash.
     async fn audit_head(&self) -> Result<(i64, String), StoreError>;
+}
+
+/// How many of an org's requests are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestCount {
+    pub state: String,
+    pub count: i64,
+    /// The longest-standing one's last change: for `approved`, how long the executor's queue
+    /// has waited.
+    pub oldest_update: Option<Timestamp>,
 }

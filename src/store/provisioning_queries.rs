@@ -804,6 +804,29 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         row.map(TryInto::try_into).transpose()
     }
 
+    async fn request_counts(
+        &self,
+        org: OrgId,
+    ) -> Result<Vec<super::provisioning::RequestCount>, StoreError> {
+        let rows: Vec<(String, i64, Option<provost_connector::times::Timestamp>)> = sql(
+            "SELECT state, COUNT(*), MIN(updated_at) FROM access_requests WHERE org_id = $1 \
+                 GROUP BY state ORDER BY state",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(state, count, oldest_update)| super::provisioning::RequestCount {
+                    state,
+                    count,
+                    oldest_update,
+                },
+            )
+            .collect())
+    }
+
     async fn list_requests(
         &self,
         org: OrgId,

@@ -235,6 +235,10 @@ impl super::Store for SqlStore {
         Ok(())
     }
 
+    fn pool_usage(&self) -> super::PoolUsage {
+        self.pool.usage()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

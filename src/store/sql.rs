@@ -47,6 +47,27 @@ impl Pool {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+
+    /// How many connections the pool holds, how many of them are idle, and its maximum.
+    pub(super) fn usage(&self) -> super::PoolUsage {
+        let (open, idle, max) = match self {
+            Pool::Sqlite(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+            Pool::Postgres(pool) => (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            ),
+        };
+        super::PoolUsage {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
 }
 
 /// A transaction; dropped without [`Tx::commit`], it rolls back.

@@ -48,9 +48,13 @@ pub fn duration_seconds(run: &SyncRun) -> Option<f64> {
 
 /// The health of `org` over the window, read from the store.
 pub async fn org_health(store: &dyn Store, org: OrgId) -> Result<Health, StoreError> {
+    Ok(health(&window_runs(store, org).await?))
+}
+
+/// The runs of `org` started in the window, newest first.
+pub async fn window_runs(store: &dyn Store, org: OrgId) -> Result<Vec<SyncRun>, StoreError> {
     let since = chrono::Utc::now() - chrono::TimeDelta::days(HEALTH_WINDOW_DAYS);
-    let runs = store.sync_runs_since(org, since, HEALTH_MOST_RUNS).await?;
-    Ok(health(&runs))
+    store.sync_runs_since(org, since, HEALTH_MOST_RUNS).await
 }
 
 /// Health over `runs`: the window's runs, newest first.

@@ -36,6 +36,7 @@ impl TestServer {
             config: Arc::new(config(&base)),
             secrets: Arc::new(secrets),
             work: Arc::new(tokio::sync::Notify::new()),
+            metrics: provost::metrics::Metrics::new(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, state, async {
@@ -633,6 +634,134 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             .await
             .unwrap();
         assert_eq!(one["changes"].as_array().unwrap().len(), 1);
+
+        // Metrics: for a metrics:read token only, by route template, with the store's figures.
+        let scrape = |client: reqwest::Client| {
+            let url = format!("{}/metrics", server.base);
+            async move { client.get(url).send().await.unwrap() }
+        };
+        assert_eq!(scrape(anonymous.clone()).await.status().as_u16(), 401);
+        assert_eq!(scrape(http.clone()).await.status().as_u16(), 403);
+        let prometheus =
+            crate::helpers::bearer_client(&store, "prometheus", &["metrics:read"]).await;
+        let response = scrape(prometheus.clone()).await;
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        let text = response.text().await.unwrap();
+        let value = |text: &str, series: &str| -> f64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value(&text, r#"provost_sync_failing{org="acme"}"#), 0.0);
+        assert_eq!(
+            value(&text, r#"provost_sync_runs{org="acme",state="succeeded"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"provost_sync_runs{org="acme",state="failed"}"#),
+            0.0
+        );
+        let ended = value(
+            &text,
+            r#"provost_sync_last_success_timestamp_seconds{org="acme"}"#,
+        );
+        assert!((ended - run.finished_at.unwrap().timestamp() as f64).abs() < 1.0);
+        assert_eq!(
+            value(&text, r#"provost_sync_last_api_calls{org="acme"}"#),
+            run.api_calls as f64
+        );
+        assert!(value(&text, r#"provost_salesforce_api_limit{org="acme"}"#) > 0.0);
+        assert_eq!(
+            value(
+                &text,
+                r#"provost_executor_oldest_approved_seconds{org="acme"}"#
+            ),
+            0.0
+        );
+        assert_eq!(value(&text, "provost_db_pool_max_connections"), 4.0);
+        assert!(
+            value(
+                &text,
+                r#"provost_http_requests_total{route="/api/v1/orgs/{org}/sync-runs",method="GET",status="200"}"#
+            ) >= 1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"provost_http_requests_total{route="/api/v1/orgs/{org}/sync-runs",method="GET",status="403"}"#
+            ),
+            1.0
+        );
+        assert!(
+            value(
+                &text,
+                r#"provost_http_request_duration_seconds_count{route="/api/v1/orgs/{org}/sync-runs",method="GET"}"#
+            ) >= 2.0
+        );
+        assert!(
+            !text.contains("/orgs/acme/"),
+            "labels carry route templates, never paths:\n{text}"
+        );
+        assert!(text.trim_end().ends_with("# EOF"));
+        // The example alert rules and dashboard name only metrics that exist.
+        let served = provost::metrics::names_in(&text);
+        for file in [
+            "docs/monitoring/provost-alerts.yml",
+            "docs/monitoring/grafana-dashboard.json",
+        ] {
+            let content =
+                std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            let mut named: Vec<&str> = content
+                .match_indices("provost_")
+                .map(|(at, _)| {
+                    let rest = &content[at..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            assert!(named.len() >= 5, "{file} names {named:?}");
+            for name in named {
+                assert!(
+                    served.iter().any(|s| s == name),
+                    "{file} names `{name}`, which /metrics does not serve"
+                );
+            }
+        }
+
+        // A sync that could not start makes the org failing.
+        let event = provost::sync::failed_event(
+            "acme",
+            SyncMode::Incremental,
+            "test",
+            None,
+            "did not start: test",
+        );
+        store
+            .record_unstarted_sync_run(
+                record.id,
+                SyncMode::Incremental,
+                "test",
+                "did not start: test",
+                &event,
+            )
+            .await
+            .unwrap();
+        let text = scrape(prometheus.clone()).await.text().await.unwrap();
+        assert_eq!(value(&text, r#"provost_sync_failing{org="acme"}"#), 1.0);
+        assert_eq!(
+            value(&text, r#"provost_sync_runs{org="acme",state="failed"}"#),
+            1.0
+        );
 
         for (path, status) in [
             ("/api/v1/orgs/nope/sync-runs", 404),

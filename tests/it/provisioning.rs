@@ -113,6 +113,7 @@ impl Fixture {
             config: config.clone(),
             secrets: Arc::new(SecretBox::load(&config.secrets.key_file).unwrap()),
             work: work.clone(),
+            metrics: provost::metrics::Metrics::new(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(http::serve(listener, state, async {

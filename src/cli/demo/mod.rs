@@ -173,6 +173,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         config,
         secrets: Arc::new(secrets),
         work,
+        metrics: crate::metrics::Metrics::new(),
     };
     let served = http::serve(listener, state, http::shutdown_signal()).await;
     for task in tasks {

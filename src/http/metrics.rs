@@ -1,0 +1,34 @@
+//! `GET /metrics`: the Prometheus text format (see [`crate::metrics`]).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::openapi::{Answer, Operation, Routes};
+use super::{ApiError, AppState};
+use crate::tokens::Scope;
+
+pub fn routes() -> Routes {
+    Routes::new().get(
+        "/metrics",
+        metrics,
+        Operation::new(
+            "Health",
+            "Metrics in the Prometheus (OpenMetrics) text format: HTTP requests and latency by route, each org's syncs, API usage, access requests by state, the executor's queue, webhooks and the database pool",
+        )
+        .scope(Scope::MetricsRead)
+        .answer(Answer::new(200, "The metrics.").content(
+            "application/openmetrics-text",
+            json!({"type": "string"}),
+        )),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state
+        .metrics
+        .render(state.store.as_ref(), &state.config)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text))
+}
