@@ -131,6 +131,7 @@ pub fn main() -> ExitCode {
         config.log.format = format;
     }
     crate::telemetry::init(config.log.format, &config.log.filter);
+    let log_format = config.log.format;
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -139,11 +140,16 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Command::Preflight { org, .. } | Command::Connect { org, .. } = &cli.command {
-        if let Err(message) = config.org(org) {
-            eprintln!("provost: {message}");
-            return ExitCode::from(2);
-        }
+    // An org the configuration does not name is a wrong command line: exit 2, whatever the
+    // command.
+    let named_org = match &cli.command {
+        Command::Preflight { org, .. } | Command::Connect { org, .. } => Some(org.as_str()),
+        Command::Report { command } => command.org(),
+        _ => None,
+    };
+    if let Some(Err(message)) = named_org.map(|name| config.org(name)) {
+        eprintln!("provost: {message}");
+        return ExitCode::from(2);
     }
     if let Command::Sync(sync::SyncArgs { org, command, .. }) = &cli.command {
         let named = match command {
@@ -166,8 +172,12 @@ pub fn main() -> ExitCode {
         // was written whole; nothing failed that it cares about.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "command failed");
-            eprintln!("provost: {err:#}");
+            // Once: as a JSON log line for collectors, or as one line for a person.
+            let message = crate::util::error_line(err.as_ref());
+            match log_format {
+                LogFormat::Json => tracing::error!(error = %message, "command failed"),
+                LogFormat::Pretty => eprintln!("provost: {message}"),
+            }
             ExitCode::FAILURE
         }
     }

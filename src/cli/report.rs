@@ -83,6 +83,19 @@ pub enum ReportCommand {
     },
 }
 
+impl ReportCommand {
+    /// The org the report is of (`verify` names none).
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            ReportCommand::Entitlements(args)
+            | ReportCommand::EffectivePermissions { args, .. }
+            | ReportCommand::Changes { args, .. }
+            | ReportCommand::Dormant { args, .. } => Some(&args.org),
+            ReportCommand::Verify { .. } => None,
+        }
+    }
+}
+
 pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outcome> {
     let (report, args, extra) = match command {
         ReportCommand::Verify {

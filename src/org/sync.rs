@@ -131,23 +131,8 @@ fn not_started_reason(err: &OrgSyncError) -> String {
                 .collect();
             format!("did not start: the preflight failed: {}", failed.join("; "))
         }
-        other => format!("did not start: {}", error_chain(other)),
+        other => format!("did not start: {}", crate::util::error_line(other)),
     }
-}
-
-/// An error with its causes, as one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The request for a configured org.

@@ -51,6 +51,11 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("cannot open the {backend} database: {detail}")]
+    Unreachable {
+        backend: &'static str,
+        detail: String,
+    },
     #[error("applying database migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what} refers to something that is not stored (an account or entitlement must be stored before grants of it)")]
@@ -87,7 +92,9 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Duplicate(_) | StoreError::MissingReference { .. } => ErrorKind::Conflict,
-            StoreError::TimedOut(_) | StoreError::Connect { .. } => ErrorKind::Unavailable,
+            StoreError::TimedOut(_)
+            | StoreError::Connect { .. }
+            | StoreError::Unreachable { .. } => ErrorKind::Unavailable,
             StoreError::Database(err) => match err {
                 sqlx::Error::Database(db)
                     if db.is_unique_violation() || db.is_foreign_key_violation() =>

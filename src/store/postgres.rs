@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{Backend, StoreError};
 
@@ -19,13 +19,30 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, S
     let options = PgConnectOptions::from_str(url)
         .map_err(connect_error)?
         .application_name("provost");
+    // One connection first, on its own: the pool would retry a refused connection until its
+    // acquire timeout and then say only "pool timed out", hiding the cause (connection
+    // refused, unknown host, authentication failed, no such database).
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+        .await
+        .map_err(|_| StoreError::Unreachable {
+            backend: Backend::Postgres.name(),
+            detail: format!(
+                "no answer within {} s; check the host, port and firewall",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        })?
+        .map_err(connect_error)?;
+    let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(connect_error)
 }
+
+/// How long opening a connection, or waiting for one of the pool's, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A transaction whose statements stop at a deadline: the server cancels a statement past its
 /// `statement_timeout` whether or not anyone still waits for it, and the transaction (never

@@ -113,6 +113,68 @@ fn migrate_creates_the_default_sqlite_file_in_the_working_directory() {
     assert!(again.status.success());
 }
 
+/// A database that refuses connections: the error names the refusal (not a pool timeout),
+/// once, as a line for a person or as one JSON log line.
+#[test]
+fn a_failing_command_prints_its_real_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens, so the connection is refused at once.
+    std::fs::write(
+        dir.path().join("provost.toml"),
+        "[database]\nurl = \"postgres://postgres@127.0.0.1:1/postgres\"\n",
+    )
+    .unwrap();
+    let output = provost(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].starts_with("provost: ") && lines[0].contains("refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pool timed out"), "{stderr}");
+    assert_eq!(
+        lines[0].matches("refused").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+
+    let output = provost(dir.path())
+        .args(["--log-format", "json", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    let line: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(line["message"], "command failed", "{line}");
+    assert!(
+        line["error"].as_str().unwrap().contains("refused"),
+        "{line}"
+    );
+
+    // An org the configuration does not name is exit 2 for reports too.
+    let output = provost(dir.path())
+        .args([
+            "report",
+            "entitlements",
+            "--org",
+            "nope",
+            "--output",
+            "x.csv",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
     let dir = tempfile::tempdir().unwrap();
