@@ -35,7 +35,10 @@ pub struct EmulatorArgs {
     /// Behave as login.salesforce.com rather than a My Domain (client credentials refused).
     #[arg(long)]
     pub login_host: bool,
-    /// Where to write the connected app's private key (PEM) for the JWT bearer flow.
+    /// The connected app's private key (PEM) for the JWT bearer flow: kept and reused when the
+    /// file exists, written when it does not. Default: provost-emulator-key.pem in the
+    /// temporary directory, so a restarted emulator keeps its key and configurations stay
+    /// valid.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// Faults to start with, as JSON (the same document the admin path's /faults takes).
@@ -54,7 +57,30 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         None => Faults::default(),
     };
     faults.validate().map_err(anyhow::Error::msg)?;
+    let key_file = args
+        .key_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("provost-emulator-key.pem"));
+    let kept_key = match std::fs::read_to_string(&key_file) {
+        Ok(pem) => Some(
+            provost_salesforce_emulator::server::key_pair_from_pem(&pem)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| {
+                    format!(
+                        "the key file {} holds no usable key: delete it (a new key is made) or name another with --key-file",
+                        key_file.display()
+                    )
+                })?,
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("reading the key file {}", key_file.display()))
+        }
+    };
+    let write_key = kept_key.is_none();
     let config = EmulatorConfig {
+        app_key: kept_key,
         org_name: args.org_name.clone(),
         preset: Preset::by_name(&args.preset).expect("clap checked the preset"),
         seed: args.seed,
@@ -81,10 +107,9 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     *emulator.base_url.write() = format!("http://{}", listener.local_addr()?);
 
-    let key_file = args.key_file.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("provost-emulator-{}.pem", std::process::id()))
-    });
-    write_private_key(&key_file, &emulator.app.private_key_pem)?;
+    if write_key {
+        write_private_key(&key_file, &emulator.app.private_key_pem)?;
+    }
     let info = emulator.connection_info(Some(key_file.display().to_string()));
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer(&mut stdout, &info)?;

@@ -349,6 +349,63 @@ async fn emulator_prints_one_json_line_that_lets_a_client_connect() {
     assert_eq!(token.status(), 200);
     child.kill().unwrap();
     let _ = child.wait();
+
+    // Restarted, it keeps the key it wrote: a configuration naming the file stays valid, and
+    // the JWT bearer flow signs with it.
+    let start = || {
+        provost(dir.path())
+            .args([
+                "emulator",
+                "--preset",
+                "small",
+                "--key-file",
+                key_file.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        pem,
+        "the same key"
+    );
+    let client = provost_salesforce::SalesforceClient::new(
+        provost_salesforce::ClientConfig::new(info["login_url"].as_str().unwrap()),
+        provost_salesforce::Credentials::JwtBearer {
+            client_id: info["client_id"].as_str().unwrap().to_owned(),
+            username: info["username"].as_str().unwrap().to_owned(),
+            private_key_pem: provost_connector::secret::Secret::new(pem.clone()),
+        },
+    )
+    .unwrap();
+    client
+        .connect()
+        .await
+        .expect("a JWT signed with the kept key is accepted");
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    // A key file that holds no key is refused, saying what to do; it is not overwritten.
+    std::fs::write(&key_file, "not a key").unwrap();
+    let output = provost(dir.path())
+        .args(["emulator", "--key-file", key_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("holds no usable key: delete it"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), "not a key");
 }
 
 #[test]

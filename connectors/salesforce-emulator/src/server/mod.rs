@@ -30,7 +30,7 @@ use crate::generate::{self, Preset};
 use crate::org::Org;
 use faults::Dice;
 pub use faults::Faults;
-pub use session::Sessions;
+pub use session::{key_pair_from_pem, Sessions};
 
 /// The API versions served, oldest first (`/services/data` lists them).
 pub const API_VERSIONS: &[&str] = &[
@@ -60,6 +60,9 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Set from a fixture's `integration_username`; otherwise the generated integration user.
     pub integration_username: Option<String>,
+    /// The connected app's key pair (private PKCS#8 PEM, public SPKI PEM), as
+    /// [`key_pair_from_pem`] reads a kept key file; a new pair per process when `None`.
+    pub app_key: Option<(String, String)>,
 }
 
 fn build_org(
@@ -92,6 +95,7 @@ impl Default for EmulatorConfig {
             fixture: None,
             faults: Faults::default(),
             integration_username: None,
+            app_key: None,
         }
     }
 }
@@ -157,7 +161,8 @@ impl Emulator {
     ) -> Result<Arc<Emulator>, crate::fixture::FixtureError> {
         let (org, integration_username) = build_org(&config)?;
         config.integration_username = integration_username;
-        let (private_key_pem, public_key_pem) = session::app_key_pair();
+        let (private_key_pem, public_key_pem) =
+            config.app_key.clone().unwrap_or_else(session::app_key_pair);
         let app = ConnectedApp {
             client_id: format!("3MVG9emulator{}", org.organization_id.as_str()),
             client_secret: format!(

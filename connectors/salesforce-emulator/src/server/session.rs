@@ -165,6 +165,17 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then(|| token.trim())
 }
 
+/// The key pair of a private key given as PKCS#8 PEM (a key file kept from an earlier run).
+pub fn key_pair_from_pem(private_pem: &str) -> Result<(String, String), String> {
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(private_pem)
+        .map_err(|err| format!("not a PKCS#8 PEM RSA private key: {err}"))?;
+    let public = rsa::RsaPublicKey::from(&private)
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|err| err.to_string())?;
+    Ok((private_pem.to_owned(), public))
+}
+
 /// The connected app's RSA key pair (PKCS#8 private PEM, SPKI public PEM), made once per process.
 pub fn app_key_pair() -> (String, String) {
     static KEYS: OnceLock<(String, String)> = OnceLock::new();
