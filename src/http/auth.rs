@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::RequestExt;
 
 use super::error::Errors;
 use super::{ApiError, AppState};
@@ -73,13 +74,26 @@ pub(super) async fn guard(
             ));
         }
     }
-    match require(&state, request.headers(), scope).await {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+    let caller = match require(&state, request.headers(), scope).await {
+        Ok(caller) => caller,
+        Err(err) => return refuse(err),
+    };
+    // An org the configuration does not name is 404 before the body or query is read, so a
+    // caller is not told to fix a body for an org that does not exist.
+    if let Ok(params) = request
+        .extract_parts::<axum::extract::RawPathParams>()
+        .await
+    {
+        if let Some((_, org)) = params.iter().find(|(name, _)| *name == "org") {
+            if state.config.org(org).is_err() {
+                return refuse(ApiError::NotFound(format!(
+                    "no org `{org}` is configured; the path takes an [[orgs]] name"
+                )));
+            }
         }
-        Err(err) => refuse(err),
     }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 /// The caller, if its bearer token is valid and holds `scope`: 401 otherwise, or 403 when the
