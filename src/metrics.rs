@@ -272,7 +272,9 @@ impl StoreFigures {
             let dead = store
                 .webhook_dead_letters(&hook.name, DEAD_LETTERS_COUNTED)
                 .await?
-                .len();
+                .iter()
+                .filter(|letter| letter.replayed_at.is_none())
+                .count();
             figures
                 .webhook_dead_letters
                 .get_or_create(&labels)
@@ -361,7 +363,7 @@ impl StoreFigures {
         );
         registry.register(
             "webhook_dead_letters",
-            "Notifications the webhook gave up on",
+            "Notifications the webhook gave up on and that were not replayed since",
             self.webhook_dead_letters,
         );
         registry.register(

@@ -151,6 +151,15 @@ pub fn main() -> ExitCode {
         eprintln!("provost: {message}");
         return ExitCode::from(2);
     }
+    if let Command::Webhook { command } = &cli.command {
+        if let Some(Err(message)) = command
+            .webhook()
+            .map(|name| webhook::webhook_named(&config, name))
+        {
+            eprintln!("provost: {message}");
+            return ExitCode::from(2);
+        }
+    }
     if let Command::Sync(sync::SyncArgs { org, command, .. }) = &cli.command {
         let named = match command {
             Some(sync::SyncCommand::Status { org, .. }) => org,

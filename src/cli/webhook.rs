@@ -29,27 +29,46 @@ pub enum WebhookCommand {
         name: String,
         #[arg(long, value_name = "SEQ")]
         from: i64,
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// The configured webhook named `name`, or an error listing the configured ones.
+pub fn webhook_named<'c>(config: &'c Config, name: &str) -> Result<&'c WebhookConfig, String> {
+    config
+        .webhooks
+        .iter()
+        .find(|h| h.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = config.webhooks.iter().map(|h| h.name.as_str()).collect();
+            format!(
+                "no webhook is named `{name}`; configured: {}",
+                if known.is_empty() {
+                    "none (add a [[webhooks]] entry)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+}
+
+impl WebhookCommand {
+    /// The webhook the command names (`status` names none).
+    pub fn webhook(&self) -> Option<&str> {
+        match self {
+            WebhookCommand::DeadLetters { name, .. } | WebhookCommand::Replay { name, .. } => {
+                Some(name)
+            }
+            _ => None,
+        }
+    }
 }
 
 pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Outcome> {
     let store = open_store(config).await?;
     let hook = |name: &str| -> anyhow::Result<&WebhookConfig> {
-        config
-            .webhooks
-            .iter()
-            .find(|h| h.name == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = config.webhooks.iter().map(|h| h.name.as_str()).collect();
-                anyhow::anyhow!(
-                    "no webhook is named `{name}`; configured: {}",
-                    if known.is_empty() {
-                        "none (add a [[webhooks]] entry)".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                )
-            })
+        webhook_named(config, name).map_err(anyhow::Error::msg)
     };
     match command {
         WebhookCommand::Status { json } => {
@@ -60,7 +79,13 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
             }
             for hook in &config.webhooks {
                 let cursor = cursors.iter().find(|c| c.name == hook.name);
-                let dead = store.webhook_dead_letters(&hook.name, 1000).await?.len();
+                // Dead letters still waiting for a replay.
+                let dead = store
+                    .webhook_dead_letters(&hook.name, 1000)
+                    .await?
+                    .iter()
+                    .filter(|letter| letter.replayed_at.is_none())
+                    .count();
                 if json {
                     println!(
                         "{}",
@@ -116,23 +141,24 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                 println!("No dead letters for `{name}`.");
             } else {
                 println!(
-                    "{:<8} {:<32} {:<9} {:<26} LAST ERROR",
-                    "SEQ", "EVENT", "ATTEMPTS", "GIVEN UP AT"
+                    "{:<8} {:<32} {:<9} {:<31} {:<31} LAST ERROR",
+                    "SEQ", "EVENT", "ATTEMPTS", "GIVEN UP AT", "REPLAYED AT"
                 );
                 for letter in letters {
                     println!(
-                        "{:<8} {:<32} {:<9} {:<26} {}",
+                        "{:<8} {:<32} {:<9} {:<31} {:<31} {}",
                         letter.seq,
                         letter.event,
                         letter.attempts,
                         crate::util::times::rfc3339_or_dash(Some(letter.failed_at)),
+                        crate::util::times::rfc3339_or_dash(letter.replayed_at),
                         letter.last_error
                     );
                 }
                 println!("Send them again with: provost webhook replay --name {name} --from SEQ");
             }
         }
-        WebhookCommand::Replay { name, from } => {
+        WebhookCommand::Replay { name, from, json } => {
             hook(&name)?;
             let (head, _) = store.audit_head().await?;
             if from < 1 || from > head {
@@ -141,10 +167,22 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
                 );
             }
             store.ensure_webhook(&name, from - 1).await?;
-            store.rewind_webhook(&name, from - 1).await?;
-            println!(
-                "`{name}` will be sent the notifications of entries {from} to {head} again by `provost serve`."
-            );
+            let replayed = store.rewind_webhook(&name, from - 1).await?.unwrap_or(0);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({
+                        "name": name,
+                        "from": from,
+                        "to": head,
+                        "dead_letters_replayed": replayed,
+                    }))?
+                );
+            } else {
+                println!(
+                    "`{name}` will be sent the notifications of entries {from} to {head} again by `provost serve`; {replayed} dead letter(s) among them are marked replayed."
+                );
+            }
         }
     }
     store.close().await;

@@ -53,6 +53,7 @@ pub(super) struct DeadLetterRow {
     attempts: i64,
     last_error: String,
     failed_at: Timestamp,
+    replayed_at: Option<Timestamp>,
 }
 
 impl From<DeadLetterRow> for DeadLetter {
@@ -65,6 +66,7 @@ impl From<DeadLetterRow> for DeadLetter {
             attempts: row.attempts,
             last_error: row.last_error,
             failed_at: row.failed_at,
+            replayed_at: row.replayed_at,
         }
     }
 }
@@ -230,7 +232,7 @@ impl super::webhooks::WebhookStore for SqlStore {
         limit: u32,
     ) -> Result<Vec<super::webhooks::DeadLetter>, StoreError> {
         let rows: Vec<DeadLetterRow> = sql(
-            "SELECT id, name, seq, event, attempts, last_error, failed_at \
+            "SELECT id, name, seq, event, attempts, last_error, failed_at, replayed_at \
                  FROM webhook_dead_letters WHERE name = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(name)
@@ -240,15 +242,27 @@ impl super::webhooks::WebhookStore for SqlStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn rewind_webhook(&self, name: &str, after_seq: i64) -> Result<bool, StoreError> {
+    async fn rewind_webhook(&self, name: &str, after_seq: i64) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let changed = sql(
             "UPDATE webhook_cursors SET after_seq = $2, attempts = 0, next_attempt_at = NULL, \
                  failing_since = NULL, last_error = NULL WHERE name = $1",
         )
         .bind(name)
         .bind(after_seq)
-        .execute(&self.pool)
+        .execute(&mut tx)
         .await?;
-        Ok(changed == 1)
+        if changed != 1 {
+            return Ok(None);
+        }
+        let replayed = sql("UPDATE webhook_dead_letters SET replayed_at = $3 \
+                 WHERE name = $1 AND seq > $2 AND replayed_at IS NULL")
+        .bind(name)
+        .bind(after_seq)
+        .bind(chrono::Utc::now())
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(replayed))
     }
 }

@@ -46,6 +46,9 @@ pub struct DeadLetter {
     pub last_error: String,
     #[serde(with = "provost_connector::times::serde")]
     pub failed_at: Timestamp,
+    /// When `provost webhook replay` sent it again; `None` while it waits for a replay.
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub replayed_at: Option<Timestamp>,
 }
 
 /// A failed attempt to deliver the entry `seq`.
@@ -108,6 +111,7 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError>;
     /// Puts webhook `name` back to just after `after_seq`, so the entries after it are sent
-    /// again, and clears its failure; false when there is no such webhook.
-    async fn rewind_webhook(&self, name: &str, after_seq: i64) -> Result<bool, StoreError>;
+    /// again, clears its failure and marks its dead letters after it replayed, in one
+    /// transaction: how many were marked, or `None` when there is no such webhook.
+    async fn rewind_webhook(&self, name: &str, after_seq: i64) -> Result<Option<u64>, StoreError>;
 }

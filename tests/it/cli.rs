@@ -197,7 +197,7 @@ fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
     assert_eq!(line["url"], "https://hooks.example.com/p");
 
     let unknown = run(&["webhook", "replay", "--name", "nope", "--from", "1"]);
-    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(unknown.status.code(), Some(2), "a wrong command line");
     let text = String::from_utf8_lossy(&unknown.stderr);
     assert!(
         text.contains("no webhook is named `nope`; configured: approvals"),
@@ -212,12 +212,24 @@ fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
     // A token change is an audit entry: replaying from it starts the webhook there.
     let token = run(&["token", "create", "--name", "ops", "--scopes", "admin"]);
     assert!(token.status.success());
-    let replay = run(&["webhook", "replay", "--name", "approvals", "--from", "1"]);
+    let replay = run(&[
+        "webhook",
+        "replay",
+        "--name",
+        "approvals",
+        "--from",
+        "1",
+        "--json",
+    ]);
     assert!(
         replay.status.success(),
         "{}",
         String::from_utf8_lossy(&replay.stderr)
     );
+    let answer: Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(answer["from"], 1);
+    assert_eq!(answer["to"], 1);
+    assert_eq!(answer["dead_letters_replayed"], 0);
     let status = run(&["webhook", "status", "--json"]);
     let line: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(line["cursor"]["after_seq"], 0);

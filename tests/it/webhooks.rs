@@ -325,11 +325,26 @@ async fn state_changes_reach_webhooks_signed_in_order_through_retries_and_restar
         // Replayed once the receiver works: every dead letter arrives.
         shared.lock().unwrap().always.remove("broken");
         let first_dead = dead.iter().map(|d| d.seq).min().unwrap();
-        assert!(fixture
+        assert_eq!(
+            fixture
+                .store
+                .rewind_webhook("broken", first_dead - 1)
+                .await
+                .unwrap(),
+            Some(dead.len() as u64),
+            "every dead letter after the cursor is marked replayed"
+        );
+        let marked = fixture
             .store
-            .rewind_webhook("broken", first_dead - 1)
+            .webhook_dead_letters("broken", 100)
             .await
-            .unwrap());
+            .unwrap();
+        assert!(marked.iter().all(|d| d.replayed_at.is_some()), "{marked:?}");
+        assert!(dead.iter().all(|d| d.replayed_at.is_none()));
+        assert_eq!(
+            fixture.store.rewind_webhook("nobody", 0).await.unwrap(),
+            None
+        );
         deliver_until(&deliverer, || {
             accepted(&shared, "broken").len() == expected.len()
         })
