@@ -805,6 +805,29 @@ async fn the_demo_generates_an_org_and_syncs_it() {
         "{text}"
     );
     assert!(data.join("provost.db").is_file());
+
+    // Without --data-dir it works in a temporary directory and removes it when it ends.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut command = provost(dir.path());
+    command
+        .args(["demo", "--preset", "small", "--no-serve"])
+        .env("TMPDIR", &tmp);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the temporary data directory is removed"),
+        "{text}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().starts_with("provost-demo-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,8 @@ pub struct DemoArgs {
     /// Where Provost's API listens once the sync is done.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory for the demo's database and keys; a new temporary one when left out.
+    /// Directory for the demo's database and keys, kept afterwards; a new temporary one,
+    /// removed when the demo ends, when left out.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Stop after the sync instead of serving (for scripts and tests).
@@ -41,10 +42,30 @@ pub struct DemoArgs {
     pub no_serve: bool,
 }
 
+/// A directory the demo made for itself, removed when the demo ends (however it ends, short
+/// of the process being killed).
+struct Temporary(PathBuf);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.0) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "provost: could not remove the demo's temporary directory {}: {err}",
+                    self.0.display()
+                );
+            }
+        }
+    }
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
-    let data_dir = match &args.data_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("provost-demo-{}", std::process::id())),
+    let (data_dir, _removed_at_end) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("provost-demo-{}", std::process::id()));
+            (dir.clone(), Some(Temporary(dir)))
+        }
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the demo directory {}", data_dir.display()))?;
@@ -112,7 +133,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     provisioning::walk_through(&config, &org, &store).await?;
     if args.no_serve {
         store.close().await;
-        println!("Data directory: {}", data_dir.display());
+        match &args.data_dir {
+            Some(dir) => println!("Data directory: {}", dir.display()),
+            None => {
+                println!("Done; the temporary data directory is removed (keep it with --data-dir).")
+            }
+        }
         return Ok(Outcome::Success);
     }
 
@@ -165,8 +191,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
          Change something behind Provost's back; the next scheduled sync (every minute) records it:\n\
          \x20 curl -s -X PATCH -H 'content-type: application/json' -d '{{\"Title\":\"Chief Demo Officer\"}}' {emulator_url}/__emulator/records/User/{some_user}\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/changes?object_id={some_user}'\n\
-         Data directory: {}",
-        data_dir.display()
+         Data directory: {}{}",
+        data_dir.display(),
+        if args.data_dir.is_none() {
+            " (temporary: removed when the demo stops; keep it with --data-dir)"
+        } else {
+            ""
+        }
     );
     let state = AppState {
         store: store.clone(),
