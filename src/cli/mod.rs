@@ -114,7 +114,11 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets redacted.
-    Check,
+    Check {
+        /// Print the effective configuration as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The process entry point: `main` only calls this.
@@ -215,9 +219,16 @@ pub enum Outcome {
 async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
     match command {
         Command::Config {
-            command: ConfigCommand::Check,
+            command: ConfigCommand::Check { json },
         } => {
-            print!("{}", config.to_redacted_toml());
+            let text = config.to_redacted_toml();
+            if json {
+                let value: toml::Value =
+                    toml::from_str(&text).context("reading back the effective configuration")?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{text}");
+            }
         }
         Command::Openapi => {
             let document = http::openapi_document(&config);

@@ -36,6 +36,10 @@ pub struct ReportArgs {
     /// rebuilt from the change history.
     #[arg(long, value_name = "T")]
     pub as_of: Option<String>,
+    /// With --output: print the manifest (and where it was written) as one JSON object on
+    /// standard output, instead of a sentence on standard error.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,13 +201,20 @@ async fn to_file(
         serde_json::to_string_pretty(&manifest)? + "\n",
     )
     .with_context(|| format!("writing {}", manifest_path.display()))?;
-    eprintln!(
-        "Wrote {} rows to {} (SHA-256 {}), manifest {}.",
-        manifest.rows,
-        path.display(),
-        manifest.sha256,
-        manifest_path.display()
-    );
+    if args.json {
+        let mut answer = serde_json::to_value(&manifest)?;
+        answer["path"] = serde_json::json!(path.display().to_string());
+        answer["manifest_path"] = serde_json::json!(manifest_path.display().to_string());
+        println!("{}", serde_json::to_string(&answer)?);
+    } else {
+        eprintln!(
+            "Wrote {} rows to {} (SHA-256 {}), manifest {}.",
+            manifest.rows,
+            path.display(),
+            manifest.sha256,
+            manifest_path.display()
+        );
+    }
     Ok(())
 }
 

@@ -17,6 +17,9 @@ pub enum TokenCommand {
         /// reports:read, metrics:read, admin.
         #[arg(long)]
         scopes: String,
+        /// Print `{"name","scopes","token"}` as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// List tokens (names, scopes, last use; never the tokens themselves).
     List {
@@ -27,6 +30,8 @@ pub enum TokenCommand {
     Revoke {
         #[arg(long)]
         name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -34,7 +39,7 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
     use crate::tokens;
     let store = open_store(config).await?;
     match command {
-        TokenCommand::Create { name, scopes } => {
+        TokenCommand::Create { name, scopes, json } => {
             let name = name.trim().to_owned();
             if name.is_empty() || name.len() > 100 {
                 anyhow::bail!("--name must be 1 to 100 characters");
@@ -50,11 +55,18 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
                 Err(store::StoreError::Duplicate(message)) => anyhow::bail!(message),
                 Err(err) => return Err(err.into()),
             }
-            eprintln!(
-                "Token `{name}` ({}). It is shown only this once:",
-                scopes.join(", ")
-            );
-            println!("{token}");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "name": name, "scopes": scopes, "token": token })
+                );
+            } else {
+                eprintln!(
+                    "Token `{name}` ({}). It is shown only this once:",
+                    scopes.join(", ")
+                );
+                println!("{token}");
+            }
         }
         TokenCommand::List { json } => {
             let listed = store.list_tokens().await?;
@@ -78,11 +90,15 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
                 }
             }
         }
-        TokenCommand::Revoke { name } => {
+        TokenCommand::Revoke { name, json } => {
             if !store.revoke_token(&name).await? {
                 anyhow::bail!("no active token is named `{name}` (provost token list shows them)");
             }
-            println!("Token `{name}` revoked.");
+            if json {
+                println!("{}", serde_json::json!({ "name": name, "revoked": true }));
+            } else {
+                println!("Token `{name}` revoked.");
+            }
         }
     }
     store.close().await;

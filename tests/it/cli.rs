@@ -176,6 +176,44 @@ fn a_failing_command_prints_its_real_cause_once() {
 }
 
 #[test]
+fn config_check_and_tokens_answer_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| provost(dir.path()).args(args).output().unwrap();
+    let check = run(&["config", "check", "--json"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let config: Value = serde_json::from_slice(&check.stdout).expect("one JSON object");
+    assert_eq!(config["database"]["url"], "sqlite://provost.db");
+
+    let created = run(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scopes",
+        "metrics:read",
+        "--json",
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let token: Value = serde_json::from_slice(&created.stdout).expect("one JSON object");
+    assert_eq!(token["name"], "ci");
+    assert_eq!(token["scopes"], serde_json::json!(["metrics:read"]));
+    assert!(token["token"].as_str().unwrap().starts_with("pvt_"));
+    assert!(created.stderr.is_empty(), "nothing else printed");
+
+    let revoked = run(&["token", "revoke", "--name", "ci", "--json"]);
+    let answer: Value = serde_json::from_slice(&revoked.stdout).expect("one JSON object");
+    assert_eq!(answer["revoked"], true);
+}
+
+#[test]
 fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -715,6 +753,7 @@ async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_g
             "acme",
             "--output",
             file.to_str().unwrap(),
+            "--json",
         ],
     )
     .await;
@@ -725,6 +764,10 @@ async fn sync_from_the_command_line_with_a_json_summary_status_and_a_preflight_g
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(dir.path().join("entitlements.csv.manifest.json").is_file());
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(answer["path"], file.to_str().unwrap());
+    assert!(answer["rows"].as_u64().unwrap() > 0, "{answer}");
+    assert_eq!(answer["sha256"].as_str().unwrap().len(), 64, "{answer}");
     // Bigger than a pipe holds, so the early reader below really cuts it.
     let size = std::fs::metadata(&file).unwrap().len();
     assert!(size > 100_000, "{size}");
