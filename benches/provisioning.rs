@@ -153,6 +153,7 @@ async fn setup(rounds: usize) -> Bench {
     config.database = DatabaseConfig {
         url: DatabaseUrl::new(format!("sqlite://{}", dir.join("provost.db").display())),
         max_connections: 4,
+        acquire_timeout_ms: 5_000,
     };
     config.secrets.key_file = dir.join("provost.key");
     let store = store::open(&config.database).await.unwrap();

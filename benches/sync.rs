@@ -131,6 +131,7 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
     let store = store::open(&DatabaseConfig {
         url: DatabaseUrl::new(url),
         max_connections: 4,
+        acquire_timeout_ms: 5_000,
     })
     .await
     .unwrap();

@@ -114,6 +114,7 @@ pub async fn synced(
     let database = provost::config::DatabaseConfig {
         url: provost::config::DatabaseUrl::new(url.to_owned()),
         max_connections,
+        acquire_timeout_ms: 5_000,
     };
     let store = provost::store::open(&database).await.unwrap();
     store.migrate().await.unwrap();

@@ -12,6 +12,10 @@ pub struct DatabaseConfig {
     /// Upper bound of the connection pool. 16 by default: concurrent API reads (SCIM lookups)
     /// wait for a connection less, measured in `cargo bench --bench scim`.
     pub max_connections: u32,
+    /// How long a query waits for a pooled connection (or for the database to accept a new
+    /// one) before it gives up: an API call then answers 503 with `Retry-After` instead of
+    /// hanging while the database is down or every connection is busy.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -19,6 +23,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: DatabaseUrl::new("sqlite://provost.db"),
             max_connections: 16,
+            acquire_timeout_ms: 5_000,
         }
     }
 }

@@ -299,6 +299,16 @@ impl Config {
                 message: "must be at least 1".to_owned(),
             });
         }
+        if !(100..=60_000).contains(&self.database.acquire_timeout_ms) {
+            problems.push(ConfigProblem {
+                source: "configuration".to_owned(),
+                key: "database.acquire_timeout_ms".to_owned(),
+                message: format!(
+                    "{} is outside 100..=60000 (milliseconds)",
+                    self.database.acquire_timeout_ms
+                ),
+            });
+        }
         if !(1..=600_000).contains(&self.server.query_timeout_ms) {
             problems.push(ConfigProblem {
                 source: "configuration".to_owned(),

@@ -362,13 +362,14 @@ impl<'c> From<&'c mut Timed> for sql::On<'c> {
 /// Opens (and creates, for SQLite) the database the configuration names. Does not migrate.
 pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
     let url = config.url.expose();
+    let acquire_timeout = std::time::Duration::from_millis(config.acquire_timeout_ms);
     let pool = match Backend::of_url(url) {
         Some(Backend::Sqlite) => {
-            sql::Pool::Sqlite(sqlite::connect(url, config.max_connections).await?)
+            sql::Pool::Sqlite(sqlite::connect(url, config.max_connections, acquire_timeout).await?)
         }
-        Some(Backend::Postgres) => {
-            sql::Pool::Postgres(postgres::connect(url, config.max_connections).await?)
-        }
+        Some(Backend::Postgres) => sql::Pool::Postgres(
+            postgres::connect(url, config.max_connections, acquire_timeout).await?,
+        ),
         None => {
             return Err(StoreError::UnsupportedUrl {
                 url: config.url.redacted(),

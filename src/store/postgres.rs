@@ -11,7 +11,11 @@ use super::{Backend, StoreError};
 
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-pub(super) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+pub(super) async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StoreError> {
     let connect_error = |source| StoreError::Connect {
         backend: Backend::Postgres.name(),
         source,
@@ -35,13 +39,13 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<PgPool, S
     let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(connect_error)
 }
 
-/// How long opening a connection, or waiting for one of the pool's, may take.
+/// How long opening the first connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A transaction whose statements stop at a deadline: the server cancels a statement past its

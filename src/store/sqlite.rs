@@ -10,7 +10,11 @@ use sqlx::SqlitePool;
 use super::{Backend, StoreError};
 
 /// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
-pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePool, StoreError> {
+pub(super) async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<SqlitePool, StoreError> {
     super::sqlite_library::configure();
     let connect_error = |source| StoreError::Connect {
         backend: Backend::Sqlite.name(),
@@ -27,6 +31,7 @@ pub(super) async fn connect(url: &str, max_connections: u32) -> Result<SqlitePoo
         .busy_timeout(Duration::from_secs(10));
     SqlitePoolOptions::new()
         .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
         // A local file's connection does not go stale: no ping before each use (it cost
         // a round trip to the connection's thread on every query).
         .test_before_acquire(false)

@@ -67,6 +67,7 @@ impl TestDatabase {
         DatabaseConfig {
             url: DatabaseUrl::new(&self.url),
             max_connections: 4,
+            acquire_timeout_ms: 5_000,
         }
     }
 

@@ -825,3 +825,107 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
         db.drop_database().await;
     }
 }
+
+/// A PostgreSQL that goes away while Provost serves (its connections cut, new ones refused):
+/// calls answer 503 with `Retry-After` within the acquire timeout, a bad token too, readiness
+/// says unready; and once it is back, calls succeed again.
+#[tokio::test]
+async fn a_database_that_goes_away_answers_503_with_retry_after() {
+    use provost::config::{DatabaseConfig, DatabaseUrl};
+    use tokio::task::JoinSet;
+
+    let Some(db) = TestDatabase::postgres().await else {
+        eprintln!("note: PROVOST_TEST_POSTGRES_URL is not set; skipped");
+        return;
+    };
+    db.store().await.close().await; // migrated
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    // A proxy in front of the database that can be cut and restored.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let serve_proxy = |listener: tokio::net::TcpListener, target: String| {
+        tokio::spawn(async move {
+            let mut links = JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
+                let target = target.clone();
+                links.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        })
+    };
+    let running = serve_proxy(proxy, target.clone());
+    url.set_port(Some(port)).unwrap();
+    let store = provost::store::open(&DatabaseConfig {
+        url: DatabaseUrl::new(url.as_str()),
+        max_connections: 4,
+        acquire_timeout_ms: 1_000,
+    })
+    .await
+    .unwrap();
+    let server = TestServer::start(store.clone()).await;
+    let scraper = crate::helpers::bearer_client(&store, "prometheus", &["metrics:read"]).await;
+    let stranger = reqwest::Client::new();
+    let metrics = format!("{}/metrics", server.base);
+    assert_eq!(scraper.get(&metrics).send().await.unwrap().status(), 200);
+
+    // Cut: every open connection dropped (aborting the proxy drops its links), new ones refused.
+    running.abort();
+    let _ = running.await;
+    for (client, token) in [(&scraper, None), (&stranger, Some("pvt_not_a_real_token"))] {
+        let mut request = client
+            .get(&metrics)
+            .timeout(std::time::Duration::from_secs(30));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let started = std::time::Instant::now();
+        let response = request.send().await.unwrap();
+        eprintln!(
+            "answered {} after {:?}",
+            response.status(),
+            started.elapsed()
+        );
+        assert_eq!(response.status(), 503, "{token:?}");
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    }
+    let ready = stranger
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // Back on the same port: calls succeed again without a restart.
+    let proxy = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let running = serve_proxy(proxy, target);
+    let mut answered = 0;
+    for _ in 0..20 {
+        answered = scraper
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if answered == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(answered, 200, "the database is back");
+    server.shutdown().await;
+    store.close().await;
+    running.abort();
+    db.drop_database().await;
+}
