@@ -12,6 +12,7 @@ mod orgs;
 mod reports;
 mod requests;
 mod scim;
+mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,13 +20,13 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::Router;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use server::serve;
 
 use crate::config::Config;
 use crate::org::secrets::SecretBox;
@@ -195,45 +196,6 @@ fn org_of(path: &str) -> &str {
         }
     }
     "-"
-}
-
-/// Serves until `shutdown` resolves, then lets in-flight requests finish for up to
-/// `server.shutdown_grace_seconds`.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_seconds);
-    let app = router(state);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, finishing requests in flight");
-        let _ = stopping_tx.send(());
-    };
-    // Answers go out as soon as they are written, never held back by Nagle's algorithm until
-    // the client acknowledges an earlier segment (which a client may delay by up to 40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    tokio::select! {
-        result = server => result,
-        () = async {
-            // Only once shutdown began does the grace period run.
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over: dropping requests still in flight");
-            Ok(())
-        }
-    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM. The SIGTERM handler is installed when this is

@@ -929,3 +929,79 @@ async fn a_database_that_goes_away_answers_503_with_retry_after() {
     running.abort();
     db.drop_database().await;
 }
+
+/// Shutdown under keep-alive clients: once it begins, new connections are refused, and every
+/// request a client sends on a connection that was open is answered (with `Connection: close`
+/// while draining), none left without an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_every_request_sent_on_an_open_connection() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let mut server = TestServer::start(store.clone()).await;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let answered_while_stopping = Arc::new(AtomicUsize::new(0));
+    let told_to_close = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let url = format!("{}/healthz", server.base);
+        let (stopping, answered, closed) = (
+            stopping.clone(),
+            answered_while_stopping.clone(),
+            told_to_close.clone(),
+        );
+        clients.spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                match client.get(&url).send().await {
+                    Ok(response) => {
+                        assert_eq!(response.status(), 200);
+                        if stopping.load(Ordering::SeqCst) {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if response
+                            .headers()
+                            .get("connection")
+                            .is_some_and(|v| v == "close")
+                        {
+                            closed.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let _ = response.bytes().await;
+                    }
+                    // Refused: the server no longer accepts; this client is done.
+                    Err(err) if err.is_connect() => return Ok(()),
+                    Err(err) => return Err(format!("a request got no answer: {err:?}")),
+                }
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stopping.store(true, Ordering::SeqCst);
+    let _ = server.stop.take().unwrap().send(());
+    let outcomes = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = clients.join_next().await {
+            outcomes.push(outcome.unwrap());
+        }
+        outcomes
+    })
+    .await
+    .expect("every client finished");
+    let lost: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of 32 clients lost a request: {lost:?}",
+        lost.len()
+    );
+    assert!(
+        told_to_close.load(Ordering::SeqCst) > 0,
+        "answers while draining say Connection: close"
+    );
+    eprintln!(
+        "answered after shutdown began: {}; told to close: {}",
+        answered_while_stopping.load(Ordering::SeqCst),
+        told_to_close.load(Ordering::SeqCst)
+    );
+    server.task.take().unwrap().await.unwrap().unwrap();
+    store.close().await;
+}
