@@ -176,14 +176,17 @@ pub(super) async fn shape_plain_errors(
         .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
         .unwrap_or_default();
     let message = match (status, text.is_empty()) {
-        (StatusCode::METHOD_NOT_ALLOWED, _) => {
-            let allowed = parts
-                .headers
-                .get(axum::http::header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("none");
-            format!("this path does not serve that method; it serves: {allowed}")
-        }
+        // axum adds the `Allow` header after this layer has run, so the answer points at it
+        // rather than listing the methods (it said "it serves: none" when it could not see it).
+        (StatusCode::METHOD_NOT_ALLOWED, _) => match parts
+            .headers
+            .get(axum::http::header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(allowed) => format!("this path does not serve that method; it serves: {allowed}"),
+            None => "this path does not serve that method; the Allow header lists those it serves"
+                .to_owned(),
+        },
         (StatusCode::REQUEST_TIMEOUT, true) => {
             "the request took longer than the server allows (server.request_timeout_seconds) and was stopped".to_owned()
         }

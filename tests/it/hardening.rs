@@ -122,6 +122,11 @@ async fn authentication_comes_first_and_every_error_is_json() {
         // A method the path does not serve, and a body that is not JSON.
         let (status, body) = answer(fixture.requester.delete(&list).send().await.unwrap()).await;
         assert_eq!(status, 405, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("Allow header") || message.contains("GET"),
+            "names the methods or where they are: {message}"
+        );
         let (status, body) = answer(
             fixture
                 .requester
