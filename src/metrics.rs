@@ -149,9 +149,6 @@ struct StoreFigures {
     pool_max: Gauge,
 }
 
-/// Dead letters are counted up to this many per webhook.
-const DEAD_LETTERS_COUNTED: u32 = 10_000;
-
 impl StoreFigures {
     async fn read(store: &dyn Store, config: &Config) -> Result<StoreFigures, StoreError> {
         let figures = StoreFigures::default();
@@ -190,8 +187,13 @@ impl StoreFigures {
                     })
                     .set(count as i64);
             }
-            let latest = store.list_sync_runs(record.id, 1).await?;
-            if let Some(run) = latest.first() {
+            // The run that ended last (a run recorded as not started while another ran has
+            // the larger id but may end first).
+            let latest = runs
+                .iter()
+                .filter(|r| r.finished_at.is_some())
+                .max_by_key(|r| (r.finished_at, r.id.0));
+            if let Some(run) = latest {
                 if let Some(end) = run.finished_at {
                     figures
                         .sync_last_run_end
@@ -269,16 +271,11 @@ impl StoreFigures {
                     .and_then(|c| c.failing_since)
                     .map_or(0.0, seconds_since),
             );
-            let dead = store
-                .webhook_dead_letters(&hook.name, DEAD_LETTERS_COUNTED)
-                .await?
-                .iter()
-                .filter(|letter| letter.replayed_at.is_none())
-                .count();
+            let dead = store.waiting_dead_letters(&hook.name).await?;
             figures
                 .webhook_dead_letters
                 .get_or_create(&labels)
-                .set(dead as i64);
+                .set(dead);
         }
         let pool = store.pool_usage();
         figures
@@ -302,7 +299,7 @@ impl StoreFigures {
         );
         registry.register(
             "sync_last_run_end_timestamp_seconds",
-            "When the org's latest sync run ended (Unix time)",
+            format!("When the org's latest sync run ended (Unix time), {window}"),
             self.sync_last_run_end,
         );
         registry.register(

@@ -80,12 +80,7 @@ pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Out
             for hook in &config.webhooks {
                 let cursor = cursors.iter().find(|c| c.name == hook.name);
                 // Dead letters still waiting for a replay.
-                let dead = store
-                    .webhook_dead_letters(&hook.name, 1000)
-                    .await?
-                    .iter()
-                    .filter(|letter| letter.replayed_at.is_none())
-                    .count();
+                let dead = store.waiting_dead_letters(&hook.name).await?;
                 if json {
                     println!(
                         "{}",

@@ -119,6 +119,16 @@ pub(super) fn validate(
                 problem(index, "orgs", format!("`{org}` is not a configured org"));
             }
         }
+        if !(1..=525_600).contains(&hook.give_up_after_minutes) {
+            problem(
+                index,
+                "give_up_after_minutes",
+                format!(
+                    "{} is outside 1..=525600 (a year)",
+                    hook.give_up_after_minutes
+                ),
+            );
+        }
         if !(1..=120).contains(&hook.timeout_seconds) {
             problem(
                 index,

@@ -62,25 +62,12 @@ pub async fn sync_org(
         Ok(reader) => reader,
         Err(err) => {
             let reason = not_started_reason(&err);
-            let event = crate::sync::failed_event(
-                &org.name,
-                request.mode,
-                &request.started_by,
-                None,
-                &reason,
-            );
-            match store
-                .record_unstarted_sync_run(
-                    record.id,
-                    request.mode,
-                    &request.started_by,
-                    &reason,
-                    &event,
-                )
-                .await
-            {
-                Ok(run) => {
-                    tracing::warn!(org = %org.name, run = %run.id, error = %reason, "the sync did not start")
+            match record_not_started(store, &record, request, &reason).await {
+                Ok(Some(run)) => {
+                    tracing::warn!(org = %org.name, run = %run, error = %reason, "the sync did not start")
+                }
+                Ok(None) => {
+                    tracing::debug!(org = %org.name, error = %reason, "the sync did not start; another process is syncing or recorded it")
                 }
                 Err(store_err) => {
                     tracing::warn!(org = %org.name, error = %store_err, "recording a sync that did not start failed")
@@ -93,6 +80,52 @@ pub async fn sync_org(
     let secrets = super::preflight::secrets_for(config, org)?;
     super::keep_rotated_token(org, reader.client(), store, secrets.as_ref()).await?;
     Ok(finished)
+}
+
+/// Records a sync that did not start as a failed run, under the org's sync lock so that
+/// replicas whose schedules fire together record it once: nothing is recorded while another
+/// process holds the lock, nor, for a scheduled run, when a run of the org started within the
+/// schedule's window (another replica got there first).
+async fn record_not_started(
+    store: &Arc<dyn Store>,
+    record: &crate::store::OrgRecord,
+    request: &SyncRequest,
+    reason: &str,
+) -> Result<Option<crate::store::sync::RunId>, crate::store::StoreError> {
+    use crate::store::sync::LockOutcome;
+    let holder = crate::sync::holder_name();
+    let lease = chrono::TimeDelta::seconds(60);
+    if !matches!(
+        store.acquire_sync_lock(record.id, &holder, lease).await?,
+        LockOutcome::Acquired
+    ) {
+        return Ok(None);
+    }
+    let recorded = async {
+        if let Some(window) = request.skip_if_synced_within {
+            let latest = store.list_sync_runs(record.id, 1).await?;
+            if latest
+                .first()
+                .is_some_and(|run| chrono::Utc::now() - run.started_at < window)
+            {
+                return Ok(None);
+            }
+        }
+        let event = crate::sync::failed_event(
+            &record.name,
+            request.mode,
+            &request.started_by,
+            None,
+            reason,
+        );
+        let run = store
+            .record_unstarted_sync_run(record.id, request.mode, &request.started_by, reason, &event)
+            .await?;
+        Ok(Some(run.id))
+    }
+    .await;
+    store.release_sync_lock(record.id, &holder).await?;
+    recorded
 }
 
 /// The gate before a sync: the preflight (unless skipped) and a reader.

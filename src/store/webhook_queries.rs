@@ -226,6 +226,16 @@ impl super::webhooks::WebhookStore for SqlStore {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    async fn waiting_dead_letters(&self, name: &str) -> Result<i64, StoreError> {
+        let (count,): (i64,) = sql(
+            "SELECT COUNT(*) FROM webhook_dead_letters WHERE name = $1 AND replayed_at IS NULL",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
+    }
+
     async fn webhook_dead_letters(
         &self,
         name: &str,

@@ -104,6 +104,8 @@ pub trait WebhookStore: Send + Sync {
     /// Lets the webhook go without changing its place (shutdown, nothing to send).
     async fn release_webhook(&self, name: &str, worker: &str) -> Result<(), StoreError>;
     async fn webhook_cursors(&self) -> Result<Vec<WebhookCursor>, StoreError>;
+    /// How many dead letters of webhook `name` wait for a replay.
+    async fn waiting_dead_letters(&self, name: &str) -> Result<i64, StoreError>;
     /// The newest dead letters of webhook `name` first.
     async fn webhook_dead_letters(
         &self,

@@ -103,8 +103,20 @@ async fn until_due(
             last.status == RunStatus::Running,
         ));
     }
+    if last.status == RunStatus::Failed && last.attempts == 0 {
+        // It could not start (preflight, Salesforce unreachable): try again sooner than a full
+        // interval, so a short outage at sync time does not cost a whole interval.
+        return Ok(remaining(
+            last.started_at,
+            interval.min(RETRY_NOT_STARTED),
+            false,
+        ));
+    }
     Ok(remaining(last.started_at, interval, false))
 }
+
+/// How soon a scheduled sync that could not start is tried again (at most its interval).
+const RETRY_NOT_STARTED: Duration = Duration::from_secs(5 * 60);
 
 fn remaining(since: Timestamp, interval: Duration, now: bool) -> Duration {
     if now {

@@ -59,10 +59,13 @@ pub async fn window_runs(store: &dyn Store, org: OrgId) -> Result<Vec<SyncRun>, 
 
 /// Health over `runs`: the window's runs, newest first.
 pub fn health(runs: &[SyncRun]) -> Health {
-    let finished: Vec<&SyncRun> = runs
+    // Latest to end first: a run recorded as not started while another was running has the
+    // larger id but may end first.
+    let mut finished: Vec<&SyncRun> = runs
         .iter()
         .filter(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::Failed))
         .collect();
+    finished.sort_by(|a, b| b.finished_at.cmp(&a.finished_at).then(b.id.0.cmp(&a.id.0)));
     let succeeded = finished
         .iter()
         .filter(|r| r.status == RunStatus::Succeeded)

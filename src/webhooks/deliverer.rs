@@ -140,9 +140,10 @@ impl Deliverer {
                         let now = chrono::Utc::now();
                         let since = failing_since.unwrap_or(now);
                         let give_up = now - since
-                            >= chrono::TimeDelta::minutes(
-                                i64::try_from(hook.give_up_after_minutes).unwrap_or(i64::MAX),
-                            );
+                            >= i64::try_from(hook.give_up_after_minutes)
+                                .ok()
+                                .and_then(chrono::TimeDelta::try_minutes)
+                                .unwrap_or(chrono::TimeDelta::MAX);
                         attempts += 1;
                         tracing::warn!(
                             webhook = %hook.name,
@@ -253,6 +254,7 @@ fn wanted(hook: &WebhookConfig, entry: &AuditEntry) -> Option<&'static str> {
 /// How long a sender holds a webhook: two attempts' time and some; every recorded step
 /// renews it, so a sender that dies is replaced within it.
 fn lease(hook: &WebhookConfig) -> chrono::TimeDelta {
+    // `timeout_seconds` is checked to be 1..=120 when the configuration loads.
     chrono::TimeDelta::seconds(i64::try_from(hook.timeout_seconds).unwrap_or(120) * 2 + 30)
 }
 

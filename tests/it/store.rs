@@ -526,11 +526,13 @@ async fn sqlite_stores_times_as_fixed_width_text_and_migrates_the_trimmed_form()
     let fixed: Vec<&str> = cases.iter().map(|(_, _, text)| *text).collect();
     assert_eq!(texts().await, fixed);
 
-    // A database from before 0014 holds the trimmed form; the migration makes it fixed-width.
+    // A database from before 0014 holds the trimmed form (or an offset); the migration makes
+    // it fixed-width UTC.
     for (trimmed, (id, _)) in [
         "2026-11-01T10:00:00Z",
         "2026-11-01T10:00:00.12Z",
-        "2026-11-01T10:00:00.5Z",
+        // Written with an offset by an older build: converted to UTC.
+        "2026-11-01T05:00:00.5-05:00",
         "2026-11-01T10:00:00.123456789Z",
     ]
     .iter()

@@ -326,6 +326,10 @@ async fn state_changes_reach_webhooks_signed_in_order_through_retries_and_restar
         shared.lock().unwrap().always.remove("broken");
         let first_dead = dead.iter().map(|d| d.seq).min().unwrap();
         assert_eq!(
+            fixture.store.waiting_dead_letters("broken").await.unwrap(),
+            dead.len() as i64
+        );
+        assert_eq!(
             fixture
                 .store
                 .rewind_webhook("broken", first_dead - 1)
@@ -340,6 +344,10 @@ async fn state_changes_reach_webhooks_signed_in_order_through_retries_and_restar
             .await
             .unwrap();
         assert!(marked.iter().all(|d| d.replayed_at.is_some()), "{marked:?}");
+        assert_eq!(
+            fixture.store.waiting_dead_letters("broken").await.unwrap(),
+            0
+        );
         assert!(dead.iter().all(|d| d.replayed_at.is_none()));
         assert_eq!(
             fixture.store.rewind_webhook("nobody", 0).await.unwrap(),
