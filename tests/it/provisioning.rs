@@ -1238,11 +1238,10 @@ async fn concurrent_executors_carry_out_each_request_once_on_every_backend() {
                 "not reconciled: written once"
             );
         }
+        // How the work was shared depends on scheduling (on a loaded machine one worker has
+        // been seen to take every claim); what must hold is above: each request once.
         eprintln!("requests per worker: {executed_by:?}");
-        assert!(
-            executed_by.len() > 1,
-            "the workers shared the work: {executed_by:?}"
-        );
+        assert!(executed_by.keys().all(|actor| actor.contains("worker-")));
         let counts = assignment_counts(&fixture).await;
         assert!(counts.values().all(|n| *n == 1));
         fixture.stop().await;
