@@ -7,7 +7,6 @@
 //! values are bounded: route templates (never paths), org and webhook names from the
 //! configuration, request states; no user, request or run ids.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
@@ -390,11 +389,7 @@ pub fn names_in(text: &str) -> Vec<String> {
                     "histogram" => &["_bucket", "_sum", "_count"],
                     _ => &[],
                 };
-                for suffix in suffixes {
-                    let mut sampled = String::new();
-                    let _ = write!(sampled, "{name}{suffix}");
-                    names.push(sampled);
-                }
+                names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
             }
         }
     }

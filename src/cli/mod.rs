@@ -156,10 +156,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let Command::Webhook { command } = &cli.command {
-        if let Some(Err(message)) = command
-            .webhook()
-            .map(|name| webhook::webhook_named(&config, name))
-        {
+        if let Some(Err(message)) = command.webhook().map(|name| config.webhook(name)) {
             eprintln!("provost: {message}");
             return ExitCode::from(2);
         }

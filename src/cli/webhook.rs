@@ -34,25 +34,6 @@ pub enum WebhookCommand {
     },
 }
 
-/// The configured webhook named `name`, or an error listing the configured ones.
-pub fn webhook_named<'c>(config: &'c Config, name: &str) -> Result<&'c WebhookConfig, String> {
-    config
-        .webhooks
-        .iter()
-        .find(|h| h.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = config.webhooks.iter().map(|h| h.name.as_str()).collect();
-            format!(
-                "no webhook is named `{name}`; configured: {}",
-                if known.is_empty() {
-                    "none (add a [[webhooks]] entry)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            )
-        })
-}
-
 impl WebhookCommand {
     /// The webhook the command names (`status` names none).
     pub fn webhook(&self) -> Option<&str> {
@@ -68,7 +49,7 @@ impl WebhookCommand {
 pub async fn run(command: WebhookCommand, config: &Config) -> anyhow::Result<Outcome> {
     let store = open_store(config).await?;
     let hook = |name: &str| -> anyhow::Result<&WebhookConfig> {
-        webhook_named(config, name).map_err(anyhow::Error::msg)
+        config.webhook(name).map_err(anyhow::Error::msg)
     };
     match command {
         WebhookCommand::Status { json } => {

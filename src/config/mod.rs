@@ -329,6 +329,24 @@ impl Config {
     }
 
     /// The org named `name`, or an error listing the configured ones.
+    /// The configured webhook named `name`, or an error listing the configured ones.
+    pub fn webhook(&self, name: &str) -> Result<&WebhookConfig, String> {
+        self.webhooks
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.webhooks.iter().map(|h| h.name.as_str()).collect();
+                format!(
+                    "no webhook is named `{name}`; configured: {}",
+                    if known.is_empty() {
+                        "none (add a [[webhooks]] entry)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+    }
+
     pub fn org(&self, name: &str) -> Result<&OrgConfig, String> {
         self.orgs
             .iter()

@@ -91,19 +91,15 @@ pub async fn serve(
         "shutting down: no new connections; requests on open ones are answered with Connection: close"
     );
     let deadline = tokio::time::Instant::now() + grace;
-    let all_closed = |connections: &mut JoinSet<()>| {
-        let mut connections = std::mem::take(connections);
-        async move { while connections.join_next().await.is_some() {} }
-    };
     // Clients whose request was on its way get their answer, and their connection closes.
-    let drained = tokio::time::timeout(DRAIN.min(grace), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_ok() {
+    if tokio::time::timeout(DRAIN.min(grace), all_closed(&mut connections))
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
-    // Then idle connections close, and requests in flight finish within the grace period.
+    // Then idle connections close, and requests in flight finish within the grace period;
+    // what is left when it ends is dropped with the set.
     let _ = close.send(true);
     if tokio::time::timeout_at(deadline, all_closed(&mut connections))
         .await
@@ -115,6 +111,11 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Resolves once every connection of the set has ended.
+async fn all_closed(connections: &mut JoinSet<()>) {
+    while connections.join_next().await.is_some() {}
 }
 
 /// Resolves once `closing` says true (or its sender is gone).

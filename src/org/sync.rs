@@ -94,9 +94,10 @@ async fn record_not_started(
 ) -> Result<Option<crate::store::sync::RunId>, crate::store::StoreError> {
     use crate::store::sync::LockOutcome;
     let holder = crate::sync::holder_name();
-    let lease = chrono::TimeDelta::seconds(60);
     if !matches!(
-        store.acquire_sync_lock(record.id, &holder, lease).await?,
+        store
+            .acquire_sync_lock(record.id, &holder, crate::sync::LOCK_TTL)
+            .await?,
         LockOutcome::Acquired
     ) {
         return Ok(None);

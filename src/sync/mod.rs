@@ -32,7 +32,7 @@ use diff::{DiffError, Known};
 use progress::Observer;
 
 /// How long a lock lasts without renewal: a process that dies frees its org after this.
-const LOCK_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+pub(crate) const LOCK_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// How often a running sync renews its lock.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
