@@ -1,7 +1,8 @@
 //! Metrics in the Prometheus (OpenMetrics) text format, for `GET /metrics`.
 //!
-//! Two kinds. What this process sees as it serves (HTTP requests by route template, method and
-//! status; their latency) is counted in [`Metrics`] as it happens. What the database knows
+//! Two kinds. What this process sees as it works (HTTP requests by route template, method and
+//! status, their latency; the syncs it ran and their durations; the executor's batches and
+//! Salesforce's answers to its writes) is counted in [`Metrics`] as it happens. What the database knows
 //! (each org's syncs, access requests, webhooks) is read from the store at each scrape, so
 //! every replica on one PostgreSQL reports the same figures and a restart loses none. Label
 //! values are bounded: route templates (never paths), org and webhook names from the
@@ -64,11 +65,36 @@ struct PoolLabels {
     state: &'static str,
 }
 
-/// What this process counts as it serves. Cheap to clone: the counters are shared.
+/// Durations of sync runs, in seconds: 1 s to 2 hours.
+const SYNC_BUCKETS: [f64; 11] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, 7200.0,
+];
+
+/// Requests in one executor batch (one collection call carries up to 200 records).
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 1000.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OrgOutcomeLabels {
+    org: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OrgCodeLabels {
+    org: String,
+    code: String,
+}
+
+/// What this process counts as it serves, syncs and executes. Cheap to clone: the counters
+/// are shared. Each replica counts its own; Prometheus sums them.
 #[derive(Clone)]
 pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
+    sync_duration: Family<OrgOutcomeLabels, Histogram>,
+    executor_batch: Family<OrgLabels, Histogram>,
+    writes: Family<OrgOutcomeLabels, Counter>,
+    write_errors: Family<OrgCodeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -76,7 +102,29 @@ impl Default for Metrics {
         Metrics {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS)),
+            sync_duration: Family::new_with_constructor(|| Histogram::new(SYNC_BUCKETS)),
+            executor_batch: Family::new_with_constructor(|| Histogram::new(BATCH_BUCKETS)),
+            writes: Family::default(),
+            write_errors: Family::default(),
         }
+    }
+}
+
+/// An error code as a label value: Salesforce's codes are upper-case words
+/// (`UNABLE_TO_LOCK_ROW`); anything else, or none, is `other`, so a careless or hostile answer
+/// cannot grow the label set.
+fn code_label(code: Option<&str>) -> String {
+    match code {
+        Some(code)
+            if !code.is_empty()
+                && code.len() <= 64
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            code.to_owned()
+        }
+        _ => "other".to_owned(),
     }
 }
 
@@ -103,9 +151,57 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts one sync run this process ran to its end (`outcome`: succeeded, failed, paused).
+    pub fn observe_sync(&self, org: &str, outcome: &str, seconds: f64) {
+        self.sync_duration
+            .get_or_create(&OrgOutcomeLabels {
+                org: org.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts one batch of claimed requests the executor carried out.
+    pub fn observe_batch(&self, org: &str, requests: usize) {
+        self.executor_batch
+            .get_or_create(&OrgLabels {
+                org: org.to_owned(),
+            })
+            .observe(requests as f64);
+    }
+
+    /// Counts one write's end (`outcome`: done, already_done, refused, retry_later), and a
+    /// refused or retried write by its error code.
+    pub fn observe_write(&self, org: &str, outcome: &str, code: Option<&str>) {
+        self.writes
+            .get_or_create(&OrgOutcomeLabels {
+                org: org.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if matches!(outcome, "refused" | "retry_later") {
+            self.write_errors
+                .get_or_create(&OrgCodeLabels {
+                    org: org.to_owned(),
+                    code: code_label(code),
+                })
+                .inc();
+        }
+    }
+
     /// Every metric, in the text format: this process's counters and the store's figures
     /// as they are now.
     pub async fn render(&self, store: &dyn Store, config: &Config) -> Result<String, StoreError> {
+        let figures = StoreFigures::read(store, config).await?;
+        Ok(self.encode(Some(figures)))
+    }
+
+    /// This process's counters alone, in the text format.
+    pub fn render_process(&self) -> String {
+        self.encode(None)
+    }
+
+    fn encode(&self, figures: Option<StoreFigures>) -> String {
         let mut registry = Registry::with_prefix("provost");
         registry.register(
             "http_requests",
@@ -117,12 +213,32 @@ impl Metrics {
             "Time to answer HTTP requests, by route template and method",
             self.http_duration.clone(),
         );
-        StoreFigures::read(store, config)
-            .await?
-            .register(&mut registry);
+        registry.register(
+            "sync_duration_seconds",
+            "Wall time of the sync runs this process ran, by org and outcome",
+            self.sync_duration.clone(),
+        );
+        registry.register(
+            "executor_batch_requests",
+            "Requests in each batch this process's executor carried out",
+            self.executor_batch.clone(),
+        );
+        registry.register(
+            "salesforce_writes",
+            "Writes this process's executor made, by org and outcome (done, already_done, refused, retry_later)",
+            self.writes.clone(),
+        );
+        registry.register(
+            "salesforce_write_errors",
+            "Refused or retried writes of this process's executor, by Salesforce error code (`other` when there was none)",
+            self.write_errors.clone(),
+        );
+        if let Some(figures) = figures {
+            figures.register(&mut registry);
+        }
         let mut text = String::new();
         encode(&mut text, &registry).expect("writing to a String cannot fail");
-        Ok(text)
+        text
     }
 }
 

@@ -134,7 +134,14 @@ pub fn main() -> ExitCode {
     if let Some(format) = cli.log_format {
         config.log.format = format;
     }
-    crate::telemetry::init(config.log.format, &config.log.filter);
+    // Kept to the end: dropping it sends the traces not yet exported.
+    let _telemetry = match crate::telemetry::init(&config.log, &config.traces) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("provost: {}", crate::util::error_line(err.as_ref()));
+            return ExitCode::from(2);
+        }
+    };
     let log_format = config.log.format;
 
     let runtime = match tokio::runtime::Runtime::new() {

@@ -31,15 +31,31 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     }
     let secrets = crate::org::secrets::SecretBox::load(&config.secrets.key_file)
         .context("loading the secret key that seals stored tokens")?;
+    let metrics_listener = match config.server.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "listening for metrics on {address} (set server.metrics_listen to a free address)"
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let config = Arc::new(config);
-    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone());
+    let metrics = crate::metrics::Metrics::new();
+    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone(), metrics.clone());
     let work = Arc::new(tokio::sync::Notify::new());
     if config.provisioning.executor {
-        let executor = Arc::new(crate::provisioning::executor::Executor::new(
-            config.clone(),
-            store.clone(),
-            crate::sync::holder_name(),
-        ));
+        let executor = Arc::new(
+            crate::provisioning::executor::Executor::new(
+                config.clone(),
+                store.clone(),
+                crate::sync::holder_name(),
+            )
+            .with_metrics(metrics.clone()),
+        );
         tasks.push(tokio::spawn(executor.run(work.clone())));
     }
     if !config.webhooks.is_empty() {
@@ -55,8 +71,20 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         config,
         secrets: Arc::new(secrets),
         work,
-        metrics: crate::metrics::Metrics::new(),
+        metrics,
     };
+    if let Some(listener) = metrics_listener {
+        let address = listener
+            .local_addr()
+            .context("reading the metrics address")?;
+        tracing::info!(%address, "metrics are served without a token on this address");
+        let router = http::metrics_router(state.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, router).await {
+                tracing::error!(error = %err, "serving metrics failed");
+            }
+        }));
+    }
     let served = http::serve(listener, state, shutdown).await;
     for task in tasks {
         task.abort();

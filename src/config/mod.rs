@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub traces: TracesConfig,
+    #[serde(default)]
     pub secrets: SecretsConfig,
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
@@ -145,6 +147,10 @@ pub struct ServerConfig {
     /// the client told to simplify its filter: a bound on the work one request can cause.
     #[serde(default = "default_query_timeout")]
     pub query_timeout_ms: u64,
+    /// A second address that serves `GET /metrics` alone, without a token, for a scraper on
+    /// a private network; unset, `/metrics` is served on `listen` for a `metrics:read` token.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_query_timeout() -> u64 {
@@ -169,6 +175,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 60,
             public_url: None,
             query_timeout_ms: default_query_timeout(),
+            metrics_listen: None,
         }
     }
 }
@@ -189,6 +196,57 @@ pub struct LogConfig {
     /// A `tracing` filter directive such as `info` or `provost=debug,sqlx=warn`.
     /// `RUST_LOG`, when set, takes precedence.
     pub filter: String,
+}
+
+/// Traces exported with OpenTelemetry (OTLP over HTTP); off while `otlp_endpoint` is unset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`); spans go to
+    /// `{otlp_endpoint}/v1/traces`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` (what collectors expect by default) or `http/json`.
+    #[serde(default = "default_otlp_protocol")]
+    pub otlp_protocol: OtlpProtocol,
+    /// The `service.name` resource attribute the spans carry.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// The share of traces kept, 0.0 to 1.0; a trace started by a caller that sampled it
+    /// (its `traceparent`) is kept whatever this says.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
+fn default_otlp_protocol() -> OtlpProtocol {
+    OtlpProtocol::HttpProtobuf
+}
+
+fn default_service_name() -> String {
+    "provost".to_owned()
+}
+
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            otlp_endpoint: None,
+            otlp_protocol: default_otlp_protocol(),
+            service_name: default_service_name(),
+            sample_ratio: default_sample_ratio(),
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -317,6 +375,39 @@ impl Config {
                     "{} is outside 1..=600000 (milliseconds)",
                     self.server.query_timeout_ms
                 ),
+            });
+        }
+        if let Some(metrics) = self.server.metrics_listen {
+            if metrics == self.server.listen && metrics.port() != 0 {
+                problems.push(ConfigProblem {
+                    source: "configuration".to_owned(),
+                    key: "server.metrics_listen".to_owned(),
+                    message: format!(
+                        "{metrics} is `server.listen` too: give metrics another port, or leave it unset to serve /metrics on `listen` for a metrics:read token"
+                    ),
+                });
+            }
+        }
+        if let Some(endpoint) = &self.traces.otlp_endpoint {
+            let parsed = url::Url::parse(endpoint);
+            if !parsed
+                .as_ref()
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            {
+                problems.push(ConfigProblem {
+                    source: "configuration".to_owned(),
+                    key: "traces.otlp_endpoint".to_owned(),
+                    message: format!(
+                        "`{endpoint}` is not an http(s) URL: give the collector's OTLP/HTTP address, such as http://127.0.0.1:4318"
+                    ),
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.traces.sample_ratio) {
+            problems.push(ConfigProblem {
+                source: "configuration".to_owned(),
+                key: "traces.sample_ratio".to_owned(),
+                message: format!("{} is outside 0.0..=1.0", self.traces.sample_ratio),
             });
         }
         orgs::validate(&self.orgs, &mut problems);

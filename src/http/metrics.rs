@@ -25,6 +25,17 @@ pub fn routes() -> Routes {
     )
 }
 
+/// The router of `server.metrics_listen`: `GET /metrics` alone, without a token (the address
+/// is meant for a private network), anything else 404.
+pub fn unauthenticated_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .fallback(|| async {
+            ApiError::NotFound("this address serves GET /metrics only".to_owned())
+        })
+        .with_state(state)
+}
+
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let text = state
         .metrics

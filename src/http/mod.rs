@@ -26,6 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use metrics::unauthenticated_router as metrics_router;
 pub use server::serve;
 
 use crate::config::Config;
@@ -114,77 +115,115 @@ pub fn openapi_document(config: &Config) -> serde_json::Value {
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.server.request_timeout_seconds);
-    routes()
+    let metrics = state.metrics.clone();
+    let routed = routes()
         .into_router(&state.config.server.public_url())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            record_route,
-        ))
+        .route_layer(axum::middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state.clone())
         // For the route guards (`auth::guard`), which run before the handler's extractors.
-        .layer(axum::Extension(state))
-        .layer(
-            ServiceBuilder::new()
-                // Outermost first: the id is set before the span is made, so every log line of
-                // the request carries it, and it is echoed back to the client.
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                        let request_id = request
-                            .headers()
-                            .get(REQUEST_ID)
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or("-");
-                        // The org, for what a line concerns; the route's template
-                        // (`/orgs/{org}/scim/v2/{kind}`), to group by, once routing found it.
-                        let org = org_of(request.uri().path());
-                        tracing::info_span!(
-                            "request",
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                            route = tracing::field::Empty,
-                            org,
-                            request_id,
-                        )
-                    }),
-                )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                // Errors made outside the handlers (a path or query that does not parse, a
-                // method the path does not serve, a body too large, a request out of time, a
-                // panic) in the API's error shape, or SCIM's under /scim/v2, like every other.
-                .layer(axum::middleware::from_fn(error::shape_plain_errors))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                ))
-                // A panic answers 500 in the error shape (the connection is not dropped) and
-                // is logged by the panic hook (`telemetry`) with this request's span.
-                .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-                    error::panic_response,
-                )),
-        )
+        .layer(axum::Extension(state));
+    with_middleware(routed, metrics, timeout)
 }
 
-/// Records the matched route's template on the request's span, and counts the answer by
-/// route template, method and status.
-async fn record_route(
+/// The layers around the routes: request ids, the request's span, counting, error shapes, the
+/// time limit and the panic catcher.
+fn with_middleware(
+    routed: Router,
+    metrics: Arc<crate::metrics::Metrics>,
+    timeout: Duration,
+) -> Router {
+    routed.layer(
+        ServiceBuilder::new()
+            // Outermost first: the id is set before the span is made, so every log line of
+            // the request carries it, and it is echoed back to the client.
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("-");
+                    // The org, for what a line concerns; the route's template
+                    // (`/orgs/{org}/scim/v2/{kind}`), to group by, once routing found it.
+                    let org = org_of(request.uri().path());
+                    let span = tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        route = tracing::field::Empty,
+                        org,
+                        request_id,
+                        trace_id = tracing::field::Empty,
+                    );
+                    // The caller's trace when it sent a W3C `traceparent`, else a new one.
+                    let traceparent = request
+                        .headers()
+                        .get("traceparent")
+                        .and_then(|value| value.to_str().ok());
+                    crate::telemetry::adopt_trace(&span, traceparent);
+                    span
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            // Outside the error shaping, the timeout and the panic catcher, so every answer
+            // is counted with its final status: a 408, a panic's 500, an unmatched 404.
+            .layer(axum::middleware::from_fn_with_state(metrics, count_request))
+            // Errors made outside the handlers (a path or query that does not parse, a
+            // method the path does not serve, a body too large, a request out of time, a
+            // panic) in the API's error shape, or SCIM's under /scim/v2, like every other.
+            .layer(axum::middleware::from_fn(error::shape_plain_errors))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            ))
+            // A panic answers 500 in the error shape (the connection is not dropped) and
+            // is logged by the panic hook (`telemetry`) with this request's span.
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                error::panic_response,
+            )),
+    )
+}
+
+/// Where routing leaves the matched route's template for [`count_request`], which runs
+/// outside the router (and outside the layers that may answer without reaching it).
+#[derive(Clone, Default)]
+struct MatchedRoute(Arc<std::sync::OnceLock<String>>);
+
+/// Counts every answer by route template (`unmatched` when no route matched), method and
+/// status, with its latency.
+async fn count_request(
     axum::extract::State(metrics): axum::extract::State<Arc<crate::metrics::Metrics>>,
-    route: axum::extract::MatchedPath,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    tracing::Span::current().record("route", route.as_str());
+    let matched = MatchedRoute::default();
+    request.extensions_mut().insert(matched.clone());
     let method = request.method().clone();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    let route = matched.0.get().map_or("unmatched", String::as_str);
     metrics.observe_http(
-        route.as_str(),
+        route,
         method.as_str(),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// Records the matched route's template on the request's span and for [`count_request`].
+async fn record_route(
+    route: axum::extract::MatchedPath,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    tracing::Span::current().record("route", route.as_str());
+    if let Some(matched) = request.extensions().get::<MatchedRoute>() {
+        let _ = matched.0.set(route.as_str().to_owned());
+    }
+    next.run(request).await
 }
 
 /// The org a path names (`/orgs/NAME/...` or `/api/v1/orgs/NAME/...`), for log lines.
@@ -226,5 +265,59 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             () = interrupt => {},
             () = terminate => {},
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    /// Answers made outside the handler (a panic's 500, a timeout's 408, an unmatched 404)
+    /// are counted, by the route that was matched or as `unmatched`.
+    #[tokio::test]
+    async fn every_answer_is_counted_with_its_final_status() {
+        let metrics = crate::metrics::Metrics::new();
+        let routed = Router::new()
+            .route(
+                "/boom/{id}",
+                get(|| async {
+                    panic!("a deliberate panic");
+                    #[allow(unreachable_code)]
+                    ""
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/fine", get(|| async { "fine" }))
+            .route_layer(axum::middleware::from_fn(record_route));
+        let app = with_middleware(routed, metrics.clone(), Duration::from_millis(100));
+        for (path, status) in [
+            ("/boom/7", 500),
+            ("/slow", 408),
+            ("/fine", 200),
+            ("/nowhere/9", 404),
+        ] {
+            let request = Request::get(path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+        }
+        let text = metrics.render_process();
+        for series in [
+            r#"provost_http_requests_total{route="/boom/{id}",method="GET",status="500"} 1"#,
+            r#"provost_http_requests_total{route="/slow",method="GET",status="408"} 1"#,
+            r#"provost_http_requests_total{route="/fine",method="GET",status="200"} 1"#,
+            r#"provost_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+        ] {
+            assert!(text.contains(series), "no `{series}` in\n{text}");
+        }
+        assert!(!text.contains("/boom/7"), "paths are never labels");
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, Notify};
 use super::plan::Plan;
 use crate::audit::AuditEvent;
 use crate::config::{Config, OrgConfig};
+use crate::metrics::Metrics;
 use crate::provisioning::request::{AccessRequest, RequestState};
 use crate::store::provisioning::Outcome;
 use crate::store::{OrgId, Store};
@@ -39,6 +40,8 @@ pub struct Executor {
     worker: String,
     /// Each org's connected provisioner, made on first use.
     provisioners: Mutex<HashMap<String, Arc<dyn Provisioner>>>,
+    /// Where batch sizes and Salesforce's answers are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// A claimed request and the write that carries it out now.
@@ -56,7 +59,14 @@ impl Executor {
             store,
             worker,
             provisioners: Mutex::new(HashMap::new()),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts into `metrics` (those `/metrics` serves) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Executor {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until the task is aborted: a pass over every org whenever `wake` is notified (a
@@ -101,7 +111,6 @@ impl Executor {
         }
     }
 
-    #[tracing::instrument(name = "execute", skip_all, fields(org = %org.name, worker = %self.worker))]
     async fn run_org(&self, org: &OrgConfig) -> anyhow::Result<usize> {
         let record = self.store.ensure_org(&org.name).await?;
         let lease =
@@ -120,6 +129,7 @@ impl Executor {
             // what arrived meanwhile is left to the next pass (after the batch window) rather
             // than claimed a few at a time, a collection call each.
             let full = claimed.len() >= limit as usize;
+            self.metrics.observe_batch(&org.name, claimed.len());
             let outcomes = self.execute(org, record.id, claimed).await;
             total += outcomes.len();
             self.store
@@ -144,13 +154,16 @@ impl Executor {
     }
 
     /// Carries out claimed requests; never fails as a whole: what could not be done is
-    /// rescheduled or failed request by request.
+    /// rescheduled or failed request by request. A span (and a trace) per batch: a pass that
+    /// found nothing to do makes none.
+    #[tracing::instrument(name = "execute", skip_all, fields(org = %org.name, worker = %self.worker, batch = claimed.len(), trace_id = tracing::field::Empty))]
     async fn execute(
         &self,
         org: &OrgConfig,
         org_id: OrgId,
         claimed: Vec<AccessRequest>,
     ) -> Vec<Outcome> {
+        crate::telemetry::record_trace_id(&tracing::Span::current());
         let writes = crate::org::writes_for(org);
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut jobs = Vec::with_capacity(claimed.len());
@@ -167,6 +180,7 @@ impl Executor {
                     let end = Applied::Refused {
                         reason,
                         answer: Value::Null,
+                        code: None,
                     };
                     outcomes.push(self.outcome_of(org, org_id, &*writes, &job, end).await);
                 }
@@ -182,6 +196,7 @@ impl Executor {
                 jobs.iter()
                     .map(|_| Applied::RetryLater {
                         reason: reason.clone(),
+                        code: None,
                     })
                     .collect()
             }
@@ -218,6 +233,7 @@ impl Executor {
                 .iter()
                 .map(|_| Applied::RetryLater {
                     reason: reason.clone(),
+                    code: None,
                 })
                 .collect();
         }
@@ -229,7 +245,17 @@ impl Executor {
                 requested_at: job.request.created_at,
             })
             .collect();
-        provisioner.apply(&pending).await
+        let ends = provisioner.apply(&pending).await;
+        for end in &ends {
+            let (outcome, code) = match end {
+                Applied::Done { .. } => ("done", None),
+                Applied::AlreadyDone { .. } => ("already_done", None),
+                Applied::Refused { code, .. } => ("refused", code.as_deref()),
+                Applied::RetryLater { code, .. } => ("retry_later", code.as_deref()),
+            };
+            self.metrics.observe_write(&org.name, outcome, code);
+        }
+        ends
     }
 
     fn actor(&self) -> String {
@@ -262,8 +288,8 @@ impl Executor {
                 answer,
                 note,
             } => (record, answer, Some(note)),
-            Applied::RetryLater { reason } => return self.retry(job, reason, now, max, audit),
-            Applied::Refused { reason, answer } => {
+            Applied::RetryLater { reason, .. } => return self.retry(job, reason, now, max, audit),
+            Applied::Refused { reason, answer, .. } => {
                 return self.failed(job, reason, answer, now, audit)
             }
         };

@@ -89,7 +89,7 @@ pub fn holder_name() -> String {
 }
 
 /// Runs (or resumes) a sync of `org`.
-#[tracing::instrument(name = "sync", skip_all, fields(org = %org.name, mode = ?request.mode, run = tracing::field::Empty))]
+#[tracing::instrument(name = "sync", skip_all, fields(org = %org.name, mode = ?request.mode, run = tracing::field::Empty, trace_id = tracing::field::Empty))]
 pub async fn run(
     store: &Arc<dyn Store>,
     org: &OrgRecord,
@@ -97,6 +97,7 @@ pub async fn run(
     request: &SyncRequest,
     observer: &dyn Observer,
 ) -> Result<Finished, SyncError> {
+    crate::telemetry::record_trace_id(&tracing::Span::current());
     let started = Instant::now();
     let holder = holder_name();
     match store.acquire_sync_lock(org.id, &holder, LOCK_TTL).await? {

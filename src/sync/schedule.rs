@@ -14,18 +14,25 @@ use tokio::task::JoinHandle;
 use super::progress::LogObserver;
 use super::SyncError;
 use crate::config::{Config, OrgConfig};
+use crate::metrics::Metrics;
 use crate::org::sync::{request_for, sync_org, OrgSyncError};
 use crate::store::sync::{RunStatus, SyncMode};
 use crate::store::Store;
 
-/// Starts a task per scheduled org; they stop when the returned handles are aborted.
-pub fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> {
+/// Starts a task per scheduled org; they stop when the returned handles are aborted. The runs
+/// they end are counted in `metrics`.
+pub fn start(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+) -> Vec<JoinHandle<()>> {
     config
         .orgs
         .iter()
         .filter_map(|org| {
             let interval = org.sync_interval_minutes?;
-            let (config, store, org) = (config.clone(), store.clone(), org.clone());
+            let (config, store, org, metrics) =
+                (config.clone(), store.clone(), org.clone(), metrics.clone());
             tracing::info!(org = %org.name, interval_minutes = interval, "scheduled syncs on");
             Some(tokio::spawn(async move {
                 schedule(
@@ -33,6 +40,7 @@ pub fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> 
                     store,
                     org,
                     Duration::from_secs(u64::from(interval) * 60),
+                    metrics,
                 )
                 .await
             }))
@@ -40,7 +48,13 @@ pub fn start(config: Arc<Config>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> 
         .collect()
 }
 
-async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, interval: Duration) {
+async fn schedule(
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    org: OrgConfig,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let wait = match until_due(&store, &org, interval).await {
             Ok(wait) => wait,
@@ -57,15 +71,22 @@ async fn schedule(config: Arc<Config>, store: Arc<dyn Store>, org: OrgConfig, in
                 - chrono::TimeDelta::seconds(5),
         );
         match sync_org(&config, &org, &store, &request, false, &LogObserver).await {
-            Ok(finished) => tracing::info!(
-                org = %org.name,
-                run = %finished.run.id,
-                status = %finished.run.status,
-                changes = finished.run.counts.changes(),
-                api_calls = finished.run.api_calls,
-                seconds = finished.elapsed.as_secs_f64(),
-                "scheduled sync ended"
-            ),
+            Ok(finished) => {
+                metrics.observe_sync(
+                    &org.name,
+                    finished.run.status.as_str(),
+                    finished.elapsed.as_secs_f64(),
+                );
+                tracing::info!(
+                    org = %org.name,
+                    run = %finished.run.id,
+                    status = %finished.run.status,
+                    changes = finished.run.counts.changes(),
+                    api_calls = finished.run.api_calls,
+                    seconds = finished.elapsed.as_secs_f64(),
+                    "scheduled sync ended"
+                )
+            }
             Err(OrgSyncError::Sync(SyncError::UpToDate { .. })) => {
                 tracing::debug!(org = %org.name, "another process synced the org already");
             }

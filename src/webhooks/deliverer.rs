@@ -94,8 +94,9 @@ impl Deliverer {
 
     /// Sends webhook `hook` what is due, until it is told everything, a send fails, or another
     /// sender holds it.
-    #[tracing::instrument(name = "webhook", skip_all, fields(webhook = %hook.name, worker = %self.worker))]
+    #[tracing::instrument(name = "webhook", skip_all, fields(webhook = %hook.name, worker = %self.worker, trace_id = tracing::field::Empty))]
     async fn turn(&self, hook: &WebhookConfig) -> anyhow::Result<Turn> {
+        crate::telemetry::record_trace_id(&tracing::Span::current());
         let mut turn = Turn::default();
         loop {
             let Some(cursor) = self

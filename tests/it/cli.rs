@@ -276,14 +276,28 @@ fn webhook_commands_show_status_refuse_bad_input_and_rewind() {
     assert!(String::from_utf8_lossy(&dead.stdout).contains("No dead letters"));
 }
 
-/// A running `provost serve` child with its announced address.
+/// A running `provost serve` child with its announced address, and its log lines as they come.
 struct Served {
     child: Child,
     address: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Served {
+    /// The log lines so far that are JSON objects.
+    fn lines(&self) -> Vec<Value> {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 fn start_serve(dir: &Path, database_url: &str) -> Served {
-    let mut child = provost(dir)
+    start_serve_with(dir, database_url, &[])
+}
+
+fn start_serve_with(dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Served {
+    let mut command = provost(dir);
+    command.envs(env.iter().copied());
+    let mut child = command
         .args(["--log-format", "json", "serve"])
         .env("PROVOST_SERVER__LISTEN", "127.0.0.1:0")
         .env("PROVOST_DATABASE__URL", database_url)
@@ -310,8 +324,201 @@ fn start_serve(dir: &Path, database_url: &str) -> Served {
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, address }
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                kept.lock().unwrap().push(event);
+            }
+        }
+    });
+    Served {
+        child,
+        address,
+        log,
+    }
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop_serve(served: &mut Served) {
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+/// With `traces.otlp_endpoint` set, a request's span goes to the collector in the caller's
+/// trace (its `traceparent`), its log lines carry the same trace id, and the spans not yet
+/// sent are sent at shutdown; `server.metrics_listen` serves /metrics without a token and
+/// nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exports_traces_logs_their_ids_and_serves_metrics_on_its_own_address() {
+    use axum::routing::post;
+    type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Received = Default::default();
+    let collector = axum::Router::new()
+        .route(
+            "/v1/traces",
+            post(
+                |axum::extract::State(received): axum::extract::State<Received>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let kind = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    received.lock().unwrap().push((kind, body.to_vec()));
+                    "{}"
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("provost.db").display());
+    let dir_path = dir.path().to_owned();
+    let endpoint = collector_url.clone();
+    let mut served = tokio::task::spawn_blocking(move || {
+        start_serve_with(
+            &dir_path,
+            &db,
+            &[
+                ("PROVOST_TRACES__OTLP_ENDPOINT", endpoint.as_str()),
+                ("PROVOST_TRACES__OTLP_PROTOCOL", "http/json"),
+                ("PROVOST_SERVER__METRICS_LISTEN", "127.0.0.1:0"),
+                ("PROVOST_LOG__FILTER", "info,tower_http=debug"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", served.address);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{base}/healthz"))
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // A request without one starts a trace of its own.
+    let other = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(other.status(), 200);
+
+    // Metrics on their own address: no token needed, nothing else served there.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics_address = loop {
+        let found = served.lines().into_iter().find_map(|line| {
+            (line["message"] == "metrics are served without a token on this address")
+                .then(|| line["address"].as_str().unwrap().to_owned())
+        });
+        if let Some(address) = found {
+            break address;
+        }
+        assert!(Instant::now() < deadline, "no metrics address announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let scraped = reqwest::get(format!("http://{metrics_address}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"provost_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("provost_sync_duration_seconds"), "{text}");
+    let elsewhere = reqwest::get(format!("http://{metrics_address}/api/v1/orgs"))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    let guarded = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(
+        guarded.status(),
+        401,
+        "on the API's address it takes a token"
+    );
+
+    stop_serve(&mut served);
+    // Log lines of the request carry the caller's trace id; the other request has its own.
+    let lines = served.lines();
+    let trace_ids: Vec<(String, String)> = lines
+        .iter()
+        .filter_map(|line| {
+            let span = &line["span"];
+            Some((
+                span["path"].as_str()?.to_owned(),
+                span["trace_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert!(
+        trace_ids.contains(&("/healthz".to_owned(), trace.to_owned())),
+        "{lines:#?}"
+    );
+    let own = trace_ids
+        .iter()
+        .find(|(path, _)| path == "/readyz")
+        .map(|(_, id)| id.clone())
+        .expect("the /readyz request was logged");
+    assert_eq!(own.len(), 32);
+    assert!(own.bytes().all(|b| b.is_ascii_hexdigit()) && own != trace);
+
+    // The collector has the request's span, in the caller's trace, under its parent.
+    let received = received.lock().unwrap().clone();
+    assert!(!received.is_empty(), "nothing was exported");
+    let spans: Vec<Value> = received
+        .iter()
+        .flat_map(|(kind, body)| {
+            assert!(kind.starts_with("application/json"), "{kind}");
+            let body: Value = serde_json::from_slice(body).unwrap();
+            let resource = body["resourceSpans"].as_array().unwrap().clone();
+            resource.into_iter().flat_map(|r| {
+                let service = r["resource"]["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["key"] == "service.name" && a["value"]["stringValue"] == "provost");
+                assert!(service, "the service is named: {r}");
+                r["scopeSpans"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|s| s["spans"].as_array().unwrap().clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let request = spans
+        .iter()
+        .find(|span| span["traceId"] == trace)
+        .unwrap_or_else(|| panic!("no span in trace {trace}: {spans:#?}"));
+    assert_eq!(request["name"], "request");
+    assert_eq!(request["parentSpanId"], parent);
+    assert!(
+        spans.iter().any(|span| span["traceId"] == own.as_str()),
+        "the other request's span is exported under the id its log lines carry"
+    );
 }
 
 #[tokio::test]
@@ -324,21 +531,7 @@ async fn serve_answers_health_and_stops_gracefully_on_sigterm() {
             let response = reqwest::get(format!("{base}{path}")).await.unwrap();
             assert_eq!(response.status(), 200, "{path} on {}", db.url);
         }
-        let pid = served.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = served.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+        stop_serve(&mut served);
         db.drop_database().await;
     }
 }

@@ -321,7 +321,14 @@ fn panicking_child() {
     if std::env::var_os("PROVOST_PANIC_CHILD").is_none() {
         return;
     }
-    provost::telemetry::init(provost::config::LogFormat::Json, "info");
+    let _telemetry = provost::telemetry::init(
+        &provost::config::LogConfig {
+            format: provost::config::LogFormat::Json,
+            filter: "info".to_owned(),
+        },
+        &provost::config::TracesConfig::default(),
+    )
+    .unwrap();
     panic!("a deliberate panic with \"quotes\"");
 }
 

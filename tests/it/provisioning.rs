@@ -36,6 +36,8 @@ pub(crate) struct Fixture {
     pub(crate) approver: reqwest::Client,
     pub(crate) raw: reqwest::Client,
     pub(crate) executor: Executor,
+    /// What the executor counts (`/metrics`).
+    pub(crate) metrics: Arc<provost::metrics::Metrics>,
     /// The API's wake-up for executors (a test may run one in the background on it).
     pub(crate) work: Arc<tokio::sync::Notify>,
     pub(crate) dir: tempfile::TempDir,
@@ -122,7 +124,9 @@ impl Fixture {
         let requester = bearer_client(&store, "flow", &["requests:write", "reports:read"]).await;
         let approver =
             bearer_client(&store, "manager", &["requests:approve", "reports:read"]).await;
-        let executor = Executor::new(config.clone(), store.clone(), "test-worker".into());
+        let metrics = provost::metrics::Metrics::new();
+        let executor = Executor::new(config.clone(), store.clone(), "test-worker".into())
+            .with_metrics(metrics.clone());
         Fixture {
             emulator,
             sf,
@@ -134,6 +138,7 @@ impl Fixture {
             approver,
             raw: reqwest::Client::new(),
             executor,
+            metrics,
             work,
             dir,
             stop: Some(stop),
@@ -1043,6 +1048,34 @@ async fn lock_errors_and_503s_during_a_batch_are_retried_until_each_grant_is_mad
         counts.values().all(|n| *n == 1),
         "no assignment exists twice"
     );
+    // The metrics count each end of a write, and the refusals by Salesforce's code.
+    let text = fixture.metrics.render_process();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert_eq!(
+        value(r#"provost_salesforce_writes_total{org="acme",outcome="done"}"#)
+            + value(r#"provost_salesforce_writes_total{org="acme",outcome="already_done"}"#),
+        65.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(r#"provost_salesforce_writes_total{org="acme",outcome="already_done"}"#),
+        5.0,
+        "{text}"
+    );
+    assert!(
+        value(r#"provost_salesforce_write_errors_total{org="acme",code="UNABLE_TO_LOCK_ROW"}"#)
+            + value(
+                r#"provost_salesforce_write_errors_total{org="acme",code="SERVER_UNAVAILABLE"}"#
+            )
+            > 0.0,
+        "{text}"
+    );
+    assert!(value(r#"provost_executor_batch_requests_count{org="acme"}"#) >= 2.0);
+    assert!(value(r#"provost_executor_batch_requests_sum{org="acme"}"#) >= 65.0);
     fixture.stop().await;
 }
 
@@ -1251,13 +1284,32 @@ async fn concurrent_executors_carry_out_each_request_once_on_every_backend() {
 
 #[tokio::test]
 async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a_restart() {
-    let db = TestDatabase::sqlite().await;
+    killed_mid_batch(TestDatabase::sqlite().await, 1).await;
+}
+
+/// Two `serve` replicas on one PostgreSQL: the one writing is killed with SIGKILL mid-batch,
+/// and the other carries out the rest (the dead one's claims once their lease lapses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgres_one_killed_mid_batch_lose_and_duplicate_nothing() {
+    let Some(db) = TestDatabase::postgres().await else {
+        eprintln!("skipped: PROVOST_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    killed_mid_batch(db, 2).await;
+}
+
+/// 300 grants carried out by `replicas` `provost serve` processes, the one that sent the first
+/// write killed with SIGKILL while its collection call is in flight (with 503s and lock
+/// errors on); with one replica, a new one is started after the kill. Every request ends once,
+/// every grant is made once, and the audit chain verifies.
+async fn killed_mid_batch(db: TestDatabase, replicas: usize) {
     let fixture = Fixture::start(db.store().await, |config| {
         config.orgs[0].auto_approve = vec!["grant".into()];
     })
     .await;
     let pairs = fixture.grantable_pairs(300).await;
     assert_eq!(pairs.len(), 300);
+    let before: usize = assignment_counts(&fixture).await.values().sum();
     let org_cfg = &fixture.config.orgs[0];
     let AuthConfig::JwtBearer {
         private_key_file, ..
@@ -1265,10 +1317,12 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
     else {
         unreachable!()
     };
+    // Replicas claim 50 at a time, so each has work of its own when one is killed.
+    let claim_limit = if replicas > 1 { 50 } else { 1000 };
     std::fs::write(
         fixture.dir.path().join("provost.toml"),
         format!(
-            "[database]\nurl = \"{}\"\n[secrets]\nkey_file = \"{}\"\n[provisioning]\nclaim_lease_seconds = 3\npoll_interval_ms = 100\n\
+            "[database]\nurl = \"{}\"\n[secrets]\nkey_file = \"{}\"\n[provisioning]\nclaim_lease_seconds = 3\npoll_interval_ms = 100\nclaim_limit = {claim_limit}\nmax_attempts = 20\n\
              [[orgs]]\nname = \"acme\"\nlogin_url = \"{}\"\nauto_approve = [\"grant\"]\n[orgs.auth]\nmethod = \"jwt_bearer\"\nclient_id = \"{}\"\nusername = \"{}\"\nprivate_key_file = \"{}\"\n",
             db.url,
             fixture.config.secrets.key_file.display(),
@@ -1279,51 +1333,77 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
         ),
     )
     .unwrap();
-    // Slow writes, so the kill lands while a collection is in flight.
-    fixture.faults(json!({"latency_ms": 1500})).await;
-    let serve = || {
+    // Slow writes, so the kill lands while a collection is in flight; and with replicas, some
+    // refused for a while (503, a locked row) and some made with the answer lost on the way
+    // (a cut connection), each retried.
+    let faults = if replicas > 1 {
+        json!({"latency_ms": 1500, "lock_row_rate": 0.1, "unavailable_rate": 0.1, "cut_connection_rate": 0.1})
+    } else {
+        json!({"latency_ms": 1500})
+    };
+    fixture.faults(faults).await;
+    let serve = |n: usize| {
         std::process::Command::new(env!("CARGO_BIN_EXE_provost"))
             .current_dir(fixture.dir.path())
             .args(["--config", "provost.toml", "--log-format", "json", "serve"])
             .env("PROVOST_SERVER__LISTEN", "127.0.0.1:0")
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(fixture.dir.path().join("serve.log")).unwrap())
+            .stderr(
+                std::fs::File::create(fixture.dir.path().join(format!("serve-{n}.log"))).unwrap(),
+            )
             .spawn()
             .unwrap()
     };
-    // Requests go in through this test's own API on the same database; the server's executor
-    // picks them up.
-    let mut first = Killed(serve());
+    let logs = || {
+        (0..=replicas)
+            .map(|n| {
+                std::fs::read_to_string(fixture.dir.path().join(format!("serve-{n}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Requests go in through this test's own API on the same database; the servers' executors
+    // pick them up.
+    let mut running: Vec<Killed> = (0..replicas).map(|n| Killed(serve(n))).collect();
     for (user, set) in &pairs {
         fixture
             .ask_ok(grant_body(user, "permission_set", set))
             .await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let first_writer = loop {
         let entries = fixture.store.audit_entries(0, 100_000).await.unwrap();
-        if entries.iter().any(|e| e.event == "salesforce_write_sent") {
-            break;
+        if let Some(sent) = entries.iter().find(|e| e.event == "salesforce_write_sent") {
+            break sent.actor.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "the server never started writing: {}",
-            std::fs::read_to_string(fixture.dir.path().join("serve.log")).unwrap_or_default()
+            "no server started writing: {}",
+            logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     tokio::time::sleep(Duration::from_millis(700)).await;
-    first.0.kill().unwrap();
-    first.0.wait().unwrap();
+    // The process that made the first write: its actor is `executor:HOST:PID:...`.
+    let victim = running
+        .iter()
+        .position(|child| first_writer.contains(&format!(":{}:", child.0.id())))
+        .expect("the first write came from one of the servers");
+    let mut killed = running.remove(victim);
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
     let killed_at = fixture.requests(None).await;
     let unfinished = killed_at
         .iter()
         .filter(|r| r.state.as_str() != "completed")
         .count();
     assert!(unfinished > 0, "the kill came before the end");
+    if running.is_empty() {
+        running.push(Killed(serve(replicas)));
+    }
 
-    let mut second = Killed(serve());
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let requests = loop {
         let requests = fixture.requests(None).await;
         if requests.iter().all(|r| r.state.as_str() == "completed") {
@@ -1331,12 +1411,19 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
         }
         assert!(
             Instant::now() < deadline,
-            "not every request ended after the restart"
+            "not every request ended after the kill: {:?}\n{}",
+            requests
+                .iter()
+                .filter(|r| r.state.as_str() != "completed")
+                .map(|r| (r.id, r.state.as_str(), r.error.clone()))
+                .take(5)
+                .collect::<Vec<_>>(),
+            logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    second.0.kill().unwrap();
-    second.0.wait().unwrap();
+    drop(running);
+    fixture.faults(json!({})).await;
     assert_eq!(requests.len(), 300);
     for request in &requests {
         let timeline = fixture.store.request_audit(request.id).await.unwrap();
@@ -1347,17 +1434,32 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
         assert_eq!(completions, 1, "request {} ended once", request.id);
     }
     let counts = assignment_counts(&fixture).await;
+    assert_eq!(
+        counts.values().sum::<usize>(),
+        before + 300,
+        "every grant was made, once"
+    );
     assert!(
         counts.values().all(|n| *n == 1),
         "no assignment was made twice"
     );
+    let entries = fixture.store.audit_entries(0, 100_000).await.unwrap();
+    let mut writers: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.event == "salesforce_write_sent")
+        .map(|e| e.actor.as_str())
+        .collect();
+    writers.sort_unstable();
+    writers.dedup();
     let reconciled = requests
         .iter()
         .filter(|r| !r.result.as_ref().unwrap()["note"].is_null())
         .count();
     eprintln!(
-        "{unfinished} unfinished at the kill; {reconciled} found already made after the restart"
+        "{replicas} replica(s): {unfinished} unfinished at the kill; {reconciled} found already made afterwards; {} processes wrote",
+        writers.len()
     );
+    assert!(writers.len() >= 2, "the work went on in another process");
     assert_eq!(
         provost::audit::log::verify(&fixture.store)
             .await
@@ -1366,6 +1468,7 @@ async fn a_killed_server_mid_batch_loses_nothing_and_makes_nothing_twice_after_a
         None
     );
     fixture.stop().await;
+    db.drop_database().await;
 }
 
 /// A child process killed when dropped, so a failing test leaves none behind.

@@ -148,10 +148,18 @@ pub enum Applied {
         answer: Value,
         note: String,
     },
-    /// The system refused it for a reason trying again will not change.
-    Refused { reason: String, answer: Value },
+    /// The system refused it for a reason trying again will not change. `code` is the
+    /// system's error code, where it gave one (for metrics: counts by code).
+    Refused {
+        reason: String,
+        answer: Value,
+        code: Option<String>,
+    },
     /// It could not be made now (the system busy, unreachable, its quota spent): try later.
-    RetryLater { reason: String },
+    RetryLater {
+        reason: String,
+        code: Option<String>,
+    },
 }
 
 /// What a carried-out change did to the stored model, in the reader's terms: `resource` is

@@ -104,6 +104,7 @@ impl Provisioner for SalesforceProvisioner {
                             "the stored write cannot be read ({err}); make the request again"
                         ),
                         answer: Value::Null,
+                        code: None,
                     });
                     jobs.push(Job {
                         write: Write {
@@ -124,6 +125,7 @@ impl Provisioner for SalesforceProvisioner {
             .map(|end| {
                 end.unwrap_or_else(|| Applied::RetryLater {
                     reason: "not attempted".into(),
+                    code: None,
                 })
             })
             .collect()
@@ -156,6 +158,7 @@ impl SalesforceProvisioner {
                                     ends[index] = Some(Applied::Refused {
                                         reason: format!("Salesforce has no UserLogin record for the user {user}, so it cannot be frozen or unfrozen (the user may be gone: sync the org)"),
                                         answer: Value::Null,
+                                        code: None,
                                     })
                                 }
                             }
@@ -262,7 +265,10 @@ impl SalesforceProvisioner {
                 let message = result.message.clone().unwrap_or_default();
                 if duplicate(&result) {
                     if let Some(err) = &lookup_error {
-                        return Applied::RetryLater { reason: format!("Salesforce answered {code} ({message}) and looking up the existing record failed: {err}") };
+                        return Applied::RetryLater {
+                            reason: format!("Salesforce answered {code} ({message}) and looking up the existing record failed: {err}"),
+                            code: Some(code),
+                        };
                     }
                     if let Some(Some(id)) = existing.get(&at) {
                         return Applied::AlreadyDone {
@@ -314,8 +320,9 @@ impl SalesforceProvisioner {
                         true => Applied::RetryLater {
                             reason: format!(
                                 "Salesforce answered {} and looking up the user holding the username failed: {err}",
-                                result.code.unwrap_or_default()
+                                result.code.as_deref().unwrap_or_default()
                             ),
+                            code: result.code,
                         },
                         false => record_end(result, &jobs[chunk[at]].write),
                     })
@@ -350,12 +357,14 @@ impl SalesforceProvisioner {
                             user["CreatedDate"].as_str().unwrap_or("?")
                         ),
                         answer: result.raw,
+                        code: result.code,
                     },
                     None if result.code.as_deref() == Some("DUPLICATE_USERNAME") => Applied::Refused {
                         reason: format!(
                             "Salesforce answered DUPLICATE_USERNAME: the username `{username}` is taken, by a user of another org (usernames are unique across every Salesforce org) or one the connected user cannot see: nothing was changed; choose another username",
                         ),
                         answer: result.raw,
+                        code: result.code,
                     },
                     // Another of the user's unique fields (FederationIdentifier, a nickname).
                     None => record_end(result, &job.write),
@@ -397,6 +406,7 @@ fn record_end(result: RecordResult, write: &Write) -> Applied {
     if collections::is_transient(&code) {
         return Applied::RetryLater {
             reason: format!("Salesforce answered {code}: {message}"),
+            code: result.code,
         };
     }
     Applied::Refused {
@@ -405,6 +415,7 @@ fn record_end(result: RecordResult, write: &Write) -> Applied {
             collections::explain(&code)
         ),
         answer: result.raw,
+        code: result.code,
     }
 }
 
@@ -414,6 +425,7 @@ fn call_failure(err: &SalesforceError) -> Applied {
     if collections::call_is_transient(err) {
         Applied::RetryLater {
             reason: err.to_string(),
+            code: err.code().map(str::to_owned),
         }
     } else {
         let explanation = err
@@ -423,6 +435,7 @@ fn call_failure(err: &SalesforceError) -> Applied {
         Applied::Refused {
             reason: format!("{err}. {explanation}"),
             answer: Value::Null,
+            code: err.code().map(str::to_owned),
         }
     }
 }
