@@ -20,6 +20,10 @@
 //! `PROVOST_BENCH_DEEP` times (default 100), timed until the answer is received (without the
 //! client's parsing of its JSON); then the costliest filters a client may send (at the filter
 //! limits, `PROVOST_BENCH_COSTLY` times each, default 3), each bounded by the read's deadline.
+//!
+//! The server logs and traces as `provost serve` does by default (the log subscriber at `info`,
+//! trace ids on every request span, no export); `PROVOST_BENCH_TELEMETRY=off` leaves the
+//! subscriber out, to see what it costs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,6 +280,14 @@ fn main() {
     let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
     let connections: usize = env_or("PROVOST_BENCH_CONNECTIONS", 32);
     let duration = Duration::from_secs(env_or("PROVOST_BENCH_SECONDS", 10));
+    let _telemetry =
+        (std::env::var("PROVOST_BENCH_TELEMETRY").as_deref() != Ok("off")).then(|| {
+            provost::telemetry::init(
+                &provost::config::LogConfig::default(),
+                &provost::config::TracesConfig::default(),
+            )
+            .unwrap()
+        });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

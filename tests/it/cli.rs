@@ -359,6 +359,67 @@ fn stop_serve(served: &mut Served) {
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
+/// Without trace export, a request's log lines still carry a trace id: the caller's from a
+/// valid `traceparent`, a new one otherwise (also for a malformed header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_lines_carry_the_callers_trace_id_without_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("provost.db").display());
+    let dir_path = dir.path().to_owned();
+    let mut served = tokio::task::spawn_blocking(move || {
+        start_serve_with(
+            &dir_path,
+            &db,
+            &[("PROVOST_LOG__FILTER", "info,tower_http=debug")],
+        )
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", served.address);
+    let client = reqwest::Client::new();
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    for (path, header) in [
+        ("/healthz", format!("00-{trace}-b7ad6b7169203331-01")),
+        (
+            "/readyz",
+            format!("00-{}-b7ad6b7169203331-01", trace.to_uppercase()),
+        ),
+    ] {
+        let answer = client
+            .get(format!("{base}{path}"))
+            .header("traceparent", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    stop_serve(&mut served);
+    let ids: Vec<(String, String)> = served
+        .lines()
+        .iter()
+        .filter_map(|line| {
+            let span = &line["span"];
+            Some((
+                span["path"].as_str()?.to_owned(),
+                span["trace_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert!(
+        ids.contains(&("/healthz".to_owned(), trace.to_owned())),
+        "{ids:?}"
+    );
+    let other = ids
+        .iter()
+        .find(|(path, _)| path == "/readyz")
+        .map(|(_, id)| id.as_str())
+        .expect("the /readyz request was logged");
+    assert!(
+        other.len() == 32 && other != trace && !other.eq_ignore_ascii_case(trace),
+        "a malformed traceparent (upper-case) starts a trace of its own: {other}"
+    );
+}
+
 /// With `traces.otlp_endpoint` set, a request's span goes to the collector in the caller's
 /// trace (its `traceparent`), its log lines carry the same trace id, and the spans not yet
 /// sent are sent at shutdown; `server.metrics_listen` serves /metrics without a token and
