@@ -511,3 +511,46 @@ pub fn names_in(text: &str) -> Vec<String> {
     }
     names
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_labels_only_in_salesforce_shape() {
+        assert_eq!(code_label(Some("UNABLE_TO_LOCK_ROW")), "UNABLE_TO_LOCK_ROW");
+        assert_eq!(code_label(Some("E404")), "E404");
+        for odd in ["", "lower_case", "WITH SPACE", "QUOTE\"", &"A".repeat(65)] {
+            assert_eq!(code_label(Some(odd)), "other", "{odd}");
+        }
+        assert_eq!(code_label(None), "other");
+    }
+
+    #[test]
+    fn syncs_batches_and_writes_are_counted_by_org_and_outcome() {
+        let metrics = Metrics::new();
+        metrics.observe_sync("acme", "succeeded", 42.0);
+        metrics.observe_sync("acme", "failed", 3.0);
+        metrics.observe_batch("acme", 7);
+        metrics.observe_write("acme", "done", None);
+        metrics.observe_write("acme", "refused", Some("INSUFFICIENT_ACCESS"));
+        metrics.observe_write("acme", "retry_later", Some("not a code"));
+        let text = metrics.render_process();
+        for series in [
+            r#"provost_sync_duration_seconds_count{org="acme",outcome="succeeded"} 1"#,
+            r#"provost_sync_duration_seconds_sum{org="acme",outcome="succeeded"} 42.0"#,
+            r#"provost_sync_duration_seconds_bucket{le="60.0",org="acme",outcome="succeeded"} 1"#,
+            r#"provost_sync_duration_seconds_bucket{le="30.0",org="acme",outcome="succeeded"} 0"#,
+            r#"provost_executor_batch_requests_sum{org="acme"} 7.0"#,
+            r#"provost_salesforce_writes_total{org="acme",outcome="done"} 1"#,
+            r#"provost_salesforce_write_errors_total{org="acme",code="INSUFFICIENT_ACCESS"} 1"#,
+            r#"provost_salesforce_write_errors_total{org="acme",code="other"} 1"#,
+        ] {
+            assert!(text.contains(series), "no `{series}` in\n{text}");
+        }
+        assert!(
+            !text.contains(r#"code="NONE""#) && !text.contains("outcome=\"done\",code"),
+            "a done write is not an error"
+        );
+    }
+}

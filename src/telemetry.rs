@@ -27,6 +27,10 @@ use crate::config::{LogConfig, LogFormat, OtlpProtocol, TracesConfig};
 /// goes on).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the last spans may take to go out when the process stops: short, so that the
+/// request drain plus this stays within a 30 s termination grace period.
+const FINAL_FLUSH: Duration = Duration::from_secs(3);
+
 /// Keeps the tracer provider while the process runs; dropping it sends the spans not yet
 /// exported (at most [`EXPORT_TIMEOUT`]).
 pub struct Telemetry {
@@ -36,7 +40,7 @@ pub struct Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {
-            if let Err(err) = provider.shutdown_with_timeout(EXPORT_TIMEOUT) {
+            if let Err(err) = provider.shutdown_with_timeout(FINAL_FLUSH) {
                 eprintln!("provost: sending the last traces failed: {err}");
             }
         }
@@ -104,10 +108,11 @@ fn tracer_provider(endpoint: &str, traces: &TracesConfig) -> anyhow::Result<SdkT
         .with_timeout(EXPORT_TIMEOUT)
         .build()
         .with_context(|| format!("setting up the trace exporter to {endpoint}"))?;
+    // By trace id alone, also for a caller's trace: a client's `traceparent` flag cannot make
+    // every request it sends exported (the decision is the same for every span of a trace, and
+    // the same as other services' sampling the same ratio).
     Ok(builder
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            traces.sample_ratio,
-        ))))
+        .with_sampler(Sampler::TraceIdRatioBased(traces.sample_ratio))
         .with_batch_exporter(exporter)
         .build())
 }

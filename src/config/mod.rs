@@ -390,15 +390,19 @@ impl Config {
         }
         if let Some(endpoint) = &self.traces.otlp_endpoint {
             let parsed = url::Url::parse(endpoint);
-            if !parsed
-                .as_ref()
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            {
+            if !parsed.as_ref().is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.has_host()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            }) {
                 problems.push(ConfigProblem {
                     source: "configuration".to_owned(),
                     key: "traces.otlp_endpoint".to_owned(),
                     message: format!(
-                        "`{endpoint}` is not an http(s) URL: give the collector's OTLP/HTTP address, such as http://127.0.0.1:4318"
+                        "`{endpoint}` is not an http(s) URL without credentials or query: give the collector's OTLP/HTTP address, such as http://127.0.0.1:4318 (credentials go in OTEL_EXPORTER_OTLP_HEADERS)"
                     ),
                 });
             }

@@ -200,13 +200,20 @@ async fn count_request(
 ) -> axum::response::Response {
     let matched = MatchedRoute::default();
     request.extensions_mut().insert(matched.clone());
-    let method = request.method().clone();
+    // Any token is a method to HTTP: an unknown one is `other`, so clients cannot grow the
+    // label set.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
+            known.to_owned()
+        }
+        _ => "other".to_owned(),
+    };
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let route = matched.0.get().map_or("unmatched", String::as_str);
     metrics.observe_http(
         route,
-        method.as_str(),
+        &method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
@@ -309,15 +316,26 @@ mod tests {
             let response = app.clone().oneshot(request).await.unwrap();
             assert_eq!(response.status().as_u16(), status, "{path}");
         }
+        for method in ["FOO123", "BAR456"] {
+            let request = Request::builder()
+                .method(method)
+                .uri("/fine")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), 405);
+        }
         let text = metrics.render_process();
         for series in [
             r#"provost_http_requests_total{route="/boom/{id}",method="GET",status="500"} 1"#,
             r#"provost_http_requests_total{route="/slow",method="GET",status="408"} 1"#,
             r#"provost_http_requests_total{route="/fine",method="GET",status="200"} 1"#,
             r#"provost_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+            r#"method="other",status="405"} 2"#,
         ] {
             assert!(text.contains(series), "no `{series}` in\n{text}");
         }
         assert!(!text.contains("/boom/7"), "paths are never labels");
+        assert!(!text.contains("FOO123"), "nor methods a client made up");
     }
 }

@@ -340,6 +340,17 @@ fn start_serve_with(dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Ser
     }
 }
 
+/// [`stop_serve`] off the test's runtime, which keeps serving what the child calls (a
+/// collector) while it stops.
+async fn stop_serve_in_background(mut served: Served) -> Served {
+    tokio::task::spawn_blocking(move || {
+        stop_serve(&mut served);
+        served
+    })
+    .await
+    .unwrap()
+}
+
 /// Sends SIGTERM and waits for a clean exit.
 fn stop_serve(served: &mut Served) {
     let pid = served.child.id().to_string();
@@ -366,7 +377,7 @@ async fn request_log_lines_carry_the_callers_trace_id_without_export() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("provost.db").display());
     let dir_path = dir.path().to_owned();
-    let mut served = tokio::task::spawn_blocking(move || {
+    let served = tokio::task::spawn_blocking(move || {
         start_serve_with(
             &dir_path,
             &db,
@@ -393,7 +404,7 @@ async fn request_log_lines_carry_the_callers_trace_id_without_export() {
             .unwrap();
         assert_eq!(answer.status(), 200);
     }
-    stop_serve(&mut served);
+    let served = stop_serve_in_background(served).await;
     let ids: Vec<(String, String)> = served
         .lines()
         .iter()
@@ -455,7 +466,7 @@ async fn serve_exports_traces_logs_their_ids_and_serves_metrics_on_its_own_addre
     let db = format!("sqlite://{}", dir.path().join("provost.db").display());
     let dir_path = dir.path().to_owned();
     let endpoint = collector_url.clone();
-    let mut served = tokio::task::spawn_blocking(move || {
+    let served = tokio::task::spawn_blocking(move || {
         start_serve_with(
             &dir_path,
             &db,
@@ -520,7 +531,7 @@ async fn serve_exports_traces_logs_their_ids_and_serves_metrics_on_its_own_addre
         "on the API's address it takes a token"
     );
 
-    stop_serve(&mut served);
+    let served = stop_serve_in_background(served).await;
     // Log lines of the request carry the caller's trace id; the other request has its own.
     let lines = served.lines();
     let trace_ids: Vec<(String, String)> = lines
@@ -586,13 +597,13 @@ async fn serve_exports_traces_logs_their_ids_and_serves_metrics_on_its_own_addre
 async fn serve_answers_health_and_stops_gracefully_on_sigterm() {
     for db in TestDatabase::all().await {
         let dir = tempfile::tempdir().unwrap();
-        let mut served = start_serve(dir.path(), &db.url);
+        let served = start_serve(dir.path(), &db.url);
         let base = format!("http://{}", served.address);
         for path in ["/healthz", "/readyz"] {
             let response = reqwest::get(format!("{base}{path}")).await.unwrap();
             assert_eq!(response.status(), 200, "{path} on {}", db.url);
         }
-        stop_serve(&mut served);
+        stop_serve_in_background(served).await;
         db.drop_database().await;
     }
 }

@@ -24,6 +24,10 @@ pub struct Org {
     pub name: String,
     pub is_sandbox: bool,
     features: HashSet<Feature>,
+    /// Fields field-level security hides from the API's users: (object, field index).
+    /// (Inferred simplification: Salesforce hides per profile and permission set; here every
+    /// API user of the org is hidden the same fields.)
+    hidden_fields: HashSet<(ObjectType, usize)>,
     tables: Vec<Table>,
     sequences: Vec<u64>,
     last_stamp: i64,
@@ -45,6 +49,7 @@ impl Org {
             features: [Feature::PermissionSetGroups, Feature::PermissionSetLicenses]
                 .into_iter()
                 .collect(),
+            hidden_fields: HashSet::new(),
             tables: vec![Table::default(); ObjectType::ALL.len()],
             sequences: vec![0; ObjectType::ALL.len()],
             last_stamp: 0,
@@ -152,6 +157,57 @@ impl Org {
         object
             .feature()
             .is_none_or(|feature| self.has_feature(feature))
+    }
+
+    /// Whether the API's users see field `index` of `object`: not hidden by field-level
+    /// security, and not a lookup to an object the org lacks (an org without permission set
+    /// groups has no `PermissionSet.PermissionSetGroupId`: selecting it is INVALID_FIELD).
+    pub fn field_visible(&self, object: ObjectType, index: usize) -> bool {
+        let lookup_present = match object.schema().fields[index].field_type {
+            crate::schema::FieldType::Reference(target) => self.has_object(target),
+            _ => true,
+        };
+        lookup_present && !self.hidden_fields.contains(&(object, index))
+    }
+
+    /// Hides `fields` (`Object.Field`) from the API's users, as field-level security does;
+    /// the previous set is replaced. An unknown name, or one that cannot be hidden (`Id`,
+    /// `Name` and required fields are always visible), is refused naming it.
+    pub fn hide_fields(&mut self, fields: &[String]) -> Result<(), String> {
+        let mut hidden = HashSet::new();
+        for name in fields {
+            let (object, field) = name
+                .split_once('.')
+                .ok_or_else(|| format!("`{name}` is not Object.Field"))?;
+            let object = ObjectType::from_name(object)
+                .ok_or_else(|| format!("`{name}`: no object `{object}`"))?;
+            let index = object
+                .schema()
+                .field_index(field)
+                .ok_or_else(|| format!("`{name}`: no field `{field}` on {}", object.name()))?;
+            let schema = &object.schema().fields[index];
+            if index == 0 || schema.required || schema.name == "Name" {
+                return Err(format!(
+                    "`{name}` cannot be hidden: field-level security does not apply to it"
+                ));
+            }
+            hidden.insert((object, index));
+        }
+        self.hidden_fields = hidden;
+        Ok(())
+    }
+
+    /// The hidden fields, as `Object.Field`, sorted.
+    pub fn hidden_fields(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .hidden_fields
+            .iter()
+            .map(|(object, index)| {
+                format!("{}.{}", object.name(), object.schema().fields[*index].name)
+            })
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn table(&self, object: ObjectType) -> &Table {

@@ -26,6 +26,7 @@ pub fn router() -> Router<Arc<Emulator>> {
         .route("/faults", get(get_faults).put(put_faults))
         .route("/limits", put(put_limits))
         .route("/features", put(put_features))
+        .route("/hidden-fields", put(put_hidden_fields))
         .route("/sessions/expire", post(expire_sessions))
         .route("/calls", get(calls).delete(clear_calls))
         .route("/reset", post(reset))
@@ -113,6 +114,26 @@ async fn put_features(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Res
         "permission_set_licenses": org.has_feature(Feature::PermissionSetLicenses),
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HiddenFields {
+    fields: Vec<String>,
+}
+
+/// Field-level security: `{"fields": ["User.LastLoginDate"]}` hides those fields from every
+/// API user (describe leaves them out, SOQL naming them is INVALID_FIELD); `[]` shows all.
+async fn put_hidden_fields(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Response {
+    let hidden: HiddenFields = match parse(&body, "hidden fields") {
+        Ok(hidden) => hidden,
+        Err(message) => return bad_request(message),
+    };
+    let mut org = emulator.org.write();
+    if let Err(message) = org.hide_fields(&hidden.fields) {
+        return bad_request(message);
+    }
+    Json(json!({ "fields": org.hidden_fields() })).into_response()
 }
 
 async fn expire_sessions(State(emulator): State<Arc<Emulator>>) -> StatusCode {

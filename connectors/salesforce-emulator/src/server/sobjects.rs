@@ -201,7 +201,16 @@ async fn describe(
         let object = object_of(&org, &object)?;
         let schema = object.schema();
         let mut body = object_summary(object);
-        body["fields"] = Json_::Array(schema.fields.iter().map(field_describe).collect());
+        // Only what this user may see here (field-level security, the org's features).
+        body["fields"] = Json_::Array(
+            schema
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| org.field_visible(object, *index))
+                .map(|(_, field)| field_describe(field))
+                .collect(),
+        );
         body["childRelationships"] = Json_::Array(
             schema
                 .children
@@ -239,7 +248,10 @@ async fn read(
             Some(list) => list
                 .split(',')
                 .map(|name| {
-                    schema.field_index(name.trim()).ok_or_else(|| {
+                    let visible = schema
+                        .field_index(name.trim())
+                        .filter(|index| org.field_visible(object, *index));
+                    visible.ok_or_else(|| {
                         SfError::new(
                             400,
                             "INVALID_FIELD",
@@ -252,7 +264,9 @@ async fn read(
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            None => (0..schema.fields.len()).collect(),
+            None => (0..schema.fields.len())
+                .filter(|index| org.field_visible(object, *index))
+                .collect(),
         };
         let mut body = Map::new();
         body.insert(

@@ -233,7 +233,7 @@ fn resolve(
         let schema = current.schema();
         let (index, target) = schema
             .relationship(&part.text)
-            .filter(|(_, target)| org.has_object(*target))
+            .filter(|(index, target)| org.has_object(*target) && org.field_visible(current, *index))
             .ok_or_else(|| {
                 SoqlError::invalid_field_at(
                     source,
@@ -249,7 +249,10 @@ fn resolve(
         current = target;
     }
     let schema = current.schema();
-    let index = schema.field_index(&field_name.text).ok_or_else(|| {
+    let visible = schema
+        .field_index(&field_name.text)
+        .filter(|index| org.field_visible(current, *index));
+    let index = visible.ok_or_else(|| {
         SoqlError::invalid_field_at(
             source,
             path.parts[0].row,
