@@ -488,7 +488,7 @@ async fn a_run_out_of_quota_pauses_with_its_checkpoint_and_resumes_where_it_stop
             // The daily limit runs out a few calls into the run.
             let usage = org.admin(reqwest::Method::PUT, "/limits", json!({})).await;
             let used = usage["used"].as_u64().unwrap();
-            org.admin(reqwest::Method::PUT, "/limits", json!({"max": used + 8}))
+            org.admin(reqwest::Method::PUT, "/limits", json!({"max": used + 9}))
                 .await;
             let reader = org.reader(true);
             let paused = sync_with(&store, &record, &reader, SyncMode::Full).await;
@@ -673,5 +673,141 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
             );
         }
     })
+    .await;
+}
+
+/// Orgs differ (shared/SALESFORCE.md, "Schema differences"): one without permission set
+/// groups has no `PermissionSetGroupId` columns, and field-level security may hide fields from
+/// the connected user. The sync selects what the org shows and the preflight says what is lost;
+/// a field the sync cannot do without stops it with the remedy.
+#[tokio::test]
+async fn a_sync_selects_the_fields_the_org_shows_and_the_preflight_says_what_is_lost() {
+    use provost_connector::preflight::Status;
+    use provost_salesforce::preflight::{self, PreflightOptions};
+    let org = Org::start(15).await;
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let record = store.ensure_org("acme").await.unwrap();
+    org.admin(
+        reqwest::Method::PUT,
+        "/features",
+        json!({"permission_set_groups": false}),
+    )
+    .await;
+    let hidden = org
+        .admin(
+            reqwest::Method::PUT,
+            "/hidden-fields",
+            json!({"fields": ["User.LastLoginDate", "PermissionSet.PermissionsViewAllData"]}),
+        )
+        .await;
+    assert_eq!(
+        hidden["fields"],
+        json!(["PermissionSet.PermissionsViewAllData", "User.LastLoginDate"])
+    );
+    let reader = org.reader(true);
+    let run = sync_with(&store, &record, &reader, SyncMode::Full).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let stored = snapshot(&store, &record).await;
+    let users: Vec<&Value> = stored
+        .iter()
+        .filter(|((entity, _), _)| *entity == Entity::Account)
+        .map(|(_, row)| row)
+        .collect();
+    assert!(users.len() > 10, "{} rows stored", stored.len());
+    assert!(
+        users
+            .iter()
+            .all(|user| user["attributes"]["LastLoginDate"].is_null()),
+        "a hidden field is not read"
+    );
+
+    let report = preflight::run(
+        reader.client(),
+        PreflightOptions {
+            exclude_portal_users: false,
+        },
+    )
+    .await;
+    let check = |id: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no check {id}: {:#?}", report.checks))
+            .clone()
+    };
+    assert!(report.ok, "optional fields do not stop the sync");
+    let users = check("fields_user");
+    assert_eq!(users.status, Status::Warn);
+    assert!(
+        users.detail.contains("User.LastLoginDate") && users.detail.contains("dormant"),
+        "{}",
+        users.detail
+    );
+    let sets = check("fields_permission_set");
+    assert_eq!(sets.status, Status::Warn);
+    assert!(
+        sets.detail.contains("ViewAllData") && sets.detail.contains("PermissionSetGroupId"),
+        "{}",
+        sets.detail
+    );
+    assert_eq!(
+        check("fields_permission_set_assignment").status,
+        Status::Warn
+    );
+
+    // A field the sync needs (a mechanism test: Salesforce's field-level security does not
+    // reach User.UserRoleId, but an API version or edition could lack a needed field).
+    org.admin(
+        reqwest::Method::PUT,
+        "/hidden-fields",
+        json!({"fields": ["User.UserRoleId"]}),
+    )
+    .await;
+    let reader = org.reader(true);
+    let failed = sync::run(
+        &store,
+        &record,
+        &reader,
+        &request(SyncMode::Full),
+        &LogObserver,
+    )
+    .await;
+    let message = match failed {
+        Ok(finished) => {
+            assert_eq!(finished.run.status, RunStatus::Failed);
+            finished.run.error.unwrap_or_default()
+        }
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        message.contains("User.UserRoleId") && message.contains("field-level security"),
+        "{message}"
+    );
+    let report = preflight::run(
+        reader.client(),
+        PreflightOptions {
+            exclude_portal_users: false,
+        },
+    )
+    .await;
+    assert!(!report.ok);
+    let users = report
+        .checks
+        .iter()
+        .find(|c| c.id == "fields_user")
+        .unwrap();
+    assert_eq!(users.status, Status::Fail);
+    assert!(users
+        .remedy
+        .as_deref()
+        .unwrap()
+        .contains("Set Field-Level Security"));
+    org.admin(
+        reqwest::Method::PUT,
+        "/hidden-fields",
+        json!({"fields": []}),
+    )
     .await;
 }

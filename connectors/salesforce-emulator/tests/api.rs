@@ -820,6 +820,85 @@ async fn an_org_without_permission_set_groups_answers_invalid_type() {
     );
 }
 
+/// Field-level security and features decide which columns exist: describe lists only those,
+/// and SOQL naming another is INVALID_FIELD, as in a real org.
+#[tokio::test]
+async fn hidden_fields_and_lookups_to_missing_objects_are_invalid_fields() {
+    let org = Org::start().await;
+    let describe = |object: &'static str| {
+        let org = &org;
+        async move {
+            let body: Value = org
+                .get(&format!("/services/data/{V}/sobjects/{object}/describe"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(describe("User").await.contains(&"LastLoginDate".to_owned()));
+    let hide = |fields: Value| {
+        let org = &org;
+        async move {
+            org.http
+                .put(format!("{}/__emulator/hidden-fields", org.base))
+                .json(&json!({ "fields": fields }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(hide(json!(["User.LastLoginDate"])).await.status(), 200);
+    assert!(!describe("User").await.contains(&"LastLoginDate".to_owned()));
+    let (status, code, message) =
+        error_of(org.query("SELECT Id, LastLoginDate FROM User").await).await;
+    assert_eq!((status.as_u16(), code.as_str()), (400, "INVALID_FIELD"));
+    assert!(
+        message.contains("No such column 'LastLoginDate' on entity 'User'"),
+        "{message}"
+    );
+    // What cannot be hidden, or does not exist, is refused naming it.
+    for (fields, named) in [
+        (json!(["User.Id"]), "User.Id"),
+        (json!(["User.Nope"]), "Nope"),
+        (json!(["Nothing.Id"]), "Nothing"),
+        (json!(["User"]), "Object.Field"),
+    ] {
+        let response = hide(fields).await;
+        assert_eq!(response.status(), 400);
+        let text = response.text().await.unwrap();
+        assert!(text.contains(named), "{text}");
+    }
+    assert_eq!(hide(json!([])).await.status(), 200);
+    org.query_ok("SELECT Id, LastLoginDate FROM User").await;
+
+    // Without permission set groups, the lookups to them are gone too.
+    assert!(describe("PermissionSet")
+        .await
+        .contains(&"PermissionSetGroupId".to_owned()));
+    org.http
+        .put(format!("{}/__emulator/features", org.base))
+        .json(&json!({ "permission_set_groups": false }))
+        .send()
+        .await
+        .unwrap();
+    assert!(!describe("PermissionSet")
+        .await
+        .contains(&"PermissionSetGroupId".to_owned()));
+    let (status, code, _) = error_of(
+        org.query("SELECT Id, PermissionSetGroupId FROM PermissionSetAssignment")
+            .await,
+    )
+    .await;
+    assert_eq!((status.as_u16(), code.as_str()), (400, "INVALID_FIELD"));
+}
+
 #[tokio::test]
 async fn assignment_rules_match_salesforce() {
     let org = Org::start().await;

@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod provisioner;
 pub mod reader;
 pub mod retry;
+pub mod schema;
 pub mod soql;
 
 pub use auth::{Credentials, Session};

@@ -119,6 +119,7 @@ pub async fn run(client: &SalesforceClient, options: PreflightOptions) -> Prefli
     check_read_users(&held, &mut report);
     check_capabilities(&held, &mut report);
     check_features(client, &mut report).await;
+    check_fields(client, &mut report).await;
     check_api_headroom(client, &mut report).await;
     check_portal_users(client, options, &mut report).await;
     report.finish(identity)
@@ -410,6 +411,74 @@ async fn check_features(client: &SalesforceClient, report: &mut Report) {
                 format!("could not tell whether the org has {feature}: {err}"),
                 None,
             ),
+        }
+    }
+}
+
+/// `fields_{object}`: whether the org shows the connected user every field the sync reads of
+/// the objects whose fields differ between orgs (edition, features, API version, field-level
+/// security). A missing optional field is a warning saying what is lost; a missing field the
+/// sync needs fails, with the remedy.
+async fn check_fields(client: &SalesforceClient, report: &mut Report) {
+    for object in crate::schema::ADAPTED_OBJECTS {
+        let id = match object {
+            "User" => "fields_user",
+            "PermissionSet" => "fields_permission_set",
+            _ => "fields_permission_set_assignment",
+        };
+        let shown = match crate::schema::visible_fields(client, object).await {
+            Ok(shown) => shown,
+            Err(err) => {
+                report.add(
+                    id,
+                    Status::Fail,
+                    true,
+                    "reading the access model",
+                    format!("describing {object} failed: {err}"),
+                    Some(remedy_of(&err)),
+                );
+                continue;
+            }
+        };
+        let wanted = crate::reader::wanted_fields(object);
+        let adapted = crate::schema::adapt(object, &wanted, &shown);
+        if let Some(field) = adapted.missing.first() {
+            report.add(
+                id,
+                Status::Fail,
+                true,
+                "reading the access model",
+                format!(
+                    "{object}.{} is not visible to the connected user",
+                    adapted.missing.join(&format!(", {object}."))
+                ),
+                Some(crate::schema::remedy(object, field)),
+            );
+        } else if adapted.lost.is_empty() {
+            report.add(
+                id,
+                Status::Pass,
+                false,
+                "reading the access model",
+                format!("every {object} field the sync reads is visible"),
+                None,
+            );
+        } else {
+            let lost: Vec<String> = adapted
+                .lost
+                .iter()
+                .map(|(field, lost)| format!("{object}.{field} (without it: {lost})"))
+                .collect();
+            report.add(
+                id,
+                Status::Warn,
+                false,
+                "reading the access model",
+                format!("not visible, synced without: {}", lost.join("; ")),
+                Some(format!(
+                    "If the org has these fields, give the connected user read access to them in field-level security (Setup > Object Manager > {object} > Fields & Relationships)"
+                )),
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 //! grant that names a user, so they never leave Salesforce.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
@@ -23,6 +24,7 @@ use crate::client::{QueryPage, SalesforceClient};
 use crate::error::SalesforceError;
 use crate::id::SalesforceId;
 use crate::preflight::EXTERNAL_USER_TYPES;
+use crate::schema;
 use crate::soql::{Condition, Literal, Query};
 
 /// The sensitive system permissions read on every permission set.
@@ -315,6 +317,22 @@ static READS: [Read; 11] = [
 static RESOURCES: std::sync::LazyLock<Vec<ResourceType>> =
     std::sync::LazyLock::new(|| READS.iter().map(|read| read.resource).collect());
 
+/// Every field the reader selects from `object` when the org shows them all.
+pub fn wanted_fields(object: &str) -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = READS
+        .iter()
+        .filter(|read| read.object == object)
+        .flat_map(|read| {
+            let system = matches!(read.mapping, Mapping::PermissionSets)
+                .then_some(SYSTEM_PERMISSIONS.as_slice())
+                .unwrap_or_default();
+            read.fields.iter().chain(system).copied()
+        })
+        .collect();
+    fields.dedup();
+    fields
+}
+
 fn read_of(resource: &str) -> Option<&'static Read> {
     READS.iter().find(|read| read.resource.id == resource)
 }
@@ -333,6 +351,8 @@ pub struct SalesforceReader {
     frozen: Mutex<Option<HashSet<String>>>,
     /// Each permission set group's component permission sets, read once per reader.
     components: Mutex<Option<HashMap<String, Vec<String>>>>,
+    /// The fields each object's reads select, once described (see [`crate::schema`]).
+    selected: Mutex<HashMap<&'static str, Arc<Vec<&'static str>>>>,
 }
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
@@ -364,6 +384,7 @@ impl SalesforceReader {
             options,
             frozen: Mutex::new(None),
             components: Mutex::new(None),
+            selected: Mutex::new(HashMap::new()),
         }
     }
 
@@ -386,16 +407,50 @@ impl SalesforceReader {
         conditions
     }
 
-    /// The full query of `read`: its fields, in the scope the options give.
-    fn query_for(&self, read: &Read) -> Query {
+    /// The fields `read` selects: those the org shows of what it wants. An optional field the
+    /// org does not show is left out (logged once per reader, with what is lost); a required
+    /// one stops the read, naming the field and the remedy.
+    async fn fields_of(&self, read: &Read) -> Result<Arc<Vec<&'static str>>, ConnectorError> {
+        let mut selected = self.selected.lock().await;
+        if let Some(fields) = selected.get(read.object) {
+            return Ok(fields.clone());
+        }
+        let mut wanted = read.fields.to_vec();
+        if matches!(read.mapping, Mapping::PermissionSets) {
+            wanted.extend(SYSTEM_PERMISSIONS);
+        }
+        let fields = if schema::ADAPTED_OBJECTS.contains(&read.object) {
+            let shown = schema::visible_fields(&self.client, read.object)
+                .await
+                .map_err(connector_error)?;
+            let adapted = schema::adapt(read.object, &wanted, &shown);
+            if let Some(field) = adapted.missing.first() {
+                return Err(ConnectorError::Denied {
+                    message: schema::remedy(read.object, field),
+                });
+            }
+            for (field, lost) in &adapted.lost {
+                tracing::warn!(
+                    object = read.object,
+                    field = *field,
+                    "Salesforce does not show this field to the connected user; syncing without {lost}"
+                );
+            }
+            adapted.fields
+        } else {
+            wanted
+        };
+        let fields = Arc::new(fields);
+        selected.insert(read.object, fields.clone());
+        Ok(fields)
+    }
+
+    /// The full query of `read`: `fields`, in the scope the options give.
+    fn query_for(&self, read: &Read, fields: &[&'static str]) -> Query {
         let with = |query: Query, conditions: Vec<Condition>| {
             conditions.into_iter().fold(query, Query::filter)
         };
-        let mut fields = read.fields.to_vec();
-        if matches!(read.mapping, Mapping::PermissionSets) {
-            fields.extend(SYSTEM_PERMISSIONS);
-        }
-        let query = Query::select(read.object, &fields);
+        let query = Query::select(read.object, fields);
         match read.scope {
             Scope::All => query,
             Scope::RegularGroups => query.filter(Condition::eq("Type", "Regular")),
@@ -419,9 +474,9 @@ impl SalesforceReader {
     /// The queries of a read of users' changes since `since`, by phase: users changed
     /// themselves; users whose login (freeze) changed; users changed so that they no longer
     /// match the filters (read as keys only: they are to be removed). The phases are disjoint.
-    fn change_query(&self, phase: u8, since: Timestamp) -> Option<Query> {
+    fn change_query(&self, phase: u8, since: Timestamp, fields: &[&'static str]) -> Option<Query> {
         let changed = || Condition::gt("SystemModstamp", Literal::DateTime(since));
-        let users = self.query_for(read_of(USERS.id).expect("users are read"));
+        let users = self.query_for(read_of(USERS.id).expect("users are read"), fields);
         match phase {
             0 => Some(users.filter(changed())),
             1 => Some(
@@ -675,7 +730,8 @@ impl SalesforceReader {
     /// A page of a full read: consecutive pages cover the key space in `Id` order.
     async fn read_all(&self, read: &Read, state: CursorState) -> Result<Page, ConnectorError> {
         let resource = &read.resource;
-        let query = self.query_for(read);
+        let fields = self.fields_of(read).await?;
+        let query = self.query_for(read, &fields);
         let watermark = state.mark.clone().map(Watermark);
         let result = match self.first_or_next(resource.id, query, &state).await {
             // Optional objects (permission set groups, permission set licenses) an org lacks.
@@ -727,9 +783,10 @@ impl SalesforceReader {
         mut state: CursorState,
     ) -> Result<Page, ConnectorError> {
         let resource = &read.resource;
+        let fields = self.fields_of(read).await?;
         // Skip phases that have no query (no filters configured: nobody can leave them).
         let query = loop {
-            match self.change_query(state.phase, since) {
+            match self.change_query(state.phase, since, &fields) {
                 Some(query) => break Some(query),
                 None if state.phase < 2 => state.phase += 1,
                 None => break None,
