@@ -17,13 +17,9 @@ fn rfc3339(value: Option<&Value>) -> Option<String> {
     provost_connector::times::parse_datetime(text).map(crate::util::times::rfc3339)
 }
 
-/// `meta.created` and `meta.lastModified`, from Salesforce's `CreatedDate` and
-/// `LastModifiedDate` where the synced record keeps them.
-fn dates(attrs: &serde_json::Map<String, Value>) -> (Option<String>, Option<String>) {
-    (
-        rfc3339(attrs.get("CreatedDate")),
-        rfc3339(attrs.get("LastModifiedDate")),
-    )
+/// `meta.created`, from Salesforce's `CreatedDate` where the synced record keeps it.
+fn created(attrs: &serde_json::Map<String, Value>) -> Option<String> {
+    rfc3339(attrs.get("CreatedDate"))
 }
 
 fn text(value: Option<&Value>) -> Option<&str> {
@@ -75,14 +71,13 @@ fn finish(
     mut resource: Value,
     resource_type: &str,
     location: String,
-    (created, last_modified): (Option<String>, Option<String>),
+    created: Option<String>,
 ) -> Value {
     resource = compact(resource);
     let version = version(&resource);
     resource["meta"] = compact(json!({
         "resourceType": resource_type,
         "created": created,
-        "lastModified": last_modified,
         "location": location,
         "version": version,
     }));
@@ -224,8 +219,6 @@ struct Meta {
     resource_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_modified: Option<String>,
     location: String,
     version: String,
 }
@@ -333,7 +326,6 @@ impl<'a> User<'a> {
         user.meta = Some(Meta {
             resource_type: "User",
             created: rfc3339(attrs.get("CreatedDate")),
-            last_modified: rfc3339(attrs.get("LastModifiedDate")),
             location: format!("{base}/Users/{}", account.id),
             version: version(&user),
         });
@@ -373,7 +365,7 @@ pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Valu
         resource,
         "Group",
         format!("{base}/Groups/{}", entitlement.id),
-        dates(&entitlement.attributes),
+        created(&entitlement.attributes),
     )
 }
 
@@ -428,7 +420,7 @@ pub fn catalog_entry(
             resource,
             "Role",
             format!("{base}/Roles/{}", entitlement.id),
-            dates(attrs),
+            created(attrs),
         );
     }
     let license = license_of(entitlement);
@@ -446,7 +438,7 @@ pub fn catalog_entry(
         resource,
         "Entitlement",
         format!("{base}/Entitlements/{}", entitlement.id),
-        dates(attrs),
+        created(attrs),
     )
 }
 
@@ -462,8 +454,8 @@ mod tests {
 
     #[test]
     fn the_version_follows_the_content() {
-        let a = finish(json!({"id": "1", "x": 1}), "User", "l".into(), (None, None));
-        let b = finish(json!({"id": "1", "x": 2}), "User", "l".into(), (None, None));
+        let a = finish(json!({"id": "1", "x": 1}), "User", "l".into(), None);
+        let b = finish(json!({"id": "1", "x": 2}), "User", "l".into(), None);
         assert_ne!(version_of(&a), version_of(&b));
         assert!(version_of(&a).unwrap().starts_with("W/\""));
         assert_eq!(compact(json!({"a": null, "b": {"c": null}})), json!({}));

@@ -590,12 +590,6 @@ static META_USER: Attr = {
             Source::Column(Column::UserTime("CreatedDate")),
             "",
         )),
-        read_only(attr(
-            "lastModified",
-            Type::DateTime,
-            Source::Column(Column::UserTime("LastModifiedDate")),
-            "When Salesforce last changed the user (LastModifiedDate): filter `meta.lastModified gt \"...\"` to read only users changed since.",
-        )),
         read_only(text("resourceType", Source::Const("User"), "")),
     ];
     read_only(complex("meta", Source::None, SUBS, ""))

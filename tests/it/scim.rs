@@ -114,7 +114,7 @@ struct Truth {
 
 async fn truth(fixture: &Fixture) -> Truth {
     let users: HashMap<String, Value> = fixture
-        .rows("SELECT Id, Username, LastName, IsActive, UserType, ProfileId, CreatedDate, LastModifiedDate FROM User")
+        .rows("SELECT Id, Username, LastName, IsActive, UserType, ProfileId, CreatedDate FROM User")
         .await
         .into_iter()
         .filter(|u| !EXTERNAL_USER_TYPES.contains(&u["UserType"].as_str().unwrap_or_default()))
@@ -251,22 +251,19 @@ async fn filters_pages_and_projections_match_the_org() {
             BTreeSet::from([id(some, "Id")]),
             "userName is case-insensitive"
         );
-        // meta.created and meta.lastModified are Salesforce's CreatedDate and LastModifiedDate,
-        // and `meta.lastModified gt` reads only the users changed since (identity providers'
-        // incremental reads).
+        // meta.created is Salesforce's CreatedDate, on Users (filterable) and Groups.
         let shown = scim.ok(&format!("/Users/{}", id(some, "Id"))).await;
         let instant = |v: &Value| provost_connector::times::parse_datetime(v.as_str().unwrap()).unwrap();
         assert_eq!(instant(&shown["meta"]["created"]), instant(&some["CreatedDate"]));
-        assert_eq!(instant(&shown["meta"]["lastModified"]), instant(&some["LastModifiedDate"]));
-        let group = &scim.ok("/Groups?count=1&excludedAttributes=members").await["Resources"][0];
-        assert!(instant(&group["meta"]["created"]) <= instant(&group["meta"]["lastModified"]), "{group}");
-        let mut stamps: Vec<_> = truth.users.values().map(|u| instant(&u["LastModifiedDate"])).collect();
+        let mut stamps: Vec<_> = truth.users.values().map(|u| instant(&u["CreatedDate"])).collect();
         stamps.sort();
         let since = stamps[stamps.len() / 2];
-        let changed: BTreeSet<String> = truth.users.iter().filter(|(_, u)| instant(&u["LastModifiedDate"]) > since).map(|(k, _)| k.clone()).collect();
-        assert!(!changed.is_empty() && changed.len() < all.len());
-        let filter = format!("meta.lastModified gt \"{}\"", provost::util::times::rfc3339(since));
-        assert_eq!(scim.ids("Users", &filter).await, changed);
+        let newer: BTreeSet<String> = truth.users.iter().filter(|(_, u)| instant(&u["CreatedDate"]) > since).map(|(k, _)| k.clone()).collect();
+        assert!(!newer.is_empty() && newer.len() < all.len());
+        let filter = format!("meta.created gt \"{}\"", provost::util::times::rfc3339(since));
+        assert_eq!(scim.ids("Users", &filter).await, newer);
+        let group = &scim.ok("/Groups?count=1&excludedAttributes=members").await["Resources"][0];
+        assert!(instant(&group["meta"]["created"]) <= chrono::Utc::now(), "{group}");
         let inactive: BTreeSet<String> = truth.users.iter().filter(|(_, u)| u["IsActive"] == false).map(|(k, _)| k.clone()).collect();
         assert!(!inactive.is_empty());
         assert_eq!(scim.ids("Users", "active eq false").await, inactive);

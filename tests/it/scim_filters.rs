@@ -294,15 +294,13 @@ fn attributes(schemas: &Value, resource_type: &Value) -> (Vec<Leaf>, Vec<Complex
             case_exact: true,
             multi: false,
         });
-        for sub in ["created", "lastModified"] {
-            leaves.push(Leaf {
-                path: format!("meta.{sub}"),
-                at: vec!["meta".into(), sub.into()],
-                ty: "dateTime".into(),
-                case_exact: false,
-                multi: false,
-            });
-        }
+        leaves.push(Leaf {
+            path: "meta.created".into(),
+            at: vec!["meta".into(), "created".into()],
+            ty: "dateTime".into(),
+            case_exact: false,
+            multi: false,
+        });
     }
     (leaves, complexes)
 }

@@ -207,7 +207,6 @@ static READS: [Read; 11] = [
             "Type",
             "NamespacePrefix",
             "CreatedDate",
-            "LastModifiedDate",
         ],
         scope: Scope::All,
         mapping: Mapping::PermissionSets,
@@ -223,7 +222,6 @@ static READS: [Read; 11] = [
             "Description",
             "Status",
             "CreatedDate",
-            "LastModifiedDate",
         ],
         scope: Scope::All,
         mapping: Mapping::Entitlement {
@@ -231,28 +229,21 @@ static READS: [Read; 11] = [
             api_name: "DeveloperName",
             label: "MasterLabel",
             grantable: true,
-            attributes: &["Status", "CreatedDate", "LastModifiedDate"],
+            attributes: &["Status", "CreatedDate"],
         },
         reads_changes: false,
     },
     Read {
         resource: PUBLIC_GROUPS,
         object: "Group",
-        fields: &[
-            "Id",
-            "Name",
-            "DeveloperName",
-            "Type",
-            "CreatedDate",
-            "LastModifiedDate",
-        ],
+        fields: &["Id", "Name", "DeveloperName", "Type", "CreatedDate"],
         scope: Scope::RegularGroups,
         mapping: Mapping::Entitlement {
             kind: EntitlementKind::PublicGroup,
             api_name: "DeveloperName",
             label: "Name",
             grantable: true,
-            attributes: &["Type", "CreatedDate", "LastModifiedDate"],
+            attributes: &["Type", "CreatedDate"],
         },
         reads_changes: false,
     },
@@ -280,7 +271,6 @@ static READS: [Read; 11] = [
             "LocaleSidKey",
             "LanguageLocaleKey",
             "CreatedDate",
-            "LastModifiedDate",
         ],
         scope: Scope::Users,
         mapping: Mapping::Users,
@@ -924,7 +914,6 @@ fn permission_set(record: &Value) -> Entitlement {
             "ProfileId",
             "PermissionSetGroupId",
             "CreatedDate",
-            "LastModifiedDate",
         ],
     );
     attributes.insert("set_kind".to_owned(), json!(role));
@@ -980,7 +969,6 @@ fn user(record: &Value, frozen: &HashSet<String>) -> (Account, Vec<Grant>) {
             "LocaleSidKey",
             "LanguageLocaleKey",
             "CreatedDate",
-            "LastModifiedDate",
         ],
     );
     let license = record["Profile"]["UserLicenseId"]
