@@ -195,26 +195,29 @@ fn w3c_shaped(header: &str) -> bool {
     shaped && (rest.is_empty() || (version != "00" && rest.starts_with('-')))
 }
 
-/// The trace id a W3C `traceparent` header names, when it is valid.
-pub fn trace_id_of(traceparent: Option<&str>) -> Option<TraceId> {
+/// The caller's context and trace id a W3C `traceparent` header names, when it is valid.
+fn caller_of(traceparent: Option<&str>) -> Option<(opentelemetry::Context, TraceId)> {
     if !traceparent.is_some_and(w3c_shaped) {
         return None;
     }
     let context = TraceContextPropagator::new().extract(&Traceparent(traceparent));
-    let span = context.span();
-    let id = span.span_context();
-    id.is_valid().then(|| id.trace_id())
+    let id = context.span().span_context().clone();
+    id.is_valid().then(|| (context, id.trace_id()))
+}
+
+/// The trace id a W3C `traceparent` header names, when it is valid.
+pub fn trace_id_of(traceparent: Option<&str>) -> Option<TraceId> {
+    caller_of(traceparent).map(|(_, id)| id)
 }
 
 /// Puts `span` (a root span declaring an empty `trace_id` field) in the caller's trace when
 /// `traceparent` is a valid W3C header, and records its trace id in `trace_id`.
 pub fn adopt_trace(span: &tracing::Span, traceparent: Option<&str>) {
-    let caller = trace_id_of(traceparent);
-    if caller.is_some() {
+    let caller = caller_of(traceparent).map(|(context, id)| {
         // Exported as a child of the caller's span (when traces are exported at all).
-        let context = TraceContextPropagator::new().extract(&Traceparent(traceparent));
         let _ = span.set_parent(context);
-    }
+        id
+    });
     record(span, caller);
 }
 

@@ -9,6 +9,38 @@ use super::open_store;
 use crate::config::Config;
 use crate::http::{self, AppState};
 
+/// The work `serve` (and the demo) does beside answering HTTP: scheduled syncs, the executor
+/// (woken by `work`) and webhook delivery, counting into `metrics`. The tasks stop when their
+/// handles are aborted.
+pub(super) fn start_work(
+    config: &Arc<Config>,
+    store: &Arc<dyn crate::store::Store>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    work: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone(), metrics.clone());
+    if config.provisioning.executor {
+        let executor = Arc::new(
+            crate::provisioning::executor::Executor::new(
+                config.clone(),
+                store.clone(),
+                crate::sync::holder_name(),
+            )
+            .with_metrics(metrics.clone()),
+        );
+        tasks.push(tokio::spawn(executor.run(work.clone())));
+    }
+    if !config.webhooks.is_empty() {
+        let deliverer = Arc::new(crate::webhooks::deliverer::Deliverer::new(
+            config.clone(),
+            store.clone(),
+            crate::sync::holder_name(),
+        )?);
+        tasks.push(tokio::spawn(deliverer.run()));
+    }
+    Ok(tasks)
+}
+
 pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -45,27 +77,8 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     };
     let config = Arc::new(config);
     let metrics = crate::metrics::Metrics::new();
-    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone(), metrics.clone());
     let work = Arc::new(tokio::sync::Notify::new());
-    if config.provisioning.executor {
-        let executor = Arc::new(
-            crate::provisioning::executor::Executor::new(
-                config.clone(),
-                store.clone(),
-                crate::sync::holder_name(),
-            )
-            .with_metrics(metrics.clone()),
-        );
-        tasks.push(tokio::spawn(executor.run(work.clone())));
-    }
-    if !config.webhooks.is_empty() {
-        let deliverer = Arc::new(crate::webhooks::deliverer::Deliverer::new(
-            config.clone(),
-            store.clone(),
-            crate::sync::holder_name(),
-        )?);
-        tasks.push(tokio::spawn(deliverer.run()));
-    }
+    let mut tasks = start_work(&config, &store, &metrics, &work)?;
     let state = AppState {
         store: store.clone(),
         config,

@@ -340,6 +340,20 @@ fn start_serve_with(dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Ser
     }
 }
 
+/// The (path, trace id) of every log line logged in a request's span.
+fn trace_ids(lines: &[Value]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let span = &line["span"];
+            Some((
+                span["path"].as_str()?.to_owned(),
+                span["trace_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// [`stop_serve`] off the test's runtime, which keeps serving what the child calls (a
 /// collector) while it stops.
 async fn stop_serve_in_background(mut served: Served) -> Served {
@@ -405,17 +419,7 @@ async fn request_log_lines_carry_the_callers_trace_id_without_export() {
         assert_eq!(answer.status(), 200);
     }
     let served = stop_serve_in_background(served).await;
-    let ids: Vec<(String, String)> = served
-        .lines()
-        .iter()
-        .filter_map(|line| {
-            let span = &line["span"];
-            Some((
-                span["path"].as_str()?.to_owned(),
-                span["trace_id"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
+    let ids = trace_ids(&served.lines());
     assert!(
         ids.contains(&("/healthz".to_owned(), trace.to_owned())),
         "{ids:?}"
@@ -534,16 +538,7 @@ async fn serve_exports_traces_logs_their_ids_and_serves_metrics_on_its_own_addre
     let served = stop_serve_in_background(served).await;
     // Log lines of the request carry the caller's trace id; the other request has its own.
     let lines = served.lines();
-    let trace_ids: Vec<(String, String)> = lines
-        .iter()
-        .filter_map(|line| {
-            let span = &line["span"];
-            Some((
-                span["path"].as_str()?.to_owned(),
-                span["trace_id"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
+    let trace_ids = trace_ids(&lines);
     assert!(
         trace_ids.contains(&("/healthz".to_owned(), trace.to_owned())),
         "{lines:#?}"

@@ -676,6 +676,17 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
     .await;
 }
 
+/// The preflight of the org `reader` reads.
+async fn preflight_of(reader: &SalesforceReader) -> provost_connector::preflight::PreflightReport {
+    provost_salesforce::preflight::run(
+        reader.client(),
+        provost_salesforce::preflight::PreflightOptions {
+            exclude_portal_users: false,
+        },
+    )
+    .await
+}
+
 /// Orgs differ (shared/SALESFORCE.md, "Schema differences"): one without permission set
 /// groups has no `PermissionSetGroupId` columns, and field-level security may hide fields from
 /// the connected user. The sync selects what the org shows and the preflight says what is lost;
@@ -683,7 +694,6 @@ async fn one_sync_per_org_at_a_time_and_a_dead_holders_run_is_resumed() {
 #[tokio::test]
 async fn a_sync_selects_the_fields_the_org_shows_and_the_preflight_says_what_is_lost() {
     use provost_connector::preflight::Status;
-    use provost_salesforce::preflight::{self, PreflightOptions};
     let org = Org::start(15).await;
     let db = TestDatabase::sqlite().await;
     let store = db.store().await;
@@ -722,13 +732,7 @@ async fn a_sync_selects_the_fields_the_org_shows_and_the_preflight_says_what_is_
         "a hidden field is not read"
     );
 
-    let report = preflight::run(
-        reader.client(),
-        PreflightOptions {
-            exclude_portal_users: false,
-        },
-    )
-    .await;
+    let report = preflight_of(&reader).await;
     let check = |id: &str| {
         report
             .checks
@@ -785,13 +789,7 @@ async fn a_sync_selects_the_fields_the_org_shows_and_the_preflight_says_what_is_
         message.contains("User.UserRoleId") && message.contains("field-level security"),
         "{message}"
     );
-    let report = preflight::run(
-        reader.client(),
-        PreflightOptions {
-            exclude_portal_users: false,
-        },
-    )
-    .await;
+    let report = preflight_of(&reader).await;
     assert!(!report.ok);
     let users = report
         .checks

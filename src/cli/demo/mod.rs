@@ -153,17 +153,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     let base = format!("http://{}", listener.local_addr()?);
     let secrets = crate::org::secrets::SecretBox::load(&config.secrets.key_file)?;
     let metrics = crate::metrics::Metrics::new();
-    let mut tasks = crate::sync::schedule::start(config.clone(), store.clone(), metrics.clone());
     let work = Arc::new(tokio::sync::Notify::new());
-    let executor = Arc::new(
-        crate::provisioning::executor::Executor::new(
-            config.clone(),
-            store.clone(),
-            crate::sync::holder_name(),
-        )
-        .with_metrics(metrics.clone()),
-    );
-    tasks.push(tokio::spawn(executor.run(work.clone())));
+    let tasks = super::serve::start_work(&config, &store, &metrics, &work)?;
     let token = provisioning::demo_token(&store).await?;
     let some_user = emulator
         .org
