@@ -136,6 +136,7 @@ async fn setup(rounds: usize) -> Bench {
             api_version: "62.0".to_owned(),
             exclude_portal_users: true,
             include_inactive_users: true,
+            sync_access_permissions: true,
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 100,

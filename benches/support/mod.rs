@@ -80,6 +80,7 @@ pub fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
         ReadOptions {
             exclude_portal_users: true,
             include_inactive_users: true,
+            read_access: true,
         },
     )
 }

@@ -32,8 +32,8 @@ pub struct ReportArgs {
     /// Only active users.
     #[arg(long)]
     pub active_only: bool,
-    /// entitlements and effective-permissions: the state at this past time (RFC 3339),
-    /// rebuilt from the change history.
+    /// Reports of who holds what (all but changes and dormant): the state at this past time
+    /// (RFC 3339), rebuilt from the change history.
     #[arg(long, value_name = "T")]
     pub as_of: Option<String>,
     /// With --output: print the manifest (and where it was written) as one JSON object on
@@ -76,6 +76,42 @@ pub enum ReportCommand {
         #[arg(long)]
         days: u32,
     },
+    /// What users can do on objects (read, create, edit, delete, view all, modify all), one
+    /// row per user, object and path; Modify All Data and View All Data count.
+    ObjectAccess {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Only this object (API name: Opportunity, Invoice__c).
+        #[arg(long)]
+        object: Option<String>,
+        /// Only paths that allow this: read, create, edit, delete, view_all, modify_all,
+        /// view_all_fields.
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Who can read or edit fields, one row per user, field and path.
+    FieldAccess {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Only this field, as Object.Field (Contact.SSN__c).
+        #[arg(long)]
+        field: Option<String>,
+        /// Only the fields of this object.
+        #[arg(long)]
+        object: Option<String>,
+        /// Only paths that allow this: read or edit.
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Who can use connected apps, Apex classes and custom permissions, one row per user,
+    /// entity and path.
+    SetupAccess {
+        #[command(flatten)]
+        args: ReportArgs,
+        /// Only this setup entity, by id or name (DataLoader, Approve_Refunds).
+        #[arg(long)]
+        setup_entity: Option<String>,
+    },
     /// Check a report file against its manifest (size and SHA-256); exit 1 if it changed.
     Verify {
         file: PathBuf,
@@ -94,7 +130,10 @@ impl ReportCommand {
             ReportCommand::Entitlements(args)
             | ReportCommand::EffectivePermissions { args, .. }
             | ReportCommand::Changes { args, .. }
-            | ReportCommand::Dormant { args, .. } => Some(&args.org),
+            | ReportCommand::Dormant { args, .. }
+            | ReportCommand::ObjectAccess { args, .. }
+            | ReportCommand::FieldAccess { args, .. }
+            | ReportCommand::SetupAccess { args, .. } => Some(&args.org),
             ReportCommand::Verify { .. } => None,
         }
     }
@@ -133,6 +172,42 @@ pub async fn run(command: ReportCommand, config: &Config) -> anyhow::Result<Outc
             args,
             Params {
                 days: Some(days),
+                ..Params::default()
+            },
+        ),
+        ReportCommand::ObjectAccess {
+            args,
+            object,
+            action,
+        } => (
+            Report::ObjectAccess,
+            args,
+            Params {
+                object,
+                action,
+                ..Params::default()
+            },
+        ),
+        ReportCommand::FieldAccess {
+            args,
+            field,
+            object,
+            action,
+        } => (
+            Report::FieldAccess,
+            args,
+            Params {
+                field,
+                object,
+                action,
+                ..Params::default()
+            },
+        ),
+        ReportCommand::SetupAccess { args, setup_entity } => (
+            Report::SetupAccess,
+            args,
+            Params {
+                setup_entity,
                 ..Params::default()
             },
         ),

@@ -21,6 +21,11 @@ pub struct OrgConfig {
     pub exclude_portal_users: bool,
     #[serde(default = "yes")]
     pub include_inactive_users: bool,
+    /// Sync what each permission set opens: object, field and setup-entity permissions
+    /// (ObjectPermissions, FieldPermissions, SetupEntityAccess). FieldPermissions runs to
+    /// millions of rows in large orgs; off, the access reports have nothing to show.
+    #[serde(default = "yes")]
+    pub sync_access_permissions: bool,
     /// Records per query page (200 to 2000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u16,

@@ -1,6 +1,7 @@
 //! `GET /api/v1/orgs/{org}/reports/{name}?format=csv|json|ndjson` (scope `reports:read`), with
 //! the report's filters as query parameters (`entitlement`, `user_type`, `active_only`,
-//! `permission`, `since`, `until`, `as_of`, `days`).
+//! `permission`, `since`, `until`, `as_of`, `days`, `object`, `field`, `action`,
+//! `setup_entity`).
 //!
 //! The report is written to a temporary file first (memory stays flat however many rows), then
 //! sent with its manifest in headers: `Provost-Report-Sha256` and `Provost-Report-Rows`, and
@@ -47,18 +48,25 @@ pub fn routes() -> Routes {
                  `effective-permissions`: each sensitive system permission per user, and every \
                  grant that confers it. `changes`: grants and user lifecycle changes in a \
                  window, and whether Provost made them. `dormant`: active users with \
-                 entitlements and no login for `days`.",
+                 entitlements and no login for `days`. `object-access`, `field-access`, \
+                 `setup-access`: what each user can do on objects, which fields they can read \
+                 or edit, which connected apps, Apex classes and custom permissions they can \
+                 use, and through which path.",
             )
             .scope(Scope::ReportsRead)
             .path("name", schemas::report_names(), "The report.")
             .query("format", json!({"type": "string", "enum": ["csv", "json", "ndjson"], "default": "csv"}), "The file format.")
             .query("entitlement", text.clone(), "Only this entitlement (id or API name).")
             .query("permission", text.clone(), "Only this system permission (effective-permissions).")
-            .query("user_type", text, "Only users of this Salesforce user type (Standard, ...).")
+            .query("user_type", text.clone(), "Only users of this Salesforce user type (Standard, ...).")
             .query("active_only", json!({"type": "boolean"}), "Only active users.")
             .query("since", time.clone(), "Start of the window (changes), RFC 3339.")
             .query("until", time.clone(), "End of the window (changes), RFC 3339.")
-            .query("as_of", time, "The state at this time, rebuilt from the change history (entitlements, effective-permissions).")
+            .query("as_of", time, "The state at this time, rebuilt from the change history (all reports but changes and dormant).")
+            .query("object", text.clone(), "Only this object (object-access), or its fields (field-access).")
+            .query("field", text.clone(), "Only this field, as Object.Field (field-access).")
+            .query("action", text.clone(), "Only paths that allow this action (object-access: read, create, edit, delete, view_all, modify_all, view_all_fields; field-access: read, edit).")
+            .query("setup_entity", text, "Only this setup entity, by id or name (setup-access).")
             .query("days", json!({"type": "integer", "minimum": 0, "maximum": crate::reports::dormant::MAX_DAYS}), "Days without a login (dormant; required there).")
             .answer(answer),
     )
@@ -75,6 +83,10 @@ struct ReportQuery {
     until: Option<String>,
     as_of: Option<String>,
     days: Option<u32>,
+    object: Option<String>,
+    field: Option<String>,
+    action: Option<String>,
+    setup_entity: Option<String>,
 }
 
 async fn report(
@@ -109,6 +121,10 @@ async fn report(
         until: timestamp("until", query.until.as_deref())?,
         as_of: timestamp("as_of", query.as_of.as_deref())?,
         days: query.days,
+        object: query.object,
+        field: query.field,
+        action: query.action,
+        setup_entity: query.setup_entity,
     };
     let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;
     let writer =

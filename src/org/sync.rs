@@ -39,6 +39,7 @@ pub async fn reader_for(
         ReadOptions {
             exclude_portal_users: org.exclude_portal_users,
             include_inactive_users: org.include_inactive_users,
+            read_access: org.sync_access_permissions,
         },
     ))
 }

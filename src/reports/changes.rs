@@ -203,7 +203,7 @@ fn classify(change: &ChangeRecord) -> Vec<&'static str> {
             }
             kinds
         }
-        (Entity::Entitlement, _) => Vec::new(),
+        (Entity::Entitlement | Entity::Permission, _) => Vec::new(),
     }
 }
 

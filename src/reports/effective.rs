@@ -3,13 +3,18 @@
 //! assigned directly, or a component set of an assigned permission set group. One row per
 //! user, permission and path, so "who can Modify All Data, and exactly why" is a filter away.
 //!
-//! Muting permission sets in groups are not modelled (the sync does not read them yet): a
-//! group's components are taken as granting what they hold.
+//! A path through a permission set group is cut when the group does not confer the
+//! permission: Salesforce keeps the group's result (its components OR'ed, muted permissions
+//! removed) on the group's aggregate permission set, and that is what decides `effective`. A
+//! cut path is still a row, with `effective` false and `muted_by` naming the group's muting
+//! sets that mute the permission; `group_status` says when the group is not `Updated` (its
+//! aggregate may lag its components). Without a synced aggregate set, the muting sets decide.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use provost_connector::model::Entitlement;
 use serde_json::{json, Value};
 
 use super::output::{Format, RowWriter, Written};
@@ -41,7 +46,7 @@ pub const PERMISSIONS: [(&str, &str); 14] = [
     ("PermissionsManageRoles", "Manage Roles"),
 ];
 
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 13] = [
     "permission",
     "permission_field",
     "via_type",
@@ -52,6 +57,9 @@ const COLUMNS: [&str; 10] = [
     "grant_id",
     "assigned_since",
     "expires_at",
+    "effective",
+    "muted_by",
+    "group_status",
 ];
 
 /// The permission a `--permission` value names: the field (`PermissionsModifyAllData`), the
@@ -108,10 +116,30 @@ pub(super) async fn write(
                 .map(|profile| (profile, e.id.as_str()))
         })
         .collect();
+    // A group's result is kept on its aggregate set.
+    let aggregates: HashMap<&str, &Entitlement> = context
+        .entitlements
+        .values()
+        .filter(|e| e.attributes.get("set_kind") == Some(&json!("group_aggregate")))
+        .filter_map(|e| {
+            e.attributes
+                .get("PermissionSetGroupId")
+                .and_then(Value::as_str)
+                .map(|group| (group, e))
+        })
+        .collect();
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
     while let Some(grants) = users.next(store, context).await? {
-        rows_of_user(context, params, only, &profile_sets, &grants, &mut writer)?;
+        rows_of_user(
+            context,
+            params,
+            only,
+            &profile_sets,
+            &aggregates,
+            &grants,
+            &mut writer,
+        )?;
     }
     Ok(writer.finish()?)
 }
@@ -126,11 +154,56 @@ struct Path<'a> {
     grant: &'a HeldEntitlement,
 }
 
+/// Whether a path through group `group_id` confers `field`, the muting sets that mute it there,
+/// and the group's status.
+fn through_group(
+    context: &Context,
+    aggregates: &HashMap<&str, &Entitlement>,
+    group_id: &str,
+    field: &str,
+) -> (bool, Value, Value) {
+    let group = context.entitlements.get(group_id);
+    let status = group
+        .and_then(|g| g.attributes.get("Status"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let muting: Vec<&str> = group
+        .and_then(|g| g.attributes.get("muting_sets"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|set| {
+            set["muted"]
+                .as_array()
+                .is_some_and(|muted| muted.iter().any(|p| p == field))
+        })
+        .filter_map(|set| set["api_name"].as_str())
+        .collect();
+    let effective = match aggregates.get(group_id) {
+        Some(aggregate) => holds(aggregate, field),
+        None => muting.is_empty(),
+    };
+    let muted_by = if effective || muting.is_empty() {
+        Value::Null
+    } else {
+        json!(muting.join(", "))
+    };
+    (effective, muted_by, status)
+}
+
+fn holds(set: &Entitlement, field: &str) -> bool {
+    set.attributes
+        .get("system_permissions")
+        .and_then(Value::as_array)
+        .is_some_and(|held| held.iter().any(|p| p == field))
+}
+
 fn rows_of_user<W: Write>(
     context: &Context,
     params: &Params,
     only: Option<&str>,
     profile_sets: &HashMap<&str, &str>,
+    aggregates: &HashMap<&str, &Entitlement>,
     grants: &[HeldEntitlement],
     writer: &mut RowWriter<W>,
 ) -> Result<(), ReportError> {
@@ -190,15 +263,17 @@ fn rows_of_user<W: Write>(
             continue;
         }
         for path in &paths {
-            let holds = context
+            if !context
                 .entitlements
                 .get(path.set_id)
-                .and_then(|set| set.attributes.get("system_permissions"))
-                .and_then(Value::as_array)
-                .is_some_and(|held| held.iter().any(|p| p == field));
-            if !holds {
+                .is_some_and(|set| holds(set, field))
+            {
                 continue;
             }
+            let (effective, muted_by, group_status) = match path.via_type {
+                "permission_set_group" => through_group(context, aggregates, path.via_id, field),
+                _ => (true, Value::Null, Value::Null),
+            };
             let mut values = user.clone();
             values.extend([
                 json!(label),
@@ -211,6 +286,9 @@ fn rows_of_user<W: Write>(
                 json!(path.grant.grant_id),
                 super::time_value(path.grant.since),
                 super::time_value(path.grant.expires_at),
+                json!(effective),
+                muted_by,
+                group_status,
             ]);
             writer.row(&values)?;
         }

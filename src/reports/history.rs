@@ -45,7 +45,7 @@ pub(super) fn held_at(users: &[String], changes: &[ChangeRecord]) -> Vec<HeldEnt
                     entry.1 = Some(change);
                 }
             }
-            Entity::Entitlement => {}
+            Entity::Entitlement | Entity::Permission => {}
         }
     }
     let mut held = Vec::new();

@@ -7,7 +7,11 @@
 //! - `changes`: grants added, removed and changed and user lifecycle changes in a window, and
 //!   whether each came through Provost or straight from Salesforce.
 //! - `dormant`: active users holding entitlements who have not logged in for N days, or ever.
+//! - `object-access`, `field-access`, `setup-access`: what users can do on objects, which
+//!   fields they can read or edit, which setup entities (connected apps, Apex classes, custom
+//!   permissions) they can use, and through which path.
 
+mod access;
 mod changes;
 pub mod dormant;
 mod effective;
@@ -39,14 +43,30 @@ pub enum Report {
     EffectivePermissions,
     Changes,
     Dormant,
+    ObjectAccess,
+    FieldAccess,
+    SetupAccess,
 }
 
 impl Report {
-    pub const NAMES: [&'static str; 4] = [
+    pub const ALL: [Report; 7] = [
+        Report::Entitlements,
+        Report::EffectivePermissions,
+        Report::Changes,
+        Report::Dormant,
+        Report::ObjectAccess,
+        Report::FieldAccess,
+        Report::SetupAccess,
+    ];
+
+    pub const NAMES: [&'static str; 7] = [
         "entitlements",
         "effective-permissions",
         "changes",
         "dormant",
+        "object-access",
+        "field-access",
+        "setup-access",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,18 +75,19 @@ impl Report {
             Report::EffectivePermissions => "effective-permissions",
             Report::Changes => "changes",
             Report::Dormant => "dormant",
+            Report::ObjectAccess => "object-access",
+            Report::FieldAccess => "field-access",
+            Report::SetupAccess => "setup-access",
         }
     }
 
     pub fn parse(text: &str) -> Option<Report> {
-        [
-            Report::Entitlements,
-            Report::EffectivePermissions,
-            Report::Changes,
-            Report::Dormant,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == text)
+        Report::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Whether `as_of` applies: the reports of who holds what.
+    fn has_as_of(self) -> bool {
+        !matches!(self, Report::Changes | Report::Dormant)
     }
 }
 
@@ -109,6 +130,18 @@ pub struct Params {
     /// `dormant`: days without a login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
+    /// `object-access`: only this object (`Opportunity`); `field-access`: only its fields.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub object: Option<String>,
+    /// `field-access`: only this field (`Contact.SSN__c`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub field: Option<String>,
+    /// `object-access`, `field-access`: only paths that allow this action (`delete`, `edit`...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub action: Option<String>,
+    /// `setup-access`: only this setup entity, by id or name (`DataLoader`, `Approve_Refunds`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub setup_entity: Option<String>,
 }
 
 /// Why a report cannot be made; each says what to do.
@@ -274,11 +307,9 @@ pub async fn generate(
         .find_org(org_name)
         .await?
         .ok_or_else(|| ReportError::NotSynced(org_name.to_owned()))?;
-    if params.as_of.is_some()
-        && !matches!(report, Report::Entitlements | Report::EffectivePermissions)
-    {
+    if params.as_of.is_some() && !report.has_as_of() {
         return Err(ReportError::BadParameter(format!(
-            "--as-of applies to entitlements and effective-permissions, not {}",
+            "--as-of applies to the reports of who holds what, not {}",
             report.as_str()
         )));
     }
@@ -344,6 +375,23 @@ pub async fn generate(
         }
         Report::Changes => changes::write(store, &context, params, format, out).await?,
         Report::Dormant => dormant::write(store, &context, params, format, out).await?,
+        Report::ObjectAccess => {
+            access::write(store, &context, params, access::Of::Objects, format, out).await?
+        }
+        Report::FieldAccess => {
+            access::write(store, &context, params, access::Of::Fields, format, out).await?
+        }
+        Report::SetupAccess => {
+            access::write(
+                store,
+                &context,
+                params,
+                access::Of::SetupEntities,
+                format,
+                out,
+            )
+            .await?
+        }
     };
     Ok(Manifest {
         report: report.as_str().to_owned(),

@@ -81,9 +81,9 @@ impl Backend {
     }
 
     /// The statements that apply a run's staged creations and updates to the live tables,
-    /// set-based inside the database: accounts, entitlements, grants, in that order.
-    /// `$1` is the run.
-    pub(super) fn apply_statements(self) -> [String; 3] {
+    /// set-based inside the database: accounts, entitlements, grants, permissions, in that
+    /// order. `$1` is the run.
+    pub(super) fn apply_statements(self) -> [String; 4] {
         let from = |entity: &str| {
             format!(
                 " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
@@ -151,6 +151,21 @@ impl Backend {
             from("grant"),
             super::sync_queries::SINCE_ON_CONFLICT,
         );
-        [accounts, entitlements, grants]
+        let permissions = format!(
+            "INSERT INTO permissions (org_id, id, entitlement_id, kind, target, actions, \
+             attributes, resource, digest) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, resource, digest{} \
+             ON CONFLICT (org_id, id) DO UPDATE SET entitlement_id = excluded.entitlement_id, \
+             kind = excluded.kind, target = excluded.target, actions = excluded.actions, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest",
+            self.text("entitlement_id"),
+            self.text("kind"),
+            self.text("target"),
+            self.json("actions"),
+            self.json("attributes"),
+            from("permission"),
+        );
+        [accounts, entitlements, grants, permissions]
     }
 }

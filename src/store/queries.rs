@@ -6,7 +6,9 @@
 //! (connecting, migrating, a statement's deadline) is in `sqlite.rs` and `postgres.rs`; SQL
 //! that differs, in `dialect.rs`.
 
-use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use provost_connector::model::{
+    Account, Entitlement, EntitlementKind, Grant, GrantSource, Permission, PermissionKind,
+};
 use provost_connector::times::Timestamp;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
@@ -124,6 +126,35 @@ impl TryFrom<GrantRow> for Grant {
             entitlement_id: row.entitlement_id,
             source,
             expires_at: row.expires_at,
+            attributes: row.attributes.0,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PermissionRow {
+    id: String,
+    entitlement_id: String,
+    kind: String,
+    target: String,
+    actions: Json<Vec<String>>,
+    attributes: Json<Map<String, Value>>,
+}
+
+impl TryFrom<PermissionRow> for Permission {
+    type Error = StoreError;
+
+    fn try_from(row: PermissionRow) -> Result<Self, StoreError> {
+        let kind: PermissionKind = row.kind.parse().map_err(|err| StoreError::Corrupt {
+            what: "permission",
+            detail: format!("{err} (permission {})", row.id),
+        })?;
+        Ok(Permission {
+            id: row.id,
+            entitlement_id: row.entitlement_id,
+            kind,
+            target: row.target,
+            actions: row.actions.0,
             attributes: row.attributes.0,
         })
     }

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use provost_connector::model::Account;
+use provost_connector::model::{Account, Permission, PermissionKind};
 use provost_connector::times::Timestamp;
+use serde_json::Value;
 
-use super::reports::HeldEntitlement;
+use super::reports::{HeldEntitlement, Targets};
 use super::sql::{build, sql};
 use super::{queries, OrgId, SqlStore, StoreError};
 
@@ -23,7 +24,7 @@ pub(super) const HELD_SELECT: &str = "SELECT account_id, id AS grant_id, entitle
 #[derive(sqlx::FromRow)]
 pub(super) struct HeldRow {
     pub(super) account_id: String,
-    grant_id: String,
+    pub(super) grant_id: String,
     entitlement_id: String,
     source: String,
     expires_at: Option<Timestamp>,
@@ -47,22 +48,13 @@ impl HeldRow {
     }
 }
 
-#[async_trait::async_trait]
-impl super::reports::ReportStore for SqlStore {
-    async fn held_entitlements(
+impl SqlStore {
+    /// Held rows with their users, each user read once.
+    async fn with_accounts(
         &self,
         org: OrgId,
-        after: Option<(&str, &str)>,
-        limit: u32,
-    ) -> Result<Vec<super::reports::HeldEntitlement>, StoreError> {
-        let (account, grant) = after.unwrap_or(("", ""));
-        let rows: Vec<HeldRow> = sql(HELD_SELECT)
-            .bind(org.0)
-            .bind(account)
-            .bind(grant)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        rows: Vec<HeldRow>,
+    ) -> Result<Vec<HeldEntitlement>, StoreError> {
         let mut ids: Vec<&str> = rows.iter().map(|r| r.account_id.as_str()).collect();
         ids.dedup();
         let mut accounts = std::collections::HashMap::new();
@@ -87,6 +79,122 @@ impl super::reports::ReportStore for SqlStore {
             .into_iter()
             .filter_map(|row| row.with(&accounts))
             .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::reports::ReportStore for SqlStore {
+    async fn held_entitlements(
+        &self,
+        org: OrgId,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<super::reports::HeldEntitlement>, StoreError> {
+        let (account, grant) = after.unwrap_or(("", ""));
+        let rows: Vec<HeldRow> = sql(HELD_SELECT)
+            .bind(org.0)
+            .bind(account)
+            .bind(grant)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_accounts(org, rows).await
+    }
+
+    async fn permissions(
+        &self,
+        org: OrgId,
+        kind: PermissionKind,
+        targets: Targets<'_>,
+    ) -> Result<Vec<Permission>, StoreError> {
+        let mut select = build(format!(
+            "SELECT {} FROM permissions WHERE org_id = ",
+            super::sync_queries::PERMISSION_COLUMNS
+        ));
+        select
+            .push_bind(org.0)
+            .push(" AND kind = ")
+            .push_bind(kind.as_str());
+        match targets {
+            Targets::All => {}
+            Targets::Exactly(target) => {
+                select.push(" AND target = ").push_bind(target.to_owned());
+            }
+            // `Object.` up to `Object/`, the next character: an index range of the fields.
+            Targets::FieldsOf(object) => {
+                select
+                    .push(" AND target >= ")
+                    .push_bind(format!("{object}."))
+                    .push(" AND target < ")
+                    .push_bind(format!("{object}/"));
+            }
+        }
+        select.push(" ORDER BY id");
+        let rows: Vec<queries::PermissionRow> = select.fetch_all(&self.pool).await?;
+        rows.into_iter().map(Permission::try_from).collect()
+    }
+
+    async fn permissions_at(
+        &self,
+        org: OrgId,
+        kind: PermissionKind,
+        at: Timestamp,
+    ) -> Result<Vec<Permission>, StoreError> {
+        let rows: Vec<super::sync_queries::ChangeRow> = sql(
+            "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
+                 c.fields, c.before, c.after, c.observed_at FROM changes c \
+                 LEFT JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = $1 \
+                 AND c.entity = 'permission' AND c.observed_at <= $2 ORDER BY c.id",
+        )
+        .bind(org.0)
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut state: std::collections::BTreeMap<String, Option<Value>> = Default::default();
+        for row in rows {
+            let change = super::sync::ChangeRecord::try_from(row)?;
+            state.insert(change.object_id, change.after);
+        }
+        let mut found = Vec::new();
+        for (id, after) in state {
+            let Some(after) = after else { continue };
+            let permission: Permission =
+                serde_json::from_value(after).map_err(|err| StoreError::Corrupt {
+                    what: "permission change",
+                    detail: format!("{err} (permission {id})"),
+                })?;
+            if permission.kind == kind {
+                found.push(permission);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn holders(
+        &self,
+        org: OrgId,
+        entitlements: &[String],
+    ) -> Result<Vec<HeldEntitlement>, StoreError> {
+        let mut rows: Vec<HeldRow> = Vec::new();
+        for chunk in entitlements.chunks(super::sync_queries::CHUNK) {
+            let mut select = build(
+                "SELECT account_id, id AS grant_id, entitlement_id, source, expires_at, since, \
+                     request_id FROM grants WHERE org_id = ",
+            );
+            select.push_bind(org.0).push(" AND entitlement_id IN (");
+            let mut list = select.separated(", ");
+            for id in chunk {
+                list.push_bind(id.clone());
+            }
+            select.push(")");
+            rows.extend(select.fetch_all::<HeldRow>(&self.pool).await?);
+        }
+        rows.sort_by(|a, b| {
+            (a.account_id.as_str(), a.grant_id.as_str())
+                .cmp(&(b.account_id.as_str(), b.grant_id.as_str()))
+        });
+        self.with_accounts(org, rows).await
     }
 
     async fn history_of_users(

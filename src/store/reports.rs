@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use provost_connector::model::Account;
+use provost_connector::model::{Account, Permission, PermissionKind};
 use provost_connector::times::Timestamp;
 
 use super::sync::ChangeRecord;
@@ -26,8 +26,42 @@ pub struct HeldEntitlement {
     pub request_id: Option<i64>,
 }
 
+/// Which targets of a kind of permission to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets<'a> {
+    All,
+    /// One target: an object (`Opportunity`), a field (`Contact.SSN__c`), an entity id.
+    Exactly(&'a str),
+    /// The fields of one object (`Contact` gives `Contact.*`).
+    FieldsOf(&'a str),
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync {
+    /// The stored permissions of `kind` on `targets`, in id order.
+    async fn permissions(
+        &self,
+        org: OrgId,
+        kind: PermissionKind,
+        targets: Targets<'_>,
+    ) -> Result<Vec<Permission>, StoreError>;
+
+    /// The permissions of `kind` as they were at `at`, rebuilt from the committed history.
+    async fn permissions_at(
+        &self,
+        org: OrgId,
+        kind: PermissionKind,
+        at: Timestamp,
+    ) -> Result<Vec<Permission>, StoreError>;
+
+    /// The grants of `entitlements` with their users, in (user id, grant id) order: who holds
+    /// a few entitlements, without reading everyone's grants.
+    async fn holders(
+        &self,
+        org: OrgId,
+        entitlements: &[String],
+    ) -> Result<Vec<HeldEntitlement>, StoreError>;
+
     /// Grants with their users in (user id, grant id) order, after the
     /// position `after`.
     async fn held_entitlements(

@@ -20,16 +20,24 @@ pub enum Entity {
     Account,
     Entitlement,
     Grant,
+    /// What an entitlement opens (object, field, setup-entity permissions).
+    Permission,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 3] = [Entity::Account, Entity::Entitlement, Entity::Grant];
+    pub const ALL: [Entity; 4] = [
+        Entity::Account,
+        Entity::Entitlement,
+        Entity::Grant,
+        Entity::Permission,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Entity::Account => "account",
             Entity::Entitlement => "entitlement",
             Entity::Grant => "grant",
+            Entity::Permission => "permission",
         }
     }
 
@@ -39,6 +47,7 @@ impl Entity {
             Entity::Account => "accounts",
             Entity::Entitlement => "entitlements",
             Entity::Grant => "grants",
+            Entity::Permission => "permissions",
         }
     }
 }
@@ -50,7 +59,9 @@ impl FromStr for Entity {
         Entity::ALL
             .into_iter()
             .find(|e| e.as_str() == s)
-            .ok_or_else(|| format!("unknown entity `{s}`: expected account, entitlement or grant"))
+            .ok_or_else(|| {
+                format!("unknown entity `{s}`: expected account, entitlement, grant or permission")
+            })
     }
 }
 
@@ -190,12 +201,21 @@ pub struct RunCounts {
     pub accounts: OpCounts,
     pub entitlements: OpCounts,
     pub grants: OpCounts,
-    /// Rows the connector delivered (accounts, entitlements and grants).
+    pub permissions: OpCounts,
+    /// Rows the connector delivered (accounts, entitlements, grants and permissions).
     pub rows_read: u64,
     /// Grants left out because their account or entitlement was not read (created in the source
     /// while the run was reading); the next sync picks them up.
     #[serde(default)]
     pub grants_skipped: u64,
+    /// Permissions left out because their entitlement was not read (created while the run
+    /// was reading); the next sync picks them up.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub permissions_skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunCounts {
@@ -204,11 +224,15 @@ impl RunCounts {
             Entity::Account => &mut self.accounts,
             Entity::Entitlement => &mut self.entitlements,
             Entity::Grant => &mut self.grants,
+            Entity::Permission => &mut self.permissions,
         }
     }
 
     pub fn changes(&self) -> u64 {
-        self.accounts.total() + self.entitlements.total() + self.grants.total()
+        self.accounts.total()
+            + self.entitlements.total()
+            + self.grants.total()
+            + self.permissions.total()
     }
 }
 

@@ -4,12 +4,12 @@
 //! Bulk writes bind many rows per statement; table names come from
 //! [`Entity::table`](super::sync::Entity), constants, never input.
 
-use provost_connector::model::{Account, Entitlement, Grant};
+use provost_connector::model::{Account, Entitlement, Grant, Permission};
 use provost_connector::times::Timestamp;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::queries::{AccountRow, EntitlementRow, GrantRow};
+use super::queries::{AccountRow, EntitlementRow, GrantRow, PermissionRow};
 use super::sql::{build, sql};
 use super::sync::{ChangeRecord, ResourceState, RunCounts, RunId, RunStatus, SyncMode, SyncRun};
 use super::{queries, SqlStore};
@@ -27,6 +27,7 @@ pub(super) const ENTITLEMENT_COLUMNS: &str =
     "id, kind, api_name, label, description, grantable, attributes";
 pub(super) const GRANT_COLUMNS: &str =
     "id, account_id, entitlement_id, source, expires_at, attributes";
+pub(super) const PERMISSION_COLUMNS: &str = "id, entitlement_id, kind, target, actions, attributes";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct RunRow {
@@ -174,6 +175,10 @@ pub(super) fn row_json(row: StoredRow) -> Result<(String, Value), StoreError> {
             let grant = Grant::try_from(row)?;
             (grant.id.clone(), serde_json::to_value(grant))
         }
+        StoredRow::Permission(row) => {
+            let permission = Permission::try_from(row)?;
+            (permission.id.clone(), serde_json::to_value(permission))
+        }
     };
     Ok((id, value.expect("identity rows serialise to JSON")))
 }
@@ -182,6 +187,7 @@ pub(super) enum StoredRow {
     Account(AccountRow),
     Entitlement(EntitlementRow),
     Grant(GrantRow),
+    Permission(PermissionRow),
 }
 
 pub(super) fn status_name(status: RunStatus) -> &'static str {
@@ -590,8 +596,9 @@ impl super::sync::SyncStore for SqlStore {
                 .await
                 .map_err(|err| super::classify(err, "a staged grant"))?;
         }
-        // Grants first: removing an account or entitlement cascades to its grants.
+        // Grants and permissions first: removing an account or entitlement cascades to them.
         for entity in [
+            super::sync::Entity::Permission,
             super::sync::Entity::Grant,
             super::sync::Entity::Entitlement,
             super::sync::Entity::Account,
@@ -617,6 +624,7 @@ impl super::sync::SyncStore for SqlStore {
         counts.accounts = Default::default();
         counts.entitlements = Default::default();
         counts.grants = Default::default();
+        counts.permissions = Default::default();
         for (entity, op, n) in tallies {
             let (Ok(entity), Ok(op)) = (
                 entity.parse::<super::sync::Entity>(),
@@ -714,6 +722,7 @@ impl super::sync::SyncStore for SqlStore {
             super::sync::Entity::Account => ACCOUNT_COLUMNS,
             super::sync::Entity::Entitlement => ENTITLEMENT_COLUMNS,
             super::sync::Entity::Grant => GRANT_COLUMNS,
+            super::sync::Entity::Permission => PERMISSION_COLUMNS,
         };
         let mut found = Vec::new();
         for chunk in ids.chunks(CHUNK) {
@@ -745,6 +754,12 @@ impl super::sync::SyncStore for SqlStore {
                     .await?
                     .into_iter()
                     .map(StoredRow::Grant)
+                    .collect(),
+                super::sync::Entity::Permission => select
+                    .fetch_all::<queries::PermissionRow>(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(StoredRow::Permission)
                     .collect(),
             };
             for stored in rows {

@@ -34,7 +34,7 @@ impl Known {
         match entity {
             Entity::Account => Some(&mut self.accounts),
             Entity::Entitlement => Some(&mut self.entitlements),
-            Entity::Grant => None,
+            Entity::Grant | Entity::Permission => None,
         }
     }
 
@@ -71,6 +71,7 @@ pub enum DiffError {
 pub struct PageDiff {
     pub changes: Vec<StagedChange>,
     pub grants_skipped: u64,
+    pub permissions_skipped: u64,
     /// The last key the page covered, for the next page's range (full reads).
     pub last_key: Option<String>,
 }
@@ -104,8 +105,14 @@ struct Row {
     id: String,
     digest: i64,
     json: String,
-    /// For grants: the account and entitlement it needs.
-    refs: Option<(String, String)>,
+    /// The account (grants) and entitlement (grants, permissions) the row needs.
+    needs: Needs,
+}
+
+#[derive(Default)]
+struct Needs {
+    account: Option<String>,
+    entitlement: Option<String>,
 }
 
 fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
@@ -117,7 +124,7 @@ fn rows_of<T: Serialize>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<Row> {
                 id: id(item).to_owned(),
                 digest: digest::of_json(&json),
                 json,
-                refs: None,
+                needs: Needs::default(),
             }
         })
         .collect()
@@ -141,7 +148,26 @@ pub fn prepare(page: Page) -> Prepared {
                 id: grant.id.clone(),
                 digest: digest::of_json(&json),
                 json,
-                refs: Some((grant.account_id.clone(), grant.entitlement_id.clone())),
+                needs: Needs {
+                    account: Some(grant.account_id.clone()),
+                    entitlement: Some(grant.entitlement_id.clone()),
+                },
+            }
+        })
+        .collect();
+    let permissions = page
+        .permissions
+        .iter()
+        .map(|permission| {
+            let json = serde_json::to_string(permission).expect("identity rows serialise to JSON");
+            Row {
+                id: permission.id.clone(),
+                digest: digest::of_json(&json),
+                json,
+                needs: Needs {
+                    account: None,
+                    entitlement: Some(permission.entitlement_id.clone()),
+                },
             }
         })
         .collect();
@@ -150,6 +176,7 @@ pub fn prepare(page: Page) -> Prepared {
             (Entity::Account, rows_of(&page.accounts, |a| &a.id)),
             (Entity::Entitlement, rows_of(&page.entitlements, |e| &e.id)),
             (Entity::Grant, grants),
+            (Entity::Permission, permissions),
         ],
         coverage: page.coverage,
     }
@@ -241,11 +268,22 @@ async fn compare(
             .collect()
     };
     for (row, op) in pending {
-        if let Some((account, entitlement)) = &row.refs {
-            if !known.accounts.contains(account) || !known.entitlements.contains(entitlement) {
-                diff.grants_skipped += 1;
-                continue;
+        let missing = row
+            .needs
+            .account
+            .as_ref()
+            .is_some_and(|account| !known.accounts.contains(account))
+            || row
+                .needs
+                .entitlement
+                .as_ref()
+                .is_some_and(|entitlement| !known.entitlements.contains(entitlement));
+        if missing {
+            match entity {
+                Entity::Permission => diff.permissions_skipped += 1,
+                _ => diff.grants_skipped += 1,
             }
+            continue;
         }
         known.apply(entity, &row.id, op);
         let previous = before.remove(&row.id);

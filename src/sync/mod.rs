@@ -419,7 +419,10 @@ async fn compare(
             Ok(page) => page,
             Err(stop) => return Ok(Some(stop)),
         };
-        let rows = page.accounts.len() + page.entitlements.len() + page.grants.len();
+        let rows = page.accounts.len()
+            + page.entitlements.len()
+            + page.grants.len()
+            + page.permissions.len();
         let records = page.records;
         let (total, next, watermark) = (page.total, page.next.clone(), page.watermark.clone());
         // Serialising and digesting is pure computation: on a blocking thread, it runs beside
@@ -450,6 +453,7 @@ async fn compare(
         };
         run.counts.rows_read += rows as u64;
         run.counts.grants_skipped += diff.grants_skipped;
+        run.counts.permissions_skipped += diff.permissions_skipped;
         for change in &diff.changes {
             run.counts.of(change.entity).add(change.op);
         }

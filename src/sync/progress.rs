@@ -147,6 +147,7 @@ pub fn render(org: &str, run: &SyncRun, elapsed: std::time::Duration) -> String 
         ("users", &run.counts.accounts),
         ("entitlements", &run.counts.entitlements),
         ("grants", &run.counts.grants),
+        ("permissions", &run.counts.permissions),
     ] {
         let _ = writeln!(
             out,
@@ -160,6 +161,13 @@ pub fn render(org: &str, run: &SyncRun, elapsed: std::time::Duration) -> String 
             out,
             "  grants skipped: {} (their user or entitlement appeared while the sync was reading; the next sync picks them up)",
             run.counts.grants_skipped
+        );
+    }
+    if run.counts.permissions_skipped > 0 {
+        let _ = writeln!(
+            out,
+            "  permissions skipped: {} (their permission set appeared while the sync was reading; the next sync picks them up)",
+            run.counts.permissions_skipped
         );
     }
     let usage = match (run.api_used, run.api_limit) {

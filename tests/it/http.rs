@@ -164,6 +164,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
         api_version: "62.0".to_owned(),
         exclude_portal_users: true,
         include_inactive_users: true,
+        sync_access_permissions: true,
         batch_size: 2000,
         sync_interval_minutes: None,
         api_budget_percent: 80,
@@ -510,6 +511,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             ReadOptions {
                 exclude_portal_users: true,
                 include_inactive_users: true,
+                read_access: true,
             },
         );
         let request = SyncRequest {
@@ -532,6 +534,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             api_version: "62.0".to_owned(),
             exclude_portal_users: true,
             include_inactive_users: true,
+            sync_access_permissions: true,
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 80,

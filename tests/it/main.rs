@@ -1,6 +1,7 @@
 //! Integration tests: through the real binary, the real HTTP stack on loopback, and real
 //! SQLite and PostgreSQL databases. One test binary with modules, so it links once.
 
+mod access;
 mod cli;
 mod docs;
 mod hardening;

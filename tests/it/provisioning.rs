@@ -51,6 +51,7 @@ fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConf
         api_version: "62.0".to_owned(),
         exclude_portal_users: true,
         include_inactive_users: true,
+        sync_access_permissions: true,
         batch_size: 2000,
         sync_interval_minutes: None,
         api_budget_percent: 100,

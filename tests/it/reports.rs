@@ -19,7 +19,7 @@ use crate::helpers::{bearer_client, on_each_backend, TestDatabase};
 use crate::provisioning::{grant_body, Fixture};
 
 /// CSV text as rows keyed by column name.
-fn parse_csv(bytes: &[u8]) -> Vec<HashMap<String, String>> {
+pub(crate) fn parse_csv(bytes: &[u8]) -> Vec<HashMap<String, String>> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().unwrap().clone();
     reader
@@ -35,21 +35,21 @@ fn parse_csv(bytes: &[u8]) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-fn id(value: &Value, field: &str) -> String {
+pub(crate) fn id(value: &Value, field: &str) -> String {
     value[field].as_str().unwrap_or_default().to_owned()
 }
 
 /// The org as the emulator holds it, read through its admin query path.
-struct Truth {
+pub(crate) struct Truth {
     /// Internal users: id -> (active, profile id, last login).
-    users: HashMap<String, (bool, String, Option<String>)>,
+    pub(crate) users: HashMap<String, (bool, String, Option<String>)>,
     /// (user, entitlement id, how held) for profiles, permission sets and groups.
-    held: BTreeSet<(String, String, String)>,
+    pub(crate) held: BTreeSet<(String, String, String)>,
     /// Users holding a permission set, a group or a public group.
     holding: HashSet<String>,
 }
 
-async fn truth(fixture: &Fixture) -> Truth {
+pub(crate) async fn truth(fixture: &Fixture) -> Truth {
     let mut users = HashMap::new();
     for user in fixture
         .rows("SELECT Id, IsActive, ProfileId, UserType, LastLoginDate FROM User")
@@ -109,7 +109,13 @@ async fn truth(fixture: &Fixture) -> Truth {
         match assignment["PermissionSetGroupId"].as_str() {
             Some(group) => {
                 held.insert((user.clone(), group.to_owned(), "direct".to_owned()));
-                for component in components.get(group).into_iter().flatten() {
+                // A muting set (0QM) among the components takes away; it grants nothing.
+                for component in components
+                    .get(group)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.starts_with("0PS"))
+                {
                     held.insert((
                         user.clone(),
                         component.clone(),
@@ -145,7 +151,7 @@ async fn truth(fixture: &Fixture) -> Truth {
 }
 
 /// An incremental sync of the fixture's org, as a schedule would run it.
-async fn resync(fixture: &Fixture) {
+pub(crate) async fn resync(fixture: &Fixture) {
     let org_cfg = fixture.config.orgs[0].clone();
     sync_org(
         &fixture.config,
@@ -159,7 +165,7 @@ async fn resync(fixture: &Fixture) {
     .unwrap();
 }
 
-async fn generate(
+pub(crate) async fn generate(
     fixture: &Fixture,
     report: Report,
     params: &Params,
@@ -903,7 +909,7 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
                     days: Some(30),
                     ..as_of(before)
                 },
-                "applies to entitlements and effective-permissions",
+                "applies to the reports of who holds what",
             ),
         ] {
             let err = reports::generate(

@@ -18,7 +18,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Account, Entitlement, Grant};
+use crate::model::{Account, Entitlement, Grant, Permission};
 
 /// One kind of thing a connector reads, such as Salesforce's permission set assignments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,6 +62,8 @@ pub struct Page {
     pub accounts: Vec<Account>,
     pub entitlements: Vec<Entitlement>,
     pub grants: Vec<Grant>,
+    /// What the page's entitlements open (object, field, setup-entity permissions).
+    pub permissions: Vec<Permission>,
     /// The keys this page is the complete truth for.
     pub coverage: Coverage,
     /// Where a later read of changes should start, once this resource is read to the end:

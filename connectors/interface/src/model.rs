@@ -160,6 +160,67 @@ pub struct Grant {
     pub attributes: Map<String, Value>,
 }
 
+/// What a permission opens: a kind of thing in the connected system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionKind {
+    /// Records of an object type (Salesforce ObjectPermissions): read, create, edit, delete,
+    /// view_all, modify_all, view_all_fields.
+    Object,
+    /// One field of an object type (FieldPermissions): read, edit.
+    Field,
+    /// A setup entity: a connected app, an Apex class or page, a custom permission
+    /// (SetupEntityAccess): access.
+    SetupEntity,
+}
+
+impl PermissionKind {
+    pub const ALL: [PermissionKind; 3] = [
+        PermissionKind::Object,
+        PermissionKind::Field,
+        PermissionKind::SetupEntity,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionKind::Object => "object",
+            PermissionKind::Field => "field",
+            PermissionKind::SetupEntity => "setup_entity",
+        }
+    }
+}
+
+impl FromStr for PermissionKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PermissionKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown permission kind `{s}`: expected object, field or setup_entity")
+            })
+    }
+}
+
+/// Access an entitlement opens on one thing, beyond who holds it: kept per entitlement (a
+/// permission set), never multiplied per user; reports join it with the grants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Permission {
+    /// The system's identifier of the permission record.
+    pub id: String,
+    /// The entitlement that opens it.
+    pub entitlement_id: String,
+    pub kind: PermissionKind,
+    /// What it opens: an object (`Opportunity`), a field (`Contact.SSN__c`), a setup
+    /// entity's id.
+    pub target: String,
+    /// What it allows on the target, in the kind's order (`read`, `edit`...).
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,14 @@ impl Org {
                 self.purge_where(ObjectType::PermissionSet, "PermissionSetGroupId");
                 self.purge_all(ObjectType::PermissionSetGroupComponent);
                 self.purge_all(ObjectType::PermissionSetGroup);
+                self.purge_all(ObjectType::MutingPermissionSet);
+                for object in [
+                    ObjectType::ObjectPermissions,
+                    ObjectType::FieldPermissions,
+                    ObjectType::SetupEntityAccess,
+                ] {
+                    self.purge_orphans(object, "ParentId");
+                }
             }
             Feature::PermissionSetLicenses => {
                 self.purge_all(ObjectType::PermissionSetLicenseAssign);
@@ -125,6 +133,25 @@ impl Org {
             .values()
             .chain(self.table(object).deleted.values())
             .filter(|r| !r.get(index).is_null())
+            .map(|r| r.id())
+            .collect();
+        for id in ids {
+            self.purge(object, id);
+        }
+    }
+
+    /// Removes every row whose `field` points at a record that no longer exists.
+    fn purge_orphans(&mut self, object: ObjectType, field: &str) {
+        let index = object.schema().field_index(field).expect("known field");
+        let ids: Vec<Id> = self
+            .table(object)
+            .live
+            .values()
+            .filter(|r| {
+                r.get(index)
+                    .as_id()
+                    .is_some_and(|to| self.find(to).is_none())
+            })
             .map(|r| r.id())
             .collect();
         for id in ids {

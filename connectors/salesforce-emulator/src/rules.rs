@@ -57,6 +57,11 @@ pub fn check_write_access(org: &Org, user: Id, object: ObjectType) -> Result<(),
         ObjectType::PermissionSet
         | ObjectType::PermissionSetGroup
         | ObjectType::PermissionSetGroupComponent
+        | ObjectType::MutingPermissionSet
+        | ObjectType::ObjectPermissions
+        | ObjectType::FieldPermissions
+        | ObjectType::SetupEntityAccess
+        | ObjectType::CustomPermission
         | ObjectType::Profile => has("PermissionsManageProfilesPermissionsets"),
         ObjectType::Group | ObjectType::GroupMember => has("PermissionsManageUsers"),
         ObjectType::UserRole => has("PermissionsManageRoles") || has("PermissionsManageUsers"),
@@ -139,6 +144,23 @@ pub fn create(org: &mut Org, object: ObjectType, body: &Map<String, Json>) -> Re
         ObjectType::PermissionSetLicenseAssign => create_license_assignment(org, record),
         ObjectType::GroupMember => create_group_member(org, record),
         ObjectType::PermissionSetGroup => create_permission_set_group(org, record),
+        ObjectType::SetupEntityAccess => {
+            // Salesforce fills the type in from the entity the row opens.
+            let o = ObjectType::SetupEntityAccess;
+            let kind = value_of(o, &record, "SetupEntityId")
+                .as_id()
+                .and_then(|entity| org.find(entity))
+                .map(|(object, _)| object.name());
+            let mut record = record;
+            set(
+                o,
+                &mut record,
+                "SetupEntityType",
+                kind.map_or(Value::Null, Value::text),
+            );
+            org.insert(o, record);
+            Ok(id)
+        }
         _ => {
             org.insert(object, record);
             Ok(id)

@@ -25,10 +25,17 @@ pub enum ObjectType {
     UserRole,
     Group,
     GroupMember,
+    MutingPermissionSet,
+    ObjectPermissions,
+    FieldPermissions,
+    SetupEntityAccess,
+    ConnectedApplication,
+    ApexClass,
+    CustomPermission,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 14] = [
+    pub const ALL: [ObjectType; 21] = [
         ObjectType::Organization,
         ObjectType::User,
         ObjectType::UserLogin,
@@ -43,6 +50,13 @@ impl ObjectType {
         ObjectType::UserRole,
         ObjectType::Group,
         ObjectType::GroupMember,
+        ObjectType::MutingPermissionSet,
+        ObjectType::ObjectPermissions,
+        ObjectType::FieldPermissions,
+        ObjectType::SetupEntityAccess,
+        ObjectType::ConnectedApplication,
+        ObjectType::ApexClass,
+        ObjectType::CustomPermission,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +75,13 @@ impl ObjectType {
             ObjectType::UserRole => "UserRole",
             ObjectType::Group => "Group",
             ObjectType::GroupMember => "GroupMember",
+            ObjectType::MutingPermissionSet => "MutingPermissionSet",
+            ObjectType::ObjectPermissions => "ObjectPermissions",
+            ObjectType::FieldPermissions => "FieldPermissions",
+            ObjectType::SetupEntityAccess => "SetupEntityAccess",
+            ObjectType::ConnectedApplication => "ConnectedApplication",
+            ObjectType::ApexClass => "ApexClass",
+            ObjectType::CustomPermission => "CustomPermission",
         }
     }
 
@@ -87,6 +108,13 @@ impl ObjectType {
             ObjectType::UserRole => "00E",
             ObjectType::Group => "00G",
             ObjectType::GroupMember => "011",
+            ObjectType::MutingPermissionSet => "0QM",
+            ObjectType::ObjectPermissions => "110",
+            ObjectType::FieldPermissions => "01k",
+            ObjectType::SetupEntityAccess => "0J0",
+            ObjectType::ConnectedApplication => "0H4",
+            ObjectType::ApexClass => "01p",
+            ObjectType::CustomPermission => "0CP",
         }
     }
 
@@ -99,9 +127,9 @@ impl ObjectType {
     /// The optional feature an org must have for this object to exist.
     pub fn feature(self) -> Option<Feature> {
         match self {
-            ObjectType::PermissionSetGroup | ObjectType::PermissionSetGroupComponent => {
-                Some(Feature::PermissionSetGroups)
-            }
+            ObjectType::PermissionSetGroup
+            | ObjectType::PermissionSetGroupComponent
+            | ObjectType::MutingPermissionSet => Some(Feature::PermissionSetGroups),
             ObjectType::PermissionSetLicense | ObjectType::PermissionSetLicenseAssign => {
                 Some(Feature::PermissionSetLicenses)
             }
@@ -118,6 +146,8 @@ impl ObjectType {
                 | ObjectType::UserLogin
                 | ObjectType::UserLicense
                 | ObjectType::PermissionSetLicense
+                | ObjectType::ConnectedApplication
+                | ObjectType::ApexClass
         )
     }
 
@@ -235,6 +265,17 @@ pub const PERMISSION_FIELDS: &[&str] = &[
     "PermissionsManageDataIntegrations",
 ];
 
+/// The access flags of an ObjectPermissions row.
+pub const OBJECT_PERMISSION_FIELDS: &[&str] = &[
+    "PermissionsRead",
+    "PermissionsCreate",
+    "PermissionsEdit",
+    "PermissionsDelete",
+    "PermissionsViewAllRecords",
+    "PermissionsModifyAllRecords",
+    "PermissionsViewAllFields",
+];
+
 struct Builder {
     fields: Vec<FieldSchema>,
 }
@@ -292,6 +333,15 @@ impl Builder {
 
     fn permissions(mut self) -> Builder {
         for name in PERMISSION_FIELDS {
+            self = self.push(name, FieldType::Boolean, Access::Edit);
+            self.fields.last_mut().expect("pushed").nillable = false;
+        }
+        self
+    }
+
+    /// ObjectPermissions' access flags.
+    fn object_permissions(mut self) -> Builder {
+        for name in OBJECT_PERMISSION_FIELDS {
             self = self.push(name, FieldType::Boolean, Access::Edit);
             self.fields.last_mut().expect("pushed").nillable = false;
         }
@@ -493,11 +543,8 @@ fn build(object: ObjectType) -> ObjectSchema {
                 T::Reference(O::PermissionSetGroup),
                 RequiredOnCreate,
             )
-            .push(
-                "PermissionSetId",
-                T::Reference(O::PermissionSet),
-                RequiredOnCreate,
-            )
+            // A permission set or a muting permission set (0QM): polymorphic.
+            .push("PermissionSetId", T::AnyId, RequiredOnCreate)
             .audit()
             .deletable()
             .build(object, vec![]),
@@ -560,6 +607,59 @@ fn build(object: ObjectType) -> ObjectSchema {
             .push("GroupId", T::Reference(O::Group), RequiredOnCreate)
             .push("UserOrGroupId", T::AnyId, RequiredOnCreate)
             .push("SystemModstamp", T::DateTime, ReadOnly)
+            .deletable()
+            .build(object, vec![]),
+        O::MutingPermissionSet => Builder::new()
+            .push("DeveloperName", T::String, Required)
+            .length(80)
+            .push("MasterLabel", T::String, Required)
+            .length(80)
+            .push("Description", T::String, Edit)
+            .permissions()
+            .audit()
+            .deletable()
+            .build(object, vec![]),
+        // ParentId is polymorphic (a permission set, profile-owned and group aggregates
+        // included, or a muting permission set); only enabled rows exist.
+        O::ObjectPermissions => Builder::new()
+            .push("ParentId", T::AnyId, RequiredOnCreate)
+            .push("SobjectType", T::Picklist, RequiredOnCreate)
+            .object_permissions()
+            .audit()
+            .deletable()
+            .build(object, vec![]),
+        O::FieldPermissions => Builder::new()
+            .push("ParentId", T::AnyId, RequiredOnCreate)
+            .push("SobjectType", T::Picklist, RequiredOnCreate)
+            .push("Field", T::String, RequiredOnCreate)
+            .push("PermissionsRead", T::Boolean, Edit)
+            .push("PermissionsEdit", T::Boolean, Edit)
+            .audit()
+            .deletable()
+            .build(object, vec![]),
+        O::SetupEntityAccess => Builder::new()
+            .push("ParentId", T::AnyId, RequiredOnCreate)
+            .push("SetupEntityId", T::AnyId, RequiredOnCreate)
+            .push("SetupEntityType", T::Picklist, ReadOnly)
+            .audit()
+            .deletable()
+            .build(object, vec![]),
+        O::ConnectedApplication => Builder::new()
+            .push("Name", T::String, ReadOnly)
+            .audit()
+            .build(object, vec![]),
+        O::ApexClass => Builder::new()
+            .push("Name", T::String, ReadOnly)
+            .push("NamespacePrefix", T::String, ReadOnly)
+            .audit()
+            .build(object, vec![]),
+        O::CustomPermission => Builder::new()
+            .push("DeveloperName", T::String, Required)
+            .length(80)
+            .push("MasterLabel", T::String, Required)
+            .length(80)
+            .push("NamespacePrefix", T::String, ReadOnly)
+            .audit()
             .deletable()
             .build(object, vec![]),
     }

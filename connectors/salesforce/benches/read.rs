@@ -39,7 +39,7 @@ fn main() {
             username: emulator.integration_username(),
             private_key_pem: Secret::new(emulator.app.private_key_pem.clone()),
         };
-        let reader = SalesforceReader::new(SalesforceClient::new(ClientConfig::new(&base), credentials).unwrap(), ReadOptions { exclude_portal_users: true, include_inactive_users: true });
+        let reader = SalesforceReader::new(SalesforceClient::new(ClientConfig::new(&base), credentials).unwrap(), ReadOptions { exclude_portal_users: true, include_inactive_users: true, read_access: true });
         let started = Instant::now();
         let mut records_total = 0u64;
         let mut minimum_calls = 0u64;

@@ -13,7 +13,9 @@ use chrono::TimeDelta;
 use provost_connector::connector::{
     Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark,
 };
-use provost_connector::model::{Account, Entitlement, EntitlementKind, Grant, GrantSource};
+use provost_connector::model::{
+    Account, Entitlement, EntitlementKind, Grant, GrantSource, Permission, PermissionKind,
+};
 pub use provost_connector::times::parse_datetime;
 use provost_connector::times::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -67,6 +69,10 @@ pub const PERMISSION_SET_LICENSE_ASSIGNMENTS: ResourceType = resource(
     "Permission set license assignments",
 );
 pub const GROUP_MEMBERS: ResourceType = resource("group_members", "Public group members");
+pub const OBJECT_PERMISSIONS: ResourceType = resource("object_permissions", "Object permissions");
+pub const FIELD_PERMISSIONS: ResourceType = resource("field_permissions", "Field permissions");
+pub const SETUP_ENTITY_ACCESS: ResourceType =
+    resource("setup_entity_access", "Setup entity access");
 
 /// Which records of its object a resource reads.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +107,10 @@ enum Mapping {
     Assignments,
     LicenseAssignments,
     GroupMembers,
+    /// Groups, with the muting sets among their components.
+    PermissionSetGroups,
+    /// ObjectPermissions, FieldPermissions, SetupEntityAccess rows of permission sets.
+    Access(PermissionKind),
 }
 
 /// Everything the reader knows of one resource: what it queries, how it maps records, and
@@ -118,7 +128,7 @@ struct Read {
 }
 
 /// The resources, in the order a sync reads them: entitlements before the grants of them.
-static READS: [Read; 11] = [
+static READS: [Read; 14] = [
     Read {
         resource: USER_LICENSES,
         object: "UserLicense",
@@ -224,13 +234,7 @@ static READS: [Read; 11] = [
             "CreatedDate",
         ],
         scope: Scope::All,
-        mapping: Mapping::Entitlement {
-            kind: EntitlementKind::PermissionSetGroup,
-            api_name: "DeveloperName",
-            label: "MasterLabel",
-            grantable: true,
-            attributes: &["Status", "CreatedDate"],
-        },
+        mapping: Mapping::PermissionSetGroups,
         reads_changes: false,
     },
     Read {
@@ -313,6 +317,69 @@ static READS: [Read; 11] = [
         mapping: Mapping::GroupMembers,
         reads_changes: false,
     },
+    // What permission sets open, after the sets themselves. Rows of other parents
+    // (muting sets, licenses) are left out in the mapping: ParentId is polymorphic.
+    Read {
+        resource: OBJECT_PERMISSIONS,
+        object: "ObjectPermissions",
+        fields: &[
+            "Id",
+            "ParentId",
+            "SobjectType",
+            "PermissionsRead",
+            "PermissionsCreate",
+            "PermissionsEdit",
+            "PermissionsDelete",
+            "PermissionsViewAllRecords",
+            "PermissionsModifyAllRecords",
+            "PermissionsViewAllFields",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::Access(PermissionKind::Object),
+        reads_changes: false,
+    },
+    Read {
+        resource: FIELD_PERMISSIONS,
+        object: "FieldPermissions",
+        fields: &[
+            "Id",
+            "ParentId",
+            "SobjectType",
+            "Field",
+            "PermissionsRead",
+            "PermissionsEdit",
+        ],
+        scope: Scope::All,
+        mapping: Mapping::Access(PermissionKind::Field),
+        reads_changes: false,
+    },
+    Read {
+        resource: SETUP_ENTITY_ACCESS,
+        object: "SetupEntityAccess",
+        fields: &["Id", "ParentId", "SetupEntityId", "SetupEntityType"],
+        scope: Scope::All,
+        mapping: Mapping::Access(PermissionKind::SetupEntity),
+        reads_changes: false,
+    },
+];
+
+/// ObjectPermissions' flags and the actions they stand for.
+const OBJECT_ACTIONS: [(&str, &str); 7] = [
+    ("PermissionsRead", "read"),
+    ("PermissionsCreate", "create"),
+    ("PermissionsEdit", "edit"),
+    ("PermissionsDelete", "delete"),
+    ("PermissionsViewAllRecords", "view_all"),
+    ("PermissionsModifyAllRecords", "modify_all"),
+    ("PermissionsViewAllFields", "view_all_fields"),
+];
+const FIELD_ACTIONS: [(&str, &str); 2] = [("PermissionsRead", "read"), ("PermissionsEdit", "edit")];
+
+/// The setup entities whose names the reader looks up: object, name field.
+const SETUP_ENTITY_NAMES: [(&str, &str); 3] = [
+    ("ConnectedApplication", "Name"),
+    ("ApexClass", "Name"),
+    ("CustomPermission", "DeveloperName"),
 ];
 
 /// The resource types, in [`READS`]'s order.
@@ -343,6 +410,9 @@ fn read_of(resource: &str) -> Option<&'static Read> {
 pub struct ReadOptions {
     pub exclude_portal_users: bool,
     pub include_inactive_users: bool,
+    /// Read object, field and setup-entity permissions (FieldPermissions can run to
+    /// millions of rows); off, those resources read as empty.
+    pub read_access: bool,
 }
 
 /// The Salesforce connector's reading side.
@@ -353,6 +423,10 @@ pub struct SalesforceReader {
     frozen: Mutex<Option<HashSet<String>>>,
     /// Each permission set group's component permission sets, read once per reader.
     components: Mutex<Option<HashMap<String, Vec<String>>>>,
+    /// Muting permission sets by id: the permissions each turns off, read once per reader.
+    muting: Mutex<Option<HashMap<String, MutingSet>>>,
+    /// Names of setup entities (connected apps, Apex classes, custom permissions) by id.
+    entity_names: Mutex<Option<HashMap<String, String>>>,
     /// The fields each object's reads select, once described (see [`crate::schema`]).
     selected: Mutex<HashMap<&'static str, Arc<Vec<&'static str>>>>,
 }
@@ -386,6 +460,8 @@ impl SalesforceReader {
             options,
             frozen: Mutex::new(None),
             components: Mutex::new(None),
+            muting: Mutex::new(None),
+            entity_names: Mutex::new(None),
             selected: Mutex::new(HashMap::new()),
         }
     }
@@ -598,6 +674,71 @@ impl SalesforceReader {
         Ok(components)
     }
 
+    /// Muting permission sets: an org without permission set groups has none.
+    async fn muting_sets(&self) -> Result<HashMap<String, MutingSet>, SalesforceError> {
+        let mut cached = self.muting.lock().await;
+        if let Some(muting) = &*cached {
+            return Ok(muting.clone());
+        }
+        let mut fields = vec!["Id", "DeveloperName", "MasterLabel"];
+        fields.extend(SYSTEM_PERMISSIONS);
+        let mut muting = HashMap::new();
+        match self
+            .all_records(&Query::select("MutingPermissionSet", &fields))
+            .await
+        {
+            Ok(records) => {
+                for record in records {
+                    let Some(id) = text(&record, "Id") else {
+                        continue;
+                    };
+                    muting.insert(
+                        id.clone(),
+                        MutingSet {
+                            id,
+                            api_name: text(&record, "DeveloperName").unwrap_or_default(),
+                            muted: SYSTEM_PERMISSIONS
+                                .iter()
+                                .copied()
+                                .filter(|p| record[*p] == Value::Bool(true))
+                                .collect(),
+                        },
+                    );
+                }
+            }
+            Err(err) if err.code() == Some("INVALID_TYPE") => {}
+            Err(err) => return Err(err),
+        }
+        *cached = Some(muting.clone());
+        Ok(muting)
+    }
+
+    /// Setup entities' names by id, from the objects that name them (an object the org or
+    /// the user cannot read leaves its entities unnamed).
+    async fn setup_entity_names(&self) -> Result<HashMap<String, String>, SalesforceError> {
+        let mut cached = self.entity_names.lock().await;
+        if let Some(names) = &*cached {
+            return Ok(names.clone());
+        }
+        let mut names = HashMap::new();
+        for (object, field) in SETUP_ENTITY_NAMES {
+            match self
+                .all_records(&Query::select(object, &["Id", field]))
+                .await
+            {
+                Ok(records) => names.extend(
+                    records
+                        .iter()
+                        .filter_map(|r| Some((text(r, "Id")?, text(r, field)?))),
+                ),
+                Err(err) if matches!(err.code(), Some("INVALID_TYPE" | "INSUFFICIENT_ACCESS")) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        *cached = Some(names.clone());
+        Ok(names)
+    }
+
     async fn map_records(
         &self,
         read: &Read,
@@ -640,6 +781,26 @@ impl SalesforceReader {
                     None,
                 ))
             })),
+            Mapping::PermissionSetGroups => {
+                let components = self.group_components().await?;
+                let muting = self.muting_sets().await?;
+                page.entitlements.extend(
+                    records
+                        .iter()
+                        .map(|r| permission_set_group(r, &components, &muting)),
+                );
+            }
+            Mapping::Access(kind) => {
+                let names = match kind {
+                    PermissionKind::SetupEntity => self.setup_entity_names().await?,
+                    _ => HashMap::new(),
+                };
+                page.permissions.extend(
+                    records
+                        .iter()
+                        .filter_map(|record| access_permission(record, kind, &names)),
+                );
+            }
             Mapping::GroupMembers => page.grants.extend(records.iter().filter_map(|r| {
                 let member = text(r, "UserOrGroupId")?;
                 // Nested groups are members too; only users hold the group's access directly.
@@ -700,8 +861,22 @@ impl Connector for SalesforceReader {
             match read.mapping {
                 Mapping::Users => *self.frozen.lock().await = None,
                 Mapping::Assignments => *self.components.lock().await = None,
+                Mapping::PermissionSetGroups => {
+                    *self.components.lock().await = None;
+                    *self.muting.lock().await = None;
+                }
+                Mapping::Access(PermissionKind::SetupEntity) => {
+                    *self.entity_names.lock().await = None
+                }
                 _ => {}
             }
+        }
+        if matches!(read.mapping, Mapping::Access(_)) && !self.options.read_access {
+            // Configured off: nothing is read, and what an earlier sync stored goes.
+            return Ok(Page {
+                total: Some(0),
+                ..Page::default()
+            });
         }
         if cursor.is_none() && read.reads_changes {
             state.mark = self
@@ -1038,7 +1213,13 @@ fn assignment(record: &Value, components: &HashMap<String, Vec<String>>) -> Vec<
                 GrantSource::Direct,
                 expires,
             )];
-            for set in components.get(&group).into_iter().flatten() {
+            // A muting set (0QM) among the components takes away; it grants nothing.
+            for set in components
+                .get(&group)
+                .into_iter()
+                .flatten()
+                .filter(|set| set.starts_with("0PS"))
+            {
                 grants.push(grant(
                     format!("{id}:{set}"),
                     user.clone(),
@@ -1055,4 +1236,80 @@ fn assignment(record: &Value, components: &HashMap<String, Vec<String>>) -> Vec<
             .map(|set| vec![grant(id, user, set, GrantSource::Direct, expires)])
             .unwrap_or_default(),
     }
+}
+
+/// A muting permission set: what it turns off in the group it is a component of.
+#[derive(Debug, Clone)]
+struct MutingSet {
+    id: String,
+    api_name: String,
+    muted: Vec<&'static str>,
+}
+
+/// A permission set group, with its muting sets and what they mute (system permissions).
+fn permission_set_group(
+    record: &Value,
+    components: &HashMap<String, Vec<String>>,
+    muting: &HashMap<String, MutingSet>,
+) -> Entitlement {
+    let mut group = entitlement(
+        record,
+        EntitlementKind::PermissionSetGroup,
+        "DeveloperName",
+        "MasterLabel",
+        true,
+        &["Status", "CreatedDate"],
+    );
+    let sets: Vec<Value> = components
+        .get(&group.id)
+        .into_iter()
+        .flatten()
+        .filter_map(|component| muting.get(component))
+        .map(|set| json!({"id": set.id, "api_name": set.api_name, "muted": set.muted}))
+        .collect();
+    if !sets.is_empty() {
+        group
+            .attributes
+            .insert("muting_sets".to_owned(), Value::Array(sets));
+    }
+    group
+}
+
+/// An ObjectPermissions, FieldPermissions or SetupEntityAccess row of a permission set;
+/// `None` for rows of other parents (muting sets, licenses) and rows without a target.
+fn access_permission(
+    record: &Value,
+    kind: PermissionKind,
+    names: &HashMap<String, String>,
+) -> Option<Permission> {
+    let parent = text(record, "ParentId")?;
+    if !parent.starts_with("0PS") {
+        return None;
+    }
+    let flags = |actions: &[(&str, &'static str)]| -> Vec<String> {
+        actions
+            .iter()
+            .filter(|(field, _)| record[*field] == Value::Bool(true))
+            .map(|(_, action)| (*action).to_owned())
+            .collect()
+    };
+    let mut attributes = Map::new();
+    let (target, actions) = match kind {
+        PermissionKind::Object => (text(record, "SobjectType")?, flags(&OBJECT_ACTIONS)),
+        PermissionKind::Field => (text(record, "Field")?, flags(&FIELD_ACTIONS)),
+        PermissionKind::SetupEntity => {
+            let entity = text(record, "SetupEntityId")?;
+            attributes.insert("type".to_owned(), json!(text(record, "SetupEntityType")));
+            attributes.insert("name".to_owned(), json!(names.get(&entity)));
+            (entity, vec!["access".to_owned()])
+        }
+    };
+    Some(Permission {
+        id: text(record, "Id")?,
+        entitlement_id: parent,
+        kind,
+        target,
+        actions,
+        attributes,
+    })
 }

@@ -64,6 +64,7 @@ async fn read_everything(reader: &SalesforceReader) -> Page {
 const DEFAULTS: ReadOptions = ReadOptions {
     exclude_portal_users: true,
     include_inactive_users: true,
+    read_access: true,
 };
 
 #[tokio::test]
@@ -215,6 +216,7 @@ async fn portal_users_can_be_kept_and_inactive_users_left_out() {
         ReadOptions {
             exclude_portal_users: false,
             include_inactive_users: false,
+            read_access: true,
         },
         2000,
     );

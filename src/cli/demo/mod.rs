@@ -97,6 +97,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         api_version: "62.0".to_owned(),
         exclude_portal_users: true,
         include_inactive_users: true,
+        sync_access_permissions: true,
         batch_size: 2000,
         sync_interval_minutes: Some(1),
         api_budget_percent: 80,

@@ -11,6 +11,8 @@ use crate::record::{Record, Value};
 use crate::rules;
 use crate::schema::{ObjectType, PERMISSION_FIELDS};
 
+mod access;
+
 /// The sizes of a generated org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preset {
@@ -20,6 +22,9 @@ pub struct Preset {
     pub permission_set_groups: usize,
     pub public_groups: usize,
     pub roles: usize,
+    /// Custom objects besides the standard ones, each with 20 fields under field-level
+    /// security: what makes FieldPermissions run to hundreds of thousands of rows.
+    pub custom_objects: usize,
 }
 
 impl Preset {
@@ -30,6 +35,7 @@ impl Preset {
         permission_set_groups: 4,
         public_groups: 4,
         roles: 8,
+        custom_objects: 2,
     };
     pub const MEDIUM: Preset = Preset {
         users: 10_000,
@@ -38,6 +44,7 @@ impl Preset {
         permission_set_groups: 30,
         public_groups: 40,
         roles: 80,
+        custom_objects: 20,
     };
     pub const LARGE: Preset = Preset {
         users: 100_000,
@@ -46,6 +53,7 @@ impl Preset {
         permission_set_groups: 100,
         public_groups: 100,
         roles: 400,
+        custom_objects: 150,
     };
 
     /// Twice `LARGE`: for checking how memory grows with the org.
@@ -56,6 +64,7 @@ impl Preset {
         permission_set_groups: 200,
         public_groups: 200,
         roles: 800,
+        custom_objects: 300,
     };
 
     pub fn by_name(name: &str) -> Option<Preset> {
@@ -746,6 +755,7 @@ pub fn generate(name: &str, preset: Preset, seed: u64) -> Org {
             total,
         );
     }
+    access::generate(&mut org, preset, seed);
     org
 }
 
@@ -820,6 +830,25 @@ mod tests {
             a.table(ObjectType::User).live,
             c.table(ObjectType::User).live
         );
+    }
+
+    #[test]
+    fn access_rows_are_generated_with_muting_and_lagging_aggregates() {
+        for (preset, name) in [(Preset::SMALL, "small"), (Preset::MEDIUM, "medium")] {
+            let org = generate("Acme", preset, 1);
+            eprintln!(
+                "{name}: {} object, {} field, {} setup-entity permissions, {} muting sets",
+                org.count(ObjectType::ObjectPermissions),
+                org.count(ObjectType::FieldPermissions),
+                org.count(ObjectType::SetupEntityAccess),
+                org.count(ObjectType::MutingPermissionSet),
+            );
+            assert!(
+                org.count(ObjectType::FieldPermissions) > org.count(ObjectType::ObjectPermissions)
+            );
+            assert!(org.count(ObjectType::SetupEntityAccess) > 0);
+            assert!(org.count(ObjectType::MutingPermissionSet) > 0);
+        }
     }
 
     #[test]
