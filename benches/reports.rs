@@ -5,11 +5,16 @@
 //! to a file `PROVOST_BENCH_ROUNDS` times (default 3). Each round prints the wall time, rows,
 //! rows per second, the file's size, and the peak resident memory of the round (the peak is
 //! reset before each), next to the memory the process held before it; then once more with
-//! `--as-of` now (the same rows, rebuilt from the change history).
+//! `--as-of` now (the same rows, rebuilt from the change history). Then the access questions
+//! auditors ask, each `PROVOST_BENCH_ROUNDS` times with its median: who can read one field
+//! (`field-access --field Contact.SSN__c`), who can delete one object's records
+//! (`object-access --object Opportunity --action delete`), who can use one connected app
+//! (`setup-access --setup-entity DataLoader`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use provost::reports::manifest::Manifest;
 use provost::reports::output::Format;
 use provost::reports::{self, Params, Report};
 use provost::store::Store;
@@ -33,24 +38,23 @@ fn current_rss_mb() -> f64 {
 }
 
 /// Writes the entitlements report with `params` to `path`, timed, with the peak reset first.
-async fn timed(
+async fn timed(store: &Arc<dyn Store>, params: &Params, path: &std::path::Path) -> (f64, Manifest) {
+    timed_report(store, Report::Entitlements, params, path).await
+}
+
+/// Writes `report` with `params` to `path`, timed, with the peak reset first.
+async fn timed_report(
     store: &Arc<dyn Store>,
+    report: Report,
     params: &Params,
     path: &std::path::Path,
-) -> (f64, provost::reports::manifest::Manifest) {
+) -> (f64, Manifest) {
     reset_peak_rss();
     let started = Instant::now();
     let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let manifest = reports::generate(
-        store,
-        "bench",
-        Report::Entitlements,
-        params,
-        Format::Csv,
-        file,
-    )
-    .await
-    .unwrap();
+    let manifest = reports::generate(store, "bench", report, params, Format::Csv, file)
+        .await
+        .unwrap();
     (started.elapsed().as_secs_f64(), manifest)
 }
 
@@ -103,5 +107,51 @@ fn main() {
             "median over {rounds} rounds: {:.2} s for the entitlements report of the {preset} org",
             times[times.len() / 2]
         );
+
+        let questions = [
+            (
+                "readers of Contact.SSN__c",
+                Report::FieldAccess,
+                Params {
+                    field: Some("Contact.SSN__c".to_owned()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "deleters of Opportunity",
+                Report::ObjectAccess,
+                Params {
+                    object: Some("Opportunity".to_owned()),
+                    action: Some("delete".to_owned()),
+                    ..Params::default()
+                },
+            ),
+            (
+                "users of DataLoader",
+                Report::SetupAccess,
+                Params {
+                    setup_entity: Some("DataLoader".to_owned()),
+                    ..Params::default()
+                },
+            ),
+        ];
+        for (question, report, params) in questions {
+            let mut times = Vec::new();
+            let mut rows = 0;
+            for round in 1..=rounds {
+                let path = dir.path().join(format!("access-{round}.csv"));
+                let (seconds, manifest) = timed_report(&store, report, &params, &path).await;
+                times.push(seconds);
+                rows = manifest.rows;
+                std::fs::remove_file(&path).unwrap();
+            }
+            times.sort_by(f64::total_cmp);
+            println!(
+                "median over {rounds} rounds: {:.3} s for the {question} ({} report, {rows} rows, peak {:.0} MB)",
+                times[times.len() / 2],
+                report.as_str(),
+                peak_rss_mb()
+            );
+        }
     });
 }

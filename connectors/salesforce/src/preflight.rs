@@ -23,7 +23,7 @@ pub const EXTERNAL_USER_TYPES: [&str; 6] = [
     "Guest",
 ];
 
-const PERMISSIONS: [&str; 9] = [
+const PERMISSIONS: [&str; 10] = [
     "PermissionsApiEnabled",
     "PermissionsCustomizeApplication",
     "PermissionsModifyAllData",
@@ -33,6 +33,7 @@ const PERMISSIONS: [&str; 9] = [
     "PermissionsManageInternalUsers",
     "PermissionsAssignPermissionSets",
     "PermissionsManageProfilesPermissionsets",
+    "PermissionsViewSetup",
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -348,6 +349,15 @@ fn check_capabilities(held: &Held, report: &mut Report) {
             "changing profiles and provisioning permission sets",
             "Modify All Data",
             "Modify All Data",
+        ),
+        // Since Summer '20, ObjectPermissions, FieldPermissions, SetupEntityAccess and
+        // MutingPermissionSet are readable with View Setup and Configuration.
+        (
+            "read_access_permissions",
+            held.has("PermissionsViewSetup") || held.has("PermissionsModifyAllData"),
+            "reading object, field and setup-entity permissions (the access reports; or set sync_access_permissions = false)",
+            "View Setup and Configuration",
+            "View Setup and Configuration",
         ),
     ] {
         if ok {

@@ -166,6 +166,22 @@ async fn a_restricted_user_is_told_each_missing_permission_until_granted() {
         Status::Warn,
         "Modify All Data is still missing, for provisioning only"
     );
+    let access = report
+        .checks
+        .iter()
+        .find(|c| c.id == "read_access_permissions")
+        .unwrap();
+    assert_eq!(access.status, Status::Warn);
+    assert!(access
+        .remedy
+        .as_deref()
+        .unwrap()
+        .contains("View Setup and Configuration"));
+
+    org.grant(&user, "Provost_Setup", &["PermissionsViewSetup"])
+        .await;
+    let report = org.preflight_as(&user).await;
+    assert_eq!(status(&report, "read_access_permissions"), Status::Pass);
 }
 
 #[tokio::test]
