@@ -28,10 +28,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use provost_connector::model::Account;
-
 use crate::store::scim::{
-    Column, Criterion, Order, QueryDeadline, ScimQuery, ScimTable, TextOp, UserGrant,
+    Column, Criterion, Order, QueryDeadline, ScimQuery, ScimTable, ScimUser, TextOp,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 use criteria::Target;
@@ -366,7 +364,7 @@ fn filter_cost(err: StoreError) -> ScimError {
 /// A page as read: users with their rows (rendered as they are serialised), or rendered
 /// resources.
 enum Found {
-    Users(Vec<(Account, Vec<UserGrant>)>),
+    Users(Vec<ScimUser>),
     Rendered(Vec<Value>),
 }
 
@@ -375,7 +373,7 @@ impl Found {
         match self {
             Found::Users(rows) => rows
                 .iter()
-                .map(|(account, grants)| resources::user(base, account, grants))
+                .map(|user| resources::user(base, user))
                 .collect(),
             Found::Rendered(values) => values,
         }
@@ -412,7 +410,7 @@ fn list_response(params: &ListParams, start: i64, total: u64, found: Found, base
         Found::Users(rows) if !projection::asked(attributes.as_deref(), excluded.as_deref()) => {
             let users = rows
                 .iter()
-                .map(|(account, grants)| resources::User::new(base, account, grants))
+                .map(|user| resources::User::new(base, user))
                 .collect();
             serialise(start, total, users)
         }

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use provost_connector::model::{Account, Entitlement};
+use provost_connector::model::Entitlement;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::schema::{self, entitlement_type};
-use crate::store::scim::{Member, UserGrant};
+use crate::store::scim::{Member, ScimUser, UserGrant};
 
 /// Salesforce's date-times (`2024-01-02T03:04:05.000+0000`) in RFC 3339.
 fn rfc3339(value: Option<&Value>) -> Option<String> {
@@ -219,13 +219,18 @@ struct Meta {
     resource_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<String>,
+    /// When Provost last saw the user or its grants change (not Salesforce's
+    /// LastModifiedDate, which moves on every edit of the record and not when access does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
     location: String,
     version: String,
 }
 
 impl<'a> User<'a> {
-    /// The user of `account`, with its grants (in the order they are listed).
-    pub fn new(base: &str, account: &'a Account, grants: &'a [UserGrant]) -> User<'a> {
+    /// The user of `scim_user`, with its grants (in the order they are listed).
+    pub fn new(base: &str, scim_user: &'a ScimUser) -> User<'a> {
+        let (account, grants) = (&scim_user.account, &scim_user.grants);
         let attrs = &account.attributes;
         let held = |g: &'a UserGrant| Held {
             value: &g.entitlement_id,
@@ -326,6 +331,7 @@ impl<'a> User<'a> {
         user.meta = Some(Meta {
             resource_type: "User",
             created: rfc3339(attrs.get("CreatedDate")),
+            last_modified: scim_user.changed_at.map(crate::util::times::rfc3339),
             location: format!("{base}/Users/{}", account.id),
             version: version(&user),
         });
@@ -334,8 +340,8 @@ impl<'a> User<'a> {
 }
 
 /// A User as a JSON value (to project, patch or compare).
-pub fn user(base: &str, account: &Account, grants: &[UserGrant]) -> Value {
-    serde_json::to_value(User::new(base, account, grants)).expect("a User serialises")
+pub fn user(base: &str, user: &ScimUser) -> Value {
+    serde_json::to_value(User::new(base, user)).expect("a User serialises")
 }
 
 pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Value {
@@ -451,6 +457,7 @@ pub fn license_of(entitlement: &Entitlement) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provost_connector::model::Account;
 
     #[test]
     fn the_version_follows_the_content() {
@@ -486,7 +493,14 @@ mod tests {
 
     #[test]
     fn a_user_leaves_out_what_is_unassigned_and_carries_its_extensions_under_their_urns() {
-        let bare = user("https://p/scim/v2", &account(json!({"Title": ""})), &[]);
+        let bare = user(
+            "https://p/scim/v2",
+            &ScimUser {
+                account: account(json!({"Title": ""})),
+                grants: Vec::new(),
+                changed_at: None,
+            },
+        );
         assert_eq!(
             bare.as_object().unwrap().keys().collect::<Vec<_>>(),
             [
@@ -511,11 +525,14 @@ mod tests {
         ];
         let full = user(
             "https://p/scim/v2",
-            &account(
-                json!({"Department": "Sales", "ManagerId": "005B", "IsFrozen": true,
-                            "ProfileId": "00e1", "UserRoleId": "00E1"}),
-            ),
-            &grants,
+            &ScimUser {
+                account: account(
+                    json!({"Department": "Sales", "ManagerId": "005B", "IsFrozen": true,
+                                "ProfileId": "00e1", "UserRoleId": "00E1"}),
+                ),
+                grants: grants.to_vec(),
+                changed_at: None,
+            },
         );
         assert_eq!(
             full[schema::ENTERPRISE],

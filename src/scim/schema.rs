@@ -590,6 +590,12 @@ static META_USER: Attr = {
             Source::Column(Column::UserTime("CreatedDate")),
             "",
         )),
+        read_only(attr(
+            "lastModified",
+            Type::DateTime,
+            Source::Column(Column::ChangedAt),
+            "",
+        )),
         read_only(text("resourceType", Source::Const("User"), "")),
     ];
     read_only(complex("meta", Source::None, SUBS, ""))

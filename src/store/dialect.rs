@@ -82,8 +82,8 @@ impl Backend {
 
     /// The statements that apply a run's staged creations and updates to the live tables,
     /// set-based inside the database: accounts, entitlements, grants, permissions, in that
-    /// order. `$1` is the run.
-    pub(super) fn apply_statements(self) -> [String; 4] {
+    /// order; then the users whose grants changed are marked changed. `$1` is the run.
+    pub(super) fn apply_statements(self) -> [String; 5] {
         let from = |entity: &str| {
             format!(
                 " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
@@ -92,14 +92,15 @@ impl Backend {
         };
         let accounts = format!(
             "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
-             display_name, active, user_type, attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             display_name, active, user_type, attributes, resource, digest, changed_at) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest, \
+             observed_at{} \
              ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
              email = excluded.email, first_name = excluded.first_name, \
              last_name = excluded.last_name, display_name = excluded.display_name, \
              active = excluded.active, user_type = excluded.user_type, \
              attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest",
+             digest = excluded.digest, changed_at = excluded.changed_at",
             self.text("username"),
             self.text("email"),
             self.text("first_name"),
@@ -166,6 +167,16 @@ impl Backend {
             self.json("attributes"),
             from("permission"),
         );
-        [accounts, entitlements, grants, permissions]
+        // A user whose grants changed (added, changed or removed) changed too: SCIM's
+        // meta.lastModified.
+        let touched = format!(
+            "UPDATE accounts SET changed_at = t.at FROM (SELECT c.org_id, {account} AS account, \
+             MAX(c.observed_at) AS at FROM changes c WHERE c.run_id = $1 AND c.entity = 'grant' \
+             GROUP BY c.org_id, {account}) t \
+             WHERE accounts.org_id = t.org_id AND accounts.id = t.account \
+             AND (accounts.changed_at IS NULL OR accounts.changed_at < t.at)",
+            account = self.account_of_change(),
+        );
+        [accounts, entitlements, grants, permissions, touched]
     }
 }

@@ -269,6 +269,24 @@ impl SqlStore {
             ),
             _ => None,
         };
+        // The user the change shows on (SCIM's meta.lastModified).
+        let user = match entity {
+            super::sync::Entity::Account => Some(object_id.to_owned()),
+            super::sync::Entity::Grant => after
+                .as_ref()
+                .or(before.as_ref())
+                .and_then(|row| row["account_id"].as_str())
+                .map(str::to_owned),
+            _ => None,
+        };
+        if let Some(user) = user {
+            sql("UPDATE accounts SET changed_at = $3 WHERE org_id = $1 AND id = $2")
+                .bind(org.0)
+                .bind(user)
+                .bind(observed_at)
+                .execute(&mut *tx)
+                .await?;
+        }
         sql(
             "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
                  op, fields, before, after, digest, observed_at) \

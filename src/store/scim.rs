@@ -54,6 +54,8 @@ pub enum Column {
     UserFlag(&'static str),
     /// A date-time field of the user's attributes, in Salesforce's form.
     UserTime(&'static str),
+    /// When Provost last saw the user or its grants change (`accounts.changed_at`).
+    ChangedAt,
     /// The label of the entitlement whose id is this field of the user's attributes.
     LabelOf(&'static str),
     /// An entitlement's id, label, API name, description, SCIM type.
@@ -211,6 +213,14 @@ impl QueryDeadline {
     }
 }
 
+/// A user of a SCIM page: the account, its grants, and when Provost last saw either change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimUser {
+    pub account: Account,
+    pub grants: Vec<UserGrant>,
+    pub changed_at: Option<provost_connector::times::Timestamp>,
+}
+
 /// One grant of a user, with its entitlement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
@@ -244,7 +254,7 @@ pub trait ScimStore: Send + Sync {
         &self,
         org: OrgId,
         query: ScimQuery<'_>,
-    ) -> Result<(Vec<(Account, Vec<UserGrant>)>, u64), StoreError>;
+    ) -> Result<(Vec<ScimUser>, u64), StoreError>;
 
     /// Entitlements by id (in no particular order; unknown ids are left out).
     async fn entitlements_by_ids(

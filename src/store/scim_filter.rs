@@ -59,6 +59,8 @@ enum Kind {
     Text,
     Bool,
     Time,
+    /// A date-time column the store keeps (compared with a bound time, not text).
+    StoredTime,
 }
 
 /// Writes criteria and orders for one table of one database.
@@ -114,6 +116,7 @@ impl Compiler {
                 Kind::Bool,
             ),
             Column::UserTime(key) => (self.json_text(key), Kind::Time),
+            Column::ChangedAt => ("a.changed_at".to_owned(), Kind::StoredTime),
             Column::LabelOf(key) => (
                 format!(
                     "(SELECT l.label FROM entitlements l WHERE l.org_id = a.org_id AND l.id = {})",
@@ -163,7 +166,7 @@ impl Compiler {
                 let (expr, kind) = self.column(*column);
                 out.push(&match kind {
                     Kind::Text => format!("({expr} IS NOT NULL AND {expr} <> '')"),
-                    Kind::Bool | Kind::Time => format!("({expr} IS NOT NULL)"),
+                    Kind::Bool | Kind::Time | Kind::StoredTime => format!("({expr} IS NOT NULL)"),
                 });
             }
             Criterion::Null { column, null } => {
@@ -188,7 +191,7 @@ impl Compiler {
                 case_exact,
             } => self.text(*column, *op, value, *case_exact, out),
             Criterion::Time { column, op, at } => {
-                let (expr, _) = self.column(*column);
+                let (expr, kind) = self.column(*column);
                 let negate = *op == TimeOp::Ne;
                 let sign = match op {
                     TimeOp::Eq | TimeOp::Ne => "=",
@@ -199,7 +202,10 @@ impl Compiler {
                 };
                 out.push(if negate { "NOT COALESCE(" } else { "(" });
                 out.push(&format!("{expr} {sign} "));
-                out.push_bind(salesforce_time(*at));
+                match kind {
+                    Kind::StoredTime => out.push_bind(*at),
+                    _ => out.push_bind(salesforce_time(*at)),
+                };
                 out.push(if negate { ", FALSE)" } else { ")" });
             }
             Criterion::Any {
@@ -307,7 +313,7 @@ impl Compiler {
         let expr = match kind {
             Kind::Text if case_exact => self.ordered(&expr),
             Kind::Text => self.ordered(&format!("lower({expr})")),
-            Kind::Bool | Kind::Time => expr,
+            Kind::Bool | Kind::Time | Kind::StoredTime => expr,
         };
         format!("({expr}) IS NULL, {expr} {direction}, {id} {direction}")
     }

@@ -4,7 +4,7 @@
 
 use super::sql::build;
 use super::{queries, OrgId, SqlStore, StoreError};
-use provost_connector::model::{Account, Entitlement};
+use provost_connector::model::Entitlement;
 
 /// An account of a page, with its grants as the grants expression gives them.
 #[derive(sqlx::FromRow)]
@@ -12,19 +12,12 @@ pub(super) struct PageAccountRow {
     #[sqlx(flatten)]
     account: super::queries::AccountRow,
     grants: String,
+    changed_at: Option<provost_connector::times::Timestamp>,
 }
 
 impl PageAccountRow {
     /// The account, and its grants ordered by kind, label and entitlement id.
-    pub(super) fn into_parts(
-        self,
-    ) -> Result<
-        (
-            provost_connector::model::Account,
-            Vec<super::scim::UserGrant>,
-        ),
-        super::StoreError,
-    > {
+    pub(super) fn into_parts(self) -> Result<super::scim::ScimUser, super::StoreError> {
         let rows: Vec<(String, String, String, String)> = serde_json::from_str(&self.grants)
             .map_err(|err| super::StoreError::Corrupt {
                 what: "grants of a user",
@@ -44,7 +37,11 @@ impl PageAccountRow {
         grants.sort_by(|x, y| {
             (&x.kind, &x.label, &x.entitlement_id).cmp(&(&y.kind, &y.label, &y.entitlement_id))
         });
-        Ok((self.account.into(), grants))
+        Ok(super::scim::ScimUser {
+            account: self.account.into(),
+            grants,
+            changed_at: self.changed_at,
+        })
     }
 }
 
@@ -171,7 +168,7 @@ impl super::scim::ScimStore for SqlStore {
         &self,
         org: OrgId,
         query: super::scim::ScimQuery<'_>,
-    ) -> Result<(Vec<(Account, Vec<super::scim::UserGrant>)>, u64), StoreError> {
+    ) -> Result<(Vec<super::scim::ScimUser>, u64), StoreError> {
         let page = async {
             if query.limit == 0 {
                 return Ok(Vec::new());
@@ -183,7 +180,7 @@ impl super::scim::ScimStore for SqlStore {
             let order = self.scim_compiler(query.table).order(query.order);
             let mut builder = build(
                 "SELECT a.id, a.username, a.email, a.first_name, a.last_name, \
-                         a.display_name, a.active, a.user_type, a.attributes, ",
+                         a.display_name, a.active, a.user_type, a.attributes, a.changed_at, ",
             );
             builder.push(self.pool.backend().grants_json());
             builder.push(" AS grants FROM (SELECT a.id");

@@ -285,3 +285,105 @@ async fn a_muted_permission_is_cut_from_the_groups_paths_and_names_its_muting_se
     })
     .await;
 }
+
+#[tokio::test]
+async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_on_every_backend() {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let scim = crate::helpers::bearer_client(&fixture.store, "idp", &["scim:read"]).await;
+        let changed_since = |since: chrono::DateTime<chrono::Utc>| {
+            let scim = scim.clone();
+            let url = format!("{}/scim/v2/Users", fixture.api);
+            async move {
+                let filter = format!(
+                    "meta.lastModified gt \"{}\"",
+                    provost::util::times::rfc3339(since)
+                );
+                let body: Value = scim
+                    .get(url)
+                    .query(&[("filter", filter.as_str()), ("count", "1000")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                body["Resources"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{body}"))
+                    .iter()
+                    .map(|u| {
+                        (
+                            id(u, "id"),
+                            u["meta"]["lastModified"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect::<HashMap<String, String>>()
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let synced = chrono::Utc::now();
+        assert!(
+            changed_since(synced).await.is_empty(),
+            "nothing changed since the sync"
+        );
+
+        // A permission set assigned in Salesforce: the next sync marks its user.
+        // Two users, each with a permission set they do not hold.
+        let mut pairs = fixture.grantable_pairs(20).await;
+        let first = pairs[0].clone();
+        pairs.retain(|(user, _)| *user != first.0);
+        pairs.insert(0, first);
+        let mut user_ids = Vec::new();
+        for (username, _) in &pairs {
+            let rows = fixture
+                .rows(&format!("SELECT Id FROM User WHERE Username = '{username}'"))
+                .await;
+            user_ids.push(id(&rows[0], "Id"));
+        }
+        let (direct_user, set) = (&user_ids[0], &pairs[0].1);
+        let set_id = id(
+            &fixture
+                .rows(&format!(
+                    "SELECT Id FROM PermissionSet WHERE Name = '{set}'"
+                ))
+                .await[0],
+            "Id",
+        );
+        let response = fixture
+            .raw
+            .post(format!(
+                "{}/__emulator/records/PermissionSetAssignment",
+                fixture.sf
+            ))
+            .json(&json!({"AssigneeId": direct_user, "PermissionSetId": set_id}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+        resync(&fixture).await;
+        let changed = changed_since(synced).await;
+        assert_eq!(changed.keys().collect::<Vec<_>>(), vec![direct_user]);
+        let at = provost_connector::times::parse_datetime(&changed[direct_user]).unwrap();
+        assert!(at > synced);
+
+        // A grant Provost makes marks its user too.
+        let between = chrono::Utc::now();
+        let shown = fixture
+            .carry_out(crate::provisioning::grant_body(
+                &pairs[1].0,
+                "permission_set",
+                &pairs[1].1,
+            ))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let changed = changed_since(between).await;
+        assert_eq!(changed.keys().collect::<Vec<_>>(), vec![&user_ids[1]]);
+        assert_eq!(changed_since(synced).await.len(), 2);
+    })
+    .await;
+}
