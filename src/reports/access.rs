@@ -78,7 +78,8 @@ pub(super) async fn write(
     format: Format,
     out: impl Write,
 ) -> Result<Written, ReportError> {
-    let wanted = Wanted::of(of, params)?;
+    let mut wanted = Wanted::of(of, params)?;
+    spell_as_stored(store, context, of, &mut wanted).await?;
     let (opens, entities) = opens_by_set(store, context, params, of, &wanted).await?;
     let only = params
         .entitlement
@@ -171,35 +172,117 @@ impl Wanted {
         if params.setup_entity.is_some() && of != Of::SetupEntities {
             return Err(refuse("setup-entity", "setup-access"));
         }
-        let field = match params.field.as_deref().map(str::trim) {
+        let object = given("object", params.object.as_deref())?
+            .map(|object| api_name("object", object))
+            .transpose()?;
+        let field = match given("field", params.field.as_deref())? {
             Some(field) => {
-                let Some((object, name)) = field.split_once('.') else {
+                let Some((of_object, name)) = field.split_once('.') else {
                     return Err(ReportError::BadParameter(format!(
                         "--field `{field}` names no object: give it as Object.Field, e.g. Contact.Email"
                     )));
                 };
-                if object.is_empty() || name.is_empty() || name.contains('.') {
-                    return Err(ReportError::BadParameter(format!(
-                        "--field `{field}` is not of the form Object.Field (e.g. Contact.Email)"
-                    )));
-                }
-                if params.object.as_deref().is_some_and(|o| o != object) {
+                let of_object = api_name("field", of_object)?;
+                let name = api_name("field", name)?;
+                if object.is_some_and(|o| !o.eq_ignore_ascii_case(of_object)) {
                     return Err(ReportError::BadParameter(format!(
                         "--field `{field}` is not a field of --object `{}`",
-                        params.object.as_deref().unwrap_or_default()
+                        object.unwrap_or_default()
                     )));
                 }
-                Some(field.to_owned())
+                Some(format!("{of_object}.{name}"))
             }
             None => None,
         };
         Ok(Wanted {
-            object: params.object.as_deref().map(|o| o.trim().to_owned()),
+            object: object.map(str::to_owned),
             field,
             action,
-            entity: params.setup_entity.as_deref().map(|e| e.trim().to_owned()),
+            entity: given("setup-entity", params.setup_entity.as_deref())?.map(str::to_owned),
         })
     }
+}
+
+/// A filter's value, trimmed; an empty one is refused rather than matching nothing.
+fn given<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&'a str>, ReportError> {
+    match value.map(str::trim) {
+        Some("") => Err(ReportError::BadParameter(format!(
+            "--{name} is empty: give a value, or leave it out"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// An object's or field's API name: a letter, then letters, digits and underscores (custom
+/// ones end in `__c`), at most 255 characters, as Salesforce allows.
+fn api_name<'a>(what: &str, name: &'a str) -> Result<&'a str, ReportError> {
+    let valid = name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(name)
+    } else {
+        Err(ReportError::BadParameter(format!(
+            "--{what}: `{}` is not a Salesforce API name (letters, digits and underscores, \
+             e.g. Opportunity, Contact.Email, Invoice__c.Amount__c)",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// The stored spelling of the object or field the report asks about, when it was given in
+/// another case (`opportunity`): API names are case-insensitive in Salesforce, the stored
+/// targets are not. A name nothing opens stays as given (the answer may be "nobody").
+async fn spell_as_stored(
+    store: &Arc<dyn Store>,
+    context: &Context,
+    of: Of,
+    wanted: &mut Wanted,
+) -> Result<(), ReportError> {
+    let org = context.org.id;
+    if let Some(object) = wanted.object.clone().or_else(|| {
+        wanted
+            .field
+            .as_deref()
+            .and_then(|f| f.split_once('.'))
+            .map(|(o, _)| o.to_owned())
+    }) {
+        let exact = store
+            .permissions(org, PermissionKind::Object, Targets::Exactly(&object))
+            .await?;
+        if exact.is_empty() {
+            let all = store
+                .permissions(org, PermissionKind::Object, Targets::All)
+                .await?;
+            if let Some(found) = all.iter().find(|p| p.target.eq_ignore_ascii_case(&object)) {
+                if wanted.object.is_some() {
+                    wanted.object = Some(found.target.clone());
+                }
+                if let Some(field) = &wanted.field {
+                    let name = field.split_once('.').map_or("", |(_, n)| n);
+                    wanted.field = Some(format!("{}.{name}", found.target));
+                }
+            }
+        }
+    }
+    if let (Of::Fields, Some(field)) = (of, wanted.field.clone()) {
+        let exact = store
+            .permissions(org, PermissionKind::Field, Targets::Exactly(&field))
+            .await?;
+        if exact.is_empty() {
+            let object = field.split_once('.').map_or("", |(o, _)| o);
+            let fields = store
+                .permissions(org, PermissionKind::Field, Targets::FieldsOf(object))
+                .await?;
+            if let Some(found) = fields
+                .iter()
+                .find(|p| p.target.eq_ignore_ascii_case(&field))
+            {
+                wanted.field = Some(found.target.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// For each permission set with something the report asked about, what it opens.
@@ -210,40 +293,6 @@ async fn opens_by_set(
     of: Of,
     wanted: &Wanted,
 ) -> Result<(HashMap<String, Opens>, Entities), ReportError> {
-    let read = |kind: PermissionKind, targets: Targets<'_>| {
-        let store = store.clone();
-        let org = context.org.id;
-        let as_of = params.as_of;
-        let targets = match targets {
-            Targets::All => None,
-            Targets::Exactly(t) => Some((true, t.to_owned())),
-            Targets::FieldsOf(o) => Some((false, o.to_owned())),
-        };
-        async move {
-            let all = match as_of {
-                None => {
-                    let targets = match &targets {
-                        None => Targets::All,
-                        Some((true, t)) => Targets::Exactly(t),
-                        Some((false, o)) => Targets::FieldsOf(o),
-                    };
-                    store.permissions(org, kind, targets).await?
-                }
-                Some(at) => {
-                    let mut all = store.permissions_at(org, kind, at).await?;
-                    all.retain(|p| match &targets {
-                        None => true,
-                        Some((true, t)) => &p.target == t,
-                        Some((false, o)) => {
-                            p.target.split_once('.').is_some_and(|(obj, _)| obj == o)
-                        }
-                    });
-                    all
-                }
-            };
-            Ok::<Vec<Permission>, ReportError>(all)
-        }
-    };
     let mut opens: HashMap<String, Opens> = HashMap::new();
     let mut entities = Entities::new();
     let mut add = |set: &str, target: String, actions: Vec<&'static str>, through: &'static str| {
@@ -261,7 +310,9 @@ async fn opens_by_set(
                 .object
                 .as_deref()
                 .map_or(Targets::All, Targets::Exactly);
-            for permission in read(PermissionKind::Object, targets).await? {
+            for permission in
+                read_permissions(store, context, params, PermissionKind::Object, targets).await?
+            {
                 let actions = known(&permission.actions, &OBJECT_ACTIONS);
                 add(
                     &permission.entitlement_id,
@@ -296,7 +347,9 @@ async fn opens_by_set(
                 (None, Some(object)) => Targets::FieldsOf(object),
                 (None, None) => Targets::All,
             };
-            for permission in read(PermissionKind::Field, targets).await? {
+            for permission in
+                read_permissions(store, context, params, PermissionKind::Field, targets).await?
+            {
                 let actions = known(&permission.actions, &FIELD_ACTIONS);
                 add(
                     &permission.entitlement_id,
@@ -314,7 +367,9 @@ async fn opens_by_set(
                 .map(|(o, _)| o.to_owned())
                 .or_else(|| wanted.object.clone());
             let targets = object.as_deref().map_or(Targets::All, Targets::Exactly);
-            for permission in read(PermissionKind::Object, targets).await? {
+            for permission in
+                read_permissions(store, context, params, PermissionKind::Object, targets).await?
+            {
                 if permission.actions.iter().any(|a| a == "view_all_fields") {
                     let target = wanted
                         .field
@@ -330,7 +385,15 @@ async fn opens_by_set(
             }
         }
         Of::SetupEntities => {
-            for permission in read(PermissionKind::SetupEntity, Targets::All).await? {
+            for permission in read_permissions(
+                store,
+                context,
+                params,
+                PermissionKind::SetupEntity,
+                Targets::All,
+            )
+            .await?
+            {
                 let name = permission.attributes.get("name").and_then(Value::as_str);
                 let matches = wanted.entity.as_deref().is_none_or(|wanted| {
                     permission.target == wanted
@@ -359,6 +422,24 @@ async fn opens_by_set(
         }
     }
     Ok((opens, entities))
+}
+
+/// The permissions of `kind` on `targets`: live, or as of `params.as_of`.
+async fn read_permissions(
+    store: &Arc<dyn Store>,
+    context: &Context,
+    params: &Params,
+    kind: PermissionKind,
+    targets: Targets<'_>,
+) -> Result<Vec<Permission>, ReportError> {
+    Ok(match params.as_of {
+        None => store.permissions(context.org.id, kind, targets).await?,
+        Some(at) => {
+            store
+                .permissions_at(context.org.id, kind, targets, at)
+                .await?
+        }
+    })
 }
 
 /// The actions among `known` that `actions` lists, in `known`'s order.

@@ -85,6 +85,14 @@ impl Report {
         Report::ALL.into_iter().find(|r| r.as_str() == text)
     }
 
+    /// The reports of what permission sets open (object, field, setup-entity permissions).
+    fn is_access(self) -> bool {
+        matches!(
+            self,
+            Report::ObjectAccess | Report::FieldAccess | Report::SetupAccess
+        )
+    }
+
     /// Whether `as_of` applies: the reports of who holds what.
     fn has_as_of(self) -> bool {
         !matches!(self, Report::Changes | Report::Dormant)
@@ -340,6 +348,33 @@ pub async fn generate(
             None => return Err(ReportError::NotSynced(org_name.to_owned())),
         }
     }
+    if report.is_access() {
+        // The permissions' history begins with the first sync that read them.
+        let first = store
+            .list_changes(
+                org.id,
+                &crate::store::sync::ChangeQuery {
+                    entity: Some(crate::store::sync::Entity::Permission),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match (first.first(), params.as_of) {
+            (None, _) => {
+                return Err(ReportError::BadParameter(format!(
+                    "org `{org_name}` has no object, field or setup-entity permissions synced: set sync_access_permissions = true for it (the default) and run `provost sync --org {org_name}`"
+                )))
+            }
+            (Some(first), Some(at)) if at < first.observed_at => {
+                return Err(ReportError::BadParameter(format!(
+                    "org `{org_name}`'s object, field and setup-entity permissions were first synced at {}: Provost cannot tell what they were before; give a later --as-of",
+                    crate::util::times::rfc3339(first.observed_at)
+                )))
+            }
+            _ => {}
+        }
+    }
     let runs = store.list_sync_runs(org.id, 100).await?;
     let run = runs
         .iter()
@@ -348,7 +383,17 @@ pub async fn generate(
         .clone();
     let mut entitlements = HashMap::new();
     let mut after: Option<String> = None;
-    loop {
+    if let Some(at) = params.as_of {
+        // As they were then: a set's permissions, a group's aggregate, names.
+        entitlements.extend(
+            store
+                .entitlements_at(org.id, at)
+                .await?
+                .into_iter()
+                .map(|e| (e.id.clone(), e)),
+        );
+    }
+    while params.as_of.is_none() {
         let page = store
             .list_entitlements(
                 org.id,

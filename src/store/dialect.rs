@@ -44,7 +44,7 @@ impl Backend {
 
 impl Backend {
     /// `path` is a constant field path such as `source.type`; never input.
-    fn text(self, path: &str) -> String {
+    pub(super) fn text(self, path: &str) -> String {
         match self {
             Backend::Sqlite => format!("json_extract(after, '$.{path}')"),
             Backend::Postgres => {

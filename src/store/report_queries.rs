@@ -138,37 +138,77 @@ impl super::reports::ReportStore for SqlStore {
         &self,
         org: OrgId,
         kind: PermissionKind,
+        targets: Targets<'_>,
         at: Timestamp,
     ) -> Result<Vec<Permission>, StoreError> {
-        let rows: Vec<super::sync_queries::ChangeRow> = sql(
-            "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, c.op, \
-                 c.fields, c.before, c.after, c.observed_at FROM changes c \
+        let backend = self.pool.backend();
+        // The last committed change of each permission at or before `at`; the kind and target
+        // are read from the row it left (`after`), so a removal (no `after`) drops out.
+        let mut select = build(
+            "SELECT object_id, after FROM changes WHERE id IN (SELECT MAX(c.id) FROM changes c \
+                 LEFT JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
+        );
+        select
+            .push_bind(org.0)
+            .push(" AND c.entity = 'permission' AND c.observed_at <= ")
+            .push_bind(at)
+            .push(" GROUP BY c.object_id) AND after IS NOT NULL AND ")
+            .push(&backend.text("kind"))
+            .push(" = ")
+            .push_bind(kind.as_str());
+        let target = backend.text("target");
+        match targets {
+            Targets::All => {}
+            Targets::Exactly(value) => {
+                select
+                    .push(&format!(" AND {target} = "))
+                    .push_bind(value.to_owned());
+            }
+            Targets::FieldsOf(object) => {
+                select
+                    .push(&format!(" AND {target} >= "))
+                    .push_bind(format!("{object}."))
+                    .push(&format!(" AND {target} < "))
+                    .push_bind(format!("{object}/"));
+            }
+        }
+        select.push(" ORDER BY object_id");
+        let rows: Vec<(String, sqlx::types::Json<Value>)> = select.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(id, after)| {
+                serde_json::from_value(after.0).map_err(|err| StoreError::Corrupt {
+                    what: "permission change",
+                    detail: format!("{err} (permission {id})"),
+                })
+            })
+            .collect()
+    }
+
+    async fn entitlements_at(
+        &self,
+        org: OrgId,
+        at: Timestamp,
+    ) -> Result<Vec<provost_connector::model::Entitlement>, StoreError> {
+        let rows: Vec<(String, sqlx::types::Json<Value>)> = sql(
+            "SELECT object_id, after FROM changes WHERE id IN (SELECT MAX(c.id) FROM changes c \
                  LEFT JOIN sync_runs r ON r.id = c.run_id \
                  WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = $1 \
-                 AND c.entity = 'permission' AND c.observed_at <= $2 ORDER BY c.id",
+                 AND c.entity = 'entitlement' AND c.observed_at <= $2 GROUP BY c.object_id) \
+                 AND after IS NOT NULL ORDER BY object_id",
         )
         .bind(org.0)
         .bind(at)
         .fetch_all(&self.pool)
         .await?;
-        let mut state: std::collections::BTreeMap<String, Option<Value>> = Default::default();
-        for row in rows {
-            let change = super::sync::ChangeRecord::try_from(row)?;
-            state.insert(change.object_id, change.after);
-        }
-        let mut found = Vec::new();
-        for (id, after) in state {
-            let Some(after) = after else { continue };
-            let permission: Permission =
-                serde_json::from_value(after).map_err(|err| StoreError::Corrupt {
-                    what: "permission change",
-                    detail: format!("{err} (permission {id})"),
-                })?;
-            if permission.kind == kind {
-                found.push(permission);
-            }
-        }
-        Ok(found)
+        rows.into_iter()
+            .map(|(id, after)| {
+                serde_json::from_value(after.0).map_err(|err| StoreError::Corrupt {
+                    what: "entitlement change",
+                    detail: format!("{err} (entitlement {id})"),
+                })
+            })
+            .collect()
     }
 
     async fn holders(

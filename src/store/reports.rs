@@ -46,13 +46,22 @@ pub trait ReportStore: Send + Sync {
         targets: Targets<'_>,
     ) -> Result<Vec<Permission>, StoreError>;
 
-    /// The permissions of `kind` as they were at `at`, rebuilt from the committed history.
+    /// The permissions of `kind` on `targets` as they were at `at`, rebuilt from the committed
+    /// history (the last change of each at or before `at`), in id order.
     async fn permissions_at(
         &self,
         org: OrgId,
         kind: PermissionKind,
+        targets: Targets<'_>,
         at: Timestamp,
     ) -> Result<Vec<Permission>, StoreError>;
+
+    /// The entitlements as they were at `at`, rebuilt from the committed history.
+    async fn entitlements_at(
+        &self,
+        org: OrgId,
+        at: Timestamp,
+    ) -> Result<Vec<provost_connector::model::Entitlement>, StoreError>;
 
     /// The grants of `entitlements` with their users, in (user id, grant id) order: who holds
     /// a few entitlements, without reading everyone's grants.

@@ -104,6 +104,13 @@ async fn access_reports_name_every_path_to_an_object_a_field_and_a_connected_app
             assert_eq!(row["object"], "Opportunity");
             assert_eq!(row["delete"], "true");
         }
+        // API names are case-insensitive in Salesforce: the stored spelling is used.
+        let lower = Params {
+            object: Some(" opportunity ".into()),
+            ..params.clone()
+        };
+        let (same, _) = generate(&fixture, Report::ObjectAccess, &lower, Format::Csv).await;
+        assert_eq!(same, bytes);
 
         // Who can read Contact.SSN__c: field permissions, and View All Fields on Contact.
         let field = "Contact.SSN__c";
@@ -211,6 +218,9 @@ async fn access_reports_name_every_path_to_an_object_a_field_and_a_connected_app
             (Report::FieldAccess, Params { field: Some("SSN__c".into()), ..Params::default() }, "Object.Field"),
             (Report::ObjectAccess, Params { action: Some("destroy".into()), ..Params::default() }, "delete"),
             (Report::SetupAccess, Params { object: Some("Contact".into()), ..Params::default() }, "object-access"),
+            (Report::ObjectAccess, Params { object: Some("  ".into()), ..Params::default() }, "is empty"),
+            (Report::FieldAccess, Params { field: Some("Contact. Email".into()), ..Params::default() }, "not a Salesforce API name"),
+            (Report::FieldAccess, Params { field: Some("Contact.Email".into()), object: Some("Lead".into()), ..Params::default() }, "not a field of"),
         ] {
             let err = provost::reports::generate(&fixture.store, "acme", report, &params, Format::Csv, Vec::new())
                 .await
@@ -337,7 +347,9 @@ async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_o
         let mut user_ids = Vec::new();
         for (username, _) in &pairs {
             let rows = fixture
-                .rows(&format!("SELECT Id FROM User WHERE Username = '{username}'"))
+                .rows(&format!(
+                    "SELECT Id FROM User WHERE Username = '{username}'"
+                ))
                 .await;
             user_ids.push(id(&rows[0], "Id"));
         }

@@ -144,6 +144,36 @@ pub fn create(org: &mut Org, object: ObjectType, body: &Map<String, Json>) -> Re
         ObjectType::PermissionSetLicenseAssign => create_license_assignment(org, record),
         ObjectType::GroupMember => create_group_member(org, record),
         ObjectType::PermissionSetGroup => create_permission_set_group(org, record),
+        ObjectType::PermissionSetGroupComponent => {
+            let o = ObjectType::PermissionSetGroupComponent;
+            let component = value_of(o, &record, "PermissionSetId").as_id();
+            let kind = component
+                .and_then(|c| org.find(c))
+                .map(|(object, _)| object);
+            if !matches!(
+                kind,
+                Some(ObjectType::PermissionSet | ObjectType::MutingPermissionSet)
+            ) {
+                return Err(SfError::new(
+                    400,
+                    "INVALID_CROSS_REFERENCE_KEY",
+                    "invalid cross reference id: a component is a permission set or a muting permission set",
+                )
+                .with_fields(["PermissionSetId"]));
+            }
+            org.insert(o, record);
+            Ok(id)
+        }
+        ObjectType::ObjectPermissions => {
+            refuse_duplicate(org, object, &record, "SobjectType")?;
+            org.insert(object, record);
+            Ok(id)
+        }
+        ObjectType::FieldPermissions => {
+            refuse_duplicate(org, object, &record, "Field")?;
+            org.insert(object, record);
+            Ok(id)
+        }
         ObjectType::SetupEntityAccess => {
             // Salesforce fills the type in from the entity the row opens.
             let o = ObjectType::SetupEntityAccess;
@@ -262,6 +292,18 @@ pub fn delete(org: &mut Org, object: ObjectType, id: Id) -> Result<(), SfError> 
                     "This permission set is assigned to users. Remove the assignments first.",
                 ));
             }
+            remove_access_of(org, id);
+        }
+        ObjectType::MutingPermissionSet => {
+            remove_access_of(org, id);
+            for component in children_of(
+                org,
+                ObjectType::PermissionSetGroupComponent,
+                "PermissionSetId",
+                id,
+            ) {
+                org.remove(ObjectType::PermissionSetGroupComponent, component);
+            }
         }
         ObjectType::PermissionSetGroup => {
             if referenced_by(
@@ -276,16 +318,30 @@ pub fn delete(org: &mut Org, object: ObjectType, id: Id) -> Result<(), SfError> 
                     "This permission set group is assigned to users. Remove the assignments first.",
                 ));
             }
+            let component_index = ObjectType::PermissionSetGroupComponent
+                .schema()
+                .field_index("PermissionSetId")
+                .expect("known field");
             for component in children_of(
                 org,
                 ObjectType::PermissionSetGroupComponent,
                 "PermissionSetGroupId",
                 id,
             ) {
+                // UNCONFIRMED: a group's muting set goes with it (it belongs to one group).
+                let muting = org
+                    .get(ObjectType::PermissionSetGroupComponent, component)
+                    .and_then(|c| c.get(component_index).as_id())
+                    .filter(|set| org.get(ObjectType::MutingPermissionSet, *set).is_some());
                 org.remove(ObjectType::PermissionSetGroupComponent, component);
+                if let Some(muting) = muting {
+                    remove_access_of(org, muting);
+                    org.remove(ObjectType::MutingPermissionSet, muting);
+                }
             }
             for aggregate in children_of(org, ObjectType::PermissionSet, "PermissionSetGroupId", id)
             {
+                remove_access_of(org, aggregate);
                 org.remove(ObjectType::PermissionSet, aggregate);
             }
         }
@@ -530,6 +586,53 @@ fn referenced_by(org: &Org, child: ObjectType, field: &str, id: Id) -> bool {
         .live
         .values()
         .any(|record| record.get(index).as_id() == Some(id))
+}
+
+/// Removes what a permission set or muting set opens, as Salesforce does with the set.
+fn remove_access_of(org: &mut Org, parent: Id) {
+    for object in [
+        ObjectType::ObjectPermissions,
+        ObjectType::FieldPermissions,
+        ObjectType::SetupEntityAccess,
+    ] {
+        for row in children_of(org, object, "ParentId", parent) {
+            org.remove(object, row);
+        }
+    }
+}
+
+/// Refuses a second row of the same permission set and target (`key`: SobjectType, Field).
+fn refuse_duplicate(
+    org: &Org,
+    object: ObjectType,
+    record: &Record,
+    key: &str,
+) -> Result<(), SfError> {
+    let (parent_index, key_index) = (
+        object
+            .schema()
+            .field_index("ParentId")
+            .expect("known field"),
+        object.schema().field_index(key).expect("known field"),
+    );
+    let (parent, target) = (record.get(parent_index), record.get(key_index));
+    if let Some(existing) = org
+        .table(object)
+        .live
+        .values()
+        .find(|r| r.get(parent_index) == parent && r.get(key_index) == target)
+    {
+        return Err(SfError::new(
+            400,
+            "DUPLICATE_VALUE",
+            format!(
+                "duplicate value found: {key} duplicates value on record with id: {}",
+                existing.id()
+            ),
+        )
+        .with_fields([key]));
+    }
+    Ok(())
 }
 
 fn children_of(org: &Org, child: ObjectType, field: &str, id: Id) -> Vec<Id> {

@@ -1602,3 +1602,64 @@ async fn versions_describe_userinfo_identity_and_expiration_dates() {
         "2030-03-31T23:59:00.000+0000"
     );
 }
+
+#[tokio::test]
+async fn access_rows_refuse_duplicates_and_go_with_their_permission_set() {
+    let org = Org::start().await;
+    let set: Value = org
+        .send(
+            reqwest::Method::POST,
+            "/sobjects/PermissionSet",
+            json!({"Name": "Lead_Fax", "Label": "Lead Fax"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let set = set["id"].as_str().unwrap().to_owned();
+    let created = org
+        .send(
+            reqwest::Method::POST,
+            "/sobjects/FieldPermissions",
+            json!({"ParentId": set, "SobjectType": "Lead", "Field": "Lead.Fax__c", "PermissionsRead": true}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let (status, code, _) = error_of(
+        org.send(
+            reqwest::Method::POST,
+            "/sobjects/FieldPermissions",
+            json!({"ParentId": set, "SobjectType": "Lead", "Field": "Lead.Fax__c", "PermissionsRead": true}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status.as_u16(), code.as_str()), (400, "DUPLICATE_VALUE"));
+
+    // A group's component is a permission set or a muting set, nothing else.
+    let group = org.first_id("SELECT Id FROM PermissionSetGroup").await;
+    let user = org.first_id("SELECT Id FROM User").await;
+    let (_, code, _) = error_of(
+        org.send(
+            reqwest::Method::POST,
+            "/sobjects/PermissionSetGroupComponent",
+            json!({"PermissionSetGroupId": group, "PermissionSetId": user}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(code, "INVALID_CROSS_REFERENCE_KEY");
+
+    // Deleting the set deletes what it opens.
+    let opened = format!("SELECT Id FROM FieldPermissions WHERE ParentId = '{set}'");
+    assert!(!org.truth(&opened).await.is_empty());
+    let deleted = org
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/sobjects/PermissionSet/{set}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    assert!(org.truth(&opened).await.is_empty());
+}

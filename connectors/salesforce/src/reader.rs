@@ -707,6 +707,17 @@ impl SalesforceReader {
                 }
             }
             Err(err) if err.code() == Some("INVALID_TYPE") => {}
+            // Muting sets only name what a group's aggregate set already leaves out: without
+            // them (a hidden field, no View Setup and Configuration) the groups are still read.
+            Err(SalesforceError::Api { code, message, .. })
+                if code == "INVALID_FIELD" || code.starts_with("INSUFFICIENT_ACCESS") =>
+            {
+                tracing::warn!(
+                    code,
+                    message,
+                    "muting permission sets cannot be read; syncing groups without them (reports will not name the muting set that cuts a group's permission)"
+                );
+            }
             Err(err) => return Err(err),
         }
         *cached = Some(muting.clone());

@@ -41,7 +41,7 @@ static OPTIONAL: [Optional; 17] = [
     optional("User", "LocaleSidKey", "users' locales"),
     optional("User", "LanguageLocaleKey", "users' languages"),
     optional("PermissionSet", "Description", "permission sets' descriptions"),
-    optional("PermissionSet", "PermissionSetGroupId", "which permission sets are permission set groups' aggregates, told apart by Type alone"),
+    optional("PermissionSet", "PermissionSetGroupId", "which group each aggregate permission set belongs to: effective permissions then take muting from the groups' muting sets alone, and the access reports show no paths through groups"),
     optional("PermissionSet", "LicenseId", "the license each permission set needs"),
     optional("PermissionSet", "IsCustom", "whether permission sets are custom"),
     optional("PermissionSet", "NamespacePrefix", "permission sets' namespaces"),

@@ -43,6 +43,7 @@ async fn read_all(reader: &SalesforceReader, resource: &ResourceType) -> Page {
         all.accounts.extend(page.accounts);
         all.entitlements.extend(page.entitlements);
         all.grants.extend(page.grants);
+        all.permissions.extend(page.permissions);
         match page.next {
             Some(next) => cursor = Some(next),
             None => return all,
@@ -57,6 +58,7 @@ async fn read_everything(reader: &SalesforceReader) -> Page {
         all.accounts.extend(page.accounts);
         all.entitlements.extend(page.entitlements);
         all.grants.extend(page.grants);
+        all.permissions.extend(page.permissions);
     }
     all
 }
@@ -154,6 +156,40 @@ async fn a_full_read_matches_the_org_and_every_grant_resolves() {
     let ids: HashSet<&String> = model.grants.iter().map(|g| &g.id).collect();
     assert_eq!(ids.len(), model.grants.len(), "grant ids are unique");
 
+    // Object, field and setup-entity permissions: every row of a permission set (not of a
+    // muting set), each naming a read permission set.
+    let mut expected = HashSet::new();
+    for object in ["ObjectPermissions", "FieldPermissions", "SetupEntityAccess"] {
+        for row in org
+            .rows(&format!("SELECT Id, ParentId FROM {object}"))
+            .await
+        {
+            if row["ParentId"].as_str().unwrap().starts_with("0PS") {
+                expected.insert(row["Id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let read: HashSet<String> = model.permissions.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(
+        read.len(),
+        model.permissions.len(),
+        "permission ids are unique"
+    );
+    assert_eq!(read, expected);
+    for permission in &model.permissions {
+        assert!(
+            entitlements.contains(&permission.entitlement_id),
+            "{permission:?}"
+        );
+        assert!(!permission.actions.is_empty(), "{permission:?}");
+    }
+    let named = model
+        .permissions
+        .iter()
+        .filter(|p| p.attributes.get("name").is_some_and(|n| n.is_string()))
+        .count();
+    assert!(named > 0, "setup entities carry their names");
+
     // Direct permission set and group assignments, from the assignments of internal users.
     let direct: HashSet<String> = model
         .grants
@@ -167,10 +203,12 @@ async fn a_full_read_matches_the_org_and_every_grant_resolves() {
     assert_eq!(direct, expected);
 
     // Through a group: one grant per component set of each group assignment.
+    // A muting set (0QM) among the components grants nothing.
     let components: HashMap<String, usize> = org
-        .rows("SELECT PermissionSetGroupId FROM PermissionSetGroupComponent")
+        .rows("SELECT PermissionSetGroupId, PermissionSetId FROM PermissionSetGroupComponent")
         .await
         .iter()
+        .filter(|r| r["PermissionSetId"].as_str().unwrap().starts_with("0PS"))
         .fold(HashMap::new(), |mut m, r| {
             *m.entry(r["PermissionSetGroupId"].as_str().unwrap().to_owned())
                 .or_default() += 1;
