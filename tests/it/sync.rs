@@ -51,8 +51,17 @@ impl Org {
 
     /// A reader as the integration user; small pages so every resource spans several.
     fn reader(&self, include_inactive_users: bool) -> SalesforceReader {
+        self.reader_at(
+            include_inactive_users,
+            provost_salesforce::client::DEFAULT_API_VERSION,
+        )
+    }
+
+    /// The same, speaking API version `version` (`"51.0"`).
+    fn reader_at(&self, include_inactive_users: bool, version: &str) -> SalesforceReader {
         let mut config = ClientConfig::new(&self.base);
         config.batch_size = 200;
+        config.api_version = version.to_owned();
         let credentials = Credentials::JwtBearer {
             client_id: self.emulator.app.client_id.clone(),
             username: self.emulator.integration_username(),
@@ -687,6 +696,78 @@ async fn preflight_of(reader: &SalesforceReader) -> provost_connector::preflight
         },
     )
     .await
+}
+
+/// An older API version lacks newer objects and fields (shared/SALESFORCE.md: ExpirationDate
+/// is v52+, MutingPermissionSet v46+): the sync selects what the version has, the preflight
+/// names what is lost, and nothing fails.
+#[tokio::test]
+async fn an_older_api_version_syncs_without_what_it_lacks() {
+    use provost_connector::preflight::Status;
+    let org = Org::start(16).await;
+    let expiring = org
+        .admin(
+            reqwest::Method::GET,
+            "/query?q=SELECT+Id+FROM+PermissionSetAssignment+WHERE+ExpirationDate+!%3D+null",
+            json!(null),
+        )
+        .await;
+    assert!(expiring["totalSize"].as_u64().unwrap() > 0, "{expiring}");
+    for (version, has_expiry, has_muting) in [
+        ("62.0", true, true),
+        ("51.0", false, true),
+        ("45.0", false, false),
+    ] {
+        let db = TestDatabase::sqlite().await;
+        let store = db.store().await;
+        let record = store.ensure_org("acme").await.unwrap();
+        let reader = org.reader_at(true, version);
+        let run = sync_with(&store, &record, &reader, SyncMode::Full).await;
+        assert_eq!(
+            run.status,
+            RunStatus::Succeeded,
+            "v{version}: {:?}",
+            run.error
+        );
+        let stored = snapshot(&store, &record).await;
+        let expiries = stored
+            .iter()
+            .filter(|((entity, _), row)| *entity == Entity::Grant && !row["expires_at"].is_null())
+            .count();
+        assert_eq!(
+            expiries > 0,
+            has_expiry,
+            "v{version}: {expiries} grants expire"
+        );
+        let muted = stored
+            .iter()
+            .filter(|((entity, _), row)| {
+                *entity == Entity::Entitlement && row["attributes"]["muting_sets"].is_array()
+            })
+            .count();
+        assert_eq!(
+            muted > 0,
+            has_muting,
+            "v{version}: {muted} groups with muting sets"
+        );
+        let report = preflight_of(&reader).await;
+        assert!(report.ok, "v{version}: {report:#?}");
+        let assignments = report
+            .checks
+            .iter()
+            .find(|c| c.id == "fields_permission_set_assignment")
+            .unwrap();
+        if has_expiry {
+            assert_eq!(assignments.status, Status::Pass, "{assignments:?}");
+        } else {
+            assert_eq!(assignments.status, Status::Warn);
+            assert!(
+                assignments.detail.contains("ExpirationDate"),
+                "{}",
+                assignments.detail
+            );
+        }
+    }
 }
 
 /// Orgs differ (shared/SALESFORCE.md, "Schema differences"): one without permission set

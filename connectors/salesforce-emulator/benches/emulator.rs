@@ -74,7 +74,8 @@ fn main() {
         for _ in 0..20 {
             let started = Instant::now();
             let compiled =
-                provost_salesforce_emulator::soql::compile(&org, &parsed, soql, false).unwrap();
+                provost_salesforce_emulator::soql::compile(&org, &parsed, soql, false, u32::MAX)
+                    .unwrap();
             let output = compiled.run(&org, false);
             run.push(started.elapsed());
             let started = Instant::now();

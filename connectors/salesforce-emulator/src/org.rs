@@ -197,6 +197,12 @@ impl Org {
         lookup_present && !self.hidden_fields.contains(&(object, index))
     }
 
+    /// Whether a client at API `version` (major) sees field `index` of `object`: visible, and
+    /// not newer than the version.
+    pub fn field_visible_at(&self, object: ObjectType, index: usize, version: u32) -> bool {
+        object.schema().fields[index].since <= version && self.field_visible(object, index)
+    }
+
     /// Hides `fields` (`Object.Field`) from the API's users, as field-level security does;
     /// the previous set is replaced. An unknown name, or one that cannot be hidden (`Id`,
     /// `Name` and required fields are always visible), is refused naming it.

@@ -137,6 +137,16 @@ impl ObjectType {
         }
     }
 
+    /// The API version (major) that introduced the object: older versions answer INVALID_TYPE.
+    /// From Salesforce's object reference.
+    pub fn since(self) -> u32 {
+        match self {
+            ObjectType::PermissionSetGroup | ObjectType::PermissionSetGroupComponent => 45,
+            ObjectType::MutingPermissionSet => 46,
+            _ => 0,
+        }
+    }
+
     /// Records of this type can be deleted through the API (and then show in `queryAll`).
     pub fn deletable(self) -> bool {
         !matches!(
@@ -199,6 +209,8 @@ pub struct FieldSchema {
     /// For references: the name used in SOQL paths (`Profile.Name`).
     pub relationship: Option<&'static str>,
     pub length: u32,
+    /// The API version (major) that introduced the field: older versions do not have it.
+    pub since: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +304,7 @@ impl Builder {
                 required: false,
                 relationship: None,
                 length: 18,
+                since: 0,
             }],
         }
     }
@@ -322,7 +335,14 @@ impl Builder {
             required,
             relationship,
             length,
+            since: 0,
         });
+        self
+    }
+
+    /// The API version that introduced the last pushed field.
+    fn since(mut self, version: u32) -> Builder {
+        self.fields.last_mut().expect("a field was pushed").since = version;
         self
     }
 
@@ -557,6 +577,7 @@ fn build(object: ObjectType) -> ObjectSchema {
                 Create,
             )
             .push("ExpirationDate", T::DateTime, Edit)
+            .since(52)
             .push("IsActive", T::Boolean, ReadOnly)
             .audit()
             .deletable()

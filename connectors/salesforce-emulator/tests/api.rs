@@ -1663,3 +1663,46 @@ async fn access_rows_refuse_duplicates_and_go_with_their_permission_set() {
     assert_eq!(deleted.status(), 204);
     assert!(org.truth(&opened).await.is_empty());
 }
+
+#[tokio::test]
+async fn older_api_versions_lack_newer_objects_and_fields() {
+    let org = Org::start().await;
+    let fields_at = |version: &str| {
+        let path = format!("/services/data/v{version}/sobjects/PermissionSetAssignment/describe");
+        let org = &org;
+        async move {
+            let body: Value = org.get(&path).await.json().await.unwrap();
+            body["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(fields_at("52.0")
+        .await
+        .contains(&"ExpirationDate".to_owned()));
+    assert!(!fields_at("51.0")
+        .await
+        .contains(&"ExpirationDate".to_owned()));
+    let (status, code, _) = error_of(
+        org.get("/services/data/v51.0/query?q=SELECT+ExpirationDate+FROM+PermissionSetAssignment")
+            .await,
+    )
+    .await;
+    assert_eq!((status.as_u16(), code.as_str()), (400, "INVALID_FIELD"));
+    let (_, code, _) = error_of(
+        org.get("/services/data/v45.0/query?q=SELECT+Id+FROM+MutingPermissionSet")
+            .await,
+    )
+    .await;
+    assert_eq!(code, "INVALID_TYPE");
+    let muting: Value = org
+        .get("/services/data/v46.0/query?q=SELECT+Id+FROM+MutingPermissionSet")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(muting["totalSize"].as_u64().unwrap() > 0, "{muting}");
+}

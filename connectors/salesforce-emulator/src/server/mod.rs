@@ -34,8 +34,18 @@ pub use session::{key_pair_from_pem, Sessions};
 
 /// The API versions served, oldest first (`/services/data` lists them).
 pub const API_VERSIONS: &[&str] = &[
-    "55.0", "56.0", "57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0",
+    "45.0", "46.0", "47.0", "48.0", "49.0", "50.0", "51.0", "52.0", "53.0", "54.0", "55.0", "56.0",
+    "57.0", "58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0",
 ];
+
+/// The major number of a served version (`"52.0"` -> 52).
+pub(crate) fn major(version: &str) -> u32 {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(u32::MAX)
+}
 
 /// How an emulator is set up.
 #[derive(Debug, Clone)]

@@ -163,7 +163,7 @@ fn run_query(
         })?;
         let parsed = soql::parse(&source)?;
         let org = emulator.org.read();
-        let compiled = soql::compile(&org, &parsed, &source, all_rows)?;
+        let compiled = soql::compile(&org, &parsed, &source, all_rows, super::major(version))?;
         let output = compiled.run(&org, all_rows);
         let cursor = Cursor {
             owner: user.0,

@@ -163,11 +163,11 @@ async fn describe_global(
     Path(version): Path<String>,
 ) -> Response {
     respond((|| {
-        check_version(&version)?;
+        let version = super::major(check_version(&version)?);
         let org = emulator.org.read();
         let objects: Vec<Json_> = ObjectType::ALL
             .into_iter()
-            .filter(|o| org.has_object(*o))
+            .filter(|o| org.has_object(*o) && o.since() <= version)
             .map(object_summary)
             .collect();
         Ok(
@@ -196,18 +196,25 @@ async fn describe(
     Path((version, object)): Path<(String, String)>,
 ) -> Response {
     respond((|| {
-        check_version(&version)?;
+        let version = super::major(check_version(&version)?);
         let org = emulator.org.read();
-        let object = object_of(&org, &object)?;
+        let object = object_of(&org, &object).and_then(|object| {
+            if object.since() <= version {
+                Ok(object)
+            } else {
+                Err(SfError::not_found())
+            }
+        })?;
         let schema = object.schema();
         let mut body = object_summary(object);
-        // Only what this user may see here (field-level security, the org's features).
+        // Only what this user may see here, at this version (field-level security, the org's
+        // features, the fields the version has).
         body["fields"] = Json_::Array(
             schema
                 .fields
                 .iter()
                 .enumerate()
-                .filter(|(index, _)| org.field_visible(object, *index))
+                .filter(|(index, _)| org.field_visible_at(object, *index, version))
                 .map(|(_, field)| field_describe(field))
                 .collect(),
         );
@@ -215,7 +222,7 @@ async fn describe(
             schema
                 .children
                 .iter()
-                .filter(|c| org.has_object(c.child))
+                .filter(|c| org.has_object(c.child) && c.child.since() <= version)
                 .map(|c| json!({ "childSObject": c.child.name(), "field": c.field, "relationshipName": c.name, "cascadeDelete": false }))
                 .collect(),
         );

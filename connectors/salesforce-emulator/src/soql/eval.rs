@@ -105,14 +105,18 @@ const CUSTOM_RELATIONSHIP_HINT: &str = "If you are attempting to use a custom re
 const CUSTOM_OBJECT_HINT: &str = "If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.";
 
 /// Resolves `query` (parsed from `source`) against the org. Semi-join subqueries are run now.
+///
+/// `version` is the API version the query came in at (its major number): objects and fields
+/// newer than it do not exist for it.
 pub fn compile(
     org: &Org,
     query: &Query,
     source: &str,
     all_rows: bool,
+    version: u32,
 ) -> Result<CompiledQuery, SoqlError> {
     let object = ObjectType::from_name(&query.from.text)
-        .filter(|object| org.has_object(*object))
+        .filter(|object| org.has_object(*object) && object.since() <= version)
         .ok_or_else(|| {
             SoqlError::invalid_type_at(
                 source,
@@ -124,7 +128,7 @@ pub fn compile(
                 ),
             )
         })?;
-    compile_for(org, object, query, source, all_rows)
+    compile_for(org, object, query, source, all_rows, version)
 }
 
 fn compile_for(
@@ -133,6 +137,7 @@ fn compile_for(
     query: &Query,
     source: &str,
     all_rows: bool,
+    version: u32,
 ) -> Result<CompiledQuery, SoqlError> {
     let mut columns = Vec::new();
     let mut count_only = false;
@@ -140,7 +145,7 @@ fn compile_for(
         match item {
             SelectItem::Count => count_only = true,
             SelectItem::Field(path) => {
-                columns.push(Column::Field(resolve(org, object, path, source)?))
+                columns.push(Column::Field(resolve(org, object, path, source, version)?))
             }
             SelectItem::Subquery(child) => {
                 let relationship = object.schema().child_relationship(&child.from.text).filter(|r| org.has_object(r.child)).ok_or_else(|| {
@@ -151,7 +156,8 @@ fn compile_for(
                         format!("Didn't understand relationship '{}' in FROM part of query call. {CUSTOM_RELATIONSHIP_HINT}", child.from.text),
                     )
                 })?;
-                let compiled = compile_for(org, relationship.child, child, source, all_rows)?;
+                let compiled =
+                    compile_for(org, relationship.child, child, source, all_rows, version)?;
                 let foreign_key = relationship
                     .child
                     .schema()
@@ -174,14 +180,14 @@ fn compile_for(
     let filter = query
         .filter
         .as_ref()
-        .map(|condition| compile_condition(org, object, condition, source, all_rows))
+        .map(|condition| compile_condition(org, object, condition, source, all_rows, version))
         .transpose()?;
     let order = query
         .order_by
         .iter()
         .map(|item| {
             Ok(Order {
-                field: resolve(org, object, &item.path, source)?,
+                field: resolve(org, object, &item.path, source, version)?,
                 descending: item.descending,
                 nulls_last: item.nulls_last,
             })
@@ -225,6 +231,7 @@ fn resolve(
     object: ObjectType,
     path: &Path,
     source: &str,
+    version: u32,
 ) -> Result<FieldRef, SoqlError> {
     let mut current = object;
     let mut hops = Vec::new();
@@ -233,7 +240,11 @@ fn resolve(
         let schema = current.schema();
         let (index, target) = schema
             .relationship(&part.text)
-            .filter(|(index, target)| org.has_object(*target) && org.field_visible(current, *index))
+            .filter(|(index, target)| {
+                org.has_object(*target)
+                    && target.since() <= version
+                    && org.field_visible_at(current, *index, version)
+            })
             .ok_or_else(|| {
                 SoqlError::invalid_field_at(
                     source,
@@ -251,7 +262,7 @@ fn resolve(
     let schema = current.schema();
     let visible = schema
         .field_index(&field_name.text)
-        .filter(|index| org.field_visible(current, *index));
+        .filter(|index| org.field_visible_at(current, *index, version));
     let index = visible.ok_or_else(|| {
         SoqlError::invalid_field_at(
             source,
@@ -279,18 +290,19 @@ fn compile_condition(
     condition: &Condition,
     source: &str,
     all_rows: bool,
+    version: u32,
 ) -> Result<Filter, SoqlError> {
     let compile_all = |items: &[Condition]| {
         items
             .iter()
-            .map(|c| compile_condition(org, object, c, source, all_rows))
+            .map(|c| compile_condition(org, object, c, source, all_rows, version))
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(match condition {
         Condition::And(items) => Filter::And(compile_all(items)?),
         Condition::Or(items) => Filter::Or(compile_all(items)?),
         Condition::Not(inner) => Filter::Not(Box::new(compile_condition(
-            org, object, inner, source, all_rows,
+            org, object, inner, source, all_rows, version,
         )?)),
         Condition::Compare {
             path,
@@ -298,7 +310,7 @@ fn compile_condition(
             value,
             value_at,
         } => {
-            let field = resolve(org, object, path, source)?;
+            let field = resolve(org, object, path, source, version)?;
             let value = coerce(&field, value, source, *value_at)?;
             let pattern = if *op == CompareOp::Like {
                 match &value {
@@ -328,7 +340,7 @@ fn compile_condition(
             values,
             value_at,
         } => {
-            let field = resolve(org, object, path, source)?;
+            let field = resolve(org, object, path, source, version)?;
             match values {
                 InValues::List(literals) => Filter::InValues {
                     field: field.clone(),
@@ -339,7 +351,7 @@ fn compile_condition(
                         .collect::<Result<_, _>>()?,
                 },
                 InValues::Subquery(subquery) => {
-                    let compiled = compile(org, subquery, source, all_rows)?;
+                    let compiled = compile(org, subquery, source, all_rows, version)?;
                     let [Column::Field(selected)] = compiled.columns.as_slice() else {
                         return Err(SoqlError::plain(
                             "MALFORMED_QUERY",
