@@ -1,17 +1,22 @@
 -- When Provost last saw anything a user shows change: the user's own row or one of its grants
 -- (SCIM's meta.lastModified, which identity providers sync incrementally by). Salesforce's
 -- LastModifiedDate is not it: it moves on every edit of the record, and not when access does.
--- The sync and the executor set it with the changes they record; here it is filled in from
--- the committed history.
+-- The sync (at its commit) and the executor set it; here it is filled in from the committed
+-- history, in one pass over it.
 ALTER TABLE accounts ADD COLUMN changed_at TIMESTAMPTZ;
-UPDATE accounts SET changed_at = GREATEST(
-    (SELECT MAX(c.observed_at) FROM changes c
-     WHERE c.org_id = accounts.org_id AND c.entity = 'account' AND c.object_id = accounts.id
-         AND (c.run_id IS NULL
-              OR EXISTS (SELECT 1 FROM sync_runs r WHERE r.id = c.run_id AND r.status = 'succeeded'))),
-    (SELECT MAX(c.observed_at) FROM changes c
-     WHERE c.org_id = accounts.org_id AND c.entity = 'grant'
-         AND (COALESCE(c.after, c.before) ->> 'account_id') = accounts.id
-         AND (c.run_id IS NULL
-              OR EXISTS (SELECT 1 FROM sync_runs r WHERE r.id = c.run_id AND r.status = 'succeeded'))));
+UPDATE accounts SET changed_at = t.at FROM (
+    SELECT org_id, account, MAX(at) AS at FROM (
+        SELECT c.org_id, c.object_id AS account, MAX(c.observed_at) AS at
+        FROM changes c LEFT JOIN sync_runs r ON r.id = c.run_id
+        WHERE c.entity = 'account' AND (c.run_id IS NULL OR r.status = 'succeeded')
+        GROUP BY c.org_id, c.object_id
+        UNION ALL
+        SELECT c.org_id, (COALESCE(c.after, c.before) ->> 'account_id') COLLATE "C" AS account,
+               MAX(c.observed_at) AS at
+        FROM changes c LEFT JOIN sync_runs r ON r.id = c.run_id
+        WHERE c.entity = 'grant' AND (c.run_id IS NULL OR r.status = 'succeeded')
+        GROUP BY c.org_id, (COALESCE(c.after, c.before) ->> 'account_id') COLLATE "C"
+    ) u GROUP BY org_id, account
+) t
+WHERE accounts.org_id = t.org_id AND accounts.id = t.account;
 CREATE INDEX accounts_by_changed_at ON accounts (org_id, changed_at);

@@ -331,7 +331,11 @@ impl<'a> User<'a> {
         user.meta = Some(Meta {
             resource_type: "User",
             created: rfc3339(attrs.get("CreatedDate")),
-            last_modified: scim_user.changed_at.map(crate::util::times::rfc3339),
+            // Never modified since Provost first saw it: created, as RFC 7643 section 3.1 asks.
+            last_modified: scim_user
+                .changed_at
+                .map(crate::util::times::rfc3339)
+                .or_else(|| rfc3339(attrs.get("CreatedDate"))),
             location: format!("{base}/Users/{}", account.id),
             version: version(&user),
         });

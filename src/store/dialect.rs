@@ -82,8 +82,11 @@ impl Backend {
 
     /// The statements that apply a run's staged creations and updates to the live tables,
     /// set-based inside the database: accounts, entitlements, grants, permissions, in that
-    /// order; then the users whose grants changed are marked changed. `$1` is the run.
-    pub(super) fn apply_statements(self) -> [String; 5] {
+    /// order; then the users whose grants changed are marked changed. `$1` is the run; `$2`,
+    /// in the statements flagged `true`, the commit's time: a user changed when the change
+    /// became visible (SCIM's meta.lastModified), not when its page was staged, or a client
+    /// polling for changes since its last poll would miss what a long run staged before it.
+    pub(super) fn apply_statements(self) -> [(String, bool); 5] {
         let from = |entity: &str| {
             format!(
                 " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
@@ -94,7 +97,7 @@ impl Backend {
             "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
              display_name, active, user_type, attributes, resource, digest, changed_at) \
              SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest, \
-             observed_at{} \
+             $2{} \
              ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
              email = excluded.email, first_name = excluded.first_name, \
              last_name = excluded.last_name, display_name = excluded.display_name, \
@@ -170,13 +173,18 @@ impl Backend {
         // A user whose grants changed (added, changed or removed) changed too: SCIM's
         // meta.lastModified.
         let touched = format!(
-            "UPDATE accounts SET changed_at = t.at FROM (SELECT c.org_id, {account} AS account, \
-             MAX(c.observed_at) AS at FROM changes c WHERE c.run_id = $1 AND c.entity = 'grant' \
-             GROUP BY c.org_id, {account}) t \
-             WHERE accounts.org_id = t.org_id AND accounts.id = t.account \
-             AND (accounts.changed_at IS NULL OR accounts.changed_at < t.at)",
-            account = self.account_of_change(),
+            "UPDATE accounts SET changed_at = $2 \
+             WHERE org_id = (SELECT org_id FROM sync_runs WHERE id = $1) \
+             AND id IN (SELECT {} FROM changes c WHERE c.run_id = $1 AND c.entity = 'grant') \
+             AND (changed_at IS NULL OR changed_at < $2)",
+            self.account_of_change(),
         );
-        [accounts, entitlements, grants, permissions, touched]
+        [
+            (accounts, true),
+            (entitlements, false),
+            (grants, false),
+            (permissions, false),
+            (touched, true),
+        ]
     }
 }

@@ -157,7 +157,12 @@ impl super::reports::ReportStore for SqlStore {
             .push(&backend.text("kind"))
             .push(" = ")
             .push_bind(kind.as_str());
-        let target = backend.text("target");
+        // Compared byte by byte, as the live `permissions.target` (`COLLATE "C"`) is: a
+        // database collation that ignores punctuation would break the `Object.` range.
+        let target = match backend {
+            super::Backend::Sqlite => backend.text("target"),
+            super::Backend::Postgres => format!("({} COLLATE \"C\")", backend.text("target")),
+        };
         match targets {
             Targets::All => {}
             Targets::Exactly(value) => {

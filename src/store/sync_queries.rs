@@ -589,9 +589,10 @@ impl super::sync::SyncStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        for statement in self.pool.backend().apply_statements() {
-            sql(&statement)
-                .bind(run.id.0)
+        for (statement, at_commit) in self.pool.backend().apply_statements() {
+            let query = sql(&statement).bind(run.id.0);
+            let query = if at_commit { query.bind(now) } else { query };
+            query
                 .execute(&mut tx)
                 .await
                 .map_err(|err| super::classify(err, "a staged grant"))?;

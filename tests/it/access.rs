@@ -298,7 +298,8 @@ async fn a_muted_permission_is_cut_from_the_groups_paths_and_names_its_muting_se
 
 #[tokio::test]
 async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_on_every_backend() {
-    on_each_backend(|store| async move {
+    for db in crate::helpers::TestDatabase::all().await {
+        let store = db.store().await;
         let fixture = Fixture::start(store, |_| {}).await;
         let scim = crate::helpers::bearer_client(&fixture.store, "idp", &["scim:read"]).await;
         let changed_since = |since: chrono::DateTime<chrono::Utc>| {
@@ -395,7 +396,109 @@ async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_o
         assert_eq!(shown["state"], "completed", "{shown}");
         let changed = changed_since(between).await;
         assert_eq!(changed.keys().collect::<Vec<_>>(), vec![&user_ids[1]]);
-        assert_eq!(changed_since(synced).await.len(), 2);
+        let both = changed_since(synced).await;
+        assert_eq!(both.len(), 2);
+
+        // Migration 0018's backfill, from the history alone, finds the same two users.
+        let url = db.url.clone();
+        let dialect = if url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let migration = std::fs::read_to_string(format!(
+            "{}/migrations/{dialect}/0018_account_changed_at.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let start = migration.find("UPDATE accounts").expect("the backfill");
+        let end = migration.find("CREATE INDEX").expect("the index");
+        let backfill = format!(
+            "UPDATE accounts SET changed_at = NULL; {}",
+            &migration[start..end]
+        );
+        {
+            use sqlx::Connection;
+            if url.starts_with("sqlite") {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(&backfill).execute(&mut conn).await.unwrap();
+            } else {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(&backfill).execute(&mut conn).await.unwrap();
+            }
+        }
+        let backfilled = changed_since(synced).await;
+        assert_eq!(
+            backfilled.keys().collect::<BTreeSet<_>>(),
+            both.keys().collect::<BTreeSet<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_group_whose_components_changed_is_outdated_until_salesforce_recalculates_it_on_every_backend(
+) {
+    on_each_backend(|store| async move {
+        let fixture = Fixture::start(store, |_| {}).await;
+        let admin = |method: reqwest::Method, path: &str, body: Value| {
+            let request = fixture
+                .raw
+                .request(method, format!("{}/__emulator{path}", fixture.sf))
+                .json(&body);
+            let path = path.to_owned();
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                assert!(status.is_success(), "{path}: {status} {body}");
+                body
+            }
+        };
+        let held = fixture
+            .rows("SELECT AssigneeId, PermissionSetGroupId FROM PermissionSetAssignment WHERE PermissionSetGroupId != null")
+            .await;
+        let (user, group) = (id(&held[0], "AssigneeId"), id(&held[0], "PermissionSetGroupId"));
+        admin(reqwest::Method::POST, "/recalculate-groups", json!({})).await;
+        // A new component that brings Manage Roles, which no generated group holds.
+        let set = admin(
+            reqwest::Method::POST,
+            "/records/PermissionSet",
+            json!({"Name": "Role_Managers", "Label": "Role Managers", "PermissionsManageRoles": true}),
+        )
+        .await;
+        let set = set["id"].as_str().unwrap().to_owned();
+        admin(
+            reqwest::Method::POST,
+            "/records/PermissionSetGroupComponent",
+            json!({"PermissionSetGroupId": group, "PermissionSetId": set}),
+        )
+        .await;
+        let path_row = || async {
+            resync(&fixture).await;
+            let params = Params {
+                permission: Some("ManageRoles".into()),
+                ..Params::default()
+            };
+            let (bytes, _) = generate(&fixture, Report::EffectivePermissions, &params, Format::Csv).await;
+            parse_csv(&bytes)
+                .into_iter()
+                .find(|r| r["user_id"] == user && r["via_id"] == group && r["via_component_id"] == set)
+                .expect("the path through the new component is reported")
+        };
+        let row = path_row().await;
+        assert_eq!(
+            (row["effective"].as_str(), row["group_status"].as_str(), row["muted_by"].as_str()),
+            ("false", "Outdated", ""),
+            "the aggregate has not taken the component in yet: {row:?}"
+        );
+        let recalculated = admin(reqwest::Method::POST, "/recalculate-groups", json!({})).await;
+        assert!(recalculated["recalculated"].as_u64().unwrap() >= 1);
+        let row = path_row().await;
+        assert_eq!(
+            (row["effective"].as_str(), row["group_status"].as_str()),
+            ("true", "Updated"),
+            "{row:?}"
+        );
     })
     .await;
 }

@@ -161,7 +161,11 @@ pub fn create(org: &mut Org, object: ObjectType, body: &Map<String, Json>) -> Re
                 )
                 .with_fields(["PermissionSetId"]));
             }
+            let group = value_of(o, &record, "PermissionSetGroupId").as_id();
             org.insert(o, record);
+            if let Some(group) = group {
+                mark_outdated(org, group);
+            }
             Ok(id)
         }
         ObjectType::ObjectPermissions => {
@@ -293,6 +297,11 @@ pub fn delete(org: &mut Org, object: ObjectType, id: Id) -> Result<(), SfError> 
                 ));
             }
             remove_access_of(org, id);
+        }
+        ObjectType::PermissionSetGroupComponent => {
+            if let Some(group) = field("PermissionSetGroupId").as_id() {
+                mark_outdated(org, group);
+            }
         }
         ObjectType::MutingPermissionSet => {
             remove_access_of(org, id);
@@ -586,6 +595,152 @@ fn referenced_by(org: &Org, child: ObjectType, field: &str, id: Id) -> bool {
         .live
         .values()
         .any(|record| record.get(index).as_id() == Some(id))
+}
+
+/// A group whose components changed: Salesforce recalculates its aggregate set in the
+/// background, and until then the group's `Status` is `Outdated` and the aggregate lags.
+fn mark_outdated(org: &mut Org, group: Id) {
+    let o = ObjectType::PermissionSetGroup;
+    if let Some(record) = org.get(o, group) {
+        let mut record = (**record).clone();
+        set(o, &mut record, "Status", Value::text("Outdated"));
+        org.replace(o, record);
+    }
+}
+
+/// Recalculates every group that is not `Updated`, as Salesforce's background job does: the
+/// aggregate set gets its components' system permissions OR'ed with the muted ones removed,
+/// and the union of their object, field and setup-entity permissions; the group becomes
+/// `Updated`. Returns how many groups were recalculated.
+pub fn recalculate_groups(org: &mut Org) -> usize {
+    let o = ObjectType::PermissionSetGroup;
+    let status = o.schema().field_index("Status").expect("known field");
+    let outdated: Vec<Id> = org
+        .table(o)
+        .live
+        .values()
+        .filter(|g| g.get(status).as_text() != Some("Updated"))
+        .map(|g| g.id())
+        .collect();
+    for group in &outdated {
+        recalculate_group(org, *group);
+    }
+    outdated.len()
+}
+
+fn recalculate_group(org: &mut Org, group: Id) {
+    let components: Vec<Id> = children_of(
+        org,
+        ObjectType::PermissionSetGroupComponent,
+        "PermissionSetGroupId",
+        group,
+    )
+    .into_iter()
+    .filter_map(|c| {
+        value_of(
+            ObjectType::PermissionSetGroupComponent,
+            org.get(ObjectType::PermissionSetGroupComponent, c)?,
+            "PermissionSetId",
+        )
+        .as_id()
+    })
+    .collect();
+    let Some(aggregate) = children_of(
+        org,
+        ObjectType::PermissionSet,
+        "PermissionSetGroupId",
+        group,
+    )
+    .into_iter()
+    .next() else {
+        return;
+    };
+    let sets: Vec<Id> = components
+        .iter()
+        .copied()
+        .filter(|c| org.get(ObjectType::PermissionSet, *c).is_some())
+        .collect();
+    let muting: Vec<Id> = components
+        .iter()
+        .copied()
+        .filter(|c| org.get(ObjectType::MutingPermissionSet, *c).is_some())
+        .collect();
+    let holds = |object: ObjectType, id: Id, field: &str| {
+        org.get(object, id)
+            .is_some_and(|r| value_of(object, r, field).as_bool() == Some(true))
+    };
+    let flags: Vec<(&str, bool)> = crate::schema::PERMISSION_FIELDS
+        .iter()
+        .map(|field| {
+            let held = sets
+                .iter()
+                .any(|s| holds(ObjectType::PermissionSet, *s, field));
+            let muted = muting
+                .iter()
+                .any(|m| holds(ObjectType::MutingPermissionSet, *m, field));
+            (*field, held && !muted)
+        })
+        .collect();
+    let mut record = (**org
+        .get(ObjectType::PermissionSet, aggregate)
+        .expect("listed just now"))
+    .clone();
+    for (field, on) in flags {
+        set(
+            ObjectType::PermissionSet,
+            &mut record,
+            field,
+            Value::Bool(on),
+        );
+    }
+    org.replace(ObjectType::PermissionSet, record);
+
+    // The aggregate's access rows: the union of the component sets' (muting sets' object
+    // and field rows are not applied: UNCONFIRMED how Salesforce mutes those).
+    remove_access_of(org, aggregate);
+    let stamp = org.stamp();
+    for (object, key) in [
+        (ObjectType::ObjectPermissions, "SobjectType"),
+        (ObjectType::FieldPermissions, "Field"),
+        (ObjectType::SetupEntityAccess, "SetupEntityId"),
+    ] {
+        let schema = object.schema();
+        let key_index = schema.field_index(key).expect("known field");
+        let mut merged: std::collections::BTreeMap<String, Record> = Default::default();
+        for component in &sets {
+            for row in children_of(org, object, "ParentId", *component) {
+                let row = org.get(object, row).expect("listed just now");
+                let target = format!("{:?}", row.get(key_index));
+                match merged.get_mut(&target) {
+                    Some(kept) => {
+                        for (i, field) in schema.fields.iter().enumerate() {
+                            if field.name.starts_with("Permissions")
+                                && row.get(i).as_bool() == Some(true)
+                            {
+                                kept.values[i] = Value::Bool(true);
+                            }
+                        }
+                    }
+                    None => {
+                        merged.insert(target, (**row).clone());
+                    }
+                }
+            }
+        }
+        for (_, mut row) in merged {
+            row.values[0] = Value::Id(org.next_id(object));
+            set(object, &mut row, "ParentId", Value::Id(aggregate));
+            set_audit(object, &mut row, stamp, true);
+            org.insert(object, row);
+        }
+    }
+    let o = ObjectType::PermissionSetGroup;
+    if let Some(record) = org.get(o, group) {
+        let mut record = (**record).clone();
+        set(o, &mut record, "Status", Value::text("Updated"));
+        set_audit(o, &mut record, stamp, false);
+        org.replace(o, record);
+    }
 }
 
 /// Removes what a permission set or muting set opens, as Salesforce does with the set.

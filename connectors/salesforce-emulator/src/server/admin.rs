@@ -27,6 +27,7 @@ pub fn router() -> Router<Arc<Emulator>> {
         .route("/limits", put(put_limits))
         .route("/features", put(put_features))
         .route("/hidden-fields", put(put_hidden_fields))
+        .route("/recalculate-groups", post(recalculate_groups))
         .route("/sessions/expire", post(expire_sessions))
         .route("/calls", get(calls).delete(clear_calls))
         .route("/reset", post(reset))
@@ -114,6 +115,14 @@ async fn put_features(State(emulator): State<Arc<Emulator>>, body: Bytes) -> Res
         "permission_set_licenses": org.has_feature(Feature::PermissionSetLicenses),
     }))
     .into_response()
+}
+
+/// Runs Salesforce's background recalculation of permission set groups now: every group not
+/// `Updated` gets its aggregate set recomputed and becomes `Updated`.
+async fn recalculate_groups(State(emulator): State<Arc<Emulator>>) -> Response {
+    let mut org = emulator.org.write();
+    let recalculated = rules::recalculate_groups(&mut org);
+    Json(json!({ "recalculated": recalculated })).into_response()
 }
 
 #[derive(Deserialize)]

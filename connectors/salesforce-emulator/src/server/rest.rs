@@ -54,10 +54,10 @@ fn label_of(version: &str) -> String {
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    // v55 was Summer '22; three releases a year.
-    let offset = number.saturating_sub(55);
-    let season = ["Summer", "Winter", "Spring"][(offset % 3) as usize];
-    let year = 22 + (offset + 1) / 3;
+    // v45 was Spring '19 (v55 Summer '22); three releases a year.
+    let offset = number.saturating_sub(45);
+    let season = ["Spring", "Summer", "Winter"][(offset % 3) as usize];
+    let year = 19 + (offset + 1) / 3;
     format!("{season} '{year}")
 }
 

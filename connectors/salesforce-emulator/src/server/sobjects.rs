@@ -242,8 +242,12 @@ async fn read(
 ) -> Response {
     respond((|| {
         let version = check_version(&version)?;
+        let major = super::major(version);
         let org = emulator.org.read();
         let object = object_of(&org, &object)?;
+        if object.since() > major {
+            return Err(SfError::not_found());
+        }
         let id = parse_id(&id)?;
         let record = match org.get(object, id) {
             Some(record) => record.clone(),
@@ -257,7 +261,7 @@ async fn read(
                 .map(|name| {
                     let visible = schema
                         .field_index(name.trim())
-                        .filter(|index| org.field_visible(object, *index));
+                        .filter(|index| org.field_visible_at(object, *index, major));
                     visible.ok_or_else(|| {
                         SfError::new(
                             400,
@@ -272,7 +276,7 @@ async fn read(
                 })
                 .collect::<Result<_, _>>()?,
             None => (0..schema.fields.len())
-                .filter(|index| org.field_visible(object, *index))
+                .filter(|index| org.field_visible_at(object, *index, major))
                 .collect(),
         };
         let mut body = Map::new();
