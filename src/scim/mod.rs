@@ -163,7 +163,7 @@ impl Scope<'_> {
                 let entitlements = store.entitlements_by_ids(org, ids).await?;
                 let licenses: Vec<String> = entitlements
                     .iter()
-                    .filter_map(resources::license_of)
+                    .filter_map(|e| resources::license_of(&e.entitlement))
                     .map(str::to_owned)
                     .collect::<HashSet<_>>()
                     .into_iter()
@@ -172,11 +172,11 @@ impl Scope<'_> {
                     .entitlements_by_ids(org, &licenses)
                     .await?
                     .into_iter()
-                    .map(|e| (e.id, e.label))
+                    .map(|e| (e.entitlement.id, e.entitlement.label))
                     .collect();
                 let mut by_id: HashMap<String, _> = entitlements
                     .into_iter()
-                    .map(|e| (e.id.clone(), e))
+                    .map(|e| (e.entitlement.id.clone(), e))
                     .collect();
                 ids.iter()
                     .filter_map(|id| by_id.remove(id))

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::schema::{self, entitlement_type};
-use crate::store::scim::{Member, ScimUser, UserGrant};
+use crate::store::scim::{Member, ScimEntitlement, ScimUser, UserGrant};
+use provost_connector::times::Timestamp;
 
 /// Salesforce's date-times (`2024-01-02T03:04:05.000+0000`) in RFC 3339.
 fn rfc3339(value: Option<&Value>) -> Option<String> {
@@ -67,17 +68,23 @@ impl std::io::Write for Digesting {
     }
 }
 
+/// `last_modified`: when Provost last saw the resource change (`created` when never since).
 fn finish(
     mut resource: Value,
     resource_type: &str,
     location: String,
     created: Option<String>,
+    last_modified: Option<Timestamp>,
 ) -> Value {
     resource = compact(resource);
     let version = version(&resource);
+    let last_modified = last_modified
+        .map(crate::util::times::rfc3339)
+        .or_else(|| created.clone());
     resource["meta"] = compact(json!({
         "resourceType": resource_type,
         "created": created,
+        "lastModified": last_modified,
         "location": location,
         "version": version,
     }));
@@ -348,7 +355,8 @@ pub fn user(base: &str, user: &ScimUser) -> Value {
     serde_json::to_value(User::new(base, user)).expect("a User serialises")
 }
 
-pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Value {
+pub fn group(base: &str, dated: &ScimEntitlement, members: &[&Member]) -> Value {
+    let entitlement = &dated.entitlement;
     let members: Vec<Value> = members
         .iter()
         .map(|m| {
@@ -376,13 +384,14 @@ pub fn group(base: &str, entitlement: &Entitlement, members: &[&Member]) -> Valu
         "Group",
         format!("{base}/Groups/{}", entitlement.id),
         created(&entitlement.attributes),
+        dated.changed_at,
     )
 }
 
 pub fn groups(
     base: &str,
     ids: &[String],
-    entitlements: Vec<Entitlement>,
+    entitlements: Vec<ScimEntitlement>,
     members: &[Member],
 ) -> Vec<Value> {
     let mut by_group: HashMap<&str, Vec<&Member>> = HashMap::new();
@@ -392,9 +401,9 @@ pub fn groups(
             .or_default()
             .push(member);
     }
-    let entitlements: HashMap<String, Entitlement> = entitlements
+    let entitlements: HashMap<String, ScimEntitlement> = entitlements
         .into_iter()
-        .map(|e| (e.id.clone(), e))
+        .map(|e| (e.entitlement.id.clone(), e))
         .collect();
     ids.iter()
         .filter_map(|id| entitlements.get(id))
@@ -403,7 +412,7 @@ pub fn groups(
                 base,
                 e,
                 by_group
-                    .get(e.id.as_str())
+                    .get(e.entitlement.id.as_str())
                     .map(Vec::as_slice)
                     .unwrap_or(&[]),
             )
@@ -414,9 +423,10 @@ pub fn groups(
 /// An Entitlement or a Role. `labels` holds the names of the licenses they refer to.
 pub fn catalog_entry(
     base: &str,
-    entitlement: &Entitlement,
+    dated: &ScimEntitlement,
     labels: &HashMap<String, String>,
 ) -> Value {
+    let entitlement = &dated.entitlement;
     let attrs = &entitlement.attributes;
     if entitlement.kind.as_str() == "role" {
         let resource = json!({
@@ -431,6 +441,7 @@ pub fn catalog_entry(
             "Role",
             format!("{base}/Roles/{}", entitlement.id),
             created(attrs),
+            dated.changed_at,
         );
     }
     let license = license_of(entitlement);
@@ -449,6 +460,7 @@ pub fn catalog_entry(
         "Entitlement",
         format!("{base}/Entitlements/{}", entitlement.id),
         created(attrs),
+        dated.changed_at,
     )
 }
 
@@ -465,8 +477,8 @@ mod tests {
 
     #[test]
     fn the_version_follows_the_content() {
-        let a = finish(json!({"id": "1", "x": 1}), "User", "l".into(), None);
-        let b = finish(json!({"id": "1", "x": 2}), "User", "l".into(), None);
+        let a = finish(json!({"id": "1", "x": 1}), "User", "l".into(), None, None);
+        let b = finish(json!({"id": "1", "x": 2}), "User", "l".into(), None, None);
         assert_ne!(version_of(&a), version_of(&b));
         assert!(version_of(&a).unwrap().starts_with("W/\""));
         assert_eq!(compact(json!({"a": null, "b": {"c": null}})), json!({}));

@@ -601,7 +601,15 @@ static META_USER: Attr = {
     read_only(complex("meta", Source::None, SUBS, ""))
 };
 static META_OTHER: Attr = {
-    const SUBS: &[Attr] = &[read_only(text("resourceType", Source::None, ""))];
+    const SUBS: &[Attr] = &[
+        read_only(attr(
+            "lastModified",
+            Type::DateTime,
+            Source::Column(Column::ChangedAt),
+            "",
+        )),
+        read_only(text("resourceType", Source::None, "")),
+    ];
     read_only(complex("meta", Source::None, SUBS, ""))
 };
 

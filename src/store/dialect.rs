@@ -33,6 +33,14 @@ impl Backend {
         }
     }
 
+    /// The entitlement a grant's row (`side`: `c.after` or `c.before`) names.
+    fn entitlement_of(self, side: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("json_extract({side}, '$.entitlement_id')"),
+            Backend::Postgres => format!("({side} ->> 'entitlement_id')"),
+        }
+    }
+
     /// The account a change of a grant concerns, read from its JSON (`c` is the change).
     pub(super) fn account_of_change(self) -> &'static str {
         match self {
@@ -86,7 +94,7 @@ impl Backend {
     /// in the statements flagged `true`, the commit's time: a user changed when the change
     /// became visible (SCIM's meta.lastModified), not when its page was staged, or a client
     /// polling for changes since its last poll would miss what a long run staged before it.
-    pub(super) fn apply_statements(self) -> [(String, bool); 5] {
+    pub(super) fn apply_statements(self) -> [(String, bool); 6] {
         let from = |entity: &str| {
             format!(
                 " FROM changes WHERE run_id = $1 AND entity = '{entity}' AND op <> 'removed' \
@@ -116,13 +124,13 @@ impl Backend {
         );
         let entitlements = format!(
             "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
-             grantable, attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest{} \
+             grantable, attributes, resource, digest, changed_at) \
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest, $2{} \
              ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
              api_name = excluded.api_name, label = excluded.label, \
              description = excluded.description, grantable = excluded.grantable, \
              attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest",
+             digest = excluded.digest, changed_at = excluded.changed_at",
             self.text("kind"),
             self.text("api_name"),
             self.text("label"),
@@ -179,12 +187,25 @@ impl Backend {
              AND (changed_at IS NULL OR changed_at < $2)",
             self.account_of_change(),
         );
+        // And an entitlement whose holders changed (a SCIM Group's members), before and after
+        // a grant moved.
+        let holders_changed = format!(
+            "UPDATE entitlements SET changed_at = $2 \
+             WHERE org_id = (SELECT org_id FROM sync_runs WHERE id = $1) \
+             AND id IN (SELECT {} FROM changes c WHERE c.run_id = $1 AND c.entity = 'grant' \
+             AND c.after IS NOT NULL UNION SELECT {} FROM changes c WHERE c.run_id = $1 \
+             AND c.entity = 'grant' AND c.before IS NOT NULL) \
+             AND (changed_at IS NULL OR changed_at < $2)",
+            self.entitlement_of("c.after"),
+            self.entitlement_of("c.before"),
+        );
         [
             (accounts, true),
-            (entitlements, false),
+            (entitlements, true),
             (grants, false),
             (permissions, false),
             (touched, true),
+            (holders_changed, true),
         ]
     }
 }

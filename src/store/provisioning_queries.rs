@@ -287,6 +287,34 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // And the entitlements whose holders changed (a SCIM Group's members).
+        if entity == super::sync::Entity::Grant {
+            let mut held: Vec<&str> = [&before, &after]
+                .into_iter()
+                .flatten()
+                .filter_map(|row| row["entitlement_id"].as_str())
+                .collect();
+            held.dedup();
+            // Many executors grant the same permission set at once: a row another
+            // transaction is marking is skipped (it sets the time itself), never waited for,
+            // so that no two transactions deadlock over a set's time. (`NO KEY UPDATE`: the
+            // foreign-key checks of grants being inserted take `KEY SHARE`, which it lets be.)
+            let skip_locked = match tx.backend() {
+                super::Backend::Sqlite => "",
+                super::Backend::Postgres => " FOR NO KEY UPDATE SKIP LOCKED",
+            };
+            for entitlement in held {
+                sql(format!(
+                    "UPDATE entitlements SET changed_at = $3 WHERE org_id = $1 AND id IN \
+                     (SELECT id FROM entitlements WHERE org_id = $1 AND id = $2{skip_locked})"
+                ))
+                .bind(org.0)
+                .bind(entitlement)
+                .bind(observed_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         sql(
             "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
                  op, fields, before, after, digest, observed_at) \

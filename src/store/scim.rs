@@ -54,7 +54,7 @@ pub enum Column {
     UserFlag(&'static str),
     /// A date-time field of the user's attributes, in Salesforce's form.
     UserTime(&'static str),
-    /// When Provost last saw the user or its grants change (`accounts.changed_at`).
+    /// When Provost last saw the user or entitlement, or its grants, change (`changed_at`).
     ChangedAt,
     /// The label of the entitlement whose id is this field of the user's attributes.
     LabelOf(&'static str),
@@ -221,6 +221,14 @@ pub struct ScimUser {
     pub changed_at: Option<provost_connector::times::Timestamp>,
 }
 
+/// An entitlement as SCIM serves it (a Group, an Entitlement, a Role), and when Provost last
+/// saw it or its holders change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimEntitlement {
+    pub entitlement: Entitlement,
+    pub changed_at: Option<provost_connector::times::Timestamp>,
+}
+
 /// One grant of a user, with its entitlement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
@@ -261,7 +269,7 @@ pub trait ScimStore: Send + Sync {
         &self,
         org: OrgId,
         ids: &[String],
-    ) -> Result<Vec<Entitlement>, StoreError>;
+    ) -> Result<Vec<ScimEntitlement>, StoreError>;
 
     /// The direct members of these entitlements, in user id order.
     async fn members_of(&self, org: OrgId, ids: &[String]) -> Result<Vec<Member>, StoreError>;

@@ -116,7 +116,15 @@ impl Compiler {
                 Kind::Bool,
             ),
             Column::UserTime(key) => (self.json_text(key), Kind::Time),
-            Column::ChangedAt => ("a.changed_at".to_owned(), Kind::StoredTime),
+            Column::ChangedAt => (
+                if self.table == ScimTable::Accounts {
+                    "a.changed_at"
+                } else {
+                    "e.changed_at"
+                }
+                .to_owned(),
+                Kind::StoredTime,
+            ),
             Column::LabelOf(key) => (
                 format!(
                     "(SELECT l.label FROM entitlements l WHERE l.org_id = a.org_id AND l.id = {})",

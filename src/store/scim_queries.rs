@@ -45,6 +45,14 @@ impl PageAccountRow {
     }
 }
 
+/// An entitlement with when it or its holders last changed.
+#[derive(sqlx::FromRow)]
+struct DatedEntitlementRow {
+    #[sqlx(flatten)]
+    entitlement: queries::EntitlementRow,
+    changed_at: Option<provost_connector::times::Timestamp>,
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct MemberRow {
     pub(super) entitlement_id: String,
@@ -209,19 +217,26 @@ impl super::scim::ScimStore for SqlStore {
         &self,
         org: OrgId,
         ids: &[String],
-    ) -> Result<Vec<Entitlement>, StoreError> {
+    ) -> Result<Vec<super::scim::ScimEntitlement>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut builder = build(
-            "SELECT id, kind, api_name, label, description, grantable, attributes \
+            "SELECT id, kind, api_name, label, description, grantable, attributes, changed_at \
                      FROM entitlements WHERE org_id = ",
         );
         builder.push_bind(org.0);
         builder.push(" AND id IN ");
         builder.push_list(ids.iter().map(String::as_str));
-        let rows: Vec<queries::EntitlementRow> = builder.fetch_all(&self.pool).await?;
-        rows.into_iter().map(Entitlement::try_from).collect()
+        let rows: Vec<DatedEntitlementRow> = builder.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(super::scim::ScimEntitlement {
+                    entitlement: Entitlement::try_from(row.entitlement)?,
+                    changed_at: row.changed_at,
+                })
+            })
+            .collect()
     }
 
     async fn members_of(

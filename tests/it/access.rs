@@ -398,6 +398,40 @@ async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_o
         assert_eq!(changed.keys().collect::<Vec<_>>(), vec![&user_ids[1]]);
         let both = changed_since(synced).await;
         assert_eq!(both.len(), 2);
+        // The permission sets whose members changed moved too, and filter the same way.
+        let groups_url = format!("{}/scim/v2/Groups", fixture.api);
+        let filter = format!(
+            "meta.lastModified gt \"{}\"",
+            provost::util::times::rfc3339(synced)
+        );
+        let groups: Value = scim
+            .get(&groups_url)
+            .query(&[
+                ("filter", filter.as_str()),
+                ("excludedAttributes", "members"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let moved: BTreeSet<String> = groups["Resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{groups}"))
+            .iter()
+            .map(|g| {
+                g[provost::scim::schema::PROVOST_GROUP]["apiName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            moved,
+            BTreeSet::from([pairs[0].1.clone(), pairs[1].1.clone()]),
+            "{groups}"
+        );
 
         // Migration 0018's backfill, from the history alone, finds the same two users.
         let url = db.url.clone();
@@ -413,9 +447,13 @@ async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_o
         .unwrap();
         let start = migration.find("UPDATE accounts").expect("the backfill");
         let end = migration.find("CREATE INDEX").expect("the index");
+        let entitlements = migration
+            .find("UPDATE entitlements")
+            .expect("the second backfill");
         let backfill = format!(
-            "UPDATE accounts SET changed_at = NULL; {}",
-            &migration[start..end]
+            "UPDATE accounts SET changed_at = NULL; UPDATE entitlements SET changed_at = NULL; {} {}",
+            &migration[start..end],
+            &migration[entitlements..]
         );
         {
             use sqlx::Connection;
@@ -431,6 +469,23 @@ async fn scim_last_modified_moves_when_a_user_or_its_grants_change_and_filters_o
         assert_eq!(
             backfilled.keys().collect::<BTreeSet<_>>(),
             both.keys().collect::<BTreeSet<_>>()
+        );
+        let groups: Value = scim
+            .get(&groups_url)
+            .query(&[
+                ("filter", filter.as_str()),
+                ("excludedAttributes", "members"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            groups["totalResults"].as_u64(),
+            Some(moved.len() as u64),
+            "the backfill finds the same groups: {groups}"
         );
     }
 }
