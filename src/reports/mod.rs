@@ -351,25 +351,18 @@ pub async fn generate(
     if report.is_access() {
         // The permissions' history begins with the first sync that read them.
         let first = store
-            .list_changes(
-                org.id,
-                &crate::store::sync::ChangeQuery {
-                    entity: Some(crate::store::sync::Entity::Permission),
-                    limit: 1,
-                    ..Default::default()
-                },
-            )
+            .first_change_at(org.id, crate::store::sync::Entity::Permission)
             .await?;
-        match (first.first(), params.as_of) {
+        match (first, params.as_of) {
             (None, _) => {
                 return Err(ReportError::BadParameter(format!(
                     "org `{org_name}` has no object, field or setup-entity permissions synced: set sync_access_permissions = true for it (the default) and run `provost sync --org {org_name}`"
                 )))
             }
-            (Some(first), Some(at)) if at < first.observed_at => {
+            (Some(first), Some(at)) if at < first => {
                 return Err(ReportError::BadParameter(format!(
                     "org `{org_name}`'s object, field and setup-entity permissions were first synced at {}: Provost cannot tell what they were before; give a later --as-of",
-                    crate::util::times::rfc3339(first.observed_at)
+                    crate::util::times::rfc3339(first)
                 )))
             }
             _ => {}

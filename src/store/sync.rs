@@ -470,6 +470,13 @@ pub trait SyncStore: Send + Sync {
     ) -> Result<Vec<(String, ChangeOp)>, StoreError>;
     /// Every stored id of `entity`.
     async fn stored_ids(&self, org: OrgId, entity: Entity) -> Result<Vec<String>, StoreError>;
+    /// When the first committed change of `entity` was observed, if there is one: where its
+    /// history begins.
+    async fn first_change_at(
+        &self,
+        org: OrgId,
+        entity: Entity,
+    ) -> Result<Option<Timestamp>, StoreError>;
     /// The committed change history, oldest first.
     async fn list_changes(
         &self,

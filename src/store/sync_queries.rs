@@ -809,6 +809,27 @@ impl super::sync::SyncStore for SqlStore {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    async fn first_change_at(
+        &self,
+        org: OrgId,
+        entity: super::sync::Entity,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        // The smallest id of the entity's committed changes, read from the `changes_by_object`
+        // index (org, entity, ...): an entity without changes costs nothing, where walking the
+        // history in id order to its first change of the entity could read all of it.
+        let first: Option<(Timestamp,)> = sql(
+            "SELECT observed_at FROM changes WHERE id = (SELECT MIN(c.id) FROM changes c \
+                 LEFT JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE c.org_id = $1 AND c.entity = $2 \
+                 AND (c.run_id IS NULL OR r.status = 'succeeded'))",
+        )
+        .bind(org.0)
+        .bind(entity.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(first.map(|(at,)| at))
+    }
+
     async fn list_changes(
         &self,
         org: OrgId,

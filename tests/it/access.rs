@@ -557,3 +557,62 @@ async fn a_group_whose_components_changed_is_outdated_until_salesforce_recalcula
     })
     .await;
 }
+
+#[tokio::test]
+async fn access_reports_say_when_permissions_were_never_synced_or_not_yet_on_every_backend() {
+    on_each_backend(|store| async move {
+        let before = chrono::Utc::now();
+        let off = Fixture::start(store.clone(), |config| {
+            config.orgs[0].sync_access_permissions = false
+        })
+        .await;
+        let err = provost::reports::generate(
+            &off.store,
+            "acme",
+            Report::FieldAccess,
+            &Params::default(),
+            Format::Csv,
+            Vec::new(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("sync_access_permissions"), "{err}");
+        // Turned on, the next sync reads them: the history of permissions starts there.
+        let mut config = (*off.config).clone();
+        config.orgs[0].sync_access_permissions = true;
+        let between = chrono::Utc::now();
+        provost::org::sync::sync_org(
+            &config,
+            &config.orgs[0],
+            &off.store,
+            &provost::org::sync::request_for(
+                &config.orgs[0],
+                provost::store::sync::SyncMode::Incremental,
+                "test",
+            ),
+            false,
+            &provost::sync::progress::LogObserver,
+        )
+        .await
+        .unwrap();
+        let (bytes, _) = generate(&off, Report::SetupAccess, &Params::default(), Format::Csv).await;
+        assert!(!parse_csv(&bytes).is_empty());
+        for (at, says) in [(before, "history starts"), (between, "first synced")] {
+            let err = provost::reports::generate(
+                &off.store,
+                "acme",
+                Report::SetupAccess,
+                &Params {
+                    as_of: Some(at),
+                    ..Params::default()
+                },
+                Format::Csv,
+                Vec::new(),
+            )
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    })
+    .await;
+}
