@@ -138,6 +138,7 @@ pub fn writes_for(org: &OrgConfig) -> Arc<dyn Writes> {
             language: defaults.language.clone(),
             email_encoding: defaults.email_encoding.clone(),
         },
+        api_version: org.api_version.clone(),
     })
 }
 

@@ -1535,3 +1535,29 @@ async fn racing_posts_of_the_same_change_store_one_request_on_every_backend() {
     })
     .await;
 }
+
+/// `ExpirationDate` exists from API version 52.0: an org spoken to at an older version cannot
+/// take a time-bound grant, and the request is refused before Salesforce is called, saying
+/// what to change; the same grant without an expiry is accepted.
+#[tokio::test]
+async fn a_time_bound_grant_is_refused_below_api_version_52() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.orgs[0].api_version = "51.0".to_owned();
+    })
+    .await;
+    let pairs = fixture.grantable_pairs(1).await;
+    let mut body = grant_body(&pairs[0].0, "permission_set", &pairs[0].1);
+    body["expires_at"] = json!("2099-06-30T17:00:00Z");
+    let (status, answer) = fixture.ask(body.clone()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "bad_expiry", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("52.0") && message.contains("51.0"),
+        "{message}"
+    );
+    body.as_object_mut().unwrap().remove("expires_at");
+    let (status, answer) = fixture.ask(body).await;
+    assert_eq!(status, 201, "{answer}");
+}

@@ -193,6 +193,12 @@ pub trait Writes: Send + Sync {
     /// The write that makes `change`.
     fn prepare(&self, change: &Change) -> Write;
 
+    /// Whether the system can end a grant itself at a time (a time-bound grant); `Err` says
+    /// why not and what to do.
+    fn can_expire(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The write that takes back what `write` made, once it made `record` (a time-bound grant
     /// at its end); `None` when it cannot be taken back that way.
     fn undo(&self, write: &Write, record: &str) -> Option<Write>;

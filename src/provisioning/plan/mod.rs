@@ -166,6 +166,11 @@ pub async fn plan(
 ) -> Result<Planned, PlanError> {
     let mut checks = Vec::new();
     let expires_at = expiry(input, now)?;
+    if expires_at.is_some() {
+        writes
+            .can_expire()
+            .map_err(|message| refuse("bad_expiry", message))?;
+    }
     if input.action == Action::CreateUser {
         return users::plan_create_user(store, org, input, writes, checks).await;
     }

@@ -37,12 +37,31 @@ const CLOCK_SKEW: TimeDelta = TimeDelta::minutes(15);
 #[derive(Debug, Clone)]
 pub struct SalesforceWrites {
     pub defaults: UserDefaults,
+    /// The REST API version the org is spoken to at (`62.0`).
+    pub api_version: String,
 }
 
 #[async_trait]
 impl Writes for SalesforceWrites {
     fn prepare(&self, change: &Change) -> Value {
         serde_json::to_value(writes::prepare(change, &self.defaults)).expect("writes serialise")
+    }
+
+    /// `PermissionSetAssignment.ExpirationDate` exists from API version 52.0
+    /// (shared/SALESFORCE.md); an older version would refuse it with INVALID_FIELD.
+    fn can_expire(&self) -> Result<(), String> {
+        let major = self
+            .api_version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse::<u32>().ok());
+        match major {
+            Some(major) if major < 52 => Err(format!(
+                "time-bound grants need Salesforce API version 52.0 or later (ExpirationDate on assignments); the org's api_version is {}: raise it in the configuration, or grant without expires_at",
+                self.api_version
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn undo(&self, write: &Value, record: &str) -> Option<Value> {
