@@ -324,14 +324,14 @@ async fn opens_by_set(
             // Modify All Data and View All Data open every object.
             let every = wanted.object.clone().unwrap_or_else(|| "*".to_owned());
             for set in context.entitlements.values() {
-                if holds(set, "PermissionsModifyAllData") {
+                if super::holds_permission(set, "PermissionsModifyAllData") {
                     add(
                         &set.id,
                         every.clone(),
                         OBJECT_ACTIONS.to_vec(),
                         "Modify All Data",
                     );
-                } else if holds(set, "PermissionsViewAllData") {
+                } else if super::holds_permission(set, "PermissionsViewAllData") {
                     add(
                         &set.id,
                         every.clone(),
@@ -451,46 +451,25 @@ fn known(actions: &[String], known: &[&'static str]) -> Vec<&'static str> {
         .collect()
 }
 
-fn holds(set: &provost_connector::model::Entitlement, permission: &str) -> bool {
-    set.attributes
-        .get("system_permissions")
-        .and_then(Value::as_array)
-        .is_some_and(|held| held.iter().any(|p| p == permission))
-}
-
 /// How an entitlement a user holds leads to a permission set.
 struct Paths<'a> {
     /// Profile -> its profile-owned set; group -> its aggregate set.
-    sets: HashMap<&'a str, &'a str>,
+    sets: HashMap<&'a str, &'a provost_connector::model::Entitlement>,
     context: &'a Context,
 }
 
 impl<'a> Paths<'a> {
     fn new(context: &'a Context) -> Paths<'a> {
-        let mut sets = HashMap::new();
-        for set in context.entitlements.values() {
-            let attribute = |key: &str| set.attributes.get(key).and_then(Value::as_str);
-            match attribute("set_kind") {
-                Some("profile_owned") => {
-                    if let Some(profile) = attribute("ProfileId") {
-                        sets.insert(profile, set.id.as_str());
-                    }
-                }
-                Some("group_aggregate") => {
-                    if let Some(group) = attribute("PermissionSetGroupId") {
-                        sets.insert(group, set.id.as_str());
-                    }
-                }
-                _ => {}
-            }
+        Paths {
+            sets: super::carrying_sets(context),
+            context,
         }
-        Paths { sets, context }
     }
 
     /// The set entitlement `id` leads to: a profile's, a group's aggregate, or itself.
     fn set_of(&self, id: &'a str) -> Option<&'a str> {
         match self.context.entitlements.get(id)?.kind.as_str() {
-            "profile" | "permission_set_group" => self.sets.get(id).copied(),
+            "profile" | "permission_set_group" => self.sets.get(id).map(|set| set.id.as_str()),
             "permission_set" => Some(id),
             _ => None,
         }

@@ -104,42 +104,13 @@ pub(super) async fn write(
         .as_deref()
         .map(resolve_permission)
         .transpose()?;
-    // A profile's permissions are those of the permission set it owns.
-    let profile_sets: HashMap<&str, &str> = context
-        .entitlements
-        .values()
-        .filter(|e| e.attributes.get("set_kind") == Some(&json!("profile_owned")))
-        .filter_map(|e| {
-            e.attributes
-                .get("ProfileId")
-                .and_then(Value::as_str)
-                .map(|profile| (profile, e.id.as_str()))
-        })
-        .collect();
-    // A group's result is kept on its aggregate set.
-    let aggregates: HashMap<&str, &Entitlement> = context
-        .entitlements
-        .values()
-        .filter(|e| e.attributes.get("set_kind") == Some(&json!("group_aggregate")))
-        .filter_map(|e| {
-            e.attributes
-                .get("PermissionSetGroupId")
-                .and_then(Value::as_str)
-                .map(|group| (group, e))
-        })
-        .collect();
+    // A profile's permissions are those of the permission set it owns; a group's result is
+    // kept on its aggregate set.
+    let sets = super::carrying_sets(context);
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
     while let Some(grants) = users.next(store, context).await? {
-        rows_of_user(
-            context,
-            params,
-            only,
-            &profile_sets,
-            &aggregates,
-            &grants,
-            &mut writer,
-        )?;
+        rows_of_user(context, params, only, &sets, &grants, &mut writer)?;
     }
     Ok(writer.finish()?)
 }
@@ -158,7 +129,7 @@ struct Path<'a> {
 /// and the group's status.
 fn through_group(
     context: &Context,
-    aggregates: &HashMap<&str, &Entitlement>,
+    sets: &HashMap<&str, &Entitlement>,
     group_id: &str,
     field: &str,
 ) -> (bool, Value, Value) {
@@ -179,8 +150,8 @@ fn through_group(
         })
         .filter_map(|set| set["api_name"].as_str())
         .collect();
-    let effective = match aggregates.get(group_id) {
-        Some(aggregate) => holds(aggregate, field),
+    let effective = match sets.get(group_id) {
+        Some(aggregate) => super::holds_permission(aggregate, field),
         None => muting.is_empty(),
     };
     let muted_by = if effective || muting.is_empty() {
@@ -191,19 +162,11 @@ fn through_group(
     (effective, muted_by, status)
 }
 
-fn holds(set: &Entitlement, field: &str) -> bool {
-    set.attributes
-        .get("system_permissions")
-        .and_then(Value::as_array)
-        .is_some_and(|held| held.iter().any(|p| p == field))
-}
-
 fn rows_of_user<W: Write>(
     context: &Context,
     params: &Params,
     only: Option<&str>,
-    profile_sets: &HashMap<&str, &str>,
-    aggregates: &HashMap<&str, &Entitlement>,
+    sets: &HashMap<&str, &Entitlement>,
     grants: &[HeldEntitlement],
     writer: &mut RowWriter<W>,
 ) -> Result<(), ReportError> {
@@ -219,7 +182,10 @@ fn rows_of_user<W: Write>(
         let (kind, api_name) = context.kind_and_name(&grant.entitlement_id);
         match (kind, grant.source.as_str()) {
             ("profile", _) => {
-                if let Some(set) = profile_sets.get(grant.entitlement_id.as_str()) {
+                if let Some(set) = sets
+                    .get(grant.entitlement_id.as_str())
+                    .map(|s| s.id.as_str())
+                {
                     paths.push(Path {
                         set_id: set,
                         via_type: "profile",
@@ -266,12 +232,12 @@ fn rows_of_user<W: Write>(
             if !context
                 .entitlements
                 .get(path.set_id)
-                .is_some_and(|set| holds(set, field))
+                .is_some_and(|set| super::holds_permission(set, field))
             {
                 continue;
             }
             let (effective, muted_by, group_status) = match path.via_type {
-                "permission_set_group" => through_group(context, aggregates, path.via_id, field),
+                "permission_set_group" => through_group(context, sets, path.via_id, field),
                 _ => (true, Value::Null, Value::Null),
             };
             let mut values = user.clone();

@@ -447,6 +447,34 @@ pub async fn generate(
     })
 }
 
+/// The permission sets that carry other entitlements' permissions, by the id of what they
+/// carry them for: a profile's own set (by the profile), a group's aggregate set, which holds
+/// the group's result with muted permissions removed (by the group). Profile and group ids
+/// have different key prefixes, so one map holds both.
+fn carrying_sets(context: &Context) -> HashMap<&str, &Entitlement> {
+    context
+        .entitlements
+        .values()
+        .filter_map(|set| {
+            let attribute = |key: &str| set.attributes.get(key).and_then(Value::as_str);
+            let owner = match attribute("set_kind")? {
+                "profile_owned" => attribute("ProfileId")?,
+                "group_aggregate" => attribute("PermissionSetGroupId")?,
+                _ => return None,
+            };
+            Some((owner, set))
+        })
+        .collect()
+}
+
+/// Whether permission set `set` holds system permission `field` (`PermissionsModifyAllData`).
+fn holds_permission(set: &Entitlement, field: &str) -> bool {
+    set.attributes
+        .get("system_permissions")
+        .and_then(Value::as_array)
+        .is_some_and(|held| held.iter().any(|p| p == field))
+}
+
 /// The entitlement `key` names (an id, or an API name of any kind), for filters.
 fn resolve_entitlement<'a>(
     context: &'a Context,

@@ -69,12 +69,6 @@ async fn access_reports_name_every_path_to_an_object_a_field_and_a_connected_app
             .iter()
             .map(|r| id(r, "Id"))
             .collect();
-        let viewers: BTreeSet<String> = fixture
-            .rows("SELECT Id FROM PermissionSet WHERE PermissionsViewAllData = true")
-            .await
-            .iter()
-            .map(|r| id(r, "Id"))
-            .collect();
 
         // Who can delete Opportunities.
         let deleting: BTreeSet<String> = fixture
@@ -227,7 +221,6 @@ async fn access_reports_name_every_path_to_an_object_a_field_and_a_connected_app
                 .unwrap_err();
             assert!(err.to_string().contains(says), "{err}");
         }
-        let _ = viewers;
     })
     .await;
 }
