@@ -143,6 +143,7 @@ async fn setup(rounds: usize) -> Bench {
             auto_approve: vec!["grant".to_owned()],
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),
+            entitlement_owners: Default::default(),
             auth: AuthConfig::JwtBearer {
                 client_id: emulator.app.client_id.clone(),
                 username: emulator.integration_username(),

@@ -337,6 +337,7 @@ fn main() {
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),
+            entitlement_owners: Default::default(),
             auth: AuthConfig::JwtBearer {
                 client_id: "unused".to_owned(),
                 username: "unused@example.com".to_owned(),

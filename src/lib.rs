@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod org;
 pub mod provisioning;
 pub mod reports;
+pub mod reviews;
 pub mod scim;
 pub mod store;
 pub mod sync;

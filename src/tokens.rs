@@ -19,6 +19,10 @@ pub enum Scope {
     RequestsWrite,
     RequestsApprove,
     ReportsRead,
+    /// Define, start, close and cancel access-review campaigns, and reassign any item.
+    ReviewsAdmin,
+    /// Decide the access-review items assigned to the token's subject.
+    ReviewsDecide,
     /// `GET /metrics`, for a Prometheus scraper.
     MetricsRead,
     /// Everything, including what no other scope names.
@@ -26,12 +30,14 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::ScimRead,
         Scope::ScimWrite,
         Scope::RequestsWrite,
         Scope::RequestsApprove,
         Scope::ReportsRead,
+        Scope::ReviewsAdmin,
+        Scope::ReviewsDecide,
         Scope::MetricsRead,
         Scope::Admin,
     ];
@@ -43,6 +49,8 @@ impl Scope {
             Scope::RequestsWrite => "requests:write",
             Scope::RequestsApprove => "requests:approve",
             Scope::ReportsRead => "reports:read",
+            Scope::ReviewsAdmin => "reviews:admin",
+            Scope::ReviewsDecide => "reviews:decide",
             Scope::MetricsRead => "metrics:read",
             Scope::Admin => "admin",
         }
@@ -148,4 +156,7 @@ pub struct ApiToken {
     pub last_used_at: Option<Timestamp>,
     #[serde(with = "provost_connector::times::serde::option")]
     pub revoked_at: Option<Timestamp>,
+    /// The person the token acts for (a Salesforce username or user id), if any: who decides
+    /// access-review items with it.
+    pub subject: Option<String>,
 }

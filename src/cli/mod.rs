@@ -11,6 +11,7 @@ pub mod demo;
 pub mod emulator;
 pub mod preflight;
 mod report;
+mod review;
 mod serve;
 pub mod sync;
 mod token;
@@ -97,6 +98,11 @@ pub enum Command {
         #[command(subcommand)]
         command: report::ReportCommand,
     },
+    /// Access reviews: define, start, list, show, close, cancel and export campaigns.
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
     /// Webhook delivery: status, dead letters, replay.
     Webhook {
         #[command(subcommand)]
@@ -156,6 +162,7 @@ pub fn main() -> ExitCode {
     let named_org = match &cli.command {
         Command::Preflight { org, .. } | Command::Connect { org, .. } => Some(org.as_str()),
         Command::Report { command } => command.org(),
+        Command::Review { command } => Some(command.org()),
         _ => None,
     };
     if let Some(Err(message)) = named_org.map(|name| config.org(name)) {
@@ -249,6 +256,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         Command::Token { command } => token::run(command, &config).await?,
         Command::Audit { command } => return audit::run(command, &config).await,
         Command::Report { command } => return report::run(command, &config).await,
+        Command::Review { command } => return review::run(command, &config).await,
         Command::Webhook { command } => return webhook::run(command, &config).await,
         Command::Sync(args) => return sync::run(args, config).await,
         Command::Demo(args) => return demo::run(args).await,

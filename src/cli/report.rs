@@ -251,19 +251,40 @@ async fn to_file(
     params: &Params,
     path: &Path,
 ) -> anyhow::Result<()> {
+    write_with_manifest(path, args.json, |mut out| async move {
+        let manifest =
+            crate::reports::generate(store, &args.org, report, params, args.format, &mut out).await;
+        (manifest.map_err(Into::into), out)
+    })
+    .await
+}
+
+/// The file a report is written to while it is made.
+pub(super) type Partial = std::io::BufWriter<std::fs::File>;
+
+/// Writes a report to `path` through `generate` (into a partial file renamed at the end, so a
+/// failed run leaves no file that looks complete), then its manifest beside it; says where,
+/// as JSON when `json`.
+pub(super) async fn write_with_manifest<F, Fut>(
+    path: &Path,
+    json: bool,
+    generate: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Partial) -> Fut,
+    Fut: std::future::Future<Output = (anyhow::Result<manifest::Manifest>, Partial)>,
+{
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let generated =
-        crate::reports::generate(store, &args.org, report, params, args.format, &mut out).await;
+    let (generated, mut out) = generate(std::io::BufWriter::new(file)).await;
     let mut manifest = match generated.and_then(|m| Ok(out.flush().map(|()| m)?)) {
         Ok(manifest) => manifest,
         Err(err) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(err.into());
+            return Err(err);
         }
     };
     drop(out);
@@ -276,7 +297,7 @@ async fn to_file(
         serde_json::to_string_pretty(&manifest)? + "\n",
     )
     .with_context(|| format!("writing {}", manifest_path.display()))?;
-    if args.json {
+    if json {
         let mut answer = serde_json::to_value(&manifest)?;
         answer["path"] = serde_json::json!(path.display().to_string());
         answer["manifest_path"] = serde_json::json!(manifest_path.display().to_string());

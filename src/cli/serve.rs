@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 
 /// The work `serve` (and the demo) does beside answering HTTP: scheduled syncs, the executor
-/// (woken by `work`) and webhook delivery, counting into `metrics`. The tasks stop when their
+/// (woken by `work`), passes over access reviews and webhook delivery, counting into `metrics`. The tasks stop when their
 /// handles are aborted.
 pub(super) fn start_work(
     config: &Arc<Config>,
@@ -29,6 +29,25 @@ pub(super) fn start_work(
             .with_metrics(metrics.clone()),
         );
         tasks.push(tokio::spawn(executor.run(work.clone())));
+    }
+    {
+        // Access reviews: reminders, overdue notices, remediation left pending, recurring runs.
+        let (config, store, work) = (config.clone(), store.clone(), work.clone());
+        tasks.push(tokio::spawn(async move {
+            let every =
+                std::time::Duration::from_secs(u64::from(config.reviews.tick_seconds.max(1)));
+            loop {
+                let done =
+                    crate::reviews::campaigns::tick(&store, &config, chrono::Utc::now()).await;
+                for failure in &done.failures {
+                    tracing::warn!(failure = %failure, "access-review pass");
+                }
+                if done.remediated > 0 || !done.started.is_empty() || !done.runs_made.is_empty() {
+                    work.notify_one();
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
     }
     if !config.webhooks.is_empty() {
         let deliverer = Arc::new(crate::webhooks::deliverer::Deliverer::new(

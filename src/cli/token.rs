@@ -14,9 +14,13 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// Comma-separated: scim:read, scim:write, requests:write, requests:approve,
-        /// reports:read, metrics:read, admin.
+        /// reports:read, reviews:admin, reviews:decide, metrics:read, admin.
         #[arg(long)]
         scopes: String,
+        /// The person the token acts for: a Salesforce username or user id. Access-review
+        /// items assigned to that person are decided with it (default: the token's name).
+        #[arg(long)]
+        subject: Option<String>,
         /// Print `{"name","scopes","token"}` as one JSON object.
         #[arg(long)]
         json: bool,
@@ -39,7 +43,21 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
     use crate::tokens;
     let store = open_store(config).await?;
     match command {
-        TokenCommand::Create { name, scopes, json } => {
+        TokenCommand::Create {
+            name,
+            scopes,
+            subject,
+            json,
+        } => {
+            let subject = subject.map(|s| s.trim().to_owned());
+            if subject
+                .as_deref()
+                .is_some_and(|s| s.is_empty() || s.len() > 255)
+            {
+                anyhow::bail!(
+                    "--subject must be 1 to 255 characters (a Salesforce username or user id)"
+                );
+            }
             let name = name.trim().to_owned();
             if name.is_empty() || name.len() > 100 {
                 anyhow::bail!("--name must be 1 to 100 characters");
@@ -48,7 +66,7 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
             let scopes: Vec<String> = parsed.iter().map(|s| s.as_str().to_owned()).collect();
             let token = tokens::generate();
             match store
-                .create_token(&name, &tokens::hash(&token), &scopes)
+                .create_token_for(&name, &tokens::hash(&token), &scopes, subject.as_deref())
                 .await
             {
                 Ok(_) => {}
@@ -58,7 +76,7 @@ pub(super) async fn run(command: TokenCommand, config: &Config) -> anyhow::Resul
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "name": name, "scopes": scopes, "token": token })
+                    serde_json::json!({ "name": name, "scopes": scopes, "subject": subject, "token": token })
                 );
             } else {
                 eprintln!(

@@ -42,12 +42,61 @@ pub struct Config {
     pub secrets: SecretsConfig,
     #[serde(default)]
     pub provisioning: ProvisioningConfig,
+    #[serde(default)]
+    pub reviews: ReviewsConfig,
     /// The Salesforce orgs to connect to.
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
     /// Receivers of access-request notifications.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+}
+
+/// Access reviews: the defaults a campaign takes when its definition leaves them out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewsConfig {
+    /// A campaign whose scope matches more items than this refuses to start unless forced.
+    #[serde(default = "default_review_max_items")]
+    pub max_items: u32,
+    /// A user who has not signed in for this many days is dormant: their items are suggested
+    /// for revocation.
+    #[serde(default = "default_dormant_days")]
+    pub dormant_days: u32,
+    /// Reviewers are reminded this many days before a campaign is due.
+    #[serde(default = "default_remind_days")]
+    pub remind_days_before: u32,
+    /// Seconds between passes of `provost serve` over campaigns: reminders, overdue notices,
+    /// remediation left to finish, and recurring campaigns' next runs.
+    #[serde(default = "default_review_tick")]
+    pub tick_seconds: u32,
+}
+
+impl Default for ReviewsConfig {
+    fn default() -> Self {
+        ReviewsConfig {
+            max_items: default_review_max_items(),
+            dormant_days: default_dormant_days(),
+            remind_days_before: default_remind_days(),
+            tick_seconds: default_review_tick(),
+        }
+    }
+}
+
+fn default_review_max_items() -> u32 {
+    100_000
+}
+
+fn default_dormant_days() -> u32 {
+    90
+}
+
+fn default_remind_days() -> u32 {
+    3
+}
+
+fn default_review_tick() -> u32 {
+    60
 }
 
 /// The executor of access requests inside `provost serve`.

@@ -49,6 +49,11 @@ pub struct OrgConfig {
     /// everyone at once; an identity provider sends large changes in several PATCHes.
     #[serde(default = "default_scim_max_changes")]
     pub scim_max_changes: u32,
+    /// Who owns each entitlement, for access reviews whose reviewer rule is `owner`: an
+    /// entitlement's API name (or id) to its owner's Salesforce username (or user id), e.g.
+    /// `{ Sales_Ops = "jane@acme.com" }`. A campaign's own `owners` add to and override these.
+    #[serde(default)]
+    pub entitlement_owners: std::collections::BTreeMap<String, String>,
     pub auth: AuthConfig,
 }
 

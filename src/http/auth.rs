@@ -21,9 +21,16 @@ use crate::tokens::{self, Scope};
 pub struct Caller {
     pub name: String,
     pub scopes: Vec<String>,
+    /// The person the token acts for, if it names one.
+    pub subject: Option<String>,
 }
 
 impl Caller {
+    /// Who decides access-review items as this caller: the token's subject, else its name.
+    pub fn reviewer(&self) -> &str {
+        self.subject.as_deref().unwrap_or(&self.name)
+    }
+
     pub fn may(&self, scope: Scope) -> bool {
         tokens::allows(&self.scopes, scope)
     }
@@ -140,6 +147,7 @@ pub async fn require(
     let caller = Caller {
         name: stored.name,
         scopes: stored.scopes,
+        subject: stored.subject,
     };
     if !caller.may(scope) {
         return Err(ApiError::Forbidden(format!(

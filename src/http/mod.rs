@@ -11,6 +11,7 @@ pub mod openapi;
 mod orgs;
 mod reports;
 mod requests;
+mod reviews;
 mod scim;
 mod server;
 
@@ -103,6 +104,7 @@ pub fn routes() -> openapi::Routes {
         .merge(orgs::routes())
         .merge(requests::routes())
         .merge(reports::routes())
+        .merge(reviews::routes())
         .merge(scim::routes())
         .merge(openapi::routes())
 }

@@ -126,7 +126,7 @@ async fn report(
         action: query.action,
         setup_entity: query.setup_entity,
     };
-    let file = tempfile_in_temp_dir().map_err(|e| ApiError::Internal(e.into()))?;
+    let file = temporary_file().map_err(|e| ApiError::Internal(e.into()))?;
     let writer =
         std::io::BufWriter::new(file.try_clone().map_err(|e| ApiError::Internal(e.into()))?);
     let manifest =
@@ -143,14 +143,24 @@ async fn report(
             }
             Err(other) => return Err(ApiError::Internal(other.into())),
         };
+    let stamp = manifest.generated_at.replace(':', "");
+    let filename = format!("{org_name}-{}-{stamp}.{}", report.as_str(), format.as_str());
+    send_file(file, &manifest, format, &filename).await
+}
+
+/// Sends a written report file from its start, with its manifest in headers.
+pub(super) async fn send_file(
+    file: std::fs::File,
+    manifest: &crate::reports::manifest::Manifest,
+    format: Format,
+    filename: &str,
+) -> Result<Response, ApiError> {
     let mut file = tokio::fs::File::from_std(file);
     tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let stamp = manifest.generated_at.replace(':', "");
-    let filename = format!("{org_name}-{}-{stamp}.{}", report.as_str(), format.as_str());
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&manifest).expect("manifests serialise"));
+        .encode(serde_json::to_vec(manifest).expect("manifests serialise"));
     let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
     let headers = response.headers_mut();
     let value =
@@ -186,7 +196,7 @@ fn timestamp(
 
 /// An anonymous file in the temporary directory: removed from the directory at once, so it
 /// disappears when the response is sent (or dropped), whatever happens.
-fn tempfile_in_temp_dir() -> std::io::Result<std::fs::File> {
+pub(super) fn temporary_file() -> std::io::Result<std::fs::File> {
     let path = std::env::temp_dir().join(format!(
         "provost-report-{}-{}",
         std::process::id(),

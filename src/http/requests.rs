@@ -227,6 +227,16 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("no access request {id} in org `{name}`")))?;
     let timeline = state.store.request_audit(id).await?;
     let mut body = body_of(&request);
+    // A revocation decided in an access review links back to its item.
+    body["review_item"] = match state.store.item_of_request(id).await? {
+        Some(item) => json!({
+            "campaign": item.campaign_id,
+            "item": item.id,
+            "decided_by": item.decided_by,
+            "url": format!("/api/v1/orgs/{name}/reviews/campaigns/{}", item.campaign_id),
+        }),
+        None => Value::Null,
+    };
     body["timeline"] = json!(timeline
         .iter()
         .map(|entry| json!({

@@ -461,7 +461,7 @@ struct Paths<'a> {
 impl<'a> Paths<'a> {
     fn new(context: &'a Context) -> Paths<'a> {
         Paths {
-            sets: super::carrying_sets(context),
+            sets: super::carrying_sets(&context.entitlements),
             context,
         }
     }

@@ -106,7 +106,7 @@ pub(super) async fn write(
         .transpose()?;
     // A profile's permissions are those of the permission set it owns; a group's result is
     // kept on its aggregate set.
-    let sets = super::carrying_sets(context);
+    let sets = super::carrying_sets(&context.entitlements);
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
     while let Some(grants) = users.next(store, context).await? {

@@ -17,7 +17,7 @@ pub mod dormant;
 mod effective;
 mod entitlements;
 mod history;
-pub use effective::PERMISSIONS;
+pub use effective::{resolve_permission, PERMISSIONS};
 pub mod manifest;
 pub mod output;
 
@@ -451,9 +451,10 @@ pub async fn generate(
 /// carry them for: a profile's own set (by the profile), a group's aggregate set, which holds
 /// the group's result with muted permissions removed (by the group). Profile and group ids
 /// have different key prefixes, so one map holds both.
-fn carrying_sets(context: &Context) -> HashMap<&str, &Entitlement> {
-    context
-        .entitlements
+pub(crate) fn carrying_sets(
+    entitlements: &HashMap<String, Entitlement>,
+) -> HashMap<&str, &Entitlement> {
+    entitlements
         .values()
         .filter_map(|set| {
             let attribute = |key: &str| set.attributes.get(key).and_then(Value::as_str);
@@ -468,7 +469,7 @@ fn carrying_sets(context: &Context) -> HashMap<&str, &Entitlement> {
 }
 
 /// Whether permission set `set` holds system permission `field` (`PermissionsModifyAllData`).
-fn holds_permission(set: &Entitlement, field: &str) -> bool {
+pub(crate) fn holds_permission(set: &Entitlement, field: &str) -> bool {
     set.attributes
         .get("system_permissions")
         .and_then(Value::as_array)

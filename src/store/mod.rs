@@ -15,6 +15,8 @@ mod provisioning_queries;
 mod queries;
 mod report_queries;
 pub mod reports;
+mod review_queries;
+pub mod reviews;
 pub mod scim;
 mod scim_filter;
 mod scim_queries;
@@ -203,14 +205,15 @@ impl Page<'_> {
 
 /// The store: the identity model and connections ([`Store`]'s own methods), syncs
 /// ([`sync::SyncStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
-/// delivery ([`webhooks::WebhookStore`]), reports ([`reports::ReportStore`]) and SCIM
-/// ([`scim::ScimStore`]).
+/// delivery ([`webhooks::WebhookStore`]), reports ([`reports::ReportStore`]), access reviews
+/// ([`reviews::ReviewStore`]) and SCIM ([`scim::ScimStore`]).
 #[async_trait]
 pub trait Store:
     sync::SyncStore
     + provisioning::ProvisioningStore
     + webhooks::WebhookStore
     + reports::ReportStore
+    + reviews::ReviewStore
     + scim::ScimStore
     + Send
     + Sync

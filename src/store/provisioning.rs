@@ -105,6 +105,17 @@ pub trait ProvisioningStore: Send + Sync {
         name: &str,
         token_hash: &str,
         scopes: &[String],
+    ) -> Result<ApiToken, StoreError> {
+        self.create_token_for(name, token_hash, scopes, None).await
+    }
+    /// A token that acts for `subject` (a Salesforce username or user id): the person who
+    /// decides access-review items with it.
+    async fn create_token_for(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+        subject: Option<&str>,
     ) -> Result<ApiToken, StoreError>;
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
     /// Revokes the token named `name`; false when there is no such token.

@@ -36,6 +36,7 @@ pub(super) struct TokenRow {
     created_at: Timestamp,
     last_used_at: Option<Timestamp>,
     revoked_at: Option<Timestamp>,
+    subject: Option<String>,
 }
 
 impl From<TokenRow> for ApiToken {
@@ -52,6 +53,7 @@ impl From<TokenRow> for ApiToken {
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
+            subject: row.subject,
         }
     }
 }
@@ -498,22 +500,24 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl super::provisioning::ProvisioningStore for SqlStore {
-    async fn create_token(
+    async fn create_token_for(
         &self,
         name: &str,
         token_hash: &str,
         scopes: &[String],
+        subject: Option<&str>,
     ) -> Result<crate::tokens::ApiToken, StoreError> {
         let mut tx = self.pool.begin().await?;
         let inserted: Option<TokenRow> = sql(
-            "INSERT INTO api_tokens (name, token_hash, scopes, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING \
-                 RETURNING id, name, scopes, created_at, last_used_at, revoked_at",
+            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, subject) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING \
+                 RETURNING id, name, scopes, created_at, last_used_at, revoked_at, subject",
         )
         .bind(name)
         .bind(token_hash)
         .bind(scopes.join(","))
         .bind(chrono::Utc::now())
+        .bind(subject)
         .fetch_optional(&mut tx)
         .await?;
         let Some(row) = inserted else {
@@ -529,7 +533,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
                 org: None,
                 request_id: None,
                 event: "token_created".to_owned(),
-                data: serde_json::json!({ "name": name, "scopes": scopes }),
+                data: serde_json::json!({ "name": name, "scopes": scopes, "subject": subject }),
             }],
         )
         .await?;
@@ -539,7 +543,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
 
     async fn list_tokens(&self) -> Result<Vec<crate::tokens::ApiToken>, StoreError> {
         let rows: Vec<TokenRow> = sql(
-            "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+            "SELECT id, name, scopes, created_at, last_used_at, revoked_at, subject FROM api_tokens \
                  ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -584,7 +588,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         token_hash: &str,
     ) -> Result<Option<crate::tokens::ApiToken>, StoreError> {
         let row: Option<TokenRow> = sql(
-            "SELECT id, name, scopes, created_at, last_used_at, revoked_at FROM api_tokens \
+            "SELECT id, name, scopes, created_at, last_used_at, revoked_at, subject FROM api_tokens \
                  WHERE token_hash = $1",
         )
         .bind(token_hash)

@@ -1,5 +1,6 @@
-//! Webhooks: access-request state changes, and syncs that failed or could not start, sent to
-//! configured URLs, signed with HMAC-SHA256.
+//! Webhooks: access-request state changes, syncs that failed or could not start, and access
+//! reviews (a campaign started, items assigned, a reminder before the due time, overdue,
+//! closed or cancelled), sent to configured URLs, signed with HMAC-SHA256.
 //!
 //! Notifications are made from the audit log's request entries, which are written in the same
 //! transaction as the state changes: a change cannot happen without its notification being
@@ -25,7 +26,7 @@ use crate::audit::AuditEntry;
 use crate::provisioning::request::AccessRequest;
 
 /// The event types a webhook can be sent, and the audit events they come from.
-const EVENTS: [(&str, &str); 12] = [
+const EVENTS: [(&str, &str); 18] = [
     ("request_created", "request.created"),
     ("request_approved", "request.approved"),
     ("request_rejected", "request.rejected"),
@@ -38,11 +39,17 @@ const EVENTS: [(&str, &str); 12] = [
     ("expiry_retry_scheduled", "request.expiry_retry_scheduled"),
     ("request_expired", "request.expired"),
     ("sync_failed", "sync.failed"),
+    ("review_campaign_started", "review.campaign_started"),
+    ("review_assigned", "review.assigned"),
+    ("review_reminder", "review.reminder"),
+    ("review_overdue", "review.overdue"),
+    ("review_campaign_closed", "review.campaign_closed"),
+    ("review_campaign_cancelled", "review.campaign_cancelled"),
 ];
 
 /// Every event type, as named in `[[webhooks]] events`.
-pub const EVENT_TYPES: [&str; 12] = {
-    let mut names = [""; 12];
+pub const EVENT_TYPES: [&str; 18] = {
+    let mut names = [""; 18];
     let mut i = 0;
     while i < EVENTS.len() {
         names[i] = EVENTS[i].1;
@@ -192,7 +199,11 @@ mod tests {
         assert_eq!(EVENT_TYPES.len(), EVENTS.len());
         assert!(EVENT_TYPES
             .iter()
-            .all(|t| t.starts_with("request.") || *t == "sync.failed"));
+            .all(|t| t.starts_with("request.") || t.starts_with("review.") || *t == "sync.failed"));
+        assert_eq!(
+            event_type(&entry("review_reminder", None)),
+            Some("review.reminder")
+        );
         let body = payload(&entry("sync_failed", None), "sync.failed", None);
         assert_eq!(body["type"], "sync.failed");
         assert_eq!(body["request"], Value::Null);

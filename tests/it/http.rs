@@ -171,6 +171,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
         scim_max_changes: provost::config::default_scim_max_changes(),
+        entitlement_owners: Default::default(),
         auth: AuthConfig::WebServer {
             client_id: emulator.app.client_id.clone(),
             client_secret: None,
@@ -541,6 +542,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),
+            entitlement_owners: Default::default(),
             auth: AuthConfig::JwtBearer {
                 client_id: emulator.app.client_id.clone(),
                 username: emulator.integration_username(),

@@ -10,6 +10,7 @@ mod http;
 mod openapi;
 mod provisioning;
 mod reports;
+mod reviews;
 mod scim;
 mod scim_filters;
 mod store;

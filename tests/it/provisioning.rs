@@ -58,6 +58,7 @@ fn org_config(emulator: &Emulator, sf: &str, key: std::path::PathBuf) -> OrgConf
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
         scim_max_changes: provost::config::default_scim_max_changes(),
+        entitlement_owners: Default::default(),
         auth: AuthConfig::JwtBearer {
             client_id: emulator.app.client_id.clone(),
             username: emulator.integration_username(),

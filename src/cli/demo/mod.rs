@@ -104,6 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
         scim_max_changes: crate::config::default_scim_max_changes(),
+        entitlement_owners: Default::default(),
         auth: AuthConfig::JwtBearer {
             client_id: emulator.app.client_id.clone(),
             username: emulator.integration_username(),

@@ -225,6 +225,7 @@ fn access_request() -> Value {
             "updated_at": time(),
             "finished_at": nullable_time(),
             "timeline": {"type": "array", "items": entry, "description": "The audit entries of the request (on GET of one request)."},
+            "review_item": {"type": ["object", "null"], "description": "On GET of one request: the access-review item whose revoke decision made it (`campaign`, `item`, `decided_by`, `url`), or null."},
         }),
         &[
             "id",

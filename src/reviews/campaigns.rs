@@ -1,0 +1,816 @@
+//! A campaign's life: defined as a draft, started (its items frozen from the last successful
+//! sync), closed with its policy or cancelled; and the passes of `provost serve` that remind,
+//! mark overdue, finish remediation and make recurring runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use provost_connector::model::Entitlement;
+use provost_connector::times::Timestamp;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::items::{self, Assigner, Facts, Peers, People, Selector};
+use super::model::{
+    Campaign, CampaignState, ClosePolicy, Definition, Recurrence, ReviewerRules, Rule, Scope,
+};
+use super::ReviewError;
+use crate::audit::AuditEvent;
+use crate::config::{Config, OrgConfig};
+use crate::store::reports::HeldEntitlement;
+use crate::store::reviews::{CampaignMark, NewCampaign};
+use crate::store::sync::RunStatus;
+use crate::store::{OrgRecord, Page, Store};
+
+/// A campaign as asked for (the API's body, the CLI's file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignInput {
+    pub name: String,
+    #[serde(default)]
+    pub scope: Scope,
+    pub reviewers: ReviewerRules,
+    #[serde(default)]
+    pub close_policy: ClosePolicy,
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+    /// RFC 3339: when `provost serve` starts it by itself.
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    /// RFC 3339: a fixed due time. Or `duration_days` from the start.
+    #[serde(default)]
+    pub due_at: Option<String>,
+    #[serde(default)]
+    pub duration_days: Option<u32>,
+    #[serde(default)]
+    pub dormant_days: Option<u32>,
+    #[serde(default)]
+    pub remind_days_before: Option<u32>,
+    #[serde(default)]
+    pub max_items: Option<u32>,
+}
+
+const MAX_DAYS: u32 = 3660;
+
+fn bad(message: impl Into<String>) -> ReviewError {
+    ReviewError::BadDefinition(message.into())
+}
+
+fn time(name: &str, text: &str) -> Result<Timestamp, ReviewError> {
+    provost_connector::times::parse_rfc3339(text).ok_or_else(|| {
+        bad(format!(
+            "{name} `{text}` is not an RFC 3339 time such as 2027-01-31T17:00:00Z"
+        ))
+    })
+}
+
+fn names_ok(what: &str, names: &[String]) -> Result<(), ReviewError> {
+    if let Some(name) = names.iter().find(|n| n.trim().is_empty() || n.len() > 255) {
+        return Err(bad(format!(
+            "{what} has `{name}`: each must be 1 to 255 characters"
+        )));
+    }
+    if names.len() > 1000 {
+        return Err(bad(format!(
+            "{what} has {} values; at most 1000",
+            names.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an input and makes its definition and due time (for now; a campaign without a
+/// fixed due time gets its own when it starts).
+fn definition_of(
+    input: &CampaignInput,
+    now: Timestamp,
+) -> Result<(Definition, Timestamp), ReviewError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(bad("name must be 1 to 200 characters"));
+    }
+    let rules = &input.reviewers;
+    if rules.stages.is_empty() || rules.stages.len() > 2 {
+        return Err(bad(
+            "reviewers.stages takes one or two rules: [\"manager\"], [\"owner\"], [\"reviewers\"] or [\"manager\", \"owner\"]",
+        ));
+    }
+    if rules.fallback.is_empty() {
+        return Err(bad(
+            "reviewers.fallback names who reviews what no rule reaches (a username, user id or name): give at least one",
+        ));
+    }
+    names_ok("reviewers.fallback", &rules.fallback)?;
+    names_ok("reviewers.reviewers", &rules.reviewers)?;
+    if rules.stages.contains(&Rule::Reviewers) && rules.reviewers.is_empty() {
+        return Err(bad(
+            "the rule `reviewers` needs reviewers.reviewers, the list of reviewers",
+        ));
+    }
+    for (what, list) in [
+        ("scope.entitlement_types", &input.scope.entitlement_types),
+        ("scope.entitlements", &input.scope.entitlements),
+        ("scope.permissions", &input.scope.permissions),
+        ("scope.user_types", &input.scope.user_types),
+        ("scope.profiles", &input.scope.profiles),
+        ("scope.roles", &input.scope.roles),
+        ("scope.users", &input.scope.users),
+    ] {
+        names_ok(what, list)?;
+    }
+    for text in &input.scope.permissions {
+        crate::reports::resolve_permission(text).map_err(|e| bad(e.to_string()))?;
+    }
+    for (field, value) in [
+        ("dormant_days", input.dormant_days),
+        ("remind_days_before", input.remind_days_before),
+        ("duration_days", input.duration_days),
+    ] {
+        if value.is_some_and(|v| v > MAX_DAYS) {
+            return Err(bad(format!("{field} is at most {MAX_DAYS}")));
+        }
+    }
+    if input.max_items == Some(0) {
+        return Err(bad("max_items must be at least 1"));
+    }
+    let starts_at = input
+        .starts_at
+        .as_deref()
+        .map(|t| time("starts_at", t))
+        .transpose()?;
+    let fixed_due = input
+        .due_at
+        .as_deref()
+        .map(|t| time("due_at", t))
+        .transpose()?;
+    let (duration_days, due_at) = match (fixed_due, input.duration_days) {
+        (Some(_), Some(_)) => {
+            return Err(bad("give due_at or duration_days, not both"));
+        }
+        (Some(due), None) => {
+            if due <= starts_at.unwrap_or(now) {
+                return Err(bad(
+                    "due_at is not after the start: give a later time, or duration_days",
+                ));
+            }
+            let days = (due - starts_at.unwrap_or(now)).num_days().max(1);
+            (u32::try_from(days).unwrap_or(MAX_DAYS), due)
+        }
+        (None, Some(0)) => return Err(bad("duration_days must be at least 1")),
+        (None, Some(days)) => (
+            days,
+            starts_at.unwrap_or(now) + chrono::TimeDelta::days(i64::from(days)),
+        ),
+        (None, None) => {
+            return Err(bad(
+                "say when the campaign is due: due_at (RFC 3339) or duration_days",
+            ))
+        }
+    };
+    if input.recurrence.is_some() && fixed_due.is_some() {
+        return Err(bad(
+            "a recurring campaign is due duration_days after each run starts: give duration_days instead of due_at",
+        ));
+    }
+    Ok((
+        Definition {
+            scope: input.scope.clone(),
+            reviewers: input.reviewers.clone(),
+            close_policy: input.close_policy,
+            recurrence: input.recurrence,
+            starts_at,
+            due_at: fixed_due,
+            duration_days,
+            dormant_days: input.dormant_days,
+            remind_days_before: input.remind_days_before,
+            max_items: input.max_items,
+        },
+        due_at,
+    ))
+}
+
+/// Stores a draft campaign made by `actor`.
+pub async fn create(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    actor: &str,
+    input: &CampaignInput,
+) -> Result<Campaign, ReviewError> {
+    let now = chrono::Utc::now();
+    let (definition, due_at) = definition_of(input, now)?;
+    // A scope naming what the org lacks is refused now, when the org has been synced.
+    if latest_sync(store, org).await?.is_some() {
+        Selector::new(&definition, &catalog(store, org).await?)?;
+    }
+    insert(
+        store,
+        org,
+        actor,
+        input.name.trim(),
+        &definition,
+        due_at,
+        None,
+    )
+    .await
+}
+
+async fn insert(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    actor: &str,
+    name: &str,
+    definition: &Definition,
+    due_at: Timestamp,
+    parent_id: Option<i64>,
+) -> Result<Campaign, ReviewError> {
+    let definition_json = serde_json::to_value(definition).expect("definitions serialise");
+    Ok(store
+        .insert_campaign(
+            &NewCampaign {
+                org: org.id,
+                name: name.to_owned(),
+                definition: definition_json.clone(),
+                due_at,
+                created_by: actor.to_owned(),
+                parent_id,
+            },
+            &AuditEvent {
+                actor: actor.to_owned(),
+                org: Some(org.name.clone()),
+                request_id: None,
+                event: "review_campaign_created".into(),
+                data: json!({ "name": name, "definition": definition_json, "parent": parent_id }),
+            },
+        )
+        .await?)
+}
+
+/// The campaign `id` of `org`, or a 404 that says so.
+pub async fn get(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    id: i64,
+) -> Result<Campaign, ReviewError> {
+    store.get_campaign(org.id, id).await?.ok_or_else(|| {
+        ReviewError::NotFound(format!("no review campaign {id} in org `{}`", org.name))
+    })
+}
+
+async fn latest_sync(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+) -> Result<Option<crate::store::sync::SyncRun>, ReviewError> {
+    Ok(store
+        .list_sync_runs(org.id, 100)
+        .await?
+        .into_iter()
+        .find(|r| r.status == RunStatus::Succeeded))
+}
+
+async fn catalog(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+) -> Result<HashMap<String, Entitlement>, ReviewError> {
+    let mut catalog = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_entitlements(
+                org.id,
+                None,
+                Page {
+                    after: after.as_deref(),
+                    limit: 5000,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        catalog.extend(page.into_iter().map(|e| (e.id.clone(), e)));
+    }
+    Ok(catalog)
+}
+
+/// Every user's grants, one user at a time, in user order.
+struct Users {
+    after: Option<(String, String)>,
+    page: std::vec::IntoIter<HeldEntitlement>,
+    carry: Option<HeldEntitlement>,
+    done: bool,
+}
+
+impl Users {
+    fn new() -> Users {
+        Users {
+            after: None,
+            page: Vec::new().into_iter(),
+            carry: None,
+            done: false,
+        }
+    }
+
+    async fn next(
+        &mut self,
+        store: &Arc<dyn Store>,
+        org: &OrgRecord,
+    ) -> Result<Option<Vec<HeldEntitlement>>, ReviewError> {
+        let mut user: Vec<HeldEntitlement> = self.carry.take().into_iter().collect();
+        loop {
+            let held = match self.page.next() {
+                Some(held) => held,
+                None if self.done => return Ok((!user.is_empty()).then_some(user)),
+                None => {
+                    let page = store
+                        .held_entitlements(
+                            org.id,
+                            self.after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
+                            5000,
+                        )
+                        .await?;
+                    match page.last() {
+                        Some(last) => {
+                            self.after = Some((last.account.id.clone(), last.grant_id.clone()))
+                        }
+                        None => self.done = true,
+                    }
+                    self.page = page.into_iter();
+                    continue;
+                }
+            };
+            if user
+                .first()
+                .is_some_and(|first| first.account.id != held.account.id)
+            {
+                self.carry = Some(held);
+                return Ok(Some(user));
+            }
+            user.push(held);
+        }
+    }
+}
+
+/// Items are stored this many at a time while a campaign starts.
+const BATCH: usize = 5000;
+/// A start that has not finished in this long is taken to have died.
+const STALE_START: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Starts draft `id`: freezes its items from the last successful sync and makes it active.
+/// Refused when the org never synced, when the scope matches nothing, or more than the
+/// campaign's (or the configuration's) `max_items` unless `force`.
+pub async fn start(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    id: i64,
+    actor: &str,
+    force: bool,
+) -> Result<Campaign, ReviewError> {
+    let campaign = get(store, org, id).await?;
+    if campaign.state != CampaignState::Draft {
+        return Err(ReviewError::Conflict {
+            code: "wrong_state",
+            message: format!(
+                "campaign {id} is {}; only a draft can be started",
+                campaign.state
+            ),
+        });
+    }
+    let run = latest_sync(store, org).await?.ok_or_else(|| ReviewError::Refused {
+        code: "not_synced",
+        message: format!(
+            "org `{}` has no successful sync: a campaign reviews what a sync read; run `provost sync --org {}` first",
+            org.name, org.name
+        ),
+    })?;
+    let definition = &campaign.definition;
+    let catalog = catalog(store, org).await?;
+    let selector = Selector::new(definition, &catalog)?;
+    let now = chrono::Utc::now();
+    if !store.claim_start(id, now, STALE_START).await? {
+        return Err(ReviewError::Conflict {
+            code: "start_in_progress",
+            message: format!("campaign {id} is being started already; wait for it"),
+        });
+    }
+    match fill(
+        store, config, org_config, org, &campaign, &catalog, &selector, force, now,
+    )
+    .await
+    {
+        Ok(count) => {
+            let due_at = definition
+                .due_at
+                .unwrap_or(now + chrono::TimeDelta::days(i64::from(definition.duration_days)));
+            let next_run_at = definition
+                .recurrence
+                .and_then(|r| now.checked_add_months(chrono::Months::new(r.months())));
+            let mut audit = vec![AuditEvent {
+                actor: actor.to_owned(),
+                org: Some(org.name.clone()),
+                request_id: None,
+                event: "review_campaign_started".into(),
+                data: json!({
+                    "campaign": id,
+                    "name": campaign.name,
+                    "items": count,
+                    "data_as_of": run.finished_at.map(crate::util::times::rfc3339),
+                    "sync_run": run.id.0,
+                    "due_at": crate::util::times::rfc3339(due_at),
+                    "forced": force,
+                }),
+            }];
+            for (reviewer, items) in store.open_by_reviewer(id).await? {
+                audit.push(AuditEvent {
+                    actor: actor.to_owned(),
+                    org: Some(org.name.clone()),
+                    request_id: None,
+                    event: "review_assigned".into(),
+                    data: json!({ "campaign": id, "name": campaign.name, "reviewer": reviewer, "items": items }),
+                });
+            }
+            store
+                .activate_campaign(id, count, run.finished_at, due_at, next_run_at, &audit)
+                .await?
+                .ok_or_else(|| ReviewError::Conflict {
+                    code: "wrong_state",
+                    message: format!("campaign {id} stopped being a draft while it started"),
+                })
+        }
+        Err(err) => {
+            store.abandon_start(id).await?;
+            Err(err)
+        }
+    }
+}
+
+/// Stores the items of a campaign being started; returns how many.
+#[allow(clippy::too_many_arguments)]
+async fn fill(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    catalog: &HashMap<String, Entitlement>,
+    selector: &Selector,
+    force: bool,
+    now: Timestamp,
+) -> Result<i64, ReviewError> {
+    let definition = &campaign.definition;
+    // First pass: how many items, the peers of each profile, and everyone's name.
+    let mut peers = Peers::default();
+    let mut people = People::default();
+    let mut matched: u64 = 0;
+    let mut users = Users::new();
+    while let Some(grants) = users.next(store, org).await? {
+        people.add(&grants[0].account);
+        peers.count(&grants);
+        matched += grants
+            .iter()
+            .filter(|g| {
+                catalog
+                    .get(&g.entitlement_id)
+                    .is_some_and(|e| selector.admits(g, e))
+            })
+            .count() as u64;
+    }
+    let max = definition.max_items.unwrap_or(config.reviews.max_items);
+    if matched == 0 {
+        return Err(ReviewError::Refused {
+            code: "empty_scope",
+            message: format!(
+                "the scope of campaign {} matches no grant in org `{}` as last synced; widen it",
+                campaign.id, org.name
+            ),
+        });
+    }
+    if matched > u64::from(max) && !force {
+        return Err(ReviewError::Refused {
+            code: "scope_too_large",
+            message: format!(
+                "the scope matches {matched} items, more than the {max} a campaign may start with: narrow the scope, raise max_items, or start it with force"
+            ),
+        });
+    }
+    let assigner = Assigner {
+        definition,
+        owners: Assigner::owners(definition, &org_config.entitlement_owners, catalog, &people)?,
+        people: &people,
+    };
+    let sets = crate::reports::carrying_sets(catalog);
+    let facts = Facts {
+        catalog,
+        sets: &sets,
+        peers: &peers,
+        dormant_days: definition
+            .dormant_days
+            .unwrap_or(config.reviews.dormant_days),
+        now,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut count = 0_i64;
+    let mut users = Users::new();
+    while let Some(grants) = users.next(store, org).await? {
+        for held in &grants {
+            let Some(entitlement) = catalog.get(&held.entitlement_id) else {
+                continue;
+            };
+            if !selector.admits(held, entitlement) {
+                continue;
+            }
+            let reviewers = assigner.reviewers(&held.account, &entitlement.id)?;
+            batch.push(items::item(&facts, held, &grants, entitlement, reviewers));
+        }
+        if batch.len() >= BATCH {
+            count += batch.len() as i64;
+            store.insert_items(campaign.id, &batch).await?;
+            batch.clear();
+        }
+    }
+    count += batch.len() as i64;
+    store.insert_items(campaign.id, &batch).await?;
+    Ok(count)
+}
+
+/// Closes an active campaign as `actor`, deciding what is undecided as `policy` says (the
+/// campaign's own when `None`), then requests the revocations that makes.
+pub async fn close(
+    store: &Arc<dyn Store>,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    id: i64,
+    actor: &str,
+    policy: Option<ClosePolicy>,
+) -> Result<Campaign, ReviewError> {
+    let campaign = get(store, org, id).await?;
+    let policy = policy.unwrap_or(campaign.definition.close_policy);
+    let summary = store.summary(id, chrono::Utc::now()).await?;
+    let decision = match policy {
+        ClosePolicy::LeaveOpen => None,
+        ClosePolicy::Keep => Some("keep"),
+        ClosePolicy::Revoke => Some("revoke"),
+    };
+    let audit = AuditEvent {
+        actor: actor.to_owned(),
+        org: Some(org.name.clone()),
+        request_id: None,
+        event: "review_campaign_closed".into(),
+        data: json!({
+            "campaign": id,
+            "name": campaign.name,
+            "policy": policy.as_str(),
+            "undecided": summary.open,
+            "summary_before": summary,
+        }),
+    };
+    let closed = store
+        .end_campaign(
+            id,
+            &[CampaignState::Active],
+            CampaignState::Closed,
+            actor,
+            decision,
+            &audit,
+        )
+        .await?
+        .ok_or_else(|| ReviewError::Conflict {
+            code: "wrong_state",
+            message: format!(
+                "campaign {id} is {}; only an active campaign can be closed (a draft is cancelled)",
+                campaign.state
+            ),
+        })?;
+    if decision == Some("revoke") {
+        super::decide::remediate(store, org_config, org, &closed).await?;
+    }
+    Ok(closed)
+}
+
+/// Cancels a draft or active campaign: nothing more is decided or revoked.
+pub async fn cancel(
+    store: &Arc<dyn Store>,
+    org: &OrgRecord,
+    id: i64,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<Campaign, ReviewError> {
+    let campaign = get(store, org, id).await?;
+    let audit = AuditEvent {
+        actor: actor.to_owned(),
+        org: Some(org.name.clone()),
+        request_id: None,
+        event: "review_campaign_cancelled".into(),
+        data: json!({ "campaign": id, "name": campaign.name, "reason": reason }),
+    };
+    store
+        .end_campaign(
+            id,
+            &[CampaignState::Draft, CampaignState::Active],
+            CampaignState::Cancelled,
+            actor,
+            None,
+            &audit,
+        )
+        .await?
+        .ok_or_else(|| ReviewError::Conflict {
+            code: "wrong_state",
+            message: format!(
+                "campaign {id} is {}; only a draft or an active campaign can be cancelled",
+                campaign.state
+            ),
+        })
+}
+
+/// What one pass over the campaigns did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tick {
+    pub started: Vec<i64>,
+    pub reminded: Vec<i64>,
+    pub overdue: Vec<i64>,
+    pub runs_made: Vec<i64>,
+    pub remediated: usize,
+    pub failures: Vec<String>,
+}
+
+/// One pass of `provost serve` at `now`: starts drafts whose start time came, reminds
+/// reviewers before the due time, marks overdue campaigns, requests revocations left pending
+/// (a crash between a decision and its request), and makes recurring campaigns' next runs.
+/// Each mark is set once, whichever replica gets there first.
+pub async fn tick(store: &Arc<dyn Store>, config: &Config, now: Timestamp) -> Tick {
+    let mut done = Tick::default();
+    let campaigns = match store
+        .campaigns_in(&[
+            CampaignState::Draft,
+            CampaignState::Active,
+            CampaignState::Closed,
+        ])
+        .await
+    {
+        Ok(campaigns) => campaigns,
+        Err(err) => {
+            done.failures.push(format!("listing campaigns: {err}"));
+            return done;
+        }
+    };
+    let orgs: HashMap<i64, OrgRecord> = match store.list_orgs().await {
+        Ok(orgs) => orgs.into_iter().map(|o| (o.id.0, o)).collect(),
+        Err(err) => {
+            done.failures.push(format!("listing orgs: {err}"));
+            return done;
+        }
+    };
+    for campaign in campaigns {
+        let Some(org) = orgs.get(&campaign.org.0) else {
+            continue;
+        };
+        let Ok(org_config) = config.org(&org.name) else {
+            continue; // An org no longer configured: its campaigns wait.
+        };
+        if let Err(err) = tick_one(store, config, org_config, org, &campaign, now, &mut done).await
+        {
+            done.failures.push(format!(
+                "campaign {} of org `{}`: {err}",
+                campaign.id, org.name
+            ));
+        }
+    }
+    done
+}
+
+async fn tick_one(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    now: Timestamp,
+    done: &mut Tick,
+) -> Result<(), ReviewError> {
+    let event = |name: &str, data: serde_json::Value| AuditEvent {
+        actor: "provost".into(),
+        org: Some(org.name.clone()),
+        request_id: None,
+        event: name.into(),
+        data,
+    };
+    match campaign.state {
+        CampaignState::Draft => {
+            if campaign.definition.starts_at.is_some_and(|at| at <= now) {
+                start(
+                    store,
+                    config,
+                    org_config,
+                    org,
+                    campaign.id,
+                    "provost",
+                    false,
+                )
+                .await?;
+                done.started.push(campaign.id);
+            }
+        }
+        CampaignState::Active => {
+            let remind = campaign
+                .definition
+                .remind_days_before
+                .unwrap_or(config.reviews.remind_days_before);
+            let open = || async { store.open_by_reviewer(campaign.id).await };
+            if campaign.reminded_at.is_none()
+                && now >= campaign.due_at - chrono::TimeDelta::days(i64::from(remind))
+                && now < campaign.due_at
+            {
+                let reviewers = open().await?;
+                if !reviewers.is_empty() {
+                    let data = json!({
+                        "campaign": campaign.id,
+                        "name": campaign.name,
+                        "due_at": crate::util::times::rfc3339(campaign.due_at),
+                        "open_by_reviewer": reviewers.iter().map(|(r, n)| json!({"reviewer": r, "open": n})).collect::<Vec<_>>(),
+                    });
+                    if store
+                        .mark_campaign(
+                            campaign.id,
+                            CampaignMark::Reminded(now),
+                            Some(&event("review_reminder", data)),
+                        )
+                        .await?
+                    {
+                        done.reminded.push(campaign.id);
+                    }
+                }
+            }
+            if campaign.overdue_at.is_none() && now >= campaign.due_at {
+                let reviewers = open().await?;
+                if !reviewers.is_empty() {
+                    let data = json!({
+                        "campaign": campaign.id,
+                        "name": campaign.name,
+                        "due_at": crate::util::times::rfc3339(campaign.due_at),
+                        "open_by_reviewer": reviewers.iter().map(|(r, n)| json!({"reviewer": r, "open": n})).collect::<Vec<_>>(),
+                    });
+                    if store
+                        .mark_campaign(
+                            campaign.id,
+                            CampaignMark::Overdue(now),
+                            Some(&event("review_overdue", data)),
+                        )
+                        .await?
+                    {
+                        done.overdue.push(campaign.id);
+                    }
+                }
+            }
+            done.remediated += super::decide::remediate(store, org_config, org, campaign).await?;
+            next_run(store, config, org_config, org, campaign, now, done).await?;
+        }
+        CampaignState::Closed => {
+            done.remediated += super::decide::remediate(store, org_config, org, campaign).await?;
+            next_run(store, config, org_config, org, campaign, now, done).await?;
+        }
+        CampaignState::Cancelled => {}
+    }
+    Ok(())
+}
+
+/// Makes and starts a recurring campaign's next run when its time has come.
+async fn next_run(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    now: Timestamp,
+    done: &mut Tick,
+) -> Result<(), ReviewError> {
+    if campaign.next_run_at.is_none_or(|at| at > now) {
+        return Ok(());
+    }
+    if !store
+        .mark_campaign(campaign.id, CampaignMark::RunMade, None)
+        .await?
+    {
+        return Ok(()); // Another replica made it.
+    }
+    let mut definition = campaign.definition.clone();
+    definition.starts_at = None;
+    let root = campaign
+        .name
+        .rsplit_once(" (run ")
+        .map_or(campaign.name.as_str(), |(root, _)| root);
+    let name = format!("{root} (run {})", now.format("%Y-%m-%d"));
+    let due_at = now + chrono::TimeDelta::days(i64::from(definition.duration_days));
+    let run = insert(
+        store,
+        org,
+        "provost",
+        &name,
+        &definition,
+        due_at,
+        Some(campaign.id),
+    )
+    .await?;
+    start(store, config, org_config, org, run.id, "provost", false).await?;
+    done.runs_made.push(run.id);
+    Ok(())
+}
