@@ -22,6 +22,9 @@ CREATE TABLE review_campaigns (
     reminded_at  TIMESTAMPTZ,
     overdue_at   TIMESTAMPTZ,
     -- A recurring campaign's next run: made when this time comes, then cleared.
+    -- A draft's last failed automatic start (retried an hour later) and why it failed.
+    start_failed_at  TIMESTAMPTZ,
+    start_error  TEXT,
     next_run_at  TIMESTAMPTZ,
     parent_id    BIGINT  REFERENCES review_campaigns (id) ON DELETE SET NULL
 );

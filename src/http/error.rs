@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A valid token without the scope the endpoint needs.
     #[error("{0}")]
     Forbidden(String),
+    /// Not this caller's to do, for a stated reason (`code` names it): 403.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// The request conflicts with the resource's state (`code` names how).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -70,7 +73,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::Refused { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -83,7 +86,9 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Refused { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Denied { code, .. } => code,
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -238,7 +243,7 @@ impl From<ApiError> for ScimError {
     fn from(err: ApiError) -> Self {
         match err {
             ApiError::Unauthorized(m) => ScimError::new(StatusCode::UNAUTHORIZED, None, m),
-            ApiError::Forbidden(m) => ScimError::forbidden(m),
+            ApiError::Forbidden(m) | ApiError::Denied { message: m, .. } => ScimError::forbidden(m),
             ApiError::NotFound(m) => ScimError::not_found(m),
             ApiError::BadRequest(m) => ScimError::invalid_value(m),
             ApiError::Refused { message, .. } => ScimError::invalid_value(message),

@@ -36,7 +36,7 @@ impl From<ReviewError> for ApiError {
         match err {
             ReviewError::BadDefinition(message) => ApiError::BadRequest(message),
             ReviewError::NotFound(message) => ApiError::NotFound(message),
-            ReviewError::Forbidden { message, .. } => ApiError::Forbidden(message),
+            ReviewError::Forbidden { code, message } => ApiError::Denied { code, message },
             ReviewError::Conflict { code, message } => ApiError::Conflict { code, message },
             ReviewError::Refused { code, message } => ApiError::Refused { code, message },
             ReviewError::Store(err) => err.into(),
@@ -490,7 +490,7 @@ async fn decide_one(
     let message = outcome.message.unwrap_or_default();
     Err(match code {
         "not_found" => ApiError::NotFound(message),
-        "not_your_item" | "self_review" => ApiError::Forbidden(message),
+        "not_your_item" | "self_review" => ApiError::Denied { code, message },
         "already_decided" | "campaign_not_active" => ApiError::Conflict { code, message },
         _ => ApiError::Refused { code, message },
     })

@@ -19,7 +19,7 @@ use crate::audit::AuditEvent;
 use crate::config::{Config, OrgConfig};
 use crate::store::reports::HeldEntitlement;
 use crate::store::reviews::{CampaignMark, NewCampaign};
-use crate::store::sync::RunStatus;
+use crate::store::sync::{LockOutcome, RunStatus};
 use crate::store::{OrgRecord, Page, Store};
 
 /// A campaign as asked for (the API's body, the CLI's file).
@@ -101,6 +101,12 @@ fn definition_of(
         ));
     }
     names_ok("reviewers.fallback", &rules.fallback)?;
+    let owned: Vec<String> = rules
+        .owners
+        .iter()
+        .flat_map(|(k, v)| [k.clone(), v.clone()])
+        .collect();
+    names_ok("reviewers.owners", &owned)?;
     names_ok("reviewers.reviewers", &rules.reviewers)?;
     if rules.stages.contains(&Rule::Reviewers) && rules.reviewers.is_empty() {
         return Err(bad(
@@ -261,7 +267,7 @@ async fn latest_sync(
     org: &OrgRecord,
 ) -> Result<Option<crate::store::sync::SyncRun>, ReviewError> {
     Ok(store
-        .list_sync_runs(org.id, 100)
+        .list_sync_runs(org.id, 10_000)
         .await?
         .into_iter()
         .find(|r| r.status == RunStatus::Succeeded))
@@ -349,6 +355,13 @@ impl Users {
     }
 }
 
+/// Revocations a close requests at once (the rest by `provost serve`'s passes), and per pass.
+const REMEDIATE_NOW: usize = 2_000;
+const REMEDIATE_PASS: usize = 10_000;
+
+/// A failed automatic start is tried again after this long.
+const RETRY_START: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 /// Items are stored this many at a time while a campaign starts.
 const BATCH: usize = 5000;
 /// A start that has not finished in this long is taken to have died.
@@ -376,6 +389,55 @@ pub async fn start(
             ),
         });
     }
+    if latest_sync(store, org).await?.is_none() {
+        return Err(ReviewError::Refused {
+            code: "not_synced",
+            message: format!(
+                "org `{}` has no successful sync: a campaign reviews what a sync read; run `provost sync --org {}` first",
+                org.name, org.name
+            ),
+        });
+    }
+    let definition = &campaign.definition;
+    let catalog = catalog(store, org).await?;
+    let selector = Selector::new(definition, &catalog)?;
+    // The items are read from the stored model page by page: no sync may commit meanwhile.
+    let holder = format!("review-start-{id}");
+    if let LockOutcome::Held { holder, .. } = store
+        .acquire_sync_lock(org.id, &holder, STALE_START)
+        .await?
+    {
+        return Err(ReviewError::Conflict {
+            code: "sync_running",
+            message: format!(
+                "org `{}` is being synced ({holder}); start the campaign when the sync has finished, so that its items come from one state of the org",
+                org.name
+            ),
+        });
+    }
+    let started = start_locked(
+        store, config, org_config, org, &campaign, &catalog, &selector, actor, force,
+    )
+    .await;
+    store.release_sync_lock(org.id, &holder).await?;
+    started
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_locked(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    catalog: &HashMap<String, Entitlement>,
+    selector: &Selector,
+    actor: &str,
+    force: bool,
+) -> Result<Campaign, ReviewError> {
+    let id = campaign.id;
+    let definition = &campaign.definition;
+    // The sync the items come from, read under the lock: none can commit while they are read.
     let run = latest_sync(store, org).await?.ok_or_else(|| ReviewError::Refused {
         code: "not_synced",
         message: format!(
@@ -383,18 +445,17 @@ pub async fn start(
             org.name, org.name
         ),
     })?;
-    let definition = &campaign.definition;
-    let catalog = catalog(store, org).await?;
-    let selector = Selector::new(definition, &catalog)?;
     let now = chrono::Utc::now();
-    if !store.claim_start(id, now, STALE_START).await? {
+    // Kept to the microsecond, as both databases store it: the claim is compared as stored.
+    let claim = crate::audit::truncate(now);
+    if !store.claim_start(id, claim, STALE_START).await? {
         return Err(ReviewError::Conflict {
             code: "start_in_progress",
             message: format!("campaign {id} is being started already; wait for it"),
         });
     }
     match fill(
-        store, config, org_config, org, &campaign, &catalog, &selector, force, now,
+        store, config, org_config, org, campaign, catalog, selector, force, claim,
     )
     .await
     {
@@ -430,15 +491,19 @@ pub async fn start(
                 });
             }
             store
-                .activate_campaign(id, count, run.finished_at, due_at, next_run_at, &audit)
+                .activate_campaign(id, claim, count, run.finished_at, due_at, next_run_at, &audit)
                 .await?
                 .ok_or_else(|| ReviewError::Conflict {
-                    code: "wrong_state",
-                    message: format!("campaign {id} stopped being a draft while it started"),
+                    code: "start_in_progress",
+                    message: format!(
+                        "campaign {id} stopped being a draft, or another start took it over, while it started"
+                    ),
                 })
         }
         Err(err) => {
-            store.abandon_start(id).await?;
+            store
+                .abandon_start(id, claim, Some(&err.to_string()))
+                .await?;
             Err(err)
         }
     }
@@ -455,8 +520,9 @@ async fn fill(
     catalog: &HashMap<String, Entitlement>,
     selector: &Selector,
     force: bool,
-    now: Timestamp,
+    claim: Timestamp,
 ) -> Result<i64, ReviewError> {
+    let now = claim;
     let definition = &campaign.definition;
     // First pass: how many items, the peers of each profile, and everyone's name.
     let mut peers = Peers::default();
@@ -493,11 +559,7 @@ async fn fill(
             ),
         });
     }
-    let assigner = Assigner {
-        definition,
-        owners: Assigner::owners(definition, &org_config.entitlement_owners, catalog, &people)?,
-        people: &people,
-    };
+    let assigner = Assigner::new(definition, &org_config.entitlement_owners, catalog, &people)?;
     let sets = crate::reports::carrying_sets(catalog);
     let facts = Facts {
         catalog,
@@ -524,12 +586,12 @@ async fn fill(
         }
         if batch.len() >= BATCH {
             count += batch.len() as i64;
-            store.insert_items(campaign.id, &batch).await?;
+            store.insert_items(campaign.id, claim, &batch).await?;
             batch.clear();
         }
     }
     count += batch.len() as i64;
-    store.insert_items(campaign.id, &batch).await?;
+    store.insert_items(campaign.id, claim, &batch).await?;
     Ok(count)
 }
 
@@ -582,7 +644,7 @@ pub async fn close(
             ),
         })?;
     if decision == Some("revoke") {
-        super::decide::remediate(store, org_config, org, &closed).await?;
+        super::decide::remediate(store, org_config, org, &closed, REMEDIATE_NOW).await?;
     }
     Ok(closed)
 }
@@ -696,18 +758,13 @@ async fn tick_one(
     };
     match campaign.state {
         CampaignState::Draft => {
-            if campaign.definition.starts_at.is_some_and(|at| at <= now) {
-                start(
-                    store,
-                    config,
-                    org_config,
-                    org,
-                    campaign.id,
-                    "provost",
-                    false,
-                )
-                .await?;
-                done.started.push(campaign.id);
+            // A failed automatic start is tried again an hour later (its error is on the draft).
+            let due = campaign.definition.starts_at.is_some_and(|at| at <= now)
+                && campaign
+                    .start_failed_at
+                    .is_none_or(|at| now - at >= RETRY_START);
+            if due {
+                auto_start(store, config, org_config, org, campaign, now, done).await?;
             }
         }
         CampaignState::Active => {
@@ -761,16 +818,64 @@ async fn tick_one(
                     }
                 }
             }
-            done.remediated += super::decide::remediate(store, org_config, org, campaign).await?;
+            done.remediated +=
+                super::decide::remediate(store, org_config, org, campaign, REMEDIATE_PASS).await?;
             next_run(store, config, org_config, org, campaign, now, done).await?;
         }
         CampaignState::Closed => {
-            done.remediated += super::decide::remediate(store, org_config, org, campaign).await?;
+            done.remediated +=
+                super::decide::remediate(store, org_config, org, campaign, REMEDIATE_PASS).await?;
             next_run(store, config, org_config, org, campaign, now, done).await?;
         }
         CampaignState::Cancelled => {}
     }
     Ok(())
+}
+
+/// Starts a draft as `provost`; a failure is recorded on the draft and in the audit log.
+async fn auto_start(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    now: Timestamp,
+    done: &mut Tick,
+) -> Result<(), ReviewError> {
+    match start(
+        store,
+        config,
+        org_config,
+        org,
+        campaign.id,
+        "provost",
+        false,
+    )
+    .await
+    {
+        Ok(_) => {
+            done.started.push(campaign.id);
+            Ok(())
+        }
+        Err(err) => {
+            let data =
+                json!({"campaign": campaign.id, "name": campaign.name, "error": err.to_string()});
+            store
+                .mark_campaign(
+                    campaign.id,
+                    CampaignMark::StartFailed(now, err.to_string()),
+                    Some(&AuditEvent {
+                        actor: "provost".into(),
+                        org: Some(org.name.clone()),
+                        request_id: None,
+                        event: "review_start_failed".into(),
+                        data,
+                    }),
+                )
+                .await?;
+            Err(err)
+        }
+    }
 }
 
 /// Makes and starts a recurring campaign's next run when its time has come.
@@ -786,21 +891,16 @@ async fn next_run(
     if campaign.next_run_at.is_none_or(|at| at > now) {
         return Ok(());
     }
-    if !store
-        .mark_campaign(campaign.id, CampaignMark::RunMade, None)
-        .await?
-    {
-        return Ok(()); // Another replica made it.
-    }
     let mut definition = campaign.definition.clone();
-    definition.starts_at = None;
+    // The run starts now, through the drafts' path: a failed start is retried and shown.
+    definition.starts_at = Some(now);
     let root = campaign
         .name
         .rsplit_once(" (run ")
         .map_or(campaign.name.as_str(), |(root, _)| root);
     let name = format!("{root} (run {})", now.format("%Y-%m-%d"));
     let due_at = now + chrono::TimeDelta::days(i64::from(definition.duration_days));
-    let run = insert(
+    let run = match insert(
         store,
         org,
         "provost",
@@ -809,8 +909,13 @@ async fn next_run(
         due_at,
         Some(campaign.id),
     )
-    .await?;
-    start(store, config, org_config, org, run.id, "provost", false).await?;
+    .await
+    {
+        Ok(run) => run,
+        // Another replica made it.
+        Err(ReviewError::Store(crate::store::StoreError::Duplicate(_))) => return Ok(()),
+        Err(err) => return Err(err),
+    };
     done.runs_made.push(run.id);
-    Ok(())
+    auto_start(store, config, org_config, org, &run, now, done).await
 }

@@ -104,6 +104,9 @@ pub async fn decide(
             "a comment is at most {MAX_COMMENT} characters"
         )));
     }
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let ids = ids.as_slice();
     let (reviewer, account) = reviewer_of(&**store, org.id, &actor.identity).await?;
     let found: HashMap<i64, ReviewItem> = store
         .get_items(org.id, ids)
@@ -112,7 +115,17 @@ pub async fn decide(
         .map(|i| (i.id, i))
         .collect();
     let mut campaigns: HashMap<i64, Campaign> = HashMap::new();
-    let mut grants_of: HashMap<String, (bool, Vec<String>)> = HashMap::new();
+    // What each user holds now, read once for all the items: drift is judged by entitlement
+    // (a grant removed and made again has a new id and is still held).
+    let mut users: Vec<String> = found.values().map(|i| i.account_id.clone()).collect();
+    users.sort();
+    users.dedup();
+    let holdings: HashMap<String, (bool, std::collections::HashSet<String>)> = store
+        .holdings(org.id, &users)
+        .await?
+        .into_iter()
+        .map(|(id, active, held)| (id, (active, held.into_iter().collect())))
+        .collect();
     let mut outcomes = Vec::with_capacity(ids.len());
     let mut decisions = Vec::new();
     let mut audit = Vec::new();
@@ -213,22 +226,14 @@ pub async fn decide(
             })
             .flatten();
         // What changed in Salesforce since the start, as the store now holds it.
-        if !grants_of.contains_key(&item.account_id) {
-            let active = store
-                .get_account(org.id, &item.account_id)
-                .await?
-                .map(|a| a.active);
-            let grants = store
-                .grants_of_account(org.id, &item.account_id)
-                .await?
-                .into_iter()
-                .map(|g| g.id)
-                .collect();
-            grants_of.insert(item.account_id.clone(), (active.unwrap_or(false), grants));
-        }
-        let (active, grants) = &grants_of[&item.account_id];
-        let drift = if !grants.contains(&item.grant_id) {
-            Some("the grant was removed in Salesforce after the campaign started".to_owned())
+        let (active, held) = holdings
+            .get(&item.account_id)
+            .map_or((false, None), |(active, held)| (*active, Some(held)));
+        let drift = if !held.is_some_and(|h| h.contains(&item.entitlement_id)) {
+            Some(
+                "the user no longer holds it: removed in Salesforce after the campaign started"
+                    .to_owned(),
+            )
         } else if !active && item.context["user_active"] == Value::Bool(true) {
             Some("the user was deactivated in Salesforce after the campaign started".to_owned())
         } else {
@@ -290,10 +295,17 @@ pub async fn decide(
         }
     }
     if verdict == Verdict::Revoke {
-        let touched: Vec<i64> = campaigns.keys().copied().collect();
-        for id in touched {
-            if let Some(campaign) = campaigns.get(&id) {
-                remediate(store, org_config, org, campaign).await?;
+        // The caller's own revocations are requested now; anything else left pending (a crash,
+        // a close policy) is the background pass's.
+        let pending: Vec<ReviewItem> = store
+            .get_items(org.id, &written)
+            .await?
+            .into_iter()
+            .filter(|i| i.remediation.as_deref() == Some("pending"))
+            .collect();
+        for item in &pending {
+            if let Some(campaign) = campaigns.get(&item.campaign_id) {
+                request_revocation(store, org_config, org, campaign, item).await?;
             }
         }
     }
@@ -311,103 +323,127 @@ pub async fn decide(
     Ok(outcomes)
 }
 
-/// Requests the revocations of `campaign`'s items decided `revoke` that have no request yet.
-/// Safe to repeat: each item's request is made with an idempotency key of the item, so a
-/// crash between the decision and its request, or two replicas at once, make one request.
-/// Returns how many items it settled.
+/// Requests the revocations of `campaign`'s items decided `revoke` that have no request yet,
+/// at most `budget` of them (the rest wait for the next pass). Safe to repeat: each item's
+/// request is made with an idempotency key of the item, so a crash between the decision and
+/// its request, or two replicas at once, make one request. Returns how many it settled.
 pub async fn remediate(
     store: &Arc<dyn Store>,
     org_config: &OrgConfig,
     org: &OrgRecord,
     campaign: &Campaign,
+    budget: usize,
 ) -> Result<usize, ReviewError> {
     let mut settled = 0;
-    loop {
-        let pending = store.items_to_remediate(campaign.id, 500).await?;
+    while settled < budget {
+        let pending = store
+            .items_to_remediate(
+                campaign.id,
+                500.min(u32::try_from(budget - settled).unwrap_or(500)),
+            )
+            .await?;
         if pending.is_empty() {
-            return Ok(settled);
+            break;
         }
         for item in &pending {
-            let decided_by = item
-                .decided_by
-                .clone()
-                .unwrap_or_else(|| "access review".to_owned());
-            let justification = format!(
-                "access review `{}` (campaign {}, item {}): revoke decided by {}{}",
-                campaign.name,
-                campaign.id,
-                item.id,
-                decided_by,
-                item.comment
-                    .as_deref()
-                    .map(|c| format!(": {c}"))
-                    .unwrap_or_default()
-            );
-            let input = RequestInput {
-                action: Action::Revoke,
-                user: Some(item.account_id.clone()),
-                entitlement: Some(EntitlementRef::Id(item.entitlement_id.clone())),
-                justification: Some(justification),
-                requester: Some(decided_by.clone()),
-                ticket: Some(format!("review-{}-{}", campaign.id, item.id)),
-                expires_at: None,
-                new_user: None,
-                changes: None,
-            };
-            let made = requests::create_with(
-                &**store,
-                org_config,
-                org,
-                "access-review",
-                input,
-                Some(format!("review-item-{}", item.id)),
-                Approval::Given {
-                    by: decided_by.clone(),
-                    reason: format!(
-                        "revocation decided in access review `{}` (campaign {}, item {})",
-                        campaign.name, campaign.id, item.id
-                    ),
-                },
-            )
-            .await;
-            match made {
-                Ok(created) => {
-                    store
-                        .set_remediation(item.id, "requested", Some(created.request.id), None)
-                        .await?
-                }
-                Err(RequestError::Duplicate { twin, .. }) => {
-                    store
-                        .set_remediation(
-                            item.id,
-                            "requested",
-                            Some(twin.id),
-                            Some("an open request already asked for this revocation"),
-                        )
-                        .await?
-                }
-                Err(RequestError::Refused(refusal)) => {
-                    let note = format!("{}: {}", refusal.code, refusal.message);
-                    // Gone from the synced model since the decision: nothing to write.
-                    let state = if refusal.code == "not_granted" {
-                        "not_needed"
-                    } else {
-                        "refused"
-                    };
-                    store
-                        .set_remediation(item.id, state, None, Some(&note))
-                        .await?
-                }
-                Err(RequestError::Store(err)) => return Err(err.into()),
-                Err(other) => {
-                    store
-                        .set_remediation(item.id, "refused", None, Some(&other.to_string()))
-                        .await?
-                }
-            }
+            request_revocation(store, org_config, org, campaign, item).await?;
             settled += 1;
         }
     }
+    Ok(settled)
+}
+
+/// Requests the revocation `item`'s decision asks for, and records what that came to on the
+/// item: `requested` with the request, `not_needed` when the synced org shows it gone, or
+/// `refused` with the plan's reason.
+async fn request_revocation(
+    store: &Arc<dyn Store>,
+    org_config: &OrgConfig,
+    org: &OrgRecord,
+    campaign: &Campaign,
+    item: &ReviewItem,
+) -> Result<(), ReviewError> {
+    let decided_by = item
+        .decided_by
+        .clone()
+        .unwrap_or_else(|| "access review".to_owned());
+    let justification = format!(
+        "access review `{}` (campaign {}, item {}): revoke decided by {}{}",
+        campaign.name,
+        campaign.id,
+        item.id,
+        decided_by,
+        item.comment
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default()
+    );
+    let input = RequestInput {
+        action: Action::Revoke,
+        user: Some(item.account_id.clone()),
+        entitlement: Some(EntitlementRef::Id(item.entitlement_id.clone())),
+        justification: Some(justification),
+        requester: Some(decided_by.clone()),
+        ticket: Some(format!("review-{}-{}", campaign.id, item.id)),
+        expires_at: None,
+        new_user: None,
+        changes: None,
+    };
+    let made = requests::create_with(
+        &**store,
+        org_config,
+        org,
+        "access-review",
+        input,
+        Some(format!("review-item-{}", item.id)),
+        Approval::Given {
+            by: decided_by.clone(),
+            reason: format!(
+                "revocation decided in access review `{}` (campaign {}, item {})",
+                campaign.name, campaign.id, item.id
+            ),
+        },
+    )
+    .await;
+    match made {
+        Ok(created) => {
+            store
+                .set_remediation(item.id, "requested", Some(created.request.id), None)
+                .await?
+        }
+        Err(RequestError::Duplicate { twin, .. }) => {
+            store
+                .set_remediation(
+                    item.id,
+                    "requested",
+                    Some(twin.id),
+                    Some(&format!(
+                        "request {} (by {}) already asked for this revocation",
+                        twin.id, twin.created_by
+                    )),
+                )
+                .await?
+        }
+        Err(RequestError::Refused(refusal)) => {
+            let note = format!("{}: {}", refusal.code, refusal.message);
+            // Gone from the synced model since the decision: nothing to write.
+            let state = if refusal.code == "not_granted" {
+                "not_needed"
+            } else {
+                "refused"
+            };
+            store
+                .set_remediation(item.id, state, None, Some(&note))
+                .await?
+        }
+        Err(RequestError::Store(err)) => return Err(err.into()),
+        Err(other) => {
+            store
+                .set_remediation(item.id, "refused", None, Some(&other.to_string()))
+                .await?
+        }
+    }
+    Ok(())
 }
 
 /// Hands item `id` to `to` (a username, user id or name) for `reason`: its reviewer or an
@@ -465,6 +501,19 @@ pub async fn reassign(
                 message: format!("{to} is an inactive user of the org; choose an active reviewer"),
             });
         }
+    }
+    let other_stage = item
+        .reviewers
+        .iter()
+        .enumerate()
+        .any(|(i, s)| i as i64 != item.stage - 1 && s.reviewer == new);
+    if other_stage {
+        return Err(ReviewError::Refused {
+            code: "same_reviewer_twice",
+            message: format!(
+                "{to} reviews another stage of item {id}: two stages by one person are not two reviews; choose someone else"
+            ),
+        });
     }
     if new == item.username.to_lowercase() || new_account.as_deref() == Some(&item.account_id) {
         return Err(ReviewError::Refused {

@@ -206,11 +206,14 @@ pub(super) struct Person {
     pub active: bool,
 }
 
-/// The org's users by id and by lower-case username, for reviewers and managers.
+/// The org's users by id (and its first 15 characters), lower-case username and email, for
+/// reviewers and managers: the same resolution as [`super::reviewer_of`] at decision time.
 #[derive(Default)]
 pub(super) struct People {
     by_id: HashMap<String, (String, bool)>,
+    by_short_id: HashMap<String, String>,
     by_name: HashMap<String, String>,
+    by_email: HashMap<String, Vec<String>>,
 }
 
 impl People {
@@ -220,32 +223,59 @@ impl People {
         }
         let name = account.username.to_lowercase();
         self.by_name.insert(name.clone(), account.id.clone());
+        if account.id.len() == 18 {
+            self.by_short_id
+                .insert(account.id[..15].to_owned(), account.id.clone());
+        }
+        if let Some(email) = &account.email {
+            self.by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(account.id.clone());
+        }
         self.by_id
             .insert(account.id.clone(), (name, account.active));
     }
 
-    /// Who `key` (a user id, a username, or another name) is.
-    pub(super) fn find(&self, key: &str) -> Person {
+    fn person(&self, id: &str) -> Person {
+        let (name, active) = self.by_id[id].clone();
+        Person {
+            reviewer: name,
+            account_id: Some(id.to_owned()),
+            active,
+        }
+    }
+
+    /// The user with this id.
+    pub(super) fn by_id(&self, id: &str) -> Option<Person> {
+        self.by_id.contains_key(id).then(|| self.person(id))
+    }
+
+    /// Who `key` (a user id of 18 or 15 characters, a username, an email, or another name)
+    /// is; an email several users share is refused.
+    pub(super) fn find(&self, key: &str) -> Result<Person, ReviewError> {
         let key = key.trim();
+        let lower = key.to_lowercase();
         let id = self
             .by_id
             .get_key_value(key)
             .map(|(id, _)| id.clone())
-            .or_else(|| self.by_name.get(&key.to_lowercase()).cloned());
-        match id {
-            Some(id) => {
-                let (name, active) = self.by_id[&id].clone();
-                Person {
-                    reviewer: name,
-                    account_id: Some(id),
-                    active,
-                }
-            }
-            None => Person {
-                reviewer: key.to_lowercase(),
+            .or_else(|| self.by_short_id.get(key).cloned())
+            .or_else(|| self.by_name.get(&lower).cloned());
+        if let Some(id) = id {
+            return Ok(self.person(&id));
+        }
+        match self.by_email.get(&lower).map(Vec::as_slice) {
+            Some([one]) => Ok(self.person(one)),
+            Some(several) if several.len() > 1 => Err(ReviewError::BadDefinition(format!(
+                "`{key}` is the email of {} users; name the reviewer by username or id",
+                several.len()
+            ))),
+            _ => Ok(Person {
+                reviewer: lower,
                 account_id: None,
                 active: true,
-            },
+            }),
         }
     }
 }
@@ -255,31 +285,50 @@ pub(super) struct Assigner<'a> {
     pub definition: &'a Definition,
     /// Entitlement id to its owner.
     pub owners: HashMap<String, Person>,
+    /// The `reviewers` list and the fallbacks, resolved once.
+    pub listed: Vec<Person>,
+    pub fallback: Vec<Person>,
     pub people: &'a People,
 }
 
-impl Assigner<'_> {
-    /// Entitlement owners from the org's configuration, overridden by the campaign's.
-    pub(super) fn owners(
-        definition: &Definition,
+impl<'a> Assigner<'a> {
+    pub(super) fn new(
+        definition: &'a Definition,
         configured: &std::collections::BTreeMap<String, String>,
         catalog: &HashMap<String, Entitlement>,
-        people: &People,
-    ) -> Result<HashMap<String, Person>, ReviewError> {
+        people: &'a People,
+    ) -> Result<Assigner<'a>, ReviewError> {
         let mut owners = HashMap::new();
         for (key, owner) in configured.iter().chain(&definition.reviewers.owners) {
+            let owner = people.find(owner)?;
             for id in ids_named(catalog, key, None, "an owned entitlement")
                 .map_err(|e| ReviewError::BadDefinition(format!("{e} (in owners)")))?
             {
-                owners.insert(id, people.find(owner));
+                owners.insert(id, owner.clone());
             }
         }
-        Ok(owners)
+        let resolve = |names: &[String]| -> Result<Vec<Person>, ReviewError> {
+            names.iter().map(|n| people.find(n)).collect()
+        };
+        Ok(Assigner {
+            definition,
+            owners,
+            listed: resolve(&definition.reviewers.reviewers)?,
+            fallback: resolve(&definition.reviewers.fallback)?,
+            people,
+        })
     }
 
     fn is_subject(person: &Person, account: &Account) -> bool {
         person.account_id.as_deref() == Some(account.id.as_str())
             || person.reviewer == account.username.to_lowercase()
+    }
+
+    /// The first active fallback that is not the user under review nor `besides`.
+    fn fallback_for(&self, account: &Account, besides: Option<&str>) -> Option<&Person> {
+        self.fallback.iter().find(|p| {
+            p.active && !Self::is_subject(p, account) && besides != Some(p.reviewer.as_str())
+        })
     }
 
     /// The reviewers of each stage of `account`'s item of `entitlement`.
@@ -289,23 +338,21 @@ impl Assigner<'_> {
         entitlement: &str,
     ) -> Result<Vec<StageReviewer>, ReviewError> {
         let rules = &self.definition.reviewers;
-        let mut stages = Vec::with_capacity(rules.stages.len());
+        let mut stages: Vec<StageReviewer> = Vec::with_capacity(rules.stages.len());
         for rule in &rules.stages {
             let candidate = match rule {
                 Rule::Manager => account
                     .attributes
                     .get("ManagerId")
                     .and_then(Value::as_str)
-                    .map(|id| self.people.find(id))
-                    .filter(|p| p.account_id.is_some()),
+                    .and_then(|id| self.people.by_id(id)),
                 Rule::Owner => self.owners.get(entitlement).cloned(),
                 Rule::Reviewers => {
                     // The same reviewer for all of a user's items, spread evenly over the list.
-                    let eligible: Vec<Person> = rules
-                        .reviewers
+                    let eligible: Vec<&Person> = self
+                        .listed
                         .iter()
-                        .map(|r| self.people.find(r))
-                        .filter(|p| !Self::is_subject(p, account))
+                        .filter(|p| p.active && !Self::is_subject(p, account))
                         .collect();
                     (!eligible.is_empty()).then(|| {
                         let at = stable_hash(&account.id) as usize % eligible.len();
@@ -313,6 +360,7 @@ impl Assigner<'_> {
                     })
                 }
             };
+            let earlier = stages.first().map(|s| s.reviewer.as_str());
             let why = match &candidate {
                 None => Some(format!("no {} for this item", rule.as_str())),
                 Some(p) if !p.active => {
@@ -321,58 +369,35 @@ impl Assigner<'_> {
                 Some(p) if Self::is_subject(p, account) => {
                     Some(format!("the {} is the user under review", rule.as_str()))
                 }
+                Some(p) if earlier == Some(p.reviewer.as_str()) => Some(format!(
+                    "the {} already reviews the first stage",
+                    rule.as_str()
+                )),
                 Some(_) => None,
             };
-            let stage = match (candidate, why) {
-                (Some(person), None) => StageReviewer {
+            match (candidate, why) {
+                (Some(person), None) => stages.push(StageReviewer {
                     reviewer: person.reviewer,
                     account_id: person.account_id,
                     rule: rule.as_str().to_owned(),
-                },
-                (_, Some(why)) => {
-                    let fallback = rules
-                        .fallback
-                        .iter()
-                        .map(|f| self.people.find(f))
-                        .find(|p| !Self::is_subject(p, account))
-                        .ok_or_else(|| {
-                            ReviewError::BadDefinition(format!(
-                                "{} ({}) would review their own access: every fallback reviewer is that user; add another fallback",
-                                account.username, account.id
-                            ))
-                        })?;
-                    StageReviewer {
-                        reviewer: fallback.reviewer,
-                        account_id: fallback.account_id,
+                }),
+                (_, Some(why)) => match self.fallback_for(account, earlier) {
+                    Some(fallback) => stages.push(StageReviewer {
+                        reviewer: fallback.reviewer.clone(),
+                        account_id: fallback.account_id.clone(),
                         rule: format!("fallback: {why}"),
+                    }),
+                    // A second stage without another person is one review, not two by one.
+                    None if earlier.is_some() => {}
+                    None => {
+                        return Err(ReviewError::BadDefinition(format!(
+                            "no fallback reviewer can review {} ({}): each is that user or inactive; add another fallback",
+                            account.username, account.id
+                        )))
                     }
-                }
+                },
                 (None, None) => unreachable!("no candidate always has a reason"),
-            };
-            // Two stages by one person are one review: the second goes to the fallback.
-            let repeated = stages
-                .iter()
-                .any(|s: &StageReviewer| s.reviewer == stage.reviewer);
-            if repeated {
-                let fallback = rules
-                    .fallback
-                    .iter()
-                    .map(|f| self.people.find(f))
-                    .find(|p| !Self::is_subject(p, account) && p.reviewer != stage.reviewer);
-                // Without another fallback, one stage is what can be had.
-                if let Some(p) = fallback {
-                    stages.push(StageReviewer {
-                        reviewer: p.reviewer,
-                        account_id: p.account_id,
-                        rule: format!(
-                            "fallback: the {} already reviews the first stage",
-                            rule.as_str()
-                        ),
-                    });
-                }
-                continue;
             }
-            stages.push(stage);
         }
         Ok(stages)
     }

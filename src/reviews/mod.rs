@@ -63,16 +63,27 @@ pub struct Actor {
 }
 
 /// `identity` as items store reviewers: a user of the org is their lower-case username
-/// (whether named by id, username or email); anyone else, the name in lower case. Also the
-/// user's id when they are one.
+/// (whether named by id, 15-character id, username or email); anyone else, the name in lower
+/// case. Also the user's id when they are one. An email several users share is refused: it
+/// does not say who.
 pub async fn reviewer_of(
     store: &dyn crate::store::Store,
     org: crate::store::OrgId,
     identity: &str,
-) -> Result<(String, Option<String>), StoreError> {
+) -> Result<(String, Option<String>), ReviewError> {
     use crate::store::provisioning::AccountMatch;
     Ok(match store.find_account(org, identity.trim()).await? {
         AccountMatch::One(account) => (account.username.to_lowercase(), Some(account.id)),
-        _ => (identity.trim().to_lowercase(), None),
+        AccountMatch::Several(names) => {
+            return Err(ReviewError::Refused {
+                code: "ambiguous_reviewer",
+                message: format!(
+                    "`{}` is the email of several users ({}); name one by username or id",
+                    identity.trim(),
+                    names.join(", ")
+                ),
+            })
+        }
+        AccountMatch::None => (identity.trim().to_lowercase(), None),
     })
 }

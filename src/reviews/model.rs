@@ -240,6 +240,10 @@ pub struct Campaign {
     pub overdue_at: Option<Timestamp>,
     #[serde(with = "provost_connector::times::serde::option")]
     pub next_run_at: Option<Timestamp>,
+    /// A draft's last failed automatic start, and why.
+    #[serde(with = "provost_connector::times::serde::option")]
+    pub start_failed_at: Option<Timestamp>,
+    pub start_error: Option<String>,
     /// The recurring campaign this run was made from.
     pub parent_id: Option<i64>,
 }

@@ -123,7 +123,8 @@ pub trait ProvisioningStore: Send + Sync {
     /// The token with this hash, revoked or not; records its use.
     async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
 
-    /// The user with this id, or else username, or else email (case-insensitive).
+    /// The user with this id (18 characters, or the 15 Salesforce also shows), or else
+    /// username, or else email (case-insensitive).
     async fn find_account(&self, org: OrgId, key: &str) -> Result<AccountMatch, StoreError>;
     async fn get_entitlement(
         &self,

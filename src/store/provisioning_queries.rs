@@ -620,7 +620,20 @@ impl super::provisioning::ProvisioningStore for SqlStore {
     ) -> Result<super::provisioning::AccountMatch, StoreError> {
         use super::provisioning::AccountMatch;
         let select = ACCOUNT_SELECT;
-        for condition in ["id = $2", "username = $2", "lower(username) = lower($2)"] {
+        // A 15-character id (as Salesforce shows in URLs and reports) is the 18-character one
+        // without its case-safe suffix.
+        let short_id = key.len() == 15 && key.chars().all(|c| c.is_ascii_alphanumeric());
+        let conditions: &[&str] = if short_id {
+            &[
+                "id = $2",
+                "substr(id, 1, 15) = $2",
+                "username = $2",
+                "lower(username) = lower($2)",
+            ]
+        } else {
+            &["id = $2", "username = $2", "lower(username) = lower($2)"]
+        };
+        for condition in conditions {
             let row: Option<queries::AccountRow> = sql(format!(
                 "{select} WHERE org_id = $1 AND {condition} LIMIT 1"
             ))

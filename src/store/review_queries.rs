@@ -17,7 +17,7 @@ use crate::reviews::model::{
 
 const CAMPAIGN_COLUMNS: &str = "id, org_id, name, state, definition, due_at, created_by, \
     created_at, started_at, data_as_of, items, closed_at, closed_by, reminded_at, overdue_at, \
-    next_run_at, parent_id";
+    next_run_at, start_failed_at, start_error, parent_id";
 
 const ITEM_COLUMNS: &str = "i.id, i.campaign_id, i.account_id, i.username, i.display_name, \
     i.entitlement_id, i.kind, i.api_name, i.grant_id, i.context, i.privileged, i.suggestion, \
@@ -46,6 +46,8 @@ struct CampaignRow {
     reminded_at: Option<Timestamp>,
     overdue_at: Option<Timestamp>,
     next_run_at: Option<Timestamp>,
+    start_failed_at: Option<Timestamp>,
+    start_error: Option<String>,
     parent_id: Option<i64>,
 }
 
@@ -77,6 +79,8 @@ impl TryFrom<CampaignRow> for Campaign {
             reminded_at: row.reminded_at,
             overdue_at: row.overdue_at,
             next_run_at: row.next_run_at,
+            start_failed_at: row.start_failed_at,
+            start_error: row.start_error,
             parent_id: row.parent_id,
         })
     }
@@ -174,6 +178,21 @@ impl super::reviews::ReviewStore for SqlStore {
         audit: &AuditEvent,
     ) -> Result<Campaign, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if let Some(parent) = campaign.parent_id {
+            // A recurring campaign's next run is made once: the mark goes with the insert.
+            let cleared = sql(
+                "UPDATE review_campaigns SET next_run_at = NULL WHERE id = $1 \
+                     AND next_run_at IS NOT NULL",
+            )
+            .bind(parent)
+            .execute(&mut tx)
+            .await?;
+            if cleared != 1 {
+                return Err(StoreError::Duplicate(format!(
+                    "the next run of campaign {parent} was made already"
+                )));
+            }
+        }
         let row: CampaignRow = sql(format!(
             "INSERT INTO review_campaigns (org_id, name, state, definition, due_at, created_by, \
                  created_at, parent_id) VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7) \
@@ -258,8 +277,30 @@ impl super::reviews::ReviewStore for SqlStore {
         Ok(claimed == 1)
     }
 
-    async fn insert_items(&self, campaign: i64, items: &[NewItem]) -> Result<(), StoreError> {
+    async fn insert_items(
+        &self,
+        campaign: i64,
+        claim: Timestamp,
+        items: &[NewItem],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let lock = match tx.backend() {
+            super::Backend::Sqlite => "",
+            super::Backend::Postgres => " FOR UPDATE",
+        };
+        let held: Option<(i64,)> = sql(format!(
+            "SELECT id FROM review_campaigns WHERE id = $1 AND state = 'draft' \
+                 AND started_at = $2{lock}"
+        ))
+        .bind(campaign)
+        .bind(claim)
+        .fetch_optional(&mut tx)
+        .await?;
+        if held.is_none() {
+            return Err(StoreError::Duplicate(format!(
+                "campaign {campaign}'s start was taken over by another (it ran past its lease); this one stops"
+            )));
+        }
         for chunk in items.chunks(ITEM_CHUNK) {
             let mut insert = build(
                 "INSERT INTO review_items (campaign_id, account_id, username, display_name, \
@@ -299,6 +340,7 @@ impl super::reviews::ReviewStore for SqlStore {
     async fn activate_campaign(
         &self,
         id: i64,
+        claim: Timestamp,
         items: i64,
         data_as_of: Option<Timestamp>,
         due_at: Timestamp,
@@ -308,7 +350,8 @@ impl super::reviews::ReviewStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let row: Option<CampaignRow> = sql(format!(
             "UPDATE review_campaigns SET state = 'active', items = $2, data_as_of = $3, \
-                 due_at = $4, next_run_at = $5 WHERE id = $1 AND state = 'draft' \
+                 due_at = $4, next_run_at = $5, start_failed_at = NULL, start_error = NULL \
+                 WHERE id = $1 AND state = 'draft' AND started_at = $6 \
                  RETURNING {CAMPAIGN_COLUMNS}"
         ))
         .bind(id)
@@ -316,6 +359,7 @@ impl super::reviews::ReviewStore for SqlStore {
         .bind(data_as_of)
         .bind(due_at)
         .bind(next_run_at)
+        .bind(claim)
         .fetch_optional(&mut tx)
         .await?;
         let Some(row) = row else {
@@ -326,19 +370,29 @@ impl super::reviews::ReviewStore for SqlStore {
         Ok(Some(row.try_into()?))
     }
 
-    async fn abandon_start(&self, id: i64) -> Result<(), StoreError> {
+    async fn abandon_start(
+        &self,
+        id: i64,
+        claim: Timestamp,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sql(
-            "DELETE FROM review_items WHERE campaign_id = $1 AND EXISTS \
-                 (SELECT 1 FROM review_campaigns WHERE id = $1 AND state = 'draft')",
+        let released = sql(
+            "UPDATE review_campaigns SET started_at = NULL, start_failed_at = $3, \
+                 start_error = $4 WHERE id = $1 AND state = 'draft' AND started_at = $2",
         )
         .bind(id)
+        .bind(claim)
+        .bind(failure.map(|_| chrono::Utc::now()))
+        .bind(failure)
         .execute(&mut tx)
         .await?;
-        sql("UPDATE review_campaigns SET started_at = NULL WHERE id = $1 AND state = 'draft'")
-            .bind(id)
-            .execute(&mut tx)
-            .await?;
+        if released == 1 {
+            sql("DELETE FROM review_items WHERE campaign_id = $1")
+                .bind(id)
+                .execute(&mut tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -426,11 +480,13 @@ impl super::reviews::ReviewStore for SqlStore {
             )
             .bind(id)
             .bind(at),
-            CampaignMark::RunMade => sql(
-                "UPDATE review_campaigns SET next_run_at = NULL WHERE id = $1 \
-                     AND next_run_at IS NOT NULL",
+            CampaignMark::StartFailed(at, error) => sql(
+                "UPDATE review_campaigns SET start_failed_at = $2, start_error = $3 \
+                     WHERE id = $1 AND state = 'draft'",
             )
-            .bind(id),
+            .bind(id)
+            .bind(at)
+            .bind(error),
         }
         .execute(&mut tx)
         .await?;
@@ -441,6 +497,39 @@ impl super::reviews::ReviewStore for SqlStore {
         }
         tx.commit().await?;
         Ok(marked == 1)
+    }
+
+    async fn holdings(
+        &self,
+        org: OrgId,
+        accounts: &[String],
+    ) -> Result<Vec<(String, bool, Vec<String>)>, StoreError> {
+        let mut found: std::collections::BTreeMap<String, (bool, Vec<String>)> =
+            std::collections::BTreeMap::new();
+        for chunk in accounts.chunks(500) {
+            let mut select = build("SELECT id, active FROM accounts WHERE org_id = ");
+            select.push_bind(org.0).push(" AND id IN ");
+            select.push_list(chunk.iter().map(String::as_str));
+            let rows: Vec<(String, bool)> = select.fetch_all(&self.pool).await?;
+            for (id, active) in rows {
+                found.insert(id, (active, Vec::new()));
+            }
+            let mut select = build("SELECT account_id, entitlement_id FROM grants WHERE org_id = ");
+            select
+                .push_bind(org.0)
+                .push(" AND source NOT LIKE 'group:%' AND account_id IN ");
+            select.push_list(chunk.iter().map(String::as_str));
+            let rows: Vec<(String, String)> = select.fetch_all(&self.pool).await?;
+            for (account, entitlement) in rows {
+                if let Some((_, held)) = found.get_mut(&account) {
+                    held.push(entitlement);
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|(id, (active, held))| (id, active, held))
+            .collect())
     }
 
     async fn list_items(
@@ -571,7 +660,7 @@ impl super::reviews::ReviewStore for SqlStore {
                  COALESCE(SUM(CASE WHEN i.remediation = 'not_needed' OR (i.remediation = 'requested' \
                      AND r.state IN ('completed', 'expired')) THEN 1 ELSE 0 END), 0), \
                  COALESCE(SUM(CASE WHEN i.remediation = 'pending' OR (i.remediation = 'requested' \
-                     AND r.state IN ('pending_approval', 'approved', 'executing')) THEN 1 ELSE 0 END), 0), \
+                     AND r.state IN ('pending_approval', 'approved', 'executing', 'expiring')) THEN 1 ELSE 0 END), 0), \
                  COALESCE(SUM(CASE WHEN i.remediation = 'refused' OR (i.remediation = 'requested' \
                      AND (r.state IS NULL OR r.state IN ('failed', 'rejected', 'cancelled'))) THEN 1 ELSE 0 END), 0), \
                  COALESCE(SUM(CASE WHEN i.state = 'open' AND c.due_at < $2 THEN 1 ELSE 0 END), 0) \
@@ -632,6 +721,17 @@ impl super::reviews::ReviewStore for SqlStore {
     ) -> Result<Vec<i64>, StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
+        if tx.backend() == super::Backend::Postgres && !decisions.is_empty() {
+            // Wait for a close or cancel under way (it holds the campaign's row), so that no
+            // decision lands on a campaign that has just ended.
+            let mut lock = build(
+                "SELECT c.id FROM review_campaigns c WHERE c.id IN \
+                     (SELECT campaign_id FROM review_items WHERE id IN ",
+            );
+            lock.push_list(decisions.iter().map(|d| d.item));
+            lock.push(") ORDER BY c.id FOR SHARE");
+            let _: Vec<(i64,)> = lock.fetch_all(&mut tx).await?;
+        }
         let mut written = Vec::new();
         let mut entries = Vec::new();
         for (decision, audit) in decisions.iter().zip(audit) {
@@ -640,7 +740,9 @@ impl super::reviews::ReviewStore for SqlStore {
                     Some(next) => {
                         sql(
                             "UPDATE review_items SET stage = stage + 1, reviewer = $4, drift = $5 \
-                         WHERE id = $1 AND state = 'open' AND stage = $2 AND reviewer = $3",
+                         WHERE id = $1 AND state = 'open' AND stage = $2 AND reviewer = $3 \
+                         AND EXISTS (SELECT 1 FROM review_campaigns c \
+                             WHERE c.id = review_items.campaign_id AND c.state = 'active')",
                         )
                         .bind(decision.item)
                         .bind(decision.stage)
@@ -653,7 +755,9 @@ impl super::reviews::ReviewStore for SqlStore {
                     None => sql(
                         "UPDATE review_items SET state = 'decided', decision = $4, comment = $5, \
                          decided_by = $6, decided_at = $7, drift = $8, remediation = $9 \
-                         WHERE id = $1 AND state = 'open' AND stage = $2 AND reviewer = $3",
+                         WHERE id = $1 AND state = 'open' AND stage = $2 AND reviewer = $3 \
+                         AND EXISTS (SELECT 1 FROM review_campaigns c \
+                             WHERE c.id = review_items.campaign_id AND c.state = 'active')",
                     )
                     .bind(decision.item)
                     .bind(decision.stage)

@@ -91,7 +91,8 @@ pub struct Summary {
 
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
-    /// Stores a draft with its audit entry.
+    /// Stores a draft with its audit entry; a recurring campaign's run (`parent_id`) clears the
+    /// parent's next-run time in the same transaction, and is refused when it was cleared.
     async fn insert_campaign(
         &self,
         campaign: &NewCampaign,
@@ -115,22 +116,42 @@ pub trait ReviewStore: Send + Sync {
         now: Timestamp,
         stale: chrono::TimeDelta,
     ) -> Result<bool, StoreError>;
-    /// Adds items to a draft being started.
-    async fn insert_items(&self, campaign: i64, items: &[NewItem]) -> Result<(), StoreError>;
+    /// Adds items to a draft being started under the claim `claim` (the time
+    /// [`ReviewStore::claim_start`] set); refused when another start took the claim over.
+    async fn insert_items(
+        &self,
+        campaign: i64,
+        claim: Timestamp,
+        items: &[NewItem],
+    ) -> Result<(), StoreError>;
     /// Makes the draft active with its items, data time and due time, with its audit entries;
     /// `None` when it is not a draft any more.
     #[allow(clippy::too_many_arguments)]
     async fn activate_campaign(
         &self,
         id: i64,
+        claim: Timestamp,
         items: i64,
         data_as_of: Option<Timestamp>,
         due_at: Timestamp,
         next_run_at: Option<Timestamp>,
         audit: &[AuditEvent],
     ) -> Result<Option<Campaign>, StoreError>;
-    /// Gives up a claimed start (nothing was made active): its items go.
-    async fn abandon_start(&self, id: i64) -> Result<(), StoreError>;
+    /// Gives up the start claimed at `claim` (nothing was made active): its items go, and
+    /// `failure` is recorded as the draft's failed automatic start.
+    async fn abandon_start(
+        &self,
+        id: i64,
+        claim: Timestamp,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// For each of `accounts`: whether it is active, and the entitlements it holds other than
+    /// through a group (what a decision checks for drift).
+    async fn holdings(
+        &self,
+        org: OrgId,
+        accounts: &[String],
+    ) -> Result<Vec<(String, bool, Vec<String>)>, StoreError>;
 
     /// Moves a campaign from one of `from` to `to` (closed or cancelled), deciding its open
     /// items as `policy_decision` (`keep`, `revoke`) when given, with its audit entry.
@@ -208,11 +229,10 @@ pub trait ReviewStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// A once-only mark on a campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A mark on a campaign: reminded and overdue once each; a draft's failed automatic start.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CampaignMark {
     Reminded(Timestamp),
     Overdue(Timestamp),
-    /// The recurring run was made: the next-run time is cleared.
-    RunMade,
+    StartFailed(Timestamp, String),
 }

@@ -239,6 +239,13 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
             assert_eq!(status, 400, "{bad}: {body}");
         }
 
+        // A token naming the manager by the 15-character id sees the same queue.
+        let short = theirs[0].reviewers[0].account_id.clone().unwrap()[..15].to_owned();
+        let by_short_id = person(&fixture, "manager-short-id", &short, &["reviews:decide"]).await;
+        let (status, page) = get(&fixture, &by_short_id, &format!("{BASE}/items?limit=500")).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["items"].as_array().unwrap().len(), theirs.len(), "{page}");
+
         // Refusals, each with its code.
         let mine = theirs[0].id;
         let others = items.iter().find(|i| i.reviewer != manager).unwrap().id;
@@ -249,8 +256,8 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
         };
         let (status, body) = decide(mine, json!({"decision": "revoke"})).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("comment_required")), "{body}");
-        let (status, _) = decide(others, json!({"decision": "keep", "comment": "fine"})).await;
-        assert_eq!(status, 403, "someone else's item");
+        let (status, body) = decide(others, json!({"decision": "keep", "comment": "fine"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_your_item")), "someone else's item");
         let (status, _) = decide(999_999_999, json!({"decision": "keep", "comment": "fine"})).await;
         assert_eq!(status, 404);
         for bad in [json!({"decision": "maybe"}), json!({}), json!(null), json!({"decision": "keep", "extra": 1})] {
@@ -456,8 +463,10 @@ async fn two_stage_reviews_owners_lists_self_review_policies_and_recurring_runs_
         let a_item = items.iter().find(|i| &i.username.to_lowercase() == a).unwrap();
         assert_eq!(&a_item.reviewer, b, "a's own item goes to b");
 
-        // Stage one keeps, stage two (the owner) revokes.
+        // Stage one keeps, stage two (the owner) revokes; one person cannot take both stages.
         let first = person(&fixture, "first", &a_item.reviewers[0].reviewer, &["reviews:decide"]).await;
+        let (status, body) = post(&fixture, &first, &format!("{BASE}/items/{}/reassign", a_item.id), json!({"to": owner, "reason": "owner knows"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("same_reviewer_twice")), "{body}");
         let second = person(&fixture, "second", &owner, &["reviews:decide"]).await;
         let (status, moved) = post(&fixture, &first, &format!("{BASE}/items/{}/decision", a_item.id), json!({"decision": "keep", "comment": "still on the team"})).await;
         assert_eq!(status, 200, "{moved}");
@@ -481,21 +490,22 @@ async fn two_stage_reviews_owners_lists_self_review_policies_and_recurring_runs_
         let (_, shown) = get(&fixture, &admin, &format!("{BASE}/campaigns/{campaign}")).await;
         assert_eq!(shown["summary"]["remediated"], json!(items.len()), "{shown}");
 
-        // A month later the next run is made and started by itself; it finds nothing left.
+        // A month later the next run is made and started by itself; it finds nothing left, and
+        // says so on the draft and in the audit log, to be tried again an hour later.
         let later = chrono::Utc::now() + chrono::TimeDelta::days(32);
         let tick = campaigns::tick(&fixture.store, &fixture.config, later).await;
-        // Nobody holds the set now: the run is made and its start refused as empty.
+        assert_eq!(tick.runs_made.len(), 1, "{tick:?}");
         assert_eq!(tick.failures.len(), 1, "{tick:?}");
         assert!(tick.failures[0].contains("matches no grant"), "{tick:?}");
         let runs = fixture.store.list_campaigns(fixture.org.id, None).await.unwrap();
         let run = runs.iter().find(|c| c.parent_id == Some(campaign)).expect("the next run");
         assert!(run.name.starts_with("Owner review (run "), "{}", run.name);
-        let again = campaigns::tick(&fixture.store, &fixture.config, later).await;
-        assert_eq!(
-            fixture.store.list_campaigns(fixture.org.id, None).await.unwrap().len(),
-            runs.len(),
-            "one run per period: {again:?}"
-        );
+        assert!(run.start_error.as_deref().unwrap().contains("matches no grant"));
+        let again = campaigns::tick(&fixture.store, &fixture.config, later + chrono::TimeDelta::minutes(1)).await;
+        assert!(again.failures.is_empty() && again.runs_made.is_empty(), "once per period, retried after an hour: {again:?}");
+        assert_eq!(fixture.store.list_campaigns(fixture.org.id, None).await.unwrap().len(), runs.len());
+        let retried = campaigns::tick(&fixture.store, &fixture.config, later + chrono::TimeDelta::hours(2)).await;
+        assert_eq!(retried.failures.len(), 1, "tried again after the hour: {retried:?}");
 
         // Leave-open closing leaves undecided items open and reported as such; cancelling.
         let (_, draft) = post(&fixture, &admin, &format!("{BASE}/campaigns"), json!({
