@@ -94,10 +94,15 @@ pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, String> {
     Ok(scopes)
 }
 
-/// Whether `held` (as stored) allows `wanted`.
+/// Whether `held` (as stored) allows `wanted`. `admin` allows everything; `reviews:admin`
+/// allows `reviews:decide` too (an administrator of reviews may reassign any item and decide
+/// what is assigned to them).
 pub fn allows(held: &[String], wanted: Scope) -> bool {
-    held.iter()
-        .any(|s| s == wanted.as_str() || s == Scope::Admin.as_str())
+    held.iter().any(|s| {
+        s == wanted.as_str()
+            || s == Scope::Admin.as_str()
+            || (wanted == Scope::ReviewsDecide && s == Scope::ReviewsAdmin.as_str())
+    })
 }
 
 /// A new random token: the prefix and 256 random bits, URL-safe.
@@ -132,6 +137,8 @@ mod tests {
         assert!(allows(&held, Scope::ScimRead));
         assert!(!allows(&held, Scope::ScimWrite));
         assert!(allows(&["admin".to_owned()], Scope::RequestsApprove));
+        assert!(allows(&["reviews:admin".to_owned()], Scope::ReviewsDecide));
+        assert!(!allows(&["reviews:decide".to_owned()], Scope::ReviewsAdmin));
     }
 
     #[test]

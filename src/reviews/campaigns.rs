@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::items::{self, Assigner, Facts, Peers, People, Selector};
 use super::model::{
-    Campaign, CampaignState, ClosePolicy, Definition, Recurrence, ReviewerRules, Rule, Scope,
+    Campaign, CampaignState, ClosePolicy, Definition, NewItem, Recurrence, ReviewerRules, Rule,
+    Scope,
 };
 use super::ReviewError;
 use crate::audit::AuditEvent;
@@ -560,38 +561,65 @@ async fn fill(
         });
     }
     let assigner = Assigner::new(definition, &org_config.entitlement_owners, catalog, &people)?;
-    let sets = crate::reports::carrying_sets(catalog);
+    let brings = items::Brings::of_catalog(catalog);
     let facts = Facts {
         catalog,
-        sets: &sets,
+        brings: &brings,
         peers: &peers,
         dormant_days: definition
             .dormant_days
             .unwrap_or(config.reviews.dormant_days),
         now,
     };
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut count = 0_i64;
-    let mut users = Users::new();
-    while let Some(grants) = users.next(store, org).await? {
-        for held in &grants {
-            let Some(entitlement) = catalog.get(&held.entitlement_id) else {
-                continue;
-            };
-            if !selector.admits(held, entitlement) {
-                continue;
+    // Items are written by a task of their own while the next ones are read and made, a few
+    // batches in flight at most.
+    let (batches, mut to_write) = tokio::sync::mpsc::channel::<Vec<NewItem>>(2);
+    let writer = {
+        let (store, id) = (store.clone(), campaign.id);
+        tokio::spawn(async move {
+            while let Some(batch) = to_write.recv().await {
+                store.insert_items(id, claim, &batch).await?;
             }
-            let reviewers = assigner.reviewers(&held.account, &entitlement.id)?;
-            batch.push(items::item(&facts, held, &grants, entitlement, reviewers));
+            Ok::<(), crate::store::StoreError>(())
+        })
+    };
+    let made = async {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut count = 0_i64;
+        let mut users = Users::new();
+        while let Some(grants) = users.next(store, org).await? {
+            for held in &grants {
+                let Some(entitlement) = catalog.get(&held.entitlement_id) else {
+                    continue;
+                };
+                if !selector.admits(held, entitlement) {
+                    continue;
+                }
+                let reviewers = assigner.reviewers(&held.account, &entitlement.id)?;
+                batch.push(items::item(&facts, held, &grants, entitlement, reviewers));
+            }
+            if batch.len() >= BATCH {
+                count += batch.len() as i64;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batches.send(full).await.is_err() {
+                    break; // The writer stopped: its error is returned below.
+                }
+            }
         }
-        if batch.len() >= BATCH {
-            count += batch.len() as i64;
-            store.insert_items(campaign.id, claim, &batch).await?;
-            batch.clear();
-        }
+        count += batch.len() as i64;
+        let _ = batches.send(batch).await;
+        Ok::<i64, ReviewError>(count)
     }
-    count += batch.len() as i64;
-    store.insert_items(campaign.id, claim, &batch).await?;
+    .await;
+    drop(batches);
+    let written = writer.await.map_err(|e| {
+        ReviewError::Store(crate::store::StoreError::Corrupt {
+            what: "review items",
+            detail: format!("the task writing them stopped: {e}"),
+        })
+    })?;
+    let count = made?;
+    written?;
     Ok(count)
 }
 

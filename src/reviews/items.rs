@@ -414,7 +414,8 @@ fn stable_hash(text: &str) -> u64 {
 #[derive(Default)]
 pub(super) struct Peers {
     profile_users: HashMap<String, i64>,
-    holders: HashMap<(String, String), i64>,
+    /// Profile to entitlement to holders.
+    holders: HashMap<String, HashMap<String, i64>>,
 }
 
 impl Peers {
@@ -430,13 +431,11 @@ impl Peers {
             return;
         };
         *self.profile_users.entry(profile.to_owned()).or_default() += 1;
+        let held = self.holders.entry(profile.to_owned()).or_default();
         let mut seen = HashSet::new();
         for grant in grants {
             if seen.insert(grant.entitlement_id.as_str()) {
-                *self
-                    .holders
-                    .entry((profile.to_owned(), grant.entitlement_id.clone()))
-                    .or_default() += 1;
+                *held.entry(grant.entitlement_id.clone()).or_default() += 1;
             }
         }
     }
@@ -446,17 +445,44 @@ impl Peers {
         let users = *self.profile_users.get(profile)?;
         let holders = self
             .holders
-            .get(&(profile.to_owned(), entitlement.to_owned()))
+            .get(profile)
+            .and_then(|held| held.get(entitlement))
             .copied()
             .unwrap_or(0);
         Some((holders, users))
     }
 }
 
+/// What holding an entitlement brings: the Setup names of its sensitive system permissions,
+/// and whether any is privileged. Worked out once per entitlement.
+pub(super) struct Brings {
+    pub labels: Vec<&'static str>,
+    pub privileged: bool,
+}
+
+impl Brings {
+    pub(super) fn of_catalog(catalog: &HashMap<String, Entitlement>) -> HashMap<String, Brings> {
+        let sets = crate::reports::carrying_sets(catalog);
+        catalog
+            .values()
+            .map(|e| {
+                let fields = brought(e, &sets);
+                let labels = fields
+                    .iter()
+                    .filter_map(|p| crate::reports::PERMISSIONS.iter().find(|(f, _)| f == p))
+                    .map(|(_, label)| *label)
+                    .collect();
+                let privileged = fields.iter().any(|p| PRIVILEGED.contains(&p.as_str()));
+                (e.id.clone(), Brings { labels, privileged })
+            })
+            .collect()
+    }
+}
+
 /// What is known when an item is made.
 pub(super) struct Facts<'a> {
     pub catalog: &'a HashMap<String, Entitlement>,
-    pub sets: &'a HashMap<&'a str, &'a Entitlement>,
+    pub brings: &'a HashMap<String, Brings>,
     pub peers: &'a Peers,
     pub dormant_days: u32,
     pub now: Timestamp,
@@ -473,13 +499,10 @@ pub(super) fn item(
 ) -> NewItem {
     let account = &held.account;
     let attribute = |key: &str| account.attributes.get(key).and_then(Value::as_str);
-    let permissions = brought(entitlement, facts.sets);
-    let privileged = permissions.iter().any(|p| PRIVILEGED.contains(&p.as_str()));
-    let labels: Vec<&str> = permissions
-        .iter()
-        .filter_map(|p| crate::reports::PERMISSIONS.iter().find(|(f, _)| f == p))
-        .map(|(_, label)| *label)
-        .collect();
+    let (labels, privileged) = facts
+        .brings
+        .get(&entitlement.id)
+        .map_or((&[][..], false), |b| (b.labels.as_slice(), b.privileged));
     let mut reasons = Vec::new();
     if !account.active {
         reasons.push("the user is inactive".to_owned());

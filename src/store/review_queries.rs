@@ -572,18 +572,18 @@ impl super::reviews::ReviewStore for SqlStore {
         if filter.suggested {
             select.push(" AND i.suggestion IS NOT NULL");
         }
+        // Most important first, then newest: one direction, so that the index on (reviewer,
+        // state, priority, id) gives the order and the cursor seeks into it.
         if let Some((priority, id)) = filter.after {
             select
-                .push(" AND (i.priority < ")
+                .push(" AND (i.priority, i.id) < (")
                 .push_bind(priority)
-                .push(" OR (i.priority = ")
-                .push_bind(priority)
-                .push(" AND i.id > ")
+                .push(", ")
                 .push_bind(id)
-                .push("))");
+                .push(")");
         }
         select
-            .push(" ORDER BY i.priority DESC, i.id LIMIT ")
+            .push(" ORDER BY i.priority DESC, i.id DESC LIMIT ")
             .push_bind(i64::from(filter.limit));
         let rows: Vec<ItemRow> = select.fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(Into::into).collect())

@@ -38,7 +38,7 @@ pub struct ItemFilter {
     pub account: Option<String>,
     /// Only items with a suggestion.
     pub suggested: bool,
-    /// Keyset: after this (priority, id), ordered by priority descending then id.
+    /// Keyset: after this (priority, id), ordered by priority then id, both descending.
     pub after: Option<(i64, i64)>,
     pub limit: u32,
 }

@@ -448,6 +448,12 @@ async fn two_stage_reviews_owners_lists_self_review_policies_and_recurring_runs_
         })).await;
         assert_eq!(status, 201, "{draft}");
         let campaign = draft["id"].as_i64().unwrap();
+        // Not while a sync is committing what the items would be read from.
+        let lock = fixture.store.acquire_sync_lock(fixture.org.id, "a-sync", chrono::TimeDelta::minutes(5)).await.unwrap();
+        assert!(matches!(lock, provost::store::sync::LockOutcome::Acquired));
+        let (status, body) = post(&fixture, &admin, &format!("{BASE}/campaigns/{campaign}/start"), json!({})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("sync_running")), "{body}");
+        fixture.store.release_sync_lock(fixture.org.id, "a-sync").await.unwrap();
         let (status, started) = post(&fixture, &admin, &format!("{BASE}/campaigns/{campaign}/start"), json!({})).await;
         assert_eq!(status, 200, "{started}");
         assert!(started["next_run_at"].is_string(), "a recurring campaign knows its next run");

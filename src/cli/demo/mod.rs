@@ -6,6 +6,7 @@
 //! through the emulator's admin path show up) and prints how to query it.
 
 mod provisioning;
+mod reviews;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -133,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     }
     let config = Arc::new(config);
     provisioning::walk_through(&config, &org, &store).await?;
+    let campaign = reviews::walk_through(&config, &org, &store).await?;
     if args.no_serve {
         store.close().await;
         match &args.data_dir {
@@ -185,6 +187,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
          Request a change (a token cannot approve what it asked for: make a second one with\n\
          `provost token create --name approver --scopes requests:approve` against this data directory):\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"freeze_user\",\"user\":\"{some_user}\",\"justification\":\"demo\"}}' {base}/api/v1/orgs/{ORG}/access-requests\n\
+         Access reviews (the campaign above, its items and its evidence):\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/orgs/{ORG}/reviews/campaigns\n\
+         \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/reviews/campaigns/{campaign}/report?format=csv' | head -3\n\
          Change something behind Provost's back; the next scheduled sync (every minute) records it:\n\
          \x20 curl -s -X PATCH -H 'content-type: application/json' -d '{{\"Title\":\"Chief Demo Officer\"}}' {emulator_url}/__emulator/records/User/{some_user}\n\
          \x20 curl -s -H \"Authorization: Bearer $TOKEN\" '{base}/api/v1/orgs/{ORG}/changes?object_id={some_user}'\n\
