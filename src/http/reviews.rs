@@ -139,7 +139,7 @@ pub fn routes() -> Routes {
             &format!("{BASE}/decisions"),
             decide_many,
             Operation::new("Access reviews", "Keep or revoke many items at once")
-                .describe("`{\"decision\", \"comment\", \"items\": [ids]}` or, instead of `items`, `\"filter\": {\"campaign\", \"entitlement\", \"user\", \"suggested\"}` over my open items; at most 10,000. Each item is answered on its own.")
+                .describe("`{\"decision\", \"comment\", \"items\": [ids]}` or, instead of `items`, `\"filter\": {\"campaign\" (required), \"entitlement\", \"user\", \"suggested\"}` over my open items of one campaign, 10,000 at most at a time (`more_open` says whether some are left). Each item is answered on its own.")
                 .scope(Scope::ReviewsDecide)
                 .body(&["application/json"], object())
                 .ok(200, "Each item's outcome.", object()),
@@ -335,6 +335,15 @@ async fn cancel(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: CancelBody = body_or_default(&headers, &body, "empty or {\"reason\": \"...\"}")?;
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 4000)
+    {
+        return Err(ApiError::BadRequest(
+            "a cancel reason is at most 4000 characters".to_owned(),
+        ));
+    }
     let org = org(&state, &name).await?;
     let campaign = campaigns::cancel(
         &state.store,
@@ -532,17 +541,27 @@ async fn decide_many(
         .org(&name)
         .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
     let org = org(&state, &name).await?;
-    let ids = match (body.items, body.filter) {
-        (Some(ids), None) => ids,
+    let (ids, campaign) = match (body.items, body.filter) {
+        (Some(ids), None) if ids.is_empty() => {
+            return Err(ApiError::BadRequest(format!(
+                "`items` is empty: give 1 to {MAX_BATCH} item ids"
+            )))
+        }
+        (Some(ids), None) => (ids, None),
         (None, Some(filter)) => {
-            super::in_range("filter.campaign", filter.campaign, 1..=i64::MAX)?;
+            let Some(campaign) = filter.campaign else {
+                return Err(ApiError::BadRequest(
+                    "a filter decides within one campaign: give filter.campaign".to_owned(),
+                ));
+            };
+            super::in_range("filter.campaign", Some(campaign), 1..=i64::MAX)?;
             let (reviewer, _) = reviewer_of(&*state.store, org.id, caller.reviewer()).await?;
-            state
+            let ids = state
                 .store
                 .list_items(
                     org.id,
                     &ItemFilter {
-                        campaign: filter.campaign,
+                        campaign: Some(campaign),
                         reviewer: Some(reviewer),
                         state: Some("open".to_owned()),
                         entitlement: filter.entitlement,
@@ -555,7 +574,8 @@ async fn decide_many(
                 .await?
                 .into_iter()
                 .map(|i| i.id)
-                .collect()
+                .collect();
+            (ids, Some(campaign))
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -564,7 +584,9 @@ async fn decide_many(
         }
     };
     if ids.is_empty() {
-        return Ok(Json(json!({"decided": 0, "refused": 0, "outcomes": []})));
+        return Ok(Json(
+            json!({"decided": 0, "refused": 0, "more_open": false, "outcomes": []}),
+        ));
     }
     let outcomes = decide::decide(
         &state.store,
@@ -578,9 +600,44 @@ async fn decide_many(
     .await?;
     state.work.notify_one();
     let decided = outcomes.iter().filter(|o| o.ok).count();
+    // Each outcome without the whole item: a bulk answer stays small.
+    let outcomes: Vec<Value> = outcomes
+        .into_iter()
+        .map(|mut o| {
+            let remediation = o.state.as_ref().map(|s| s["remediation"].clone());
+            o.state = None;
+            let mut v = serde_json::to_value(o).expect("outcomes serialise");
+            if let Some(r) = remediation {
+                v["remediation"] = r;
+            }
+            v
+        })
+        .collect();
+    // What is still open for the caller in the campaign (a filter takes 10,000 at a time).
+    let open_left = match campaign {
+        Some(campaign) => {
+            let (reviewer, _) = reviewer_of(&*state.store, org.id, caller.reviewer()).await?;
+            state
+                .store
+                .list_items(
+                    org.id,
+                    &ItemFilter {
+                        campaign: Some(campaign),
+                        reviewer: Some(reviewer),
+                        state: Some("open".to_owned()),
+                        limit: 1,
+                        ..ItemFilter::default()
+                    },
+                )
+                .await?
+                .len()
+        }
+        None => 0,
+    };
     Ok(Json(json!({
         "decided": decided,
         "refused": outcomes.len() - decided,
+        "more_open": open_left > 0,
         "outcomes": outcomes,
     })))
 }

@@ -102,12 +102,17 @@ fn definition_of(
         ));
     }
     names_ok("reviewers.fallback", &rules.fallback)?;
-    let owned: Vec<String> = rules
-        .owners
-        .iter()
-        .flat_map(|(k, v)| [k.clone(), v.clone()])
-        .collect();
+    let owned: Vec<String> = rules.owners.keys().cloned().collect();
     names_ok("reviewers.owners", &owned)?;
+    let owners: Vec<String> = rules.owners.values().cloned().collect();
+    names_ok("reviewers.owners", &owners)?;
+    let mut stages = rules.stages.clone();
+    stages.dedup();
+    if stages.len() != rules.stages.len() {
+        return Err(bad(
+            "reviewers.stages names one rule twice: two stages by the same rule are one review",
+        ));
+    }
     names_ok("reviewers.reviewers", &rules.reviewers)?;
     if rules.stages.contains(&Rule::Reviewers) && rules.reviewers.is_empty() {
         return Err(bad(
@@ -136,6 +141,11 @@ fn definition_of(
         if value.is_some_and(|v| v > MAX_DAYS) {
             return Err(bad(format!("{field} is at most {MAX_DAYS}")));
         }
+    }
+    if input.scope.changed_since.is_some_and(|at| at > now) {
+        return Err(bad(
+            "scope.changed_since is in the future: give a past time (grants changed since then)",
+        ));
     }
     if input.max_items == Some(0) {
         return Err(bad("max_items must be at least 1"));
@@ -205,9 +215,41 @@ pub async fn create(
 ) -> Result<Campaign, ReviewError> {
     let now = chrono::Utc::now();
     let (definition, due_at) = definition_of(input, now)?;
-    // A scope naming what the org lacks is refused now, when the org has been synced.
+    // Names the org lacks are refused now, when the org has been synced: entitlements,
+    // profiles, roles and owned entitlements in the catalog, users and reviewers among its
+    // users (a reviewer who is no user must be a team's plain name).
     if latest_sync(store, org).await?.is_some() {
-        Selector::new(&definition, &catalog(store, org).await?)?;
+        let catalog = catalog(store, org).await?;
+        Selector::new(&definition, &catalog)?;
+        let rules = &definition.reviewers;
+        for key in rules.owners.keys() {
+            if !catalog.values().any(|e| &e.id == key || &e.api_name == key) {
+                return Err(bad(format!(
+                    "reviewers.owners names the entitlement `{key}`, which the org does not have: give an id or an API name"
+                )));
+            }
+        }
+        for name in rules
+            .fallback
+            .iter()
+            .chain(&rules.reviewers)
+            .chain(rules.owners.values())
+        {
+            super::named_reviewer(&**store, org.id, name)
+                .await
+                .map_err(|e| bad(format!("reviewer `{name}`: {e}")))?;
+        }
+        for user in &definition.scope.users {
+            if super::reviewer_of(&**store, org.id, user)
+                .await?
+                .1
+                .is_none()
+            {
+                return Err(bad(format!(
+                    "scope.users names `{user}`, who is not a user of the org as last synced: give an id or a username"
+                )));
+            }
+        }
     }
     insert(
         store,

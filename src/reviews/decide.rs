@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::{Campaign, CampaignState, ReviewItem, StageReviewer};
-use super::{reviewer_of, Actor, ReviewError};
+use super::{named_reviewer, reviewer_of, Actor, ReviewError};
 use crate::audit::AuditEvent;
 use crate::config::OrgConfig;
 use crate::provisioning::plan::{EntitlementRef, RequestInput};
@@ -98,7 +98,7 @@ pub async fn decide(
             ids.len()
         )));
     }
-    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    let comment = comment.map(str::trim).filter(|c| super::says_something(c));
     if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT) {
         return Err(ReviewError::BadDefinition(format!(
             "a comment is at most {MAX_COMMENT} characters"
@@ -108,6 +108,8 @@ pub async fn decide(
     let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
     let ids = ids.as_slice();
     let (reviewer, account) = reviewer_of(&**store, org.id, &actor.identity).await?;
+    // Evidence names the reviewer one way: as items store them (a user's lower-case username).
+    let who = reviewer.clone();
     let found: HashMap<i64, ReviewItem> = store
         .get_items(org.id, ids)
         .await?
@@ -245,7 +247,7 @@ pub async fn decide(
             _ => None,
         };
         audit.push(AuditEvent {
-            actor: actor.identity.clone(),
+            actor: who.clone(),
             org: Some(org.name.clone()),
             request_id: None,
             event: "review_decided".into(),
@@ -268,7 +270,7 @@ pub async fn decide(
             item: id,
             stage: item.stage,
             reviewer: item.reviewer.clone(),
-            actor: actor.identity.clone(),
+            actor: who.clone(),
             decision: verdict.as_str().to_owned(),
             comment: comment.map(str::to_owned),
             next,
@@ -457,7 +459,7 @@ pub async fn reassign(
     reason: &str,
 ) -> Result<ReviewItem, ReviewError> {
     let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_COMMENT {
+    if !super::says_something(reason) || reason.chars().count() > MAX_COMMENT {
         return Err(ReviewError::BadDefinition(format!(
             "a reassignment needs a reason of 1 to {MAX_COMMENT} characters"
         )));
@@ -489,7 +491,7 @@ pub async fn reassign(
             message: format!("review item {id} is not open in an active campaign"),
         });
     }
-    let (new, new_account) = reviewer_of(&**store, org.id, to).await?;
+    let (new, new_account) = named_reviewer(&**store, org.id, to).await?;
     if let Some(account_id) = &new_account {
         if store
             .get_account(org.id, account_id)
@@ -522,7 +524,7 @@ pub async fn reassign(
         });
     }
     let audit = AuditEvent {
-        actor: actor.identity.clone(),
+        actor: reviewer.clone(),
         org: Some(org.name.clone()),
         request_id: None,
         event: "review_assigned".into(),
@@ -545,9 +547,9 @@ pub async fn reassign(
                 to: StageReviewer {
                     reviewer: new,
                     account_id: new_account,
-                    rule: format!("reassigned by {}", actor.identity),
+                    rule: format!("reassigned by {reviewer}"),
                 },
-                actor: actor.identity.clone(),
+                actor: reviewer.clone(),
                 reason: reason.to_owned(),
             },
             &audit,

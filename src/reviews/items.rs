@@ -212,6 +212,7 @@ pub(super) struct Person {
 pub(super) struct People {
     by_id: HashMap<String, (String, bool)>,
     by_short_id: HashMap<String, String>,
+    by_lower_id: HashMap<String, String>,
     by_name: HashMap<String, String>,
     by_email: HashMap<String, Vec<String>>,
 }
@@ -226,6 +227,8 @@ impl People {
         if account.id.len() == 18 {
             self.by_short_id
                 .insert(account.id[..15].to_owned(), account.id.clone());
+            self.by_lower_id
+                .insert(account.id.to_lowercase(), account.id.clone());
         }
         if let Some(email) = &account.email {
             self.by_email
@@ -265,17 +268,27 @@ impl People {
         if let Some(id) = id {
             return Ok(self.person(&id));
         }
+        if let Some(id) = (key.len() == 18)
+            .then(|| self.by_lower_id.get(&lower))
+            .flatten()
+        {
+            return Ok(self.person(&id.clone()));
+        }
         match self.by_email.get(&lower).map(Vec::as_slice) {
             Some([one]) => Ok(self.person(one)),
             Some(several) if several.len() > 1 => Err(ReviewError::BadDefinition(format!(
                 "`{key}` is the email of {} users; name the reviewer by username or id",
                 several.len()
             ))),
-            _ => Ok(Person {
-                reviewer: lower,
-                account_id: None,
-                active: true,
-            }),
+            _ => {
+                super::plain_team_name(key)
+                    .map_err(|e| ReviewError::BadDefinition(e.to_string()))?;
+                Ok(Person {
+                    reviewer: lower,
+                    account_id: None,
+                    active: true,
+                })
+            }
         }
     }
 }

@@ -87,3 +87,56 @@ pub async fn reviewer_of(
         AccountMatch::None => (identity.trim().to_lowercase(), None),
     })
 }
+
+/// A reviewer named where items will be assigned (a definition, a reassignment): a user of the
+/// org as [`reviewer_of`] finds them, or else a team's plain name. A name with `@` or shaped
+/// like a user id must be a user of the org, and a team's name is letters, digits, `.`, `_` and
+/// `-`, so that no name can look like a person it is not (a username with an invisible
+/// character, a trailing dot, a look-alike letter) and let them review their own access.
+pub async fn named_reviewer(
+    store: &dyn crate::store::Store,
+    org: crate::store::OrgId,
+    name: &str,
+) -> Result<(String, Option<String>), ReviewError> {
+    let found = reviewer_of(store, org, name).await?;
+    if found.1.is_none() {
+        plain_team_name(name)?;
+    }
+    Ok(found)
+}
+
+/// Checks that `name`, which names no user of the org, is a team's plain name.
+pub fn plain_team_name(name: &str) -> Result<(), ReviewError> {
+    let name = name.trim();
+    let id_shaped = (name.len() == 15 || name.len() == 18)
+        && name.to_ascii_lowercase().starts_with("005")
+        && name.chars().all(|c| c.is_ascii_alphanumeric());
+    if name.contains('@') || id_shaped {
+        return Err(ReviewError::Refused {
+            code: "unknown_reviewer",
+            message: format!(
+                "`{name}` is not a user of the org as last synced (no id, username or email matches): name a user, or a team by a plain name without `@`"
+            ),
+        });
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(ReviewError::Refused {
+            code: "unknown_reviewer",
+            message: format!(
+                "`{}` is not a user of the org, and a team's name is letters, digits, `.`, `_` and `-`",
+                name.escape_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a comment says something: at least one letter or digit (not only spaces or
+/// invisible characters).
+pub fn says_something(comment: &str) -> bool {
+    comment.chars().any(char::is_alphanumeric)
+}

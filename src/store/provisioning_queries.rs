@@ -621,17 +621,22 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         use super::provisioning::AccountMatch;
         let select = ACCOUNT_SELECT;
         // A 15-character id (as Salesforce shows in URLs and reports) is the 18-character one
-        // without its case-safe suffix.
-        let short_id = key.len() == 15 && key.chars().all(|c| c.is_ascii_alphanumeric());
-        let conditions: &[&str] = if short_id {
-            &[
+        // without its case-safe suffix; an 18-character id is the same in any case.
+        let alphanumeric = key.chars().all(|c| c.is_ascii_alphanumeric());
+        let conditions: &[&str] = match key.len() {
+            15 if alphanumeric => &[
                 "id = $2",
                 "substr(id, 1, 15) = $2",
                 "username = $2",
                 "lower(username) = lower($2)",
-            ]
-        } else {
-            &["id = $2", "username = $2", "lower(username) = lower($2)"]
+            ],
+            18 if alphanumeric => &[
+                "id = $2",
+                "lower(id) = lower($2)",
+                "username = $2",
+                "lower(username) = lower($2)",
+            ],
+            _ => &["id = $2", "username = $2", "lower(username) = lower($2)"],
         };
         for condition in conditions {
             let row: Option<queries::AccountRow> = sql(format!(

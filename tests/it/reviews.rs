@@ -146,6 +146,10 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
             (json!({"name": "x", "scope": {"permissions": ["FlyToTheMoon"]}, "reviewers": {"stages": ["manager"], "fallback": ["a"]}, "duration_days": 3}), "FlyToTheMoon"),
             (json!({"name": "x", "reviewers": {"stages": ["reviewers"], "fallback": ["a"]}, "duration_days": 3}), "reviewers.reviewers"),
             (json!({"name": "x", "reviewers": {"stages": ["manager"], "fallback": ["a"]}, "duration_days": 3, "colour": "red"}), "colour"),
+            (json!({"name": "x", "reviewers": {"stages": ["manager"], "fallback": ["nobody@acme.example.com"]}, "duration_days": 3}), "not a user of the org"),
+            (json!({"name": "x", "reviewers": {"stages": ["manager", "manager"], "fallback": ["a"]}, "duration_days": 3}), "twice"),
+            (json!({"name": "x", "scope": {"users": ["nobody@acme.example.com"]}, "reviewers": {"stages": ["manager"], "fallback": ["a"]}, "duration_days": 3}), "not a user"),
+            (json!({"name": "x", "reviewers": {"stages": ["owner"], "owners": {"No_Such_Set": "a"}, "fallback": ["a"]}, "duration_days": 3}), "No_Such_Set"),
             (json!(null), "campaign"),
             (json!({}), "campaign"),
         ] {
@@ -254,8 +258,10 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
             let fixture = &fixture;
             async move { post(fixture, &reviewer, &format!("{BASE}/items/{item}/decision"), body).await }
         };
-        let (status, body) = decide(mine, json!({"decision": "revoke"})).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("comment_required")), "{body}");
+        for empty in [json!({"decision": "revoke"}), json!({"decision": "revoke", "comment": " \u{200b}\n"})] {
+            let (status, body) = decide(mine, empty).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (400, Some("comment_required")), "{body}");
+        }
         let (status, body) = decide(others, json!({"decision": "keep", "comment": "fine"})).await;
         assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_your_item")), "someone else's item");
         let (status, _) = decide(999_999_999, json!({"decision": "keep", "comment": "fine"})).await;
@@ -306,10 +312,13 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
         let revoked: Vec<&provost::reviews::model::ReviewItem> = theirs[2..].to_vec();
         assert_eq!(bulk["decided"], json!(revoked.len()), "{bulk}");
         for outcome in bulk["outcomes"].as_array().unwrap() {
-            assert_eq!(outcome["state"]["remediation"], "requested", "{outcome}");
+            assert_eq!(outcome["remediation"], "requested", "{outcome}");
         }
-        let (status, body) = post(&fixture, &reviewer, &format!("{BASE}/decisions"), json!({"decision": "keep", "items": []})).await;
-        assert_eq!((status, body["decided"].as_i64()), (200, Some(0)));
+        assert_eq!(bulk["more_open"], false, "{bulk}");
+        let (status, _) = post(&fixture, &reviewer, &format!("{BASE}/decisions"), json!({"decision": "keep", "items": []})).await;
+        assert_eq!(status, 400, "no items");
+        let (status, body) = post(&fixture, &reviewer, &format!("{BASE}/decisions"), json!({"decision": "keep", "comment": "x", "filter": {}})).await;
+        assert_eq!(status, 400, "a filter names its campaign: {body}");
         let (status, _) = post(&fixture, &reviewer, &format!("{BASE}/decisions"), json!({"decision": "keep"})).await;
         assert_eq!(status, 400, "neither items nor filter");
         let (status, body) = post(&fixture, &reviewer, &format!("{BASE}/decisions"), json!({"decision": "keep", "items": (0..10_001).collect::<Vec<i64>>()})).await;
@@ -342,6 +351,19 @@ async fn a_campaign_goes_from_draft_to_evidence_with_revocations_carried_out_on_
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("self_review")), "{body}");
         let (status, body) = post(&fixture, &fallback, &format!("{BASE}/items/{}/reassign", fallback_item.id), json!({"to": manager, "reason": ""})).await;
         assert_eq!(status, 400, "a reason is needed: {body}");
+        // A name that looks like the user under review but is not a user: refused, never stored.
+        for look_alike in [
+            format!("{}\u{200b}", fallback_item.username),
+            format!("{}.", fallback_item.username),
+            "0055g0000000000AAA".to_owned(),
+            "team with spaces".to_owned(),
+        ] {
+            let (status, body) = post(&fixture, &fallback, &format!("{BASE}/items/{}/reassign", fallback_item.id), json!({"to": look_alike, "reason": "x"})).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_reviewer")), "{look_alike:?}: {body}");
+        }
+        // The user's id in upper case is the user.
+        let (status, body) = post(&fixture, &fallback, &format!("{BASE}/items/{}/reassign", fallback_item.id), json!({"to": fallback_item.account_id.to_uppercase(), "reason": "x"})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("self_review")), "{body}");
         let (status, moved) = post(&fixture, &fallback, &format!("{BASE}/items/{}/reassign", fallback_item.id), json!({"to": manager, "reason": "knows the team"})).await;
         assert_eq!(status, 200, "{moved}");
         assert_eq!(moved["reviewer"].as_str(), Some(manager.as_str()));

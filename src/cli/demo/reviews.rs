@@ -22,7 +22,7 @@ pub async fn walk_through(
     let input: CampaignInput = serde_json::from_value(serde_json::json!({
         "name": "Demo: who holds Modify All Data",
         "scope": {"permissions": ["ModifyAllData"], "active_only": true},
-        "reviewers": {"stages": ["manager"], "fallback": ["secops@demo"]},
+        "reviewers": {"stages": ["manager"], "fallback": ["secops"]},
         "duration_days": 14,
         "close_policy": "leave_open",
     }))?;
@@ -37,7 +37,7 @@ pub async fn walk_through(
         };
     let reviewers = store.open_by_reviewer(campaign.id).await?;
     println!(
-        "\nAccess review {} `{}`: {} grants bring Modify All Data, for {} reviewers (managers, else secops@demo).",
+        "\nAccess review {} `{}`: {} grants bring Modify All Data, for {} reviewers (managers, else the team secops).",
         campaign.id,
         campaign.name,
         campaign.items,
@@ -45,7 +45,7 @@ pub async fn walk_through(
     );
     // A manager's revocable item: a permission set or group, not a profile.
     let mut chosen = None;
-    for (reviewer, _) in reviewers.iter().filter(|(r, _)| r != "secops@demo") {
+    for (reviewer, _) in reviewers.iter().filter(|(r, _)| r != "secops") {
         let items = store
             .list_items(
                 record.id,
