@@ -30,6 +30,8 @@ use provost_connector::model::{EntitlementKind, GrantSource};
 use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
 use serde_json::{json, Value};
 
+mod support;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -51,22 +53,7 @@ struct Bench {
 
 impl Bench {
     async fn write_calls(&self) -> u64 {
-        let body: Value = self
-            .raw
-            .get(format!("{}/__emulator/calls", self.sf))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["by_endpoint"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.ends_with("composite/sobjects"))
-            .map(|(_, v)| v.as_u64().unwrap())
-            .sum()
+        support::write_calls(&self.raw, &self.sf).await
     }
 
     async fn open(&self) -> usize {

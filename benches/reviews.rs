@@ -22,10 +22,10 @@ use provost::store::reviews::ItemFilter;
 use provost::store::sync::SyncMode;
 use provost::sync::progress::LogObserver;
 use provost_salesforce_emulator::{server, Emulator, EmulatorConfig, Preset};
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod support;
-use support::{peak_rss_mb, reset_peak_rss};
+use support::{peak_rss_mb, reset_peak_rss, write_calls};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -47,22 +47,6 @@ fn current_rss_mb() -> f64 {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-async fn write_calls(sf: &str) -> u64 {
-    let body: Value = reqwest::get(format!("{sf}/__emulator/calls"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["by_endpoint"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| k.ends_with("composite/sobjects"))
-        .map(|(_, v)| v.as_u64().unwrap())
-        .sum()
 }
 
 fn main() {
@@ -197,7 +181,7 @@ fn main() {
 
         // 10,000 revocations decided many at once, reviewer by reviewer, then carried out.
         let mut decided = 0;
-        let calls_before = write_calls(&sf).await;
+        let calls_before = write_calls(&reqwest::Client::new(), &sf).await;
         let started = Instant::now();
         for (reviewer, _) in &reviewers {
             if decided >= DECISIONS {
@@ -247,7 +231,7 @@ fn main() {
             carried += n;
         }
         let execute_seconds = started.elapsed().as_secs_f64();
-        let calls = write_calls(&sf).await - calls_before;
+        let calls = write_calls(&reqwest::Client::new(), &sf).await - calls_before;
         let summary = store.summary(campaign.id, chrono::Utc::now()).await.unwrap();
         println!(
             "{decided} revoke decisions in {decide_seconds:.2} s ({:.0}/s, each an approved access request); \

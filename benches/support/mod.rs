@@ -11,6 +11,26 @@ use provost_salesforce::reader::{ReadOptions, SalesforceReader};
 use provost_salesforce::{ClientConfig, Credentials, SalesforceClient};
 use serde_json::Value;
 
+/// Salesforce write calls (record collections, `composite/sobjects`) the emulator at `sf` has
+/// answered.
+pub async fn write_calls(client: &reqwest::Client, sf: &str) -> u64 {
+    let body: Value = client
+        .get(format!("{sf}/__emulator/calls"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["by_endpoint"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.ends_with("composite/sobjects"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
+}
+
 /// The process's peak resident memory since the last reset, in MiB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

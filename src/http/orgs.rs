@@ -83,6 +83,19 @@ pub(super) async fn org(state: &AppState, name: &str) -> Result<OrgRecord, ApiEr
     Ok(state.store.ensure_org(name).await?)
 }
 
+/// The org named in the path with its configuration, for handlers that act on it.
+pub(super) async fn org_and_config<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> Result<(&'a crate::config::OrgConfig, OrgRecord), ApiError> {
+    let record = org(state, name).await?;
+    let config = state
+        .config
+        .org(name)
+        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
+    Ok((config, record))
+}
+
 #[derive(Debug, Deserialize)]
 struct RunsParams {
     limit: Option<u32>,

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::openapi::{schemas, Operation, Routes};
-use super::orgs::org;
+use super::orgs::{org, org_and_config};
 use super::{ApiError, AppState};
 use crate::provisioning::plan::RequestInput;
 use crate::provisioning::request::{AccessRequest, RequestState};
@@ -147,11 +147,7 @@ async fn create(
                 .to_owned(),
         ),
     };
-    let org_config = state
-        .config
-        .org(&name)
-        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
-    let org = org(&state, &name).await?;
+    let (org_config, org) = org_and_config(&state, &name).await?;
     let created =
         requests::create(&*state.store, org_config, &org, &caller.name, input, key).await?;
     if created.request.state == RequestState::Approved {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::openapi::{Operation, Routes};
-use super::orgs::org;
+use super::orgs::{org, org_and_config};
 use super::{ApiError, AppState};
 use crate::reports::output::Format;
 use crate::reviews::campaigns::{self, CampaignInput};
@@ -267,11 +267,7 @@ async fn start(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: StartBody = body_or_default(&headers, &body, "empty or {\"force\": true}")?;
-    let org_config = state
-        .config
-        .org(&name)
-        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
-    let org = org(&state, &name).await?;
+    let (org_config, org) = org_and_config(&state, &name).await?;
     let campaign = campaigns::start(
         &state.store,
         &state.config,
@@ -303,11 +299,7 @@ async fn close(
         &body,
         "empty or {\"policy\": \"leave_open\" | \"keep\" | \"revoke\"}",
     )?;
-    let org_config = state
-        .config
-        .org(&name)
-        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
-    let org = org(&state, &name).await?;
+    let (org_config, org) = org_and_config(&state, &name).await?;
     let campaign = campaigns::close(
         &state.store,
         org_config,
@@ -474,11 +466,7 @@ async fn decide_one(
         &body,
         "a decision: {\"decision\": \"keep\" | \"revoke\", \"comment\": \"...\"}",
     )?;
-    let org_config = state
-        .config
-        .org(&name)
-        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
-    let org = org(&state, &name).await?;
+    let (org_config, org) = org_and_config(&state, &name).await?;
     let outcome = decide::decide(
         &state.store,
         org_config,
@@ -536,11 +524,8 @@ async fn decide_many(
         &body,
         "{\"decision\": \"keep\" | \"revoke\", \"comment\": \"...\", \"items\": [1, 2]} or, instead of items, \"filter\": {\"campaign\": 1, \"entitlement\": \"Sales_Ops\", \"suggested\": true}",
     )?;
-    let org_config = state
-        .config
-        .org(&name)
-        .map_err(|_| ApiError::NotFound(format!("no org `{name}` is configured")))?;
-    let org = org(&state, &name).await?;
+    let (org_config, org) = org_and_config(&state, &name).await?;
+    let (reviewer, _) = reviewer_of(&*state.store, org.id, caller.reviewer()).await?;
     let (ids, campaign) = match (body.items, body.filter) {
         (Some(ids), None) if ids.is_empty() => {
             return Err(ApiError::BadRequest(format!(
@@ -555,14 +540,13 @@ async fn decide_many(
                 ));
             };
             super::in_range("filter.campaign", Some(campaign), 1..=i64::MAX)?;
-            let (reviewer, _) = reviewer_of(&*state.store, org.id, caller.reviewer()).await?;
             let ids = state
                 .store
                 .list_items(
                     org.id,
                     &ItemFilter {
                         campaign: Some(campaign),
-                        reviewer: Some(reviewer),
+                        reviewer: Some(reviewer.clone()),
                         state: Some("open".to_owned()),
                         entitlement: filter.entitlement,
                         account: filter.user,
@@ -615,23 +599,20 @@ async fn decide_many(
         .collect();
     // What is still open for the caller in the campaign (a filter takes 10,000 at a time).
     let open_left = match campaign {
-        Some(campaign) => {
-            let (reviewer, _) = reviewer_of(&*state.store, org.id, caller.reviewer()).await?;
-            state
-                .store
-                .list_items(
-                    org.id,
-                    &ItemFilter {
-                        campaign: Some(campaign),
-                        reviewer: Some(reviewer),
-                        state: Some("open".to_owned()),
-                        limit: 1,
-                        ..ItemFilter::default()
-                    },
-                )
-                .await?
-                .len()
-        }
+        Some(campaign) => state
+            .store
+            .list_items(
+                org.id,
+                &ItemFilter {
+                    campaign: Some(campaign),
+                    reviewer: Some(reviewer),
+                    state: Some("open".to_owned()),
+                    limit: 1,
+                    ..ItemFilter::default()
+                },
+            )
+            .await?
+            .len(),
         None => 0,
     };
     Ok(Json(json!({

@@ -119,7 +119,7 @@ pub(super) async fn write(
         }
     } else {
         let mut users = super::Users::new(params);
-        while let Some(grants) = users.next(store, context).await? {
+        while let Some(grants) = users.next(store, context.org.id).await? {
             rows.of_user(&grants, &mut writer)?;
         }
     }

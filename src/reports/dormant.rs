@@ -40,7 +40,7 @@ pub(super) async fn write(
     let cutoff = context.now - chrono::TimeDelta::days(i64::from(days));
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
-    while let Some(grants) = users.next(store, context).await? {
+    while let Some(grants) = users.next(store, context.org.id).await? {
         judge(context, params, cutoff, &grants, &mut writer)?;
     }
     Ok(writer.finish()?)

@@ -109,7 +109,7 @@ pub(super) async fn write(
     let sets = super::carrying_sets(&context.entitlements);
     let mut writer = super::user_rows(out, format, &COLUMNS)?;
     let mut users = super::Users::new(params);
-    while let Some(grants) = users.next(store, context).await? {
+    while let Some(grants) = users.next(store, context.org.id).await? {
         rows_of_user(context, params, only, &sets, &grants, &mut writer)?;
     }
     Ok(writer.finish()?)

@@ -38,7 +38,7 @@ pub(super) async fn write(
     let mut pages = super::Pages::new(params);
     let mut user: Option<String> = None;
     let mut values: Vec<Value> = Vec::new();
-    while let Some(page) = pages.next(store, context).await? {
+    while let Some(page) = pages.next(store, context.org.id).await? {
         for held in &page {
             if only.as_ref().is_some_and(|id| id != &held.entitlement_id)
                 || !params.admits(&held.account)

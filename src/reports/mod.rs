@@ -187,18 +187,18 @@ impl Pages {
         }
     }
 
-    /// The next page; `None` at the end.
+    /// The next page of `org`'s; `None` at the end.
     async fn next(
         &mut self,
         store: &Arc<dyn Store>,
-        context: &Context,
-    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, ReportError> {
+        org: crate::store::OrgId,
+    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, crate::store::StoreError> {
         while !self.done {
             let page = match self.as_of {
                 None => {
                     let page = store
                         .held_entitlements(
-                            context.org.id,
+                            org,
                             self.live_after
                                 .as_ref()
                                 .map(|(a, g)| (a.as_str(), g.as_str())),
@@ -215,7 +215,7 @@ impl Pages {
                 }
                 Some(at) => {
                     let (users, changes) = store
-                        .history_of_users(context.org.id, at, &self.user_after, 500)
+                        .history_of_users(org, at, &self.user_after, 500)
                         .await?;
                     match users.last() {
                         Some(last) => self.user_after = last.clone(),
@@ -232,8 +232,9 @@ impl Pages {
     }
 }
 
-/// Each user's held entitlements together, in user order (pages split users anywhere).
-struct Users {
+/// Each user's held entitlements together, in user order (pages split users anywhere): the
+/// live model, or as of `params.as_of`. Access reviews read the live model through it too.
+pub(crate) struct Users {
     pages: Pages,
     page: std::vec::IntoIter<crate::store::reports::HeldEntitlement>,
     /// The first grant of the next user, read while finishing the previous one.
@@ -241,7 +242,7 @@ struct Users {
 }
 
 impl Users {
-    fn new(params: &Params) -> Users {
+    pub(crate) fn new(params: &Params) -> Users {
         Users {
             pages: Pages::new(params),
             page: Vec::new().into_iter(),
@@ -249,18 +250,18 @@ impl Users {
         }
     }
 
-    /// The next user's grants; `None` at the end.
-    async fn next(
+    /// The next user's grants of `org`; `None` at the end.
+    pub(crate) async fn next(
         &mut self,
         store: &Arc<dyn Store>,
-        context: &Context,
-    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, ReportError> {
+        org: crate::store::OrgId,
+    ) -> Result<Option<Vec<crate::store::reports::HeldEntitlement>>, crate::store::StoreError> {
         let mut user: Vec<crate::store::reports::HeldEntitlement> =
             self.carry.take().into_iter().collect();
         loop {
             let held = match self.page.next() {
                 Some(held) => held,
-                None => match self.pages.next(store, context).await? {
+                None => match self.pages.next(store, org).await? {
                     Some(page) => {
                         self.page = page.into_iter();
                         continue;
@@ -374,33 +375,16 @@ pub async fn generate(
         .find(|r| r.status == RunStatus::Succeeded)
         .ok_or_else(|| ReportError::NotSynced(org_name.to_owned()))?
         .clone();
-    let mut entitlements = HashMap::new();
-    let mut after: Option<String> = None;
-    if let Some(at) = params.as_of {
+    let entitlements = match params.as_of {
         // As they were then: a set's permissions, a group's aggregate, names.
-        entitlements.extend(
-            store
-                .entitlements_at(org.id, at)
-                .await?
-                .into_iter()
-                .map(|e| (e.id.clone(), e)),
-        );
-    }
-    while params.as_of.is_none() {
-        let page = store
-            .list_entitlements(
-                org.id,
-                None,
-                Page {
-                    after: after.as_deref(),
-                    limit: 5000,
-                },
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        entitlements.extend(page.into_iter().map(|e| (e.id.clone(), e)));
-    }
+        Some(at) => store
+            .entitlements_at(org.id, at)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect(),
+        None => catalog(store, org.id).await?,
+    };
     let context = Context {
         org,
         entitlements,
@@ -445,6 +429,31 @@ pub async fn generate(
         bytes: written.bytes,
         sha256: written.sha256,
     })
+}
+
+/// The org's entitlements by id, as stored now.
+pub(crate) async fn catalog(
+    store: &Arc<dyn Store>,
+    org: crate::store::OrgId,
+) -> Result<HashMap<String, Entitlement>, crate::store::StoreError> {
+    let mut entitlements = HashMap::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_entitlements(
+                org,
+                None,
+                Page {
+                    after: after.as_deref(),
+                    limit: 5000,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        entitlements.extend(page.into_iter().map(|e| (e.id.clone(), e)));
+    }
+    Ok(entitlements)
 }
 
 /// The permission sets that carry other entitlements' permissions, by the id of what they

@@ -18,10 +18,9 @@ use super::model::{
 use super::ReviewError;
 use crate::audit::AuditEvent;
 use crate::config::{Config, OrgConfig};
-use crate::store::reports::HeldEntitlement;
 use crate::store::reviews::{CampaignMark, NewCampaign};
 use crate::store::sync::{LockOutcome, RunStatus};
-use crate::store::{OrgRecord, Page, Store};
+use crate::store::{OrgRecord, Store};
 
 /// A campaign as asked for (the API's body, the CLI's file).
 #[derive(Debug, Clone, Deserialize)]
@@ -219,7 +218,7 @@ pub async fn create(
     // profiles, roles and owned entitlements in the catalog, users and reviewers among its
     // users (a reviewer who is no user must be a team's plain name).
     if latest_sync(store, org).await?.is_some() {
-        let catalog = catalog(store, org).await?;
+        let catalog = crate::reports::catalog(store, org.id).await?;
         Selector::new(&definition, &catalog)?;
         let rules = &definition.reviewers;
         for key in rules.owners.keys() {
@@ -310,92 +309,10 @@ async fn latest_sync(
     org: &OrgRecord,
 ) -> Result<Option<crate::store::sync::SyncRun>, ReviewError> {
     Ok(store
-        .list_sync_runs(org.id, 10_000)
+        .list_sync_runs(org.id, 1000)
         .await?
         .into_iter()
         .find(|r| r.status == RunStatus::Succeeded))
-}
-
-async fn catalog(
-    store: &Arc<dyn Store>,
-    org: &OrgRecord,
-) -> Result<HashMap<String, Entitlement>, ReviewError> {
-    let mut catalog = HashMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .list_entitlements(
-                org.id,
-                None,
-                Page {
-                    after: after.as_deref(),
-                    limit: 5000,
-                },
-            )
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        catalog.extend(page.into_iter().map(|e| (e.id.clone(), e)));
-    }
-    Ok(catalog)
-}
-
-/// Every user's grants, one user at a time, in user order.
-struct Users {
-    after: Option<(String, String)>,
-    page: std::vec::IntoIter<HeldEntitlement>,
-    carry: Option<HeldEntitlement>,
-    done: bool,
-}
-
-impl Users {
-    fn new() -> Users {
-        Users {
-            after: None,
-            page: Vec::new().into_iter(),
-            carry: None,
-            done: false,
-        }
-    }
-
-    async fn next(
-        &mut self,
-        store: &Arc<dyn Store>,
-        org: &OrgRecord,
-    ) -> Result<Option<Vec<HeldEntitlement>>, ReviewError> {
-        let mut user: Vec<HeldEntitlement> = self.carry.take().into_iter().collect();
-        loop {
-            let held = match self.page.next() {
-                Some(held) => held,
-                None if self.done => return Ok((!user.is_empty()).then_some(user)),
-                None => {
-                    let page = store
-                        .held_entitlements(
-                            org.id,
-                            self.after.as_ref().map(|(a, g)| (a.as_str(), g.as_str())),
-                            5000,
-                        )
-                        .await?;
-                    match page.last() {
-                        Some(last) => {
-                            self.after = Some((last.account.id.clone(), last.grant_id.clone()))
-                        }
-                        None => self.done = true,
-                    }
-                    self.page = page.into_iter();
-                    continue;
-                }
-            };
-            if user
-                .first()
-                .is_some_and(|first| first.account.id != held.account.id)
-            {
-                self.carry = Some(held);
-                return Ok(Some(user));
-            }
-            user.push(held);
-        }
-    }
 }
 
 /// Revocations a close requests at once (the rest by `provost serve`'s passes), and per pass.
@@ -432,18 +349,6 @@ pub async fn start(
             ),
         });
     }
-    if latest_sync(store, org).await?.is_none() {
-        return Err(ReviewError::Refused {
-            code: "not_synced",
-            message: format!(
-                "org `{}` has no successful sync: a campaign reviews what a sync read; run `provost sync --org {}` first",
-                org.name, org.name
-            ),
-        });
-    }
-    let definition = &campaign.definition;
-    let catalog = catalog(store, org).await?;
-    let selector = Selector::new(definition, &catalog)?;
     // The items are read from the stored model page by page: no sync may commit meanwhile.
     let holder = format!("review-start-{id}");
     if let LockOutcome::Held { holder, .. } = store
@@ -458,10 +363,7 @@ pub async fn start(
             ),
         });
     }
-    let started = start_locked(
-        store, config, org_config, org, &campaign, &catalog, &selector, actor, force,
-    )
-    .await;
+    let started = start_locked(store, config, org_config, org, &campaign, actor, force).await;
     store.release_sync_lock(org.id, &holder).await?;
     started
 }
@@ -473,14 +375,13 @@ async fn start_locked(
     org_config: &OrgConfig,
     org: &OrgRecord,
     campaign: &Campaign,
-    catalog: &HashMap<String, Entitlement>,
-    selector: &Selector,
     actor: &str,
     force: bool,
 ) -> Result<Campaign, ReviewError> {
     let id = campaign.id;
     let definition = &campaign.definition;
-    // The sync the items come from, read under the lock: none can commit while they are read.
+    // The sync the items come from, and the catalog, read under the lock: none can commit
+    // while the items are read.
     let run = latest_sync(store, org).await?.ok_or_else(|| ReviewError::Refused {
         code: "not_synced",
         message: format!(
@@ -488,6 +389,8 @@ async fn start_locked(
             org.name, org.name
         ),
     })?;
+    let catalog = crate::reports::catalog(store, org.id).await?;
+    let selector = Selector::new(definition, &catalog)?;
     let now = chrono::Utc::now();
     // Kept to the microsecond, as both databases store it: the claim is compared as stored.
     let claim = crate::audit::truncate(now);
@@ -498,7 +401,7 @@ async fn start_locked(
         });
     }
     match fill(
-        store, config, org_config, org, campaign, catalog, selector, force, claim,
+        store, config, org_config, org, campaign, &catalog, &selector, force, claim,
     )
     .await
     {
@@ -571,8 +474,8 @@ async fn fill(
     let mut peers = Peers::default();
     let mut people = People::default();
     let mut matched: u64 = 0;
-    let mut users = Users::new();
-    while let Some(grants) = users.next(store, org).await? {
+    let mut users = crate::reports::Users::new(&Default::default());
+    while let Some(grants) = users.next(store, org.id).await? {
         people.add(&grants[0].account);
         peers.count(&grants);
         matched += grants
@@ -628,8 +531,8 @@ async fn fill(
     let made = async {
         let mut batch = Vec::with_capacity(BATCH);
         let mut count = 0_i64;
-        let mut users = Users::new();
-        while let Some(grants) = users.next(store, org).await? {
+        let mut users = crate::reports::Users::new(&Default::default());
+        while let Some(grants) = users.next(store, org.id).await? {
             for held in &grants {
                 let Some(entitlement) = catalog.get(&held.entitlement_id) else {
                     continue;
@@ -837,67 +740,67 @@ async fn tick_one(
                 auto_start(store, config, org_config, org, campaign, now, done).await?;
             }
         }
-        CampaignState::Active => {
-            let remind = campaign
-                .definition
-                .remind_days_before
-                .unwrap_or(config.reviews.remind_days_before);
-            let open = || async { store.open_by_reviewer(campaign.id).await };
-            if campaign.reminded_at.is_none()
-                && now >= campaign.due_at - chrono::TimeDelta::days(i64::from(remind))
-                && now < campaign.due_at
-            {
-                let reviewers = open().await?;
-                if !reviewers.is_empty() {
-                    let data = json!({
-                        "campaign": campaign.id,
-                        "name": campaign.name,
-                        "due_at": crate::util::times::rfc3339(campaign.due_at),
-                        "open_by_reviewer": reviewers.iter().map(|(r, n)| json!({"reviewer": r, "open": n})).collect::<Vec<_>>(),
-                    });
-                    if store
-                        .mark_campaign(
-                            campaign.id,
-                            CampaignMark::Reminded(now),
-                            Some(&event("review_reminder", data)),
-                        )
-                        .await?
-                    {
-                        done.reminded.push(campaign.id);
-                    }
-                }
+        CampaignState::Active | CampaignState::Closed => {
+            if campaign.state == CampaignState::Active {
+                notice(store, config, campaign, now, &event, done).await?;
             }
-            if campaign.overdue_at.is_none() && now >= campaign.due_at {
-                let reviewers = open().await?;
-                if !reviewers.is_empty() {
-                    let data = json!({
-                        "campaign": campaign.id,
-                        "name": campaign.name,
-                        "due_at": crate::util::times::rfc3339(campaign.due_at),
-                        "open_by_reviewer": reviewers.iter().map(|(r, n)| json!({"reviewer": r, "open": n})).collect::<Vec<_>>(),
-                    });
-                    if store
-                        .mark_campaign(
-                            campaign.id,
-                            CampaignMark::Overdue(now),
-                            Some(&event("review_overdue", data)),
-                        )
-                        .await?
-                    {
-                        done.overdue.push(campaign.id);
-                    }
-                }
-            }
-            done.remediated +=
-                super::decide::remediate(store, org_config, org, campaign, REMEDIATE_PASS).await?;
-            next_run(store, config, org_config, org, campaign, now, done).await?;
-        }
-        CampaignState::Closed => {
             done.remediated +=
                 super::decide::remediate(store, org_config, org, campaign, REMEDIATE_PASS).await?;
             next_run(store, config, org_config, org, campaign, now, done).await?;
         }
         CampaignState::Cancelled => {}
+    }
+    Ok(())
+}
+
+/// Tells the reviewers of an active campaign, once each, that it is due soon (its reminder
+/// window) or overdue, with their open items.
+async fn notice(
+    store: &Arc<dyn Store>,
+    config: &Config,
+    campaign: &Campaign,
+    now: Timestamp,
+    event: &impl Fn(&str, serde_json::Value) -> AuditEvent,
+    done: &mut Tick,
+) -> Result<(), ReviewError> {
+    let remind = campaign
+        .definition
+        .remind_days_before
+        .unwrap_or(config.reviews.remind_days_before);
+    let reminder_from = campaign.due_at - chrono::TimeDelta::days(i64::from(remind));
+    let (mark, name, marked) = if now >= campaign.due_at {
+        if campaign.overdue_at.is_some() {
+            return Ok(());
+        }
+        (
+            CampaignMark::Overdue(now),
+            "review_overdue",
+            &mut done.overdue,
+        )
+    } else if now >= reminder_from && campaign.reminded_at.is_none() {
+        (
+            CampaignMark::Reminded(now),
+            "review_reminder",
+            &mut done.reminded,
+        )
+    } else {
+        return Ok(());
+    };
+    let reviewers = store.open_by_reviewer(campaign.id).await?;
+    if reviewers.is_empty() {
+        return Ok(());
+    }
+    let data = json!({
+        "campaign": campaign.id,
+        "name": campaign.name,
+        "due_at": crate::util::times::rfc3339(campaign.due_at),
+        "open_by_reviewer": reviewers.iter().map(|(r, n)| json!({"reviewer": r, "open": n})).collect::<Vec<_>>(),
+    });
+    if store
+        .mark_campaign(campaign.id, mark, Some(&event(name, data)))
+        .await?
+    {
+        marked.push(campaign.id);
     }
     Ok(())
 }

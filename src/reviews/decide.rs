@@ -21,7 +21,8 @@ use crate::store::{OrgRecord, Store};
 
 /// The most items one call decides.
 pub const MAX_BATCH: usize = 10_000;
-const MAX_COMMENT: usize = 4000;
+/// The longest comment, reassignment reason or cancel reason.
+pub const MAX_COMMENT: usize = 4000;
 
 /// Keep or revoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
