@@ -127,6 +127,7 @@ async fn setup(rounds: usize) -> Bench {
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 100,
+            sync_concurrency: provost::sync::DEFAULT_CONCURRENCY as u8,
             auto_approve: vec!["grant".to_owned()],
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),

@@ -334,6 +334,7 @@ fn main() {
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 100,
+            sync_concurrency: provost::sync::DEFAULT_CONCURRENCY as u8,
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),

@@ -95,6 +95,7 @@ async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncM
         mode,
         started_by: "bench".to_owned(),
         api_budget_percent: 100,
+        concurrency: provost::sync::DEFAULT_CONCURRENCY,
         skip_if_synced_within: None,
     };
     let clock = CommitClock::default();

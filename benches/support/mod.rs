@@ -149,6 +149,7 @@ pub async fn synced(
             mode: SyncMode::Full,
             started_by: "bench".to_owned(),
             api_budget_percent: 100,
+            concurrency: provost::sync::DEFAULT_CONCURRENCY,
             skip_if_synced_within: None,
         },
         &provost::sync::progress::LogObserver,

@@ -36,6 +36,12 @@ pub struct OrgConfig {
     /// limit (read from `Sforce-Limit-Info`), leaving the rest to the org's other integrations.
     #[serde(default = "default_api_budget")]
     pub api_budget_percent: u8,
+    /// Queries a sync keeps running at once: large resources (users, assignments, group
+    /// members, permissions) are read as key ranges side by side, and the next resources are
+    /// read while one is stored. Each holds one of the 10 query cursors Salesforce allows a
+    /// user; 1 reads one page at a time.
+    #[serde(default = "default_sync_concurrency")]
+    pub sync_concurrency: u8,
     /// Access-request actions approved as they are made, for flows that approve upstream
     /// (e.g. `["grant", "revoke"]`). Every other request waits for an approver.
     #[serde(default)]
@@ -143,6 +149,10 @@ fn default_api_budget() -> u8 {
     80
 }
 
+fn default_sync_concurrency() -> u8 {
+    crate::sync::DEFAULT_CONCURRENCY as u8
+}
+
 pub fn default_scim_max_changes() -> u32 {
     1000
 }
@@ -214,6 +224,18 @@ pub(super) fn validate(orgs: &[OrgConfig], problems: &mut Vec<ConfigProblem>) {
                 format!(
                     "{} is outside 1..=100 (the share of the daily API limit syncs may reach)",
                     org.api_budget_percent
+                ),
+            );
+        }
+        if !(1..=crate::sync::MAX_CONCURRENCY as u8).contains(&org.sync_concurrency) {
+            problem(
+                index,
+                "sync_concurrency",
+                format!(
+                    "{} is outside 1..={} (queries at once; Salesforce keeps 10 open query cursors per user, and provisioning needs some); the default is {}",
+                    org.sync_concurrency,
+                    crate::sync::MAX_CONCURRENCY,
+                    crate::sync::DEFAULT_CONCURRENCY
                 ),
             );
         }

@@ -180,6 +180,7 @@ pub fn request_for(
         mode,
         started_by: started_by.to_owned(),
         api_budget_percent: org.api_budget_percent,
+        concurrency: usize::from(org.sync_concurrency),
         skip_if_synced_within: None,
     }
 }

@@ -10,17 +10,16 @@
 
 pub mod diff;
 pub mod progress;
+mod read;
 pub mod schedule;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use provost_connector::connector::{
-    Connector, ConnectorError, Cursor, Page, ResourceType, Watermark,
-};
+use provost_connector::connector::{Connector, ConnectorError, Page, ResourceType, Watermark};
 use provost_connector::times::Timestamp;
 use tokio::sync::mpsc;
 
@@ -30,6 +29,13 @@ use crate::store::sync::{
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
 use progress::Observer;
+use read::{Reading, Stop, Wanted, PAGES_AHEAD};
+
+/// Queries a sync keeps running at once unless the org's configuration says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 6;
+/// The most it may keep: Salesforce keeps 10 open query cursors per user, and provisioning
+/// and the other lookups of the same user need some.
+pub const MAX_CONCURRENCY: usize = 8;
 
 /// How long a lock lasts without renewal: a process that dies frees its org after this.
 pub(crate) const LOCK_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
@@ -44,6 +50,8 @@ pub struct SyncRequest {
     pub started_by: String,
     /// Pause when the org's API usage of the day reaches this share (percent) of its limit.
     pub api_budget_percent: u8,
+    /// Queries kept running at once (see [`DEFAULT_CONCURRENCY`]).
+    pub concurrency: usize,
     /// Skip the run when the org's last run succeeded less than this long ago (checked under
     /// the lock, so replicas whose schedules fire together sync once).
     pub skip_if_synced_within: Option<chrono::TimeDelta>,
@@ -220,90 +228,122 @@ async fn locked_run(
     let calls_before = connector.calls();
     let api_calls_before = run.api_calls;
     let mut known = known_ids(store, &run).await?;
-    let resources = store.sync_resources(run.id).await?;
-    for mut state in resources {
-        if state.done {
-            observer.resource_finished(&state);
-            continue;
-        }
-        let Some(resource) = types.iter().find(|t| t.id == state.resource) else {
-            let message = format!(
-                "the run reads `{}`, which this connector no longer offers; start a full sync",
-                state.resource
-            );
-            return fail(store, org, run, message).await;
-        };
-        observer.resource_started(resource, &state);
-        let mut restarted = false;
-        loop {
-            let reading = Reading {
-                connector,
-                resource,
-                since: state.since.clone().map(Watermark),
-                lost,
-                calls_before,
-                budget_percent: request.api_budget_percent,
+    let mut restarted: HashSet<&str> = HashSet::new();
+    let mut first_attempt = true;
+    loop {
+        let mut pending = Vec::new();
+        for state in store.sync_resources(run.id).await? {
+            if state.done {
+                if first_attempt {
+                    observer.resource_finished(&state);
+                }
+                continue;
+            }
+            let Some(resource) = types.iter().find(|t| t.id == state.resource) else {
+                let message = format!(
+                    "the run reads `{}`, which this connector no longer offers; start a full sync",
+                    state.resource
+                );
+                return fail(store, org, run, message).await;
             };
-            let (pages, receiver) = mpsc::channel(PAGES_AHEAD);
-            let (staged, to_write) = mpsc::channel(PAGES_AHEAD);
-            // Three stages at once: the next page is read while this one is compared and
-            // the previous one written.
-            let (_, stopped, written) = tokio::join!(
-                reading.produce(state.cursor.clone(), pages),
-                compare(
-                    store,
-                    org,
-                    resource,
-                    &mut run,
-                    &mut state,
-                    &mut known,
-                    receiver,
-                    staged,
-                    (connector, calls_before, api_calls_before),
-                ),
-                write(store, resource, to_write, observer),
-            );
-            written?;
-            match stopped? {
-                None => break,
-                Some(Stop::LockLost) => {
-                    return Err(SyncError::LockLost {
-                        org: org.name.clone(),
-                        run: run.id,
-                    })
-                }
-                Some(Stop::Budget(message)) => {
-                    record_api(&mut run, connector, calls_before, api_calls_before);
-                    return pause(store, run, "api_budget", message).await;
-                }
-                Some(Stop::Read(ConnectorError::QuotaExhausted { message })) => {
-                    record_api(&mut run, connector, calls_before, api_calls_before);
-                    return pause(store, run, "daily_limit", message).await;
-                }
-                Some(Stop::Read(ConnectorError::InvalidCursor { message })) if !restarted => {
-                    tracing::warn!(org = %org.name, resource = resource.id, %message, "reading the resource again from the start");
-                    store.restart_sync_resource(run.id, &state.resource).await?;
-                    state = reread_state(store, run.id, &state.resource).await?;
-                    known = known_ids(store, &run).await?;
-                    restarted = true;
-                }
-                Some(Stop::Read(err)) => {
-                    record_api(&mut run, connector, calls_before, api_calls_before);
-                    return fail(
+            pending.push((resource, state));
+        }
+        first_attempt = false;
+        let reading = Reading {
+            connector,
+            lost,
+            answered: AtomicBool::new(false),
+            budget_percent: request.api_budget_percent,
+            concurrency: request.concurrency.clamp(1, MAX_CONCURRENCY),
+        };
+        let wanted = pending
+            .iter()
+            .map(|(resource, state)| Wanted {
+                resource,
+                cursor: state.cursor.clone(),
+                since: state.since.clone().map(Watermark),
+            })
+            .collect();
+        let (receivers, reader) = reading.start(wanted);
+        // The resources are stored one after another while the reader reads ahead: each in
+        // three stages at once, its next page compared while the one before is written.
+        let storing = async {
+            for ((resource, mut state), pages) in pending.into_iter().zip(receivers) {
+                observer.resource_started(resource, &state);
+                let (staged, to_write) = mpsc::channel(PAGES_AHEAD);
+                let (stopped, written) = tokio::join!(
+                    compare(
                         store,
                         org,
-                        run,
-                        format!("reading {}: {err}", resource.label),
-                    )
-                    .await;
+                        resource,
+                        &mut run,
+                        &mut state,
+                        &mut known,
+                        pages,
+                        staged,
+                        (connector, calls_before, api_calls_before),
+                    ),
+                    write(store, resource, to_write, observer),
+                );
+                written?;
+                if let Some(stop) = stopped? {
+                    return Ok::<_, SyncError>(Some((resource, state, stop)));
                 }
-                Some(Stop::Contract(message)) => {
-                    record_api(&mut run, connector, calls_before, api_calls_before);
-                    return fail(store, org, run, message).await;
+                observer.resource_finished(&state);
+            }
+            Ok(None)
+        };
+        let stopped = {
+            let mut reader = std::pin::pin!(reader);
+            let mut storing = std::pin::pin!(storing);
+            let mut read = false;
+            loop {
+                tokio::select! {
+                    outcome = &mut storing => break outcome?,
+                    () = &mut reader, if !read => read = true,
                 }
             }
+        };
+        let Some((resource, state, stop)) = stopped else {
+            break;
+        };
+        match stop {
+            Stop::LockLost => {
+                return Err(SyncError::LockLost {
+                    org: org.name.clone(),
+                    run: run.id,
+                })
+            }
+            Stop::Budget(message) => {
+                record_api(&mut run, connector, calls_before, api_calls_before);
+                return pause(store, run, "api_budget", message).await;
+            }
+            Stop::Read(ConnectorError::QuotaExhausted { message }) => {
+                record_api(&mut run, connector, calls_before, api_calls_before);
+                return pause(store, run, "daily_limit", message).await;
+            }
+            Stop::Read(ConnectorError::InvalidCursor { message })
+                if restarted.insert(resource.id) =>
+            {
+                tracing::warn!(org = %org.name, resource = resource.id, %message, "reading the resource again from the start");
+                store.restart_sync_resource(run.id, &state.resource).await?;
+                known = known_ids(store, &run).await?;
+            }
+            Stop::Read(err) => {
+                record_api(&mut run, connector, calls_before, api_calls_before);
+                return fail(
+                    store,
+                    org,
+                    run,
+                    format!("reading {}: {err}", resource.label),
+                )
+                .await;
+            }
+            Stop::Contract(message) => {
+                record_api(&mut run, connector, calls_before, api_calls_before);
+                return fail(store, org, run, message).await;
+            }
         }
-        observer.resource_finished(&state);
     }
     observer.committing(&run);
     let tc = std::time::Instant::now();
@@ -331,70 +371,6 @@ async fn commit(
         tracing::warn!(org = %org.name, error = %err, "refreshing the planner's statistics failed");
     }
     Ok(store.sync_run(run.id).await?.unwrap_or(run))
-}
-
-/// Pages read ahead of the one being stored.
-const PAGES_AHEAD: usize = 2;
-
-/// Why reading a resource stopped before its end.
-enum Stop {
-    LockLost,
-    Budget(String),
-    Read(ConnectorError),
-    /// The connector broke the coverage contract.
-    Contract(String),
-}
-
-/// The reading half of a resource's pipeline.
-struct Reading<'a> {
-    connector: &'a dyn Connector,
-    resource: &'a ResourceType,
-    since: Option<Watermark>,
-    lost: &'a AtomicBool,
-    calls_before: u64,
-    budget_percent: u8,
-}
-
-impl Reading<'_> {
-    /// Reads pages from `cursor` on and sends them, until the end, an error or a stop.
-    async fn produce(self, mut cursor: Option<String>, pages: mpsc::Sender<Result<Page, Stop>>) {
-        loop {
-            if self.lost.load(Ordering::SeqCst) {
-                let _ = pages.send(Err(Stop::LockLost)).await;
-                return;
-            }
-            // The quota as this attempt's own calls reported it (not a stale earlier figure).
-            let fresh = self.connector.calls() > self.calls_before;
-            if let Some(quota) = self.connector.quota().filter(|_| fresh) {
-                let budget = quota.limit * u64::from(self.budget_percent) / 100;
-                if quota.used >= budget {
-                    let message = format!(
-                        "the org has used {} of its {} API requests today, the sync budget is {}% ({budget}); the run resumes from its checkpoint at the next sync",
-                        quota.used, quota.limit, self.budget_percent
-                    );
-                    let _ = pages.send(Err(Stop::Budget(message))).await;
-                    return;
-                }
-            }
-            let current = cursor.clone().map(Cursor);
-            let read = self
-                .connector
-                .read_page(self.resource, current.as_ref(), self.since.as_ref())
-                .await;
-            match read {
-                Ok(page) => {
-                    cursor = page.next.as_ref().map(|c| c.0.clone());
-                    if pages.send(Ok(page)).await.is_err() || cursor.is_none() {
-                        return;
-                    }
-                }
-                Err(err) => {
-                    let _ = pages.send(Err(Stop::Read(err))).await;
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// A compared page on its way to the store: the run and checkpoint as they stand after it.
@@ -480,6 +456,13 @@ async fn compare(
             return Ok(None);
         }
     }
+    if !state.done {
+        // Never a run committed with a resource half read.
+        return Ok(Some(Stop::Contract(format!(
+            "reading {} ended before its last page",
+            resource.label
+        ))));
+    }
     Ok(None)
 }
 
@@ -514,22 +497,6 @@ async fn new_run(
     store
         .create_sync_run(org.id, request.mode, &request.started_by, &resources)
         .await
-}
-
-async fn reread_state(
-    store: &Arc<dyn Store>,
-    run: RunId,
-    resource: &str,
-) -> Result<ResourceState, StoreError> {
-    store
-        .sync_resources(run)
-        .await?
-        .into_iter()
-        .find(|s| s.resource == resource)
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "sync checkpoint",
-            detail: format!("run {run} has no checkpoint for `{resource}`"),
-        })
 }
 
 /// The accounts and entitlements that exist for this run: stored, plus what the run staged.

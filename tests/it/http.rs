@@ -168,6 +168,7 @@ async fn connect_through_the_web_server_flow(store: Arc<dyn Store>) {
         batch_size: 2000,
         sync_interval_minutes: None,
         api_budget_percent: 80,
+        sync_concurrency: provost::sync::DEFAULT_CONCURRENCY as u8,
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
         scim_max_changes: provost::config::default_scim_max_changes(),
@@ -519,6 +520,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             mode: SyncMode::Full,
             started_by: "test".into(),
             api_budget_percent: 80,
+            concurrency: provost::sync::DEFAULT_CONCURRENCY,
             skip_if_synced_within: None,
         };
         let run = sync::run(&store, &record, &reader, &request, &LogObserver)
@@ -539,6 +541,7 @@ async fn sync_runs_and_changes_of_an_org_over_http() {
             batch_size: 2000,
             sync_interval_minutes: None,
             api_budget_percent: 80,
+            sync_concurrency: provost::sync::DEFAULT_CONCURRENCY as u8,
             auto_approve: Vec::new(),
             user_defaults: Default::default(),
             scim_max_changes: provost::config::default_scim_max_changes(),

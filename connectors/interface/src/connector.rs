@@ -14,6 +14,12 @@
 //! not carry is gone from the source. That is how the core finds removals without holding a
 //! resource's keys in memory: a full read covers the key space in ascending order, page after
 //! page; a read of changes since a [`Watermark`] covers just the records it names.
+//!
+//! ## Streams
+//! A large resource can be read as several [streams](Connector::streams) side by side: each
+//! stream is its own ordered read of a key range, and its last page covers through the end of
+//! that range (`Coverage::Through(Some(bound))`), so the streams' pages, taken in order, are
+//! one full read. The core reads a few streams at once and compares their pages in order.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,6 +124,23 @@ pub trait Connector: Send + Sync {
         cursor: Option<&Cursor>,
         since: Option<&Watermark>,
     ) -> Result<Page, ConnectorError>;
+
+    /// The streams that make up a read of `resource` from `cursor` (from the start when
+    /// `None`), in key order, for reading up to `ways` of them at once. Each is read with
+    /// [`read_page`](Connector::read_page) from its start cursor until a page has no `next`;
+    /// every stream but the last ends with a page covering through its range's end, and the
+    /// first starts at `cursor`. A stream's start is a checkpoint like any cursor: the core
+    /// saves it once the stream before has been stored. The default is one stream.
+    async fn streams(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+        ways: usize,
+    ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+        let _ = (resource, since, ways);
+        Ok(vec![cursor.cloned()])
+    }
 
     /// The source's API quota, when it reports one.
     fn quota(&self) -> Option<Quota> {

@@ -140,6 +140,11 @@ impl SalesforceClient {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// Records per page of a query.
+    pub fn batch_size(&self) -> u16 {
+        self.config.batch_size
+    }
+
     /// Token requests made (the first included).
     pub fn token_requests(&self) -> u64 {
         self.token_requests.load(Ordering::Relaxed)

@@ -96,6 +96,14 @@ impl Condition {
         }
     }
 
+    pub fn le(field: &'static str, value: impl Into<Literal>) -> Condition {
+        Condition::Compare {
+            field,
+            op: "<=",
+            value: value.into(),
+        }
+    }
+
     pub fn lt(field: &'static str, value: impl Into<Literal>) -> Condition {
         Condition::Compare {
             field,

@@ -102,6 +102,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         batch_size: 2000,
         sync_interval_minutes: Some(1),
         api_budget_percent: 80,
+        sync_concurrency: crate::sync::DEFAULT_CONCURRENCY as u8,
         auto_approve: Vec::new(),
         user_defaults: Default::default(),
         scim_max_changes: crate::config::default_scim_max_changes(),

@@ -129,6 +129,8 @@ struct Read {
     /// Assignments have no `deleted` endpoint in Salesforce and are read whole, their keys
     /// compared by the core.
     reads_changes: bool,
+    /// Large enough to be read as several ranges side by side (see [`Connector::streams`]).
+    splits: bool,
 }
 
 /// The resources, in the order a sync reads them: entitlements before the grants of them.
@@ -154,6 +156,7 @@ static READS: [Read; 14] = [
             attributes: &["Status", "TotalLicenses", "UsedLicenses", "Name"],
         },
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: PERMISSION_SET_LICENSES,
@@ -175,6 +178,7 @@ static READS: [Read; 14] = [
             attributes: &["Status", "TotalLicenses", "UsedLicenses"],
         },
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: PROFILES,
@@ -189,6 +193,7 @@ static READS: [Read; 14] = [
             attributes: &["UserLicenseId", "UserType"],
         },
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: ROLES,
@@ -203,6 +208,7 @@ static READS: [Read; 14] = [
             attributes: &["ParentRoleId"],
         },
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: PERMISSION_SETS,
@@ -225,6 +231,7 @@ static READS: [Read; 14] = [
         scope: Scope::All,
         mapping: Mapping::PermissionSets,
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: PERMISSION_SET_GROUPS,
@@ -240,6 +247,7 @@ static READS: [Read; 14] = [
         scope: Scope::All,
         mapping: Mapping::PermissionSetGroups,
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: PUBLIC_GROUPS,
@@ -254,6 +262,7 @@ static READS: [Read; 14] = [
             attributes: &["Type", "CreatedDate"],
         },
         reads_changes: false,
+        splits: false,
     },
     Read {
         resource: USERS,
@@ -283,6 +292,7 @@ static READS: [Read; 14] = [
         scope: Scope::Users,
         mapping: Mapping::Users,
         reads_changes: true,
+        splits: true,
     },
     Read {
         resource: PERMISSION_SET_ASSIGNMENTS,
@@ -299,6 +309,7 @@ static READS: [Read; 14] = [
         scope: Scope::OfKeptAssignees,
         mapping: Mapping::Assignments,
         reads_changes: false,
+        splits: true,
     },
     Read {
         resource: PERMISSION_SET_LICENSE_ASSIGNMENTS,
@@ -312,6 +323,7 @@ static READS: [Read; 14] = [
         scope: Scope::OfKeptAssignees,
         mapping: Mapping::LicenseAssignments,
         reads_changes: false,
+        splits: true,
     },
     Read {
         resource: GROUP_MEMBERS,
@@ -320,6 +332,7 @@ static READS: [Read; 14] = [
         scope: Scope::MembersOfRegularGroups,
         mapping: Mapping::GroupMembers,
         reads_changes: false,
+        splits: true,
     },
     // What permission sets open, after the sets themselves. Rows of other parents
     // (muting sets, licenses) are left out in the mapping: ParentId is polymorphic.
@@ -341,6 +354,7 @@ static READS: [Read; 14] = [
         scope: Scope::All,
         mapping: Mapping::Access(PermissionKind::Object),
         reads_changes: false,
+        splits: true,
     },
     Read {
         resource: FIELD_PERMISSIONS,
@@ -356,6 +370,7 @@ static READS: [Read; 14] = [
         scope: Scope::All,
         mapping: Mapping::Access(PermissionKind::Field),
         reads_changes: false,
+        splits: true,
     },
     Read {
         resource: SETUP_ENTITY_ACCESS,
@@ -364,6 +379,7 @@ static READS: [Read; 14] = [
         scope: Scope::All,
         mapping: Mapping::Access(PermissionKind::SetupEntity),
         reads_changes: false,
+        splits: false,
     },
 ];
 
@@ -421,12 +437,17 @@ pub struct SalesforceReader {
     entity_names: Mutex<Option<HashMap<String, String>>>,
     /// The fields each object's reads select, once described (see [`crate::schema`]).
     selected: Mutex<HashMap<&'static str, Arc<Vec<&'static str>>>>,
+    /// The first page of each resource whose read was just planned (see [`Self::plan`]),
+    /// until its first stream asks for it.
+    probes: Mutex<HashMap<&'static str, QueryPage>>,
 }
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
 /// from when the locator has expired (they live about 15 minutes); for a read of changes,
-/// which of its queries is running; and the watermark taken when the read began.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// which of its queries is running; and the watermark taken when the read began. A read split
+/// into ranges (streams) also holds this range's last ID, the ends of the ranges after it, and
+/// the resource's record count.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct CursorState {
     next: Option<String>,
     after: Option<String>,
@@ -434,11 +455,70 @@ struct CursorState {
     phase: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mark: Option<String>,
+    /// The last ID of this stream's range (inclusive); `None`: to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upto: Option<String>,
+    /// The last IDs of the ranges after this one; the range after them runs to the end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rest: Vec<String>,
+    /// Records of the whole resource, counted when the read was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    /// The stream's first page is the one read to plan the split, held in `probes`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    probe: bool,
+}
+
+impl CursorState {
+    fn decode(cursor: &Cursor, resource: &str) -> Result<CursorState, ConnectorError> {
+        serde_json::from_str(&cursor.0).map_err(|_| ConnectorError::InvalidCursor {
+            message: format!("the checkpoint of `{resource}` is not a Salesforce cursor; read the resource again from the start"),
+        })
+    }
+
+    fn encode(&self) -> Cursor {
+        Cursor(serde_json::to_string(self).expect("serialisable"))
+    }
+
+    /// The streams after this one's range: each from the end of the one before.
+    fn following(&self) -> Vec<CursorState> {
+        let Some(mut lower) = self.upto.clone() else {
+            return Vec::new();
+        };
+        let mut streams = Vec::with_capacity(self.rest.len() + 1);
+        for (i, upto) in self.rest.iter().enumerate() {
+            streams.push(CursorState {
+                after: Some(lower),
+                upto: Some(upto.clone()),
+                rest: self.rest[i + 1..].to_vec(),
+                ..self.start_of_range()
+            });
+            lower = upto.clone();
+        }
+        streams.push(CursorState {
+            after: Some(lower),
+            ..self.start_of_range()
+        });
+        streams
+    }
+
+    /// A fresh stream of the same read.
+    fn start_of_range(&self) -> CursorState {
+        CursorState {
+            mark: self.mark.clone(),
+            total: self.total,
+            ..CursorState::default()
+        }
+    }
 }
 
 fn is_zero(phase: &u8) -> bool {
     *phase == 0
 }
+
+/// A range read side by side with others holds at least this many pages: every range ends
+/// with a page that is not full, so fewer, longer ranges keep the calls near the minimum.
+const MIN_PAGES_PER_STREAM: u64 = 10;
 
 /// How far back a read of changes reaches before its watermark: a transaction that was still
 /// running when the watermark was read commits with an earlier `SystemModstamp`. Records read
@@ -455,6 +535,7 @@ impl SalesforceReader {
             muting: Mutex::new(None),
             entity_names: Mutex::new(None),
             selected: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -591,6 +672,13 @@ impl SalesforceReader {
             let mut query = query.clone();
             if let Some(after) = after.as_deref().and_then(|a| SalesforceId::parse(a).ok()) {
                 query = query.filter(Condition::gt("Id", after));
+            }
+            if let Some(upto) = state
+                .upto
+                .as_deref()
+                .and_then(|a| SalesforceId::parse(a).ok())
+            {
+                query = query.filter(Condition::le("Id", upto));
             }
             query
         };
@@ -840,10 +928,8 @@ impl Connector for SalesforceReader {
                 message: format!("the Salesforce connector has no resource `{}`", resource.id),
             });
         };
-        let mut state: CursorState = match cursor {
-            Some(cursor) => serde_json::from_str(&cursor.0).map_err(|_| ConnectorError::InvalidCursor {
-                message: format!("the checkpoint of `{}` is not a Salesforce cursor; read the resource again from the start", resource.id),
-            })?,
+        let mut state = match cursor {
+            Some(cursor) => CursorState::decode(cursor, resource.id)?,
             None => CursorState::default(),
         };
         let changes_since = match since {
@@ -859,22 +945,9 @@ impl Connector for SalesforceReader {
             _ => None,
         };
         if cursor.is_none() {
-            // A read from the start sees the org as it is now, not as an earlier read of this
-            // reader cached it.
-            match read.mapping {
-                Mapping::Users => *self.frozen.lock().await = None,
-                Mapping::Assignments => *self.components.lock().await = None,
-                Mapping::PermissionSetGroups => {
-                    *self.components.lock().await = None;
-                    *self.muting.lock().await = None;
-                }
-                Mapping::Access(PermissionKind::SetupEntity) => {
-                    *self.entity_names.lock().await = None
-                }
-                _ => {}
-            }
+            self.forget(read).await;
         }
-        if matches!(read.mapping, Mapping::Access(_)) && !self.options.read_access {
+        if self.skipped(read) {
             // Configured off: nothing is read, and what an earlier sync stored goes.
             return Ok(Page {
                 total: Some(0),
@@ -894,6 +967,34 @@ impl Connector for SalesforceReader {
         }
     }
 
+    async fn streams(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+        ways: usize,
+    ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+        let Some(read) = read_of(resource.id) else {
+            return Ok(vec![cursor.cloned()]);
+        };
+        let of_changes = since.is_some() && read.reads_changes;
+        if !read.splits || of_changes || ways < 2 || self.skipped(read) {
+            return Ok(vec![cursor.cloned()]);
+        }
+        match cursor {
+            // Resuming: this stream, then the ranges after it as planned.
+            Some(cursor) => {
+                let state = CursorState::decode(cursor, resource.id)?;
+                let following = state.following();
+                Ok(std::iter::once(cursor.clone())
+                    .chain(following.iter().map(CursorState::encode))
+                    .map(Some)
+                    .collect())
+            }
+            None => self.plan(read, ways).await,
+        }
+    }
+
     fn quota(&self) -> Option<Quota> {
         self.client.api_usage().map(|usage| Quota {
             used: usage.used,
@@ -907,13 +1008,113 @@ impl Connector for SalesforceReader {
 }
 
 impl SalesforceReader {
+    /// A read from the start sees the org as it is now, not as an earlier read of this reader
+    /// cached it.
+    async fn forget(&self, read: &Read) {
+        match read.mapping {
+            Mapping::Users => *self.frozen.lock().await = None,
+            Mapping::Assignments => *self.components.lock().await = None,
+            Mapping::PermissionSetGroups => {
+                *self.components.lock().await = None;
+                *self.muting.lock().await = None;
+            }
+            Mapping::Access(PermissionKind::SetupEntity) => *self.entity_names.lock().await = None,
+            _ => {}
+        }
+        self.probes.lock().await.remove(read.resource.id);
+    }
+
+    /// Configured off: nothing is read, and what an earlier sync stored goes.
+    fn skipped(&self, read: &Read) -> bool {
+        matches!(read.mapping, Mapping::Access(_)) && !self.options.read_access
+    }
+
+    /// Plans a full read of `read` as ranges read side by side: reads its first page (which
+    /// counts the records), and when many pages are left, the last ID, and cuts the IDs in
+    /// between into up to `ways` ranges of about equal size. The first page is kept for the
+    /// first stream, so planning costs one call (the last ID) and nothing for a small resource.
+    async fn plan(&self, read: &Read, ways: usize) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+        self.forget(read).await;
+        let mark = match read.reads_changes {
+            true => self.latest_user_stamp().await.map_err(connector_error)?,
+            false => None,
+        };
+        let fields = self.fields_of(read).await?;
+        let first = match self.client.query(&self.query_for(read, &fields)).await {
+            // An object the org lacks: the stream's read says so.
+            Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
+            other => other.map_err(connector_error)?,
+        };
+        let last = first.records.last().and_then(|r| text(r, "Id"));
+        let left = first.total_size.saturating_sub(first.records.len() as u64);
+        let per_stream = u64::from(self.client.batch_size()) * MIN_PAGES_PER_STREAM;
+        let parts = usize::try_from(left / per_stream)
+            .unwrap_or(usize::MAX)
+            .min(ways);
+        let mut cuts = Vec::new();
+        if let (false, true, Some(low)) = (
+            first.done,
+            parts >= 2,
+            last.as_deref().and_then(|id| SalesforceId::parse(id).ok()),
+        ) {
+            let highest = self.query_for(read, &["Id"]).descending("Id").limit(1);
+            let high = self
+                .client
+                .query(&highest)
+                .await
+                .map_err(connector_error)?
+                .records
+                .first()
+                .and_then(|r| text(r, "Id"))
+                .and_then(|id| SalesforceId::parse(&id).ok());
+            if let Some(high) = high {
+                cuts = SalesforceId::cuts(&low, &high, parts);
+            }
+        }
+        let mut cuts = cuts.into_iter().map(|id| id.as_str().to_owned());
+        let probe = CursorState {
+            // Unsplit, the first page's locator reads on; split, the first range is read by a
+            // query of its own after the first page.
+            next: match cuts.len() {
+                0 => first.next_records_url.clone(),
+                _ => None,
+            },
+            upto: cuts.next(),
+            rest: cuts.collect(),
+            total: Some(first.total_size),
+            mark,
+            probe: true,
+            ..CursorState::default()
+        };
+        let following = probe.following();
+        tracing::debug!(
+            resource = read.resource.id,
+            records = first.total_size,
+            streams = following.len() + 1,
+            "planned the read"
+        );
+        self.probes.lock().await.insert(read.resource.id, first);
+        Ok(std::iter::once(&probe)
+            .chain(&following)
+            .map(|stream| Some(stream.encode()))
+            .collect())
+    }
+
     /// A page of a full read: consecutive pages cover the key space in `Id` order.
     async fn read_all(&self, read: &Read, state: CursorState) -> Result<Page, ConnectorError> {
         let resource = &read.resource;
         let fields = self.fields_of(read).await?;
         let query = self.query_for(read, &fields);
         let watermark = state.mark.clone().map(Watermark);
-        let result = match self.first_or_next(resource.id, query, &state).await {
+        let probed = match state.probe {
+            true => self.probes.lock().await.remove(resource.id),
+            false => None,
+        };
+        let result = match probed {
+            Some(page) => Ok(page),
+            None => self.first_or_next(resource.id, query, &state).await,
+        };
+        let result = match result {
             // Optional objects (permission set groups, permission set licenses) an org lacks.
             Err(err) if err.code() == Some("INVALID_TYPE") => {
                 tracing::info!(
@@ -929,7 +1130,7 @@ impl SalesforceReader {
         };
         let query_page = result.map_err(connector_error)?;
         let mut page = Page {
-            total: Some(query_page.total_size),
+            total: Some(state.total.unwrap_or(query_page.total_size)),
             records: query_page.records.len() as u64,
             watermark,
             ..Page::default()
@@ -937,21 +1138,31 @@ impl SalesforceReader {
         self.map_records(read, &query_page.records, &mut page)
             .await
             .map_err(connector_error)?;
-        if !query_page.done {
-            let after = query_page
-                .records
-                .last()
-                .and_then(|r| text(r, "Id"))
-                .or(state.after);
-            page.coverage = Coverage::Through(after.clone());
-            let next = CursorState {
-                next: query_page.next_records_url,
-                after,
-                phase: 0,
-                mark: state.mark,
-            };
-            page.next = Some(Cursor(serde_json::to_string(&next).expect("serialisable")));
+        if query_page.done {
+            // A range's last page covers through the range's end, where the next begins.
+            page.coverage = Coverage::Through(state.upto);
+            return Ok(page);
         }
+        let after = query_page
+            .records
+            .last()
+            .and_then(|r| text(r, "Id"))
+            .or(state.after);
+        page.coverage = Coverage::Through(after.clone());
+        // The first page of a split read came from the unbounded query: its range goes on
+        // with a bounded query of its own, not that query's locator.
+        let next = match state.probe && state.upto.is_some() {
+            true => None,
+            false => query_page.next_records_url,
+        };
+        let next = CursorState {
+            next,
+            after,
+            phase: 0,
+            probe: false,
+            ..state
+        };
+        page.next = Some(next.encode());
         Ok(page)
     }
 
@@ -1001,6 +1212,7 @@ impl SalesforceReader {
                 after: keys.last().cloned().or(state.after),
                 phase: state.phase,
                 mark: state.mark,
+                ..CursorState::default()
             })
         } else if state.phase < 2 {
             Some(CursorState {
@@ -1008,12 +1220,13 @@ impl SalesforceReader {
                 after: None,
                 phase: state.phase + 1,
                 mark: state.mark,
+                ..CursorState::default()
             })
         } else {
             None
         };
         page.coverage = Coverage::Records(keys);
-        page.next = next.map(|n| Cursor(serde_json::to_string(&n).expect("serialisable")));
+        page.next = next.as_ref().map(CursorState::encode);
         Ok(page)
     }
 }
