@@ -34,8 +34,12 @@ struct Org {
 
 impl Org {
     async fn start(seed: u64) -> Org {
+        Org::start_with(seed, Preset::SMALL).await
+    }
+
+    async fn start_with(seed: u64, preset: Preset) -> Org {
         let emulator = Emulator::new(EmulatorConfig {
-            preset: Preset::SMALL,
+            preset,
             seed,
             ..EmulatorConfig::default()
         });
@@ -165,7 +169,15 @@ async fn full_sync_into_an_empty_store(
     let db = TestDatabase::sqlite().await;
     let store = db.store().await;
     let org = store.ensure_org("acme").await.unwrap();
-    let run = sync_with(&store, &org, reader, SyncMode::Full).await;
+    // One query at a time: a single sequential read of every resource.
+    let request = SyncRequest {
+        concurrency: 1,
+        ..request(SyncMode::Full)
+    };
+    let run = sync::run(&store, &org, reader, &request, &LogObserver)
+        .await
+        .expect("the sync runs")
+        .run;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     let model = snapshot(&store, &org).await;
     store.close().await;
@@ -893,5 +905,171 @@ async fn a_sync_selects_the_fields_the_org_shows_and_the_preflight_says_what_is_
         "/hidden-fields",
         json!({"fields": []}),
     )
+    .await;
+}
+
+/// Delegates to a reader and notes how its reads were split; on the second page of the
+/// assignments, changes the org at the edges of the ranges (as someone working in the org
+/// would, while the sync reads).
+struct Meddling<'a> {
+    inner: &'a SalesforceReader,
+    org: &'a Org,
+    /// The last Id of every range but the last, by resource.
+    cuts: std::sync::Mutex<BTreeMap<&'static str, Vec<String>>>,
+    pages: AtomicUsize,
+    meddled: AtomicUsize,
+}
+
+#[async_trait]
+impl Connector for Meddling<'_> {
+    fn resource_types(&self) -> &'static [ResourceType] {
+        self.inner.resource_types()
+    }
+
+    async fn streams(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+        ways: usize,
+    ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+        let streams = self.inner.streams(resource, cursor, since, ways).await?;
+        // The connector's cursors are its own; the test knows they name each range's end.
+        let cuts: Vec<String> = streams
+            .iter()
+            .flatten()
+            .filter_map(|c| serde_json::from_str::<Value>(&c.0).ok())
+            .filter_map(|c| c["upto"].as_str().map(str::to_owned))
+            .collect();
+        self.cuts.lock().unwrap().insert(resource.id, cuts);
+        Ok(streams)
+    }
+
+    async fn read_page(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+    ) -> Result<Page, ConnectorError> {
+        if resource.id == "permission_set_assignments"
+            && self.pages.fetch_add(1, Ordering::SeqCst) == 1
+        {
+            let cuts = self.cuts.lock().unwrap().get(resource.id).cloned();
+            let made = change_at_the_edges(self.org, &cuts.unwrap_or_default()).await;
+            self.meddled.fetch_add(made, Ordering::SeqCst);
+        }
+        self.inner.read_page(resource, cursor, since).await
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
+
+/// Deletes the assignments on both sides of each cut (the last of a range, the first of the
+/// next) and adds one: returns how many changes it made.
+async fn change_at_the_edges(org: &Org, cuts: &[String]) -> usize {
+    let mut made = 0;
+    for cut in cuts {
+        for soql in [
+            format!("SELECT Id FROM PermissionSetAssignment WHERE Id <= '{cut}' AND PermissionSet.IsOwnedByProfile = false ORDER BY Id DESC LIMIT 1"),
+            format!("SELECT Id FROM PermissionSetAssignment WHERE Id > '{cut}' AND PermissionSet.IsOwnedByProfile = false ORDER BY Id LIMIT 1"),
+        ] {
+            if let Some(row) = org.rows(&soql).await.first() {
+                org.admin(
+                    reqwest::Method::DELETE,
+                    &format!("/records/PermissionSetAssignment/{}", row["Id"].as_str().unwrap()),
+                    json!({}),
+                )
+                .await;
+                made += 1;
+            }
+        }
+    }
+    let user = org
+        .rows("SELECT Id FROM User WHERE UserType = 'Standard' AND IsActive = true ORDER BY Id DESC LIMIT 1")
+        .await;
+    let held: Vec<String> = org
+        .rows(&format!(
+            "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{}'",
+            user[0]["Id"].as_str().unwrap()
+        ))
+        .await
+        .iter()
+        .map(|r| r["PermissionSetId"].as_str().unwrap().to_owned())
+        .collect();
+    let sets = org
+        .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND LicenseId = null AND Type = 'Regular'")
+        .await;
+    if let Some(set) = sets
+        .iter()
+        .map(|s| s["Id"].as_str().unwrap())
+        .find(|s| !held.iter().any(|h| h == s))
+    {
+        org.admin(
+            reqwest::Method::POST,
+            "/records/PermissionSetAssignment",
+            json!({"AssigneeId": user[0]["Id"], "PermissionSetId": set}),
+        )
+        .await;
+        made += 1;
+    }
+    made
+}
+
+#[tokio::test]
+async fn a_read_split_into_ranges_leaves_exactly_what_one_sequential_read_gives() {
+    // Enough users that users and assignments span several 200-record pages.
+    let preset = Preset {
+        users: 1_500,
+        ..Preset::SMALL
+    };
+    let org = Org::start_with(16, preset).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let split = org.reader(true).with_min_stream_pages(1);
+            let meddling = Meddling {
+                inner: &split,
+                org,
+                cuts: Default::default(),
+                pages: AtomicUsize::new(0),
+                meddled: AtomicUsize::new(0),
+            };
+            // Changes at the edges of the ranges while they are read.
+            let first = sync_with(&store, &record, &meddling, SyncMode::Full).await;
+            assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+            let cuts = meddling.cuts.lock().unwrap().clone();
+            for resource in ["users", "permission_set_assignments", "field_permissions"] {
+                assert!(
+                    cuts.get(resource).is_some_and(|c| !c.is_empty()),
+                    "{resource} was read as several ranges: {cuts:?}"
+                );
+            }
+            assert!(meddling.meddled.load(Ordering::SeqCst) >= 3);
+
+            // Changes at the edges between two runs: a split re-read finds every one...
+            let edges = cuts["permission_set_assignments"].clone();
+            let made = change_at_the_edges(org, &edges).await;
+            assert!(
+                made >= edges.len(),
+                "{made} changes at {} cuts",
+                edges.len()
+            );
+            let again = sync_with(&store, &record, &split, SyncMode::Full).await;
+            assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+            assert!(
+                again.counts.grants.removed >= edges.len() as u64,
+                "{:?}",
+                again.counts
+            );
+            // ...and leaves what one sequential read of the org gives, row for row.
+            assert_eq!(
+                snapshot(&store, &record).await,
+                full_sync_into_an_empty_store(&org.reader(true)).await
+            );
+        }
+    })
     .await;
 }

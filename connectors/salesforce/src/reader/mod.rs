@@ -440,6 +440,8 @@ pub struct SalesforceReader {
     /// The first page of each resource whose read was just planned (see [`Self::plan`]),
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
+    /// Pages a range read side by side holds at least (see [`MIN_PAGES_PER_STREAM`]).
+    min_stream_pages: u64,
 }
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
@@ -536,7 +538,14 @@ impl SalesforceReader {
             entity_names: Mutex::new(None),
             selected: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
+            min_stream_pages: MIN_PAGES_PER_STREAM,
         }
+    }
+
+    /// Splits reads into ranges of at least `pages` pages (tests split small orgs with 1).
+    pub fn with_min_stream_pages(mut self, pages: u64) -> SalesforceReader {
+        self.min_stream_pages = pages.max(1);
+        self
     }
 
     pub fn client(&self) -> &SalesforceClient {
@@ -1047,7 +1056,7 @@ impl SalesforceReader {
         };
         let last = first.records.last().and_then(|r| text(r, "Id"));
         let left = first.total_size.saturating_sub(first.records.len() as u64);
-        let per_stream = u64::from(self.client.batch_size()) * MIN_PAGES_PER_STREAM;
+        let per_stream = u64::from(self.client.batch_size()) * self.min_stream_pages;
         let parts = usize::try_from(left / per_stream)
             .unwrap_or(usize::MAX)
             .min(ways);
