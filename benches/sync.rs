@@ -9,6 +9,10 @@
 //! incremental and a full re-sync of the unchanged org.
 //!
 //! `PROVOST_BENCH_PRESETS=large,xlarge` also syncs an org twice as large, for memory growth.
+//! `PROVOST_BENCH_LATENCY_MS` (default `0,100`) adds that much latency to every emulated call,
+//! as a real org's answers take; each latency runs Provost with its default concurrency and
+//! with one query at a time (`PROVOST_BENCH_CONCURRENCY`, default `6,1`), and, when Python's simple-salesforce is installed, the export
+//! script an admin would otherwise run (`benches/export_script.py`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,7 +86,12 @@ struct Measured {
     calls: u64,
 }
 
-async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncMode) -> Measured {
+async fn measure(
+    store: &Arc<dyn Store>,
+    emulator: &EmulatorProcess,
+    mode: SyncMode,
+    concurrency: usize,
+) -> Measured {
     let org = store.ensure_org("bench").await.unwrap();
     let reader = reader(emulator);
     reset_peak_rss();
@@ -95,7 +104,7 @@ async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncM
         mode,
         started_by: "bench".to_owned(),
         api_budget_percent: 100,
-        concurrency: provost::sync::DEFAULT_CONCURRENCY,
+        concurrency,
         skip_if_synced_within: None,
     };
     let clock = CommitClock::default();
@@ -128,7 +137,8 @@ async fn measure(store: &Arc<dyn Store>, emulator: &EmulatorProcess, mode: SyncM
     }
 }
 
-async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
+async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess, concurrency: usize) {
+    let label = format!("{label} x{concurrency}");
     let store = store::open(&DatabaseConfig {
         url: DatabaseUrl::new(url),
         max_connections: 4,
@@ -137,7 +147,7 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let full = measure(&store, emulator, SyncMode::Full).await;
+    let full = measure(&store, emulator, SyncMode::Full, concurrency).await;
     let resources = store.sync_resources(full.run.id).await.unwrap();
     let minimum: u64 = resources
         .iter()
@@ -162,7 +172,7 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
         ("incremental", SyncMode::Incremental),
         ("full", SyncMode::Full),
     ] {
-        let again = measure(&store, emulator, mode).await;
+        let again = measure(&store, emulator, mode, concurrency).await;
         let org = store.ensure_org("bench").await.unwrap();
         let history = store
             .list_changes(
@@ -188,8 +198,68 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess) {
     store.close().await;
 }
 
+/// Sets the emulator's added latency per call.
+async fn set_latency(emulator: &EmulatorProcess, latency_ms: u64) {
+    let url = format!(
+        "{}/__emulator/faults",
+        emulator.info["login_url"].as_str().unwrap()
+    );
+    let http = reqwest::Client::new();
+    let mut faults: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    faults["latency_ms"] = latency_ms.into();
+    let answer = http.put(&url).json(&faults).send().await.unwrap();
+    assert!(
+        answer.status().is_success(),
+        "{}",
+        answer.text().await.unwrap()
+    );
+}
+
+/// What an admin would otherwise run: `benches/export_script.py`, a simple-salesforce script
+/// that exports users, permission sets, groups, assignments and frozen logins to CSV.
+async fn script_baseline(emulator: &EmulatorProcess, latency_ms: u64) {
+    let has_library = std::process::Command::new("python3")
+        .args(["-c", "import simple_salesforce"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !has_library {
+        println!("script    (simple-salesforce not installed: `pip install simple-salesforce` to compare)");
+        return;
+    }
+    let session = reader(emulator).client().connect().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/export_script.py"
+        ))
+        .arg(&session.instance_url)
+        .arg(session.access_token.expose())
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    print!(
+        "script     +{latency_ms} ms/call  {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if !out.status.success() {
+        println!("script failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 fn main() {
     let presets = std::env::var("PROVOST_BENCH_PRESETS").unwrap_or_else(|_| "large".to_owned());
+    let latencies: Vec<u64> = std::env::var("PROVOST_BENCH_LATENCY_MS")
+        .unwrap_or_else(|_| "0,100".to_owned())
+        .split(',')
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let default = provost::sync::DEFAULT_CONCURRENCY.to_string();
+    let concurrencies: Vec<usize> = std::env::var("PROVOST_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| format!("{default},1"))
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,21 +272,37 @@ fn main() {
                 "preset {preset}: emulator ready in {:.1} s (separate process)",
                 started.elapsed().as_secs_f64()
             );
-            let dir = tempfile::tempdir().unwrap();
-            let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-            bench_backend("SQLite", &sqlite, &emulator).await;
-            match postgres_database().await {
-                Some((url, admin, name)) => {
-                    bench_backend("PostgreSQL", &url, &emulator).await;
-                    if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .execute(&mut connection)
-                        .await;
-                    }
+            for &latency in &latencies {
+                set_latency(&emulator, latency).await;
+                println!("--- {latency} ms added to every Salesforce call");
+                script_baseline(&emulator, latency).await;
+                for &concurrency in &concurrencies {
+                    let dir = tempfile::tempdir().unwrap();
+                    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
+                    bench_backend("SQLite", &sqlite, &emulator, concurrency).await;
                 }
-                None => println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL"),
+                if latency > 0 {
+                    continue;
+                }
+                match postgres_database().await {
+                    Some((url, admin, name)) => {
+                        bench_backend(
+                            "PostgreSQL",
+                            &url,
+                            &emulator,
+                            provost::sync::DEFAULT_CONCURRENCY,
+                        )
+                        .await;
+                        if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .execute(&mut connection)
+                            .await;
+                        }
+                    }
+                    None => println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL"),
+                }
             }
         }
     });

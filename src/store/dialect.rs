@@ -51,6 +51,23 @@ impl Backend {
 }
 
 impl Backend {
+    /// The definitions of a table's indexes that can be dropped and built again (not those
+    /// behind its primary key or constraints), as `(name, CREATE INDEX statement)`; `$1` is
+    /// the table. Their text comes from the database's own schema, which the migrations made.
+    pub(super) fn secondary_indexes(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
+                 AND sql IS NOT NULL ORDER BY name"
+            }
+            Backend::Postgres => {
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = $1 \
+                 AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname"
+            }
+        }
+    }
+
     /// `path` is a constant field path such as `source.type`; never input.
     pub(super) fn text(self, path: &str) -> String {
         match self {

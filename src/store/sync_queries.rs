@@ -589,13 +589,52 @@ impl super::sync::SyncStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        for (statement, at_commit) in self.pool.backend().apply_statements() {
+        // A first load into empty tables builds their indexes once, after the rows are in,
+        // rather than row by row (about three times faster for a large org).
+        let mut rebuilt: Vec<(String, String)> = Vec::new();
+        let mut empty_tables = Vec::new();
+        for entity in super::sync::Entity::ALL {
+            let table = entity.table();
+            let (any,): (bool,) = sql(format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+                .fetch_one(&mut tx)
+                .await?;
+            if any {
+                continue;
+            }
+            empty_tables.push(entity);
+            let indexes: Vec<(String, String)> = sql(self.pool.backend().secondary_indexes())
+                .bind(table)
+                .fetch_all(&mut tx)
+                .await?;
+            for (name, _) in &indexes {
+                sql(format!("DROP INDEX {name}")).execute(&mut tx).await?;
+            }
+            rebuilt.extend(indexes);
+        }
+        let bulk = !rebuilt.is_empty();
+        // The last two statements mark the users and entitlements whose grants changed as
+        // changed now: into empty tables, every one was just written with that time.
+        let first_load = [
+            super::sync::Entity::Account,
+            super::sync::Entity::Entitlement,
+        ]
+        .iter()
+        .all(|entity| empty_tables.contains(entity));
+        let statements = self.pool.backend().apply_statements();
+        let wanted = if first_load { 4 } else { statements.len() };
+        for (statement, at_commit) in statements.into_iter().take(wanted) {
             let query = sql(&statement).bind(run.id.0);
             let query = if at_commit { query.bind(now) } else { query };
             query
                 .execute(&mut tx)
                 .await
                 .map_err(|err| super::classify(err, "a staged grant"))?;
+        }
+        for (_, definition) in &rebuilt {
+            sql(definition.as_str()).execute(&mut tx).await?;
+        }
+        if bulk {
+            tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
         }
         // Grants and permissions first: removing an account or entitlement cascades to them.
         for entity in [

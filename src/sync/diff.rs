@@ -72,17 +72,17 @@ pub struct PageDiff {
     pub changes: Vec<StagedChange>,
     pub grants_skipped: u64,
     pub permissions_skipped: u64,
-    /// The last key the page covered, for the next page's range (full reads).
+    /// The last key the page covered (full reads), shown in the checkpoint.
     pub last_key: Option<String>,
 }
 
-/// The key ranges a page covers, given where the previous page of a full read ended.
-pub fn ranges(coverage: &Coverage, previous: Option<&str>) -> Vec<KeyRange> {
+/// The key ranges a page covers.
+pub fn ranges(coverage: &Coverage) -> Vec<KeyRange> {
     let bound = |key: &str| format!("{key}{AFTER_SUFFIXES}");
     match coverage {
-        Coverage::Through(upto) => vec![KeyRange {
-            start: previous.map(bound).unwrap_or_default(),
-            end: upto.as_deref().map(bound),
+        Coverage::Range { after, through } => vec![KeyRange {
+            start: after.as_deref().map(bound).unwrap_or_default(),
+            end: through.as_deref().map(bound),
         }],
         Coverage::Records(keys) => keys
             .iter()
@@ -188,13 +188,12 @@ pub async fn diff_page(
     org: OrgId,
     resource: &str,
     page: Prepared,
-    previous: Option<&str>,
     known: &mut Known,
 ) -> Result<PageDiff, DiffError> {
-    let ranges = ranges(&page.coverage, previous);
+    let ranges = ranges(&page.coverage);
     let mut diff = PageDiff {
         last_key: match &page.coverage {
-            Coverage::Through(upto) => upto.clone(),
+            Coverage::Range { through, .. } => through.clone(),
             Coverage::Records(_) => None,
         },
         ..PageDiff::default()
@@ -339,15 +338,22 @@ fn describe(ranges: &[KeyRange]) -> String {
 mod tests {
     use super::*;
 
+    fn range(after: Option<&str>, through: Option<&str>) -> Coverage {
+        Coverage::Range {
+            after: after.map(str::to_owned),
+            through: through.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn a_full_read_chains_half_open_ranges_that_hold_each_key_and_its_suffixes() {
-        let first = ranges(&Coverage::Through(Some("005B".into())), None);
+        let first = ranges(&range(None, Some("005B")));
         assert_eq!(first[0].start, "");
         assert!(covered(&first, "005A:profile"));
         assert!(covered(&first, "005B"));
         assert!(covered(&first, "005B:role"));
         assert!(!covered(&first, "005C"));
-        let last = ranges(&Coverage::Through(None), Some("005B"));
+        let last = ranges(&range(Some("005B"), None));
         assert!(!covered(&last, "005B:role"));
         assert!(covered(&last, "005C"));
         assert!(covered(&last, "zzz"));
@@ -355,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_read_of_changes_covers_only_the_named_records() {
-        let ranges = ranges(&Coverage::Records(vec!["005B".into()]), Some("ignored"));
+        let ranges = ranges(&Coverage::Records(vec!["005B".into()]));
         assert!(covered(&ranges, "005B"));
         assert!(covered(&ranges, "005B:license"));
         assert!(!covered(&ranges, "005A"));

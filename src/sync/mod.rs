@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use provost_connector::connector::{Connector, ConnectorError, Page, ResourceType, Watermark};
+use provost_connector::connector::{Connector, ConnectorError, ResourceType, Watermark};
 use provost_connector::times::Timestamp;
 use tokio::sync::mpsc;
 
@@ -29,7 +29,7 @@ use crate::store::sync::{
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
 use progress::Observer;
-use read::{Reading, Stop, Wanted, PAGES_AHEAD};
+use read::{Item, Pages, Positions, Reading, Stop, Wanted, PAGES_AHEAD};
 
 /// Queries a sync keeps running at once unless the org's configuration says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 6;
@@ -253,6 +253,7 @@ async fn locked_run(
             connector,
             lost,
             answered: AtomicBool::new(false),
+            first_answer: tokio::sync::Notify::new(),
             budget_percent: request.api_budget_percent,
             concurrency: request.concurrency.clamp(1, MAX_CONCURRENCY),
         };
@@ -260,13 +261,13 @@ async fn locked_run(
             .iter()
             .map(|(resource, state)| Wanted {
                 resource,
-                cursor: state.cursor.clone(),
+                checkpoint: state.cursor.clone(),
                 since: state.since.clone().map(Watermark),
             })
             .collect();
         let (receivers, reader) = reading.start(wanted);
-        // The resources are stored one after another while the reader reads ahead: each in
-        // three stages at once, its next page compared while the one before is written.
+        // The resources are stored one after another while the reader reads ahead: each page
+        // compared while the one before is written.
         let storing = async {
             for ((resource, mut state), pages) in pending.into_iter().zip(receivers) {
                 observer.resource_started(resource, &state);
@@ -386,14 +387,25 @@ async fn compare(
     run: &mut SyncRun,
     state: &mut ResourceState,
     known: &mut Known,
-    mut pages: mpsc::Receiver<Result<Page, Stop>>,
+    mut pages: Pages,
     staged: mpsc::Sender<Staged>,
     (connector, calls_before, api_calls_before): (&dyn Connector, u64, i64),
 ) -> Result<Option<Stop>, SyncError> {
-    while let Some(next) = pages.recv().await {
-        let page = match next {
-            Ok(page) => page,
-            Err(stop) => return Ok(Some(stop)),
+    let mut positions: Option<Positions> = None;
+    while let Some(item) = pages.recv().await {
+        let (stream, page) = match item {
+            Item::Streams(starts) => {
+                positions = Some(Positions::new(starts));
+                continue;
+            }
+            Item::Page(_, Err(stop)) => return Ok(Some(stop)),
+            Item::Page(stream, Ok(page)) => (stream, page),
+        };
+        let Some(positions) = positions.as_mut() else {
+            return Ok(Some(Stop::Contract(format!(
+                "a page of {} came before the streams it is read as",
+                resource.label
+            ))));
         };
         let rows = page.accounts.len()
             + page.entitlements.len()
@@ -411,16 +423,7 @@ async fn compare(
                 ))))
             }
         };
-        let diff = match diff::diff_page(
-            store,
-            org.id,
-            resource.id,
-            prepared,
-            state.last_key.as_deref(),
-            known,
-        )
-        .await
-        {
+        let diff = match diff::diff_page(store, org.id, resource.id, prepared, known).await {
             Ok(diff) => diff,
             Err(DiffError::Store(err)) => return Err(err.into()),
             Err(err @ DiffError::OutsideCoverage { .. }) => {
@@ -444,8 +447,9 @@ async fn compare(
         if let Some(watermark) = watermark {
             state.watermark = Some(watermark.0);
         }
-        state.done = next.is_none();
-        state.cursor = next.map(|c| c.0);
+        positions.advance(stream, next.map(|c| c.0));
+        state.done = positions.done();
+        state.cursor = positions.checkpoint();
         record_api(run, connector, calls_before, api_calls_before);
         if staged
             .send((run.clone(), state.clone(), diff.changes))

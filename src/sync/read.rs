@@ -2,16 +2,18 @@
 //! stored, with a few queries running at once.
 //!
 //! Each resource is read as one or more streams ([`Connector::streams`]): key ranges, each its
-//! own ordered query. Up to `concurrency` streams are read at a time, in the order the run
-//! stores them: the streams of the resource being stored first, then those of the next
-//! resources. A stream holds at most [`PAGES_AHEAD`] pages it has read and nobody has taken,
-//! so memory stays bounded whatever the org's size. A resource's streams are handed to the
-//! storing side in order, as one sequence of pages: the last page of a stream that is not the
-//! resource's last names the next stream's start as its `next` cursor, which is what the run
-//! checkpoints, so a run stopped there resumes with the streams that were left.
+//! own ordered query. Up to `concurrency` streams are read at a time, started in the order the
+//! run stores them: the streams of the resource being stored, then those of the next
+//! resources. A resource's pages reach the storing side as they come, from all its streams
+//! (every page says which keys it covers, so the order does not matter); the storing side
+//! takes one resource at a time, so a resource read ahead holds at most [`PAGES_AHEAD`] pages
+//! and each of its streams one more, and memory stays bounded whatever the org's size.
 //!
-//! Nothing here can stall: the stream being stored is always among those being read, since
-//! the earlier ones have all ended.
+//! Nothing here can stall: the streams of the resource being stored are always among those
+//! being read, since those of the resources before it have all ended.
+//!
+//! A resource's checkpoint says where each unfinished stream stands ([`Positions`]), so a
+//! run stopped anywhere resumes every stream where it was.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,7 +25,8 @@ use provost_connector::connector::{
 };
 use tokio::sync::mpsc;
 
-/// Pages a stream reads ahead of the one being stored.
+/// Pages of a resource read and not yet taken by the storing side (besides the one each of
+/// its streams holds while it waits).
 pub const PAGES_AHEAD: usize = 2;
 
 /// Why reading a resource stopped before its end.
@@ -35,6 +38,67 @@ pub enum Stop {
     Contract(String),
 }
 
+/// What a resource's channel carries: the streams it is read as (their start cursors), then
+/// each stream's pages, in that stream's order, mixed with the other streams' as they come.
+pub enum Item {
+    Streams(Vec<Option<String>>),
+    Page(usize, Result<Page, Stop>),
+}
+
+/// A resource's items.
+pub type Pages = mpsc::Receiver<Item>;
+
+/// The prefix of a checkpoint of several streams: a JSON array of their cursors follows.
+const STREAMS: &str = "streams:";
+
+/// Where a resource's streams stand: each unfinished stream's next cursor (`None`: from the
+/// start). Its checkpoint text is the one stream's cursor as the connector wrote it, or
+/// `streams:` and a JSON array of the unfinished streams' cursors.
+pub struct Positions {
+    /// By stream; `None` once the stream has ended.
+    streams: Vec<Option<Option<String>>>,
+}
+
+impl Positions {
+    pub fn new(starts: Vec<Option<String>>) -> Positions {
+        Positions {
+            streams: starts.into_iter().map(Some).collect(),
+        }
+    }
+
+    /// Stream `stream` has read a page whose next cursor is `next` (`None`: it has ended).
+    pub fn advance(&mut self, stream: usize, next: Option<String>) {
+        if let Some(slot) = self.streams.get_mut(stream) {
+            *slot = next.map(Some);
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.streams.iter().all(Option::is_none)
+    }
+
+    pub fn checkpoint(&self) -> Option<String> {
+        let left: Vec<&Option<String>> = self.streams.iter().flatten().collect();
+        match left.as_slice() {
+            [] => None,
+            [Some(one)] => Some(one.clone()),
+            many => Some(format!(
+                "{STREAMS}{}",
+                serde_json::to_string(many).expect("strings serialise")
+            )),
+        }
+    }
+
+    /// The streams a checkpoint holds; `None` for a resource read from its start.
+    fn parse(checkpoint: Option<&str>) -> Option<Result<Vec<Option<String>>, String>> {
+        let text = checkpoint?;
+        Some(match text.strip_prefix(STREAMS) {
+            Some(json) => serde_json::from_str(json).map_err(|err| err.to_string()),
+            None => Ok(vec![Some(text.to_owned())]),
+        })
+    }
+}
+
 /// What the run's reading needs to know.
 pub struct Reading<'a> {
     pub connector: &'a dyn Connector,
@@ -44,25 +108,18 @@ pub struct Reading<'a> {
     pub concurrency: usize,
     /// Whether a page of this attempt has come back: the quota is fresh from then on.
     pub answered: AtomicBool,
+    /// Told when the first page comes back.
+    pub first_answer: tokio::sync::Notify,
 }
 
-/// One resource to read: where its checkpoint stands.
+/// One resource to read: its checkpoint.
 pub struct Wanted<'a> {
     pub resource: &'a ResourceType,
-    pub cursor: Option<String>,
+    pub checkpoint: Option<String>,
     pub since: Option<Watermark>,
 }
 
-/// A resource's pages in order, and why its reading stopped early.
-pub type Pages = mpsc::Receiver<Result<Page, Stop>>;
-
-type Task<'a> = Pin<Box<dyn Future<Output = Ended> + Send + 'a>>;
-
-/// Which kind of task ended.
-enum Ended {
-    Stream,
-    Forward,
-}
+type Task<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 impl<'a> Reading<'a> {
     /// A receiver for each of `wanted`'s resources, in order, and the future that reads them:
@@ -76,73 +133,98 @@ impl<'a> Reading<'a> {
         (receivers, self.read_all(wanted, senders))
     }
 
-    async fn read_all(
-        &'a self,
-        wanted: Vec<Wanted<'a>>,
-        outputs: Vec<mpsc::Sender<Result<Page, Stop>>>,
-    ) {
-        let mut tasks: FuturesUnordered<Task<'a>> = FuturesUnordered::new();
-        let mut streams = 0usize;
+    async fn read_all(&'a self, wanted: Vec<Wanted<'a>>, outputs: Vec<mpsc::Sender<Item>>) {
+        let mut streams: FuturesUnordered<Task<'a>> = FuturesUnordered::new();
         for (want, output) in wanted.into_iter().zip(outputs) {
             // Planning a read makes calls too: none past the budget.
             if let Some(stop) = self.stopped() {
-                let _ = until(&mut tasks, &mut streams, output.send(Err(stop))).await;
-                break;
+                let _ = until(&mut streams, output.send(Item::Page(0, Err(stop)))).await;
+                return self.finish(streams).await;
             }
-            let cursor = want.cursor.clone().map(Cursor);
-            let planning = self.connector.streams(
-                want.resource,
-                cursor.as_ref(),
-                want.since.as_ref(),
-                self.concurrency,
-            );
-            let starts = match until(&mut tasks, &mut streams, planning).await {
-                Ok(starts) if !starts.is_empty() => starts,
-                Ok(_) => vec![cursor],
-                Err(err) => {
-                    let _ =
-                        until(&mut tasks, &mut streams, output.send(Err(Stop::Read(err)))).await;
-                    break;
+            let starts = match Positions::parse(want.checkpoint.as_deref()) {
+                Some(Ok(starts)) => Ok(starts),
+                Some(Err(err)) => Err(ConnectorError::InvalidCursor {
+                    message: format!(
+                        "the checkpoint of `{}` does not list its streams ({err}); read the resource again from the start",
+                        want.resource.id
+                    ),
+                }),
+                None => {
+                    let planning =
+                        self.connector
+                            .streams(want.resource, want.since.as_ref(), self.concurrency);
+                    until(&mut streams, planning).await.map(|starts| {
+                        starts
+                            .into_iter()
+                            .map(|start| start.map(|cursor| cursor.0))
+                            .collect()
+                    })
                 }
             };
-            let (senders, receivers): (Vec<_>, Vec<_>) =
-                starts.iter().map(|_| mpsc::channel(PAGES_AHEAD)).unzip();
-            tasks.push(Box::pin(forward(receivers, starts.clone(), output)));
-            for (start, sender) in starts.into_iter().zip(senders) {
+            let starts = match starts {
+                Ok(starts) if !starts.is_empty() => starts,
+                Ok(_) => vec![None],
+                Err(err) => {
+                    let _ = until(
+                        &mut streams,
+                        output.send(Item::Page(0, Err(Stop::Read(err)))),
+                    )
+                    .await;
+                    return self.finish(streams).await;
+                }
+            };
+            if until(&mut streams, output.send(Item::Streams(starts.clone())))
+                .await
+                .is_err()
+            {
+                return self.finish(streams).await;
+            }
+            for (index, start) in starts.into_iter().enumerate() {
                 // One stream until the first answer tells the org's API usage, so that a
                 // run over its budget stops after one call, not after a call per stream.
-                while streams >= self.concurrency
-                    || (streams > 0 && !self.answered.load(Ordering::SeqCst))
-                {
-                    next(&mut tasks, &mut streams).await;
+                loop {
+                    let waiting = !streams.is_empty() && !self.answered.load(Ordering::SeqCst);
+                    if streams.len() >= self.concurrency {
+                        streams.next().await;
+                    } else if waiting {
+                        tokio::select! {
+                            () = self.first_answer.notified() => {}
+                            Some(()) = streams.next() => {}
+                        }
+                    } else {
+                        break;
+                    }
                 }
-                streams += 1;
-                tasks.push(Box::pin(self.read_stream(
+                streams.push(Box::pin(self.read_stream(
                     want.resource,
                     want.since.clone(),
-                    start,
-                    sender,
+                    index,
+                    start.map(Cursor),
+                    output.clone(),
                 )));
             }
         }
-        while !tasks.is_empty() {
-            next(&mut tasks, &mut streams).await;
-        }
+        self.finish(streams).await
     }
 
-    /// Reads one stream from `start` to its end (or an error, or a stop) into `pages`.
+    async fn finish(&self, mut streams: FuturesUnordered<Task<'a>>) {
+        while streams.next().await.is_some() {}
+    }
+
+    /// Reads stream `index` from `start` to its end (or an error, or a stop) into `pages`.
     async fn read_stream(
         &'a self,
         resource: &'a ResourceType,
         since: Option<Watermark>,
+        index: usize,
         start: Option<Cursor>,
-        pages: mpsc::Sender<Result<Page, Stop>>,
-    ) -> Ended {
+        pages: mpsc::Sender<Item>,
+    ) {
         let mut cursor = start;
         loop {
             if let Some(stop) = self.stopped() {
-                let _ = pages.send(Err(stop)).await;
-                return Ended::Stream;
+                let _ = pages.send(Item::Page(index, Err(stop))).await;
+                return;
             }
             match self
                 .connector
@@ -150,15 +232,17 @@ impl<'a> Reading<'a> {
                 .await
             {
                 Ok(page) => {
-                    self.answered.store(true, Ordering::SeqCst);
+                    if !self.answered.swap(true, Ordering::SeqCst) {
+                        self.first_answer.notify_waiters();
+                    }
                     cursor = page.next.clone();
-                    if pages.send(Ok(page)).await.is_err() || cursor.is_none() {
-                        return Ended::Stream;
+                    if pages.send(Item::Page(index, Ok(page))).await.is_err() || cursor.is_none() {
+                        return;
                     }
                 }
                 Err(err) => {
-                    let _ = pages.send(Err(Stop::Read(err))).await;
-                    return Ended::Stream;
+                    let _ = pages.send(Item::Page(index, Err(Stop::Read(err)))).await;
+                    return;
                 }
             }
         }
@@ -182,64 +266,45 @@ impl<'a> Reading<'a> {
     }
 }
 
-/// Hands a resource's streams on as one sequence of pages: each stream's last page names the
-/// next stream's start as its `next`.
-async fn forward(
-    streams: Vec<mpsc::Receiver<Result<Page, Stop>>>,
-    starts: Vec<Option<Cursor>>,
-    output: mpsc::Sender<Result<Page, Stop>>,
-) -> Ended {
-    for (k, mut stream) in streams.into_iter().enumerate() {
-        loop {
-            let Some(item) = stream.recv().await else {
-                // The stream was dropped before its end: the run is stopping.
-                return Ended::Forward;
-            };
-            let mut page = match item {
-                Ok(page) => page,
-                Err(stop) => {
-                    let _ = output.send(Err(stop)).await;
-                    return Ended::Forward;
-                }
-            };
-            let ended = page.next.is_none();
-            if ended {
-                page.next = starts.get(k + 1).cloned().flatten();
-            }
-            if output.send(Ok(page)).await.is_err() {
-                return Ended::Forward;
-            }
-            if ended {
-                break;
-            }
-        }
-    }
-    Ended::Forward
-}
-
-/// Waits for one task to end.
-async fn next(tasks: &mut FuturesUnordered<Task<'_>>, streams: &mut usize) {
-    if let Some(Ended::Stream) = tasks.next().await {
-        *streams -= 1;
-    }
-}
-
-/// Awaits `step` while the tasks go on.
-async fn until<F: Future>(
-    tasks: &mut FuturesUnordered<Task<'_>>,
-    streams: &mut usize,
-    step: F,
-) -> F::Output {
+/// Awaits `step` while the streams go on.
+async fn until<F: Future>(streams: &mut FuturesUnordered<Task<'_>>, step: F) -> F::Output {
     let mut step = std::pin::pin!(step);
     loop {
         tokio::select! {
             biased;
             output = &mut step => return output,
-            Some(ended) = tasks.next(), if !tasks.is_empty() => {
-                if let Ended::Stream = ended {
-                    *streams -= 1;
-                }
-            }
+            Some(()) = streams.next(), if !streams.is_empty() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_lists_the_unfinished_streams_and_one_stream_keeps_its_own_cursor() {
+        let mut positions =
+            Positions::new(vec![Some("a".into()), Some("b".into()), Some("c".into())]);
+        positions.advance(1, None);
+        let checkpoint = positions.checkpoint().unwrap();
+        assert_eq!(checkpoint, r#"streams:["a","c"]"#);
+        assert_eq!(
+            Positions::parse(Some(&checkpoint)).unwrap().unwrap(),
+            vec![Some("a".to_owned()), Some("c".to_owned())]
+        );
+        positions.advance(0, None);
+        positions.advance(2, Some("c2".into()));
+        assert_eq!(positions.checkpoint().as_deref(), Some("c2"));
+        assert_eq!(
+            Positions::parse(Some("c2")).unwrap().unwrap(),
+            vec![Some("c2".to_owned())]
+        );
+        assert!(!positions.done());
+        positions.advance(2, None);
+        assert!(positions.done());
+        assert_eq!(positions.checkpoint(), None);
+        assert!(Positions::parse(None).is_none());
+        assert!(Positions::parse(Some("streams:[1")).unwrap().is_err());
     }
 }

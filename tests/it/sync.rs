@@ -929,11 +929,10 @@ impl Connector for Meddling<'_> {
     async fn streams(
         &self,
         resource: &ResourceType,
-        cursor: Option<&Cursor>,
         since: Option<&Watermark>,
         ways: usize,
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
-        let streams = self.inner.streams(resource, cursor, since, ways).await?;
+        let streams = self.inner.streams(resource, since, ways).await?;
         // The connector's cursors are its own; the test knows they name each range's end.
         let cuts: Vec<String> = streams
             .iter()
@@ -1065,6 +1064,41 @@ async fn a_read_split_into_ranges_leaves_exactly_what_one_sequential_read_gives(
                 again.counts
             );
             // ...and leaves what one sequential read of the org gives, row for row.
+            assert_eq!(
+                snapshot(&store, &record).await,
+                full_sync_into_an_empty_store(&org.reader(true)).await
+            );
+
+            // A run that runs out of its daily limit halfway resumes every range where it
+            // stopped, and ends with the same model.
+            change_at_the_edges(org, &edges).await;
+            let usage = org.admin(reqwest::Method::PUT, "/limits", json!({})).await;
+            let used = usage["used"].as_u64().unwrap();
+            let halfway = used + again.api_calls as u64 / 2;
+            org.admin(reqwest::Method::PUT, "/limits", json!({"max": halfway}))
+                .await;
+            let paused = sync_with(&store, &record, &split, SyncMode::Full).await;
+            assert_eq!(paused.status, RunStatus::Paused, "{:?}", paused.error);
+            let checkpoints: Vec<String> = store
+                .sync_resources(paused.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| r.cursor)
+                .collect();
+            assert!(
+                checkpoints.iter().any(|c| c.starts_with("streams:")),
+                "the run paused while several ranges were being read: {checkpoints:?}"
+            );
+            org.admin(
+                reqwest::Method::PUT,
+                "/limits",
+                json!({"used": 0, "max": 1_000_000}),
+            )
+            .await;
+            let resumed = sync_with(&store, &record, &split, SyncMode::Full).await;
+            assert_eq!(resumed.id, paused.id);
+            assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
             assert_eq!(
                 snapshot(&store, &record).await,
                 full_sync_into_an_empty_store(&org.reader(true)).await

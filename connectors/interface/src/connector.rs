@@ -9,17 +9,19 @@
 //! Every row a resource yields has an id that is either a source record's key or that key
 //! followed by `:` and a suffix (`005...:profile`, `0Pa...:0PS...`): the rows of one record sort
 //! together. A resource's keys all have the same length (Salesforce's 18-character ids), so no
-//! key is the beginning of another. A page says which keys it [covers](Coverage): for those, the page's rows are the
-//! complete truth, so a stored row of the same resource under a covered key that the page does
-//! not carry is gone from the source. That is how the core finds removals without holding a
-//! resource's keys in memory: a full read covers the key space in ascending order, page after
-//! page; a read of changes since a [`Watermark`] covers just the records it names.
+//! key is the beginning of another. A page says which keys it [covers](Coverage): for those, the
+//! page's rows are the complete truth, so a stored row of the same resource under a covered key
+//! that the page does not carry is gone from the source. That is how the core finds removals
+//! without holding a resource's keys in memory: the pages of a full read cover the key space
+//! between them, each a range of keys; a read of changes since a [`Watermark`] covers just the
+//! records it names. Since every page says exactly what it covers, pages can be compared in any
+//! order.
 //!
 //! ## Streams
 //! A large resource can be read as several [streams](Connector::streams) side by side: each
-//! stream is its own ordered read of a key range, and its last page covers through the end of
-//! that range (`Coverage::Through(Some(bound))`), so the streams' pages, taken in order, are
-//! one full read. The core reads a few streams at once and compares their pages in order.
+//! stream is its own ordered read of a key range, page after page, and together they cover the
+//! resource's key space. The core reads a few streams at once and keeps each one's cursor as
+//! part of the resource's checkpoint.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -46,18 +48,24 @@ pub struct Watermark(pub String);
 /// Which keys a page holds the complete rows of (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Coverage {
-    /// Every key after the previous page's last one (from the start, on the first page) up to
-    /// and including `Some(key)`; `None` runs to the end of the resource. Pages of a full read
-    /// come in ascending key order (byte order of the ids).
-    Through(Option<String>),
+    /// Every key after `after` (from the first key when `None`) up to and including `through`
+    /// (to the last when `None`), in the byte order of the ids: a page of a full read.
+    Range {
+        after: Option<String>,
+        through: Option<String>,
+    },
     /// Only these records' keys, in any order: a read of changes. A named key without rows is
     /// a record that is gone or no longer matches the connector's filters.
     Records(Vec<String>),
 }
 
 impl Default for Coverage {
+    /// Every key.
     fn default() -> Self {
-        Coverage::Through(None)
+        Coverage::Range {
+            after: None,
+            through: None,
+        }
     }
 }
 
@@ -125,21 +133,19 @@ pub trait Connector: Send + Sync {
         since: Option<&Watermark>,
     ) -> Result<Page, ConnectorError>;
 
-    /// The streams that make up a read of `resource` from `cursor` (from the start when
-    /// `None`), in key order, for reading up to `ways` of them at once. Each is read with
-    /// [`read_page`](Connector::read_page) from its start cursor until a page has no `next`;
-    /// every stream but the last ends with a page covering through its range's end, and the
-    /// first starts at `cursor`. A stream's start is a checkpoint like any cursor: the core
-    /// saves it once the stream before has been stored. The default is one stream.
+    /// The streams a full read of `resource` from the start is made of, for reading up to
+    /// `ways` of them at once: each stream's start cursor (`None`: the resource's own start).
+    /// Each stream is read with [`read_page`](Connector::read_page) from its start until a page
+    /// has no `next`; between them, their pages cover every key of the resource. The default
+    /// is one stream.
     async fn streams(
         &self,
         resource: &ResourceType,
-        cursor: Option<&Cursor>,
         since: Option<&Watermark>,
         ways: usize,
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         let _ = (resource, since, ways);
-        Ok(vec![cursor.cloned()])
+        Ok(vec![None])
     }
 
     /// The source's API quota, when it reports one.

@@ -446,9 +446,8 @@ pub struct SalesforceReader {
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
 /// from when the locator has expired (they live about 15 minutes); for a read of changes,
-/// which of its queries is running; and the watermark taken when the read began. A read split
-/// into ranges (streams) also holds this range's last ID, the ends of the ranges after it, and
-/// the resource's record count.
+/// which of its queries is running; and the watermark taken when the read began. A stream of a
+/// read split into ranges also holds its range's last ID and the resource's record count.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct CursorState {
     next: Option<String>,
@@ -460,9 +459,6 @@ struct CursorState {
     /// The last ID of this stream's range (inclusive); `None`: to the end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upto: Option<String>,
-    /// The last IDs of the ranges after this one; the range after them runs to the end.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    rest: Vec<String>,
     /// Records of the whole resource, counted when the read was planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     total: Option<u64>,
@@ -482,31 +478,11 @@ impl CursorState {
         Cursor(serde_json::to_string(self).expect("serialisable"))
     }
 
-    /// The streams after this one's range: each from the end of the one before.
-    fn following(&self) -> Vec<CursorState> {
-        let Some(mut lower) = self.upto.clone() else {
-            return Vec::new();
-        };
-        let mut streams = Vec::with_capacity(self.rest.len() + 1);
-        for (i, upto) in self.rest.iter().enumerate() {
-            streams.push(CursorState {
-                after: Some(lower),
-                upto: Some(upto.clone()),
-                rest: self.rest[i + 1..].to_vec(),
-                ..self.start_of_range()
-            });
-            lower = upto.clone();
-        }
-        streams.push(CursorState {
-            after: Some(lower),
-            ..self.start_of_range()
-        });
-        streams
-    }
-
-    /// A fresh stream of the same read.
-    fn start_of_range(&self) -> CursorState {
+    /// A stream of the same read over the IDs after `after` through `upto`.
+    fn range(&self, after: Option<String>, upto: Option<String>) -> CursorState {
         CursorState {
+            after,
+            upto,
             mark: self.mark.clone(),
             total: self.total,
             ..CursorState::default()
@@ -979,29 +955,17 @@ impl Connector for SalesforceReader {
     async fn streams(
         &self,
         resource: &ResourceType,
-        cursor: Option<&Cursor>,
         since: Option<&Watermark>,
         ways: usize,
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         let Some(read) = read_of(resource.id) else {
-            return Ok(vec![cursor.cloned()]);
+            return Ok(vec![None]);
         };
         let of_changes = since.is_some() && read.reads_changes;
         if !read.splits || of_changes || ways < 2 || self.skipped(read) {
-            return Ok(vec![cursor.cloned()]);
+            return Ok(vec![None]);
         }
-        match cursor {
-            // Resuming: this stream, then the ranges after it as planned.
-            Some(cursor) => {
-                let state = CursorState::decode(cursor, resource.id)?;
-                let following = state.following();
-                Ok(std::iter::once(cursor.clone())
-                    .chain(following.iter().map(CursorState::encode))
-                    .map(Some)
-                    .collect())
-            }
-            None => self.plan(read, ways).await,
-        }
+        self.plan(read, ways).await
     }
 
     fn quota(&self) -> Option<Quota> {
@@ -1080,7 +1044,7 @@ impl SalesforceReader {
                 cuts = SalesforceId::cuts(&low, &high, parts);
             }
         }
-        let mut cuts = cuts.into_iter().map(|id| id.as_str().to_owned());
+        let cuts: Vec<String> = cuts.into_iter().map(|id| id.as_str().to_owned()).collect();
         let probe = CursorState {
             // Unsplit, the first page's locator reads on; split, the first range is read by a
             // query of its own after the first page.
@@ -1088,14 +1052,23 @@ impl SalesforceReader {
                 0 => first.next_records_url.clone(),
                 _ => None,
             },
-            upto: cuts.next(),
-            rest: cuts.collect(),
+            upto: cuts.first().cloned(),
             total: Some(first.total_size),
             mark,
             probe: true,
             ..CursorState::default()
         };
-        let following = probe.following();
+        // The ranges after the first: from each cut to the next, the last to the end.
+        let ends = cuts.iter().skip(1).cloned().map(Some).chain([None]);
+        let following: Vec<CursorState> = match cuts.is_empty() {
+            true => Vec::new(),
+            false => cuts
+                .iter()
+                .cloned()
+                .zip(ends)
+                .map(|(after, upto)| probe.range(Some(after), upto))
+                .collect(),
+        };
         tracing::debug!(
             resource = read.resource.id,
             records = first.total_size,
@@ -1149,15 +1122,21 @@ impl SalesforceReader {
             .map_err(connector_error)?;
         if query_page.done {
             // A range's last page covers through the range's end, where the next begins.
-            page.coverage = Coverage::Through(state.upto);
+            page.coverage = Coverage::Range {
+                after: state.after,
+                through: state.upto,
+            };
             return Ok(page);
         }
         let after = query_page
             .records
             .last()
             .and_then(|r| text(r, "Id"))
-            .or(state.after);
-        page.coverage = Coverage::Through(after.clone());
+            .or(state.after.clone());
+        page.coverage = Coverage::Range {
+            after: state.after.clone(),
+            through: after.clone(),
+        };
         // The first page of a split read came from the unbounded query: its range goes on
         // with a bounded query of its own, not that query's locator.
         let next = match state.probe && state.upto.is_some() {
