@@ -1107,3 +1107,37 @@ async fn a_read_split_into_ranges_leaves_exactly_what_one_sequential_read_gives(
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_org_that_refuses_concurrent_requests_gets_fewer_at_once_and_is_read_whole() {
+    let preset = Preset {
+        users: 1_500,
+        ..Preset::SMALL
+    };
+    let org = Org::start_with(17, preset).await;
+    let mut faults = org.admin(reqwest::Method::GET, "/faults", json!({})).await;
+    // Answers that take a while, so that requests overlap, and at most two at once.
+    faults["max_concurrent_requests"] = json!(2);
+    faults["latency_ms"] = json!(20);
+    org.admin(reqwest::Method::PUT, "/faults", faults.clone())
+        .await;
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let record = store.ensure_org("acme").await.unwrap();
+    let split = org.reader(true).with_min_stream_pages(1);
+    let run = sync_with(&store, &record, &split, SyncMode::Full).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let limit = split.client().concurrency_limit();
+    assert!(
+        limit < provost_salesforce::client::MAX_IN_FLIGHT,
+        "each ConcurrentRequests refusal lowered the limit: {limit}"
+    );
+    faults["max_concurrent_requests"] = Value::Null;
+    faults["latency_ms"] = json!(0);
+    org.admin(reqwest::Method::PUT, "/faults", faults).await;
+    assert_eq!(
+        snapshot(&store, &record).await,
+        full_sync_into_an_empty_store(&org.reader(true)).await
+    );
+    store.close().await;
+}

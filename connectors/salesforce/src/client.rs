@@ -8,6 +8,10 @@
 //! - The daily limit (REQUEST_LIMIT_EXCEEDED, TotalRequests) stops at once with
 //!   [`SalesforceError::DailyLimitExceeded`]: never a retry loop against an exhausted org.
 //! - `Sforce-Limit-Info` is read from every answer, so callers can stay under a budget.
+//! - Requests in flight are limited ([`MAX_IN_FLIGHT`] at first); each `ConcurrentRequests`
+//!   refusal lowers the limit by one (never below one) for the client's life, besides the
+//!   retry's backoff: an org that says it is busy gets fewer requests at once, not the same
+//!   number again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,7 +75,17 @@ pub struct SalesforceClient {
     usage: Mutex<Option<ApiUsage>>,
     calls: AtomicU64,
     token_requests: AtomicU64,
+    /// Requests in flight (see the module documentation).
+    gate: tokio::sync::Semaphore,
+    /// The current limit of requests in flight.
+    limit: std::sync::atomic::AtomicUsize,
+    /// Permits to take out of circulation as requests end (a refusal came while every permit
+    /// was out).
+    shrink: std::sync::atomic::AtomicUsize,
 }
+
+/// Requests a client has in flight at most, before Salesforce refuses any as concurrent.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// What one attempt came to.
 enum Outcome {
@@ -122,6 +136,9 @@ impl SalesforceClient {
             usage: Mutex::new(None),
             calls: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
+            gate: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            limit: std::sync::atomic::AtomicUsize::new(MAX_IN_FLIGHT),
+            shrink: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -138,6 +155,32 @@ impl SalesforceClient {
     /// REST calls sent (retries included), for budgets and benchmarks.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Requests this client lets be in flight at once now.
+    pub fn concurrency_limit(&self) -> usize {
+        self.limit.load(Ordering::SeqCst)
+    }
+
+    /// One fewer request in flight from now on (never fewer than one).
+    fn lower_limit(&self) {
+        let lowered = self
+            .limit
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |limit| {
+                (limit > 1).then(|| limit - 1)
+            });
+        if let Ok(before) = lowered {
+            match self.gate.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(_) => {
+                    self.shrink.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            tracing::warn!(
+                limit = before - 1,
+                "Salesforce refused a request as one too many at once (ConcurrentRequests); sending fewer at once"
+            );
+        }
     }
 
     /// Records per page of a query.
@@ -296,8 +339,21 @@ impl SalesforceClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let permit = self.gate.acquire().await.expect("the gate is never closed");
             self.calls.fetch_add(1, Ordering::Relaxed);
             let outcome = self.attempt(request, &url, idempotent).await;
+            let owed = self
+                .shrink
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            match owed {
+                Ok(_) => permit.forget(),
+                Err(_) => drop(permit),
+            }
+            if let Outcome::Retry(SalesforceError::Api { code, message, .. }) = &outcome {
+                if code == "REQUEST_LIMIT_EXCEEDED" && message.contains("ConcurrentRequests") {
+                    self.lower_limit();
+                }
+            }
             match outcome {
                 Outcome::Done(status, value) => return Ok((status, value)),
                 Outcome::SessionExpired if !renewed => {
