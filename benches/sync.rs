@@ -11,7 +11,8 @@
 //! `PROVOST_BENCH_PRESETS=large,xlarge` also syncs an org twice as large, for memory growth.
 //! `PROVOST_BENCH_LATENCY_MS` (default `0,100`) adds that much latency to every emulated call,
 //! as a real org's answers take; each latency runs Provost with its default concurrency and
-//! with one query at a time (`PROVOST_BENCH_CONCURRENCY`, default `6,1`), and, when Python's simple-salesforce is installed, the export
+//! with one query at a time (`PROVOST_BENCH_CONCURRENCY`, default `6,1`), and with the first
+//! of those without object, field and setup-entity permissions (what the script reads); when Python's simple-salesforce is installed, the export
 //! script an admin would otherwise run (`benches/export_script.py`).
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BATCH: u64 = 2000;
 
 mod support;
-use support::{peak_rss_mb, reader, reset_peak_rss, start_emulator, EmulatorProcess};
+use support::{peak_rss_mb, reader, reader_with, reset_peak_rss, start_emulator, EmulatorProcess};
 
 /// CPU seconds (user + system) a process has used, from `/proc/PID/stat`.
 fn cpu_seconds(pid: &str) -> f64 {
@@ -90,10 +91,10 @@ async fn measure(
     store: &Arc<dyn Store>,
     emulator: &EmulatorProcess,
     mode: SyncMode,
-    concurrency: usize,
+    (concurrency, access): (usize, bool),
 ) -> Measured {
     let org = store.ensure_org("bench").await.unwrap();
-    let reader = reader(emulator);
+    let reader = reader_with(emulator, access);
     reset_peak_rss();
     let cpu_before = (
         cpu_seconds("self"),
@@ -137,8 +138,16 @@ async fn measure(
     }
 }
 
-async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess, concurrency: usize) {
-    let label = format!("{label} x{concurrency}");
+async fn bench_backend(
+    label: &str,
+    url: &str,
+    emulator: &EmulatorProcess,
+    (concurrency, access): (usize, bool),
+) {
+    let label = match access {
+        true => format!("{label} x{concurrency}"),
+        false => format!("{label} x{concurrency} no access"),
+    };
     let store = store::open(&DatabaseConfig {
         url: DatabaseUrl::new(url),
         max_connections: 4,
@@ -147,7 +156,7 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess, concu
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    let full = measure(&store, emulator, SyncMode::Full, concurrency).await;
+    let full = measure(&store, emulator, SyncMode::Full, (concurrency, access)).await;
     let resources = store.sync_resources(full.run.id).await.unwrap();
     let minimum: u64 = resources
         .iter()
@@ -172,7 +181,7 @@ async fn bench_backend(label: &str, url: &str, emulator: &EmulatorProcess, concu
         ("incremental", SyncMode::Incremental),
         ("full", SyncMode::Full),
     ] {
-        let again = measure(&store, emulator, mode, concurrency).await;
+        let again = measure(&store, emulator, mode, (concurrency, access)).await;
         let org = store.ensure_org("bench").await.unwrap();
         let history = store
             .list_changes(
@@ -276,10 +285,15 @@ fn main() {
                 set_latency(&emulator, latency).await;
                 println!("--- {latency} ms added to every Salesforce call");
                 script_baseline(&emulator, latency).await;
-                for &concurrency in &concurrencies {
+                // Without object, field and setup-entity permissions: what the script reads.
+                let runs = concurrencies
+                    .iter()
+                    .map(|&c| (c, true))
+                    .chain(concurrencies.first().map(|&c| (c, false)));
+                for run in runs {
                     let dir = tempfile::tempdir().unwrap();
                     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-                    bench_backend("SQLite", &sqlite, &emulator, concurrency).await;
+                    bench_backend("SQLite", &sqlite, &emulator, run).await;
                 }
                 if latency > 0 {
                     continue;
@@ -290,7 +304,7 @@ fn main() {
                             "PostgreSQL",
                             &url,
                             &emulator,
-                            provost::sync::DEFAULT_CONCURRENCY,
+                            (provost::sync::DEFAULT_CONCURRENCY, true),
                         )
                         .await;
                         if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {

@@ -86,6 +86,11 @@ pub fn start_emulator(preset: &str) -> EmulatorProcess {
 }
 
 pub fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
+    reader_with(emulator, true)
+}
+
+/// The same, reading object, field and setup-entity permissions or not.
+pub fn reader_with(emulator: &EmulatorProcess, read_access: bool) -> SalesforceReader {
     let info = &emulator.info;
     let credentials = Credentials::JwtBearer {
         client_id: info["client_id"].as_str().unwrap().to_owned(),
@@ -100,7 +105,7 @@ pub fn reader(emulator: &EmulatorProcess) -> SalesforceReader {
         ReadOptions {
             exclude_portal_users: true,
             include_inactive_users: true,
-            read_access: true,
+            read_access,
         },
     )
 }
