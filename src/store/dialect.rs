@@ -51,20 +51,38 @@ impl Backend {
 }
 
 impl Backend {
-    /// The definitions of a table's indexes that can be dropped and built again (not those
-    /// behind its primary key or constraints), as `(name, CREATE INDEX statement)`; `$1` is
-    /// the table. Their text comes from the database's own schema, which the migrations made.
+    /// The definitions of a table's indexes that can be dropped and built again: not those
+    /// behind its primary key or a unique or exclusion constraint. `(name, CREATE INDEX
+    /// statement)`; `$1` is the table. Their text comes from the database's own schema, which
+    /// the migrations made.
     pub(super) fn secondary_indexes(self) -> &'static str {
         match self {
             Backend::Sqlite => {
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
-                 AND sql IS NOT NULL ORDER BY name"
+                 AND sql IS NOT NULL AND upper(sql) NOT LIKE 'CREATE UNIQUE%' ORDER BY name"
             }
             Backend::Postgres => {
-                "SELECT indexname::text, indexdef FROM pg_indexes \
-                 WHERE schemaname = current_schema() AND tablename = $1 \
-                 AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname"
+                "SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_class t ON t.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE n.nspname = current_schema() AND t.relname = $1 \
+                 AND NOT i.indisprimary AND NOT i.indisunique AND NOT i.indisexclusion \
+                 ORDER BY c.relname"
             }
+        }
+    }
+
+    /// The statement that takes `tables` for a load that drops and builds their indexes,
+    /// failing at once if another transaction uses one (PostgreSQL); SQLite has one writer.
+    /// The names are the code's constants.
+    pub(super) fn lock_for_load(self, tables: &[&str]) -> Option<String> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(format!(
+                "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT",
+                tables.join(", ")
+            )),
         }
     }
 

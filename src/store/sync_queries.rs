@@ -18,6 +18,10 @@ use super::{OrgId, StoreError};
 /// Rows per multi-row statement: 12 columns x 400 stays under both databases' bind limits.
 pub(super) const CHUNK: usize = 400;
 
+/// Rows a commit creates in an empty table from which it builds the table's indexes after
+/// the rows are in rather than row by row.
+const BULK_LOAD_ROWS: i64 = 5_000;
+
 pub(super) const RUN_COLUMNS: &str = "id, org_id, mode, started_by, status, pause_reason, \
     started_at, updated_at, finished_at, attempts, api_calls, api_used, api_limit, counts, error";
 
@@ -589,29 +593,24 @@ impl super::sync::SyncStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        // A first load into empty tables builds their indexes once, after the rows are in,
-        // rather than row by row (about three times faster for a large org).
-        let mut rebuilt: Vec<(String, String)> = Vec::new();
-        let mut empty_tables = Vec::new();
-        for entity in super::sync::Entity::ALL {
-            let table = entity.table();
-            let (any,): (bool,) = sql(format!("SELECT EXISTS (SELECT 1 FROM {table})"))
-                .fetch_one(&mut tx)
-                .await?;
-            if any {
-                continue;
-            }
-            empty_tables.push(entity);
-            let indexes: Vec<(String, String)> = sql(self.pool.backend().secondary_indexes())
-                .bind(table)
+        // The counts of what is committed, from the staged changes themselves.
+        let tallies: Vec<(String, String, i64)> =
+            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
+                .bind(run.id.0)
                 .fetch_all(&mut tx)
                 .await?;
-            for (name, _) in &indexes {
-                sql(format!("DROP INDEX {name}")).execute(&mut tx).await?;
-            }
-            rebuilt.extend(indexes);
-        }
-        let bulk = !rebuilt.is_empty();
+        let created = |entity: super::sync::Entity| {
+            tallies
+                .iter()
+                .filter(|(e, op, _)| e == entity.as_str() && op == "created")
+                .map(|(_, _, n)| *n)
+                .sum::<i64>()
+        };
+        let loads: Vec<super::sync::Entity> = super::sync::Entity::ALL
+            .into_iter()
+            .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
+            .collect();
+        let (emptied, rebuilt) = self.drop_indexes_for_load(&mut tx, &loads).await?;
         // The last two statements mark the users and entitlements whose grants changed as
         // changed now: into empty tables, every one was just written with that time.
         let first_load = [
@@ -619,7 +618,7 @@ impl super::sync::SyncStore for SqlStore {
             super::sync::Entity::Entitlement,
         ]
         .iter()
-        .all(|entity| empty_tables.contains(entity));
+        .all(|entity| emptied.contains(entity));
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
         for (statement, at_commit) in statements.into_iter().take(wanted) {
@@ -633,7 +632,7 @@ impl super::sync::SyncStore for SqlStore {
         for (_, definition) in &rebuilt {
             sql(definition.as_str()).execute(&mut tx).await?;
         }
-        if bulk {
+        if !rebuilt.is_empty() {
             tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
         }
         // Grants and permissions first: removing an account or entitlement cascades to them.
@@ -654,12 +653,6 @@ impl super::sync::SyncStore for SqlStore {
             .execute(&mut tx)
             .await?;
         }
-        // The counts of what is committed, from the staged changes themselves.
-        let tallies: Vec<(String, String, i64)> =
-            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
-                .bind(run.id.0)
-                .fetch_all(&mut tx)
-                .await?;
         let mut counts = run.counts.clone();
         counts.accounts = Default::default();
         counts.entitlements = Default::default();
@@ -909,5 +902,58 @@ impl super::sync::SyncStore for SqlStore {
         rows.into_iter()
             .map(super::sync::ChangeRecord::try_from)
             .collect()
+    }
+}
+
+impl SqlStore {
+    /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
+    /// those that are empty, to be built again once the rows are in. Returns the tables it
+    /// emptied of indexes and the indexes' definitions. On PostgreSQL the tables are locked
+    /// first, without waiting: when another transaction uses one, the rows go in one by one
+    /// as usual rather than risk a deadlock with it.
+    async fn drop_indexes_for_load(
+        &self,
+        tx: &mut super::sql::Tx,
+        loads: &[super::sync::Entity],
+    ) -> Result<(Vec<super::sync::Entity>, Vec<(String, String)>), StoreError> {
+        if loads.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let tables: Vec<&str> = loads.iter().map(|entity| entity.table()).collect();
+        if let Some(lock) = self.pool.backend().lock_for_load(&tables) {
+            sql("SAVEPOINT bulk_load").execute(&mut *tx).await?;
+            if let Err(err) = sql(&lock).execute(&mut *tx).await {
+                tracing::debug!(error = %err, "the tables are in use; loading row by row");
+                sql("ROLLBACK TO SAVEPOINT bulk_load")
+                    .execute(&mut *tx)
+                    .await?;
+                sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
+                return Ok((Vec::new(), Vec::new()));
+            }
+            sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
+        }
+        let mut emptied = Vec::new();
+        let mut rebuilt = Vec::new();
+        for entity in loads {
+            let table = entity.table();
+            let (any,): (bool,) = sql(format!("SELECT EXISTS (SELECT 1 FROM {table})"))
+                .fetch_one(&mut *tx)
+                .await?;
+            if any {
+                continue;
+            }
+            let indexes: Vec<(String, String)> = sql(self.pool.backend().secondary_indexes())
+                .bind(table)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (name, _) in &indexes {
+                sql(format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            emptied.push(*entity);
+            rebuilt.extend(indexes);
+        }
+        Ok((emptied, rebuilt))
     }
 }

@@ -478,6 +478,14 @@ impl CursorState {
         Cursor(serde_json::to_string(self).expect("serialisable"))
     }
 
+    /// The keys this cursor is still to read: after its last one, through its range's end.
+    fn rest_of_range(&self) -> Coverage {
+        Coverage::Range {
+            after: self.after.clone(),
+            through: self.upto.clone(),
+        }
+    }
+
     /// A stream of the same read over the IDs after `after` through `upto`.
     fn range(&self, after: Option<String>, upto: Option<String>) -> CursorState {
         CursorState {
@@ -933,9 +941,11 @@ impl Connector for SalesforceReader {
             self.forget(read).await;
         }
         if self.skipped(read) {
-            // Configured off: nothing is read, and what an earlier sync stored goes.
+            // Configured off: nothing is read, and what an earlier sync stored goes (of the
+            // keys this cursor is to read; the pages before it said what they covered).
             return Ok(Page {
                 total: Some(0),
+                coverage: state.rest_of_range(),
                 ..Page::default()
             });
         }
@@ -1083,7 +1093,7 @@ impl SalesforceReader {
     }
 
     /// A page of a full read: consecutive pages cover the key space in `Id` order.
-    async fn read_all(&self, read: &Read, state: CursorState) -> Result<Page, ConnectorError> {
+    async fn read_all(&self, read: &Read, mut state: CursorState) -> Result<Page, ConnectorError> {
         let resource = &read.resource;
         let fields = self.fields_of(read).await?;
         let query = self.query_for(read, &fields);
@@ -1092,6 +1102,11 @@ impl SalesforceReader {
             true => self.probes.lock().await.remove(resource.id),
             false => None,
         };
+        if state.probe && probed.is_none() {
+            // The planned first page is gone (a new reader resumed the run): the locator
+            // would go on after that page, so read the range from its start instead.
+            state.next = None;
+        }
         let result = match probed {
             Some(page) => Ok(page),
             None => self.first_or_next(resource.id, query, &state).await,
@@ -1105,6 +1120,7 @@ impl SalesforceReader {
                 );
                 return Ok(Page {
                     total: Some(0),
+                    coverage: state.rest_of_range(),
                     ..Page::default()
                 });
             }
