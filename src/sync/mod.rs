@@ -249,14 +249,12 @@ async fn locked_run(
             pending.push((resource, state));
         }
         first_attempt = false;
-        let reading = Reading {
+        let reading = Reading::new(
             connector,
             lost,
-            answered: AtomicBool::new(false),
-            first_answer: tokio::sync::Notify::new(),
-            budget_percent: request.api_budget_percent,
-            concurrency: request.concurrency.clamp(1, MAX_CONCURRENCY),
-        };
+            request.api_budget_percent,
+            request.concurrency.clamp(1, MAX_CONCURRENCY),
+        );
         let wanted = pending
             .iter()
             .map(|(resource, state)| Wanted {

@@ -101,15 +101,15 @@ impl Positions {
 
 /// What the run's reading needs to know.
 pub struct Reading<'a> {
-    pub connector: &'a dyn Connector,
-    pub lost: &'a AtomicBool,
-    pub budget_percent: u8,
+    connector: &'a dyn Connector,
+    lost: &'a AtomicBool,
+    budget_percent: u8,
     /// Streams read at once.
-    pub concurrency: usize,
+    concurrency: usize,
     /// Whether a page of this attempt has come back: the quota is fresh from then on.
-    pub answered: AtomicBool,
+    answered: AtomicBool,
     /// Told when the first page comes back.
-    pub first_answer: tokio::sync::Notify,
+    first_answer: tokio::sync::Notify,
 }
 
 /// One resource to read: its checkpoint.
@@ -122,6 +122,22 @@ pub struct Wanted<'a> {
 type Task<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 impl<'a> Reading<'a> {
+    pub fn new(
+        connector: &'a dyn Connector,
+        lost: &'a AtomicBool,
+        budget_percent: u8,
+        concurrency: usize,
+    ) -> Reading<'a> {
+        Reading {
+            connector,
+            lost,
+            budget_percent,
+            concurrency,
+            answered: AtomicBool::new(false),
+            first_answer: tokio::sync::Notify::new(),
+        }
+    }
+
     /// A receiver for each of `wanted`'s resources, in order, and the future that reads them:
     /// run it beside the storing side, which takes the receivers in order.
     pub fn start(
@@ -137,64 +153,20 @@ impl<'a> Reading<'a> {
         let mut streams: FuturesUnordered<Task<'a>> = FuturesUnordered::new();
         for (want, output) in wanted.into_iter().zip(outputs) {
             // Planning a read makes calls too: none past the budget.
-            if let Some(stop) = self.stopped() {
-                let _ = until(&mut streams, output.send(Item::Page(0, Err(stop)))).await;
-                return self.finish(streams).await;
-            }
-            let starts = match Positions::parse(want.checkpoint.as_deref()) {
-                Some(Ok(starts)) => Ok(starts),
-                Some(Err(err)) => Err(ConnectorError::InvalidCursor {
-                    message: format!(
-                        "the checkpoint of `{}` does not list its streams ({err}); read the resource again from the start",
-                        want.resource.id
-                    ),
-                }),
-                None => {
-                    let planning =
-                        self.connector
-                            .streams(want.resource, want.since.as_ref(), self.concurrency);
-                    until(&mut streams, planning).await.map(|starts| {
-                        starts
-                            .into_iter()
-                            .map(|start| start.map(|cursor| cursor.0))
-                            .collect()
-                    })
-                }
+            let starts = match self.stopped() {
+                Some(stop) => Err(stop),
+                None => self.starts(&want, &mut streams).await.map_err(Stop::Read),
             };
-            let starts = match starts {
-                Ok(starts) if !starts.is_empty() => starts,
-                Ok(_) => vec![None],
-                Err(err) => {
-                    let _ = until(
-                        &mut streams,
-                        output.send(Item::Page(0, Err(Stop::Read(err)))),
-                    )
-                    .await;
-                    return self.finish(streams).await;
-                }
+            let (item, starts) = match starts {
+                Ok(starts) => (Item::Streams(starts.clone()), starts),
+                Err(stop) => (Item::Page(0, Err(stop)), Vec::new()),
             };
-            if until(&mut streams, output.send(Item::Streams(starts.clone())))
-                .await
-                .is_err()
-            {
-                return self.finish(streams).await;
+            // Reading stops at a resource that cannot be read, or that nobody takes any more.
+            if until(&mut streams, output.send(item)).await.is_err() || starts.is_empty() {
+                break;
             }
             for (index, start) in starts.into_iter().enumerate() {
-                // One stream until the first answer tells the org's API usage, so that a
-                // run over its budget stops after one call, not after a call per stream.
-                loop {
-                    let waiting = !streams.is_empty() && !self.answered.load(Ordering::SeqCst);
-                    if streams.len() >= self.concurrency {
-                        streams.next().await;
-                    } else if waiting {
-                        tokio::select! {
-                            () = self.first_answer.notified() => {}
-                            Some(()) = streams.next() => {}
-                        }
-                    } else {
-                        break;
-                    }
-                }
+                self.wait_for_a_slot(&mut streams).await;
                 streams.push(Box::pin(self.read_stream(
                     want.resource,
                     want.since.clone(),
@@ -204,11 +176,55 @@ impl<'a> Reading<'a> {
                 )));
             }
         }
-        self.finish(streams).await
+        while streams.next().await.is_some() {}
     }
 
-    async fn finish(&self, mut streams: FuturesUnordered<Task<'a>>) {
-        while streams.next().await.is_some() {}
+    /// Where `want`'s streams start: from its checkpoint, or as the connector plans them.
+    async fn starts(
+        &self,
+        want: &Wanted<'_>,
+        streams: &mut FuturesUnordered<Task<'a>>,
+    ) -> Result<Vec<Option<String>>, ConnectorError> {
+        let starts = match Positions::parse(want.checkpoint.as_deref()) {
+            Some(parsed) => parsed.map_err(|err| ConnectorError::InvalidCursor {
+                message: format!(
+                    "the checkpoint of `{}` does not list its streams ({err}); read the resource again from the start",
+                    want.resource.id
+                ),
+            })?,
+            None => {
+                let planning =
+                    self.connector
+                        .streams(want.resource, want.since.as_ref(), self.concurrency);
+                until(streams, planning)
+                    .await?
+                    .into_iter()
+                    .map(|start| start.map(|cursor| cursor.0))
+                    .collect()
+            }
+        };
+        Ok(match starts.is_empty() {
+            true => vec![None],
+            false => starts,
+        })
+    }
+
+    /// Waits until another stream may start: fewer than `concurrency` are being read, and,
+    /// until the first answer tells the org's API usage, none (so that a run over its budget
+    /// stops after one call, not after a call per stream).
+    async fn wait_for_a_slot(&self, streams: &mut FuturesUnordered<Task<'a>>) {
+        loop {
+            if streams.len() >= self.concurrency {
+                streams.next().await;
+            } else if !streams.is_empty() && !self.answered.load(Ordering::SeqCst) {
+                tokio::select! {
+                    () = self.first_answer.notified() => {}
+                    Some(()) = streams.next() => {}
+                }
+            } else {
+                return;
+            }
+        }
     }
 
     /// Reads stream `index` from `start` to its end (or an error, or a stop) into `pages`.

@@ -81,6 +81,46 @@ impl Org {
         )
     }
 
+    /// Deletes a record behind Provost's back.
+    async fn delete(&self, object: &str, id: &str) {
+        self.admin(
+            reqwest::Method::DELETE,
+            &format!("/records/{object}/{id}"),
+            json!({}),
+        )
+        .await;
+    }
+
+    /// Assigns `user` a regular permission set they do not hold yet; false when they hold
+    /// every one.
+    async fn assign_a_set_not_held(&self, user: &str) -> bool {
+        let held: Vec<String> = self
+            .rows(&format!(
+                "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{user}'"
+            ))
+            .await
+            .iter()
+            .map(|r| r["PermissionSetId"].as_str().unwrap().to_owned())
+            .collect();
+        let sets = self
+            .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND LicenseId = null AND Type = 'Regular'")
+            .await;
+        let Some(set) = sets
+            .iter()
+            .map(|s| s["Id"].as_str().unwrap())
+            .find(|s| !held.iter().any(|h| h == s))
+        else {
+            return false;
+        };
+        self.admin(
+            reqwest::Method::POST,
+            "/records/PermissionSetAssignment",
+            json!({"AssigneeId": user, "PermissionSetId": set}),
+        )
+        .await;
+        true
+    }
+
     async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let response = self
             .http
@@ -276,13 +316,9 @@ async fn change_randomly(org: &Org, rng: &mut StdRng) -> usize {
         .rows("SELECT Id FROM PermissionSetAssignment WHERE PermissionSet.IsOwnedByProfile = false")
         .await;
     for assignment in assignments.choose_multiple(rng, 5) {
-        org.admin(
-            reqwest::Method::DELETE,
-            &format!(
-                "/records/PermissionSetAssignment/{}",
-                assignment["Id"].as_str().unwrap()
-            ),
-            json!({}),
+        org.delete(
+            "PermissionSetAssignment",
+            assignment["Id"].as_str().unwrap(),
         )
         .await;
         made += 1;
@@ -291,25 +327,7 @@ async fn change_randomly(org: &Org, rng: &mut StdRng) -> usize {
         .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND LicenseId = null AND Type = 'Regular'")
         .await;
     for user in users.iter().skip(8).take(4) {
-        let held: Vec<String> = org
-            .rows(&format!(
-                "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{user}'"
-            ))
-            .await
-            .iter()
-            .map(|r| r["PermissionSetId"].as_str().unwrap().to_owned())
-            .collect();
-        if let Some(set) = sets
-            .iter()
-            .map(|s| s["Id"].as_str().unwrap())
-            .find(|s| !held.iter().any(|h| h == s))
-        {
-            org.admin(
-                reqwest::Method::POST,
-                "/records/PermissionSetAssignment",
-                json!({"AssigneeId": user, "PermissionSetId": set}),
-            )
-            .await;
+        if org.assign_a_set_not_held(user).await {
             made += 1;
         }
     }
@@ -975,12 +993,8 @@ async fn change_at_the_edges(org: &Org, cuts: &[String]) -> usize {
             format!("SELECT Id FROM PermissionSetAssignment WHERE Id > '{cut}' AND PermissionSet.IsOwnedByProfile = false ORDER BY Id LIMIT 1"),
         ] {
             if let Some(row) = org.rows(&soql).await.first() {
-                org.admin(
-                    reqwest::Method::DELETE,
-                    &format!("/records/PermissionSetAssignment/{}", row["Id"].as_str().unwrap()),
-                    json!({}),
-                )
-                .await;
+                org.delete("PermissionSetAssignment", row["Id"].as_str().unwrap())
+                    .await;
                 made += 1;
             }
         }
@@ -988,29 +1002,10 @@ async fn change_at_the_edges(org: &Org, cuts: &[String]) -> usize {
     let user = org
         .rows("SELECT Id FROM User WHERE UserType = 'Standard' AND IsActive = true ORDER BY Id DESC LIMIT 1")
         .await;
-    let held: Vec<String> = org
-        .rows(&format!(
-            "SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId = '{}'",
-            user[0]["Id"].as_str().unwrap()
-        ))
+    if org
+        .assign_a_set_not_held(user[0]["Id"].as_str().unwrap())
         .await
-        .iter()
-        .map(|r| r["PermissionSetId"].as_str().unwrap().to_owned())
-        .collect();
-    let sets = org
-        .rows("SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false AND LicenseId = null AND Type = 'Regular'")
-        .await;
-    if let Some(set) = sets
-        .iter()
-        .map(|s| s["Id"].as_str().unwrap())
-        .find(|s| !held.iter().any(|h| h == s))
     {
-        org.admin(
-            reqwest::Method::POST,
-            "/records/PermissionSetAssignment",
-            json!({"AssigneeId": user[0]["Id"], "PermissionSetId": set}),
-        )
-        .await;
         made += 1;
     }
     made

@@ -1070,15 +1070,12 @@ impl SalesforceReader {
         };
         // The ranges after the first: from each cut to the next, the last to the end.
         let ends = cuts.iter().skip(1).cloned().map(Some).chain([None]);
-        let following: Vec<CursorState> = match cuts.is_empty() {
-            true => Vec::new(),
-            false => cuts
-                .iter()
-                .cloned()
-                .zip(ends)
-                .map(|(after, upto)| probe.range(Some(after), upto))
-                .collect(),
-        };
+        let following: Vec<CursorState> = cuts
+            .iter()
+            .cloned()
+            .zip(ends)
+            .map(|(after, upto)| probe.range(Some(after), upto))
+            .collect();
         tracing::debug!(
             resource = read.resource.id,
             records = first.total_size,
