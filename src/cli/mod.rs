@@ -7,6 +7,7 @@
 
 mod audit;
 mod connect;
+mod console;
 pub mod demo;
 pub mod emulator;
 pub mod preflight;
@@ -87,6 +88,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: token::TokenCommand,
+    },
+    /// The web console: one-time sign-in links for admins.
+    Console {
+        #[command(subcommand)]
+        command: console::ConsoleCommand,
     },
     /// Check or export the hash-chained audit log.
     Audit {
@@ -254,6 +260,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<Outcome> {
         }
         Command::Serve => serve::run(config).await?,
         Command::Token { command } => token::run(command, &config).await?,
+        Command::Console { command } => console::run(command, &config).await?,
         Command::Audit { command } => return audit::run(command, &config).await,
         Command::Report { command } => return report::run(command, &config).await,
         Command::Review { command } => return review::run(command, &config).await,

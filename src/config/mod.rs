@@ -5,6 +5,7 @@
 //! value is a [`ConfigError`] naming the source, the key and what was expected, and the CLI
 //! exits with status 2 before touching anything.
 
+mod console;
 mod database;
 mod orgs;
 mod secret;
@@ -18,6 +19,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use console::{ConsoleConfig, RoleRule};
 pub use database::{Backend, DatabaseConfig};
 pub use orgs::{default_scim_max_changes, AuthConfig, OrgConfig, UserDefaults};
 pub use provost_connector::secret::Secret;
@@ -44,6 +46,9 @@ pub struct Config {
     pub provisioning: ProvisioningConfig,
     #[serde(default)]
     pub reviews: ReviewsConfig,
+    /// The web console: sessions and roles.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// The Salesforce orgs to connect to.
     #[serde(default)]
     pub orgs: Vec<OrgConfig>,
@@ -463,6 +468,7 @@ impl Config {
                 message: format!("{} is outside 0.0..=1.0", self.traces.sample_ratio),
             });
         }
+        console::validate(&self.console, &mut problems);
         orgs::validate(&self.orgs, &mut problems);
         webhooks::validate(&self.webhooks, &self.orgs, &mut problems);
         if problems.is_empty() {

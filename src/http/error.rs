@@ -171,7 +171,8 @@ pub(super) async fn shape_plain_errors(
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    // JSON errors are shaped already, and the console's HTML error pages are meant for people.
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

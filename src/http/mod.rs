@@ -9,7 +9,7 @@ pub mod integrations;
 mod metrics;
 pub mod openapi;
 mod orgs;
-mod reports;
+pub(crate) mod reports;
 mod requests;
 mod reviews;
 mod scim;
@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let routed = routes()
         .into_router(&state.config.server.public_url())
+        .merge(crate::console::router())
         .route_layer(axum::middleware::from_fn(record_route))
         .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
         .with_state(state.clone())
@@ -150,10 +151,15 @@ fn with_middleware(
                     // The org, for what a line concerns; the route's template
                     // (`/orgs/{org}/scim/v2/{kind}`), to group by, once routing found it.
                     let org = org_of(request.uri().path());
+                    // A one-time sign-in link's token is a secret: never in a log line.
+                    let path = match request.uri().path().strip_prefix("/console/link/") {
+                        Some(_) => "/console/link/[redacted]",
+                        None => request.uri().path(),
+                    };
                     let span = tracing::info_span!(
                         "request",
                         method = %request.method(),
-                        path = %request.uri().path(),
+                        path = %path,
                         route = tracing::field::Empty,
                         org,
                         request_id,

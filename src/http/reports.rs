@@ -72,21 +72,22 @@ pub fn routes() -> Routes {
     )
 }
 
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
-    format: Option<String>,
-    entitlement: Option<String>,
-    user_type: Option<String>,
-    active_only: Option<bool>,
-    permission: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    as_of: Option<String>,
-    days: Option<u32>,
-    object: Option<String>,
-    field: Option<String>,
-    action: Option<String>,
-    setup_entity: Option<String>,
+/// A report's format and filters, as the API's query and the console's form give them.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ReportQuery {
+    pub format: Option<String>,
+    pub entitlement: Option<String>,
+    pub user_type: Option<String>,
+    pub active_only: Option<bool>,
+    pub permission: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub as_of: Option<String>,
+    pub days: Option<u32>,
+    pub object: Option<String>,
+    pub field: Option<String>,
+    pub action: Option<String>,
+    pub setup_entity: Option<String>,
 }
 
 async fn report(
@@ -95,7 +96,29 @@ async fn report(
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     super::orgs::org(&state, &org_name).await?;
-    let report = Report::parse(&name).ok_or_else(|| {
+    let file = temporary_file().map_err(|e| ApiError::Internal(e.into()))?;
+    let (file, manifest, format, filename) = write(&state, &org_name, &name, query, file).await?;
+    send_file(file, &manifest, format, &filename).await
+}
+
+/// Writes report `name` of org `org_name` to `file`: the file, its manifest, its format and
+/// the name to save it as.
+pub(crate) async fn write(
+    state: &AppState,
+    org_name: &str,
+    name: &str,
+    query: ReportQuery,
+    file: std::fs::File,
+) -> Result<
+    (
+        std::fs::File,
+        crate::reports::manifest::Manifest,
+        Format,
+        String,
+    ),
+    ApiError,
+> {
+    let report = Report::parse(name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no report is named `{name}`; reports: {}",
             Report::NAMES.join(", ")
@@ -126,11 +149,10 @@ async fn report(
         action: query.action,
         setup_entity: query.setup_entity,
     };
-    let file = temporary_file().map_err(|e| ApiError::Internal(e.into()))?;
     let writer =
         std::io::BufWriter::new(file.try_clone().map_err(|e| ApiError::Internal(e.into()))?);
     let manifest =
-        match reports::generate(&state.store, &org_name, report, &params, format, writer).await {
+        match reports::generate(&state.store, org_name, report, &params, format, writer).await {
             Ok(manifest) => manifest,
             Err(ReportError::BadParameter(message)) => return Err(ApiError::BadRequest(message)),
             Err(ReportError::NotSynced(org)) => {
@@ -145,7 +167,7 @@ async fn report(
         };
     let stamp = manifest.generated_at.replace(':', "");
     let filename = format!("{org_name}-{}-{stamp}.{}", report.as_str(), format.as_str());
-    send_file(file, &manifest, format, &filename).await
+    Ok((file, manifest, format, filename))
 }
 
 /// Sends a written report file from its start, with its manifest in headers.

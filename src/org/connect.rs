@@ -41,14 +41,14 @@ pub const MOST_OPEN_STATES: u32 = 20;
 
 /// The fields Salesforce adds to a token response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct SalesforceFields {
-    instance_url: String,
-    id: String,
+pub(super) struct SalesforceFields {
+    pub(super) instance_url: String,
+    pub(super) id: String,
 }
 
 impl ExtraTokenFields for SalesforceFields {}
 
-type OAuthClient = oauth2::Client<
+pub(super) type OAuthClient = oauth2::Client<
     BasicErrorResponse,
     StandardTokenResponse<SalesforceFields, BasicTokenType>,
     BasicTokenIntrospectionResponse,
@@ -152,6 +152,16 @@ fn web_server(org: &OrgConfig) -> Result<(&str, Option<&Secret>), ConnectError> 
 
 fn oauth_client(org: &OrgConfig, redirect_uri: &str) -> Result<OAuthClient, ConnectError> {
     let (client_id, client_secret) = web_server(org)?;
+    oauth_client_of(org, client_id, client_secret, redirect_uri)
+}
+
+/// The web server flow's client for `org`'s login URL, as the connected app `client_id`.
+pub(super) fn oauth_client_of(
+    org: &OrgConfig,
+    client_id: &str,
+    client_secret: Option<&Secret>,
+    redirect_uri: &str,
+) -> Result<OAuthClient, ConnectError> {
     let base = org.login_url.trim_end_matches('/');
     let invalid = |what: &str, err: url::ParseError| {
         ConnectError::Other(anyhow::anyhow!(
@@ -471,7 +481,7 @@ async fn stored_works(org: &OrgConfig, store: &Arc<dyn Store>, secrets: &SecretB
 }
 
 /// The org id and user id an identity URL names (`.../id/00D.../005...`).
-fn identity_of(identity_url: &str) -> Option<(&str, &str)> {
+pub(super) fn identity_of(identity_url: &str) -> Option<(&str, &str)> {
     let mut parts = identity_url.trim_end_matches('/').rsplit('/');
     let user = parts.next()?;
     let org = parts.next()?;
@@ -479,7 +489,7 @@ fn identity_of(identity_url: &str) -> Option<(&str, &str)> {
 }
 
 /// Salesforce ids compare on their first 15 characters.
-fn same_id(a: &str, b: &str) -> bool {
+pub(super) fn same_id(a: &str, b: &str) -> bool {
     a.get(..15).is_some() && a.get(..15) == b.get(..15)
 }
 

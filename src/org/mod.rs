@@ -7,6 +7,7 @@ pub mod connect;
 pub mod credentials;
 pub mod preflight;
 pub mod secrets;
+pub mod sign_in;
 pub mod sync;
 
 use std::sync::Arc;

@@ -261,3 +261,52 @@ fn rows_of_user<W: Write>(
     }
     Ok(())
 }
+
+/// Every sensitive system permission `account` holds now and each path to it, as the rows of
+/// this report (JSON objects): "why does this person have Modify All Data", for one user
+/// without reading everyone's grants. The same rules as the report: profiles through the set
+/// they own, groups through their aggregate set and muting sets.
+pub async fn of_user(
+    store: &Arc<dyn Store>,
+    org: &crate::store::OrgRecord,
+    account: provost_connector::model::Account,
+) -> Result<Vec<Value>, ReportError> {
+    let context = Context {
+        org: org.clone(),
+        entitlements: super::catalog(store, org.id).await?,
+        now: chrono::Utc::now(),
+    };
+    let account = Arc::new(account);
+    let grants: Vec<HeldEntitlement> = store
+        .grants_of_account(org.id, &account.id)
+        .await?
+        .into_iter()
+        .map(|grant| HeldEntitlement {
+            account: account.clone(),
+            grant_id: grant.id,
+            entitlement_id: grant.entitlement_id,
+            source: grant.source.encode(),
+            expires_at: grant.expires_at,
+            since: None,
+            request_id: None,
+        })
+        .collect();
+    let sets = super::carrying_sets(&context.entitlements);
+    let mut out = Vec::new();
+    let mut writer = super::user_rows(&mut out, Format::Json, &COLUMNS)?;
+    rows_of_user(
+        &context,
+        &Params::default(),
+        None,
+        &sets,
+        &grants,
+        &mut writer,
+    )?;
+    writer.finish()?;
+    let rows: Value =
+        serde_json::from_slice(&out).map_err(|err| ReportError::Io(std::io::Error::other(err)))?;
+    Ok(match rows {
+        Value::Array(rows) => rows,
+        _ => Vec::new(),
+    })
+}

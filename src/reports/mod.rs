@@ -14,7 +14,7 @@
 mod access;
 mod changes;
 pub mod dormant;
-mod effective;
+pub mod effective;
 mod entitlements;
 mod history;
 pub use effective::{resolve_permission, PERMISSIONS};

@@ -5,6 +5,8 @@
 //! `migrations/postgres`, same version numbers) and must behave the same: the store tests
 //! run every case against both.
 
+pub mod console;
+mod console_queries;
 mod dialect;
 pub mod digest;
 pub mod history;
@@ -204,7 +206,7 @@ impl Page<'_> {
 }
 
 /// The store: the identity model and connections ([`Store`]'s own methods), syncs
-/// ([`sync::SyncStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
+/// ([`sync::SyncStore`]), the web console ([`console::ConsoleStore`]), provisioning ([`provisioning::ProvisioningStore`]) and webhook
 /// delivery ([`webhooks::WebhookStore`]), reports ([`reports::ReportStore`]), access reviews
 /// ([`reviews::ReviewStore`]) and SCIM ([`scim::ScimStore`]).
 #[async_trait]
@@ -215,6 +217,7 @@ pub trait Store:
     + reports::ReportStore
     + reviews::ReviewStore
     + scim::ScimStore
+    + console::ConsoleStore
     + Send
     + Sync
     + 'static

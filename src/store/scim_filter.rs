@@ -327,7 +327,7 @@ impl Compiler {
     }
 }
 
-fn like_pattern(op: TextOp, value: &str) -> String {
+pub(super) fn like_pattern(op: TextOp, value: &str) -> String {
     let mut escaped = String::with_capacity(value.len() + 2);
     for c in value.chars() {
         if matches!(c, '%' | '_' | '\\') {

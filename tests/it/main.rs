@@ -2,7 +2,9 @@
 //! SQLite and PostgreSQL databases. One test binary with modules, so it links once.
 
 mod access;
+mod browser;
 mod cli;
+mod console;
 mod docs;
 mod hardening;
 mod helpers;

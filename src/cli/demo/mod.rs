@@ -133,6 +133,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         store.close().await;
         return Ok(Outcome::ChecksFailed);
     }
+    let people = console_people(&store, &mut config, &emulator).await?;
     let config = Arc::new(config);
     provisioning::walk_through(&config, &org, &store).await?;
     let campaign = reviews::walk_through(&config, &org, &store).await?;
@@ -161,6 +162,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     let work = Arc::new(tokio::sync::Notify::new());
     let tasks = super::serve::start_work(&config, &store, &metrics, &work)?;
     let token = provisioning::demo_token(&store).await?;
+    let link = crate::console::sign_in::make_link(store.as_ref(), "demo-admin", 60).await?;
+    let (approver, requester) = &people;
+    let password = emulator.config.read().password.clone();
     let some_user = emulator
         .org
         .read()
@@ -171,7 +175,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
         .map(|id| id.as_str().to_owned())
         .unwrap_or_default();
     println!(
-        "\nProvost is serving the synced org on {base} (Ctrl-C stops it). Every API call needs a\n\
+        "\nThe web console is at {base}/console. Sign in with Salesforce (the emulator's login page,\n\
+         password `{password}`) as an approver, {approver}, or as an employee, {requester};\n\
+         or open this one-time admin link (valid an hour): {base}{link}\n\
+         \nProvost is serving the synced org on {base} (Ctrl-C stops it). Every API call needs a\n\
          token; this one (scope admin) is shown once:\n\
          \x20 export TOKEN={token}\n\
          Try:\n\
@@ -216,4 +223,47 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<Outcome> {
     served.context("serving HTTP")?;
     store.close().await;
     Ok(Outcome::Success)
+}
+
+/// Two people of the demo org for the console: an approver (named in `[console] approvers`)
+/// and an employee who asks for access, both active standard users who may log in. The
+/// integration user is the console's admin.
+async fn console_people(
+    store: &Arc<dyn crate::store::Store>,
+    config: &mut Config,
+    emulator: &Emulator,
+) -> anyhow::Result<(String, String)> {
+    let record = store.ensure_org(ORG).await?;
+    let integration = emulator.integration_username();
+    let mut people = Vec::new();
+    let mut after: Option<String> = None;
+    while people.len() < 2 {
+        let page = store
+            .list_accounts(
+                record.id,
+                crate::store::Page {
+                    after: after.as_deref(),
+                    limit: 500,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        people.extend(
+            page.into_iter()
+                .filter(|a| {
+                    a.active
+                        && a.user_type.as_deref() == Some("Standard")
+                        && a.attributes.get("IsFrozen") != Some(&serde_json::Value::Bool(true))
+                        && !a.username.eq_ignore_ascii_case(&integration)
+                })
+                .map(|a| a.username),
+        );
+    }
+    let [approver, requester, ..] = people.as_slice() else {
+        anyhow::bail!("the demo org has fewer than two active standard users to sign in as");
+    };
+    config.console.admins.users = vec![integration];
+    config.console.approvers.users = vec![approver.clone()];
+    Ok((approver.clone(), requester.clone()))
 }

@@ -1,0 +1,40 @@
+-- The web console: its signed-in sessions, Salesforce sign-ins under way, and one-time
+-- sign-in links for the first admin. Every secret is kept as its SHA-256 only.
+CREATE TABLE console_sessions (
+    id_hash       TEXT    PRIMARY KEY,
+    -- The org whose Salesforce user signed in; NULL for a one-time link's session.
+    org_name      TEXT,
+    user_id       TEXT,
+    -- The actor in the audit log: the Salesforce username, or `link:NAME`.
+    username      TEXT    NOT NULL,
+    display_name  TEXT    NOT NULL,
+    via           TEXT    NOT NULL CHECK (via IN ('salesforce', 'link')),
+    csrf_token    TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    last_seen_at  TEXT    NOT NULL,
+    expires_at    TEXT    NOT NULL,
+    ended_at      TEXT
+);
+CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+
+CREATE TABLE console_sign_ins (
+    state_hash     TEXT PRIMARY KEY,
+    org_name       TEXT NOT NULL,
+    verifier_sealed TEXT NOT NULL,
+    redirect_uri   TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+);
+CREATE INDEX console_sign_ins_by_start ON console_sign_ins (created_at);
+
+CREATE TABLE console_links (
+    token_hash  TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    used_at     TEXT
+);
+
+-- An entitlement's holders in user order, a page at a time (the console's holder lists):
+-- the index the holder lookups used, with the user added.
+DROP INDEX grants_by_entitlement;
+CREATE INDEX grants_by_entitlement ON grants (org_id, entitlement_id, account_id);

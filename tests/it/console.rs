@@ -1,0 +1,373 @@
+//! The web console as people use it, in headless Chromium (see `browser`): an employee signs in
+//! with Salesforce (the emulator's login page), asks for a permission set and sees the plan;
+//! the approval queue is refused to them; an approver (by membership of a public group in
+//! Salesforce) approves, and the grant appears in the emulator; a form without its CSRF token,
+//! or sent from another site, is refused; an auditor (by an assigned permission set) prepares
+//! a report whose manifest verifies; an admin signs in with a one-time link and verifies the
+//! audit chain. Screenshots of the pages are saved (see `Browser::screenshot`).
+
+use std::collections::HashSet;
+
+use provost_connector::model::EntitlementKind;
+use serde_json::Value;
+
+use crate::browser::Browser;
+use crate::helpers::TestDatabase;
+use crate::provisioning::Fixture;
+
+const APPROVER_GROUP: &str = "Finance_Team_2";
+const AUDITOR_SET: &str = "Legal_Read_5";
+
+/// Ids of the holders of entitlement `kind` `name`.
+async fn holders(fixture: &Fixture, kind: EntitlementKind, name: &str) -> HashSet<String> {
+    let entitlement = fixture
+        .store
+        .entitlement_by_name(fixture.org.id, kind, name)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("the small org has {kind} {name}"));
+    let (page, _) = fixture
+        .store
+        .holders_page(fixture.org.id, &entitlement.id, None, 1000)
+        .await
+        .unwrap();
+    page.into_iter().map(|h| h.account.id).collect()
+}
+
+/// Active standard users who may log in, by username, with their ids.
+async fn people(fixture: &Fixture) -> Vec<(String, String)> {
+    let accounts = fixture
+        .store
+        .list_accounts(fixture.org.id, provost::store::Page::first(10_000))
+        .await
+        .unwrap();
+    let integration = fixture.emulator.integration_username();
+    accounts
+        .into_iter()
+        .filter(|a| {
+            a.active
+                && a.user_type.as_deref() == Some("Standard")
+                && a.attributes.get("IsFrozen") != Some(&Value::Bool(true))
+                && a.username != integration
+        })
+        .map(|a| (a.id, a.username))
+        .collect()
+}
+
+async fn sign_in(browser: &Browser, console: &str, username: &str) {
+    browser.clear_cookies().await;
+    browser.goto(&format!("{console}/console")).await;
+    // Signed out: sent to the sign-in page, then to Salesforce's login page.
+    browser.click("#sign-in-acme").await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", "emulator").await;
+    browser.click("#allow").await;
+    browser.find("h1").await;
+    let url = browser.url().await;
+    assert_eq!(
+        url,
+        format!("{console}/console"),
+        "signed in, back at the overview"
+    );
+}
+
+async fn sign_out(browser: &Browser, console: &str) {
+    browser.goto(&format!("{console}/console")).await;
+    browser.click("header form button").await;
+    browser.find("#sign-in-acme").await;
+}
+
+#[tokio::test]
+async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |config| {
+        config.console.approvers.public_groups = vec![APPROVER_GROUP.to_owned()];
+        config.console.auditors.permission_sets = vec![AUDITOR_SET.to_owned()];
+    })
+    .await;
+    let console = fixture.api.clone();
+    let in_group = holders(&fixture, EntitlementKind::PublicGroup, APPROVER_GROUP).await;
+    let auditors = holders(&fixture, EntitlementKind::PermissionSet, AUDITOR_SET).await;
+    let everyone = people(&fixture).await;
+    let pick = |want: &dyn Fn(&str) -> bool| {
+        everyone
+            .iter()
+            .find(|(id, _)| want(id))
+            .cloned()
+            .expect("the small org has such a user")
+    };
+    let approver = pick(&|id| in_group.contains(id) && !auditors.contains(id));
+    let auditor = pick(&|id| auditors.contains(id) && !in_group.contains(id));
+    let employee = pick(&|id| {
+        !in_group.contains(id) && !auditors.contains(id) && id != approver.0 && id != auditor.0
+    });
+
+    // The employee asks for a permission set they do not hold, and sees the plan first.
+    sign_in(&browser, &console, &employee.1).await;
+    assert!(
+        !browser.has("#nav-queue").await,
+        "a requester is not offered the approval queue"
+    );
+    browser.screenshot("overview-employee").await;
+    let held: HashSet<String> = fixture
+        .store
+        .grants_of_account(fixture.org.id, &employee.0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.entitlement_id)
+        .collect();
+    let wanted = fixture
+        .store
+        .list_entitlements(
+            fixture.org.id,
+            Some(EntitlementKind::PermissionSet),
+            provost::store::Page::first(1000),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.grantable && !held.contains(&e.id) && e.api_name.contains("Read"))
+        .expect("a grantable read set the employee does not hold");
+    browser
+        .goto(&format!("{console}/console/orgs/acme/requests/new"))
+        .await;
+    browser
+        .click(&format!("#entitlement option[value='{}']", wanted.id))
+        .await;
+    browser
+        .fill("#justification", "Quarterly close needs it")
+        .await;
+    browser.click("#preview").await;
+    let summary = browser.text("#plan-summary").await;
+    assert!(
+        summary.contains(&wanted.api_name) && summary.contains(&employee.1),
+        "the plan names the set and the user: {summary}"
+    );
+    assert!(browser.text("#checks").await.contains("user exists"));
+    assert!(browser.text("#write").await.contains(&wanted.id));
+    browser.screenshot("request-plan").await;
+    browser.click("#submit").await;
+    browser.find("#timeline").await;
+    let request_url = browser.url().await;
+    let request_id: i64 = request_url.rsplit('/').next().unwrap().parse().unwrap();
+    assert!(browser.text("h1").await.contains("pending approval"));
+    assert!(
+        !browser.has("#approve").await,
+        "nobody approves their own request"
+    );
+
+    // The approval queue is neither offered nor served to a requester.
+    browser
+        .goto(&format!("{console}/console/orgs/acme/requests?view=queue"))
+        .await;
+    assert_eq!(browser.text("h1").await, "Not allowed");
+    assert!(browser
+        .text("#message")
+        .await
+        .contains("do not include the approval queue"));
+    let cookie = browser.cookie("provost_session").await.unwrap();
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let as_employee = |path: &str| {
+        raw.get(format!("{console}{path}"))
+            .header("cookie", format!("provost_session={cookie}"))
+    };
+    for path in [
+        "/console/orgs/acme/requests?view=queue",
+        "/console/orgs/acme/users",
+        "/console/orgs/acme/reports",
+        "/console/audit",
+        &format!("/console/orgs/acme/users/{}", approver.0),
+    ] {
+        let status = as_employee(path).send().await.unwrap().status();
+        assert_eq!(status, 403, "{path} is refused to a requester");
+    }
+    let own = as_employee(&format!("/console/orgs/acme/users/{}", employee.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200, "a requester sees their own access");
+    sign_out(&browser, &console).await;
+    let after = as_employee("/console").send().await.unwrap();
+    assert_eq!(after.status(), 303, "a signed-out session opens nothing");
+
+    // The approver, a member of the public group in Salesforce, approves.
+    sign_in(&browser, &console, &approver.1).await;
+    assert!(browser.has("#nav-queue").await);
+    browser
+        .goto(&format!("{console}/console/orgs/acme/requests?view=queue"))
+        .await;
+    browser.screenshot("approval-queue").await;
+    browser
+        .click(&format!("a[href$='/requests/{request_id}']"))
+        .await;
+    let cookie = browser.cookie("provost_session").await.unwrap();
+    // Without the form's CSRF token, and from another site, the decision is refused.
+    let decide = format!("{console}/console/orgs/acme/requests/{request_id}/decide");
+    let forged = raw
+        .post(&decide)
+        .header("cookie", format!("provost_session={cookie}"))
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("security token"));
+    let page = raw
+        .get(&request_url)
+        .header("cookie", format!("provost_session={cookie}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let cross_site = raw
+        .post(&decide)
+        .header("cookie", format!("provost_session={cookie}"))
+        .header("origin", "https://evil.example")
+        .form(&[("decision", "approve"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cross_site.status(),
+        403,
+        "a form from another site is refused"
+    );
+    let state: String = fixture
+        .store
+        .get_request(fixture.org.id, request_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .as_str()
+        .to_owned();
+    assert_eq!(state, "pending_approval", "refused forms changed nothing");
+    browser.fill("#comment", "Fine for the close").await;
+    browser.click("#approve").await;
+    browser.find("#timeline").await;
+    assert!(browser.text("h1").await.contains("approved"));
+    fixture.executor.run_once().await.unwrap();
+    let assigned = fixture
+        .rows(&format!(
+            "SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{}' AND PermissionSetId = '{}'",
+            employee.0, wanted.id
+        ))
+        .await;
+    assert_eq!(assigned.len(), 1, "the grant is in Salesforce");
+    browser.goto(&request_url).await;
+    assert!(browser.text("h1").await.contains("completed"));
+    assert!(browser
+        .text("#timeline")
+        .await
+        .contains("Fine for the close"));
+    browser.screenshot("request-approved").await;
+    sign_out(&browser, &console).await;
+
+    // The auditor, by an assigned permission set, prepares a report; its manifest verifies.
+    sign_in(&browser, &console, &auditor.1).await;
+    browser
+        .goto(&format!("{console}/console/orgs/acme/reports"))
+        .await;
+    browser.screenshot("reports").await;
+    browser
+        .click("#report-entitlements button[type=submit]")
+        .await;
+    browser.find("#download-file").await;
+    let rows: u64 = browser.text("#rows").await.parse().unwrap();
+    assert!(rows > 50, "the entitlements report has the org's grants");
+    let cookie = browser.cookie("provost_session").await.unwrap();
+    let mut parts = Vec::new();
+    for id in ["#download-file", "#download-manifest"] {
+        let href = browser.attribute(id, "href").await;
+        let bytes = raw
+            .get(format!("{console}{href}"))
+            .header("cookie", format!("provost_session={cookie}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        parts.push(bytes);
+    }
+    let (file, manifest) = (&parts[0], &parts[1]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("report.csv"), file).unwrap();
+    std::fs::write(dir.path().join("report.manifest.json"), manifest).unwrap();
+    let verified = provost::reports::manifest::verify(
+        &dir.path().join("report.csv"),
+        Some(&dir.path().join("report.manifest.json")),
+    )
+    .unwrap();
+    assert!(verified.ok, "{:?}", verified.problems);
+    sign_out(&browser, &console).await;
+
+    // An admin's one-time link works once, and the audit chain verifies from the page.
+    let link = provost::console::sign_in::make_link(fixture.store.as_ref(), "first-admin", 5)
+        .await
+        .unwrap();
+    browser.clear_cookies().await;
+    browser.goto(&format!("{console}{link}")).await;
+    browser.click("#use-link").await;
+    browser.find("h1").await;
+    assert!(browser.text("header .who").await.contains("first-admin"));
+    browser.screenshot("overview-admin").await;
+    browser
+        .goto(&format!("{console}/console/orgs/acme/users?active=yes"))
+        .await;
+    browser.find("#users").await;
+    browser.screenshot("users").await;
+    browser
+        .goto(&format!("{console}/console/orgs/acme/users/{}", employee.0))
+        .await;
+    assert!(browser.text("#held").await.contains(&wanted.label));
+    browser.screenshot("user").await;
+    browser
+        .goto(&format!("{console}/console/orgs/acme/entitlements"))
+        .await;
+    browser.screenshot("entitlements").await;
+    browser.goto(&format!("{console}/console/audit")).await;
+    browser.click("#verify").await;
+    assert!(browser.text("#verification").await.contains("whole"));
+    browser.screenshot("audit").await;
+    let events: Vec<String> = fixture
+        .store
+        .audit_page(&provost::store::console::AuditFilter {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    for event in [
+        "console_signed_in",
+        "console_signed_out",
+        "console_refused",
+        "request_approved",
+        "console_link_created",
+    ] {
+        assert!(events.iter().any(|e| e == event), "{event} is audited");
+    }
+    browser.clear_cookies().await;
+    browser.goto(&format!("{console}{link}")).await;
+    browser.click("#use-link").await;
+    assert!(browser.text("#message").await.contains("used already"));
+    browser.quit().await;
+}
