@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/request_new.html"),
     ),
     ("audit.html", include_str!("templates/audit.html")),
+    ("reviews.html", include_str!("templates/reviews.html")),
     ("syncs.html", include_str!("templates/syncs.html")),
     ("reports.html", include_str!("templates/reports.html")),
     (

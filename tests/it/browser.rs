@@ -208,6 +208,23 @@ impl Browser {
         .to_owned()
     }
 
+    /// The text of the element `css` selects once it contains `needle` (a page after a form
+    /// was sent may take a moment to replace the one before); panics after 10 s.
+    pub async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "`{css}` still says `{text}`, not `{needle}`, after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// An attribute of the element `css` selects.
     pub async fn attribute(&self, css: &str, name: &str) -> String {
         let Element(id) = self.find(css).await;

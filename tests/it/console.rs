@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use provost_connector::model::EntitlementKind;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::browser::Browser;
 use crate::helpers::TestDatabase;
@@ -62,13 +62,9 @@ async fn sign_in(browser: &Browser, console: &str, username: &str) {
     browser.fill("#username", username).await;
     browser.fill("#password", "emulator").await;
     browser.click("#allow").await;
-    browser.find("h1").await;
-    let url = browser.url().await;
-    assert_eq!(
-        url,
-        format!("{console}/console"),
-        "signed in, back at the overview"
-    );
+    // Signed in: back at the overview, whose header names the person's roles.
+    browser.wait_text("header .who", "requester").await;
+    assert_eq!(browser.url().await, format!("{console}/console"));
 }
 
 async fn sign_out(browser: &Browser, console: &str) {
@@ -259,8 +255,7 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     assert_eq!(state, "pending_approval", "refused forms changed nothing");
     browser.fill("#comment", "Fine for the close").await;
     browser.click("#approve").await;
-    browser.find("#timeline").await;
-    assert!(browser.text("h1").await.contains("approved"));
+    browser.wait_text("h1", "approved").await;
     fixture.executor.run_once().await.unwrap();
     let assigned = fixture
         .rows(&format!(
@@ -276,6 +271,58 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         .await
         .contains("Fine for the close"));
     browser.screenshot("request-approved").await;
+
+    // The approver also reviews the holders of the auditors' set, and finishes the campaign
+    // with one decision on a ticked item and one on every item shown.
+    let input: provost::reviews::campaigns::CampaignInput = serde_json::from_value(json!({
+        "name": "Legal read access",
+        "scope": {"entitlements": [AUDITOR_SET]},
+        "reviewers": {"stages": ["reviewers"], "reviewers": [approver.1], "fallback": [approver.1]},
+        "duration_days": 7,
+    }))
+    .unwrap();
+    let campaign =
+        provost::reviews::campaigns::create(&fixture.store, &fixture.org, "test", &input)
+            .await
+            .unwrap();
+    let started = provost::reviews::campaigns::start(
+        &fixture.store,
+        &fixture.config,
+        &fixture.config.orgs[0],
+        &fixture.org,
+        campaign.id,
+        "test",
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.items >= 2,
+        "the campaign has items to review: {}",
+        started.items
+    );
+    browser.goto(&format!("{console}/console")).await;
+    browser.click("#my-items").await;
+    browser.find("#items").await;
+    browser.screenshot("reviews").await;
+    let first = browser
+        .attribute("#items input[type=checkbox]", "value")
+        .await;
+    browser.click(&format!("#item-{first}")).await;
+    browser.fill("#comment", "Still on the legal team").await;
+    browser.click("#keep-ticked").await;
+    browser.wait_text("#done", "1 decided (keep)").await;
+    browser.fill("#comment", "Left the legal team").await;
+    browser.click("#revoke-all").await;
+    browser.wait_text("#done", "decided (revoke)").await;
+    assert!(browser.has("#nothing-open").await, "the queue is empty");
+    let summary = fixture
+        .store
+        .summary(campaign.id, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(summary.open, 0, "the campaign is finished");
+    assert_eq!((summary.kept, summary.revoked), (1, started.items - 1));
     sign_out(&browser, &console).await;
 
     // The auditor, by an assigned permission set, prepares a report; its manifest verifies.
@@ -324,8 +371,7 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     browser.clear_cookies().await;
     browser.goto(&format!("{console}{link}")).await;
     browser.click("#use-link").await;
-    browser.find("h1").await;
-    assert!(browser.text("header .who").await.contains("first-admin"));
+    browser.wait_text("header .who", "first-admin").await;
     browser.screenshot("overview-admin").await;
     browser
         .goto(&format!("{console}/console/orgs/acme/users?active=yes"))

@@ -6,6 +6,7 @@ mod entitlements;
 mod overview;
 mod reports;
 mod requests;
+mod reviews;
 mod syncs;
 mod users;
 
@@ -53,6 +54,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/orgs/{org}/downloads/{token}/{part}",
             get(reports::download),
+        )
+        .route("/console/orgs/{org}/reviews", get(reviews::list))
+        .route(
+            "/console/orgs/{org}/reviews/decide",
+            post(reviews::decide_items),
         )
         .route("/console/audit", get(audit::list))
         .route("/console/audit/verify", get(audit::verify))
