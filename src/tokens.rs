@@ -121,6 +121,15 @@ pub fn hash(token: &str) -> String {
     crate::util::hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,4 @@
--- The web console: its signed-in sessions, Salesforce sign-ins under way, and one-time
--- sign-in links for the first admin. Every secret is kept as its SHA-256 only.
+-- The web console: its signed-in sessions and one-time sign-in links for the first admin. Every secret is kept as its SHA-256 only.
 CREATE TABLE console_sessions (
     id_hash       TEXT    PRIMARY KEY,
     -- The org whose Salesforce user signed in; NULL for a one-time link's session.
@@ -16,15 +15,6 @@ CREATE TABLE console_sessions (
     ended_at      TIMESTAMPTZ
 );
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
-
-CREATE TABLE console_sign_ins (
-    state_hash     TEXT PRIMARY KEY,
-    org_name       TEXT NOT NULL,
-    verifier_sealed TEXT NOT NULL,
-    redirect_uri   TEXT NOT NULL,
-    created_at     TIMESTAMPTZ NOT NULL
-);
-CREATE INDEX console_sign_ins_by_start ON console_sign_ins (created_at);
 
 CREATE TABLE console_links (
     token_hash  TEXT PRIMARY KEY,

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/sign-out", post(sign_in::sign_out))
         .merge(pages::router())
+        .layer(axum::middleware::from_fn(view::harden))
 }
 
 async fn htmx() -> impl IntoResponse {

@@ -13,7 +13,6 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use provost_connector::times::Timestamp;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::roles::Roles;
 use super::view::Problem;
@@ -53,24 +52,34 @@ pub fn random_token() -> String {
 
 /// The session cookie's value, if the request carries one.
 fn cookie_of(headers: &HeaderMap) -> Option<&str> {
+    named_cookie(headers, COOKIE).filter(|value| value.len() <= 128)
+}
+
+/// The value of cookie `name`, if the request carries it (at most 4 KiB).
+pub fn named_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .filter(|value| !value.is_empty() && value.len() <= 4096)
+}
+
+/// ` Secure` when the console is served over HTTPS.
+pub fn secure_flag(state: &AppState) -> &'static str {
+    if state.config.server.public_url().starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// The `Set-Cookie` value that starts a session (or, with `None`, ends it in the browser).
 pub fn set_cookie(state: &AppState, value: Option<&str>) -> String {
-    let secure = if state.config.server.public_url().starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = secure_flag(state);
     match value {
         Some(value) => format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{secure}"),
         None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
@@ -137,15 +146,6 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// Constant-time equality of two tokens.
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 /// Refuses a state-changing request whose form lacks the session's CSRF token, or that a page
 /// of another origin sent (its `Origin` or `Referer` names another host).
 pub fn check_csrf(
@@ -181,7 +181,7 @@ pub fn check_csrf(
     }
     let expected = viewer.map(|v| v.session.csrf_token.as_str());
     match (expected, token) {
-        (Some(expected), Some(token)) if same(expected, token) => Ok(()),
+        (Some(expected), Some(token)) if crate::tokens::same(expected, token) => Ok(()),
         (None, _) => Ok(()),
         _ => Err(Problem::forbidden(
             "the form's security token is missing or out of date (it changes with each sign-in): reload the page and submit it again",
@@ -214,13 +214,5 @@ mod tests {
             None,
             "an overlong cookie is not looked up"
         );
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-        assert!(!same("", "a"));
     }
 }

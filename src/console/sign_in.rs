@@ -90,42 +90,76 @@ async fn audit(
     }
 }
 
+/// The cookie that binds a Salesforce sign-in to the browser that started it.
+const SIGN_IN_COOKIE: &str = "provost_sign_in";
+
+/// `next`, if it is a console path to return to after signing in (never another site).
+fn console_path(next: Option<&str>) -> Option<String> {
+    next.filter(|n| {
+        n.starts_with("/console")
+            && !n.starts_with("//")
+            && !n.contains('\\')
+            && n.len() <= 512
+            && n.chars().all(|c| c.is_ascii_graphic())
+            && !n.starts_with("/console/sign-")
+            && !n.starts_with("/console/auth/")
+    })
+    .map(str::to_owned)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
 /// `GET /console/sign-in`: a button per org.
 pub async fn sign_in_page(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(next): Query<Next>,
 ) -> Result<Response, Problem> {
-    if let Some(viewer) = session::current(&state, &headers).await? {
-        let _ = viewer;
+    if session::current(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/console").into_response());
     }
+    let next = console_path(next.next.as_deref());
+    let query = next
+        .map(|n| {
+            format!(
+                "?{}",
+                serde_urlencoded::to_string([("next", n)]).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
     let orgs: Vec<_> = state.config.orgs.iter().map(|o| &o.name).collect();
-    page("sign_in.html", None, json!({ "orgs": orgs }))
+    page(
+        "sign_in.html",
+        None,
+        json!({ "orgs": orgs, "query": query }),
+    )
 }
 
-/// `GET /console/sign-in/{org}`: off to Salesforce.
+/// `GET /console/sign-in/{org}`: off to Salesforce, with the sign-in sealed in a cookie.
 pub async fn begin(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(org): Path<String>,
+    Query(next): Query<Next>,
 ) -> Result<Response, Problem> {
     let org = state.config.org(&org).map_err(Problem::not_found)?;
-    let url = sign_in::begin(
-        &state.store,
+    let started = sign_in::begin(
         &state.secrets,
         org,
         &callback_url(&state, &headers),
+        console_path(next.next.as_deref()),
     )
-    .await
-    .map_err(|err| match err {
-        SignInError::TooManyOpen => Problem::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
-            err.to_string(),
-        ),
-        other => Problem::internal(anyhow::anyhow!(other)),
-    })?;
-    Ok(Redirect::to(&url).into_response())
+    .map_err(|err| Problem::internal(anyhow::anyhow!(err)))?;
+    let cookie = format!(
+        "{SIGN_IN_COOKIE}={}; Path=/console/auth; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        started.cookie,
+        sign_in::LIFETIME.num_seconds(),
+        session::secure_flag(&state)
+    );
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&started.url)).into_response())
 }
 
 /// `GET /console/auth/callback`: back from Salesforce; signed in, or told why not.
@@ -135,16 +169,24 @@ pub async fn callback(
     Query(callback): Query<Callback>,
 ) -> Result<Response, Problem> {
     let redirect = callback_url(&state, &headers);
-    match sign_in::complete(
+    let sealed = session::named_cookie(&headers, SIGN_IN_COOKIE);
+    let spent = format!(
+        "{SIGN_IN_COOKIE}=; Path=/console/auth; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        session::secure_flag(&state)
+    );
+    let signed_in = sign_in::complete(
         &state.config,
         &state.store,
         &state.secrets,
         callback,
         &redirect,
+        sealed,
     )
-    .await
-    {
-        Ok(identity) => {
+    .await;
+    match signed_in {
+        Ok(signed_in) => {
+            let identity = signed_in.identity;
+            let now = chrono::Utc::now();
             let cookie = session::start(
                 &state,
                 ConsoleSession {
@@ -154,9 +196,9 @@ pub async fn callback(
                     display_name: identity.display_name.clone(),
                     via: "salesforce".to_owned(),
                     csrf_token: String::new(),
-                    created_at: chrono::Utc::now(),
-                    last_seen_at: chrono::Utc::now(),
-                    expires_at: chrono::Utc::now(),
+                    created_at: now,
+                    last_seen_at: now,
+                    expires_at: now,
                 },
             )
             .await?;
@@ -168,7 +210,14 @@ pub async fn callback(
                 json!({ "via": "salesforce", "user_id": identity.user_id }),
             )
             .await;
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response())
+            let mut response =
+                Redirect::to(signed_in.next.as_deref().unwrap_or("/console")).into_response();
+            for value in [cookie, spent] {
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            Ok(response)
         }
         Err(err) => {
             let code = match &err {
@@ -178,54 +227,78 @@ pub async fn callback(
                 SignInError::Exchange { .. } => "exchange_refused",
                 SignInError::OtherOrg { .. } => "other_org",
                 SignInError::NotSynced { .. } => "not_synced",
-                SignInError::TooManyOpen => "too_many",
                 SignInError::Other(_) => "internal",
             };
-            audit(
-                &state,
-                "anonymous",
-                None,
-                "console_sign_in_refused",
-                json!({ "reason": code, "message": err.to_string() }),
-            )
-            .await;
+            // A refusal of someone Salesforce vouched for is audited; a callback anyone can
+            // make up (a stale or forged state) is logged, so it cannot flood the audit log.
+            if let SignInError::OtherOrg { .. } | SignInError::NotSynced { .. } = &err {
+                audit(
+                    &state,
+                    "anonymous",
+                    None,
+                    "console_sign_in_refused",
+                    json!({ "reason": code, "message": err.to_string() }),
+                )
+                .await;
+            } else {
+                tracing::info!(reason = code, "a console sign-in was refused");
+            }
             if let SignInError::Other(inner) = err {
                 return Err(Problem::internal(inner));
             }
-            Err(Problem::new(
+            let mut response = Problem::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "Not signed in",
                 err.to_string(),
-            ))
+            )
+            .into_response();
+            if let Ok(value) = header::HeaderValue::from_str(&spent) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Ok(response)
         }
+    }
+}
+
+/// Whether `token` is shaped as the links' tokens are (43 URL-safe characters).
+fn link_token(token: &str) -> Result<(), Problem> {
+    if token.len() == 43
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(Problem::not_found(
+            "no such sign-in link: make one with `provost console link`",
+        ))
     }
 }
 
 /// `GET /console/link/{token}`: asks before using the link up (a link previewer fetching it
 /// must not spend it).
 pub async fn link_page(Path(token): Path<String>) -> Result<Response, Problem> {
+    link_token(&token)?;
     page("link.html", None, json!({ "token": token }))
 }
 
 /// `POST /console/link/{token}`: signs the link's admin in, once.
 pub async fn use_link(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, Problem> {
+    link_token(&token)?;
+    // No session yet, so no CSRF token: the link itself is the secret; the form must still
+    // come from this console.
+    session::check_csrf(&state, None, &headers, None)?;
     let now = chrono::Utc::now();
     let Some(name) = state
         .store
         .use_link(&crate::tokens::hash(&token), now)
         .await?
     else {
-        audit(
-            &state,
-            "anonymous",
-            None,
-            "console_sign_in_refused",
-            json!({ "reason": "link_unknown_used_or_expired" }),
-        )
-        .await;
+        tracing::info!("an unknown, used or expired console sign-in link was refused");
         return Err(Problem::forbidden(
             "this sign-in link is unknown, used already, or expired: make a new one with `provost console link`",
         ));

@@ -57,9 +57,10 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
-/// The headers of every console answer: never cached (pages show who holds what), never
-/// framed, scripts and styles only from the console itself.
-fn secure(mut response: Response) -> Response {
+/// The headers of every console answer: never cached (pages show who holds what) unless the
+/// answer says otherwise (the static assets), never framed, scripts and styles only from the
+/// console itself.
+pub fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),
@@ -71,9 +72,48 @@ fn secure(mut response: Response) -> Response {
             "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     ] {
-        headers.insert(name, HeaderValue::from_static(value));
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
     }
     response
+}
+
+/// Every console answer with the console's headers; and an error made outside the handlers
+/// (a path or query parameter of the wrong type, a body too large, a method the path does not
+/// serve) as a page that says what was wrong, like the handlers' own.
+pub async fn harden(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if (status.is_client_error() || status.is_server_error()) && !html {
+        let (_, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, 16 * 1024)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+            .unwrap_or_default();
+        let message = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned()
+        } else {
+            text
+        };
+        return secure(
+            Problem::new(
+                status,
+                "Cannot do that",
+                format!("{message}; go back and try again"),
+            )
+            .into_response(),
+        );
+    }
+    secure(response)
 }
 
 /// A page: `template` with `context`, and the viewer for the header and navigation.
@@ -112,7 +152,7 @@ pub fn page_with_status<S: Serialize>(
     let html = template
         .render(minijinja::context! { me, ..minijinja::Value::from_serialize(&context) })
         .map_err(|err| Problem::internal(anyhow::anyhow!("rendering a page: {err:#}")))?;
-    Ok(secure((status, Html(html)).into_response()))
+    Ok((status, Html(html)).into_response())
 }
 
 /// A refusal or failure, shown as a page with its status.

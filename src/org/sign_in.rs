@@ -3,11 +3,15 @@
 //! the identity the token belongs to (`/services/oauth2/userinfo`). The token is used for
 //! nothing else and revoked at once; Provost keeps only who signed in.
 //!
-//! `begin` makes the authorisation URL and remembers, under a random one-use state (its
-//! SHA-256 in the store), the sealed PKCE verifier and the callback URL. `complete` takes the
-//! callback: a state issued here, unused, under 10 minutes old, at the same callback URL; then
-//! the code is exchanged and the user read. The person must be a user of the Salesforce org
-//! Provost syncs for this org (its id from the last preflight) and in the synced model.
+//! `begin` makes the authorisation URL, and the sign-in's state, PKCE verifier, callback URL
+//! and start time sealed (AES-GCM, the secrets key) for a cookie of the browser that starts
+//! it: the sign-in is bound to that browser (a callback URL opened elsewhere signs nobody in),
+//! and nothing is stored until someone has signed in, so starting sign-ins costs the server
+//! nothing (no table to fill, no limit to exhaust). `complete` takes the callback with that
+//! cookie: the same state, under 10 minutes old, at the same callback URL; then the code is
+//! exchanged (once: Salesforce refuses a code used before) and the user read. The person must
+//! be a user of the Salesforce org Provost syncs for this org (its id from the last preflight)
+//! and in the synced model.
 
 use std::sync::Arc;
 
@@ -16,19 +20,37 @@ use oauth2::{
     TokenResponse,
 };
 use provost_connector::secret::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::connect::{identity_of, oauth_client_of, same_id, ConnectError};
 use crate::config::{AuthConfig, OrgConfig};
 use crate::org::secrets::SecretBox;
-use crate::store::console::SignIn;
 use crate::store::Store;
 
 /// How long a sign-in may take between `begin` and the callback.
-const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
-/// How many sign-ins may be under way at once (anyone can start one).
-pub const MOST_OPEN: u32 = 1000;
+/// What the browser carries, sealed, between `begin` and the callback.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    org: String,
+    verifier: String,
+    redirect_uri: String,
+    /// Unix seconds.
+    started: i64,
+    /// Where to go once signed in (a console path).
+    next: Option<String>,
+}
+
+const SEAL_CONTEXT: &str = "console_sign_in";
+
+/// A sign-in begun: where to send the browser, and the sealed cookie value it must bring back.
+#[derive(Debug)]
+pub struct Started {
+    pub url: String,
+    pub cookie: String,
+}
 
 /// Who signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +64,12 @@ pub struct Identity {
 /// Why a sign-in failed; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
-    #[error("this sign-in was not started here, was used already, or took longer than 10 minutes: sign in again")]
+    #[error("this sign-in was not started in this browser, was used already, or took longer than 10 minutes: sign in again")]
     UnknownState,
     #[error("the sign-in returned to {got}, but it was started for {expected}: set server.public_url to the address people open")]
     RedirectMismatch { expected: String, got: String },
-    #[error("Salesforce did not sign you in ({error}: {description})")]
-    Denied { error: String, description: String },
+    #[error("Salesforce did not sign you in ({error}): sign in again, and allow Provost when Salesforce asks")]
+    Denied { error: String },
     #[error("Salesforce refused the sign-in ({error}: {description}); the connected app must allow the web server flow with the callback URL {callback}")]
     Exchange {
         error: String,
@@ -66,8 +88,6 @@ pub enum SignInError {
         username: String,
         user_id: String,
     },
-    #[error("{MOST_OPEN} sign-ins are under way: try again in a few minutes")]
-    TooManyOpen,
     #[error("{0}")]
     Other(#[from] anyhow::Error),
 }
@@ -98,17 +118,13 @@ fn app_of(org: &OrgConfig) -> (&str, Option<&Secret>) {
     }
 }
 
-fn verifier_context(state_hash: &str) -> String {
-    format!("console_sign_in:{state_hash}:verifier")
-}
-
-/// Starts a sign-in: the Salesforce URL to send the browser to.
-pub async fn begin(
-    store: &Arc<dyn Store>,
+/// Starts a sign-in: the Salesforce URL to send the browser to, and its cookie.
+pub fn begin(
     secrets: &SecretBox,
     org: &OrgConfig,
     redirect_uri: &str,
-) -> Result<String, SignInError> {
+    next: Option<String>,
+) -> Result<Started, SignInError> {
     let (client_id, secret) = app_of(org);
     let client = oauth_client_of(org, client_id, secret, redirect_uri)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -117,25 +133,26 @@ pub async fn begin(
         .add_scope(oauth2::Scope::new("openid".to_owned()))
         .set_pkce_challenge(challenge)
         .url();
-    let state_hash = crate::tokens::hash(state.secret());
-    let now = chrono::Utc::now();
-    let sign_in = SignIn {
-        org_name: org.name.clone(),
-        verifier_sealed: secrets.seal(
-            &Secret::new(verifier.secret().clone()),
-            &verifier_context(&state_hash),
-        ),
+    let pending = Pending {
+        state: state.secret().clone(),
+        org: org.name.clone(),
+        verifier: verifier.secret().clone(),
         redirect_uri: redirect_uri.to_owned(),
-        created_at: now,
+        started: chrono::Utc::now().timestamp(),
+        next,
     };
-    if !store
-        .insert_sign_in(&state_hash, &sign_in, now - LIFETIME, MOST_OPEN)
-        .await
-        .map_err(anyhow::Error::from)?
-    {
-        return Err(SignInError::TooManyOpen);
-    }
-    Ok(url.to_string())
+    let text = serde_json::to_string(&pending).map_err(anyhow::Error::from)?;
+    Ok(Started {
+        url: url.to_string(),
+        cookie: secrets.seal(&Secret::new(text), SEAL_CONTEXT),
+    })
+}
+
+/// Who signed in, and where they were going.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub identity: Identity,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,22 +165,24 @@ struct UserInfo {
     name: Option<String>,
 }
 
-/// Finishes a sign-in from its callback (received at `redirect_uri`): who signed in.
+/// Finishes a sign-in from its callback (received at `redirect_uri`) and the cookie the
+/// browser brought back (`cookie`, as `begin` made it): who signed in.
 pub async fn complete(
     config: &crate::config::Config,
     store: &Arc<dyn Store>,
     secrets: &SecretBox,
     callback: super::connect::Callback,
     redirect_uri: &str,
-) -> Result<Identity, SignInError> {
+    cookie: Option<&str>,
+) -> Result<SignedIn, SignInError> {
     let state = callback.state.ok_or(SignInError::UnknownState)?;
-    let state_hash = crate::tokens::hash(&state);
-    let pending = store
-        .take_sign_in(&state_hash)
-        .await
-        .map_err(anyhow::Error::from)?
+    let pending: Pending = cookie
+        .and_then(|sealed| secrets.open(sealed, SEAL_CONTEXT).ok())
+        .and_then(|text| serde_json::from_str(text.expose()).ok())
         .ok_or(SignInError::UnknownState)?;
-    if chrono::Utc::now() - pending.created_at > LIFETIME {
+    if !crate::tokens::same(&pending.state, &state)
+        || chrono::Utc::now().timestamp() - pending.started > LIFETIME.num_seconds()
+    {
         return Err(SignInError::UnknownState);
     }
     if pending.redirect_uri != redirect_uri {
@@ -173,21 +192,25 @@ pub async fn complete(
         });
     }
     if let Some(error) = callback.error {
-        return Err(SignInError::Denied {
-            error,
-            description: callback.error_description.unwrap_or_default(),
-        });
+        // Only a known code is shown: the description is whatever the link said.
+        let error = match error.as_str() {
+            "access_denied"
+            | "invalid_request"
+            | "unauthorized_client"
+            | "server_error"
+            | "temporarily_unavailable"
+            | "invalid_scope" => error,
+            _ => "error".to_owned(),
+        };
+        tracing::info!(error = %error, description = ?callback.error_description, "Salesforce refused a console sign-in");
+        return Err(SignInError::Denied { error });
     }
     let code = callback.code.ok_or_else(|| SignInError::Denied {
         error: "no_code".into(),
-        description: "the callback carried no authorisation code".into(),
     })?;
     let org = config
-        .org(&pending.org_name)
+        .org(&pending.org)
         .map_err(|err| SignInError::Other(anyhow::anyhow!(err)))?;
-    let verifier = secrets
-        .open(&pending.verifier_sealed, &verifier_context(&state_hash))
-        .map_err(anyhow::Error::from)?;
     let (client_id, secret) = app_of(org);
     let client = oauth_client_of(org, client_id, secret, &pending.redirect_uri)?;
     let http = reqwest::Client::builder()
@@ -197,7 +220,7 @@ pub async fn complete(
         .map_err(anyhow::Error::from)?;
     let token = client
         .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
         .request_async(&http)
         .await
         .map_err(|err| match err {
@@ -262,11 +285,14 @@ pub async fn complete(
             user_id: info.user_id,
         });
     };
-    Ok(Identity {
-        org: org.name.clone(),
-        user_id: account.id,
-        username: account.username,
-        display_name: info.name.unwrap_or(account.display_name),
+    Ok(SignedIn {
+        identity: Identity {
+            org: org.name.clone(),
+            user_id: account.id,
+            username: account.username,
+            display_name: info.name.unwrap_or(account.display_name),
+        },
+        next: pending.next,
     })
 }
 

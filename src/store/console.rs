@@ -1,5 +1,5 @@
-//! What the web console keeps: signed-in sessions, Salesforce sign-ins under way and one-time
-//! sign-in links (each secret as its SHA-256 only), and the paged reads its pages need that no
+//! What the web console keeps: signed-in sessions and one-time sign-in links (each secret as
+//! its SHA-256 only), and the paged reads its pages need that no
 //! API endpoint makes (the entitlement catalog with holder counts, one entitlement's holders,
 //! the audit log filtered).
 
@@ -26,15 +26,6 @@ pub struct ConsoleSession {
     pub last_seen_at: Timestamp,
     /// The absolute end, whatever the activity.
     pub expires_at: Timestamp,
-}
-
-/// A Salesforce sign-in under way: its PKCE verifier, sealed, and where it returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignIn {
-    pub org_name: String,
-    pub verifier_sealed: String,
-    pub redirect_uri: String,
-    pub created_at: Timestamp,
 }
 
 /// An entitlement of the catalog and how many hold it.
@@ -81,18 +72,6 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<Option<ConsoleSession>, StoreError>;
     /// Ends a session (sign-out); whether it was live.
     async fn end_session(&self, id_hash: &str, now: Timestamp) -> Result<bool, StoreError>;
-
-    /// Records a sign-in under way, after forgetting those started before `forget_before`;
-    /// `false` (nothing stored) when `most_open` are under way already.
-    async fn insert_sign_in(
-        &self,
-        state_hash: &str,
-        sign_in: &SignIn,
-        forget_before: Timestamp,
-        most_open: u32,
-    ) -> Result<bool, StoreError>;
-    /// Takes a sign-in up: the first call gets it, any later one nothing.
-    async fn take_sign_in(&self, state_hash: &str) -> Result<Option<SignIn>, StoreError>;
 
     async fn insert_link(
         &self,

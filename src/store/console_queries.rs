@@ -1,10 +1,10 @@
-//! [`ConsoleStore`](super::console::ConsoleStore): the console's sessions, sign-ins and links,
+//! [`ConsoleStore`](super::console::ConsoleStore): the console's sessions and links,
 //! and the paged reads of its pages.
 
 use provost_connector::model::{Account, EntitlementKind};
 use provost_connector::times::Timestamp;
 
-use super::console::{AuditFilter, CatalogEntry, ConsoleSession, Holder, SignIn};
+use super::console::{AuditFilter, CatalogEntry, ConsoleSession, Holder};
 use super::provisioning_queries::{AuditRow, AUDIT_COLUMNS};
 use super::queries::{AccountRow, EntitlementRow};
 use super::scim::TextOp;
@@ -42,14 +42,6 @@ impl From<SessionRow> for ConsoleSession {
             expires_at: row.expires_at,
         }
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct SignInRow {
-    org_name: String,
-    verifier_sealed: String,
-    redirect_uri: String,
-    created_at: Timestamp,
 }
 
 #[derive(sqlx::FromRow)]
@@ -121,51 +113,6 @@ impl super::console::ConsoleStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(ended == 1)
-    }
-
-    async fn insert_sign_in(
-        &self,
-        state_hash: &str,
-        sign_in: &SignIn,
-        forget_before: Timestamp,
-        most_open: u32,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sql("DELETE FROM console_sign_ins WHERE created_at < $1")
-            .bind(forget_before)
-            .execute(&mut tx)
-            .await?;
-        let (open,): (i64,) = sql("SELECT count(*) FROM console_sign_ins")
-            .fetch_one(&mut tx)
-            .await?;
-        if open >= i64::from(most_open) {
-            return Ok(false);
-        }
-        sql("INSERT INTO console_sign_ins (state_hash, org_name, verifier_sealed, redirect_uri, created_at) \
-             VALUES ($1, $2, $3, $4, $5)")
-        .bind(state_hash)
-        .bind(sign_in.org_name.as_str())
-        .bind(sign_in.verifier_sealed.as_str())
-        .bind(sign_in.redirect_uri.as_str())
-        .bind(sign_in.created_at)
-        .execute(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn take_sign_in(&self, state_hash: &str) -> Result<Option<SignIn>, StoreError> {
-        let row: Option<SignInRow> = sql("DELETE FROM console_sign_ins WHERE state_hash = $1 \
-             RETURNING org_name, verifier_sealed, redirect_uri, created_at")
-        .bind(state_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| SignIn {
-            org_name: row.org_name,
-            verifier_sealed: row.verifier_sealed,
-            redirect_uri: row.redirect_uri,
-            created_at: row.created_at,
-        }))
     }
 
     async fn insert_link(

@@ -194,18 +194,28 @@ impl Browser {
         .await;
     }
 
-    /// The visible text of the element `css` selects (waiting for it as [`Browser::find`]).
+    /// The visible text of the element `css` selects (waiting for it as [`Browser::find`]; an
+    /// element replaced while it was read, as a page loads, is found again).
     pub async fn text(&self, css: &str) -> String {
-        let Element(id) = self.find(css).await;
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{id}/text"),
-            Value::Null,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        let started = Instant::now();
+        loop {
+            let Element(id) = self.find(css).await;
+            let response = self
+                .http
+                .get(format!("{}/element/{id}/text", self.base))
+                .send()
+                .await
+                .expect("chromedriver answers");
+            if response.status().is_success() {
+                let body: Value = response.json().await.unwrap();
+                return body["value"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the text of `{css}` could not be read in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The text of the element `css` selects once it contains `needle` (a page after a form

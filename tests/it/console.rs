@@ -417,3 +417,182 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     assert!(browser.text("#message").await.contains("used already"));
     browser.quit().await;
 }
+
+/// Signs in through the emulator without a browser: the sign-in's start (its cookie and the
+/// Salesforce URL), then the login form's answer, the callback URL.
+async fn start_and_log_in(
+    raw: &reqwest::Client,
+    console: &str,
+    sf: &str,
+    username: &str,
+    next: &str,
+) -> (String, String) {
+    let started = raw
+        .get(format!("{console}/console/sign-in/acme?next={next}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let cookie = started
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("provost_sign_in="))
+        .expect("the sign-in is bound to this browser by a cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(started.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("HttpOnly"));
+    let authorize = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    form.extend([
+        ("username".to_owned(), username.to_owned()),
+        ("password".to_owned(), "emulator".to_owned()),
+        ("decision".to_owned(), "allow".to_owned()),
+    ]);
+    let logged_in = raw
+        .post(format!("{sf}/services/oauth2/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let callback = logged_in.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with(&format!("{console}/console/auth/callback?")));
+    (cookie, callback)
+}
+
+#[tokio::test]
+async fn a_sign_in_completes_only_in_the_browser_that_started_it_and_only_once() {
+    let db = TestDatabase::sqlite().await;
+    let fixture = Fixture::start(db.store().await, |_| {}).await;
+    let console = fixture.api.clone();
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (_, someone) = people(&fixture).await.into_iter().next().unwrap();
+
+    // An attacker's callback URL opened in the victim's browser (without the attacker's
+    // sign-in cookie) signs nobody in.
+    let (cookie, callback) =
+        start_and_log_in(&raw, &console, &fixture.sf, &someone, "/console/audit").await;
+    let elsewhere = raw.get(&callback).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    assert!(elsewhere
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|v| !v.to_str().unwrap().starts_with("provost_session=")));
+    assert!(elsewhere
+        .text()
+        .await
+        .unwrap()
+        .contains("not started in this browser"));
+
+    // In the browser that started it, it signs in and returns where the person was going.
+    let here = raw
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(here.status(), 303);
+    assert_eq!(here.headers()["location"], "/console/audit");
+    let set: Vec<&str> = here
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(set.iter().any(|c| c.starts_with("provost_session=")
+        && c.contains("HttpOnly")
+        && c.contains("SameSite=Lax")));
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("provost_sign_in=;") && c.contains("Max-Age=0")),
+        "the sign-in cookie is spent: {set:?}"
+    );
+
+    // Replayed, even with its cookie, the code is spent at Salesforce.
+    let replayed = raw
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 403);
+
+    // A `next` outside the console is ignored; a forged state is refused.
+    let (cookie, callback) =
+        start_and_log_in(&raw, &console, &fixture.sf, &someone, "//evil.example/x").await;
+    let here = raw
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(here.headers()["location"], "/console");
+    let forged = raw
+        .get(format!(
+            "{console}/console/auth/callback?code=x&state=forged"
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let page = forged.text().await.unwrap();
+    assert!(page.contains("sign in again") && page.contains("<html"));
+
+    // Starting sign-ins stores nothing: a thousand of them leave the next one working.
+    for _ in 0..1000 {
+        let started = raw
+            .get(format!("{console}/console/sign-in/acme"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 303);
+    }
+    let (cookie, callback) =
+        start_and_log_in(&raw, &console, &fixture.sf, &someone, "/console").await;
+    let here = raw
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(here.status(), 303);
+    let session = here
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("provost_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Errors made outside the handlers are pages too, with the console's headers.
+    let bad = raw
+        .get(format!("{console}/console/orgs/acme/requests/abc"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(bad.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}

@@ -416,13 +416,12 @@ pub async fn show(
     let own = request.requester == viewer.actor()
         || request.created_by == viewer.actor()
         || (request.account_id.is_some() && request.account_id == viewer.session.user_id);
-    require(
-        &state,
-        &viewer,
-        own || viewer.roles.directory() || viewer.roles.audit(),
-        "other people's requests",
-    )
-    .await?;
+    if !(own || viewer.roles.directory() || viewer.roles.audit()) {
+        // As if it did not exist: a requester learns nothing of other people's requests.
+        return Err(Problem::not_found(format!(
+            "no access request {id} of yours in org `{org}`"
+        )));
+    }
     let timeline = state.store.request_audit(id).await?;
     let pending = request.state == RequestState::PendingApproval;
     let may_decide = pending

@@ -68,7 +68,7 @@ fn scim_filter(filters: &UserFilters) -> Result<Option<String>, Problem> {
         ("frozen", &filters.frozen, format!("{PROVOST_USER}:frozen")),
     ] {
         match given(value) {
-            None => {}
+            None | Some("either") => {}
             Some("yes") => terms.push(format!("{attr} eq true")),
             Some("no") => terms.push(format!("{attr} eq false")),
             Some(other) => {
