@@ -223,6 +223,20 @@ async fn show(
         .ok_or_else(|| ApiError::NotFound(format!("no access request {id} in org `{name}`")))?;
     let timeline = state.store.request_audit(id).await?;
     let mut body = body_of(&request);
+    // What approving a pending grant would add to the user's sensitive permissions, now.
+    if let (RequestState::PendingApproval, "grant", Some(user), Some(entitlement)) = (
+        request.state,
+        request.action.as_str(),
+        &request.account_id,
+        &request.entitlement_id,
+    ) {
+        if let Some(account) = state.store.get_account(org.id, user).await? {
+            let gains = crate::reports::effective::gains(&state.store, &org, account, entitlement)
+                .await
+                .map_err(|err| ApiError::Internal(anyhow::anyhow!("{err}")))?;
+            body["gains"] = json!(gains);
+        }
+    }
     // A revocation decided in an access review links back to its item.
     body["review_item"] = match state.store.item_of_request(id).await? {
         Some(item) => json!({

@@ -276,9 +276,17 @@ pub async fn of_user(
         entitlements: super::catalog(store, org.id).await?,
         now: chrono::Utc::now(),
     };
+    rows_for(store, &context, account).await
+}
+
+async fn rows_for(
+    store: &Arc<dyn Store>,
+    context: &Context,
+    account: provost_connector::model::Account,
+) -> Result<Vec<Value>, ReportError> {
     let account = Arc::new(account);
     let grants: Vec<HeldEntitlement> = store
-        .grants_of_account(org.id, &account.id)
+        .grants_of_account(context.org.id, &account.id)
         .await?
         .into_iter()
         .map(|grant| HeldEntitlement {
@@ -295,7 +303,7 @@ pub async fn of_user(
     let mut out = Vec::new();
     let mut writer = super::user_rows(&mut out, Format::Json, &COLUMNS)?;
     rows_of_user(
-        &context,
+        context,
         &Params::default(),
         None,
         &sets,
@@ -309,4 +317,45 @@ pub async fn of_user(
         Value::Array(rows) => rows,
         _ => Vec::new(),
     })
+}
+
+/// The sensitive system permissions (as Setup names them) that granting `entitlement` would
+/// add to what `account` holds effectively now: a permission set's own, a permission set
+/// group's result (its aggregate set), a profile's owned set's. Empty for what confers none
+/// (a public group, a role) or adds nothing new.
+pub async fn gains(
+    store: &Arc<dyn Store>,
+    org: &crate::store::OrgRecord,
+    account: provost_connector::model::Account,
+    entitlement: &str,
+) -> Result<Vec<&'static str>, ReportError> {
+    let context = Context {
+        org: org.clone(),
+        entitlements: super::catalog(store, org.id).await?,
+        now: chrono::Utc::now(),
+    };
+    let sets = super::carrying_sets(&context.entitlements);
+    let Some(granted) = context.entitlements.get(entitlement) else {
+        return Ok(Vec::new());
+    };
+    let carrier = match granted.kind {
+        provost_connector::model::EntitlementKind::PermissionSet => Some(granted),
+        provost_connector::model::EntitlementKind::PermissionSetGroup
+        | provost_connector::model::EntitlementKind::Profile => sets.get(entitlement).copied(),
+        _ => None,
+    };
+    let Some(carrier) = carrier else {
+        return Ok(Vec::new());
+    };
+    let held: std::collections::HashSet<String> = rows_for(store, &context, account)
+        .await?
+        .iter()
+        .filter(|row| row["effective"] == Value::Bool(true))
+        .filter_map(|row| row["permission_field"].as_str().map(str::to_owned))
+        .collect();
+    Ok(PERMISSIONS
+        .iter()
+        .filter(|(field, _)| super::holds_permission(carrier, field) && !held.contains(*field))
+        .map(|(_, label)| *label)
+        .collect())
 }

@@ -260,6 +260,41 @@ impl Scope<'_> {
         Ok(list_response(params, start, total, found, &self.base))
     }
 
+    /// A page of resources matching the query, as resources, and whether more follow: no count
+    /// of every match (for lists that page forward and back, such as the console's, where a
+    /// filter over every user would cost more than the page itself).
+    pub async fn page(
+        &self,
+        resource: &'static ResourceType,
+        params: &ListParams,
+    ) -> Result<(Vec<Value>, bool), ScimError> {
+        let deadline = QueryDeadline::after(self.timeout);
+        let target = self.target(resource);
+        let compiled = match params.filter.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => {
+                Some(criteria::resolve(&target, &filter::parse(text)?)?)
+            }
+            _ => None,
+        };
+        let order = criteria::order_by(&target, params.sort_by.as_deref(), params.descending()?)?;
+        let (start, count) = params.page()?;
+        let query = ScimQuery {
+            table: table(resource),
+            filter: compiled.as_ref(),
+            order,
+            offset: (start - 1) as u64,
+            // One more than asked: whether a next page exists, without counting.
+            limit: count + 1,
+            counted: Some(0),
+            deadline,
+        };
+        let (found, _) = self.select(resource, query).await.map_err(filter_cost)?;
+        let mut values = found.into_values(&self.base);
+        let more = values.len() > count as usize;
+        values.truncate(count as usize);
+        Ok((values, more))
+    }
+
     /// `POST /.search` at the root: every resource type, Users, then Groups, Entitlements and
     /// Roles, as one list (sorted within each type when `sortBy` applies to it). A type the
     /// filter cannot apply to (it names an attribute the type lacks) has no matches.

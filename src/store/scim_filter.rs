@@ -323,6 +323,11 @@ impl Compiler {
             Kind::Text => self.ordered(&format!("lower({expr})")),
             Kind::Bool | Kind::Time | Kind::StoredTime => expr,
         };
+        if column == Column::Username {
+            // Never null: without the nulls-last key, SQLite walks its index on
+            // lower(username) in order instead of sorting every user for a page.
+            return format!("{expr} {direction}, {id} {direction}");
+        }
         format!("({expr}) IS NULL, {expr} {direction}, {id} {direction}")
     }
 }

@@ -203,6 +203,39 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     browser
         .click(&format!("a[href$='/requests/{request_id}']"))
         .await;
+    // The approver sees what approving adds, as the API's answer says it.
+    let shown = browser.text("#gains").await;
+    let answer: Value = fixture
+        .approver
+        .get(fixture.url(&format!("/{request_id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let gains: Vec<&str> = answer["gains"]
+        .as_array()
+        .expect("a pending grant's answer carries its gains")
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    let carried: Vec<&str> = wanted.attributes["system_permissions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for gain in &gains {
+        assert!(shown.contains(gain), "the page shows {gain}: {shown}");
+        let field = provost::reports::PERMISSIONS
+            .iter()
+            .find(|(_, label)| label == gain)
+            .unwrap()
+            .0;
+        assert!(carried.contains(&field), "{gain} is the set's to give");
+    }
+    if gains.is_empty() {
+        assert!(shown.contains("no sensitive system permission"));
+    }
     let cookie = browser.cookie("provost_session").await.unwrap();
     // Without the form's CSRF token, and from another site, the decision is refused.
     let decide = format!("{console}/console/orgs/acme/requests/{request_id}/decide");

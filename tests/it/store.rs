@@ -596,3 +596,244 @@ async fn times_within_one_second_compare_as_times() {
     })
     .await;
 }
+
+/// The console's sessions, links and paged reads behave the same on both databases: a session
+/// lives until idle, past its end or ended; a link works once and not after it expires; the
+/// catalog counts holders and searches `%` and `_` as text; holders page by user id; the
+/// audit log filters newest first.
+#[tokio::test]
+async fn console_sessions_links_and_pages() {
+    use provost::store::console::{AuditFilter, ConsoleSession};
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("acme").await.unwrap();
+        let now = chrono::Utc::now();
+        let minutes = chrono::TimeDelta::minutes;
+        let session = ConsoleSession {
+            org: Some("acme".to_owned()),
+            user_id: Some("005000000000001AAA".to_owned()),
+            username: "jane@acme.com".to_owned(),
+            display_name: "Jane".to_owned(),
+            via: "salesforce".to_owned(),
+            csrf_token: "csrf".to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + minutes(60),
+        };
+        store.insert_session("live", &session).await.unwrap();
+        let touched = store
+            .touch_session("live", now + minutes(10), now - minutes(20))
+            .await
+            .unwrap()
+            .expect("a live session is found");
+        assert_eq!(touched.username, "jane@acme.com");
+        assert_eq!(touched.org.as_deref(), Some("acme"));
+        assert!(
+            store
+                .touch_session("live", now + minutes(50), now + minutes(15))
+                .await
+                .unwrap()
+                .is_none(),
+            "idle since before the last use: ended"
+        );
+        assert!(
+            store
+                .touch_session("live", now + minutes(61), now)
+                .await
+                .unwrap()
+                .is_none(),
+            "past its absolute end"
+        );
+        assert!(store
+            .touch_session("nope", now, now - minutes(30))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.end_session("live", now).await.unwrap());
+        assert!(!store.end_session("live", now).await.unwrap(), "ended once");
+        assert!(store
+            .touch_session("live", now + minutes(1), now - minutes(30))
+            .await
+            .unwrap()
+            .is_none());
+
+        store
+            .insert_link("link", "first-admin", now, now + minutes(15))
+            .await
+            .unwrap();
+        store
+            .insert_link("old", "late", now - minutes(30), now - minutes(15))
+            .await
+            .unwrap();
+        assert!(
+            store.use_link("old", now).await.unwrap().is_none(),
+            "expired"
+        );
+        assert_eq!(
+            store.use_link("link", now).await.unwrap().as_deref(),
+            Some("first-admin")
+        );
+        assert!(
+            store.use_link("link", now).await.unwrap().is_none(),
+            "used once"
+        );
+
+        let mut set = entitlement("0PS000000000001AAA", EntitlementKind::PermissionSet, true);
+        set.label = "Sales 100% _Ops".to_owned();
+        let other = entitlement("0PS000000000002AAA", EntitlementKind::PermissionSet, true);
+        let profile = entitlement("00e000000000001AAA", EntitlementKind::Profile, false);
+        store
+            .upsert_entitlements(org.id, &[set.clone(), other.clone(), profile.clone()])
+            .await
+            .unwrap();
+        let accounts: Vec<Account> = (1..=5)
+            .map(|i| account(&format!("00500000000000{i}AAA"), &format!("u{i}@acme.com")))
+            .collect();
+        store.upsert_accounts(org.id, &accounts).await.unwrap();
+        let grants: Vec<Grant> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                grant(
+                    &format!("0Pa00000000000{i}AAA"),
+                    &a.id,
+                    &set.id,
+                    GrantSource::Direct,
+                )
+            })
+            .chain(std::iter::once(grant(
+                "0Pa000000000009AAA",
+                &accounts[0].id,
+                &other.id,
+                GrantSource::Direct,
+            )))
+            .collect();
+        store.upsert_grants(org.id, &grants).await.unwrap();
+
+        let (all, total) = store.catalog(org.id, None, None, 0, 50).await.unwrap();
+        assert_eq!(total, 3);
+        let holders: Vec<(String, i64)> = all
+            .iter()
+            .map(|e| (e.entitlement.id.clone(), e.holders))
+            .collect();
+        assert!(holders.contains(&(set.id.clone(), 5)));
+        assert!(holders.contains(&(other.id.clone(), 1)));
+        assert_eq!(
+            all[0].entitlement.kind,
+            EntitlementKind::PermissionSet,
+            "ordered by kind"
+        );
+        for (search, found) in [
+            ("100%", 1),
+            ("% _o", 1),
+            ("1_0", 0),
+            ("%", 1),
+            ("SALES", 1),
+            ("zzz", 0),
+            ("label", 2),
+            ("api_", 3),
+        ] {
+            let (_, total) = store
+                .catalog(org.id, None, Some(search), 0, 50)
+                .await
+                .unwrap();
+            assert_eq!(total, found, "search `{search}`");
+        }
+        let (profiles, total) = store
+            .catalog(org.id, Some(EntitlementKind::Profile), None, 0, 50)
+            .await
+            .unwrap();
+        assert_eq!((profiles.len(), total), (1, 1));
+        let (second, total) = store.catalog(org.id, None, None, 1, 1).await.unwrap();
+        assert_eq!((second.len(), total), (1, 3), "offset and limit page it");
+
+        let (first, total) = store.holders_page(org.id, &set.id, None, 2).await.unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(
+            first
+                .iter()
+                .map(|h| h.account.id.as_str())
+                .collect::<Vec<_>>(),
+            [accounts[0].id.as_str(), accounts[1].id.as_str()]
+        );
+        let (next, _) = store
+            .holders_page(org.id, &set.id, Some(&first[1].account.id), 10)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 3, "the rest after the cursor");
+        assert_eq!(next[0].source, "direct");
+
+        store
+            .append_audit(&[
+                provost::audit::AuditEvent {
+                    actor: "jane@acme.com".to_owned(),
+                    org: Some("acme".to_owned()),
+                    request_id: Some(7),
+                    event: "request_approved".to_owned(),
+                    data: json!({}),
+                },
+                provost::audit::AuditEvent {
+                    actor: "bob@acme.com".to_owned(),
+                    org: Some("acme".to_owned()),
+                    request_id: None,
+                    event: "console_signed_in".to_owned(),
+                    data: json!({}),
+                },
+            ])
+            .await
+            .unwrap();
+        let filter = |actor: Option<&str>, event: Option<&str>, request: Option<i64>| AuditFilter {
+            actor: actor.map(str::to_owned),
+            event: event.map(str::to_owned),
+            request_id: request,
+            before: None,
+            limit: 10,
+        };
+        let newest = store.audit_page(&filter(None, None, None)).await.unwrap();
+        assert!(newest.len() >= 2);
+        assert!(
+            newest.windows(2).all(|w| w[0].seq > w[1].seq),
+            "newest first"
+        );
+        let janes = store
+            .audit_page(&filter(Some("jane@acme.com"), None, None))
+            .await
+            .unwrap();
+        assert_eq!(janes.len(), 1);
+        assert_eq!(janes[0].request_id, Some(7));
+        assert_eq!(
+            store
+                .audit_page(&filter(None, Some("console_signed_in"), None))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store
+                .audit_page(&filter(None, None, Some(7)))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let before = store
+            .audit_page(&AuditFilter {
+                before: Some(newest[0].seq),
+                ..filter(None, None, None)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            before[0].seq, newest[1].seq,
+            "the next page starts after the cursor"
+        );
+        assert_eq!(
+            store
+                .open_review_items(org.id, Some(&["jane@acme.com"]))
+                .await
+                .unwrap(),
+            (0, 0)
+        );
+    })
+    .await;
+}

@@ -4,8 +4,6 @@
 //! with its timeline, approve, reject and cancel. Planning, storing and deciding are
 //! `provisioning::requests`, as for the API.
 
-use std::collections::BTreeSet;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -270,47 +268,20 @@ fn input_of(viewer: &Viewer, fields: &RequestForm) -> Result<RequestInput, Strin
     })
 }
 
-/// The sensitive permissions a grant would add: those the entitlement carries that the user
-/// does not hold effectively now.
-async fn gains(
+/// The sensitive permissions granting `entitlement_id` would add to `account_id`'s (see
+/// `reports::effective::gains`); none for a user or entitlement not in the model.
+pub(super) async fn gains(
     state: &AppState,
     record: &OrgRecord,
     account_id: &str,
     entitlement_id: &str,
-) -> Result<Vec<String>, Problem> {
-    let Some(entitlement) = state
-        .store
-        .get_entitlement(record.id, entitlement_id)
-        .await?
-    else {
-        return Ok(Vec::new());
-    };
-    let carried: Vec<String> = entitlement
-        .attributes
-        .get("system_permissions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(str::to_owned))
-        .collect();
-    if carried.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> Result<Vec<&'static str>, Problem> {
     let Some(account) = state.store.get_account(record.id, account_id).await? else {
         return Ok(Vec::new());
     };
-    let now: BTreeSet<String> = crate::reports::effective::of_user(&state.store, record, account)
+    crate::reports::effective::gains(&state.store, record, account, entitlement_id)
         .await
-        .map_err(|err| Problem::internal(anyhow::anyhow!("{err}")))?
-        .iter()
-        .filter(|row| row["effective"] == Value::Bool(true))
-        .filter_map(|row| row["permission_field"].as_str().map(str::to_owned))
-        .collect();
-    Ok(crate::reports::PERMISSIONS
-        .iter()
-        .filter(|(field, _)| carried.iter().any(|c| c == field) && !now.contains(*field))
-        .map(|(_, label)| (*label).to_owned())
-        .collect())
+        .map_err(|err| Problem::internal(anyhow::anyhow!("{err}")))
 }
 
 pub async fn preview_or_submit(
@@ -428,6 +399,12 @@ pub async fn show(
         && viewer.roles.approve()
         && request.requester != viewer.actor()
         && request.created_by != viewer.actor();
+    let gains = match (&request.account_id, &request.entitlement_id) {
+        (Some(user), Some(entitlement)) if pending && request.action == "grant" => {
+            gains(&state, &record, user, entitlement).await?
+        }
+        _ => Vec::new(),
+    };
     let may_cancel = matches!(
         request.state,
         RequestState::PendingApproval | RequestState::Approved
@@ -452,6 +429,8 @@ pub async fn show(
                 "at": when(e.at), "actor": e.actor, "event": e.event,
                 "comment": serde_json::from_str::<Value>(&e.data).ok().and_then(|d| d.get("comment").cloned()),
             })).collect::<Vec<_>>(),
+            "gains": gains,
+            "pending_grant": pending && request.action == "grant",
             "may_decide": may_decide,
             "may_cancel": may_cancel,
             "own_pending": pending && viewer.roles.approve() && !may_decide,

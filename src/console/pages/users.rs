@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::super::session::Viewer;
 use super::super::view::{page, Problem};
-use super::{open_org, pages, require, when};
+use super::{open_org, require, when};
 use crate::http::AppState;
 use crate::scim::schema::PROVOST_USER;
 use crate::store::provisioning::RequestFilter;
@@ -117,15 +117,12 @@ pub async fn list(
         count: Some(json!(PAGE_SIZE)),
         ..Default::default()
     };
-    let listed = scope
-        .list(resource, &params)
+    let (found, more) = scope
+        .page(resource, &params)
         .await
         .map_err(|err| Problem::bad_request(err.detail.clone()))?;
-    let listed: Value = serde_json::from_str(&listed).map_err(anyhow::Error::from)?;
-    let users: Vec<Value> = listed["Resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let users: Vec<Value> = found
+        .iter()
         .map(|u| {
             let ext = &u[PROVOST_USER];
             json!({
@@ -141,7 +138,6 @@ pub async fn list(
             })
         })
         .collect();
-    let total = listed["totalResults"].as_u64().unwrap_or(0);
     let store = state.store.clone();
     let choices = |kind| {
         let store = store.clone();
@@ -175,7 +171,11 @@ pub async fn list(
         json!({
             "org": org,
             "users": users,
-            "pages": pages(page_number, PAGE_SIZE, total),
+            "pages": {
+                "page": page_number,
+                "prev": (page_number > 1).then(|| page_number - 1),
+                "next": more.then(|| page_number + 1),
+            },
             "query": query,
             "f": {
                 "q": filters.q, "type": filters.user_type, "profile": filters.profile,
@@ -231,12 +231,15 @@ pub async fn show(
         .iter()
         .map(|g| {
             let source = g.source.encode();
-            let how = match source.strip_prefix("group:") {
-                Some(group) => format!("through group {}", label(group)),
-                None if source == "profile" => "as the user's profile".to_owned(),
-                None => "assigned directly".to_owned(),
-            };
             let e = entitlements.get(&g.entitlement_id);
+            let how = match (e.map(|e| e.kind), source.strip_prefix("group:")) {
+                (_, Some(group)) => format!("through group {}", label(group)),
+                (Some(EntitlementKind::Profile), _) => "the user's profile".to_owned(),
+                (Some(EntitlementKind::Role), _) => "the user's role".to_owned(),
+                (Some(EntitlementKind::UserLicense), _) => "the user's license".to_owned(),
+                _ if source == "profile" => "through the user's profile".to_owned(),
+                _ => "assigned directly".to_owned(),
+            };
             json!({
                 "id": g.entitlement_id,
                 "label": label(&g.entitlement_id),

@@ -225,6 +225,7 @@ fn access_request() -> Value {
             "updated_at": time(),
             "finished_at": nullable_time(),
             "timeline": {"type": "array", "items": entry, "description": "The audit entries of the request (on GET of one request)."},
+            "gains": {"type": "array", "items": {"type": "string"}, "description": "On GET of a grant pending approval: the sensitive system permissions (as Setup names them, e.g. `Modify All Data`) that approving it would add to what the user holds now, through the set, the group's aggregate or the profile's set; empty when none."},
             "review_item": {"type": ["object", "null"], "description": "On GET of one request: the access-review item whose revoke decision made it (`campaign`, `item`, `decided_by`, `url`), or null."},
         }),
         &[
