@@ -56,8 +56,20 @@ impl Roles {
 fn names_user(rule: &RoleRule, username: &str, user_id: &str) -> bool {
     rule.users.iter().any(|named| {
         named.eq_ignore_ascii_case(username)
-            || (named.len() >= 15 && user_id.len() >= 15 && named[..15] == user_id[..15])
+            || (named.get(..15).is_some() && named.get(..15) == user_id.get(..15))
     })
+}
+
+/// How many open review items wait for the user `user_id`, named as items name reviewers.
+pub async fn open_items_of(
+    state: &AppState,
+    org: crate::store::OrgId,
+    user_id: &str,
+) -> Result<i64, Problem> {
+    let (reviewer, _) = crate::reviews::reviewer_of(&*state.store, org, user_id)
+        .await
+        .map_err(|err| Problem::internal(anyhow::anyhow!("{err}")))?;
+    Ok(state.store.open_review_items(org, Some(&reviewer)).await?)
 }
 
 /// The roles `session`'s person holds now.
@@ -99,11 +111,7 @@ pub async fn resolve(state: &AppState, session: &ConsoleSession) -> Result<Roles
             roles.push(role);
         }
     }
-    let (_, mine) = state
-        .store
-        .open_review_items(org.id, Some(&[session.username.as_str(), user_id.as_str()]))
-        .await?;
-    if mine > 0 {
+    if open_items_of(state, org.id, user_id).await? > 0 {
         roles.push(Role::Reviewer);
     }
     roles.push(Role::Requester);
@@ -128,5 +136,20 @@ mod tests {
             "jane@acme.com",
             "005000000000001AAA"
         ));
+    }
+
+    #[test]
+    fn a_name_whose_fifteenth_byte_is_inside_a_character_is_compared_not_sliced() {
+        let accented = RoleRule {
+            users: vec!["françois.dupré@acme.com".into()],
+            ..RoleRule::default()
+        };
+        assert!(names_user(
+            &accented,
+            "François.dupré@acme.com",
+            "005000000000001AAA"
+        ));
+        assert!(!names_user(&accented, "bob@acme.com", "005000000000001AAA"));
+        assert!(!names_user(&accented, "bob@acme.com", "005"));
     }
 }

@@ -97,6 +97,10 @@ pub async fn start(state: &AppState, mut session: ConsoleSession) -> Result<Stri
     session.csrf_token = random_token();
     state
         .store
+        .purge_console(now - chrono::TimeDelta::days(1))
+        .await?;
+    state
+        .store
         .insert_session(&crate::tokens::hash(&id), &session)
         .await?;
     Ok(set_cookie(state, Some(&id)))

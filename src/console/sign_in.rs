@@ -227,6 +227,7 @@ pub async fn callback(
                 SignInError::Exchange { .. } => "exchange_refused",
                 SignInError::OtherOrg { .. } => "other_org",
                 SignInError::NotSynced { .. } => "not_synced",
+                SignInError::UnknownOrgId { .. } => "unknown_org_id",
                 SignInError::Other(_) => "internal",
             };
             // A refusal of someone Salesforce vouched for is audited; a callback anyone can
@@ -235,7 +236,7 @@ pub async fn callback(
                 audit(
                     &state,
                     "anonymous",
-                    None,
+                    err.org(),
                     "console_sign_in_refused",
                     json!({ "reason": code, "message": err.to_string() }),
                 )

@@ -88,8 +88,22 @@ pub enum SignInError {
         username: String,
         user_id: String,
     },
+    #[error("Provost does not know which Salesforce org `{org}` is yet: an admin runs `provost preflight --org {org}` (or a sync), then sign in again")]
+    UnknownOrgId { org: String },
     #[error("{0}")]
     Other(#[from] anyhow::Error),
+}
+
+impl SignInError {
+    /// The org a refusal concerns, when Salesforce vouched for who signed in.
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            SignInError::OtherOrg { org, .. }
+            | SignInError::NotSynced { org, .. }
+            | SignInError::UnknownOrgId { org } => Some(org),
+            _ => None,
+        }
+    }
 }
 
 impl From<ConnectError> for SignInError {
@@ -264,14 +278,19 @@ pub async fn complete(
         .await
         .map_err(anyhow::Error::from)?
         .and_then(|(report, _)| report["org_id"].as_str().map(str::to_owned));
-    if let Some(expected) = expected {
-        if !same_id(&expected, &info.organization_id) {
-            return Err(SignInError::OtherOrg {
-                org: org.name.clone(),
-                signed_in: info.organization_id,
-                expected,
-            });
-        }
+    // Without the org's id, a user of another org sharing user ids (a sandbox copied from
+    // the same production org) could pass for one of this org's users.
+    let Some(expected) = expected else {
+        return Err(SignInError::UnknownOrgId {
+            org: org.name.clone(),
+        });
+    };
+    if !same_id(&expected, &info.organization_id) {
+        return Err(SignInError::OtherOrg {
+            org: org.name.clone(),
+            signed_in: info.organization_id,
+            expected,
+        });
     }
     let username = info.preferred_username.unwrap_or_default();
     let account = store

@@ -39,6 +39,7 @@ pub struct CatalogEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holder {
     pub account: Account,
+    pub grant_id: String,
     /// `direct`, `profile` or `group:ID`.
     pub source: String,
     pub expires_at: Option<Timestamp>,
@@ -47,6 +48,8 @@ pub struct Holder {
 /// Which audit entries to read, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
+    /// Only this org's entries (a Salesforce user's view); every entry when `None`.
+    pub org: Option<String>,
     pub actor: Option<String>,
     pub event: Option<String>,
     pub request_id: Option<i64>,
@@ -97,22 +100,34 @@ pub trait ConsoleStore: Send + Sync {
         offset: u64,
         limit: u32,
     ) -> Result<(Vec<CatalogEntry>, u64), StoreError>;
-    /// Up to `limit` holders of an entitlement in user id order after `after`, and how many
-    /// hold it in all.
+    /// Up to `limit` grants of an entitlement with their users, in (user id, grant id) order
+    /// after `after` (a user id and a grant id: one user may hold it several ways), and how
+    /// many users hold it.
     async fn holders_page(
         &self,
         org: OrgId,
         entitlement: &str,
-        after: Option<&str>,
+        after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<(Vec<Holder>, u64), StoreError>;
+    /// The committed changes of a user and of the user's grants, newest first, at most
+    /// `limit`.
+    async fn changes_of_user(
+        &self,
+        org: OrgId,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<super::sync::ChangeRecord>, StoreError>;
     /// Audit entries, newest first.
     async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
-    /// Review items waiting for a decision in the org's active campaigns, and those of them
-    /// assigned to `reviewer` (a username or user id) when one is given.
+    /// Review items waiting for a decision in the org's active campaigns: all, or those
+    /// assigned to `reviewer` (as items name reviewers: see `reviews::reviewer_of`).
     async fn open_review_items(
         &self,
         org: OrgId,
-        reviewer: Option<&[&str]>,
-    ) -> Result<(i64, i64), StoreError>;
+        reviewer: Option<&str>,
+    ) -> Result<i64, StoreError>;
+    /// Forgets sessions that ended or expired before `before`, and links used or expired
+    /// before it.
+    async fn purge_console(&self, before: Timestamp) -> Result<(), StoreError>;
 }

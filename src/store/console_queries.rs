@@ -55,6 +55,7 @@ struct CatalogRow {
 struct HolderRow {
     #[sqlx(flatten)]
     account: AccountRow,
+    grant_id: String,
     source: String,
     expires_at: Option<Timestamp>,
 }
@@ -175,7 +176,8 @@ impl super::console::ConsoleStore for SqlStore {
         let (total,): (i64,) = count.fetch_one(&self.pool).await?;
         let mut page = build(
             "SELECT e.id, e.kind, e.api_name, e.label, e.description, e.grantable, e.attributes, \
-             (SELECT count(*) FROM grants g WHERE g.org_id = e.org_id AND g.entitlement_id = e.id) AS holders",
+             (SELECT count(DISTINCT g.account_id) FROM grants g \
+              WHERE g.org_id = e.org_id AND g.entitlement_id = e.id) AS holders",
         );
         filter(&mut page);
         page.push(" ORDER BY e.kind, e.label, e.id LIMIT ");
@@ -199,25 +201,28 @@ impl super::console::ConsoleStore for SqlStore {
         &self,
         org: OrgId,
         entitlement: &str,
-        after: Option<&str>,
+        after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<(Vec<Holder>, u64), StoreError> {
-        let (total,): (i64,) =
-            sql("SELECT count(*) FROM grants WHERE org_id = $1 AND entitlement_id = $2")
+        let (total,): (i64,) = sql(
+            "SELECT count(DISTINCT account_id) FROM grants WHERE org_id = $1 AND entitlement_id = $2",
+        )
                 .bind(org.0)
                 .bind(entitlement)
                 .fetch_one(&self.pool)
                 .await?;
         let rows: Vec<HolderRow> = sql(
             "SELECT a.id, a.username, a.email, a.first_name, a.last_name, a.display_name, \
-             a.active, a.user_type, a.attributes, g.source, g.expires_at \
+             a.active, a.user_type, a.attributes, g.id AS grant_id, g.source, g.expires_at \
              FROM grants g JOIN accounts a ON a.org_id = g.org_id AND a.id = g.account_id \
-             WHERE g.org_id = $1 AND g.entitlement_id = $2 AND g.account_id > $3 \
-             ORDER BY g.account_id LIMIT $4",
+             WHERE g.org_id = $1 AND g.entitlement_id = $2 \
+             AND (g.account_id > $3 OR (g.account_id = $3 AND g.id > $4)) \
+             ORDER BY g.account_id, g.id LIMIT $5",
         )
         .bind(org.0)
         .bind(entitlement)
-        .bind(after.unwrap_or(""))
+        .bind(after.map_or("", |(account, _)| account))
+        .bind(after.map_or("", |(_, grant)| grant))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -225,6 +230,7 @@ impl super::console::ConsoleStore for SqlStore {
             .into_iter()
             .map(|row| Holder {
                 account: Account::from(row.account),
+                grant_id: row.grant_id,
                 source: row.source,
                 expires_at: row.expires_at,
             })
@@ -232,8 +238,49 @@ impl super::console::ConsoleStore for SqlStore {
         Ok((holders, u64::try_from(total).unwrap_or(0)))
     }
 
+    async fn changes_of_user(
+        &self,
+        org: OrgId,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
+        let mut changes = Vec::new();
+        for grants in [false, true] {
+            let mut select = build(
+                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
+                 c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
+                 LEFT JOIN sync_runs r ON r.id = c.run_id \
+                 WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
+            );
+            select.push_bind(org.0);
+            if grants {
+                // The index on the grant's user, read from the row the change recorded.
+                select.push(&format!(
+                    " AND c.entity = 'grant' AND {} = ",
+                    self.pool.backend().account_of_change()
+                ));
+            } else {
+                select.push(" AND c.entity = 'account' AND c.object_id = ");
+            }
+            select.push_bind(account_id.to_owned());
+            select.push(" ORDER BY c.id DESC LIMIT ");
+            select.push_bind(i64::from(limit));
+            let rows: Vec<super::sync_queries::ChangeRow> = select.fetch_all(&self.pool).await?;
+            for row in rows {
+                changes.push(super::sync::ChangeRecord::try_from(row)?);
+            }
+        }
+        changes.sort_by_key(|c| std::cmp::Reverse(c.id));
+        changes.truncate(limit as usize);
+        Ok(changes)
+    }
+
     async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let mut query = build(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+        if let Some(org) = &filter.org {
+            query.push(" AND org = ");
+            query.push_bind(org.clone());
+        }
         if let Some(actor) = &filter.actor {
             query.push(" AND actor = ");
             query.push_bind(actor.clone());
@@ -259,29 +306,31 @@ impl super::console::ConsoleStore for SqlStore {
     async fn open_review_items(
         &self,
         org: OrgId,
-        reviewer: Option<&[&str]>,
-    ) -> Result<(i64, i64), StoreError> {
-        let (open,): (i64,) = sql(
+        reviewer: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let mut query = build(
             "SELECT count(*) FROM review_items i JOIN review_campaigns c ON c.id = i.campaign_id \
-             WHERE c.org_id = $1 AND c.state = 'active' AND i.state = 'open'",
-        )
-        .bind(org.0)
-        .fetch_one(&self.pool)
-        .await?;
-        let mine = match reviewer.filter(|names| !names.is_empty()) {
-            None => 0,
-            Some(names) => {
-                let mut query = build(
-                    "SELECT count(*) FROM review_items i JOIN review_campaigns c ON c.id = i.campaign_id \
-                     WHERE c.org_id = ",
-                );
-                query.push_bind(org.0);
-                query.push(" AND c.state = 'active' AND i.state = 'open' AND i.reviewer IN ");
-                query.push_list(names.iter().map(|n| (*n).to_owned()));
-                let (mine,): (i64,) = query.fetch_one(&self.pool).await?;
-                mine
-            }
-        };
-        Ok((open, mine))
+             WHERE c.org_id = ",
+        );
+        query.push_bind(org.0);
+        query.push(" AND c.state = 'active' AND i.state = 'open'");
+        if let Some(reviewer) = reviewer {
+            query.push(" AND i.reviewer = ");
+            query.push_bind(reviewer.to_owned());
+        }
+        let (open,): (i64,) = query.fetch_one(&self.pool).await?;
+        Ok(open)
+    }
+
+    async fn purge_console(&self, before: Timestamp) -> Result<(), StoreError> {
+        sql("DELETE FROM console_sessions WHERE expires_at < $1 OR ended_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        sql("DELETE FROM console_links WHERE expires_at < $1 OR used_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }

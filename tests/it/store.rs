@@ -700,12 +700,23 @@ async fn console_sessions_links_and_pages() {
                     GrantSource::Direct,
                 )
             })
-            .chain(std::iter::once(grant(
-                "0Pa000000000009AAA",
-                &accounts[0].id,
-                &other.id,
-                GrantSource::Direct,
-            )))
+            .chain([
+                grant(
+                    "0Pa000000000009AAA",
+                    &accounts[0].id,
+                    &other.id,
+                    GrantSource::Direct,
+                ),
+                // The second user holds the set a second way, through a group.
+                grant(
+                    "0Pa00000000000gAAA",
+                    &accounts[1].id,
+                    &set.id,
+                    GrantSource::Group {
+                        group_id: "0PG000000000001AAA".to_owned(),
+                    },
+                ),
+            ])
             .collect();
         store.upsert_grants(org.id, &grants).await.unwrap();
 
@@ -715,7 +726,10 @@ async fn console_sessions_links_and_pages() {
             .iter()
             .map(|e| (e.entitlement.id.clone(), e.holders))
             .collect();
-        assert!(holders.contains(&(set.id.clone(), 5)));
+        assert!(
+            holders.contains(&(set.id.clone(), 5)),
+            "people, not grants: {holders:?}"
+        );
         assert!(holders.contains(&(other.id.clone(), 1)));
         assert_eq!(
             all[0].entitlement.kind,
@@ -746,8 +760,9 @@ async fn console_sessions_links_and_pages() {
         let (second, total) = store.catalog(org.id, None, None, 1, 1).await.unwrap();
         assert_eq!((second.len(), total), (1, 3), "offset and limit page it");
 
+        // A page ending between a user's two grants of the set goes on with the second.
         let (first, total) = store.holders_page(org.id, &set.id, None, 2).await.unwrap();
-        assert_eq!(total, 5);
+        assert_eq!(total, 5, "five people hold it, one of them twice");
         assert_eq!(
             first
                 .iter()
@@ -756,11 +771,28 @@ async fn console_sessions_links_and_pages() {
             [accounts[0].id.as_str(), accounts[1].id.as_str()]
         );
         let (next, _) = store
-            .holders_page(org.id, &set.id, Some(&first[1].account.id), 10)
+            .holders_page(
+                org.id,
+                &set.id,
+                Some((&first[1].account.id, &first[1].grant_id)),
+                10,
+            )
             .await
             .unwrap();
-        assert_eq!(next.len(), 3, "the rest after the cursor");
-        assert_eq!(next[0].source, "direct");
+        assert_eq!(next.len(), 4, "the rest after the cursor: {next:?}");
+        assert_eq!(
+            next[0].account.id, accounts[1].id,
+            "the same user's second grant"
+        );
+        assert_eq!(next[0].source, "group:0PG000000000001AAA");
+        let mut seen: Vec<&str> = first
+            .iter()
+            .chain(&next)
+            .map(|h| h.grant_id.as_str())
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 6, "every grant once");
 
         store
             .append_audit(&[
@@ -782,6 +814,7 @@ async fn console_sessions_links_and_pages() {
             .await
             .unwrap();
         let filter = |actor: Option<&str>, event: Option<&str>, request: Option<i64>| AuditFilter {
+            org: None,
             actor: actor.map(str::to_owned),
             event: event.map(str::to_owned),
             request_id: request,
@@ -827,12 +860,47 @@ async fn console_sessions_links_and_pages() {
             before[0].seq, newest[1].seq,
             "the next page starts after the cursor"
         );
+        let of_org = |org: &str| AuditFilter {
+            org: Some(org.to_owned()),
+            ..filter(None, None, None)
+        };
+        assert_eq!(store.audit_page(&of_org("acme")).await.unwrap().len(), 2);
+        assert!(
+            store
+                .audit_page(&of_org("globex"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "another org's view"
+        );
         assert_eq!(
             store
-                .open_review_items(org.id, Some(&["jane@acme.com"]))
+                .open_review_items(org.id, Some("jane@acme.com"))
                 .await
                 .unwrap(),
-            (0, 0)
+            0
+        );
+        assert_eq!(store.open_review_items(org.id, None).await.unwrap(), 0);
+        // Ended or expired sessions and used or expired links are forgotten a day on: their ids
+        // may be stored again (they are primary keys), and nothing else went.
+        assert!(
+            store.insert_session("live", &session).await.is_err(),
+            "still kept"
+        );
+        store.insert_session("other", &session).await.unwrap();
+        store.purge_console(now + minutes(30)).await.unwrap();
+        store.insert_session("live", &session).await.unwrap();
+        store
+            .insert_link("link", "again", now, now + minutes(15))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .touch_session("other", now + minutes(1), now - minutes(30))
+                .await
+                .unwrap()
+                .is_some(),
+            "a live session is not purged"
         );
     })
     .await;

@@ -115,16 +115,22 @@ pub async fn show(
         .get_entitlement(record.id, &id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no entitlement `{id}` in org `{org}`")))?;
+    // The cursor is `USER.GRANT`, as the page's "next" link gives it.
     let after = paging
         .after
         .as_deref()
-        .filter(|a| !a.is_empty() && a.len() <= 64);
+        .filter(|a| a.len() <= 64)
+        .and_then(|a| a.split_once('.'));
     let (holders, total) = state
         .store
         .holders_page(record.id, &id, after, PAGE_SIZE)
         .await?;
     let next = (holders.len() == PAGE_SIZE as usize)
-        .then(|| holders.last().map(|h| h.account.id.clone()))
+        .then(|| {
+            holders
+                .last()
+                .map(|h| format!("{}.{}", h.account.id, h.grant_id))
+        })
         .flatten();
     let grants: Vec<&str> = entitlement
         .attributes

@@ -61,7 +61,7 @@ pub fn router() -> Router<AppState> {
             post(reviews::decide_items),
         )
         .route("/console/audit", get(audit::list))
-        .route("/console/audit/verify", get(audit::verify))
+        .route("/console/audit/verify", post(audit::verify))
 }
 
 /// Refuses what `viewer`'s roles do not allow, and audits the refusal.

@@ -63,7 +63,7 @@ pub async fn page_of(state: &AppState, viewer: &Viewer) -> Result<Response, Prob
                     .find(|c| c.state == name)
                     .map_or(0, |c| c.count)
             };
-            let (open_items, _) = state.store.open_review_items(record.id, None).await?;
+            let open_items = state.store.open_review_items(record.id, None).await?;
             entry["last_run"] = json!(last);
             entry["health"] = serde_json::to_value(&health).unwrap_or(Value::Null);
             entry["chart"] = json!(charts::bars(
@@ -89,13 +89,8 @@ pub async fn page_of(state: &AppState, viewer: &Viewer) -> Result<Response, Prob
                         },
                     )
                     .await?;
-                let (_, my_items) = state
-                    .store
-                    .open_review_items(
-                        record.id,
-                        Some(&[viewer.session.username.as_str(), user_id.as_str()]),
-                    )
-                    .await?;
+                let my_items =
+                    super::super::roles::open_items_of(state, record.id, user_id).await?;
                 entry["my_requests"] = json!(mine
                     .iter()
                     .map(|r| json!({
@@ -111,7 +106,34 @@ pub async fn page_of(state: &AppState, viewer: &Viewer) -> Result<Response, Prob
         }
         orgs.push(entry);
     }
-    page("overview.html", Some(viewer), json!({ "orgs": orgs }))
+    // Webhooks: how far each is behind the audit log it delivers from, and what failed.
+    let mut webhooks = Vec::new();
+    if viewer.roles.audit() && !state.config.webhooks.is_empty() {
+        let (head, _) = state.store.audit_head().await?;
+        let cursors = state.store.webhook_cursors().await?;
+        let visible = state.config.webhooks.iter().filter(|hook| {
+            // A webhook of every org, or of other orgs too, is a link admin's to see.
+            match &viewer.session.org {
+                None => true,
+                Some(own) => hook.orgs.len() == 1 && &hook.orgs[0] == own,
+            }
+        });
+        for hook in visible {
+            let cursor = cursors.iter().find(|c| c.name == hook.name);
+            webhooks.push(json!({
+                "name": hook.name,
+                "behind": cursor.map_or(head, |c| head - c.after_seq),
+                "failing_since": cursor.and_then(|c| c.failing_since).map(when),
+                "last_error": cursor.and_then(|c| c.last_error.clone()),
+                "dead_letters": state.store.waiting_dead_letters(&hook.name).await?,
+            }));
+        }
+    }
+    page(
+        "overview.html",
+        Some(viewer),
+        json!({ "orgs": orgs, "webhooks": webhooks }),
+    )
 }
 
 pub async fn show(State(state): State<AppState>, viewer: Viewer) -> Result<Response, Problem> {

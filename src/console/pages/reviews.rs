@@ -25,7 +25,11 @@ const QUEUE_SIZE: u32 = 200;
 #[derive(Debug, Deserialize)]
 pub struct QueueParams {
     campaign: Option<i64>,
-    done: Option<String>,
+    /// After a decision: how many were decided, as what, and how many refused (numbers and
+    /// a verdict only: a link cannot put words on the page).
+    decided: Option<u32>,
+    refused: Option<u32>,
+    verdict: Option<String>,
 }
 
 fn problem(err: ReviewError) -> Problem {
@@ -70,7 +74,7 @@ pub async fn list(
     require(
         &state,
         &viewer,
-        see_all || !items.is_empty() || params.done.is_some(),
+        see_all || !items.is_empty() || params.decided.is_some(),
         "access reviews (you have no review items)",
     )
     .await?;
@@ -135,7 +139,14 @@ pub async fn list(
             "org": org,
             "campaigns": campaigns,
             "queue": queue,
-            "done": params.done,
+            "done": params.decided.map(|decided| json!({
+                "decided": decided,
+                "refused": params.refused.unwrap_or(0),
+                "verdict": match params.verdict.as_deref() {
+                    Some("revoke") => "revoke",
+                    _ => "keep",
+                },
+            })),
         }),
     )
 }
@@ -202,6 +213,11 @@ pub async fn decide_items(
             "no item was ticked: tick the items to decide, or use the buttons for every item shown",
         ));
     }
+    if ids.len() > QUEUE_SIZE as usize {
+        return Err(Problem::bad_request(format!(
+            "at most {QUEUE_SIZE} items at once, as the page shows them"
+        )));
+    }
     let identity = viewer
         .session
         .user_id
@@ -230,16 +246,14 @@ pub async fn decide_items(
     if !refused.is_empty() && refused.len() == outcomes.len() {
         return Err(Problem::bad_request(refused.join("; ")));
     }
-    let done = format!(
-        "{} decided ({}){}",
-        outcomes.len() - refused.len(),
-        verdict.as_str(),
-        if refused.is_empty() {
-            String::new()
-        } else {
-            format!("; refused: {}", refused.join("; "))
-        }
-    );
-    let query = serde_urlencoded::to_string([("done", done)]).unwrap_or_default();
+    for refusal in &refused {
+        tracing::info!(refusal = %refusal, "a review decision from the console was refused");
+    }
+    let query = serde_urlencoded::to_string([
+        ("decided", (outcomes.len() - refused.len()).to_string()),
+        ("refused", refused.len().to_string()),
+        ("verdict", verdict.as_str().to_owned()),
+    ])
+    .unwrap_or_default();
     Ok(Redirect::to(&format!("/console/orgs/{org}/reviews?{query}")).into_response())
 }

@@ -18,7 +18,7 @@ use super::{open_org, require, when};
 use crate::http::AppState;
 use crate::scim::schema::PROVOST_USER;
 use crate::store::provisioning::RequestFilter;
-use crate::store::sync::{ChangeQuery, Entity};
+use crate::store::sync::Entity;
 use crate::store::Page;
 
 const PAGE_SIZE: u64 = 50;
@@ -255,18 +255,28 @@ pub async fn show(
     let effective = crate::reports::effective::of_user(&state.store, &record, account.clone())
         .await
         .map_err(|err| Problem::internal(anyhow::anyhow!("{err}")))?;
-    let history = state
-        .store
-        .list_changes(
-            record.id,
-            &ChangeQuery {
-                entity: Some(Entity::Account),
-                object_id: Some(id.clone()),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await?;
+    let history = state.store.changes_of_user(record.id, &id, 50).await?;
+    // The entitlements of grants the user no longer holds, for their names.
+    let gone: Vec<String> = history
+        .iter()
+        .filter_map(|c| {
+            c.after
+                .as_ref()
+                .or(c.before.as_ref())
+                .and_then(|row| row["entitlement_id"].as_str())
+                .filter(|e| !entitlements.contains_key(*e))
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut entitlements = entitlements;
+    for found in state.store.entitlements_by_ids(record.id, &gone).await? {
+        entitlements.insert(found.entitlement.id.clone(), found.entitlement);
+    }
+    let label = |id: &str| {
+        entitlements
+            .get(id)
+            .map_or_else(|| id.to_owned(), |e| e.label.clone())
+    };
     let requests = state
         .store
         .list_requests(
@@ -314,12 +324,19 @@ pub async fn show(
                 "effective": row["effective"],
                 "muted_by": row["muted_by"],
             })).collect::<Vec<_>>(),
-            "history": history.iter().map(|c| json!({
-                "at": when(c.observed_at),
-                "op": c.op,
-                "fields": c.fields,
-                "request": c.request_id,
-            })).collect::<Vec<_>>(),
+            "history": history.iter().map(|c| {
+                let grant = c.after.as_ref().or(c.before.as_ref()).filter(|_| c.entity == Entity::Grant);
+                json!({
+                    "at": when(c.observed_at),
+                    "what": match grant.and_then(|g| g["entitlement_id"].as_str()) {
+                        Some(entitlement) => label(entitlement),
+                        None => "the user".to_owned(),
+                    },
+                    "op": c.op,
+                    "fields": c.fields,
+                    "request": c.request_id,
+                })
+            }).collect::<Vec<_>>(),
             "requests": requests.iter().map(|r| json!({
                 "id": r.id, "action": r.action, "state": r.state,
                 "summary": r.plan.get("summary"), "created": when(r.created_at),
