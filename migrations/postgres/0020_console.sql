@@ -29,7 +29,8 @@ CREATE TABLE console_links (
 DROP INDEX grants_by_entitlement;
 CREATE INDEX grants_by_entitlement ON grants (org_id, entitlement_id, account_id);
 
--- Users in userName order a page at a time (the console's user list, SCIM's sortBy=userName):
--- the id in the index too, so a page deep in the list is read from the index alone.
-DROP INDEX accounts_by_username_ci;
-CREATE INDEX accounts_by_username_ci ON accounts (org_id, lower(username), id);
+-- Users in userName order a page at a time (the console's user list, SCIM's sortBy=userName),
+-- as SQLite orders them: byte order (`COLLATE "C"`), which the lookup index on lower(username),
+-- in the database's collation, cannot give; the id in the index too, so a page deep in the
+-- list is read from the index alone.
+CREATE INDEX accounts_by_username_order ON accounts (org_id, (lower(username) COLLATE "C"), id);

@@ -235,6 +235,42 @@ impl Browser {
         }
     }
 
+    /// The form controls of the page that a screen reader could not name (no label, no
+    /// `aria-label`, no text), and the pages' landmarks that are missing: what an accessible
+    /// page has none of.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let script = r#"
+            const problems = [];
+            for (const el of document.querySelectorAll('input, select, textarea, button')) {
+                if (el.type === 'hidden') continue;
+                const named = (el.labels && el.labels.length > 0)
+                    || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+                    || (el.tagName === 'BUTTON' && el.textContent.trim());
+                if (!named) problems.push('unnamed control: ' + el.outerHTML.slice(0, 120));
+            }
+            for (const svg of document.querySelectorAll('svg')) {
+                if (!svg.getAttribute('aria-label')) problems.push('svg without aria-label');
+            }
+            if (document.querySelectorAll('main').length !== 1) problems.push('not one main landmark');
+            if (document.querySelectorAll('h1').length !== 1) problems.push('not one h1');
+            if (!document.documentElement.lang) problems.push('no lang on html');
+            return problems;
+        "#;
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                json!({ "script": script, "args": [] }),
+            )
+            .await;
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// An attribute of the element `css` selects.
     pub async fn attribute(&self, css: &str, name: &str) -> String {
         let Element(id) = self.find(css).await;

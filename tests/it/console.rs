@@ -128,7 +128,11 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         !browser.has("#nav-queue").await,
         "a requester is not offered the approval queue"
     );
+    let mut accessibility = Vec::new();
     browser.screenshot("overview-employee").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("overview-employee: {problem}"));
+    }
     let held: HashSet<String> = fixture
         .store
         .grants_of_account(fixture.org.id, &employee.0)
@@ -192,6 +196,9 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     assert!(browser.text("#checks").await.contains("user exists"));
     assert!(browser.text("#write").await.contains(&wanted.id));
     browser.screenshot("request-plan").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("request-plan: {problem}"));
+    }
     browser.click("#submit").await;
     browser.find("#timeline").await;
     let request_url = browser.url().await;
@@ -246,6 +253,9 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         .goto(&format!("{console}/console/orgs/acme/requests?view=queue"))
         .await;
     browser.screenshot("approval-queue").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("approval-queue: {problem}"));
+    }
     browser
         .click(&format!("a[href$='/requests/{request_id}']"))
         .await;
@@ -339,6 +349,9 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         .await
         .contains("Fine for the close"));
     browser.screenshot("request-approved").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("request-approved: {problem}"));
+    }
 
     // The approver also reviews the holders of the auditors' set, and finishes the campaign
     // with one decision on a ticked item and one on every item shown.
@@ -373,6 +386,9 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     browser.click("#my-items").await;
     browser.find("#items").await;
     browser.screenshot("reviews").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("reviews: {problem}"));
+    }
     let first = browser
         .attribute("#items input[type=checkbox]", "value")
         .await;
@@ -399,6 +415,9 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         .goto(&format!("{console}/console/orgs/acme/reports"))
         .await;
     browser.screenshot("reports").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("reports: {problem}"));
+    }
     browser
         .click("#report-entitlements button[type=submit]")
         .await;
@@ -441,11 +460,17 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     browser.click("#use-link").await;
     browser.wait_text("header .who", "first-admin").await;
     browser.screenshot("overview-admin").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("overview-admin: {problem}"));
+    }
     browser
         .goto(&format!("{console}/console/orgs/acme/users?active=yes"))
         .await;
     browser.find("#users").await;
     browser.screenshot("users").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("users: {problem}"));
+    }
     browser
         .goto(&format!("{console}/console/orgs/acme/users/{}", employee.0))
         .await;
@@ -456,14 +481,23 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
         "the grant the request made is in the user's history, linked to it: {history}"
     );
     browser.screenshot("user").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("user: {problem}"));
+    }
     browser
         .goto(&format!("{console}/console/orgs/acme/entitlements"))
         .await;
     browser.screenshot("entitlements").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("entitlements: {problem}"));
+    }
     browser.goto(&format!("{console}/console/audit")).await;
     browser.click("#verify").await;
     assert!(browser.text("#verification").await.contains("whole"));
     browser.screenshot("audit").await;
+    for problem in browser.accessibility_problems().await {
+        accessibility.push(format!("audit: {problem}"));
+    }
     let events: Vec<String> = fixture
         .store
         .audit_page(&provost::store::console::AuditFilter {
@@ -488,6 +522,11 @@ async fn people_sign_in_ask_approve_audit_and_download_in_a_browser() {
     browser.goto(&format!("{console}{link}")).await;
     browser.click("#use-link").await;
     assert!(browser.text("#message").await.contains("used already"));
+    assert!(
+        accessibility.is_empty(),
+        "every control has a name, every page one main and one h1:\n{}",
+        accessibility.join("\n")
+    );
     browser.quit().await;
 }
 
