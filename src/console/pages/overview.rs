@@ -23,7 +23,7 @@ pub async fn page_of(state: &AppState, viewer: &Viewer) -> Result<Response, Prob
         let mut entry = json!({ "name": org.name });
         if viewer.roles.directory() || viewer.roles.audit() {
             let runs = crate::sync::status::window_runs(state.store.as_ref(), record.id).await?;
-            let health = crate::sync::status::org_health(state.store.as_ref(), record.id).await?;
+            let health = crate::sync::status::health(&runs);
             let last = runs.first().map(|run| {
                 json!({
                     "id": run.id.0,
