@@ -246,12 +246,7 @@ impl super::console::ConsoleStore for SqlStore {
     ) -> Result<Vec<super::sync::ChangeRecord>, StoreError> {
         let mut changes = Vec::new();
         for grants in [false, true] {
-            let mut select = build(
-                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
-                 c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
-                 LEFT JOIN sync_runs r ON r.id = c.run_id \
-                 WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
-            );
+            let mut select = build(super::report_queries::COMMITTED_CHANGES_OF_ORG);
             select.push_bind(org.0);
             if grants {
                 // The index on the grant's user, read from the row the change recorded.

@@ -82,6 +82,14 @@ impl SqlStore {
     }
 }
 
+/// The committed changes (those no sync made, or a sync that succeeded) of the org bound next,
+/// as `ChangeRow`s: the text a query of a user's history starts with.
+pub(super) const COMMITTED_CHANGES_OF_ORG: &str =
+    "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
+     c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
+     LEFT JOIN sync_runs r ON r.id = c.run_id \
+     WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ";
+
 #[async_trait::async_trait]
 impl super::reports::ReportStore for SqlStore {
     async fn held_entitlements(
@@ -263,12 +271,7 @@ impl super::reports::ReportStore for SqlStore {
         }
         let mut changes = Vec::new();
         for grants in [false, true] {
-            let mut select = build(
-                "SELECT c.id, c.run_id, c.request_id, c.resource, c.entity, c.object_id, \
-                         c.op, c.fields, c.before, c.after, c.observed_at FROM changes c \
-                         LEFT JOIN sync_runs r ON r.id = c.run_id \
-                         WHERE (c.run_id IS NULL OR r.status = 'succeeded') AND c.org_id = ",
-            );
+            let mut select = build(COMMITTED_CHANGES_OF_ORG);
             select.push_bind(org.0);
             if grants {
                 select.push(&format!(
