@@ -15,6 +15,9 @@ const POSTGRES_GRANTS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(\
     ON e.org_id = g.org_id AND e.id = g.entitlement_id WHERE g.org_id = a.org_id \
     AND g.account_id = a.id)";
 
+/// The model tables that loaded tables refer to.
+const REFERRED_BY_LOADS: [&str; 2] = ["accounts", "entitlements"];
+
 impl Backend {
     /// An account's grants as a JSON array of `[entitlement_id, kind, label, source]` .
     pub(super) fn grants_json(self) -> &'static str {
@@ -73,16 +76,60 @@ impl Backend {
         }
     }
 
-    /// The statement that takes `tables` for a load that drops and builds their indexes,
-    /// failing at once if another transaction uses one (PostgreSQL); SQLite has one writer.
-    /// The names are the code's constants.
-    pub(super) fn lock_for_load(self, tables: &[&str]) -> Option<String> {
+    /// The statements that take `tables` for a load that drops and builds their indexes and
+    /// the foreign keys between model tables, failing at once if another transaction uses one
+    /// (PostgreSQL); SQLite has one writer. The tables the loaded ones refer to are taken too,
+    /// against writers only, so their keys can be checked again at the end. The names are the
+    /// code's constants.
+    pub(super) fn lock_for_load(self, tables: &[&str]) -> Vec<String> {
+        match self {
+            Backend::Sqlite => Vec::new(),
+            Backend::Postgres => {
+                let mut statements = vec![format!(
+                    "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT",
+                    tables.join(", ")
+                )];
+                let referred: Vec<&str> = REFERRED_BY_LOADS
+                    .into_iter()
+                    .filter(|table| !tables.contains(table))
+                    .collect();
+                if !referred.is_empty() {
+                    statements.push(format!(
+                        "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE NOWAIT",
+                        referred.join(", ")
+                    ));
+                }
+                statements
+            }
+        }
+    }
+
+    /// The foreign keys of table `$1` that refer to another model table, as `(name,
+    /// definition)`, which a load drops and adds again once its rows are in (PostgreSQL:
+    /// checking a million rows' keys at once is a join; row by row, each locked the row it
+    /// named). SQLite cannot drop a foreign key; it checks each row against an index.
+    pub(super) fn model_foreign_keys(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(format!(
-                "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT",
-                tables.join(", ")
-            )),
+            Backend::Postgres => Some(
+                "SELECT c.conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 JOIN pg_class t ON t.oid = c.conrelid \
+                 JOIN pg_class r ON r.oid = c.confrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE c.contype = 'f' AND n.nspname = current_schema() AND t.relname = $1 \
+                 AND r.relname IN ('accounts', 'entitlements') ORDER BY c.conname",
+            ),
+        }
+    }
+
+    /// What a transaction that stages a page of a sync sets first: on PostgreSQL it does not
+    /// wait for its write-ahead log to reach the disk. A crash may then lose the last pages
+    /// staged, each whole with its checkpoint, and the run resumes before them; the commit
+    /// that applies the run waits as every other transaction does.
+    pub(super) fn staging_settings(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SET LOCAL synchronous_commit = off"),
         }
     }
 

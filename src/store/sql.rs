@@ -84,6 +84,24 @@ impl Tx {
         }
     }
 
+    /// Sends `rows` (COPY's text format, see [`copy_text`]) to `statement`, a `COPY ... FROM
+    /// STDIN` of the code's own making (PostgreSQL). `None` on SQLite, which has no COPY:
+    /// the caller inserts the rows instead.
+    pub(super) async fn copy_in(
+        &mut self,
+        statement: &str,
+        rows: Vec<u8>,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(_) => Ok(None),
+            Tx::Postgres(tx) => {
+                let mut copy = tx.copy_in_raw(statement).await?;
+                copy.send(rows).await?;
+                copy.finish().await.map(Some)
+            }
+        }
+    }
+
     pub(super) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
@@ -214,12 +232,53 @@ impl<'q> From<&'q Option<String>> for Param<'q> {
     }
 }
 
+/// Appends one field of a row of COPY's text format: `\N` for NULL, the text with its
+/// backslashes and control characters escaped, then `separator` (a tab, or the newline that
+/// ends the row).
+pub(super) fn copy_text(row: &mut Vec<u8>, value: Option<&str>, separator: u8) {
+    match value {
+        None => row.extend_from_slice(b"\\N"),
+        Some(text) => {
+            for byte in text.bytes() {
+                match byte {
+                    b'\\' => row.extend_from_slice(b"\\\\"),
+                    b'\n' => row.extend_from_slice(b"\\n"),
+                    b'\r' => row.extend_from_slice(b"\\r"),
+                    b'\t' => row.extend_from_slice(b"\\t"),
+                    other => row.push(other),
+                }
+            }
+        }
+    }
+    row.push(separator);
+}
+
 /// A time as SQLite keeps it: RFC 3339 in UTC with all nine fraction digits
 /// (`2026-11-01T10:00:00.120000000Z`), so that comparing the text compares the times
 /// (migration 0014 brought older, trimmed values to this form). The driver's own encoding
 /// (`+00:00`, a trimmed fraction) would not sort.
 pub(super) fn sqlite_time(at: Timestamp) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    // Written field by field: chrono's `format` parses its pattern on every call, and a
+    // sync binds a time for each of a million staged rows. Years outside four digits and leap
+    // seconds take chrono's own path, which this must equal.
+    let (year, nanos) = (at.year(), at.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string();
+    }
+    let mut text = String::with_capacity(30);
+    write!(
+        text,
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+    .expect("writing to a String cannot fail");
+    text
 }
 
 impl<'q> From<Timestamp> for Param<'q> {
@@ -261,6 +320,8 @@ pub(super) struct Sql<'q> {
     params: Vec<Param<'q>>,
     /// Whether parameters are pushed as `?` (numbered when run on PostgreSQL).
     pushed: bool,
+    /// Whether the connection keeps the prepared statement for the next run of the same text.
+    kept: bool,
 }
 
 /// Starts a statement whose text numbers its own parameters (`$1`, `$2`...).
@@ -269,6 +330,7 @@ pub(super) fn sql<'q>(text: impl Into<String>) -> Sql<'q> {
         text: text.into(),
         params: Vec::new(),
         pushed: false,
+        kept: true,
     }
 }
 
@@ -278,6 +340,7 @@ pub(super) fn build<'q>(text: impl Into<String>) -> Sql<'q> {
         text: text.into(),
         params: Vec::new(),
         pushed: true,
+        kept: true,
     }
 }
 
@@ -285,6 +348,14 @@ impl<'q> Sql<'q> {
     /// Binds the next numbered parameter.
     pub(super) fn bind(mut self, value: impl Into<Param<'q>>) -> Self {
         self.params.push(value.into());
+        self
+    }
+
+    /// Not kept prepared after it has run: for large multi-row statements whose texts vary
+    /// with their number of rows, each of which a connection's statement cache would
+    /// otherwise hold (megabytes apiece for SQLite's compiled form).
+    pub(super) fn once(mut self) -> Self {
+        self.kept = false;
         self
     }
 
@@ -427,11 +498,13 @@ impl<'q> Sql<'q> {
     /// Runs the statement; how many rows it changed.
     pub(super) async fn execute<'c>(self, on: impl Into<On<'c>>) -> Result<u64, sqlx::Error> {
         let on = on.into();
+        let kept = self.kept;
         let (text, params) = self.into_parts(backend_of(&on));
         Ok(match on {
             On::Pool(Pool::Sqlite(pool)) => {
                 let args = Self::sqlite_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(pool)
                     .await?
                     .rows_affected()
@@ -439,6 +512,7 @@ impl<'q> Sql<'q> {
             On::Pool(Pool::Postgres(pool)) => {
                 let args = Self::pg_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(pool)
                     .await?
                     .rows_affected()
@@ -446,6 +520,7 @@ impl<'q> Sql<'q> {
             On::Tx(Tx::Sqlite(tx)) => {
                 let args = Self::sqlite_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected()
@@ -453,6 +528,7 @@ impl<'q> Sql<'q> {
             On::Tx(Tx::Postgres(tx)) => {
                 let args = Self::pg_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected()
@@ -460,6 +536,7 @@ impl<'q> Sql<'q> {
             On::Sqlite(connection) => {
                 let args = Self::sqlite_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(connection)
                     .await?
                     .rows_affected()
@@ -467,6 +544,7 @@ impl<'q> Sql<'q> {
             On::Postgres(connection) => {
                 let args = Self::pg_arguments(params)?;
                 sqlx::query_with(&text, args)
+                    .persistent(kept)
                     .execute(connection)
                     .await?
                     .rows_affected()
@@ -644,3 +722,20 @@ pub(super) trait Row:
 
 impl<R> Row for R where R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
 {}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_time;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written form equals chrono's for every time, including leap seconds and
+        /// years of more than four digits (which take chrono's path).
+        #[test]
+        fn a_time_is_written_as_chrono_writes_it(seconds in -80_000_000_000i64..300_000_000_000, nanos in 0u32..2_000_000_000) {
+            if let Some(at) = chrono::DateTime::from_timestamp(seconds, nanos) {
+                prop_assert_eq!(sqlite_time(at), at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string());
+            }
+        }
+    }
+}

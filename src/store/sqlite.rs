@@ -28,7 +28,14 @@ pub(super) async fn connect(
         // drop the last transactions, never corrupt the file.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+        .busy_timeout(Duration::from_secs(10))
+        // Pages copied from the journal into the file at most every 64 MB written (SQLite's
+        // default is every 4 MB): a sync staging a million changes wrote the same index pages
+        // again at each copy, and its writes took a fifth longer.
+        .pragma("wal_autocheckpoint", "16000")
+        // And the journal cut back to that size once copied, instead of staying as large as
+        // the largest commit ever made it (a first sync's: hundreds of megabytes).
+        .pragma("journal_size_limit", "67108864");
     SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)

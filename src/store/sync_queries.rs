@@ -194,6 +194,53 @@ pub(super) enum StoredRow {
     Permission(PermissionRow),
 }
 
+/// How PostgreSQL takes a page's staged changes: one COPY, without a statement to plan or a
+/// parameter per value.
+const COPY_CHANGES: &str = "COPY changes (org_id, run_id, resource, entity, object_id, op, \
+    fields, before, after, digest, observed_at) FROM STDIN";
+
+/// `changes` as rows of COPY's text format, in [`COPY_CHANGES`]' column order.
+fn copy_rows(
+    run: &super::sync::SyncRun,
+    changes: &[super::sync::StagedChange],
+    now: Timestamp,
+) -> Vec<u8> {
+    use super::sql::copy_text;
+    let (org, run_id) = (run.org.0.to_string(), run.id.0.to_string());
+    // Microseconds, cut as a bound time's are: PostgreSQL keeps no more.
+    let observed = now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let mut rows = Vec::with_capacity(changes.len() * 320);
+    for change in changes {
+        let fields = change
+            .fields
+            .as_ref()
+            .map(|f| serde_json::to_string(f).expect("strings serialise"));
+        let before = change.before.as_ref().map(Value::to_string);
+        let digest = change.digest.to_string();
+        let values = [
+            Some(org.as_str()),
+            Some(run_id.as_str()),
+            Some(change.resource.as_str()),
+            Some(change.entity.as_str()),
+            Some(change.object_id.as_str()),
+            Some(change.op.as_str()),
+            fields.as_deref(),
+            before.as_deref(),
+            change
+                .after
+                .as_deref()
+                .map(serde_json::value::RawValue::get),
+            Some(digest.as_str()),
+            Some(observed.as_str()),
+        ];
+        let last = values.len() - 1;
+        for (i, value) in values.into_iter().enumerate() {
+            copy_text(&mut rows, value, if i == last { b'\n' } else { b'\t' });
+        }
+    }
+    rows
+}
+
 pub(super) fn status_name(status: RunStatus) -> &'static str {
     status.as_str()
 }
@@ -424,7 +471,17 @@ impl super::sync::SyncStore for SqlStore {
     ) -> Result<(), StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
-        for chunk in changes.chunks(CHUNK) {
+        if let Some(settings) = self.pool.backend().staging_settings() {
+            sql(settings).execute(&mut tx).await?;
+        }
+        let copied = match self.pool.backend() {
+            super::Backend::Postgres => tx
+                .copy_in(COPY_CHANGES, copy_rows(run, changes, now))
+                .await?
+                .is_some(),
+            super::Backend::Sqlite => false,
+        };
+        for chunk in changes.chunks(CHUNK).filter(|_| !copied) {
             let mut insert = build(
                 "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
                      fields, before, after, digest, observed_at) ",
@@ -447,6 +504,13 @@ impl super::sync::SyncStore for SqlStore {
                     .push_bind(change.digest)
                     .push_bind(now);
             });
+            // A full chunk's text is always the same and stays prepared; the last one's
+            // varies with its number of rows, and kept it would fill the statement cache.
+            let insert = if chunk.len() == CHUNK {
+                insert
+            } else {
+                insert.once()
+            };
             insert.execute(&mut tx).await?;
         }
         sql(
@@ -612,13 +676,20 @@ impl super::sync::SyncStore for SqlStore {
             .collect();
         let (emptied, rebuilt) = self.drop_indexes_for_load(&mut tx, &loads).await?;
         // The last two statements mark the users and entitlements whose grants changed as
-        // changed now: into empty tables, every one was just written with that time.
-        let first_load = [
-            super::sync::Entity::Account,
-            super::sync::Entity::Entitlement,
-        ]
-        .iter()
-        .all(|entity| emptied.contains(entity));
+        // changed now: into an org without any yet (a first load), every one the grants name
+        // is written by this commit with that time.
+        let first_load = if emptied.contains(&super::sync::Entity::Account)
+            && emptied.contains(&super::sync::Entity::Entitlement)
+        {
+            true
+        } else {
+            let (any,): (bool,) = sql("SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1) \
+                     OR EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1)")
+            .bind(org)
+            .fetch_one(&mut tx)
+            .await?;
+            !any
+        };
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
         for (statement, at_commit) in statements.into_iter().take(wanted) {
@@ -907,10 +978,11 @@ impl super::sync::SyncStore for SqlStore {
 
 impl SqlStore {
     /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
-    /// those that are empty, to be built again once the rows are in. Returns the tables it
-    /// emptied of indexes and the indexes' definitions. On PostgreSQL the tables are locked
-    /// first, without waiting: when another transaction uses one, the rows go in one by one
-    /// as usual rather than risk a deadlock with it.
+    /// those that are empty (on PostgreSQL also their foreign keys to the other model tables),
+    /// to be built again once the rows are in. Returns the tables it emptied and the
+    /// statements that build what it dropped. On PostgreSQL the tables are locked first,
+    /// without waiting: when another transaction uses one, the rows go in one by one as usual
+    /// rather than risk a deadlock with it.
     async fn drop_indexes_for_load(
         &self,
         tx: &mut super::sql::Tx,
@@ -920,18 +992,22 @@ impl SqlStore {
             return Ok((Vec::new(), Vec::new()));
         }
         let tables: Vec<&str> = loads.iter().map(|entity| entity.table()).collect();
-        if let Some(lock) = self.pool.backend().lock_for_load(&tables) {
+        let locks = self.pool.backend().lock_for_load(&tables);
+        if !locks.is_empty() {
             sql("SAVEPOINT bulk_load").execute(&mut *tx).await?;
-            if let Err(err) = sql(&lock).execute(&mut *tx).await {
-                tracing::debug!(error = %err, "the tables are in use; loading row by row");
-                sql("ROLLBACK TO SAVEPOINT bulk_load")
-                    .execute(&mut *tx)
-                    .await?;
-                sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
-                return Ok((Vec::new(), Vec::new()));
+            for lock in &locks {
+                if let Err(err) = sql(lock).execute(&mut *tx).await {
+                    tracing::debug!(error = %err, "the tables are in use; loading row by row");
+                    sql("ROLLBACK TO SAVEPOINT bulk_load")
+                        .execute(&mut *tx)
+                        .await?;
+                    sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
+                    return Ok((Vec::new(), Vec::new()));
+                }
             }
             sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
         }
+        let mut keys_again = Vec::new();
         let mut emptied = Vec::new();
         let mut rebuilt = Vec::new();
         for entity in loads {
@@ -953,7 +1029,23 @@ impl SqlStore {
             }
             emptied.push(*entity);
             rebuilt.extend(indexes);
+            if let Some(foreign_keys) = self.pool.backend().model_foreign_keys() {
+                let keys: Vec<(String, String)> =
+                    sql(foreign_keys).bind(table).fetch_all(&mut *tx).await?;
+                for (name, definition) in keys {
+                    let name = format!("\"{}\"", name.replace('"', "\"\""));
+                    sql(format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                        .execute(&mut *tx)
+                        .await?;
+                    keys_again.push((
+                        name.clone(),
+                        format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"),
+                    ));
+                }
+            }
         }
+        // The keys are checked once every index is back.
+        rebuilt.extend(keys_again);
         Ok((emptied, rebuilt))
     }
 }

@@ -164,9 +164,10 @@ pub async fn run(
     })
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A spawned task that ends with the future that spawned it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -270,7 +271,21 @@ async fn locked_run(
             for ((resource, mut state), pages) in pending.into_iter().zip(receivers) {
                 observer.resource_started(resource, &state);
                 let (staged, to_write) = mpsc::channel(PAGES_AHEAD);
-                let (stopped, written) = tokio::join!(
+                let (written, mut reported) = mpsc::channel(PAGES_AHEAD);
+                // Writing runs as a task of its own, so the database is handed each page as
+                // soon as the one before is in, whatever this task is busy comparing.
+                let mut writer = AbortOnDrop(tokio::spawn(write(store.clone(), to_write, written)));
+                let report = async {
+                    while let Some(state) = reported.recv().await {
+                        observer.page_read(resource, &state);
+                    }
+                };
+                let wrote = async {
+                    (&mut writer.0)
+                        .await
+                        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+                };
+                let (stopped, written, ()) = tokio::join!(
                     compare(
                         store,
                         org,
@@ -282,7 +297,8 @@ async fn locked_run(
                         staged,
                         (connector, calls_before, api_calls_before),
                     ),
-                    write(store, resource, to_write, observer),
+                    wrote,
+                    report,
                 );
                 written?;
                 if let Some(stop) = stopped? {
@@ -468,16 +484,17 @@ async fn compare(
     Ok(None)
 }
 
-/// The writing stage: stages each compared page's changes with its checkpoint, in order.
+/// The writing stage: stages each compared page's changes with its checkpoint, in order, and
+/// passes the checkpoint on to be reported.
 async fn write(
-    store: &Arc<dyn Store>,
-    resource: &ResourceType,
+    store: Arc<dyn Store>,
     mut staged: mpsc::Receiver<Staged>,
-    observer: &dyn Observer,
+    written: mpsc::Sender<ResourceState>,
 ) -> Result<(), StoreError> {
     while let Some((run, state, changes)) = staged.recv().await {
         store.stage_page(&run, &state, &changes).await?;
-        observer.page_read(resource, &state);
+        // Nobody left to tell is no reason to stop writing what was compared.
+        let _ = written.send(state).await;
     }
     Ok(())
 }

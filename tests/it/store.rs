@@ -905,3 +905,89 @@ async fn console_sessions_links_and_pages() {
     })
     .await;
 }
+
+/// A page staged with text that COPY's format escapes (backslashes, tabs, newlines, quotes,
+/// non-ASCII) and a change with a before-value and changed fields comes back, and is applied
+/// at the commit, exactly as it was sent, on both databases.
+#[tokio::test]
+async fn staged_changes_keep_every_character_through_the_commit() {
+    use provost::store::sync::{ChangeOp, ChangeQuery, Entity, StagedChange, SyncMode};
+    use serde_json::value::RawValue;
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("staging").await.unwrap();
+        let holder = "test-holder";
+        let ttl = chrono::TimeDelta::seconds(60);
+        store.acquire_sync_lock(org.id, holder, ttl).await.unwrap();
+        let run = store
+            .create_sync_run(org.id, SyncMode::Full, "test", &[("users", None)])
+            .await
+            .unwrap();
+        let mut tricky = account("005T0000000001AAA", "back\\slash\ttab\nline@x.com");
+        tricky.display_name = "Zoë \"Q\" \\N \u{1F600}\r".to_owned();
+        tricky
+            .attributes
+            .insert("Note".to_owned(), json!("a\tb\\c\nd"));
+        let after = |a: &Account| RawValue::from_string(serde_json::to_string(a).unwrap()).unwrap();
+        let plain = account("005T0000000002AAA", "plain@x.com");
+        let changes = vec![
+            StagedChange {
+                resource: "users".to_owned(),
+                entity: Entity::Account,
+                object_id: tricky.id.clone(),
+                op: ChangeOp::Created,
+                fields: None,
+                before: None,
+                after: Some(after(&tricky)),
+                digest: 7,
+            },
+            StagedChange {
+                resource: "users".to_owned(),
+                entity: Entity::Account,
+                object_id: plain.id.clone(),
+                op: ChangeOp::Created,
+                fields: Some(vec!["display\tname".to_owned(), "x\\y".to_owned()]),
+                before: Some(json!({ "was": "tab\there\\" })),
+                after: Some(after(&plain)),
+                digest: -9_000_000_000_000,
+            },
+        ];
+        let mut state = store.sync_resources(run.id).await.unwrap().remove(0);
+        state.done = true;
+        state.pages = 1;
+        state.records = 2;
+        store.stage_page(&run, &state, &changes).await.unwrap();
+        let mut done = run.clone();
+        done.status = provost::store::sync::RunStatus::Succeeded;
+        assert!(store.commit_sync_run(&done, holder, ttl).await.unwrap());
+        let stored = store
+            .get_account(org.id, &tricky.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, tricky);
+        let history = store
+            .list_changes(
+                org.id,
+                &ChangeQuery {
+                    run: Some(run.id),
+                    limit: 10,
+                    ..ChangeQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].object_id, tricky.id);
+        assert_eq!(
+            history[0].after,
+            Some(serde_json::to_value(&tricky).unwrap())
+        );
+        assert_eq!(history[0].before, None);
+        assert_eq!(
+            history[1].fields,
+            Some(vec!["display\tname".to_owned(), "x\\y".to_owned()])
+        );
+        assert_eq!(history[1].before, Some(json!({ "was": "tab\there\\" })));
+    })
+    .await;
+}
