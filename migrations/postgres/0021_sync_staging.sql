@@ -1,3 +1,7 @@
+-- Waits at most this long for the tables it changes (a running server may be using them):
+-- past it, the migration fails and the next start applies it again.
+SET LOCAL lock_timeout = '30s';
+
 -- A sync's commit applies each entity's staged changes in order (accounts, entitlements,
 -- grants, permissions) and counts them by entity and operation: this index reaches one
 -- entity's changes of a run directly, in id order, with the operation at hand, instead of

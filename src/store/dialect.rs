@@ -15,9 +15,6 @@ const POSTGRES_GRANTS_JSON: &str = "(SELECT COALESCE(json_agg(json_build_array(\
     ON e.org_id = g.org_id AND e.id = g.entitlement_id WHERE g.org_id = a.org_id \
     AND g.account_id = a.id)";
 
-/// The model tables that loaded tables refer to.
-const REFERRED_BY_LOADS: [&str; 2] = ["accounts", "entitlements"];
-
 impl Backend {
     /// An account's grants as a JSON array of `[entitlement_id, kind, label, source]` .
     pub(super) fn grants_json(self) -> &'static str {
@@ -76,43 +73,31 @@ impl Backend {
         }
     }
 
-    /// The statements that take `tables` for a load that drops and builds their indexes and
-    /// the foreign keys between model tables, failing at once if another transaction uses one
-    /// (PostgreSQL); SQLite has one writer. The tables the loaded ones refer to are taken too,
-    /// against writers only, so their keys can be checked again at the end. The names are the
-    /// code's constants.
-    pub(super) fn lock_for_load(self, tables: &[&str]) -> Vec<String> {
+    /// The statement that takes `tables` for a load that drops and builds their indexes,
+    /// failing at once if another transaction uses one (PostgreSQL); SQLite has one writer.
+    /// The names are the code's constants.
+    pub(super) fn lock_for_load(self, tables: &[&str]) -> Option<String> {
         match self {
-            Backend::Sqlite => Vec::new(),
-            Backend::Postgres => {
-                let mut statements = vec![format!(
-                    "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT",
-                    tables.join(", ")
-                )];
-                let referred: Vec<&str> = REFERRED_BY_LOADS
-                    .into_iter()
-                    .filter(|table| !tables.contains(table))
-                    .collect();
-                if !referred.is_empty() {
-                    statements.push(format!(
-                        "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE NOWAIT",
-                        referred.join(", ")
-                    ));
-                }
-                statements
-            }
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(format!(
+                "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT",
+                tables.join(", ")
+            )),
         }
     }
 
-    /// The foreign keys of table `$1` that refer to another model table, as `(name,
-    /// definition)`, which a load drops and adds again once its rows are in (PostgreSQL:
-    /// checking a million rows' keys at once is a join; row by row, each locked the row it
-    /// named). SQLite cannot drop a foreign key; it checks each row against an index.
+    /// The foreign keys of table `$1` that refer to another model table, as `(name, the table
+    /// it refers to, definition)`, which a load drops and adds again once its rows are in
+    /// (PostgreSQL: checking a million rows' keys at once is a join; row by row, each locked
+    /// the row it named). Dropping one takes the table it refers to as well, so that table is
+    /// locked first, without waiting. SQLite cannot drop a foreign key; it checks each row
+    /// against an index.
     pub(super) fn model_foreign_keys(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres => Some(
-                "SELECT c.conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                "SELECT c.conname::text, r.relname::text, pg_get_constraintdef(c.oid) \
+                 FROM pg_constraint c \
                  JOIN pg_class t ON t.oid = c.conrelid \
                  JOIN pg_class r ON r.oid = c.confrelid \
                  JOIN pg_namespace n ON n.oid = t.relnamespace \

@@ -725,8 +725,20 @@ impl<R> Row for R where R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_time;
+    use super::{copy_text, sqlite_time};
     use proptest::prelude::*;
+
+    #[test]
+    fn copy_fields_escape_what_the_text_format_reads_as_syntax() {
+        let mut row = Vec::new();
+        copy_text(&mut row, Some("a\\b\tc\nd\re \\N ü"), b'\t');
+        copy_text(&mut row, None, b'\t');
+        copy_text(&mut row, Some(""), b'\n');
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            "a\\\\b\\tc\\nd\\re \\\\N ü\t\\N\t\n"
+        );
+    }
 
     proptest! {
         /// The hand-written form equals chrono's for every time, including leap seconds and

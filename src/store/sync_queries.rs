@@ -474,12 +474,13 @@ impl super::sync::SyncStore for SqlStore {
         if let Some(settings) = self.pool.backend().staging_settings() {
             sql(settings).execute(&mut tx).await?;
         }
+        // COPY pays two round trips of its own: a page with a few changes is inserted.
         let copied = match self.pool.backend() {
-            super::Backend::Postgres => tx
+            super::Backend::Postgres if changes.len() >= CHUNK => tx
                 .copy_in(COPY_CHANGES, copy_rows(run, changes, now))
                 .await?
                 .is_some(),
-            super::Backend::Sqlite => false,
+            _ => false,
         };
         for chunk in changes.chunks(CHUNK).filter(|_| !copied) {
             let mut insert = build(
@@ -701,7 +702,11 @@ impl super::sync::SyncStore for SqlStore {
                 .map_err(|err| super::classify(err, "a staged grant"))?;
         }
         for (_, definition) in &rebuilt {
-            sql(definition.as_str()).execute(&mut tx).await?;
+            // A key added again fails as a row written with it would have.
+            sql(definition.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(|err| super::classify(err, "a staged grant"))?;
         }
         if !rebuilt.is_empty() {
             tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
@@ -992,20 +997,11 @@ impl SqlStore {
             return Ok((Vec::new(), Vec::new()));
         }
         let tables: Vec<&str> = loads.iter().map(|entity| entity.table()).collect();
-        let locks = self.pool.backend().lock_for_load(&tables);
-        if !locks.is_empty() {
-            sql("SAVEPOINT bulk_load").execute(&mut *tx).await?;
-            for lock in &locks {
-                if let Err(err) = sql(lock).execute(&mut *tx).await {
-                    tracing::debug!(error = %err, "the tables are in use; loading row by row");
-                    sql("ROLLBACK TO SAVEPOINT bulk_load")
-                        .execute(&mut *tx)
-                        .await?;
-                    sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
-                    return Ok((Vec::new(), Vec::new()));
-                }
+        if let Some(lock) = self.pool.backend().lock_for_load(&tables) {
+            if !Self::lock_at_once(tx, &lock).await? {
+                tracing::debug!("the tables are in use; loading row by row");
+                return Ok((Vec::new(), Vec::new()));
             }
-            sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
         }
         let mut keys_again = Vec::new();
         let mut emptied = Vec::new();
@@ -1029,23 +1025,56 @@ impl SqlStore {
             }
             emptied.push(*entity);
             rebuilt.extend(indexes);
-            if let Some(foreign_keys) = self.pool.backend().model_foreign_keys() {
-                let keys: Vec<(String, String)> =
-                    sql(foreign_keys).bind(table).fetch_all(&mut *tx).await?;
-                for (name, definition) in keys {
-                    let name = format!("\"{}\"", name.replace('"', "\"\""));
-                    sql(format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
-                        .execute(&mut *tx)
-                        .await?;
-                    keys_again.push((
-                        name.clone(),
-                        format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"),
-                    ));
+            let Some(foreign_keys) = self.pool.backend().model_foreign_keys() else {
+                continue;
+            };
+            let keys: Vec<(String, String, String)> =
+                sql(foreign_keys).bind(table).fetch_all(&mut *tx).await?;
+            let mut referred: Vec<&str> = keys
+                .iter()
+                .map(|(_, referred, _)| referred.as_str())
+                .filter(|referred| !tables.contains(referred))
+                .collect();
+            referred.dedup();
+            // Readers of the tables referred to wait for this commit too; if any is in use,
+            // the keys stay and each row is checked as it goes in.
+            if let Some(lock) = self.pool.backend().lock_for_load(&referred) {
+                if !referred.is_empty() && !Self::lock_at_once(tx, &lock).await? {
+                    tracing::debug!(table, "the tables it refers to are in use; keys kept");
+                    continue;
                 }
+            }
+            for (name, _, definition) in keys {
+                let name = format!("\"{}\"", name.replace('"', "\"\""));
+                sql(format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                    .execute(&mut *tx)
+                    .await?;
+                keys_again.push((
+                    name.clone(),
+                    format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"),
+                ));
             }
         }
         // The keys are checked once every index is back.
         rebuilt.extend(keys_again);
         Ok((emptied, rebuilt))
+    }
+
+    /// Runs `lock`, a `LOCK TABLE ... NOWAIT`, in a savepoint: whether it took the tables (a
+    /// table in use leaves the transaction as it was).
+    async fn lock_at_once(tx: &mut super::sql::Tx, lock: &str) -> Result<bool, StoreError> {
+        sql("SAVEPOINT bulk_load").execute(&mut *tx).await?;
+        let taken = match sql(lock).execute(&mut *tx).await {
+            Ok(_) => true,
+            Err(err) => {
+                tracing::debug!(error = %err, "a table is in use");
+                sql("ROLLBACK TO SAVEPOINT bulk_load")
+                    .execute(&mut *tx)
+                    .await?;
+                false
+            }
+        };
+        sql("RELEASE SAVEPOINT bulk_load").execute(&mut *tx).await?;
+        Ok(taken)
     }
 }

@@ -22,6 +22,7 @@ use std::time::Instant;
 use provost_connector::connector::{Connector, ConnectorError, ResourceType, Watermark};
 use provost_connector::times::Timestamp;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::store::sync::{
     ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode, SyncRun,
@@ -270,20 +271,27 @@ async fn locked_run(
         let storing = async {
             for ((resource, mut state), pages) in pending.into_iter().zip(receivers) {
                 observer.resource_started(resource, &state);
-                let (staged, to_write) = mpsc::channel(PAGES_AHEAD);
+                // One compared page waits while one is written: the writer never waits for
+                // the comparing, and no more pages are held than that.
+                let (staged, to_write) = mpsc::channel(1);
                 let (written, mut reported) = mpsc::channel(PAGES_AHEAD);
                 // Writing runs as a task of its own, so the database is handed each page as
                 // soon as the one before is in, whatever this task is busy comparing.
-                let mut writer = AbortOnDrop(tokio::spawn(write(store.clone(), to_write, written)));
+                let mut writer = AbortOnDrop(tokio::spawn(
+                    write(store.clone(), to_write, written).in_current_span(),
+                ));
                 let report = async {
                     while let Some(state) = reported.recv().await {
                         observer.page_read(resource, &state);
                     }
                 };
                 let wrote = async {
-                    (&mut writer.0)
-                        .await
-                        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+                    match (&mut writer.0).await {
+                        Ok(written) => written,
+                        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                        // The runtime is shutting down.
+                        Err(_) => Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
+                    }
                 };
                 let (stopped, written, ()) = tokio::join!(
                     compare(

@@ -1034,6 +1034,20 @@ async fn a_read_split_into_ranges_leaves_exactly_what_one_sequential_read_gives(
             // Changes at the edges of the ranges while they are read.
             let first = sync_with(&store, &record, &meddling, SyncMode::Full).await;
             assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+            // The first load dropped the grants' keys (PostgreSQL) and added them again: a
+            // grant of nobody is still refused.
+            let dangling = provost_connector::model::Grant {
+                id: "0Pa0000000NOBODY".to_owned(),
+                account_id: "005000000000NOBODY".to_owned(),
+                entitlement_id: "0PS000000000NOTHING".to_owned(),
+                source: provost_connector::model::GrantSource::Direct,
+                expires_at: None,
+                attributes: Default::default(),
+            };
+            assert!(matches!(
+                store.upsert_grants(record.id, &[dangling]).await,
+                Err(provost::store::StoreError::MissingReference { .. })
+            ));
             let cuts = meddling.cuts.lock().unwrap().clone();
             for resource in ["users", "permission_set_assignments", "field_permissions"] {
                 assert!(
