@@ -475,14 +475,14 @@ impl super::sync::SyncStore for SqlStore {
             sql(settings).execute(&mut tx).await?;
         }
         // COPY pays two round trips of its own: a page with a few changes is inserted.
-        let copied = match self.pool.backend() {
-            super::Backend::Postgres if changes.len() >= CHUNK => tx
+        let copied = self.pool.backend() == super::Backend::Postgres
+            && changes.len() >= CHUNK
+            && tx
                 .copy_in(COPY_CHANGES, copy_rows(run, changes, now))
                 .await?
-                .is_some(),
-            _ => false,
-        };
-        for chunk in changes.chunks(CHUNK).filter(|_| !copied) {
+                .is_some();
+        let inserted = if copied { &[][..] } else { changes };
+        for chunk in inserted.chunks(CHUNK) {
             let mut insert = build(
                 "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, \
                      fields, before, after, digest, observed_at) ",
@@ -675,22 +675,16 @@ impl super::sync::SyncStore for SqlStore {
             .into_iter()
             .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
             .collect();
-        let (emptied, rebuilt) = self.drop_indexes_for_load(&mut tx, &loads).await?;
+        let rebuilt = self.drop_indexes_for_load(&mut tx, &loads).await?;
         // The last two statements mark the users and entitlements whose grants changed as
         // changed now: into an org without any yet (a first load), every one the grants name
         // is written by this commit with that time.
-        let first_load = if emptied.contains(&super::sync::Entity::Account)
-            && emptied.contains(&super::sync::Entity::Entitlement)
-        {
-            true
-        } else {
-            let (any,): (bool,) = sql("SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1) \
-                     OR EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1)")
-            .bind(org)
-            .fetch_one(&mut tx)
-            .await?;
-            !any
-        };
+        let (stored,): (bool,) = sql("SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1) \
+                 OR EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1)")
+        .bind(org)
+        .fetch_one(&mut tx)
+        .await?;
+        let first_load = !stored;
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
         for (statement, at_commit) in statements.into_iter().take(wanted) {
@@ -984,27 +978,26 @@ impl super::sync::SyncStore for SqlStore {
 impl SqlStore {
     /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
     /// those that are empty (on PostgreSQL also their foreign keys to the other model tables),
-    /// to be built again once the rows are in. Returns the tables it emptied and the
-    /// statements that build what it dropped. On PostgreSQL the tables are locked first,
+    /// to be built again once the rows are in. Returns the statements that build what it
+    /// dropped. On PostgreSQL the tables are locked first,
     /// without waiting: when another transaction uses one, the rows go in one by one as usual
     /// rather than risk a deadlock with it.
     async fn drop_indexes_for_load(
         &self,
         tx: &mut super::sql::Tx,
         loads: &[super::sync::Entity],
-    ) -> Result<(Vec<super::sync::Entity>, Vec<(String, String)>), StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
         if loads.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Vec::new());
         }
         let tables: Vec<&str> = loads.iter().map(|entity| entity.table()).collect();
         if let Some(lock) = self.pool.backend().lock_for_load(&tables) {
             if !Self::lock_at_once(tx, &lock).await? {
                 tracing::debug!("the tables are in use; loading row by row");
-                return Ok((Vec::new(), Vec::new()));
+                return Ok(Vec::new());
             }
         }
         let mut keys_again = Vec::new();
-        let mut emptied = Vec::new();
         let mut rebuilt = Vec::new();
         for entity in loads {
             let table = entity.table();
@@ -1023,7 +1016,6 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            emptied.push(*entity);
             rebuilt.extend(indexes);
             let Some(foreign_keys) = self.pool.backend().model_foreign_keys() else {
                 continue;
@@ -1035,11 +1027,16 @@ impl SqlStore {
                 .map(|(_, referred, _)| referred.as_str())
                 .filter(|referred| !tables.contains(referred))
                 .collect();
+            referred.sort_unstable();
             referred.dedup();
             // Readers of the tables referred to wait for this commit too; if any is in use,
             // the keys stay and each row is checked as it goes in.
-            if let Some(lock) = self.pool.backend().lock_for_load(&referred) {
-                if !referred.is_empty() && !Self::lock_at_once(tx, &lock).await? {
+            let lock = match referred.is_empty() {
+                true => None,
+                false => self.pool.backend().lock_for_load(&referred),
+            };
+            if let Some(lock) = lock {
+                if !Self::lock_at_once(tx, &lock).await? {
                     tracing::debug!(table, "the tables it refers to are in use; keys kept");
                     continue;
                 }
@@ -1057,7 +1054,7 @@ impl SqlStore {
         }
         // The keys are checked once every index is back.
         rebuilt.extend(keys_again);
-        Ok((emptied, rebuilt))
+        Ok(rebuilt)
     }
 
     /// Runs `lock`, a `LOCK TABLE ... NOWAIT`, in a savepoint: whether it took the tables (a
