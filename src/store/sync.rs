@@ -275,6 +275,11 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
+/// A resource's [`ResourceState::watermark`] once its read skipped rows (a grant or
+/// permission of something not stored): no later page's watermark replaces it, and the commit
+/// stores none for the resource, so the next sync reads it whole and finds those rows again.
+pub const NO_WATERMARK: &str = "";
+
 /// A run's checkpoint of one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResourceState {
@@ -290,7 +295,8 @@ pub struct ResourceState {
     /// The watermark this run reads changes after (`None`: a full read of the resource).
     #[serde(skip)]
     pub since: Option<String>,
-    /// The watermark to store once the resource is read to the end.
+    /// The watermark to store once the resource is read to the end; [`NO_WATERMARK`] once
+    /// rows of it were skipped (the next sync reads it whole).
     #[serde(skip)]
     pub watermark: Option<String>,
     pub pages: i64,

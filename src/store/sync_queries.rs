@@ -742,9 +742,20 @@ impl super::sync::SyncStore for SqlStore {
                 super::sync::ChangeOp::Removed => slot.removed = n as u64,
             }
         }
+        // The watermarks are those the run's reads ended with: a resource read without one
+        // (its connector gave none, or rows of it were skipped) is read whole next time.
+        sql(
+            "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
+                 (SELECT resource FROM sync_resources WHERE run_id = $2 \
+                 AND (watermark IS NULL OR watermark = ''))",
+        )
+        .bind(org)
+        .bind(run.id.0)
+        .execute(&mut tx)
+        .await?;
         sql("INSERT INTO sync_watermarks (org_id, resource, watermark) \
                  SELECT $1, resource, watermark FROM sync_resources \
-                 WHERE run_id = $2 AND watermark IS NOT NULL \
+                 WHERE run_id = $2 AND watermark IS NOT NULL AND watermark <> '' \
                  ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark")
         .bind(org)
         .bind(run.id.0)

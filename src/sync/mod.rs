@@ -25,7 +25,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::store::sync::{
-    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode, SyncRun,
+    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode,
+    SyncRun, NO_WATERMARK,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
@@ -466,8 +467,12 @@ async fn compare(
         if diff.last_key.is_some() {
             state.last_key = diff.last_key.clone();
         }
-        if let Some(watermark) = watermark {
-            state.watermark = Some(watermark.0);
+        if diff.grants_skipped + diff.permissions_skipped > 0 {
+            state.watermark = Some(NO_WATERMARK.to_owned());
+        } else if let Some(watermark) = watermark {
+            if state.watermark.as_deref() != Some(NO_WATERMARK) {
+                state.watermark = Some(watermark.0);
+            }
         }
         positions.advance(stream, next.map(|c| c.0));
         state.done = positions.done();

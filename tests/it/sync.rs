@@ -63,6 +63,17 @@ impl Org {
 
     /// The same, speaking API version `version` (`"51.0"`).
     fn reader_at(&self, include_inactive_users: bool, version: &str) -> SalesforceReader {
+        self.reader_with(
+            ReadOptions {
+                exclude_portal_users: true,
+                include_inactive_users,
+                read_access: true,
+            },
+            version,
+        )
+    }
+
+    fn reader_with(&self, options: ReadOptions, version: &str) -> SalesforceReader {
         let mut config = ClientConfig::new(&self.base);
         config.batch_size = 200;
         config.api_version = version.to_owned();
@@ -71,14 +82,7 @@ impl Org {
             username: self.emulator.integration_username(),
             private_key_pem: Secret::new(self.emulator.app.private_key_pem.clone()),
         };
-        SalesforceReader::new(
-            SalesforceClient::new(config, credentials).unwrap(),
-            ReadOptions {
-                exclude_portal_users: true,
-                include_inactive_users,
-                read_access: true,
-            },
-        )
+        SalesforceReader::new(SalesforceClient::new(config, credentials).unwrap(), options)
     }
 
     /// Deletes a record behind Provost's back.
@@ -1152,4 +1156,200 @@ async fn an_org_that_refuses_concurrent_requests_gets_fewer_at_once_and_is_read_
         full_sync_into_an_empty_store(&org.reader(true)).await
     );
     store.close().await;
+}
+
+/// Delegates to a reader, leaving one permission set out of what it reads: the rows of what
+/// that set opens are then skipped, as when a set is created while a sync runs.
+struct Hiding<'a> {
+    inner: &'a SalesforceReader,
+    set: String,
+}
+
+#[async_trait]
+impl Connector for Hiding<'_> {
+    fn resource_types(&self) -> &'static [ResourceType] {
+        self.inner.resource_types()
+    }
+
+    async fn streams(
+        &self,
+        resource: &ResourceType,
+        since: Option<&Watermark>,
+        ways: usize,
+    ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+        self.inner.streams(resource, since, ways).await
+    }
+
+    async fn read_page(
+        &self,
+        resource: &ResourceType,
+        cursor: Option<&Cursor>,
+        since: Option<&Watermark>,
+    ) -> Result<Page, ConnectorError> {
+        let mut page = self.inner.read_page(resource, cursor, since).await?;
+        page.entitlements.retain(|e| e.id != self.set);
+        Ok(page)
+    }
+
+    fn calls(&self) -> u64 {
+        self.inner.calls()
+    }
+}
+
+/// The records a run read of `resource`.
+async fn records_read(
+    store: &Arc<dyn Store>,
+    run: provost::store::sync::RunId,
+    resource: &str,
+) -> i64 {
+    store
+        .sync_resources(run)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resource == resource)
+        .map(|r| r.records)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two_calls_and_finds_every_change_to_them(
+) {
+    const ACCESS: [&str; 2] = ["object_permissions", "field_permissions"];
+    let org = Org::start(21).await;
+    on_each_backend(|store| {
+        let org = &org;
+        async move {
+            let record = store.ensure_org("acme").await.unwrap();
+            let reader = org.reader(true);
+            let full = sync_with(&store, &record, &reader, SyncMode::Full).await;
+            assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+            let marks: BTreeMap<String, String> =
+                store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
+            for resource in ACCESS {
+                assert!(
+                    marks.get(resource).is_some_and(|m| m.starts_with("fp1|")),
+                    "{marks:?} {:?}",
+                    full.counts
+                );
+            }
+            let stored = snapshot(&store, &record).await;
+
+            // Unchanged: nothing read of them, in two calls each instead of every page.
+            let unchanged = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(unchanged.status, RunStatus::Succeeded, "{:?}", unchanged.error);
+            assert_eq!(unchanged.counts.changes(), 0);
+            for resource in ACCESS {
+                assert_eq!(records_read(&store, unchanged.id, resource).await, 0, "{resource}");
+                assert!(records_read(&store, full.id, resource).await > 100, "{resource}");
+            }
+            let access_pages: i64 = store
+                .sync_resources(full.id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| ACCESS.contains(&r.resource.as_str()))
+                .map(|r| r.pages)
+                .sum();
+            assert!(
+                unchanged.api_calls + access_pages - 4 <= full.api_calls,
+                "{} calls, a full read {} with {access_pages} pages of access",
+                unchanged.api_calls,
+                full.api_calls
+            );
+            assert_eq!(snapshot(&store, &record).await, stored);
+
+            // Each kind of change alone, made where the fingerprint's window cannot see it
+            // (every generated row is older than it): found, and only it.
+            let row = org
+                .rows("SELECT Id, ParentId, SobjectType, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions WHERE ParentId IN (SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false) ORDER BY Id LIMIT 1")
+                .await[0]
+                .clone();
+            org.delete("FieldPermissions", row["Id"].as_str().unwrap()).await;
+            let removed = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(removed.status, RunStatus::Succeeded, "{:?}", removed.error);
+            assert_eq!(removed.counts.permissions.removed, 1, "{:?}", removed.counts);
+            assert_eq!(removed.counts.changes(), 1, "{:?}", removed.counts);
+
+            let edited = org
+                .rows("SELECT Id, PermissionsEdit FROM ObjectPermissions ORDER BY Id DESC LIMIT 1")
+                .await[0]
+                .clone();
+            org.admin(
+                reqwest::Method::PATCH,
+                &format!("/records/ObjectPermissions/{}", edited["Id"].as_str().unwrap()),
+                json!({"PermissionsEdit": !edited["PermissionsEdit"].as_bool().unwrap()}),
+            )
+            .await;
+            let updated = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(updated.counts.permissions.updated, 1, "{:?}", updated.counts);
+            assert_eq!(updated.counts.changes(), 1, "{:?}", updated.counts);
+            // The change is now within the window: an incremental again finds it unchanged.
+            let again = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(again.counts.changes(), 0, "{:?}", again.counts);
+            for resource in ACCESS {
+                assert_eq!(records_read(&store, again.id, resource).await, 0, "{resource}");
+            }
+
+            org.admin(
+                reqwest::Method::POST,
+                "/records/FieldPermissions",
+                json!({
+                    "ParentId": row["ParentId"], "SobjectType": row["SobjectType"],
+                    "Field": row["Field"], "PermissionsRead": row["PermissionsRead"],
+                    "PermissionsEdit": row["PermissionsEdit"],
+                }),
+            )
+            .await;
+            let created = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(created.counts.permissions.created, 1, "{:?}", created.counts);
+            assert_eq!(created.counts.changes(), 1, "{:?}", created.counts);
+            assert_eq!(
+                snapshot(&store, &record).await,
+                full_sync_into_an_empty_store(&reader).await
+            );
+
+            // A run that skipped rows (their permission set was not read) stores no
+            // fingerprint of them: the next incremental reads them whole and finds them.
+            let other = store.ensure_org("hidden").await.unwrap();
+            let hiding = Hiding {
+                inner: &reader,
+                set: row["ParentId"].as_str().unwrap().to_owned(),
+            };
+            let hidden = sync_with(&store, &other, &hiding, SyncMode::Full).await;
+            assert!(hidden.counts.permissions_skipped > 0, "{:?}", hidden.counts);
+            let marks: BTreeMap<String, String> =
+                store.sync_watermarks(other.id).await.unwrap().into_iter().collect();
+            assert!(!marks.contains_key("field_permissions"), "{marks:?}");
+            let found = sync_with(&store, &other, &reader, SyncMode::Incremental).await;
+            assert!(
+                found.counts.permissions.created >= hidden.counts.permissions_skipped,
+                "{:?}",
+                found.counts
+            );
+            assert_eq!(
+                snapshot(&store, &other).await,
+                snapshot(&store, &record).await
+            );
+
+            // Permissions not read for a while, then read again: read whole.
+            let without = org.reader_with(
+                ReadOptions {
+                    exclude_portal_users: true,
+                    include_inactive_users: true,
+                    read_access: false,
+                },
+                provost_salesforce::client::DEFAULT_API_VERSION,
+            );
+            let off = sync_with(&store, &record, &without, SyncMode::Incremental).await;
+            assert!(off.counts.permissions.removed > 400, "{:?}", off.counts);
+            let on = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(on.counts.permissions.created, off.counts.permissions.removed);
+            assert_eq!(
+                snapshot(&store, &record).await,
+                full_sync_into_an_empty_store(&reader).await
+            );
+        }
+    })
+    .await;
 }

@@ -81,7 +81,10 @@ pub struct Page {
     /// The keys this page is the complete truth for.
     pub coverage: Coverage,
     /// Where a later read of changes should start, once this resource is read to the end:
-    /// set by connectors that can read changes, on the pages of a read.
+    /// set by connectors that can read changes, on the pages of a read. Or what tells a later
+    /// read that nothing changed (a fingerprint). The core stores it when the resource is read
+    /// to the end with no row skipped, and gives it back as the next incremental read's
+    /// `since`; a resource whose pages carry none is read whole next time.
     pub watermark: Option<Watermark>,
     /// Where the next page starts; `None` when the resource is read to the end.
     pub next: Option<Cursor>,

@@ -415,6 +415,15 @@ pub(super) fn generate(org: &mut Org, preset: Preset, seed: u64) {
     }
 
     for (parent, opens) in &access {
+        // What a set opens was last changed when the set was: its rows carry the set's stamp,
+        // so that, as in a real org, they were not all written in one moment.
+        let stamp = match org
+            .get(ObjectType::PermissionSet, *parent)
+            .map(|set| set.get(index("SystemModstamp")))
+        {
+            Some(Value::DateTime(at)) => *at,
+            _ => stamp,
+        };
         for (object, flags) in &opens.objects {
             let mut row = Row::new(org, ObjectType::ObjectPermissions)
                 .set("ParentId", Value::Id(*parent))

@@ -27,7 +27,9 @@ use crate::preflight::EXTERNAL_USER_TYPES;
 use crate::schema;
 use crate::soql::{Condition, Literal, Query};
 
+mod fingerprint;
 mod mapping;
+use fingerprint::Latest;
 use mapping::{
     access_permission, assignment, entitlement, grant, permission_set, permission_set_group, text,
     user, MutingSet,
@@ -131,6 +133,9 @@ struct Read {
     reads_changes: bool,
     /// Large enough to be read as several ranges side by side (see [`Connector::streams`]).
     splits: bool,
+    /// Has no `deleted` endpoint but is seldom changed: an incremental sync reads it again
+    /// only when its fingerprint differs from the last read's (see [`fingerprint`]).
+    fingerprinted: bool,
 }
 
 /// The resources, in the order a sync reads them: entitlements before the grants of them.
@@ -157,6 +162,7 @@ static READS: [Read; 14] = [
         },
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: PERMISSION_SET_LICENSES,
@@ -179,6 +185,7 @@ static READS: [Read; 14] = [
         },
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: PROFILES,
@@ -194,6 +201,7 @@ static READS: [Read; 14] = [
         },
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: ROLES,
@@ -209,6 +217,7 @@ static READS: [Read; 14] = [
         },
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: PERMISSION_SETS,
@@ -232,6 +241,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::PermissionSets,
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: PERMISSION_SET_GROUPS,
@@ -248,6 +258,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::PermissionSetGroups,
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: PUBLIC_GROUPS,
@@ -263,6 +274,7 @@ static READS: [Read; 14] = [
         },
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
     Read {
         resource: USERS,
@@ -293,6 +305,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Users,
         reads_changes: true,
         splits: true,
+        fingerprinted: false,
     },
     Read {
         resource: PERMISSION_SET_ASSIGNMENTS,
@@ -310,6 +323,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Assignments,
         reads_changes: false,
         splits: true,
+        fingerprinted: false,
     },
     Read {
         resource: PERMISSION_SET_LICENSE_ASSIGNMENTS,
@@ -324,6 +338,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::LicenseAssignments,
         reads_changes: false,
         splits: true,
+        fingerprinted: false,
     },
     Read {
         resource: GROUP_MEMBERS,
@@ -333,6 +348,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::GroupMembers,
         reads_changes: false,
         splits: true,
+        fingerprinted: false,
     },
     // What permission sets open, after the sets themselves. Rows of other parents
     // (muting sets, licenses) are left out in the mapping: ParentId is polymorphic.
@@ -355,6 +371,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Access(PermissionKind::Object),
         reads_changes: false,
         splits: true,
+        fingerprinted: true,
     },
     Read {
         resource: FIELD_PERMISSIONS,
@@ -371,6 +388,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Access(PermissionKind::Field),
         reads_changes: false,
         splits: true,
+        fingerprinted: true,
     },
     Read {
         resource: SETUP_ENTITY_ACCESS,
@@ -380,6 +398,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Access(PermissionKind::SetupEntity),
         reads_changes: false,
         splits: false,
+        fingerprinted: false,
     },
 ];
 
@@ -465,6 +484,9 @@ struct CursorState {
     /// The stream's first page is the one read to plan the split, held in `probes`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     probe: bool,
+    /// The resource's fingerprint (in `mark`) is the last read's: nothing to read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unchanged: bool,
 }
 
 impl CursorState {
@@ -644,6 +666,56 @@ impl SalesforceReader {
             }
             _ => None,
         }
+    }
+
+    /// The window part of `read`'s fingerprint (see [`fingerprint`]); `None` when it has
+    /// none this time.
+    async fn window_of(
+        &self,
+        read: &Read,
+        fields: &[&'static str],
+    ) -> Result<Option<String>, SalesforceError> {
+        let mut selected = fields.to_vec();
+        if !selected.contains(&fingerprint::STAMP) {
+            selected.push(fingerprint::STAMP);
+        }
+        let latest = self
+            .query_for(read, &selected)
+            .descending(fingerprint::STAMP)
+            .limit(fingerprint::WINDOW_ROWS);
+        let page = self.client.query(&latest).await?;
+        let newest = match fingerprint::window(&page.records, fields) {
+            Latest::Window(window) => return Ok(Some(window)),
+            Latest::Unreadable => return Ok(None),
+            Latest::Fuller(newest) => newest,
+        };
+        let Some(start) = fingerprint::window_start(&newest) else {
+            return Ok(None);
+        };
+        let within = self
+            .query_for(read, &selected)
+            .filter(Condition::ge(fingerprint::STAMP, Literal::DateTime(start)));
+        let mut page = self.client.query(&within).await?;
+        let most = fingerprint::WINDOW_PAGES * u64::from(self.client.batch_size());
+        if page.total_size > most {
+            tracing::debug!(
+                resource = read.resource.id,
+                rows = page.total_size,
+                "too many rows changed at once to fingerprint; read whole next time"
+            );
+            return Ok(None);
+        }
+        let mut window = fingerprint::Window::new(fields, &newest);
+        loop {
+            for record in &page.records {
+                window.row(record);
+            }
+            match page.next_records_url.take() {
+                Some(next) => page = self.client.query_more(&next).await?,
+                None => break,
+            }
+        }
+        Ok(Some(window.finish()))
     }
 
     /// The latest `SystemModstamp` of any user: the watermark of a read that starts now.
@@ -949,6 +1021,15 @@ impl Connector for SalesforceReader {
                 ..Page::default()
             });
         }
+        if state.unchanged {
+            // What the store holds of it is what the last read found: it all stays.
+            return Ok(Page {
+                total: state.total,
+                coverage: Coverage::Records(Vec::new()),
+                watermark: state.mark.map(Watermark),
+                ..Page::default()
+            });
+        }
         if cursor.is_none() && read.reads_changes {
             state.mark = self
                 .latest_user_stamp()
@@ -972,10 +1053,13 @@ impl Connector for SalesforceReader {
             return Ok(vec![None]);
         };
         let of_changes = since.is_some() && read.reads_changes;
-        if !read.splits || of_changes || ways < 2 || self.skipped(read) {
+        if of_changes || self.skipped(read) {
             return Ok(vec![None]);
         }
-        self.plan(read, ways).await
+        if read.fingerprinted || (read.splits && ways >= 2) {
+            return self.plan(read, ways, since).await;
+        }
+        Ok(vec![None])
     }
 
     fn quota(&self) -> Option<Quota> {
@@ -1016,18 +1100,50 @@ impl SalesforceReader {
     /// counts the records), and when many pages are left, the last ID, and cuts the IDs in
     /// between into up to `ways` ranges of about equal size. The first page is kept for the
     /// first stream, so planning costs one call (the last ID) and nothing for a small resource.
-    async fn plan(&self, read: &Read, ways: usize) -> Result<Vec<Option<Cursor>>, ConnectorError> {
+    ///
+    /// A fingerprinted resource's fingerprint is taken first (one call); when it is `since`,
+    /// the last read's, the plan is one stream with nothing to read.
+    async fn plan(
+        &self,
+        read: &Read,
+        ways: usize,
+        since: Option<&Watermark>,
+    ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
-        let mark = match read.reads_changes {
-            true => self.latest_user_stamp().await.map_err(connector_error)?,
-            false => None,
-        };
         let fields = self.fields_of(read).await?;
+        let mark = if read.reads_changes {
+            self.latest_user_stamp().await.map_err(connector_error)?
+        } else if read.fingerprinted {
+            match self.window_of(read, &fields).await {
+                Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
+                other => other.map_err(connector_error)?,
+            }
+        } else {
+            None
+        };
         let first = match self.client.query(&self.query_for(read, &fields)).await {
             // An object the org lacks: the stream's read says so.
             Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
             other => other.map_err(connector_error)?,
         };
+        let mark = match read.fingerprinted {
+            true => mark.map(|window| fingerprint::fingerprint(&window, first.total_size)),
+            false => mark,
+        };
+        if read.fingerprinted && mark.is_some() && since.map(|s| &s.0) == mark.as_ref() {
+            tracing::debug!(
+                resource = read.resource.id,
+                records = first.total_size,
+                "unchanged since the last read"
+            );
+            let unchanged = CursorState {
+                mark,
+                total: Some(first.total_size),
+                unchanged: true,
+                ..CursorState::default()
+            };
+            return Ok(vec![Some(unchanged.encode())]);
+        }
         let last = first.records.last().and_then(|r| text(r, "Id"));
         let left = first.total_size.saturating_sub(first.records.len() as u64);
         let per_stream = u64::from(self.client.batch_size()) * self.min_stream_pages;
