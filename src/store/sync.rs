@@ -277,7 +277,10 @@ pub struct SyncRun {
 
 /// A resource's [`ResourceState::watermark`] once its read skipped rows (a grant or
 /// permission of something not stored): no later page's watermark replaces it, and the commit
-/// stores none for the resource, so the next sync reads it whole and finds those rows again.
+/// stores the watermark the read started from (`since`), or none after a read from the start,
+/// so the next sync reads again what this one read and finds those rows. (A user whose grant
+/// was skipped had changed since `since`; a fingerprint taken again differs from `since`,
+/// or this read would not have read anything.)
 pub const NO_WATERMARK: &str = "";
 
 /// A run's checkpoint of one resource.

@@ -742,21 +742,24 @@ impl super::sync::SyncStore for SqlStore {
                 super::sync::ChangeOp::Removed => slot.removed = n as u64,
             }
         }
-        // The watermarks are those the run's reads ended with: a resource read without one
-        // (its connector gave none, or rows of it were skipped) is read whole next time.
-        sql(
+        // The watermarks are those the run's reads ended with; a read that skipped rows ends
+        // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
+        // read. A resource left without one is read whole next time.
+        let ended = "CASE WHEN watermark = '' THEN since ELSE watermark END";
+        sql(format!(
             "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
-                 (SELECT resource FROM sync_resources WHERE run_id = $2 \
-                 AND (watermark IS NULL OR watermark = ''))",
-        )
+                 (SELECT resource FROM sync_resources WHERE run_id = $2 AND {ended} IS NULL)"
+        ))
         .bind(org)
         .bind(run.id.0)
         .execute(&mut tx)
         .await?;
-        sql("INSERT INTO sync_watermarks (org_id, resource, watermark) \
-                 SELECT $1, resource, watermark FROM sync_resources \
-                 WHERE run_id = $2 AND watermark IS NOT NULL AND watermark <> '' \
-                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark")
+        sql(format!(
+            "INSERT INTO sync_watermarks (org_id, resource, watermark) \
+                 SELECT $1, resource, {ended} FROM sync_resources \
+                 WHERE run_id = $2 AND {ended} IS NOT NULL \
+                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark"
+        ))
         .bind(org)
         .bind(run.id.0)
         .execute(&mut tx)

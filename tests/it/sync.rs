@@ -1228,7 +1228,7 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
                 store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
             for resource in ACCESS {
                 assert!(
-                    marks.get(resource).is_some_and(|m| m.starts_with("fp1|")),
+                    marks.get(resource).is_some_and(|m| m.starts_with("fp1-")),
                     "{marks:?} {:?}",
                     full.counts
                 );
@@ -1259,8 +1259,8 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
             );
             assert_eq!(snapshot(&store, &record).await, stored);
 
-            // Each kind of change alone, made where the fingerprint's window cannot see it
-            // (every generated row is older than it): found, and only it.
+            // Each kind of change alone: found, and only it. A removal alone changes only the
+            // count (the removed row was older than the window).
             let row = org
                 .rows("SELECT Id, ParentId, SobjectType, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions WHERE ParentId IN (SELECT Id FROM PermissionSet WHERE IsOwnedByProfile = false) ORDER BY Id LIMIT 1")
                 .await[0]
@@ -1291,6 +1291,13 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
                 assert_eq!(records_read(&store, again.id, resource).await, 0, "{resource}");
             }
 
+            // A row removed and one created: the count is as it was, the latest stamp not.
+            let other_row = org
+                .rows("SELECT Id FROM FieldPermissions ORDER BY Id DESC LIMIT 1")
+                .await[0]
+                .clone();
+            org.delete("FieldPermissions", other_row["Id"].as_str().unwrap())
+                .await;
             org.admin(
                 reqwest::Method::POST,
                 "/records/FieldPermissions",
@@ -1303,7 +1310,32 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
             .await;
             let created = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
             assert_eq!(created.counts.permissions.created, 1, "{:?}", created.counts);
-            assert_eq!(created.counts.changes(), 1, "{:?}", created.counts);
+            assert_eq!(created.counts.permissions.removed, 1, "{:?}", created.counts);
+            assert_eq!(created.counts.changes(), 2, "{:?}", created.counts);
+
+            // Hundreds of rows changed at once (more than the fingerprint's first query
+            // reads): the window is read by itself, and an unchanged org is still told.
+            let many = org
+                .rows("SELECT Id, PermissionsEdit FROM FieldPermissions ORDER BY Id LIMIT 250")
+                .await;
+            for one in &many {
+                org.admin(
+                    reqwest::Method::PATCH,
+                    &format!("/records/FieldPermissions/{}", one["Id"].as_str().unwrap()),
+                    json!({"PermissionsEdit": !one["PermissionsEdit"].as_bool().unwrap()}),
+                )
+                .await;
+            }
+            let deployed = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(deployed.counts.permissions.updated, 250, "{:?}", deployed.counts);
+            let marks: BTreeMap<String, String> =
+                store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
+            let window: u64 = marks["field_permissions"].split('|').nth(2).unwrap().parse().unwrap();
+            assert!(window >= 250, "{marks:?}");
+            assert!(marks.contains_key("users"), "{marks:?}");
+            let quiet = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(quiet.counts.changes(), 0, "{:?}", quiet.counts);
+            assert_eq!(records_read(&store, quiet.id, "field_permissions").await, 0);
             assert_eq!(
                 snapshot(&store, &record).await,
                 full_sync_into_an_empty_store(&reader).await

@@ -83,8 +83,9 @@ pub struct Page {
     /// Where a later read of changes should start, once this resource is read to the end:
     /// set by connectors that can read changes, on the pages of a read. Or what tells a later
     /// read that nothing changed (a fingerprint). The core stores it when the resource is read
-    /// to the end with no row skipped, and gives it back as the next incremental read's
-    /// `since`; a resource whose pages carry none is read whole next time.
+    /// to the end, and gives it back as the next incremental read's `since` (after a read that
+    /// skipped rows, that read's own `since`); a resource whose pages carry none is read whole
+    /// next time. Never empty: the core takes an empty one as none.
     pub watermark: Option<Watermark>,
     /// Where the next page starts; `None` when the resource is read to the end.
     pub next: Option<Cursor>,

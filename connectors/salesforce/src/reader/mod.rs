@@ -29,7 +29,7 @@ use crate::soql::{Condition, Literal, Query};
 
 mod fingerprint;
 mod mapping;
-use fingerprint::Latest;
+use fingerprint::{Fingerprint, Latest};
 use mapping::{
     access_permission, assignment, entitlement, grant, permission_set, permission_set_group, text,
     user, MutingSet,
@@ -524,6 +524,15 @@ fn is_zero(phase: &u8) -> bool {
     *phase == 0
 }
 
+/// `fields` and the stamp the fingerprint orders by.
+fn with_stamp(fields: &[&'static str]) -> Vec<&'static str> {
+    let mut selected = fields.to_vec();
+    if !selected.contains(&fingerprint::STAMP) {
+        selected.push(fingerprint::STAMP);
+    }
+    selected
+}
+
 /// A range read side by side with others holds at least this many pages: every range ends
 /// with a page that is not full, so fewer, longer ranges keep the calls near the minimum.
 const MIN_PAGES_PER_STREAM: u64 = 10;
@@ -668,54 +677,100 @@ impl SalesforceReader {
         }
     }
 
-    /// The window part of `read`'s fingerprint (see [`fingerprint`]); `None` when it has
-    /// none this time.
-    async fn window_of(
+    /// `read`'s latest rows, the first part of its fingerprint (see [`fingerprint`]).
+    async fn latest_rows(
         &self,
         read: &Read,
         fields: &[&'static str],
-    ) -> Result<Option<String>, SalesforceError> {
-        let mut selected = fields.to_vec();
-        if !selected.contains(&fingerprint::STAMP) {
-            selected.push(fingerprint::STAMP);
-        }
+    ) -> Result<QueryPage, SalesforceError> {
         let latest = self
-            .query_for(read, &selected)
+            .query_for(read, &with_stamp(fields))
             .descending(fingerprint::STAMP)
             .limit(fingerprint::WINDOW_ROWS);
-        let page = self.client.query(&latest).await?;
-        let newest = match fingerprint::window(&page.records, fields) {
-            Latest::Window(window) => return Ok(Some(window)),
-            Latest::Unreadable => return Ok(None),
-            Latest::Fuller(newest) => newest,
+        self.client.query(&latest).await
+    }
+
+    /// `read`'s fingerprint from its latest rows and its count of rows; `None` when it has
+    /// none this time (a window too large to read, or a failed query: it is read whole).
+    async fn fingerprint_of(
+        &self,
+        read: &Read,
+        fields: &[&'static str],
+        latest: &QueryPage,
+        count: u64,
+    ) -> Option<Fingerprint> {
+        let window = match fingerprint::window(&latest.records, latest.done, fields) {
+            Latest::Window(window) => window,
+            Latest::Unreadable => return None,
+            Latest::Fuller { newest, start } => {
+                match self
+                    .window_by_itself(read, fields, newest, start, count)
+                    .await
+                {
+                    Ok(window) => window?,
+                    Err(err) => {
+                        tracing::warn!(resource = read.resource.id, error = %err, "could not fingerprint; read whole next time");
+                        return None;
+                    }
+                }
+            }
         };
-        let Some(start) = fingerprint::window_start(&newest) else {
-            return Ok(None);
-        };
+        Some(window.fingerprint(count))
+    }
+
+    /// The rows of `read` stamped from `start` on, when they are worth reading by themselves.
+    async fn window_by_itself(
+        &self,
+        read: &Read,
+        fields: &[&'static str],
+        newest: String,
+        start: Timestamp,
+        count: u64,
+    ) -> Result<Option<fingerprint::Window>, SalesforceError> {
         let within = self
-            .query_for(read, &selected)
+            .query_for(read, &with_stamp(fields))
             .filter(Condition::ge(fingerprint::STAMP, Literal::DateTime(start)));
         let mut page = self.client.query(&within).await?;
-        let most = fingerprint::WINDOW_PAGES * u64::from(self.client.batch_size());
-        if page.total_size > most {
-            tracing::debug!(
+        if !fingerprint::worth_reading(page.total_size, count) {
+            tracing::info!(
                 resource = read.resource.id,
                 rows = page.total_size,
-                "too many rows changed at once to fingerprint; read whole next time"
+                "too many rows changed at once to fingerprint; read whole until a later change"
             );
             return Ok(None);
         }
-        let mut window = fingerprint::Window::new(fields, &newest);
+        let mut window = fingerprint::Window::new(fields, Some(newest));
         loop {
             for record in &page.records {
                 window.row(record);
             }
             match page.next_records_url.take() {
                 Some(next) => page = self.client.query_more(&next).await?,
-                None => break,
+                None => return Ok(Some(window)),
             }
         }
-        Ok(Some(window.finish()))
+    }
+
+    /// Whether `read`'s latest stamp is still `newest`: nothing was created or changed since
+    /// its fingerprint was taken.
+    async fn still_newest(&self, read: &Read, newest: Option<&str>) -> bool {
+        let query = self
+            .query_for(read, &["Id", fingerprint::STAMP])
+            .descending(fingerprint::STAMP)
+            .limit(1);
+        match self.client.query(&query).await {
+            Ok(page) => {
+                page.records
+                    .first()
+                    .and_then(|r| text(r, fingerprint::STAMP))
+                    .as_deref()
+                    == newest
+            }
+            Err(err) => {
+                tracing::warn!(resource = read.resource.id, error = %err, "could not check the latest stamp; reading whole");
+                false
+            }
+        }
     }
 
     /// The latest `SystemModstamp` of any user: the watermark of a read that starts now.
@@ -1101,8 +1156,9 @@ impl SalesforceReader {
     /// between into up to `ways` ranges of about equal size. The first page is kept for the
     /// first stream, so planning costs one call (the last ID) and nothing for a small resource.
     ///
-    /// A fingerprinted resource's fingerprint is taken first (one call); when it is `since`,
-    /// the last read's, the plan is one stream with nothing to read.
+    /// A fingerprinted resource's fingerprint is taken first; when it is `since`, the last
+    /// read's, and its latest stamp has not moved since, the plan is one stream with nothing to
+    /// read.
     async fn plan(
         &self,
         read: &Read,
@@ -1111,39 +1167,50 @@ impl SalesforceReader {
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
         let fields = self.fields_of(read).await?;
-        let mark = if read.reads_changes {
-            self.latest_user_stamp().await.map_err(connector_error)?
-        } else if read.fingerprinted {
-            match self.window_of(read, &fields).await {
+        let latest = match read.fingerprinted {
+            true => match self.latest_rows(read, &fields).await {
+                Ok(latest) => Some(latest),
+                // An object the org lacks: the stream's read says so.
                 Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
-                other => other.map_err(connector_error)?,
-            }
-        } else {
-            None
+                Err(err) => {
+                    tracing::warn!(resource = read.resource.id, error = %err, "could not fingerprint; reading whole");
+                    None
+                }
+            },
+            false => None,
+        };
+        let user_stamp = match read.reads_changes {
+            true => self.latest_user_stamp().await.map_err(connector_error)?,
+            false => None,
         };
         let first = match self.client.query(&self.query_for(read, &fields)).await {
-            // An object the org lacks: the stream's read says so.
             Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
             other => other.map_err(connector_error)?,
         };
-        let mark = match read.fingerprinted {
-            true => mark.map(|window| fingerprint::fingerprint(&window, first.total_size)),
-            false => mark,
+        let taken = match &latest {
+            Some(latest) => {
+                self.fingerprint_of(read, &fields, latest, first.total_size)
+                    .await
+            }
+            None => None,
         };
-        if read.fingerprinted && mark.is_some() && since.map(|s| &s.0) == mark.as_ref() {
-            tracing::debug!(
-                resource = read.resource.id,
-                records = first.total_size,
-                "unchanged since the last read"
-            );
-            let unchanged = CursorState {
-                mark,
-                total: Some(first.total_size),
-                unchanged: true,
-                ..CursorState::default()
-            };
-            return Ok(vec![Some(unchanged.encode())]);
+        if let (Some(taken), Some(since)) = (&taken, since) {
+            if taken.text == since.0 && self.still_newest(read, taken.newest.as_deref()).await {
+                tracing::debug!(
+                    resource = read.resource.id,
+                    records = first.total_size,
+                    "unchanged since the last read"
+                );
+                let unchanged = CursorState {
+                    mark: Some(taken.text.clone()),
+                    total: Some(first.total_size),
+                    unchanged: true,
+                    ..CursorState::default()
+                };
+                return Ok(vec![Some(unchanged.encode())]);
+            }
         }
+        let mark = user_stamp.or(taken.map(|taken| taken.text));
         let last = first.records.last().and_then(|r| text(r, "Id"));
         let left = first.total_size.saturating_sub(first.records.len() as u64);
         let per_stream = u64::from(self.client.batch_size()) * self.min_stream_pages;
