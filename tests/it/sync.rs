@@ -1213,7 +1213,7 @@ async fn records_read(
 }
 
 #[tokio::test]
-async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two_calls_and_finds_every_change_to_them(
+async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_three_calls_and_finds_every_change_to_them(
 ) {
     const ACCESS: [&str; 2] = ["object_permissions", "field_permissions"];
     let org = Org::start(21).await;
@@ -1235,7 +1235,7 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
             }
             let stored = snapshot(&store, &record).await;
 
-            // Unchanged: nothing read of them, in two calls each instead of every page.
+            // Unchanged: nothing read of them, in three calls each instead of every page.
             let unchanged = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
             assert_eq!(unchanged.status, RunStatus::Succeeded, "{:?}", unchanged.error);
             assert_eq!(unchanged.counts.changes(), 0);
