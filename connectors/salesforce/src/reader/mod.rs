@@ -754,18 +754,9 @@ impl SalesforceReader {
     /// Whether `read`'s latest stamp is still `newest`: nothing was created or changed since
     /// its fingerprint was taken.
     async fn still_newest(&self, read: &Read, newest: Option<&str>) -> bool {
-        let query = self
-            .query_for(read, &["Id", fingerprint::STAMP])
-            .descending(fingerprint::STAMP)
-            .limit(1);
-        match self.client.query(&query).await {
-            Ok(page) => {
-                page.records
-                    .first()
-                    .and_then(|r| text(r, fingerprint::STAMP))
-                    .as_deref()
-                    == newest
-            }
+        let stamps = self.query_for(read, &["Id", fingerprint::STAMP]);
+        match self.newest_stamp(stamps).await {
+            Ok(stamp) => stamp.as_deref() == newest,
             Err(err) => {
                 tracing::warn!(resource = read.resource.id, error = %err, "could not check the latest stamp; reading whole");
                 false
@@ -775,11 +766,18 @@ impl SalesforceReader {
 
     /// The latest `SystemModstamp` of any user: the watermark of a read that starts now.
     async fn latest_user_stamp(&self) -> Result<Option<String>, SalesforceError> {
-        let query = Query::select("User", &["SystemModstamp"])
-            .descending("SystemModstamp")
-            .limit(1);
+        self.newest_stamp(Query::select("User", &[fingerprint::STAMP]))
+            .await
+    }
+
+    /// The latest `SystemModstamp` of the records `query` selects (with that field).
+    async fn newest_stamp(&self, query: Query) -> Result<Option<String>, SalesforceError> {
+        let query = query.descending(fingerprint::STAMP).limit(1);
         let page = self.client.query(&query).await?;
-        Ok(page.records.first().and_then(|r| text(r, "SystemModstamp")))
+        Ok(page
+            .records
+            .first()
+            .and_then(|r| text(r, fingerprint::STAMP)))
     }
 
     async fn first_or_next(
