@@ -6,6 +6,7 @@
 //! Lock order, to keep PostgreSQL free of deadlocks: request rows first, then the live model,
 //! then the audit chain's head, in every transaction.
 
+use provost_connector::connector::ROWS_AS_READ;
 use provost_connector::times::Timestamp;
 use serde_json::Value;
 use sqlx::types::Json;
@@ -291,6 +292,16 @@ impl SqlStore {
         }
         // And the entitlements whose holders changed (a SCIM Group's members).
         if entity == super::sync::Entity::Grant {
+            // A fingerprint of the resource's rows as read no longer describes what the store
+            // holds: the next sync reads the resource whole.
+            sql(format!(
+                "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource = $2 \
+                     AND watermark LIKE '{ROWS_AS_READ}%'"
+            ))
+            .bind(org.0)
+            .bind(resource)
+            .execute(&mut *tx)
+            .await?;
             let mut held: Vec<&str> = [&before, &after]
                 .into_iter()
                 .flatten()

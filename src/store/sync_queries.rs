@@ -4,6 +4,7 @@
 //! Bulk writes bind many rows per statement; table names come from
 //! [`Entity::table`](super::sync::Entity), constants, never input.
 
+use provost_connector::connector::ROWS_AS_READ;
 use provost_connector::model::{Account, Entitlement, Grant, Permission};
 use provost_connector::times::Timestamp;
 use serde_json::Value;
@@ -744,14 +745,23 @@ impl super::sync::SyncStore for SqlStore {
         }
         // The watermarks are those the run's reads ended with; a read that skipped rows ends
         // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
-        // read. A resource left without one is read whole next time.
-        let ended = "CASE WHEN watermark = '' THEN since ELSE watermark END";
+        // read. A resource left without one is read whole next time. A watermark of the rows as
+        // read is not kept when provisioning wrote rows of the resource since the run started:
+        // the store then holds what it does not describe.
+        let read = "CASE WHEN watermark = '' THEN since ELSE watermark END";
+        let ended = format!(
+            "CASE WHEN {read} LIKE '{ROWS_AS_READ}%' AND EXISTS (SELECT 1 FROM changes \
+                 WHERE request_id IS NOT NULL AND org_id = $1 \
+                 AND changes.resource = sync_resources.resource AND observed_at >= $3) \
+                 THEN NULL ELSE {read} END"
+        );
         sql(format!(
             "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
                  (SELECT resource FROM sync_resources WHERE run_id = $2 AND {ended} IS NULL)"
         ))
         .bind(org)
         .bind(run.id.0)
+        .bind(run.started_at)
         .execute(&mut tx)
         .await?;
         sql(format!(
@@ -762,6 +772,7 @@ impl super::sync::SyncStore for SqlStore {
         ))
         .bind(org)
         .bind(run.id.0)
+        .bind(run.started_at)
         .execute(&mut tx)
         .await?;
         sql(

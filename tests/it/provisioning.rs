@@ -1563,3 +1563,170 @@ async fn a_time_bound_grant_is_refused_below_api_version_52() {
     let (status, answer) = fixture.ask(body).await;
     assert_eq!(status, 201, "{answer}");
 }
+
+#[tokio::test]
+async fn a_grant_provost_made_and_salesforce_removed_before_the_next_sync_is_found_removed() {
+    crate::helpers::on_each_backend(|store| async move {
+        // Assignments of this org take several pages: an incremental sync takes their
+        // fingerprint instead of reading them again when it has not changed.
+        let preset = Preset {
+            users: 100,
+            ..Preset::SMALL
+        };
+        let fixture =
+            Fixture::start_with(store, preset, |config| config.orgs[0].batch_size = 200).await;
+        let marks = |store: Arc<dyn Store>, org| async move {
+            let marks: BTreeMap<String, String> = store
+                .sync_watermarks(org)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect();
+            marks
+        };
+        let assignments = "permission_set_assignments";
+        let before = marks(fixture.store.clone(), fixture.org.id).await;
+        assert!(before[assignments].starts_with("rows:"), "{before:?}");
+
+        let pairs = fixture.grantable_pairs(1).await;
+        let shown = fixture
+            .carry_out(grant_body(&pairs[0].0, "permission_set", &pairs[0].1))
+            .await;
+        assert_eq!(shown["state"], "completed", "{shown}");
+        let assignment = shown["result"]["record_id"].as_str().unwrap().to_owned();
+        // The store now holds a row the fingerprint does not describe: it is dropped, and
+        // other resources' watermarks stay.
+        let after = marks(fixture.store.clone(), fixture.org.id).await;
+        assert!(!after.contains_key(assignments), "{after:?}");
+        assert_eq!(after["users"], before["users"]);
+
+        let account = fixture
+            .rows(&format!(
+                "SELECT AssigneeId FROM PermissionSetAssignment WHERE Id = '{assignment}'"
+            ))
+            .await[0]["AssigneeId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let held = || async {
+            fixture
+                .store
+                .grants_of_account(fixture.org.id, &account)
+                .await
+                .unwrap()
+                .iter()
+                .any(|g| g.id == assignment)
+        };
+        assert!(held().await);
+
+        // Removed in Salesforce before any sync saw it: the fingerprint would be the last
+        // sync's again, yet the next sync finds the grant gone.
+        let response = fixture
+            .raw
+            .delete(format!(
+                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
+                fixture.sf
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        crate::reports::resync(&fixture).await;
+        assert!(!held().await);
+        let again = marks(fixture.store.clone(), fixture.org.id).await;
+        assert!(again[assignments].starts_with("rows:"), "{again:?}");
+        fixture.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_grant_provost_makes_while_a_sync_runs_leaves_that_sync_no_fingerprint_of_its_resource() {
+    crate::helpers::on_each_backend(|store| async move {
+        let preset = Preset {
+            users: 100,
+            ..Preset::SMALL
+        };
+        let fixture =
+            Fixture::start_with(store, preset, |config| config.orgs[0].batch_size = 200).await;
+        let org_cfg = fixture.config.orgs[0].clone();
+        let reader = provost::org::sync::reader_for(&fixture.config, &org_cfg, &fixture.store)
+            .await
+            .unwrap();
+        let pairs = fixture.grantable_pairs(1).await;
+        let made = std::sync::Mutex::new(None::<String>);
+        // Granted once the sync has taken the assignments' fingerprint, before it commits.
+        let granting = crate::sync::Hooked {
+            inner: &reader,
+            planned: Box::new(|resource| {
+                let (fixture, made, pairs) = (&fixture, &made, &pairs);
+                let resource = resource.id;
+                Box::pin(async move {
+                    if resource != "permission_set_assignments" {
+                        return;
+                    }
+                    let shown = fixture
+                        .carry_out(grant_body(&pairs[0].0, "permission_set", &pairs[0].1))
+                        .await;
+                    assert_eq!(shown["state"], "completed", "{shown}");
+                    *made.lock().unwrap() =
+                        shown["result"]["record_id"].as_str().map(str::to_owned);
+                })
+            }),
+            after: Box::new(|_| {}),
+        };
+        let run = provost::sync::run(
+            &fixture.store,
+            &fixture.org,
+            &granting,
+            &request_for(&org_cfg, SyncMode::Incremental, "test"),
+            &LogObserver,
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.run.status.as_str(), "succeeded");
+        let marks: BTreeMap<String, String> = fixture
+            .store
+            .sync_watermarks(fixture.org.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert!(
+            !marks.contains_key("permission_set_assignments"),
+            "{marks:?}"
+        );
+        assert!(marks.contains_key("users"), "{marks:?}");
+
+        // Removed in Salesforce: the next sync reads the assignments whole and finds it gone.
+        let assignment = made.lock().unwrap().clone().unwrap();
+        let response = fixture
+            .raw
+            .delete(format!(
+                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
+                fixture.sf
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        crate::reports::resync(&fixture).await;
+        let grants = fixture
+            .store
+            .list_changes(
+                fixture.org.id,
+                &ChangeQuery {
+                    object_id: Some(assignment.clone()),
+                    limit: 10,
+                    ..ChangeQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        let ops: Vec<String> = grants.iter().map(|c| c.op.as_str().to_owned()).collect();
+        assert_eq!(ops.last().map(String::as_str), Some("removed"), "{ops:?}");
+        drop(granting);
+        fixture.stop().await;
+    })
+    .await;
+}

@@ -42,8 +42,16 @@ pub struct Cursor(pub String);
 
 /// How far a resource has been read, for reading only what changed next time. Opaque to the
 /// core (for Salesforce, a `SystemModstamp`); stored when a run completes the resource.
+///
+/// One that begins with [`ROWS_AS_READ`] says what the rows were when read (a fingerprint), not
+/// from when to read changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark(pub String);
+
+/// The beginning of a [`Watermark`] that says what a resource's rows were when read: Provost's
+/// own writes of such a resource's rows (provisioning) make it untrue of what the store holds,
+/// so the core drops it then, and keeps none from a run they overlapped.
+pub const ROWS_AS_READ: &str = "rows:";
 
 /// Which keys a page holds the complete rows of (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +93,8 @@ pub struct Page {
     /// read that nothing changed (a fingerprint). The core stores it when the resource is read
     /// to the end, and gives it back as the next incremental read's `since` (after a read that
     /// skipped rows, that read's own `since`); a resource whose pages carry none is read whole
-    /// next time. Never empty: the core takes an empty one as none.
+    /// next time. An empty one says this read's must not be kept (it saw rows newer than its
+    /// fingerprint): the core then keeps `since`, as after skipped rows.
     pub watermark: Option<Watermark>,
     /// Where the next page starts; `None` when the resource is read to the end.
     pub next: Option<Cursor>,

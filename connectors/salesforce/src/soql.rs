@@ -182,6 +182,15 @@ impl Query {
         }
     }
 
+    /// `SELECT COUNT()` of the records this query selects.
+    pub fn counting(mut self) -> Query {
+        self.fields = vec!["COUNT()"];
+        self.order_by_id = false;
+        self.descending_by = None;
+        self.limit = None;
+        self
+    }
+
     /// Adds a condition, ANDed with the others.
     pub fn filter(mut self, condition: Condition) -> Query {
         self.conditions.push(condition);
@@ -361,6 +370,12 @@ mod tests {
             query.to_soql(),
             "SELECT Id, AssigneeId, PermissionSet.Name FROM PermissionSetAssignment WHERE AssigneeId = '0055g0000000001AAA' \
              AND (PermissionSet.IsOwnedByProfile = false OR ExpirationDate != null) ORDER BY Id LIMIT 10"
+        );
+        // Counted: the same records, no order, no limit.
+        assert_eq!(
+            query.counting().to_soql(),
+            "SELECT COUNT() FROM PermissionSetAssignment WHERE AssigneeId = '0055g0000000001AAA' \
+             AND (PermissionSet.IsOwnedByProfile = false OR ExpirationDate != null)"
         );
     }
 

@@ -1,36 +1,48 @@
 //! Telling that a resource has not changed since the last read without reading it again.
 //!
-//! Object and field permissions have no `deleted` endpoint, so a read of changes cannot find
-//! what was removed, and an incremental sync read every row of them again: in a large org,
-//! hundreds of thousands of rows, half of its calls. Yet most days nobody touches them.
+//! Object and field permissions, permission set and license assignments and group members have
+//! no `deleted` endpoint, so a read of changes cannot find what was removed, and an incremental
+//! sync read every row of them again: in a large org, over a million rows, nearly all of its
+//! calls. Yet most days few of them change.
 //!
-//! A read takes the resource's fingerprint before it reads the rows: the latest
-//! `SystemModstamp`, a digest of every row stamped in the [`WINDOW`] before it, and (from the
-//! first page's `totalSize`) how many rows there are. The next incremental sync takes the
-//! fingerprint again and reads the rows again only when it differs:
+//! A read takes the resource's fingerprint before it reads the rows: how many rows there are
+//! (`SELECT COUNT()`), then the latest `SystemModstamp` and a digest of every row stamped in the
+//! [`WINDOW`] before it, and a digest of what the rows mean besides their values (the query
+//! that reads them, and of assignments the sets each group grants). The next incremental sync
+//! takes the fingerprint again and reads the rows again only when it differs:
 //! - a row created or changed gets a `SystemModstamp` later than the latest one read, or, in a
 //!   transaction that committed late, one within the window, whose digest then differs;
 //! - a row changed twice within the same stamp changes the window's digest (it covers the
 //!   rows' values, not only their stamps);
 //! - a row removed lowers the count, unless a row was created too, which moves the stamp.
 //!
-//! Taking it costs two calls: the [`WINDOW_ROWS`] latest rows, and the read's first page. When
-//! they all fall within the window (a set deployed with its field permissions writes hundreds of
-//! rows at once), the window is read by itself, if it holds at most a quarter of the rows;
-//! otherwise the resource has no fingerprint until a later change moves the latest stamp.
-//! Before a resource is taken as unchanged, one more call checks that its latest stamp has not
-//! moved while the fingerprint was taken (a row created between the window and the count would
-//! hide a row removed).
+//! The count is taken before the latest rows: a row removed between the two is missed this
+//! time, but the next count is lower than the one stored; a row created between them moves the
+//! stamp. Whatever changes while the rows are read makes the next fingerprint differ too.
+//!
+//! Taking it costs two calls. When the [`WINDOW_ROWS`] latest rows all fall within the window (a
+//! set deployed with its field permissions writes hundreds of rows at once), the window is read
+//! by itself, if it holds at most a quarter of the rows; otherwise the resource has no
+//! fingerprint until a later change moves the latest stamp.
+//!
+//! ## Resources held by users
+//! Which assignments and memberships a sync keeps depends on their holders: when the options
+//! leave out inactive or portal users, a user deactivated takes theirs out of the read, one
+//! activated brings theirs in, and no row of the resource changes. So the fingerprint of such a
+//! resource is of every user's rows, and it names the latest stamp of any user, taken first.
+//! When the rows are unchanged, the sync reads only the rows of the users changed since that
+//! stamp (less the overlap of a read of changes): those it keeps, and the keys of those it
+//! leaves out, which go. A user who entered or left the filters was changed, so is among them.
 //!
 //! What it assumes is what a read of changes assumes: no transaction commits a row with a stamp
-//! older than the window. A resource read whole ends with the fingerprint taken before it, so
-//! whatever changes during the read makes the next one differ. The fingerprint names the
-//! connector's version, so a release that maps these rows differently reads them again.
+//! older than the window. The fingerprint names the connector's version, so a release that maps
+//! these rows differently reads them again.
 
 use chrono::TimeDelta;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use provost_connector::connector::ROWS_AS_READ;
 use provost_connector::times::{parse_datetime, Timestamp};
 
 /// How far before the latest stamp the digest reaches (as far as a read of changes looks
@@ -45,7 +57,13 @@ pub(super) const STAMP: &str = "SystemModstamp";
 
 /// A fingerprint's format and the connector's version: a fingerprint taken by another never
 /// matches. Raise the number when the fingerprint or the mapping of these rows changes.
-const VERSION: &str = concat!("fp1-", env!("CARGO_PKG_VERSION"));
+const VERSION: &str = concat!("fp2-", env!("CARGO_PKG_VERSION"));
+
+/// Where a fingerprint of a resource held by users names the users' latest stamp.
+const USERS: &str = "|users>";
+
+/// The users' latest stamp of an org without users.
+pub(super) const NO_STAMP: &str = "none";
 
 /// What the latest rows tell of the window.
 pub(super) enum Latest {
@@ -134,21 +152,52 @@ impl Window {
         }
     }
 
-    /// The fingerprint of a resource of `count` rows with this window.
-    pub(super) fn fingerprint(self, count: u64) -> Fingerprint {
-        let digest: String = self.hash.finalize()[..16]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+    /// The fingerprint of a resource of `count` rows with this window, whose rows mean what
+    /// `context` says (each part digested), taken when `users` was the latest stamp of any user
+    /// (of a resource held by users that the options filter).
+    pub(super) fn fingerprint(
+        self,
+        count: u64,
+        context: &[String],
+        users: Option<String>,
+    ) -> Fingerprint {
+        let mut meaning = Sha256::new();
+        for part in context {
+            meaning.update(part.as_bytes());
+            meaning.update([0]);
+        }
+        let mut text = format!(
+            "{ROWS_AS_READ}{VERSION}|{}|{}|{}|{count}|{}",
+            self.newest.as_deref().unwrap_or(NO_STAMP),
+            self.rows,
+            hex(self.hash.finalize().as_slice()),
+            hex(meaning.finalize().as_slice()),
+        );
+        if let Some(users) = users {
+            text.push_str(USERS);
+            text.push_str(&users);
+        }
         Fingerprint {
-            text: format!(
-                "{VERSION}|{}|{}|{digest}|{count}",
-                self.newest.as_deref().unwrap_or("none"),
-                self.rows
-            ),
+            text,
+            count,
             newest: self.newest,
         }
     }
+}
+
+/// A fingerprint's text without its users' stamp, and that stamp.
+fn split_users(text: &str) -> (&str, Option<&str>) {
+    match text.split_once(USERS) {
+        Some((rows, users)) => (rows, Some(users)),
+        None => (text, None),
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// A resource's fingerprint as taken.
@@ -156,8 +205,39 @@ impl Window {
 pub(super) struct Fingerprint {
     /// What is stored as the resource's watermark.
     pub text: String,
-    /// The latest stamp it was taken at, to check that it has not moved since.
+    /// The rows counted.
+    pub count: u64,
+    /// The latest stamp, as Salesforce wrote it; `None` for a resource without rows.
     pub newest: Option<String>,
+}
+
+/// What a fingerprint says of the resource since the last read's.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Since<'a> {
+    /// Read it whole.
+    Changed,
+    /// Nothing to read.
+    Unchanged,
+    /// Its rows are unchanged; its holders are to be read again from the users changed
+    /// since `users` (the users' latest stamp when the last read's fingerprint was taken).
+    UnchangedRows { users: &'a str },
+}
+
+impl Fingerprint {
+    /// What this fingerprint says given `since`, the last read's.
+    pub(super) fn against<'a>(&self, since: &'a str) -> Since<'a> {
+        let (rows, users) = split_users(&self.text);
+        let (rows_then, users_then) = split_users(since);
+        match (rows == rows_then, users, users_then) {
+            (false, _, _) => Since::Changed,
+            (true, None, _) => Since::Unchanged,
+            (true, Some(_), Some(users)) if parse_datetime(users).is_some() => {
+                Since::UnchangedRows { users }
+            }
+            // Taken in an org without users (or not a stamp): read whole.
+            (true, Some(_), _) => Since::Changed,
+        }
+    }
 }
 
 fn stamp(record: &Value) -> Option<String> {
@@ -181,7 +261,7 @@ mod tests {
 
     fn taken(latest: Latest, count: u64) -> String {
         match latest {
-            Latest::Window(window) => window.fingerprint(count).text,
+            Latest::Window(window) => window.fingerprint(count, &[], None).text,
             _ => panic!("a window"),
         }
     }
@@ -196,12 +276,12 @@ mod tests {
         ];
         let one = taken(window(&latest, true, &FIELDS), 4);
         let prefix = concat!(
-            "fp1-",
+            "rows:fp2-",
             env!("CARGO_PKG_VERSION"),
             "|2026-03-01T10:00:00.000+0000|3|"
         );
         assert!(one.starts_with(prefix), "{one}");
-        assert!(one.ends_with("|4"), "{one}");
+        assert!(one.contains("|4|"), "{one}");
         // Equal stamps come in either order.
         let swapped = [
             latest[1].clone(),
@@ -226,9 +306,51 @@ mod tests {
         for record in [&latest[2], &latest[1], &latest[0]] {
             fed.row(record);
         }
-        let fed = fed.fingerprint(4);
+        let fed = fed.fingerprint(4, &[], None);
         assert_eq!(fed.text, one);
-        assert_eq!(fed.newest.as_deref(), Some("2026-03-01T10:00:00.000+0000"));
+        assert_eq!(fed.count, 4);
+    }
+
+    #[test]
+    fn the_rows_meaning_is_part_of_it_and_the_users_stamp_tells_whose_rows_to_read_again() {
+        let latest = [row("01k1", "2026-03-01T10:00:00.000+0000", true)];
+        let take = |context: &[String], users: Option<&str>| match window(&latest, true, &FIELDS) {
+            Latest::Window(window) => window.fingerprint(1, context, users.map(str::to_owned)),
+            _ => panic!("a window"),
+        };
+        let query = ["SELECT Id FROM PermissionSetAssignment".to_owned()];
+        let plain = take(&query, None);
+        assert_eq!(plain.against(&plain.text), Since::Unchanged);
+        // Another query (the options changed) or other group components: another fingerprint.
+        let other = ["SELECT Id FROM PermissionSetAssignment WHERE x".to_owned()];
+        assert_eq!(take(&other, None).against(&plain.text), Since::Changed);
+        let grouped = [query[0].clone(), "0PG1:0PS1,0PS2".to_owned()];
+        assert_eq!(take(&grouped, None).against(&plain.text), Since::Changed);
+
+        // Of a resource held by users: unchanged rows, whichever users' stamp each was taken
+        // at; the holders are read again from the last read's.
+        let then = take(&query, Some("2026-03-02T08:00:00.000+0000"));
+        let now = take(&query, Some("2026-03-04T08:00:00.000+0000"));
+        assert!(then.text.ends_with("|users>2026-03-02T08:00:00.000+0000"));
+        assert_eq!(
+            now.against(&then.text),
+            Since::UnchangedRows {
+                users: "2026-03-02T08:00:00.000+0000"
+            }
+        );
+        // Taken without users before, with them now (the options changed), or in an org
+        // without users: read whole.
+        assert_eq!(now.against(&plain.text), Since::Changed);
+        let empty = take(&query, Some(NO_STAMP));
+        assert_eq!(now.against(&empty.text), Since::Changed);
+        // A row changed: read whole.
+        let mut edited = latest.clone();
+        edited[0] = row("01k1", "2026-03-01T10:00:00.000+0000", false);
+        let changed = match window(&edited, true, &FIELDS) {
+            Latest::Window(window) => window.fingerprint(1, &query, Some("x".to_owned())),
+            _ => panic!("a window"),
+        };
+        assert_eq!(changed.against(&then.text), Since::Changed);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::soql::{Condition, Literal, Query};
 
 mod fingerprint;
 mod mapping;
-use fingerprint::{Fingerprint, Latest};
+use fingerprint::{Fingerprint, Latest, Since};
 use mapping::{
     access_permission, assignment, entitlement, grant, permission_set, permission_set_group, text,
     user, MutingSet,
@@ -134,8 +134,37 @@ struct Read {
     /// Large enough to be read as several ranges side by side (see [`Connector::streams`]).
     splits: bool,
     /// Has no `deleted` endpoint but is seldom changed: an incremental sync reads it again
-    /// only when its fingerprint differs from the last read's (see [`fingerprint`]).
+    /// only when its fingerprint differs from the last read's (see [`fingerprint`]); of a
+    /// resource held by users, it then reads only the records of users changed since.
     fingerprinted: bool,
+}
+
+impl Read {
+    /// The field naming the user who holds a record, for resources kept or left out by their
+    /// holder (the options' user filters).
+    fn holder_field(&self) -> Option<&'static str> {
+        match self.scope {
+            Scope::OfKeptAssignees => Some("AssigneeId"),
+            Scope::MembersOfRegularGroups => Some("UserOrGroupId"),
+            Scope::All | Scope::RegularGroups | Scope::Users => None,
+        }
+    }
+}
+
+/// Which holders' records a query of a resource held by users selects (see
+/// [`Read::holder_field`]); other resources ignore it.
+#[derive(Debug, Clone, Copy)]
+enum Holders {
+    /// Those of the users the options keep: what a read stores.
+    Kept,
+    /// Any user's: what users' changes cannot change, fingerprinted.
+    Any,
+    /// Those of users changed after `since` whom the options keep (`kept`), or leave out, or
+    /// either (`None`).
+    Changed {
+        since: Timestamp,
+        kept: Option<bool>,
+    },
 }
 
 /// The resources, in the order a sync reads them: entitlements before the grants of them.
@@ -323,7 +352,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::Assignments,
         reads_changes: false,
         splits: true,
-        fingerprinted: false,
+        fingerprinted: true,
     },
     Read {
         resource: PERMISSION_SET_LICENSE_ASSIGNMENTS,
@@ -338,7 +367,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::LicenseAssignments,
         reads_changes: false,
         splits: true,
-        fingerprinted: false,
+        fingerprinted: true,
     },
     Read {
         resource: GROUP_MEMBERS,
@@ -348,7 +377,7 @@ static READS: [Read; 14] = [
         mapping: Mapping::GroupMembers,
         reads_changes: false,
         splits: true,
-        fingerprinted: false,
+        fingerprinted: true,
     },
     // What permission sets open, after the sets themselves. Rows of other parents
     // (muting sets, licenses) are left out in the mapping: ParentId is polymorphic.
@@ -461,6 +490,9 @@ pub struct SalesforceReader {
     probes: Mutex<HashMap<&'static str, QueryPage>>,
     /// Pages a range read side by side holds at least (see [`MIN_PAGES_PER_STREAM`]).
     min_stream_pages: u64,
+    /// A resource of at most this many rows is read whole, not fingerprinted: one page costs
+    /// what its fingerprint would.
+    max_unfingerprinted_rows: u64,
 }
 
 /// What a cursor holds: Salesforce's next-page locator, and the last ID read, to restart
@@ -487,6 +519,15 @@ struct CursorState {
     /// The resource's fingerprint (in `mark`) is the last read's: nothing to read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     unchanged: bool,
+    /// The resource's fingerprint (in `mark`) is the last read's, which was taken when this
+    /// was the latest stamp of any user: read the records of users changed since (a read of
+    /// changes, in phases like the users').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holders_since: Option<String>,
+    /// The latest stamp of the resource's fingerprint (in `mark`): a page with a row stamped
+    /// later read what the fingerprint does not describe, so the read must not keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newest: Option<String>,
 }
 
 impl CursorState {
@@ -508,6 +549,20 @@ impl CursorState {
         }
     }
 
+    /// The watermark a page of `records` carries: `watermark`, or an empty one when a record is
+    /// stamped later than the fingerprint (the core then keeps the read's `since`).
+    fn keep(&self, watermark: Option<Watermark>, records: &[Value]) -> Option<Watermark> {
+        let newest = self.newest.as_deref().and_then(parse_datetime);
+        let newer = |record: &Value| {
+            let stamp = text(record, fingerprint::STAMP);
+            stamp.as_deref().and_then(parse_datetime) > newest
+        };
+        match newest.is_some() && records.iter().any(newer) {
+            true => Some(Watermark(String::new())),
+            false => watermark,
+        }
+    }
+
     /// A stream of the same read over the IDs after `after` through `upto`.
     fn range(&self, after: Option<String>, upto: Option<String>) -> CursorState {
         CursorState {
@@ -515,6 +570,7 @@ impl CursorState {
             upto,
             mark: self.mark.clone(),
             total: self.total,
+            newest: self.newest.clone(),
             ..CursorState::default()
         }
     }
@@ -542,10 +598,15 @@ const MIN_PAGES_PER_STREAM: u64 = 10;
 /// twice cost nothing (the core compares them); a record missed would be wrong.
 const WATERMARK_OVERLAP: TimeDelta = TimeDelta::minutes(5);
 
+/// Where a users' watermark names the filters of the read that took it.
+const FILTERS: &str = "|filters>";
+
+/// The last phase of a read of changes (see [`SalesforceReader::change_query`]).
+const LAST_PHASE: u8 = 2;
+
 impl SalesforceReader {
     pub fn new(client: SalesforceClient, options: ReadOptions) -> SalesforceReader {
         SalesforceReader {
-            client,
             options,
             frozen: Mutex::new(None),
             components: Mutex::new(None),
@@ -554,12 +615,20 @@ impl SalesforceReader {
             selected: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
             min_stream_pages: MIN_PAGES_PER_STREAM,
+            max_unfingerprinted_rows: u64::from(client.batch_size()),
+            client,
         }
     }
 
     /// Splits reads into ranges of at least `pages` pages (tests split small orgs with 1).
     pub fn with_min_stream_pages(mut self, pages: u64) -> SalesforceReader {
         self.min_stream_pages = pages.max(1);
+        self
+    }
+
+    /// Fingerprints resources of more than `rows` rows (tests fingerprint small orgs with 0).
+    pub fn with_max_unfingerprinted_rows(mut self, rows: u64) -> SalesforceReader {
+        self.max_unfingerprinted_rows = rows;
         self
     }
 
@@ -594,6 +663,10 @@ impl SalesforceReader {
         if matches!(read.mapping, Mapping::PermissionSets) {
             wanted.extend(SYSTEM_PERMISSIONS);
         }
+        if read.fingerprinted {
+            // To tell rows newer than the fingerprint (see [`CursorState::newest`]).
+            wanted = with_stamp(&wanted);
+        }
         let fields = if schema::ADAPTED_OBJECTS.contains(&read.object) {
             let shown = schema::visible_fields(&self.client, read.object)
                 .await
@@ -622,100 +695,161 @@ impl SalesforceReader {
 
     /// The full query of `read`: `fields`, in the scope the options give.
     fn query_for(&self, read: &Read, fields: &[&'static str]) -> Query {
+        self.scoped(read, fields, Holders::Kept)
+    }
+
+    /// The query of `read`'s records held by `holders`: `fields`, in the scope the options give.
+    fn scoped(&self, read: &Read, fields: &[&'static str], holders: Holders) -> Query {
         let with = |query: Query, conditions: Vec<Condition>| {
             conditions.into_iter().fold(query, Query::filter)
         };
         let query = Query::select(read.object, fields);
-        match read.scope {
-            Scope::All => query,
-            Scope::RegularGroups => query.filter(Condition::eq("Type", "Regular")),
-            Scope::Users => with(query, self.user_filters("UserType", "IsActive")),
-            Scope::OfKeptAssignees => with(
-                query,
-                self.user_filters("Assignee.UserType", "Assignee.IsActive"),
-            ),
-            Scope::MembersOfRegularGroups => {
-                let users = with(
-                    Query::select("User", &["Id"]),
-                    self.user_filters("UserType", "IsActive"),
-                );
-                query
-                    .filter(Condition::eq("Group.Type", "Regular"))
-                    .filter(Condition::in_query("UserOrGroupId", users))
+        let query = match read.scope {
+            Scope::All => return query,
+            Scope::RegularGroups => return query.filter(Condition::eq("Type", "Regular")),
+            Scope::Users => return with(query, self.user_filters("UserType", "IsActive")),
+            Scope::OfKeptAssignees => query,
+            Scope::MembersOfRegularGroups => query.filter(Condition::eq("Group.Type", "Regular")),
+        };
+        let holder = read.holder_field().expect("a resource held by users");
+        let users = Query::select("User", &["Id"]);
+        let filters = self.user_filters("UserType", "IsActive");
+        match holders {
+            Holders::Any => query,
+            Holders::Kept => match read.scope {
+                Scope::OfKeptAssignees => with(
+                    query,
+                    self.user_filters("Assignee.UserType", "Assignee.IsActive"),
+                ),
+                _ => query.filter(Condition::in_query(holder, with(users, filters))),
+            },
+            Holders::Changed { since, kept } => {
+                let changed =
+                    users.filter(Condition::gt("SystemModstamp", Literal::DateTime(since)));
+                let changed = match kept {
+                    Some(true) => with(changed, filters),
+                    Some(false) => {
+                        changed.filter(Condition::Not(Box::new(Condition::And(filters))))
+                    }
+                    None => changed,
+                };
+                query.filter(Condition::in_query(holder, changed))
             }
         }
     }
 
-    /// The queries of a read of users' changes since `since`, by phase: users changed
-    /// themselves; users whose login (freeze) changed; users changed so that they no longer
-    /// match the filters (read as keys only: they are to be removed). The phases are disjoint.
-    fn change_query(&self, phase: u8, since: Timestamp, fields: &[&'static str]) -> Option<Query> {
+    /// The queries of a read of changes since `since`, by phase, and whether the phase reads
+    /// records (or only keys: what it names is to be removed). The phases are disjoint.
+    ///
+    /// Of users: users changed themselves; users whose login (freeze) changed; users changed so
+    /// that they no longer match the filters. Of a resource held by users: the records of users
+    /// changed since whom the filters keep; those of users changed since whom they leave out.
+    fn change_query(
+        &self,
+        read: &Read,
+        phase: u8,
+        since: Timestamp,
+        fields: &[&'static str],
+    ) -> Option<(Query, bool)> {
+        let filters = self.user_filters("UserType", "IsActive");
+        if read.holder_field().is_some() {
+            let holders = |kept| Holders::Changed {
+                since,
+                kept: Some(kept),
+            };
+            return match phase {
+                0 => Some((self.scoped(read, fields, holders(true)), true)),
+                1 if !filters.is_empty() => {
+                    Some((self.scoped(read, &["Id"], holders(false)), false))
+                }
+                _ => None,
+            };
+        }
         let changed = || Condition::gt("SystemModstamp", Literal::DateTime(since));
-        let users = self.query_for(read_of(USERS.id).expect("users are read"), fields);
+        let users = self.query_for(read, fields);
         match phase {
-            0 => Some(users.filter(changed())),
-            1 => Some(
+            0 => Some((users.filter(changed()), true)),
+            1 => Some((
                 users
                     .filter(Condition::in_query(
                         "Id",
                         Query::select("UserLogin", &["UserId"]).filter(changed()),
                     ))
                     .filter(Condition::Not(Box::new(changed()))),
-            ),
-            2 => {
-                let filters = self.user_filters("UserType", "IsActive");
-                if filters.is_empty() {
-                    return None;
-                }
-                Some(
-                    Query::select("User", &["Id"])
-                        .filter(changed())
-                        .filter(Condition::Not(Box::new(Condition::And(filters)))),
-                )
-            }
+                true,
+            )),
+            2 if !filters.is_empty() => Some((
+                Query::select("User", &["Id"])
+                    .filter(changed())
+                    .filter(Condition::Not(Box::new(Condition::And(filters)))),
+                false,
+            )),
             _ => None,
         }
     }
 
-    /// `read`'s latest rows, the first part of its fingerprint (see [`fingerprint`]).
-    async fn latest_rows(
+    /// `read`'s fingerprint; `None` when it has none this time (a resource of one page, or a
+    /// window too large to read by itself). Its parts are taken in this order, so that whatever
+    /// changes meanwhile shows in the next one (see [`fingerprint`]): the count of rows, the
+    /// latest stamp of any user (of a resource held by users, when the options filter users:
+    /// the rows are read after it), the latest rows.
+    async fn fingerprint(
         &self,
         read: &Read,
         fields: &[&'static str],
-    ) -> Result<QueryPage, SalesforceError> {
-        let latest = self
-            .query_for(read, &with_stamp(fields))
+    ) -> Result<Option<Fingerprint>, SalesforceError> {
+        let rows = self.scoped(read, &with_stamp(fields), Holders::Any);
+        let count = self
+            .client
+            .query(&rows.clone().counting())
+            .await?
+            .total_size;
+        if count <= self.max_unfingerprinted_rows {
+            return Ok(None);
+        }
+        let filtered = !self.user_filters("UserType", "IsActive").is_empty();
+        let users = match read.holder_field().is_some() && filtered {
+            true => Some(
+                self.latest_user_stamp()
+                    .await?
+                    .unwrap_or_else(|| fingerprint::NO_STAMP.to_owned()),
+            ),
+            false => None,
+        };
+        // What the rows mean besides their values: the query that reads them (the options,
+        // the fields), and of assignments, the sets each group's assignment grants.
+        let mut context = vec![self.query_for(read, fields).to_soql()];
+        if matches!(read.mapping, Mapping::Assignments) {
+            let mut groups: Vec<String> = self
+                .group_components()
+                .await?
+                .into_iter()
+                .map(|(group, mut sets)| {
+                    sets.sort();
+                    format!("{group}:{}", sets.join(","))
+                })
+                .collect();
+            groups.sort();
+            context.extend(groups);
+        }
+        let latest = rows
             .descending(fingerprint::STAMP)
             .limit(fingerprint::WINDOW_ROWS);
-        self.client.query(&latest).await
-    }
-
-    /// `read`'s fingerprint from its latest rows and its count of rows; `None` when it has
-    /// none this time (a window too large to read, or a failed query: it is read whole).
-    async fn fingerprint_of(
-        &self,
-        read: &Read,
-        fields: &[&'static str],
-        latest: &QueryPage,
-        count: u64,
-    ) -> Option<Fingerprint> {
+        let latest = self.client.query(&latest).await?;
         let window = match fingerprint::window(&latest.records, latest.done, fields) {
             Latest::Window(window) => window,
-            Latest::Unreadable => return None,
+            Latest::Unreadable => return Ok(None),
             Latest::Fuller { newest, start } => {
                 match self
                     .window_by_itself(read, fields, newest, start, count)
-                    .await
+                    .await?
                 {
-                    Ok(window) => window?,
-                    Err(err) => {
-                        tracing::warn!(resource = read.resource.id, error = %err, "could not fingerprint; read whole next time");
-                        return None;
-                    }
+                    Some(window) => window,
+                    None => return Ok(None),
                 }
             }
         };
-        Some(window.fingerprint(count))
+        Ok(Some(window.fingerprint(count, &context, users)))
     }
 
     /// The rows of `read` stamped from `start` on, when they are worth reading by themselves.
@@ -728,7 +862,7 @@ impl SalesforceReader {
         count: u64,
     ) -> Result<Option<fingerprint::Window>, SalesforceError> {
         let within = self
-            .query_for(read, &with_stamp(fields))
+            .scoped(read, &with_stamp(fields), Holders::Any)
             .filter(Condition::ge(fingerprint::STAMP, Literal::DateTime(start)));
         let mut page = self.client.query(&within).await?;
         if !fingerprint::worth_reading(page.total_size, count) {
@@ -751,20 +885,63 @@ impl SalesforceReader {
         }
     }
 
-    /// Whether `read`'s latest stamp is still `newest`: nothing was created or changed since
-    /// its fingerprint was taken.
-    async fn still_newest(&self, read: &Read, newest: Option<&str>) -> bool {
-        let stamps = self.query_for(read, &["Id", fingerprint::STAMP]);
-        match self.newest_stamp(stamps).await {
-            Ok(stamp) => stamp.as_deref() == newest,
+    /// Whether the rows of users changed since `users` (a users' stamp, less the overlap) are
+    /// few enough to read by themselves, of a resource of `count` rows: a quarter of them at most,
+    /// as for a fingerprint's window. More (where logins move users' stamps, say) are read
+    /// whole, side by side. A count that fails says no.
+    async fn few_changed_holders(&self, read: &Read, users: &str, count: u64) -> bool {
+        let Some(since) = parse_datetime(users) else {
+            return false;
+        };
+        let changed = Holders::Changed {
+            since: since - WATERMARK_OVERLAP,
+            kept: None,
+        };
+        let query = self.scoped(read, &["Id"], changed).counting();
+        match self.client.query(&query).await {
+            Ok(page) => {
+                let few = fingerprint::worth_reading(page.total_size, count);
+                if !few {
+                    tracing::info!(
+                        resource = read.resource.id,
+                        rows = page.total_size,
+                        "many rows of users changed since the last read; reading whole"
+                    );
+                }
+                few
+            }
             Err(err) => {
-                tracing::warn!(resource = read.resource.id, error = %err, "could not check the latest stamp; reading whole");
+                tracing::warn!(resource = read.resource.id, error = %err, "could not count the rows of changed users; reading whole");
                 false
             }
         }
     }
 
-    /// The latest `SystemModstamp` of any user: the watermark of a read that starts now.
+    /// The users' watermark of a read that starts when `stamp` is the latest of any user: that
+    /// stamp, and the filters the read applies.
+    fn users_mark(&self, stamp: String) -> String {
+        format!("{stamp}{FILTERS}{}", self.filters())
+    }
+
+    /// The stamp to read users' changes after, from the last read's watermark; `None` when that
+    /// read applied other filters (or named none): users the filters now keep may not have
+    /// changed since, so they are all read.
+    fn users_since<'a>(&self, mark: &'a str) -> Option<&'a str> {
+        let (stamp, filters) = mark.split_once(FILTERS)?;
+        (filters == self.filters()).then_some(stamp)
+    }
+
+    /// The users' filters, as a watermark names them.
+    fn filters(&self) -> String {
+        let kept = |yes: bool| if yes { "in" } else { "out" };
+        format!(
+            "portal:{},inactive:{}",
+            kept(!self.options.exclude_portal_users),
+            kept(self.options.include_inactive_users)
+        )
+    }
+
+    /// The latest `SystemModstamp` of any user.
     async fn latest_user_stamp(&self) -> Result<Option<String>, SalesforceError> {
         self.newest_stamp(Query::select("User", &[fingerprint::STAMP]))
             .await
@@ -1050,17 +1227,24 @@ impl Connector for SalesforceReader {
             Some(cursor) => CursorState::decode(cursor, resource.id)?,
             None => CursorState::default(),
         };
-        let changes_since = match since {
-            Some(mark) if read.reads_changes => {
-                let at = parse_datetime(&mark.0).ok_or_else(|| ConnectorError::InvalidCursor {
+        // Users are read by changes since their watermark; a resource held by users whose
+        // fingerprint is unchanged, by its holders' changes since the fingerprint's users' stamp.
+        let changes_since = match (&state.holders_since, since) {
+            (Some(stamp), _) => Some(stamp.as_str()),
+            (None, Some(mark)) if read.reads_changes => self.users_since(&mark.0),
+            _ => None,
+        };
+        let changes_since = match changes_since {
+            Some(stamp) => {
+                let at = parse_datetime(stamp).ok_or_else(|| ConnectorError::InvalidCursor {
                     message: format!(
-                        "the watermark `{}` of `{}` is not a Salesforce date-time; run a full sync",
-                        mark.0, resource.id
+                        "the watermark `{stamp}` of `{}` is not a Salesforce date-time; run a full sync",
+                        resource.id
                     ),
                 })?;
                 Some(at - WATERMARK_OVERLAP)
             }
-            _ => None,
+            None => None,
         };
         if cursor.is_none() {
             self.forget(read).await;
@@ -1088,6 +1272,7 @@ impl Connector for SalesforceReader {
                 .latest_user_stamp()
                 .await
                 .map_err(connector_error)?
+                .map(|stamp| self.users_mark(stamp))
                 .or_else(|| since.map(|mark| mark.0.clone()));
         }
         match changes_since {
@@ -1105,7 +1290,8 @@ impl Connector for SalesforceReader {
         let Some(read) = read_of(resource.id) else {
             return Ok(vec![None]);
         };
-        let of_changes = since.is_some() && read.reads_changes;
+        let of_changes =
+            read.reads_changes && since.is_some_and(|mark| self.users_since(&mark.0).is_some());
         if of_changes || self.skipped(read) {
             return Ok(vec![None]);
         }
@@ -1155,8 +1341,8 @@ impl SalesforceReader {
     /// first stream, so planning costs one call (the last ID) and nothing for a small resource.
     ///
     /// A fingerprinted resource's fingerprint is taken first; when it is `since`, the last
-    /// read's, and its latest stamp has not moved since, the plan is one stream with nothing to
-    /// read.
+    /// read's, the plan is one stream with nothing to read, or, of a resource held by users
+    /// that the options filter, one read of the records of users changed since that read.
     async fn plan(
         &self,
         read: &Read,
@@ -1165,9 +1351,9 @@ impl SalesforceReader {
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
         let fields = self.fields_of(read).await?;
-        let latest = match read.fingerprinted {
-            true => match self.latest_rows(read, &fields).await {
-                Ok(latest) => Some(latest),
+        let taken = match read.fingerprinted {
+            true => match self.fingerprint(read, &fields).await {
+                Ok(taken) => taken,
                 // An object the org lacks: the stream's read says so.
                 Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
                 Err(err) => {
@@ -1177,37 +1363,50 @@ impl SalesforceReader {
             },
             false => None,
         };
+        if let (Some(taken), Some(since)) = (&taken, since) {
+            let unchanged = CursorState {
+                mark: Some(taken.text.clone()),
+                newest: taken.newest.clone(),
+                ..CursorState::default()
+            };
+            let unchanged = match taken.against(&since.0) {
+                Since::Changed => None,
+                Since::Unchanged => Some(CursorState {
+                    total: Some(taken.count),
+                    unchanged: true,
+                    ..unchanged
+                }),
+                Since::UnchangedRows { users } => self
+                    .few_changed_holders(read, users, taken.count)
+                    .await
+                    .then(|| CursorState {
+                        holders_since: Some(users.to_owned()),
+                        ..unchanged
+                    }),
+            };
+            if let Some(unchanged) = unchanged {
+                tracing::debug!(
+                    resource = read.resource.id,
+                    records = taken.count,
+                    holders_since = unchanged.holders_since,
+                    "unchanged since the last read"
+                );
+                return Ok(vec![Some(unchanged.encode())]);
+            }
+        }
         let user_stamp = match read.reads_changes {
-            true => self.latest_user_stamp().await.map_err(connector_error)?,
+            true => self
+                .latest_user_stamp()
+                .await
+                .map_err(connector_error)?
+                .map(|stamp| self.users_mark(stamp)),
             false => None,
         };
         let first = match self.client.query(&self.query_for(read, &fields)).await {
             Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
             other => other.map_err(connector_error)?,
         };
-        let taken = match &latest {
-            Some(latest) => {
-                self.fingerprint_of(read, &fields, latest, first.total_size)
-                    .await
-            }
-            None => None,
-        };
-        if let (Some(taken), Some(since)) = (&taken, since) {
-            if taken.text == since.0 && self.still_newest(read, taken.newest.as_deref()).await {
-                tracing::debug!(
-                    resource = read.resource.id,
-                    records = first.total_size,
-                    "unchanged since the last read"
-                );
-                let unchanged = CursorState {
-                    mark: Some(taken.text.clone()),
-                    total: Some(first.total_size),
-                    unchanged: true,
-                    ..CursorState::default()
-                };
-                return Ok(vec![Some(unchanged.encode())]);
-            }
-        }
+        let newest = taken.as_ref().and_then(|taken| taken.newest.clone());
         let mark = user_stamp.or(taken.map(|taken| taken.text));
         let last = first.records.last().and_then(|r| text(r, "Id"));
         let left = first.total_size.saturating_sub(first.records.len() as u64);
@@ -1246,6 +1445,7 @@ impl SalesforceReader {
             upto: cuts.first().cloned(),
             total: Some(first.total_size),
             mark,
+            newest,
             probe: true,
             ..CursorState::default()
         };
@@ -1308,7 +1508,7 @@ impl SalesforceReader {
         let mut page = Page {
             total: Some(state.total.unwrap_or(query_page.total_size)),
             records: query_page.records.len() as u64,
-            watermark,
+            watermark: state.keep(watermark, &query_page.records),
             ..Page::default()
         };
         self.map_records(read, &query_page.records, &mut page)
@@ -1359,9 +1559,9 @@ impl SalesforceReader {
         let fields = self.fields_of(read).await?;
         // Skip phases that have no query (no filters configured: nobody can leave them).
         let query = loop {
-            match self.change_query(state.phase, since, &fields) {
+            match self.change_query(read, state.phase, since, &fields) {
                 Some(query) => break Some(query),
-                None if state.phase < 2 => state.phase += 1,
+                None if state.phase < LAST_PHASE => state.phase += 1,
                 None => break None,
             }
         };
@@ -1370,7 +1570,7 @@ impl SalesforceReader {
             watermark: state.mark.clone().map(Watermark),
             ..Page::default()
         };
-        let Some(query) = query else {
+        let Some((query, of_records)) = query else {
             return Ok(page);
         };
         let query_page = self
@@ -1383,7 +1583,8 @@ impl SalesforceReader {
             .filter_map(|r| text(r, "Id"))
             .collect();
         page.records = query_page.records.len() as u64;
-        if state.phase < 2 {
+        page.watermark = state.keep(page.watermark.take(), &query_page.records);
+        if of_records {
             self.map_records(read, &query_page.records, &mut page)
                 .await
                 .map_err(connector_error)?;
@@ -1394,14 +1595,18 @@ impl SalesforceReader {
                 after: keys.last().cloned().or(state.after),
                 phase: state.phase,
                 mark: state.mark,
+                holders_since: state.holders_since,
+                newest: state.newest,
                 ..CursorState::default()
             })
-        } else if state.phase < 2 {
+        } else if state.phase < LAST_PHASE {
             Some(CursorState {
                 next: None,
                 after: None,
                 phase: state.phase + 1,
                 mark: state.mark,
+                holders_since: state.holders_since,
+                newest: state.newest,
                 ..CursorState::default()
             })
         } else {
