@@ -292,16 +292,6 @@ impl SqlStore {
         }
         // And the entitlements whose holders changed (a SCIM Group's members).
         if entity == super::sync::Entity::Grant {
-            // A fingerprint of the resource's rows as read no longer describes what the store
-            // holds: the next sync reads the resource whole.
-            sql(format!(
-                "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource = $2 \
-                     AND watermark LIKE '{ROWS_AS_READ}%'"
-            ))
-            .bind(org.0)
-            .bind(resource)
-            .execute(&mut *tx)
-            .await?;
             let mut held: Vec<&str> = [&before, &after]
                 .into_iter()
                 .flatten()
@@ -370,13 +360,16 @@ impl SqlStore {
         Ok(Some((value, row.resource)))
     }
 
+    /// Applies one effect of an executed request to the live model and its history; returns
+    /// the resource whose grants it wrote, if any.
     async fn apply_effect_in(
         tx: &mut super::sql::Tx,
         org: OrgId,
         request: i64,
         effect: &super::provisioning::Effect,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         use super::provisioning::Effect;
+        let mut granted = None;
         let now = chrono::Utc::now();
         match effect {
             Effect::GrantSaved { resource, grant } => {
@@ -409,6 +402,7 @@ impl SqlStore {
                 .bind(request)
                 .execute(&mut *tx)
                 .await?;
+                granted = Some((*resource).to_owned());
                 if saved == 1 {
                     let after = serde_json::to_value(grant).expect("grants serialise");
                     Self::record_change_in(
@@ -439,6 +433,7 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await?;
                 if let Some((before, resource)) = before {
+                    granted = Some(resource.clone());
                     Self::record_change_in(
                         tx,
                         org,
@@ -505,7 +500,7 @@ impl SqlStore {
                 .await?;
             }
         }
-        Ok(())
+        Ok(granted)
     }
 }
 
@@ -1040,6 +1035,7 @@ impl super::provisioning::ProvisioningStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
         let mut events = Vec::new();
+        let mut granted: Vec<String> = Vec::new();
         for outcome in outcomes {
             let finished = outcome.state.is_final()
                 || outcome.state == crate::provisioning::request::RequestState::Completed
@@ -1066,11 +1062,27 @@ impl super::provisioning::ProvisioningStore for SqlStore {
             }
             applied += 1;
             for effect in &outcome.effects {
-                Self::apply_effect_in(&mut tx, org, outcome.id, effect).await?;
+                let touched = Self::apply_effect_in(&mut tx, org, outcome.id, effect).await?;
+                if let Some(resource) = touched.filter(|r| !granted.contains(r)) {
+                    granted.push(resource);
+                }
             }
             let mut event = outcome.audit.clone();
             event.request_id = Some(outcome.id);
             events.push(event);
+        }
+        // A fingerprint of a resource's rows as read no longer describes what the store holds
+        // of a resource whose grants were written: the next sync reads it whole. (After every
+        // effect: the model's rows are locked before the watermarks, as a sync's commit does.)
+        for resource in &granted {
+            sql(format!(
+                "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource = $2 \
+                     AND watermark LIKE '{ROWS_AS_READ}%'"
+            ))
+            .bind(org.0)
+            .bind(resource)
+            .execute(&mut tx)
+            .await?;
         }
         Self::append_audit_in(&mut tx, &events).await?;
         tx.commit().await?;

@@ -276,11 +276,12 @@ pub struct SyncRun {
 }
 
 /// A resource's [`ResourceState::watermark`] once its read skipped rows (a grant or
-/// permission of something not stored): no later page's watermark replaces it, and the commit
-/// stores the watermark the read started from (`since`), or none after a read from the start,
-/// so the next sync reads again what this one read and finds those rows. (A user whose grant
-/// was skipped had changed since `since`; a fingerprint taken again differs from `since`,
-/// or this read would not have read anything.)
+/// permission of something not stored), or a page said its watermark must not be kept (an
+/// empty one): no later page's watermark replaces it, and the commit stores the watermark the
+/// read started from (`since`), or none after a read from the start or from a watermark of
+/// the rows as read ([`ROWS_AS_READ`](provost_connector::connector::ROWS_AS_READ): it
+/// describes older rows than the store now holds), so the next sync reads again what this one
+/// read and finds those rows. (A user whose grant was skipped had changed since `since`.)
 pub const NO_WATERMARK: &str = "";
 
 /// A run's checkpoint of one resource.

@@ -745,23 +745,29 @@ impl super::sync::SyncStore for SqlStore {
         }
         // The watermarks are those the run's reads ended with; a read that skipped rows ends
         // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
-        // read. A resource left without one is read whole next time. A watermark of the rows as
-        // read is not kept when provisioning wrote rows of the resource since the run started:
-        // the store then holds what it does not describe.
-        let read = "CASE WHEN watermark = '' THEN since ELSE watermark END";
+        // read. A resource left without one is read whole next time, as is one whose rows as
+        // read (a fingerprint) this run's could not describe: the one it started from describes
+        // older rows than the store now holds. Nor is a watermark of the rows as read kept when
+        // provisioning wrote rows of the resource since about when the run started (a minute
+        // before: clocks of replicas differ): the store then holds what it does not describe.
+        let read = format!(
+            "CASE WHEN watermark = '' AND since LIKE '{ROWS_AS_READ}%' THEN NULL \
+                 WHEN watermark = '' THEN since ELSE watermark END"
+        );
         let ended = format!(
-            "CASE WHEN {read} LIKE '{ROWS_AS_READ}%' AND EXISTS (SELECT 1 FROM changes \
+            "CASE WHEN ({read}) LIKE '{ROWS_AS_READ}%' AND EXISTS (SELECT 1 FROM changes \
                  WHERE request_id IS NOT NULL AND org_id = $1 \
                  AND changes.resource = sync_resources.resource AND observed_at >= $3) \
                  THEN NULL ELSE {read} END"
         );
+        let provisioned_since = run.started_at - chrono::TimeDelta::minutes(1);
         sql(format!(
             "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
                  (SELECT resource FROM sync_resources WHERE run_id = $2 AND {ended} IS NULL)"
         ))
         .bind(org)
         .bind(run.id.0)
-        .bind(run.started_at)
+        .bind(provisioned_since)
         .execute(&mut tx)
         .await?;
         sql(format!(
@@ -772,7 +778,7 @@ impl super::sync::SyncStore for SqlStore {
         ))
         .bind(org)
         .bind(run.id.0)
-        .bind(run.started_at)
+        .bind(provisioned_since)
         .execute(&mut tx)
         .await?;
         sql(

@@ -1633,8 +1633,10 @@ async fn a_grant_provost_made_and_salesforce_removed_before_the_next_sync_is_fou
         assert!(response.status().is_success());
         crate::reports::resync(&fixture).await;
         assert!(!held().await);
+        // A sync that starts within a minute of a grant (clocks of replicas differ) keeps
+        // no fingerprint of its resource either.
         let again = marks(fixture.store.clone(), fixture.org.id).await;
-        assert!(again[assignments].starts_with("rows:"), "{again:?}");
+        assert!(!again.contains_key(assignments), "{again:?}");
         fixture.stop().await;
     })
     .await;
@@ -1653,6 +1655,13 @@ async fn a_grant_provost_makes_while_a_sync_runs_leaves_that_sync_no_fingerprint
         let reader = provost::org::sync::reader_for(&fixture.config, &org_cfg, &fixture.store)
             .await
             .unwrap();
+        let marks = fixture.store.sync_watermarks(fixture.org.id).await.unwrap();
+        assert!(
+            marks
+                .iter()
+                .any(|(r, m)| r == "permission_set_assignments" && m.starts_with("rows:")),
+            "{marks:?}"
+        );
         let pairs = fixture.grantable_pairs(1).await;
         let made = std::sync::Mutex::new(None::<String>);
         // Granted once the sync has taken the assignments' fingerprint, before it commits.

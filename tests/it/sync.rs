@@ -1483,57 +1483,101 @@ async fn an_assignment_created_while_a_read_runs_leaves_no_fingerprint_and_its_r
             let marks: BTreeMap<String, String> =
                 store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
             assert!(marks["permission_set_assignments"].starts_with("rows:"), "{marks:?}");
-            // Removed, to be assigned again during the read.
-            let pick = org
-                .rows("SELECT Id, AssigneeId, PermissionSetId FROM PermissionSetAssignment WHERE Assignee.IsActive = true AND Assignee.UserType = 'Standard' AND PermissionSet.IsOwnedByProfile = false AND PermissionSetGroupId = null ORDER BY Id LIMIT 1")
-                .await[0]
-                .clone();
-            org.delete("PermissionSetAssignment", pick["Id"].as_str().unwrap())
+            // Each run below creates one assignment once its read of assignments is planned:
+            // a set of an active user, assigned again (the pair's assignment removed first).
+            let picks = org
+                .rows("SELECT Id, AssigneeId, PermissionSetId FROM PermissionSetAssignment WHERE Assignee.IsActive = true AND Assignee.UserType = 'Standard' AND PermissionSet.IsOwnedByProfile = false AND PermissionSetGroupId = null ORDER BY Id LIMIT 3")
                 .await;
-
-            // An assignment created while a full read runs, which the read sees: it is newer
-            // than the fingerprint taken before, so the read keeps none, and its removal
-            // before the next sync is found. (Kept, the fingerprint would be the org's again
-            // once it is removed, and the store would keep it.)
-            let created = std::sync::Mutex::new(None::<String>);
-            let body = json!({"AssigneeId": pick["AssigneeId"], "PermissionSetId": pick["PermissionSetId"]});
-            let creating = Hooked {
-                inner: &reader,
-                planned: Box::new(|resource| {
-                    let (created, body) = (&created, body.clone());
-                    let resource = resource.id;
-                    Box::pin(async move {
-                        if resource != "permission_set_assignments"
-                            || created.lock().unwrap().is_some()
-                        {
-                            return;
-                        }
-                        let answer = org
-                            .admin(reqwest::Method::POST, "/records/PermissionSetAssignment", body)
-                            .await;
-                        *created.lock().unwrap() = answer["id"].as_str().map(str::to_owned);
-                    })
-                }),
-                after: Box::new(|_| {}),
+            for pick in &picks {
+                org.delete("PermissionSetAssignment", pick["Id"].as_str().unwrap())
+                    .await;
+            }
+            let assign = |pick: &Value| {
+                json!({"AssigneeId": pick["AssigneeId"], "PermissionSetId": pick["PermissionSetId"]})
             };
+            let marks = || async {
+                let marks: BTreeMap<String, String> =
+                    store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
+                marks
+            };
+
+            // In a full read, which sees it: it is newer than the fingerprint taken before, so
+            // the read keeps none, and its removal before the next sync is found. (Kept, the
+            // fingerprint would be the org's again once it is removed: the store would keep it.)
+            let created = std::sync::Mutex::new(None);
+            let creating = creating_once_planned(&reader, org, assign(&picks[0]), &created);
             let during = sync_with(&store, &record, &creating, SyncMode::Full).await;
             assert_eq!(during.counts.grants.created, 1, "{:?}", during.counts);
-            assert_eq!(during.counts.grants.removed, 1, "{:?}", during.counts);
-            let marks: BTreeMap<String, String> =
-                store.sync_watermarks(record.id).await.unwrap().into_iter().collect();
-            assert!(!marks.contains_key("permission_set_assignments"), "{marks:?}");
-            let created = created.lock().unwrap().clone().unwrap();
-            org.delete("PermissionSetAssignment", &created).await;
+            assert_eq!(during.counts.grants.removed, 3, "{:?}", during.counts);
+            assert!(!marks().await.contains_key("permission_set_assignments"));
+            let one = created.lock().unwrap().clone().unwrap();
+            org.delete("PermissionSetAssignment", &one).await;
             let undone = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
             assert_eq!(undone.counts.grants.removed, 1, "{:?}", undone.counts);
+            assert!(marks().await["permission_set_assignments"].starts_with("rows:"));
+
+            // In an incremental read (another assignment changed the fingerprint): the read
+            // cannot keep the fingerprint it started from either, which describes the rows
+            // before both; when both are removed, the next sync finds them gone.
+            let other = org
+                .admin(
+                    reqwest::Method::POST,
+                    "/records/PermissionSetAssignment",
+                    assign(&picks[1]),
+                )
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let created = std::sync::Mutex::new(None);
+            let creating = creating_once_planned(&reader, org, assign(&picks[2]), &created);
+            let during = sync_with(&store, &record, &creating, SyncMode::Incremental).await;
+            assert_eq!(during.counts.grants.created, 2, "{:?}", during.counts);
+            assert!(!marks().await.contains_key("permission_set_assignments"));
+            let one = created.lock().unwrap().clone().unwrap();
+            org.delete("PermissionSetAssignment", &one).await;
+            org.delete("PermissionSetAssignment", &other).await;
+            let undone = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+            assert_eq!(undone.counts.grants.removed, 2, "{:?}", undone.counts);
             assert_eq!(
                 snapshot(&store, &record).await,
                 full_sync_into_an_empty_store(&reader).await
             );
-
         }
     })
     .await;
+}
+
+/// `reader`, creating the record `body` describes (an assignment) once a read of assignments
+/// is planned (after its fingerprint, before its pages), the first time only; its id goes in
+/// `created`.
+fn creating_once_planned<'a>(
+    reader: &'a SalesforceReader,
+    org: &'a Org,
+    body: Value,
+    created: &'a std::sync::Mutex<Option<String>>,
+) -> Hooked<'a> {
+    Hooked {
+        inner: reader,
+        planned: Box::new(move |resource| {
+            let body = body.clone();
+            let resource = resource.id;
+            Box::pin(async move {
+                if resource != "permission_set_assignments" || created.lock().unwrap().is_some() {
+                    return;
+                }
+                let answer = org
+                    .admin(
+                        reqwest::Method::POST,
+                        "/records/PermissionSetAssignment",
+                        body,
+                    )
+                    .await;
+                *created.lock().unwrap() = answer["id"].as_str().map(str::to_owned);
+            })
+        }),
+        after: Box::new(|_| {}),
+    }
 }
 
 #[tokio::test]

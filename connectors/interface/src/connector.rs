@@ -94,7 +94,8 @@ pub struct Page {
     /// to the end, and gives it back as the next incremental read's `since` (after a read that
     /// skipped rows, that read's own `since`); a resource whose pages carry none is read whole
     /// next time. An empty one says this read's must not be kept (it saw rows newer than its
-    /// fingerprint): the core then keeps `since`, as after skipped rows.
+    /// fingerprint): the core then keeps `since`, as after skipped rows, unless `since` is of the
+    /// rows as read ([`ROWS_AS_READ`]), which then describes older rows than the store holds.
     pub watermark: Option<Watermark>,
     /// Where the next page starts; `None` when the resource is read to the end.
     pub next: Option<Cursor>,

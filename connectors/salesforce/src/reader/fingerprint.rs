@@ -5,38 +5,50 @@
 //! sync read every row of them again: in a large org, over a million rows, nearly all of its
 //! calls. Yet most days few of them change.
 //!
-//! A read takes the resource's fingerprint before it reads the rows: how many rows there are
-//! (`SELECT COUNT()`), then the latest `SystemModstamp` and a digest of every row stamped in the
-//! [`WINDOW`] before it, and a digest of what the rows mean besides their values (the query
-//! that reads them, and of assignments the sets each group grants). The next incremental sync
-//! takes the fingerprint again and reads the rows again only when it differs:
+//! A read takes the resource's fingerprint before it reads the rows: the latest
+//! `SystemModstamp` and a digest of every row stamped in the [`WINDOW`] before it, then how
+//! many rows there are (`SELECT COUNT()`, or a full read's first page), and a digest of what
+//! the rows mean besides their values (the query that reads them, and of assignments the sets
+//! each group grants). The next incremental sync takes the fingerprint again and reads the rows
+//! again only when it differs:
 //! - a row created or changed gets a `SystemModstamp` later than the latest one read, or, in a
 //!   transaction that committed late, one within the window, whose digest then differs;
 //! - a row changed twice within the same stamp changes the window's digest (it covers the
 //!   rows' values, not only their stamps);
 //! - a row removed lowers the count, unless a row was created too, which moves the stamp.
 //!
-//! The count is taken before the latest rows: a row removed between the two is missed this
-//! time, but the next count is lower than the one stored; a row created between them moves the
-//! stamp. Whatever changes while the rows are read makes the next fingerprint differ too.
+//! A fingerprint must describe the rows the store holds once they are read. A row removed
+//! after the latest rows were taken but before it was counted, or during the read, leaves a
+//! count higher than the org's next one. A row created after the latest rows were taken is
+//! stamped later than the fingerprint's latest stamp: a page that brings one tells the core not
+//! to keep the fingerprint (an empty watermark), and the next sync reads the resource whole.
+//! When the fingerprint equals the last one, nothing is read: a change made meanwhile shows
+//! in the next one.
 //!
-//! Taking it costs two calls. When the [`WINDOW_ROWS`] latest rows all fall within the window (a
-//! set deployed with its field permissions writes hundreds of rows at once), the window is read
-//! by itself, if it holds at most a quarter of the rows; otherwise the resource has no
-//! fingerprint until a later change moves the latest stamp.
+//! Taking it costs two calls (three when the window is read by itself, and of a resource held
+//! by users, see below, up to four more); a resource of one page costs one to read, so it is
+//! read whole. When the [`WINDOW_ROWS`] latest rows all fall within the window (a set deployed
+//! with its field permissions writes hundreds of rows at once), the window is read by itself,
+//! if it holds at most a quarter of the rows; otherwise the resource has no fingerprint until a
+//! later change moves the latest stamp.
 //!
 //! ## Resources held by users
 //! Which assignments and memberships a sync keeps depends on their holders: when the options
 //! leave out inactive or portal users, a user deactivated takes theirs out of the read, one
 //! activated brings theirs in, and no row of the resource changes. So the fingerprint of such a
-//! resource is of every user's rows, and it names the latest stamp of any user, taken first.
-//! When the rows are unchanged, the sync reads only the rows of the users changed since that
-//! stamp (less the overlap of a read of changes): those it keeps, and the keys of those it
-//! leaves out, which go. A user who entered or left the filters was changed, so is among them.
+//! resource is of every user's rows, and it names the latest stamp of any user, taken before
+//! (the users' read takes it first). When the rows are unchanged, the sync reads only the rows
+//! of the users changed since the last fingerprint's stamp (less the overlap of a read of
+//! changes): those it keeps, and the keys of those it leaves out, which go. A user who entered
+//! or left the filters was changed, so is among them. When those rows are more than a quarter
+//! of the resource, it is read whole instead. That costs a count of them, a read of each kind
+//! (and the permission set groups' components, for assignments, which their read needs anyway).
 //!
 //! What it assumes is what a read of changes assumes: no transaction commits a row with a stamp
-//! older than the window. The fingerprint names the connector's version, so a release that maps
-//! these rows differently reads them again.
+//! older than the window, nor, after its latest rows are read, one stamped at the latest
+//! stamp (a row created in that same moment, read, and removed before the next sync, would stay
+//! in the store). The fingerprint names the connector's version, so a release that maps these
+//! rows differently reads them again.
 
 use chrono::TimeDelta;
 use serde_json::Value;

@@ -488,6 +488,8 @@ pub struct SalesforceReader {
     /// The first page of each resource whose read was just planned (see [`Self::plan`]),
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
+    /// The latest `SystemModstamp` of any user, as last taken (see [`Self::user_stamp_taken`]).
+    user_stamp: Mutex<Option<String>>,
     /// Pages a range read side by side holds at least (see [`MIN_PAGES_PER_STREAM`]).
     min_stream_pages: u64,
     /// A resource of at most this many rows is read whole, not fingerprinted: one page costs
@@ -519,11 +521,12 @@ struct CursorState {
     /// The resource's fingerprint (in `mark`) is the last read's: nothing to read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     unchanged: bool,
-    /// The resource's fingerprint (in `mark`) is the last read's, which was taken when this
-    /// was the latest stamp of any user: read the records of users changed since (a read of
-    /// changes, in phases like the users').
+    /// A read of changes since this stamp (less the overlap): of users, their watermark's
+    /// stamp; of a resource held by users whose fingerprint (in `mark`) is the last read's,
+    /// the latest stamp of any user when that one was taken (the records of users changed
+    /// since are read, in phases like the users').
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    holders_since: Option<String>,
+    changes_since: Option<String>,
     /// The latest stamp of the resource's fingerprint (in `mark`): a page with a row stamped
     /// later read what the fingerprint does not describe, so the read must not keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -614,6 +617,7 @@ impl SalesforceReader {
             entity_names: Mutex::new(None),
             selected: Mutex::new(HashMap::new()),
             probes: Mutex::new(HashMap::new()),
+            user_stamp: Mutex::new(None),
             min_stream_pages: MIN_PAGES_PER_STREAM,
             max_unfingerprinted_rows: u64::from(client.batch_size()),
             client,
@@ -649,6 +653,26 @@ impl SalesforceReader {
             conditions.push(Condition::eq(is_active, true));
         }
         conditions
+    }
+
+    /// What the user filters leave out, said positively (`UserType IN (...) OR IsActive =
+    /// false`: a `NOT` inside a semi-join's subquery is best avoided); `None` without filters.
+    fn left_out(&self) -> Option<Condition> {
+        let mut out = Vec::new();
+        if self.options.exclude_portal_users {
+            out.push(Condition::is_in(
+                "UserType",
+                EXTERNAL_USER_TYPES.map(Literal::from),
+            ));
+        }
+        if !self.options.include_inactive_users {
+            out.push(Condition::eq("IsActive", false));
+        }
+        match out.len() {
+            0 => None,
+            1 => out.pop(),
+            _ => Some(Condition::Or(out)),
+        }
     }
 
     /// The fields `read` selects: those the org shows of what it wants. An optional field the
@@ -726,12 +750,11 @@ impl SalesforceReader {
             Holders::Changed { since, kept } => {
                 let changed =
                     users.filter(Condition::gt("SystemModstamp", Literal::DateTime(since)));
-                let changed = match kept {
-                    Some(true) => with(changed, filters),
-                    Some(false) => {
-                        changed.filter(Condition::Not(Box::new(Condition::And(filters))))
-                    }
-                    None => changed,
+                let changed = match (kept, self.left_out()) {
+                    (Some(true), _) => with(changed, filters),
+                    (Some(false), Some(left_out)) => changed.filter(left_out),
+                    (Some(false), None) => changed.filter(Condition::eq("Id", Literal::Null)),
+                    (None, _) => changed,
                 };
                 query.filter(Condition::in_query(holder, changed))
             }
@@ -789,28 +812,21 @@ impl SalesforceReader {
     }
 
     /// `read`'s fingerprint; `None` when it has none this time (a resource of one page, or a
-    /// window too large to read by itself). Its parts are taken in this order, so that whatever
-    /// changes meanwhile shows in the next one (see [`fingerprint`]): the count of rows, the
-    /// latest stamp of any user (of a resource held by users, when the options filter users:
-    /// the rows are read after it), the latest rows.
+    /// window too large to read by itself). Its parts are taken in this order (see
+    /// [`fingerprint`]): the latest stamp of any user (of a resource held by users, when the
+    /// options filter users: their rows are read after it), the latest rows, then the count of
+    /// rows: by `first`, a full read's first query, when given (its first page is returned for
+    /// the read), or by `COUNT()`.
     async fn fingerprint(
         &self,
         read: &Read,
         fields: &[&'static str],
-    ) -> Result<Option<Fingerprint>, SalesforceError> {
-        let rows = self.scoped(read, &with_stamp(fields), Holders::Any);
-        let count = self
-            .client
-            .query(&rows.clone().counting())
-            .await?
-            .total_size;
-        if count <= self.max_unfingerprinted_rows {
-            return Ok(None);
-        }
+        first: Option<&Query>,
+    ) -> Result<(Option<Fingerprint>, Option<QueryPage>), SalesforceError> {
         let filtered = !self.user_filters("UserType", "IsActive").is_empty();
         let users = match read.holder_field().is_some() && filtered {
             true => Some(
-                self.latest_user_stamp()
+                self.user_stamp_taken()
                     .await?
                     .unwrap_or_else(|| fingerprint::NO_STAMP.to_owned()),
             ),
@@ -832,24 +848,39 @@ impl SalesforceReader {
             groups.sort();
             context.extend(groups);
         }
+        let rows = self.scoped(read, &with_stamp(fields), Holders::Any);
         let latest = rows
+            .clone()
             .descending(fingerprint::STAMP)
             .limit(fingerprint::WINDOW_ROWS);
         let latest = self.client.query(&latest).await?;
+        let (count, first) = match first {
+            Some(first) => {
+                let page = self.client.query(first).await?;
+                (page.total_size, Some(page))
+            }
+            None => {
+                let count = self.client.query(&rows.counting()).await?.total_size;
+                (count, None)
+            }
+        };
+        if count <= self.max_unfingerprinted_rows {
+            return Ok((None, first));
+        }
         let window = match fingerprint::window(&latest.records, latest.done, fields) {
             Latest::Window(window) => window,
-            Latest::Unreadable => return Ok(None),
+            Latest::Unreadable => return Ok((None, first)),
             Latest::Fuller { newest, start } => {
                 match self
                     .window_by_itself(read, fields, newest, start, count)
                     .await?
                 {
                     Some(window) => window,
-                    None => return Ok(None),
+                    None => return Ok((None, first)),
                 }
             }
         };
-        Ok(Some(window.fingerprint(count, &context, users)))
+        Ok((Some(window.fingerprint(count, &context, users)), first))
     }
 
     /// The rows of `read` stamped from `start` on, when they are worth reading by themselves.
@@ -941,10 +972,24 @@ impl SalesforceReader {
         )
     }
 
-    /// The latest `SystemModstamp` of any user.
+    /// The latest `SystemModstamp` of any user (kept for [`Self::user_stamp_taken`]).
     async fn latest_user_stamp(&self) -> Result<Option<String>, SalesforceError> {
-        self.newest_stamp(Query::select("User", &[fingerprint::STAMP]))
-            .await
+        let stamp = self
+            .newest_stamp(Query::select("User", &[fingerprint::STAMP]))
+            .await?;
+        *self.user_stamp.lock().await = stamp.clone();
+        Ok(stamp)
+    }
+
+    /// The latest `SystemModstamp` of any user as this reader last took it (the users' read
+    /// takes it before it reads, so before the resources read after users), or as it is now.
+    /// An earlier stamp only makes a later read of users' changes read more.
+    async fn user_stamp_taken(&self) -> Result<Option<String>, SalesforceError> {
+        let taken = self.user_stamp.lock().await.clone();
+        match taken {
+            Some(stamp) => Ok(Some(stamp)),
+            None => self.latest_user_stamp().await,
+        }
     }
 
     /// The latest `SystemModstamp` of the records `query` selects (with that field).
@@ -1227,14 +1272,23 @@ impl Connector for SalesforceReader {
             Some(cursor) => CursorState::decode(cursor, resource.id)?,
             None => CursorState::default(),
         };
-        // Users are read by changes since their watermark; a resource held by users whose
-        // fingerprint is unchanged, by its holders' changes since the fingerprint's users' stamp.
-        let changes_since = match (&state.holders_since, since) {
-            (Some(stamp), _) => Some(stamp.as_str()),
-            (None, Some(mark)) if read.reads_changes => self.users_since(&mark.0),
+        // Users are read by changes since their watermark (when it names the filters in force);
+        // a resource held by users whose fingerprint is unchanged, by its holders' changes since
+        // the fingerprint's users' stamp. A read of changes carries its stamp in its cursor.
+        let changes_since = match (&state.changes_since, since) {
+            (Some(stamp), _) => Some(stamp.clone()),
+            (None, Some(mark)) if read.reads_changes && cursor.is_none() => {
+                self.users_since(&mark.0).map(str::to_owned)
+            }
+            // Resumed from a cursor of an earlier version, whose watermark names no filters
+            // and whose reads of users were reads of changes: on as begun.
+            (None, Some(mark)) if read.reads_changes && !mark.0.contains(FILTERS) => {
+                Some(mark.0.clone())
+            }
             _ => None,
         };
-        let changes_since = match changes_since {
+        state.changes_since = changes_since.clone();
+        let changes_since = match changes_since.as_deref() {
             Some(stamp) => {
                 let at = parse_datetime(stamp).ok_or_else(|| ConnectorError::InvalidCursor {
                     message: format!(
@@ -1351,17 +1405,22 @@ impl SalesforceReader {
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
         let fields = self.fields_of(read).await?;
-        let taken = match read.fingerprinted {
-            true => match self.fingerprint(read, &fields).await {
+        // A full read's first page counts what the fingerprint counts when the two select the
+        // same rows: it is the fingerprint's count, for no call of its own.
+        let query = self.query_for(read, &fields);
+        let same_rows = self.scoped(read, &fields, Holders::Any) == query;
+        let counting = (since.is_none() && same_rows).then_some(&query);
+        let (taken, early) = match read.fingerprinted {
+            true => match self.fingerprint(read, &fields, counting).await {
                 Ok(taken) => taken,
                 // An object the org lacks: the stream's read says so.
                 Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
                 Err(err) => {
                     tracing::warn!(resource = read.resource.id, error = %err, "could not fingerprint; reading whole");
-                    None
+                    (None, None)
                 }
             },
-            false => None,
+            false => (None, None),
         };
         if let (Some(taken), Some(since)) = (&taken, since) {
             let unchanged = CursorState {
@@ -1380,7 +1439,7 @@ impl SalesforceReader {
                     .few_changed_holders(read, users, taken.count)
                     .await
                     .then(|| CursorState {
-                        holders_since: Some(users.to_owned()),
+                        changes_since: Some(users.to_owned()),
                         ..unchanged
                     }),
             };
@@ -1388,7 +1447,7 @@ impl SalesforceReader {
                 tracing::debug!(
                     resource = read.resource.id,
                     records = taken.count,
-                    holders_since = unchanged.holders_since,
+                    changes_since = unchanged.changes_since,
                     "unchanged since the last read"
                 );
                 return Ok(vec![Some(unchanged.encode())]);
@@ -1402,9 +1461,12 @@ impl SalesforceReader {
                 .map(|stamp| self.users_mark(stamp)),
             false => None,
         };
-        let first = match self.client.query(&self.query_for(read, &fields)).await {
-            Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
-            other => other.map_err(connector_error)?,
+        let first = match early {
+            Some(first) => first,
+            None => match self.client.query(&query).await {
+                Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
+                other => other.map_err(connector_error)?,
+            },
         };
         let newest = taken.as_ref().and_then(|taken| taken.newest.clone());
         let mark = user_stamp.or(taken.map(|taken| taken.text));
@@ -1595,7 +1657,7 @@ impl SalesforceReader {
                 after: keys.last().cloned().or(state.after),
                 phase: state.phase,
                 mark: state.mark,
-                holders_since: state.holders_since,
+                changes_since: state.changes_since,
                 newest: state.newest,
                 ..CursorState::default()
             })
@@ -1605,7 +1667,7 @@ impl SalesforceReader {
                 after: None,
                 phase: state.phase + 1,
                 mark: state.mark,
-                holders_since: state.holders_since,
+                changes_since: state.changes_since,
                 newest: state.newest,
                 ..CursorState::default()
             })
