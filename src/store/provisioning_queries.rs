@@ -402,8 +402,8 @@ impl SqlStore {
                 .bind(request)
                 .execute(&mut *tx)
                 .await?;
-                granted = Some((*resource).to_owned());
                 if saved == 1 {
+                    granted = Some((*resource).to_owned());
                     let after = serde_json::to_value(grant).expect("grants serialise");
                     Self::record_change_in(
                         tx,
@@ -1033,6 +1033,17 @@ impl super::provisioning::ProvisioningStore for SqlStore {
     ) -> Result<u64, StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
+        if tx.backend() == super::Backend::Postgres {
+            // A sync's commit keeps no fingerprint of a resource whose grants this writes, and
+            // this drops the fingerprints stored: the two must not overlap, or each misses the
+            // other's rows (PostgreSQL's statements see what was committed when they began).
+            // A commit writes its org's lock row first; this waits for it, and it for this.
+            // (SQLite writes one transaction at a time.)
+            sql("SELECT org_id FROM sync_locks WHERE org_id = $1 FOR SHARE")
+                .bind(org.0)
+                .execute(&mut tx)
+                .await?;
+        }
         let mut applied = 0;
         let mut events = Vec::new();
         let mut granted: Vec<String> = Vec::new();

@@ -18,8 +18,9 @@
 //! - a row removed lowers the count, unless a row was created too, which moves the stamp.
 //!
 //! A fingerprint must describe the rows the store holds once they are read. A row removed
-//! after the latest rows were taken but before it was counted, or during the read, leaves a
-//! count higher than the org's next one. A row created after the latest rows were taken is
+//! between the latest rows and the count is left out by both the count and the read; one
+//! removed during the read leaves a count higher than the org's next one. A row created or
+//! changed after the latest rows were taken is
 //! stamped later than the fingerprint's latest stamp: a page that brings one tells the core not
 //! to keep the fingerprint (an empty watermark), and the next sync reads the resource whole.
 //! When the fingerprint equals the last one, nothing is read: a change made meanwhile shows
@@ -27,7 +28,8 @@
 //!
 //! Taking it costs two calls (three when the window is read by itself, and of a resource held
 //! by users, see below, up to four more); a resource of one page costs one to read, so it is
-//! read whole. When the [`WINDOW_ROWS`] latest rows all fall within the window (a set deployed
+//! read whole: once a read found it so, the next reads its first page before anything else,
+//! and takes a fingerprint only when that page says it has grown. When the [`WINDOW_ROWS`] latest rows all fall within the window (a set deployed
 //! with its field permissions writes hundreds of rows at once), the window is read by itself,
 //! if it holds at most a quarter of the rows; otherwise the resource has no fingerprint until a
 //! later change moves the latest stamp.
@@ -37,7 +39,7 @@
 //! leave out inactive or portal users, a user deactivated takes theirs out of the read, one
 //! activated brings theirs in, and no row of the resource changes. So the fingerprint of such a
 //! resource is of every user's rows, and it names the latest stamp of any user, taken before
-//! (the users' read takes it first). When the rows are unchanged, the sync reads only the rows
+//! its rows are read (the one the users' read took, or one taken then). When the rows are unchanged, the sync reads only the rows
 //! of the users changed since the last fingerprint's stamp (less the overlap of a read of
 //! changes): those it keeps, and the keys of those it leaves out, which go. A user who entered
 //! or left the filters was changed, so is among them. When those rows are more than a quarter
@@ -45,9 +47,10 @@
 //! (and the permission set groups' components, for assignments, which their read needs anyway).
 //!
 //! What it assumes is what a read of changes assumes: no transaction commits a row with a stamp
-//! older than the window, nor, after its latest rows are read, one stamped at the latest
-//! stamp (a row created in that same moment, read, and removed before the next sync, would stay
-//! in the store). The fingerprint names the connector's version, so a release that maps these
+//! older than the window. And one more: a row stamped at or before the latest stamp that
+//! commits after the latest rows were taken (in the same moment, or late within the window),
+//! is read, and is removed again before the next sync, with nothing else changed, stays in the
+//! store until the resource next changes. The fingerprint names the connector's version, so a release that maps these
 //! rows differently reads them again.
 
 use chrono::TimeDelta;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::TimeDelta;
 use provost_connector::connector::{
-    Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark,
+    Connector, ConnectorError, Coverage, Cursor, Page, Quota, ResourceType, Watermark, ROWS_AS_READ,
 };
 use provost_connector::model::{EntitlementKind, GrantSource, PermissionKind};
 pub use provost_connector::times::parse_datetime;
@@ -1280,9 +1280,12 @@ impl Connector for SalesforceReader {
             (None, Some(mark)) if read.reads_changes && cursor.is_none() => {
                 self.users_since(&mark.0).map(str::to_owned)
             }
-            // Resumed from a cursor of an earlier version, whose watermark names no filters
-            // and whose reads of users were reads of changes: on as begun.
-            (None, Some(mark)) if read.reads_changes && !mark.0.contains(FILTERS) => {
+            // Resumed from a cursor of an earlier version (its mark names no filters), which
+            // read users by changes whenever it had a watermark: on as begun.
+            (None, Some(mark))
+                if read.reads_changes
+                    && state.mark.as_deref().is_some_and(|m| !m.contains(FILTERS)) =>
+            {
                 Some(mark.0.clone())
             }
             _ => None,
@@ -1405,12 +1408,25 @@ impl SalesforceReader {
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
         let fields = self.fields_of(read).await?;
-        // A full read's first page counts what the fingerprint counts when the two select the
-        // same rows: it is the fingerprint's count, for no call of its own.
         let query = self.query_for(read, &fields);
+        // A resource the last read did not fingerprint (most likely of one page) is read from
+        // its first page, which says whether it is worth a fingerprint now.
+        let unfingerprinted = since.is_some_and(|mark| !mark.0.starts_with(ROWS_AS_READ));
+        let probed = match read.fingerprinted && unfingerprinted {
+            true => match self.client.query(&query).await {
+                Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
+                other => Some(other.map_err(connector_error)?),
+            },
+            false => None,
+        };
+        let small = probed
+            .as_ref()
+            .is_some_and(|page| page.total_size <= self.max_unfingerprinted_rows);
+        // A full read's first page counts what the fingerprint counts when the two select the
+        // same rows: taken after the latest rows, it is the count, for no call of its own.
         let same_rows = self.scoped(read, &fields, Holders::Any) == query;
         let counting = (since.is_none() && same_rows).then_some(&query);
-        let (taken, early) = match read.fingerprinted {
+        let (taken, early) = match read.fingerprinted && !small {
             true => match self.fingerprint(read, &fields, counting).await {
                 Ok(taken) => taken,
                 // An object the org lacks: the stream's read says so.
@@ -1422,6 +1438,9 @@ impl SalesforceReader {
             },
             false => (None, None),
         };
+        // Read before the fingerprint, the probed page is the read's only without one: a row
+        // changed after it but before the latest rows would be in the fingerprint, not the store.
+        let early = early.or(probed.filter(|_| small));
         if let (Some(taken), Some(since)) = (&taken, since) {
             let unchanged = CursorState {
                 mark: Some(taken.text.clone()),
