@@ -1766,3 +1766,86 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_users_watermark_of_an_earlier_version_makes_one_full_read_of_users_that_misses_no_change(
+) {
+    // Users take two pages, read as one stream: the first page is read when the read is
+    // planned, the second by its locator.
+    let org = Org::start_with(
+        24,
+        Preset {
+            users: 500,
+            ..Preset::SMALL
+        },
+    )
+    .await;
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let record = store.ensure_org("acme").await.unwrap();
+    let reader = org.reader(false);
+    let full = sync_with(&store, &record, &reader, SyncMode::Full).await;
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    let pages = store
+        .sync_resources(full.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resource == "users")
+        .unwrap()
+        .pages;
+    assert!(pages >= 2, "{pages}");
+
+    // A user on the first page changes; the users' watermark is as an earlier version wrote
+    // it: a bare stamp, naming no filters.
+    let first = org
+        .rows("SELECT Id FROM User WHERE IsActive = true AND UserType = 'Standard' ORDER BY Id LIMIT 1")
+        .await[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    org.admin(
+        reqwest::Method::PATCH,
+        &format!("/records/User/{first}"),
+        json!({"Title": "Changed before the upgrade's first sync"}),
+    )
+    .await;
+    let mut raw = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let untagged = sqlx::query(
+        "UPDATE sync_watermarks SET watermark = substr(watermark, 1, instr(watermark, '|') - 1) \
+         WHERE resource = 'users' AND instr(watermark, '|') > 0",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    assert_eq!(untagged.rows_affected(), 1);
+
+    // Every user is read (the filters the stamp was read with are unknown), page after page
+    // as one full read: the change is found, and the watermark names the filters again.
+    let upgraded = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
+    assert_eq!(
+        upgraded.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        upgraded.error
+    );
+    assert_eq!(upgraded.counts.accounts.updated, 1, "{:?}", upgraded.counts);
+    assert!(
+        records_read(&store, upgraded.id, "users").await
+            >= records_read(&store, full.id, "users").await
+    );
+    let marks: BTreeMap<String, String> = store
+        .sync_watermarks(record.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(marks["users"].contains("|filters>"), "{marks:?}");
+    assert_eq!(
+        snapshot(&store, &record).await,
+        full_sync_into_an_empty_store(&reader).await
+    );
+    store.close().await;
+}
