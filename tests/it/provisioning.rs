@@ -209,6 +209,17 @@ impl Fixture {
         self.show(id).await
     }
 
+    /// Removes a record in Salesforce, as an admin there would (the emulator's admin path).
+    pub(crate) async fn remove_in_salesforce(&self, object: &str, id: &str) {
+        let response = self
+            .raw
+            .delete(format!("{}/__emulator/records/{object}/{id}", self.sf))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "removing {object} {id}");
+    }
+
     pub(crate) async fn rows(&self, soql: &str) -> Vec<Value> {
         let body: Value = self
             .raw
@@ -1621,16 +1632,9 @@ async fn a_grant_provost_made_and_salesforce_removed_before_the_next_sync_is_fou
 
         // Removed in Salesforce before any sync saw it: the fingerprint would be the last
         // sync's again, yet the next sync finds the grant gone.
-        let response = fixture
-            .raw
-            .delete(format!(
-                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
-                fixture.sf
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        fixture
+            .remove_in_salesforce("PermissionSetAssignment", &assignment)
+            .await;
         crate::reports::resync(&fixture).await;
         assert!(!held().await);
         // A sync that starts within a minute of a grant (clocks of replicas differ) keeps
@@ -1709,16 +1713,9 @@ async fn a_grant_provost_makes_while_a_sync_runs_leaves_that_sync_no_fingerprint
 
         // Removed in Salesforce: the next sync reads the assignments whole and finds it gone.
         let assignment = made.lock().unwrap().clone().unwrap();
-        let response = fixture
-            .raw
-            .delete(format!(
-                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
-                fixture.sf
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        fixture
+            .remove_in_salesforce("PermissionSetAssignment", &assignment)
+            .await;
         crate::reports::resync(&fixture).await;
         let grants = fixture
             .store

@@ -810,16 +810,9 @@ async fn as_of_rebuilds_who_held_what_across_a_grant_added_and_removed_on_every_
         let held_then = chrono::Utc::now();
         pause().await;
         // Removed in Salesforce, seen by the next sync.
-        let response = fixture
-            .raw
-            .delete(format!(
-                "{}/__emulator/records/PermissionSetAssignment/{assignment}",
-                fixture.sf
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        fixture
+            .remove_in_salesforce("PermissionSetAssignment", &assignment)
+            .await;
         resync(&fixture).await;
         pause().await;
         let after = chrono::Utc::now();
