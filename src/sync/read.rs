@@ -4,7 +4,9 @@
 //! Each resource is read as one or more streams ([`Connector::streams`]): key ranges, each its
 //! own ordered query. Up to `concurrency` streams are read at a time, started in the order the
 //! run stores them: the streams of the resource being stored, then those of the next
-//! resources. A resource's pages reach the storing side as they come, from all its streams
+//! resources. Planning a resource's streams makes calls too (a fingerprint, a first page): the
+//! next few resources are planned while earlier ones are planned and read, each plan taking a
+//! stream's slot while it runs. A resource's pages reach the storing side as they come, from all its streams
 //! (every page says which keys it covers, so the order does not matter); the storing side
 //! takes one resource at a time, so a resource read ahead holds at most [`PAGES_AHEAD`] pages
 //! and each of its streams one more, and memory stays bounded whatever the org's size.
@@ -15,6 +17,7 @@
 //! A resource's checkpoint says where each unfinished stream stands ([`Positions`]), so a
 //! run stopped anywhere resumes every stream where it was.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +26,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use provost_connector::connector::{
     Connector, ConnectorError, Cursor, Page, ResourceType, Watermark,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Pages of a resource read and not yet taken by the storing side (besides the one each of
 /// its streams holds while it waits).
@@ -112,6 +115,12 @@ pub struct Reading<'a> {
     first_answer: tokio::sync::Notify,
 }
 
+/// A resource's plan: being made, or not made because the run stopped first.
+enum Plan {
+    Planning(oneshot::Receiver<Result<Vec<Option<String>>, ConnectorError>>),
+    Stopped(Stop),
+}
+
 /// One resource to read: its checkpoint.
 pub struct Wanted<'a> {
     pub resource: &'a ResourceType,
@@ -151,11 +160,47 @@ impl<'a> Reading<'a> {
 
     async fn read_all(&'a self, wanted: Vec<Wanted<'a>>, outputs: Vec<mpsc::Sender<Item>>) {
         let mut streams: FuturesUnordered<Task<'a>> = FuturesUnordered::new();
-        for (want, output) in wanted.into_iter().zip(outputs) {
-            // Planning a read makes calls too: none past the budget.
-            let starts = match self.stopped() {
-                Some(stop) => Err(stop),
-                None => self.starts(&want, &mut streams).await.map_err(Stop::Read),
+        let mut waiting = wanted.into_iter().zip(outputs);
+        // Resources whose streams are planned or being planned, in the order they are stored.
+        let mut planned: VecDeque<(Wanted<'a>, mpsc::Sender<Item>, Plan)> = VecDeque::new();
+        let mut stopped = false;
+        loop {
+            // Plan the next resources while earlier ones are read: planning makes calls (a
+            // fingerprint, a first page), and one after another they add up.
+            while !stopped && planned.len() <= self.plans_ahead() {
+                let Some((want, output)) = waiting.next() else {
+                    break;
+                };
+                // Planning a read makes calls too: none past the budget.
+                let plan = match self.stopped() {
+                    Some(stop) => {
+                        stopped = true;
+                        Plan::Stopped(stop)
+                    }
+                    None => {
+                        self.wait_for_a_slot(&mut streams).await;
+                        let (sent, plan) = oneshot::channel();
+                        streams.push(Box::pin(self.plan(
+                            want.resource,
+                            want.checkpoint.clone(),
+                            want.since.clone(),
+                            sent,
+                        )));
+                        Plan::Planning(plan)
+                    }
+                };
+                planned.push_back((want, output, plan));
+            }
+            let Some((want, output, plan)) = planned.pop_front() else {
+                break;
+            };
+            let starts = match plan {
+                Plan::Stopped(stop) => Err(stop),
+                // The task always sends before it ends; the streams outlive this loop.
+                Plan::Planning(plan) => until(&mut streams, plan)
+                    .await
+                    .expect("a plan task sends its plan")
+                    .map_err(Stop::Read),
             };
             let (item, starts) = match starts {
                 Ok(starts) => (Item::Streams(starts.clone()), starts),
@@ -179,29 +224,55 @@ impl<'a> Reading<'a> {
         while streams.next().await.is_some() {}
     }
 
-    /// Where `want`'s streams start: from its checkpoint, or as the connector plans them.
+    /// How many resources may be planned beyond the one whose streams are being started (at
+    /// least one, as when plans were made one after another). Plans share the streams' slots, so
+    /// no more than `concurrency` queries run at once; more plans ahead than the other slots
+    /// would only wait. And a planned full read holds its first page, and that page's query
+    /// cursor, until its streams start: with the streams read at once, they stay within the
+    /// cursors a sync may hold ([`super::MAX_CONCURRENCY`]; Salesforce keeps 10 per user and
+    /// forgets the oldest when an 11th opens, which costs that read a query to go on after its
+    /// last ID).
+    fn plans_ahead(&self) -> usize {
+        let slots = self.concurrency.saturating_sub(1);
+        let cursors = super::MAX_CONCURRENCY.saturating_sub(self.concurrency);
+        slots.min(cursors).max(1)
+    }
+
+    /// Plans `resource`'s streams and sends them to `sent`: a task beside the streams.
+    async fn plan(
+        &self,
+        resource: &ResourceType,
+        checkpoint: Option<String>,
+        since: Option<Watermark>,
+        sent: oneshot::Sender<Result<Vec<Option<String>>, ConnectorError>>,
+    ) {
+        let _ = sent.send(
+            self.starts(resource, checkpoint.as_deref(), since.as_ref())
+                .await,
+        );
+    }
+
+    /// Where a resource's streams start: from its checkpoint, or as the connector plans them.
     async fn starts(
         &self,
-        want: &Wanted<'_>,
-        streams: &mut FuturesUnordered<Task<'a>>,
+        resource: &ResourceType,
+        checkpoint: Option<&str>,
+        since: Option<&Watermark>,
     ) -> Result<Vec<Option<String>>, ConnectorError> {
-        let starts = match Positions::parse(want.checkpoint.as_deref()) {
+        let starts = match Positions::parse(checkpoint) {
             Some(parsed) => parsed.map_err(|err| ConnectorError::InvalidCursor {
                 message: format!(
                     "the checkpoint of `{}` does not list its streams ({err}); read the resource again from the start",
-                    want.resource.id
+                    resource.id
                 ),
             })?,
-            None => {
-                let planning =
-                    self.connector
-                        .streams(want.resource, want.since.as_ref(), self.concurrency);
-                until(streams, planning)
-                    .await?
-                    .into_iter()
-                    .map(|start| start.map(|cursor| cursor.0))
-                    .collect()
-            }
+            None => self
+                .connector
+                .streams(resource, since, self.concurrency)
+                .await?
+                .into_iter()
+                .map(|start| start.map(|cursor| cursor.0))
+                .collect(),
         };
         Ok(match starts.is_empty() {
             true => vec![None],

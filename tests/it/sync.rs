@@ -1158,6 +1158,59 @@ async fn an_org_that_refuses_concurrent_requests_gets_fewer_at_once_and_is_read_
     store.close().await;
 }
 
+/// Planning a resource's read makes calls (a fingerprint, a first page), and planned one after
+/// another they were most of an incremental sync at real latency: the next resources are planned
+/// while one is. Here the assignments' plan waits for the license assignments' (the next
+/// resource) to be made, which a sync that planned one resource at a time would never do.
+#[tokio::test]
+async fn the_next_resources_are_planned_while_one_is_and_the_model_is_what_a_sequential_read_gives()
+{
+    let org = Org::start(18).await;
+    let db = TestDatabase::sqlite().await;
+    let store = db.store().await;
+    let record = store.ensure_org("acme").await.unwrap();
+    let reader = org.reader(true);
+    let next_planned = std::sync::atomic::AtomicBool::new(false);
+    let waited_for_it = std::sync::atomic::AtomicBool::new(false);
+    let (next, waited) = (&next_planned, &waited_for_it);
+    let hooked = Hooked {
+        inner: &reader,
+        planned: Box::new(move |resource| {
+            let resource = resource.id;
+            Box::pin(async move {
+                match resource {
+                    "permission_set_license_assignments" => next.store(true, Ordering::SeqCst),
+                    "permission_set_assignments" => {
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(10);
+                        while !next.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        waited.store(next.load(Ordering::SeqCst), Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            })
+        }),
+        after: Box::new(|_| {}),
+    };
+    for mode in [SyncMode::Full, SyncMode::Incremental] {
+        next_planned.store(false, Ordering::SeqCst);
+        waited_for_it.store(false, Ordering::SeqCst);
+        let run = sync_with(&store, &record, &hooked, mode).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+        assert!(
+            waited_for_it.load(Ordering::SeqCst),
+            "{mode:?}: the license assignments were not planned while the assignments were"
+        );
+    }
+    assert_eq!(
+        snapshot(&store, &record).await,
+        full_sync_into_an_empty_store(&org.reader(true)).await
+    );
+    store.close().await;
+}
+
 /// Something a test does once a resource's read is planned.
 pub(crate) type Planned<'a> = Box<
     dyn Fn(&ResourceType) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>

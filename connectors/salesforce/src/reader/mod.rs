@@ -583,12 +583,18 @@ impl SalesforceReader {
     /// The latest `SystemModstamp` of any user as this reader last took it (the users' read
     /// takes it before it reads, so before the resources read after users), or as it is now.
     /// An earlier stamp only makes a later read of users' changes read more.
+    /// Resources planned side by side ask at once: the lock is held while it is taken, so it is
+    /// taken once.
     async fn user_stamp_taken(&self) -> Result<Option<String>, SalesforceError> {
-        let taken = self.user_stamp.lock().await.clone();
-        match taken {
-            Some(stamp) => Ok(Some(stamp)),
-            None => self.latest_user_stamp().await,
+        let mut taken = self.user_stamp.lock().await;
+        if let Some(stamp) = &*taken {
+            return Ok(Some(stamp.clone()));
         }
+        let stamp = self
+            .newest_stamp(Query::select("User", &[fingerprint::STAMP]))
+            .await?;
+        taken.clone_from(&stamp);
+        Ok(stamp)
     }
 
     /// The latest `SystemModstamp` of the records `query` selects (with that field).
