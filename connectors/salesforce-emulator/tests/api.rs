@@ -741,6 +741,32 @@ async fn soql_filters_order_limit_offset_and_count() {
     let want: Vec<String> = names[2..7].iter().map(|n| n.1.clone()).collect();
     assert_eq!(got, want);
 
+    // A LIMIT picks the first rows of the order without sorting the whole table: ties (most
+    // users share `IsActive`) stay in ID order, as the whole table ordered gives them.
+    let ids = |page: &Value| -> Vec<String> {
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let whole = ids(&org.query_ok("SELECT Id FROM User ORDER BY IsActive").await);
+    assert!(whole.len() > 40 && whole.len() < 2000, "{}", whole.len());
+    for (limit, offset) in [(1, 0), (30, 0), (30, 5), (40, whole.len() - 10)] {
+        let limited = org
+            .query_ok(&format!(
+                "SELECT Id FROM User ORDER BY IsActive LIMIT {limit} OFFSET {offset}"
+            ))
+            .await;
+        let end = (offset + limit).min(whole.len());
+        assert_eq!(
+            ids(&limited),
+            whole[offset..end],
+            "LIMIT {limit} OFFSET {offset}"
+        );
+    }
+
     let never = org
         .query_ok("SELECT Id FROM User WHERE LastLoginDate = null")
         .await;
