@@ -61,6 +61,12 @@ pub const SYSTEM_PERMISSIONS: [&str; 14] = [
     "PermissionsManageRoles",
 ];
 
+/// The fields a read selects.
+type Fields = Arc<Vec<&'static str>>;
+
+/// The permission sets of each permission set group, by the group's ID.
+type Components = HashMap<String, Vec<String>>;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub exclude_portal_users: bool,
@@ -82,8 +88,9 @@ pub struct SalesforceReader {
     muting: Mutex<Option<HashMap<String, MutingSet>>>,
     /// Names of setup entities (connected apps, Apex classes, custom permissions) by id.
     entity_names: Mutex<Option<HashMap<String, String>>>,
-    /// The fields each object's reads select, once described (see [`crate::schema`]).
-    selected: Mutex<HashMap<&'static str, Arc<Vec<&'static str>>>>,
+    /// The fields each object's reads select, once described (see [`crate::schema`]). Each
+    /// object's describe is its own: reads planned side by side describe theirs at once.
+    selected: Mutex<HashMap<&'static str, Arc<tokio::sync::OnceCell<Fields>>>>,
     /// The first page of each resource whose read was just planned (see [`Self::plan`]),
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
@@ -278,10 +285,21 @@ impl SalesforceReader {
     /// org does not show is left out (logged once per reader, with what is lost); a required
     /// one stops the read, naming the field and the remedy.
     async fn fields_of(&self, read: &Read) -> Result<Arc<Vec<&'static str>>, ConnectorError> {
-        let mut selected = self.selected.lock().await;
-        if let Some(fields) = selected.get(read.object) {
-            return Ok(fields.clone());
-        }
+        let described = self
+            .selected
+            .lock()
+            .await
+            .entry(read.object)
+            .or_default()
+            .clone();
+        described
+            .get_or_try_init(|| self.select_fields(read))
+            .await
+            .cloned()
+    }
+
+    /// What [`Self::fields_of`] finds, asking Salesforce.
+    async fn select_fields(&self, read: &Read) -> Result<Arc<Vec<&'static str>>, ConnectorError> {
         let mut wanted = read.fields.to_vec();
         if matches!(read.mapping, Mapping::PermissionSets) {
             wanted.extend(SYSTEM_PERMISSIONS);
@@ -311,9 +329,7 @@ impl SalesforceReader {
         } else {
             wanted
         };
-        let fields = Arc::new(fields);
-        selected.insert(read.object, fields.clone());
-        Ok(fields)
+        Ok(Arc::new(fields))
     }
 
     /// The full query of `read`: `fields`, in the scope the options give.
@@ -410,6 +426,32 @@ impl SalesforceReader {
         }
     }
 
+    /// What `read`'s fingerprint takes besides its rows, side by side: the latest stamp of any
+    /// user (of a resource held by users, when the options filter users), and of assignments,
+    /// the sets each group grants. Both are kept by the reader once taken.
+    async fn fingerprint_context(
+        &self,
+        read: &Read,
+    ) -> Result<(Option<String>, Option<Components>), SalesforceError> {
+        let filtered = !self.user_filters("UserType", "IsActive").is_empty();
+        let users = async {
+            match read.holder_field().is_some() && filtered {
+                true => self
+                    .user_stamp_taken()
+                    .await
+                    .map(|stamp| Some(stamp.unwrap_or_else(|| fingerprint::NO_STAMP.to_owned()))),
+                false => Ok(None),
+            }
+        };
+        let components = async {
+            match read.mapping {
+                Mapping::Assignments => self.group_components().await.map(Some),
+                _ => Ok(None),
+            }
+        };
+        tokio::try_join!(users, components)
+    }
+
     /// `read`'s fingerprint; `None` when it has none this time (a resource of one page, or a
     /// window too large to read by itself). Its parts are taken in this order (see
     /// [`fingerprint`]): the latest stamp of any user (of a resource held by users, when the
@@ -422,22 +464,12 @@ impl SalesforceReader {
         fields: &[&'static str],
         first: Option<&Query>,
     ) -> Result<(Option<Fingerprint>, Option<QueryPage>), SalesforceError> {
-        let filtered = !self.user_filters("UserType", "IsActive").is_empty();
-        let users = match read.holder_field().is_some() && filtered {
-            true => Some(
-                self.user_stamp_taken()
-                    .await?
-                    .unwrap_or_else(|| fingerprint::NO_STAMP.to_owned()),
-            ),
-            false => None,
-        };
+        let (users, components) = self.fingerprint_context(read).await?;
         // What the rows mean besides their values: the query that reads them (the options,
         // the fields), and of assignments, the sets each group's assignment grants.
         let mut context = vec![self.query_for(read, fields).to_soql()];
-        if matches!(read.mapping, Mapping::Assignments) {
-            let mut groups: Vec<String> = self
-                .group_components()
-                .await?
+        if let Some(components) = components {
+            let mut groups: Vec<String> = components
                 .into_iter()
                 .map(|(group, mut sets)| {
                     sets.sort();
@@ -670,7 +702,7 @@ impl SalesforceReader {
         Ok(frozen)
     }
 
-    async fn group_components(&self) -> Result<HashMap<String, Vec<String>>, SalesforceError> {
+    async fn group_components(&self) -> Result<Components, SalesforceError> {
         let mut cached = self.components.lock().await;
         if let Some(components) = &*cached {
             return Ok(components.clone());
@@ -756,21 +788,27 @@ impl SalesforceReader {
         if let Some(names) = &*cached {
             return Ok(names.clone());
         }
-        let mut names = HashMap::new();
-        for (object, field) in SETUP_ENTITY_NAMES {
+        // The kinds' names are asked for side by side.
+        let names_of = |(object, field): (&'static str, &'static str)| async move {
             match self
                 .all_records(&Query::select(object, &["Id", field]))
                 .await
             {
-                Ok(records) => names.extend(
-                    records
-                        .iter()
-                        .filter_map(|r| Some((text(r, "Id")?, text(r, field)?))),
-                ),
-                Err(err) if matches!(err.code(), Some("INVALID_TYPE" | "INSUFFICIENT_ACCESS")) => {}
-                Err(err) => return Err(err),
+                Ok(records) => Ok(records
+                    .iter()
+                    .filter_map(|r| Some((text(r, "Id")?, text(r, field)?)))
+                    .collect::<Vec<_>>()),
+                Err(err) if matches!(err.code(), Some("INVALID_TYPE" | "INSUFFICIENT_ACCESS")) => {
+                    Ok(Vec::new())
+                }
+                Err(err) => Err(err),
             }
-        }
+        };
+        let [apps, classes, custom] = SETUP_ENTITY_NAMES;
+        let (apps, classes, custom) =
+            tokio::try_join!(names_of(apps), names_of(classes), names_of(custom))?;
+        let names: HashMap<String, String> =
+            apps.into_iter().chain(classes).chain(custom).collect();
         *cached = Some(names.clone());
         Ok(names)
     }
@@ -1012,7 +1050,16 @@ impl SalesforceReader {
         since: Option<&Watermark>,
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
-        let fields = self.fields_of(read).await?;
+        // What a fingerprint takes besides the rows does not depend on the fields: it is taken
+        // while they are described, not after. A failure here is met again, and handled, when
+        // the fingerprint is taken.
+        let (fields, _) = tokio::join!(self.fields_of(read), async {
+            match read.fingerprinted {
+                true => self.fingerprint_context(read).await.ok(),
+                false => None,
+            }
+        });
+        let fields = fields?;
         let query = self.query_for(read, &fields);
         // A resource the last read did not fingerprint (most likely of one page) is read from
         // its first page, which says whether it is worth a fingerprint now.
@@ -1173,6 +1220,14 @@ impl SalesforceReader {
         }
         let result = match probed {
             Some(page) => Ok(page),
+            // The setup entities' names, which their mapping needs, are asked for beside the
+            // first page (a failure is met again, and handled, when the page is mapped).
+            None if matches!(read.mapping, Mapping::Access(PermissionKind::SetupEntity)) => {
+                let names = async {
+                    let _ = self.setup_entity_names().await;
+                };
+                tokio::join!(self.first_or_next(resource.id, query, &state), names).0
+            }
             None => self.first_or_next(resource.id, query, &state).await,
         };
         let result = match result {
