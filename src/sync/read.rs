@@ -171,6 +171,7 @@ impl<'a> Reading<'a> {
                 let Some((want, output)) = waiting.next() else {
                     break;
                 };
+                self.wait_for_a_slot(&mut streams).await;
                 // Planning a read makes calls too: none past the budget.
                 let plan = match self.stopped() {
                     Some(stop) => {
@@ -178,7 +179,6 @@ impl<'a> Reading<'a> {
                         Plan::Stopped(stop)
                     }
                     None => {
-                        self.wait_for_a_slot(&mut streams).await;
                         let (sent, plan) = oneshot::channel();
                         streams.push(Box::pin(self.plan(
                             want.resource,
@@ -224,18 +224,23 @@ impl<'a> Reading<'a> {
         while streams.next().await.is_some() {}
     }
 
-    /// How many resources may be planned beyond the one whose streams are being started (at
-    /// least one, as when plans were made one after another). Plans share the streams' slots, so
-    /// no more than `concurrency` queries run at once; more plans ahead than the other slots
-    /// would only wait. And a planned full read holds its first page, and that page's query
-    /// cursor, until its streams start: with the streams read at once, they stay within the
-    /// cursors a sync may hold ([`super::MAX_CONCURRENCY`]; Salesforce keeps 10 per user and
-    /// forgets the oldest when an 11th opens, which costs that read a query to go on after its
-    /// last ID).
+    /// How many resources may be planned beyond the one whose streams are being started: none
+    /// until the first answer has told the org's API usage (a run over its budget stops after one
+    /// call), and then no more than the other slots, since plans take the streams' slots (no more
+    /// than `concurrency` queries run at once), nor than the query cursors allow. The resource
+    /// whose streams are being started holds its first page's cursor until they start, and so
+    /// may each planned full read: with the streams, that stays within
+    /// [`super::MAX_CONCURRENCY`] and one more, of the 10 Salesforce keeps per user (it forgets
+    /// the oldest when an 11th opens, which costs that read a query to go on after its last ID).
+    /// At the default concurrency, two ahead; at 1 or 8, none, as when plans were made one
+    /// after another.
     fn plans_ahead(&self) -> usize {
+        if !self.answered.load(Ordering::SeqCst) {
+            return 0;
+        }
         let slots = self.concurrency.saturating_sub(1);
         let cursors = super::MAX_CONCURRENCY.saturating_sub(self.concurrency);
-        slots.min(cursors).max(1)
+        slots.min(cursors)
     }
 
     /// Plans `resource`'s streams and sends them to `sent`: a task beside the streams.

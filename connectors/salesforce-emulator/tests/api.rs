@@ -751,20 +751,35 @@ async fn soql_filters_order_limit_offset_and_count() {
             .map(|r| r["Id"].as_str().unwrap().to_owned())
             .collect()
     };
-    let whole = ids(&org.query_ok("SELECT Id FROM User ORDER BY IsActive").await);
-    assert!(whole.len() > 40 && whole.len() < 2000, "{}", whole.len());
-    for (limit, offset) in [(1, 0), (30, 0), (30, 5), (40, whole.len() - 10)] {
-        let limited = org
-            .query_ok(&format!(
-                "SELECT Id FROM User ORDER BY IsActive LIMIT {limit} OFFSET {offset}"
-            ))
-            .await;
-        let end = (offset + limit).min(whole.len());
-        assert_eq!(
-            ids(&limited),
-            whole[offset..end],
-            "LIMIT {limit} OFFSET {offset}"
-        );
+    for order in [
+        "IsActive",
+        "IsActive DESC, LastName",
+        "LastLoginDate DESC NULLS LAST",
+        "LastLoginDate NULLS FIRST, IsActive DESC",
+    ] {
+        let whole = ids(&org
+            .query_ok(&format!("SELECT Id FROM User ORDER BY {order}"))
+            .await);
+        assert!(whole.len() > 40 && whole.len() < 2000, "{}", whole.len());
+        for (limit, offset) in [
+            (1, 0),
+            (30, 0),
+            (30, 5),
+            (5, whole.len() - 10),
+            (40, whole.len() - 10),
+        ] {
+            let limited = org
+                .query_ok(&format!(
+                    "SELECT Id FROM User ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+                ))
+                .await;
+            let end = (offset + limit).min(whole.len());
+            assert_eq!(
+                ids(&limited),
+                whole[offset..end],
+                "ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            );
+        }
     }
 
     let never = org

@@ -1050,11 +1050,11 @@ impl SalesforceReader {
         since: Option<&Watermark>,
     ) -> Result<Vec<Option<Cursor>>, ConnectorError> {
         self.forget(read).await;
-        // What a fingerprint takes besides the rows does not depend on the fields: it is taken
-        // while they are described, not after. A failure here is met again, and handled, when
-        // the fingerprint is taken.
+        // What a fingerprint takes besides the rows does not depend on the fields: when more
+        // than one query may run at once, it is taken while they are described, not after. A
+        // failure here is met again, and handled, when the fingerprint is taken.
         let (fields, _) = tokio::join!(self.fields_of(read), async {
-            match read.fingerprinted {
+            match read.fingerprinted && ways > 1 {
                 true => self.fingerprint_context(read).await.ok(),
                 false => None,
             }
