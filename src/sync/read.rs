@@ -6,10 +6,11 @@
 //! run stores them: the streams of the resource being stored, then those of the next
 //! resources. Planning a resource's streams makes calls too (a fingerprint, a first page): the
 //! next few resources are planned while earlier ones are planned and read, each plan taking a
-//! stream's slot while it runs. A resource's pages reach the storing side as they come, from all its streams
-//! (every page says which keys it covers, so the order does not matter); the storing side
-//! takes one resource at a time, so a resource read ahead holds at most [`PAGES_AHEAD`] pages
-//! and each of its streams one more, and memory stays bounded whatever the org's size.
+//! stream's slot while it runs. A resource's pages reach the storing side as they come, from
+//! all its streams (every page says which keys it covers, so the order does not matter); the
+//! storing side takes one resource at a time, so a resource read ahead holds at most
+//! [`PAGES_AHEAD`] pages and each of its streams one more, and memory stays bounded whatever
+//! the org's size.
 //!
 //! Nothing here can stall: the streams of the resource being stored are always among those
 //! being read, since those of the resources before it have all ended.
