@@ -74,6 +74,9 @@ pub enum StoreError {
     /// A query ran past the time it was given and was stopped.
     #[error("the query ran longer than the {} ms it may take and was stopped", .0.as_millis())]
     TimedOut(std::time::Duration),
+    /// A page was to be staged after one that was not: see [`Store::stage_page`].
+    #[error("a page was not staged because the page before it was not")]
+    OutOfTurn,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -115,7 +118,8 @@ impl StoreError {
             StoreError::UnsupportedUrl { .. }
             | StoreError::Migrate(_)
             | StoreError::UnknownOrg(_)
-            | StoreError::Corrupt { .. } => ErrorKind::Internal,
+            | StoreError::Corrupt { .. }
+            | StoreError::OutOfTurn => ErrorKind::Internal,
         }
     }
 }

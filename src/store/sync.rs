@@ -309,6 +309,10 @@ pub struct ResourceState {
     pub total: Option<i64>,
 }
 
+/// Told (a value sent) once the page before is staged; dropped unsent when it is not: see
+/// [`Store::stage_page`].
+pub type StagedBefore = tokio::sync::oneshot::Receiver<()>;
+
 /// A change a run observed, staged until the run commits.
 #[derive(Debug, Clone)]
 pub struct StagedChange {
@@ -418,12 +422,23 @@ pub trait SyncStore: Send + Sync {
     async fn sync_resources(&self, run: RunId) -> Result<Vec<ResourceState>, StoreError>;
     /// Saves a run's status, counts, API figures and error.
     async fn save_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// How many pages of a resource may be staged at once: each with [`Store::stage_page`]'s
+    /// `before`, the stage of the page before it. 1 where the database has one writer (SQLite).
+    fn staging_depth(&self) -> usize;
     /// Stages a page's changes and moves the resource's checkpoint past it, in one transaction.
+    ///
+    /// `before` is the stage of the page before it when that one may still be in progress:
+    /// this page's changes are written meanwhile, but its checkpoint and its commit wait for
+    /// that one's. When that one is not staged (`before` ends without a value), nor is this one:
+    /// it fails with [`StoreError::OutOfTurn`]. So the checkpoints move in the pages' order,
+    /// and a run that resumes after a failure or a kill finds every page before its
+    /// checkpoint staged.
     async fn stage_page(
         &self,
         run: &SyncRun,
         checkpoint: &ResourceState,
         changes: &[StagedChange],
+        before: Option<StagedBefore>,
     ) -> Result<(), StoreError>;
     /// Drops what a run staged for one resource and rewinds its checkpoint to the start.
     async fn restart_sync_resource(&self, run: RunId, resource: &str) -> Result<(), StoreError>;

@@ -464,12 +464,29 @@ impl super::sync::SyncStore for SqlStore {
         Ok(())
     }
 
+    fn staging_depth(&self) -> usize {
+        match self.pool.backend() {
+            super::Backend::Sqlite => 1,
+            // A page's changes written while the one before commits: PostgreSQL's backends
+            // work side by side. Half the pool at most, for the queries beside a sync.
+            super::Backend::Postgres => (self.pool.usage().max as usize / 2).clamp(1, 3),
+        }
+    }
+
     async fn stage_page(
         &self,
         run: &super::sync::SyncRun,
         checkpoint: &super::sync::ResourceState,
         changes: &[super::sync::StagedChange],
+        before: Option<super::sync::StagedBefore>,
     ) -> Result<(), StoreError> {
+        let mut before = before;
+        // SQLite has one writer: this page's transaction starts once the one before ended.
+        if self.pool.backend() == super::Backend::Sqlite {
+            if let Some(before) = before.take() {
+                before.await.map_err(|_| StoreError::OutOfTurn)?;
+            }
+        }
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await?;
         if let Some(settings) = self.pool.backend().staging_settings() {
@@ -514,6 +531,13 @@ impl super::sync::SyncStore for SqlStore {
                 insert.once()
             };
             insert.execute(&mut tx).await?;
+        }
+        // The checkpoint moves past this page only once the page before is staged.
+        if let Some(before) = before {
+            if before.await.is_err() {
+                tx.rollback().await?;
+                return Err(StoreError::OutOfTurn);
+            }
         }
         sql(
             "UPDATE sync_resources SET done = $3, cursor = $4, last_key = $5, \

@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::store::sync::{
-    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedChange, SyncMode,
-    SyncRun, NO_WATERMARK,
+    ChangeOp, Entity, LockOutcome, ResourceState, RunId, RunStatus, StagedBefore, StagedChange,
+    SyncMode, SyncRun, NO_WATERMARK,
 };
 use crate::store::{OrgRecord, Store, StoreError};
 use diff::{DiffError, Known};
@@ -499,17 +499,50 @@ async fn compare(
 
 /// The writing stage: stages each compared page's changes with its checkpoint, in order, and
 /// passes the checkpoint on to be reported.
+///
+/// Where the database takes several writers ([`Store::staging_depth`]), up to that many pages
+/// are staged at once, each a task of its own: a page's changes are written while the page
+/// before commits, and its checkpoint waits for that commit. The first failure, in page order,
+/// ends the stage; the pages after it are not staged.
 async fn write(
     store: Arc<dyn Store>,
     mut staged: mpsc::Receiver<Staged>,
     written: mpsc::Sender<ResourceState>,
 ) -> Result<(), StoreError> {
-    while let Some((run, state, changes)) = staged.recv().await {
-        store.stage_page(&run, &state, &changes).await?;
+    let depth = store.staging_depth().max(1);
+    let mut writing = std::collections::VecDeque::with_capacity(depth);
+    let mut before: Option<StagedBefore> = None;
+    let mut open = true;
+    loop {
+        if open && writing.len() < depth {
+            if let Some((run, state, changes)) = staged.recv().await {
+                let (staged_now, after) = tokio::sync::oneshot::channel();
+                let store = store.clone();
+                let previous = before.replace(after);
+                writing.push_back(AbortOnDrop(tokio::spawn(
+                    async move {
+                        store.stage_page(&run, &state, &changes, previous).await?;
+                        let _ = staged_now.send(());
+                        Ok::<_, StoreError>(state)
+                    }
+                    .in_current_span(),
+                )));
+                continue;
+            }
+            open = false;
+        }
+        let Some(mut oldest) = writing.pop_front() else {
+            return Ok(());
+        };
+        let state = match (&mut oldest.0).await {
+            Ok(state) => state?,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => return Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
+        };
         // Nobody left to tell is no reason to stop writing what was compared.
         let _ = written.send(state).await;
     }
-    Ok(())
 }
 
 async fn new_run(

@@ -955,7 +955,10 @@ async fn staged_changes_keep_every_character_through_the_commit() {
         state.done = true;
         state.pages = 1;
         state.records = 2;
-        store.stage_page(&run, &state, &changes).await.unwrap();
+        store
+            .stage_page(&run, &state, &changes, None)
+            .await
+            .unwrap();
         let mut done = run.clone();
         done.status = provost::store::sync::RunStatus::Succeeded;
         assert!(store.commit_sync_run(&done, holder, ttl).await.unwrap());
@@ -988,6 +991,108 @@ async fn staged_changes_keep_every_character_through_the_commit() {
             Some(vec!["display\tname".to_owned(), "x\\y".to_owned()])
         );
         assert_eq!(history[1].before, Some(json!({ "was": "tab\there\\" })));
+    })
+    .await;
+}
+
+/// Pages staged side by side (PostgreSQL's writers) move the checkpoint in their order: a page
+/// staged after one still being written waits for it before its checkpoint and commit, and a
+/// page after one that was not staged is not staged either. On SQLite, whose one writer takes
+/// the pages one at a time, the same holds.
+#[tokio::test]
+async fn a_page_staged_beside_the_one_before_commits_after_it_and_not_without_it() {
+    use provost::store::sync::{ChangeOp, Entity, StagedChange, SyncMode};
+    use serde_json::value::RawValue;
+    on_each_backend(|store| async move {
+        let org = store.ensure_org("in-turn").await.unwrap();
+        let holder = "test-holder";
+        let ttl = chrono::TimeDelta::seconds(60);
+        store.acquire_sync_lock(org.id, holder, ttl).await.unwrap();
+        let run = store
+            .create_sync_run(org.id, SyncMode::Full, "test", &[("users", None)])
+            .await
+            .unwrap();
+        let page = |id: &str| {
+            let row = account(id, &format!("{id}@x.com"));
+            vec![StagedChange {
+                resource: "users".to_owned(),
+                entity: Entity::Account,
+                object_id: row.id.clone(),
+                op: ChangeOp::Created,
+                fields: None,
+                before: None,
+                after: Some(RawValue::from_string(serde_json::to_string(&row).unwrap()).unwrap()),
+                digest: 1,
+            }]
+        };
+        let state = store.sync_resources(run.id).await.unwrap().remove(0);
+        let checkpoint = |pages: i64| {
+            let mut state = state.clone();
+            state.pages = pages;
+            state.records = pages;
+            state
+        };
+        let pages_staged = || {
+            let store = store.clone();
+            async move { store.sync_resources(run.id).await.unwrap()[0].pages }
+        };
+
+        // The second page is handed over while the first is not staged yet: it waits.
+        let (first_staged, after_first) = tokio::sync::oneshot::channel();
+        let second = tokio::spawn({
+            let (store, run, checkpoint) = (store.clone(), run.clone(), checkpoint(2));
+            async move {
+                store
+                    .stage_page(
+                        &run,
+                        &checkpoint,
+                        &page("005T0000000002AAA"),
+                        Some(after_first),
+                    )
+                    .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second page waits for the first");
+        assert_eq!(
+            pages_staged().await,
+            0,
+            "no checkpoint past a page not staged"
+        );
+        store
+            .stage_page(&run, &checkpoint(1), &page("005T0000000001AAA"), None)
+            .await
+            .unwrap();
+        assert_eq!(pages_staged().await, 1);
+        first_staged.send(()).unwrap();
+        second.await.unwrap().unwrap();
+        assert_eq!(pages_staged().await, 2);
+
+        // A page after one that was not staged fails, and nothing of it is kept.
+        let (failed, after_failed) = tokio::sync::oneshot::channel::<()>();
+        drop(failed);
+        let third = store
+            .stage_page(
+                &run,
+                &checkpoint(3),
+                &page("005T0000000003AAA"),
+                Some(after_failed),
+            )
+            .await;
+        assert!(
+            matches!(third, Err(provost::store::StoreError::OutOfTurn)),
+            "{third:?}"
+        );
+        assert_eq!(pages_staged().await, 2);
+        let mut staged: Vec<String> = store
+            .staged_keys(run.id, Entity::Account)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        staged.sort();
+        assert_eq!(staged, ["005T0000000001AAA", "005T0000000002AAA"]);
     })
     .await;
 }
