@@ -107,6 +107,24 @@ impl Backend {
         }
     }
 
+    /// The primary key of table `$1` as `(name, definition)`, when no foreign key refers to
+    /// the table: a load into it drops the key and adds it again once its rows are in
+    /// (PostgreSQL: a first load of `large` put its 609,478 grants in 1.7 s without the key
+    /// and built it in 0.4 s, against 3.7 s with the key in place). SQLite cannot drop one.
+    pub(super) fn unreferenced_primary_key(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                "SELECT c.conname::text, pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 JOIN pg_class t ON t.oid = c.conrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE c.contype = 'p' AND n.nspname = current_schema() AND t.relname = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' \
+                 AND f.confrelid = c.conrelid)",
+            ),
+        }
+    }
+
     /// What a transaction that stages a page of a sync sets first: on PostgreSQL it does not
     /// wait for its write-ahead log to reach the disk. A crash may then lose the last pages
     /// staged, each whole with its checkpoint, and the run resumes before them; the commit

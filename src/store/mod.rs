@@ -319,6 +319,9 @@ pub struct SqlStore {
     pool: sql::Pool,
     /// Orgs never change once stored, so each is read once.
     orgs: OrgCache,
+    /// Pages staged beside another page of the same resource, across every sync of this
+    /// store: see [`sync::SyncStore::stage_beside`].
+    staging_beside: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqlStore {
@@ -386,9 +389,16 @@ pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError>
             })
         }
     };
+    // A page staged beside the one before holds a connection while it waits for that one:
+    // a quarter of the pool at most, so the pages at the head of every sync still find one.
+    let beside = match pool.backend() {
+        Backend::Sqlite => 0,
+        Backend::Postgres => (config.max_connections as usize / 4).clamp(1, 4),
+    };
     Ok(Arc::new(SqlStore {
         pool,
         orgs: OrgCache::default(),
+        staging_beside: Arc::new(tokio::sync::Semaphore::new(beside)),
     }))
 }
 

@@ -313,6 +313,9 @@ pub struct ResourceState {
 /// [`Store::stage_page`].
 pub type StagedBefore = tokio::sync::oneshot::Receiver<()>;
 
+/// See [`Store::stage_beside`].
+pub type StagingLeave = tokio::sync::OwnedSemaphorePermit;
+
 /// A change a run observed, staged until the run commits.
 #[derive(Debug, Clone)]
 pub struct StagedChange {
@@ -422,9 +425,11 @@ pub trait SyncStore: Send + Sync {
     async fn sync_resources(&self, run: RunId) -> Result<Vec<ResourceState>, StoreError>;
     /// Saves a run's status, counts, API figures and error.
     async fn save_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
-    /// How many pages of a resource may be staged at once: each with [`Store::stage_page`]'s
-    /// `before`, the stage of the page before it. 1 where the database has one writer (SQLite).
-    fn staging_depth(&self) -> usize;
+    /// Leave to stage a page beside the page before it, still being staged (with
+    /// [`Store::stage_page`]'s `before`), held until the page is staged; `None` when no more
+    /// may be now, and always where the database has one writer (SQLite). Such a page holds a
+    /// connection while it waits, so the leave is counted across every sync of the store.
+    fn stage_beside(&self) -> Option<StagingLeave>;
     /// Stages a page's changes and moves the resource's checkpoint past it, in one transaction.
     ///
     /// `before` is the stage of the page before it when that one may still be in progress:

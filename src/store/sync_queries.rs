@@ -464,13 +464,10 @@ impl super::sync::SyncStore for SqlStore {
         Ok(())
     }
 
-    fn staging_depth(&self) -> usize {
-        match self.pool.backend() {
-            super::Backend::Sqlite => 1,
-            // A page's changes written while the one before commits: PostgreSQL's backends
-            // work side by side. Half the pool at most, for the queries beside a sync.
-            super::Backend::Postgres => (self.pool.usage().max as usize / 2).clamp(1, 3),
-        }
+    fn stage_beside(&self) -> Option<super::sync::StagingLeave> {
+        // A page's changes written while the one before commits: PostgreSQL's backends work
+        // side by side (SQLite's semaphore has no permits).
+        self.staging_beside.clone().try_acquire_owned().ok()
     }
 
     async fn stage_page(
@@ -700,7 +697,7 @@ impl super::sync::SyncStore for SqlStore {
             .into_iter()
             .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
             .collect();
-        let rebuilt = self.drop_indexes_for_load(&mut tx, &loads).await?;
+        let (rebuilt, keyless) = self.drop_indexes_for_load(&mut tx, &loads).await?;
         // The last two statements mark the users and entitlements whose grants changed as
         // changed now: into an org without any yet (a first load), every one the grants name
         // is written by this commit with that time.
@@ -712,7 +709,25 @@ impl super::sync::SyncStore for SqlStore {
         let first_load = !stored;
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
-        for (statement, at_commit) in statements.into_iter().take(wanted) {
+        let applied = [
+            Some(super::sync::Entity::Account),
+            Some(super::sync::Entity::Entitlement),
+            Some(super::sync::Entity::Grant),
+            Some(super::sync::Entity::Permission),
+        ];
+        for (i, (statement, at_commit)) in statements.into_iter().take(wanted).enumerate() {
+            // Into a table whose primary key is dropped for the load, the rows go in without
+            // ON CONFLICT (which needs the key); a run stages an object once, and a row twice
+            // would fail as the key is added again, as the statement with it would have.
+            let keyless = applied
+                .get(i)
+                .copied()
+                .flatten()
+                .is_some_and(|entity| keyless.contains(&entity));
+            let statement = match (keyless, statement.split_once(" ON CONFLICT ")) {
+                (true, Some((insert, _))) => insert.to_owned(),
+                _ => statement,
+            };
             let query = sql(&statement).bind(run.id.0);
             let query = if at_commit { query.bind(now) } else { query };
             query
@@ -1032,28 +1047,30 @@ impl super::sync::SyncStore for SqlStore {
 
 impl SqlStore {
     /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
-    /// those that are empty (on PostgreSQL also their foreign keys to the other model tables),
-    /// to be built again once the rows are in. Returns the statements that build what it
-    /// dropped. On PostgreSQL the tables are locked first,
+    /// those that are empty (on PostgreSQL also their foreign keys to the other model tables,
+    /// and their primary key when no foreign key refers to the table), to be built again once
+    /// the rows are in. Returns the statements that build what it dropped, and the entities
+    /// whose table is without its primary key until then. On PostgreSQL the tables are locked first,
     /// without waiting: when another transaction uses one, the rows go in one by one as usual
     /// rather than risk a deadlock with it.
     async fn drop_indexes_for_load(
         &self,
         tx: &mut super::sql::Tx,
         loads: &[super::sync::Entity],
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<(Vec<(String, String)>, Vec<super::sync::Entity>), StoreError> {
         if loads.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let tables: Vec<&str> = loads.iter().map(|entity| entity.table()).collect();
         if let Some(lock) = self.pool.backend().lock_for_load(&tables) {
             if !Self::lock_at_once(tx, &lock).await? {
                 tracing::debug!("the tables are in use; loading row by row");
-                return Ok(Vec::new());
+                return Ok(Default::default());
             }
         }
         let mut keys_again = Vec::new();
         let mut rebuilt = Vec::new();
+        let mut keyless = Vec::new();
         for entity in loads {
             let table = entity.table();
             let (any,): (bool,) = sql(format!("SELECT EXISTS (SELECT 1 FROM {table})"))
@@ -1072,6 +1089,27 @@ impl SqlStore {
                     .await?;
             }
             rebuilt.extend(indexes);
+            if let Some(primary_key) = self.pool.backend().unreferenced_primary_key() {
+                let key: Option<(String, String)> = sql(primary_key)
+                    .bind(table)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some((name, definition)) = key {
+                    let name = format!("\"{}\"", name.replace('"', "\"\""));
+                    sql(format!("ALTER TABLE {table} DROP CONSTRAINT {name}"))
+                        .execute(&mut *tx)
+                        .await?;
+                    // Added again first: the keys of the other tables do not need it.
+                    rebuilt.insert(
+                        0,
+                        (
+                            name.clone(),
+                            format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"),
+                        ),
+                    );
+                    keyless.push(*entity);
+                }
+            }
             let Some(foreign_keys) = self.pool.backend().model_foreign_keys() else {
                 continue;
             };
@@ -1109,7 +1147,7 @@ impl SqlStore {
         }
         // The keys are checked once every index is back.
         rebuilt.extend(keys_again);
-        Ok(rebuilt)
+        Ok((rebuilt, keyless))
     }
 
     /// Runs `lock`, a `LOCK TABLE ... NOWAIT`, in a savepoint: whether it took the tables (a

@@ -169,6 +169,9 @@ pub async fn run(
 /// A spawned task that ends with the future that spawned it.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
+/// Pages of a resource staged beside the one being staged, at most (with the store's leave).
+const STAGED_BESIDE: usize = 2;
+
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
@@ -272,8 +275,9 @@ async fn locked_run(
         let storing = async {
             for ((resource, mut state), pages) in pending.into_iter().zip(receivers) {
                 observer.resource_started(resource, &state);
-                // One compared page waits while one is written: the writer never waits for
-                // the comparing, and no more pages are held than that.
+                // One compared page waits while one is written (on PostgreSQL, up to three
+                // side by side): the writer never waits for the comparing, and no more pages
+                // are held than that.
                 let (staged, to_write) = mpsc::channel(1);
                 let (written, mut reported) = mpsc::channel(PAGES_AHEAD);
                 // Writing runs as a task of its own, so the database is handed each page as
@@ -500,22 +504,48 @@ async fn compare(
 /// The writing stage: stages each compared page's changes with its checkpoint, in order, and
 /// passes the checkpoint on to be reported.
 ///
-/// Where the database takes several writers ([`Store::staging_depth`]), up to that many pages
-/// are staged at once, each a task of its own: a page's changes are written while the page
-/// before commits, and its checkpoint waits for that commit. The first failure, in page order,
-/// ends the stage; the pages after it are not staged.
+/// Where the database takes several writers (the store gives leave, [`Store::stage_beside`]),
+/// up to [`STAGED_BESIDE`] more pages are staged while one is, each a task of its own: a page's
+/// changes are written while the page before commits, and its checkpoint waits for that commit.
+/// The first failure, in page order, ends the stage at once; the pages after it are not staged.
 async fn write(
     store: Arc<dyn Store>,
     mut staged: mpsc::Receiver<Staged>,
     written: mpsc::Sender<ResourceState>,
 ) -> Result<(), StoreError> {
-    let depth = store.staging_depth().max(1);
-    let mut writing = std::collections::VecDeque::with_capacity(depth);
+    let mut writing: std::collections::VecDeque<AbortOnDrop<Result<ResourceState, StoreError>>> =
+        std::collections::VecDeque::with_capacity(STAGED_BESIDE + 1);
     let mut before: Option<StagedBefore> = None;
     let mut open = true;
     loop {
-        if open && writing.len() < depth {
-            if let Some((run, state, changes)) = staged.recv().await {
+        let mut leave = None;
+        let take = open
+            && (writing.is_empty()
+                || (writing.len() <= STAGED_BESIDE && {
+                    leave = store.stage_beside();
+                    leave.is_some()
+                }));
+        tokio::select! {
+            biased;
+            // The oldest page first: its failure ends the stage without waiting for another.
+            staged_now = async { (&mut writing.front_mut().expect("not empty").0).await },
+                if !writing.is_empty() =>
+            {
+                writing.pop_front();
+                let state = match staged_now {
+                    Ok(state) => state?,
+                    Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                    // The runtime is shutting down.
+                    Err(_) => return Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
+                };
+                // Nobody left to tell is no reason to stop writing what was compared.
+                let _ = written.send(state).await;
+            }
+            page = staged.recv(), if take => {
+                let Some((run, state, changes)) = page else {
+                    open = false;
+                    continue;
+                };
                 let (staged_now, after) = tokio::sync::oneshot::channel();
                 let store = store.clone();
                 let previous = before.replace(after);
@@ -523,25 +553,14 @@ async fn write(
                     async move {
                         store.stage_page(&run, &state, &changes, previous).await?;
                         let _ = staged_now.send(());
+                        drop(leave);
                         Ok::<_, StoreError>(state)
                     }
                     .in_current_span(),
                 )));
-                continue;
             }
-            open = false;
+            else => return Ok(()),
         }
-        let Some(mut oldest) = writing.pop_front() else {
-            return Ok(());
-        };
-        let state = match (&mut oldest.0).await {
-            Ok(state) => state?,
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            // The runtime is shutting down.
-            Err(_) => return Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
-        };
-        // Nobody left to tell is no reason to stop writing what was compared.
-        let _ = written.send(state).await;
     }
 }
 

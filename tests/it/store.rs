@@ -1059,6 +1059,14 @@ async fn a_page_staged_beside_the_one_before_commits_after_it_and_not_without_it
             0,
             "no checkpoint past a page not staged"
         );
+        assert!(
+            store
+                .staged_keys(run.id, Entity::Account)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing of the waiting page is staged yet"
+        );
         store
             .stage_page(&run, &checkpoint(1), &page("005T0000000001AAA"), None)
             .await
