@@ -390,10 +390,11 @@ pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError>
         }
     };
     // A page staged beside the one before holds a connection while it waits for that one:
-    // a quarter of the pool at most, so the pages at the head of every sync still find one.
+    // a quarter of the pool at most, so the pages at the head of every sync still find one
+    // (a pool of fewer than 4 stages one page at a time).
     let beside = match pool.backend() {
         Backend::Sqlite => 0,
-        Backend::Postgres => (config.max_connections as usize / 4).clamp(1, 4),
+        Backend::Postgres => (config.max_connections as usize / 4).min(4),
     };
     Ok(Arc::new(SqlStore {
         pool,

@@ -507,7 +507,8 @@ async fn compare(
 /// Where the database takes several writers (the store gives leave, [`Store::stage_beside`]),
 /// up to [`STAGED_BESIDE`] more pages are staged while one is, each a task of its own: a page's
 /// changes are written while the page before commits, and its checkpoint waits for that commit.
-/// The first failure, in page order, ends the stage at once; the pages after it are not staged.
+/// The first failure, in page order, ends the stage (a page's failure is seen as soon as the
+/// pages before it are staged); the pages after it are not staged.
 async fn write(
     store: Arc<dyn Store>,
     mut staged: mpsc::Receiver<Staged>,
