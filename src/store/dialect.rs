@@ -50,6 +50,19 @@ impl Backend {
     }
 }
 
+/// A statement of a commit's apply: see [`Backend::apply_statements`].
+pub(super) struct Apply {
+    /// The entity whose staged rows it inserts; `None` for those that mark what changed.
+    pub entity: Option<super::sync::Entity>,
+    /// The statement, without `on_conflict`.
+    pub statement: String,
+    /// What an insert ends with to update a row already stored: left off where a load dropped
+    /// the table's primary key, which it needs.
+    pub on_conflict: String,
+    /// Whether `$2` is the commit's time.
+    pub at_commit: bool,
+}
+
 impl Backend {
     /// The definitions of a table's indexes that can be dropped and built again: not those
     /// behind its primary key or a unique or exclusion constraint. `(name, CREATE INDEX
@@ -179,7 +192,7 @@ impl Backend {
     /// in the statements flagged `true`, the commit's time: a user changed when the change
     /// became visible (SCIM's meta.lastModified), not when its page was staged, or a client
     /// polling for changes since its last poll would miss what a long run staged before it.
-    pub(super) fn apply_statements(self) -> [(String, bool); 6] {
+    pub(super) fn apply_statements(self) -> [Apply; 6] {
         // PostgreSQL takes the rows in key order: each goes in beside the one before in the
         // primary key's index (a first load of `large`: 4.1 s for the grants in the order they
         // were staged, 3.7 s in this one, with their sort; 2.6 s and 2.0 s for the
@@ -199,13 +212,7 @@ impl Backend {
             "INSERT INTO accounts (org_id, id, username, email, first_name, last_name, \
              display_name, active, user_type, attributes, resource, digest, changed_at) \
              SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, {}, {}, resource, digest, \
-             $2{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET username = excluded.username, \
-             email = excluded.email, first_name = excluded.first_name, \
-             last_name = excluded.last_name, display_name = excluded.display_name, \
-             active = excluded.active, user_type = excluded.user_type, \
-             attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest, changed_at = excluded.changed_at",
+             $2{}",
             self.text("username"),
             self.text("email"),
             self.text("first_name"),
@@ -216,15 +223,17 @@ impl Backend {
             self.json("attributes"),
             from("account"),
         );
+        let accounts_conflict = "ON CONFLICT (org_id, id) DO UPDATE SET \
+             username = excluded.username, email = excluded.email, \
+             first_name = excluded.first_name, last_name = excluded.last_name, \
+             display_name = excluded.display_name, active = excluded.active, \
+             user_type = excluded.user_type, attributes = excluded.attributes, \
+             resource = excluded.resource, digest = excluded.digest, \
+             changed_at = excluded.changed_at";
         let entitlements = format!(
             "INSERT INTO entitlements (org_id, id, kind, api_name, label, description, \
              grantable, attributes, resource, digest, changed_at) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest, $2{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET kind = excluded.kind, \
-             api_name = excluded.api_name, label = excluded.label, \
-             description = excluded.description, grantable = excluded.grantable, \
-             attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest, changed_at = excluded.changed_at",
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, {}, resource, digest, $2{}",
             self.text("kind"),
             self.text("api_name"),
             self.text("label"),
@@ -233,6 +242,11 @@ impl Backend {
             self.json("attributes"),
             from("entitlement"),
         );
+        let entitlements_conflict = "ON CONFLICT (org_id, id) DO UPDATE SET \
+             kind = excluded.kind, api_name = excluded.api_name, label = excluded.label, \
+             description = excluded.description, grantable = excluded.grantable, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest, changed_at = excluded.changed_at";
         // The source as the `source` column encodes it (`direct`, `profile`, `group:0PG...`).
         let source = format!(
             "CASE {kind} WHEN 'group' THEN 'group:' || {group} ELSE {kind} END",
@@ -245,26 +259,24 @@ impl Backend {
             "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
              attributes, resource, digest, since, request_id) \
              SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest, \
-             observed_at, request_id{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
-             entitlement_id = excluded.entitlement_id, source = excluded.source, \
-             expires_at = excluded.expires_at, attributes = excluded.attributes, \
-             resource = excluded.resource, digest = excluded.digest, {}",
+             observed_at, request_id{}",
             self.text("account_id"),
             self.text("entitlement_id"),
             self.timestamp("expires_at"),
             self.json("attributes"),
             from("grant"),
+        );
+        let grants_conflict = format!(
+            "ON CONFLICT (org_id, id) DO UPDATE SET account_id = excluded.account_id, \
+             entitlement_id = excluded.entitlement_id, source = excluded.source, \
+             expires_at = excluded.expires_at, attributes = excluded.attributes, \
+             resource = excluded.resource, digest = excluded.digest, {}",
             super::sync_queries::SINCE_ON_CONFLICT,
         );
         let permissions = format!(
             "INSERT INTO permissions (org_id, id, entitlement_id, kind, target, actions, \
              attributes, resource, digest) \
-             SELECT org_id, object_id, {}, {}, {}, {}, {}, resource, digest{} \
-             ON CONFLICT (org_id, id) DO UPDATE SET entitlement_id = excluded.entitlement_id, \
-             kind = excluded.kind, target = excluded.target, actions = excluded.actions, \
-             attributes = excluded.attributes, resource = excluded.resource, \
-             digest = excluded.digest",
+             SELECT org_id, object_id, {}, {}, {}, {}, {}, resource, digest{}",
             self.text("entitlement_id"),
             self.text("kind"),
             self.text("target"),
@@ -272,6 +284,11 @@ impl Backend {
             self.json("attributes"),
             from("permission"),
         );
+        let permissions_conflict = "ON CONFLICT (org_id, id) DO UPDATE SET \
+             entitlement_id = excluded.entitlement_id, kind = excluded.kind, \
+             target = excluded.target, actions = excluded.actions, \
+             attributes = excluded.attributes, resource = excluded.resource, \
+             digest = excluded.digest";
         // A user whose grants changed (added, changed or removed) changed too: SCIM's
         // meta.lastModified.
         let touched = format!(
@@ -293,13 +310,31 @@ impl Backend {
             self.entitlement_of("c.after"),
             self.entitlement_of("c.before"),
         );
+        use super::sync::Entity;
+        let insert = |entity, statement, on_conflict: &str, at_commit| Apply {
+            entity: Some(entity),
+            statement,
+            on_conflict: format!(" {on_conflict}"),
+            at_commit,
+        };
+        let mark = |statement| Apply {
+            entity: None,
+            statement,
+            on_conflict: String::new(),
+            at_commit: true,
+        };
         [
-            (accounts, true),
-            (entitlements, true),
-            (grants, false),
-            (permissions, false),
-            (touched, true),
-            (holders_changed, true),
+            insert(Entity::Account, accounts, accounts_conflict, true),
+            insert(
+                Entity::Entitlement,
+                entitlements,
+                entitlements_conflict,
+                true,
+            ),
+            insert(Entity::Grant, grants, &grants_conflict, false),
+            insert(Entity::Permission, permissions, permissions_conflict, false),
+            mark(touched),
+            mark(holders_changed),
         ]
     }
 }

@@ -475,9 +475,8 @@ impl super::sync::SyncStore for SqlStore {
         run: &super::sync::SyncRun,
         checkpoint: &super::sync::ResourceState,
         changes: &[super::sync::StagedChange],
-        before: Option<super::sync::StagedBefore>,
+        mut before: Option<super::sync::StagedBefore>,
     ) -> Result<(), StoreError> {
-        let mut before = before;
         // SQLite has one writer: this page's transaction starts once the one before ended.
         if self.pool.backend() == super::Backend::Sqlite {
             if let Some(before) = before.take() {
@@ -709,27 +708,21 @@ impl super::sync::SyncStore for SqlStore {
         let first_load = !stored;
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
-        let applied = [
-            Some(super::sync::Entity::Account),
-            Some(super::sync::Entity::Entitlement),
-            Some(super::sync::Entity::Grant),
-            Some(super::sync::Entity::Permission),
-        ];
-        for (i, (statement, at_commit)) in statements.into_iter().take(wanted).enumerate() {
+        for apply in statements.into_iter().take(wanted) {
             // Into a table whose primary key is dropped for the load, the rows go in without
             // ON CONFLICT (which needs the key); a run stages an object once, and a row twice
             // would fail as the key is added again, as the statement with it would have.
-            let keyless = applied
-                .get(i)
-                .copied()
-                .flatten()
-                .is_some_and(|entity| keyless.contains(&entity));
-            let statement = match (keyless, statement.split_once(" ON CONFLICT ")) {
-                (true, Some((insert, _))) => insert.to_owned(),
-                _ => statement,
+            let keyless = apply.entity.is_some_and(|entity| keyless.contains(&entity));
+            let statement = match keyless {
+                true => apply.statement,
+                false => apply.statement + &apply.on_conflict,
             };
             let query = sql(&statement).bind(run.id.0);
-            let query = if at_commit { query.bind(now) } else { query };
+            let query = if apply.at_commit {
+                query.bind(now)
+            } else {
+                query
+            };
             query
                 .execute(&mut tx)
                 .await

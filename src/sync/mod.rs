@@ -178,6 +178,19 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+impl<T> AbortOnDrop<Result<T, StoreError>> {
+    /// What the task ended with: its panic goes on here, and a runtime shutting down is an
+    /// error.
+    async fn outcome(&mut self) -> Result<T, StoreError> {
+        match (&mut self.0).await {
+            Ok(outcome) => outcome,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
+        }
+    }
+}
+
 async fn heartbeat(store: Arc<dyn Store>, org: OrgRecord, holder: String, lost: Arc<AtomicBool>) {
     let mut ticker = tokio::time::interval(HEARTBEAT);
     ticker.tick().await;
@@ -290,14 +303,7 @@ async fn locked_run(
                         observer.page_read(resource, &state);
                     }
                 };
-                let wrote = async {
-                    match (&mut writer.0).await {
-                        Ok(written) => written,
-                        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-                        // The runtime is shutting down.
-                        Err(_) => Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
-                    }
-                };
+                let wrote = writer.outcome();
                 let (stopped, written, ()) = tokio::join!(
                     compare(
                         store,
@@ -529,16 +535,12 @@ async fn write(
         tokio::select! {
             biased;
             // The oldest page first: its failure ends the stage without waiting for another.
-            staged_now = async { (&mut writing.front_mut().expect("not empty").0).await },
+            // (An async block: select! makes every branch's future, disabled or not.)
+            staged_now = async { writing.front_mut().expect("not empty").outcome().await },
                 if !writing.is_empty() =>
             {
                 writing.pop_front();
-                let state = match staged_now {
-                    Ok(state) => state?,
-                    Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-                    // The runtime is shutting down.
-                    Err(_) => return Err(StoreError::Database(sqlx::Error::WorkerCrashed)),
-                };
+                let state = staged_now?;
                 // Nobody left to tell is no reason to stop writing what was compared.
                 let _ = written.send(state).await;
             }

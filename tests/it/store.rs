@@ -906,22 +906,43 @@ async fn console_sessions_links_and_pages() {
     .await;
 }
 
+const HOLDER: &str = "test-holder";
+
+fn lock_ttl() -> chrono::TimeDelta {
+    chrono::TimeDelta::seconds(60)
+}
+
+/// Org `name`, locked by [`HOLDER`], and a full sync run of its users.
+async fn users_run(
+    store: &std::sync::Arc<dyn provost::store::Store>,
+    name: &str,
+) -> (provost::store::OrgRecord, provost::store::sync::SyncRun) {
+    let org = store.ensure_org(name).await.unwrap();
+    store
+        .acquire_sync_lock(org.id, HOLDER, lock_ttl())
+        .await
+        .unwrap();
+    let run = store
+        .create_sync_run(
+            org.id,
+            provost::store::sync::SyncMode::Full,
+            "test",
+            &[("users", None)],
+        )
+        .await
+        .unwrap();
+    (org, run)
+}
+
 /// A page staged with text that COPY's format escapes (backslashes, tabs, newlines, quotes,
 /// non-ASCII) and a change with a before-value and changed fields comes back, and is applied
 /// at the commit, exactly as it was sent, on both databases.
 #[tokio::test]
 async fn staged_changes_keep_every_character_through_the_commit() {
-    use provost::store::sync::{ChangeOp, ChangeQuery, Entity, StagedChange, SyncMode};
+    use provost::store::sync::{ChangeOp, ChangeQuery, Entity, StagedChange};
     use serde_json::value::RawValue;
     on_each_backend(|store| async move {
-        let org = store.ensure_org("staging").await.unwrap();
-        let holder = "test-holder";
-        let ttl = chrono::TimeDelta::seconds(60);
-        store.acquire_sync_lock(org.id, holder, ttl).await.unwrap();
-        let run = store
-            .create_sync_run(org.id, SyncMode::Full, "test", &[("users", None)])
-            .await
-            .unwrap();
+        let (org, run) = users_run(&store, "staging").await;
         let mut tricky = account("005T0000000001AAA", "back\\slash\ttab\nline@x.com");
         tricky.display_name = "Zoë \"Q\" \\N \u{1F600}\r".to_owned();
         tricky
@@ -961,7 +982,10 @@ async fn staged_changes_keep_every_character_through_the_commit() {
             .unwrap();
         let mut done = run.clone();
         done.status = provost::store::sync::RunStatus::Succeeded;
-        assert!(store.commit_sync_run(&done, holder, ttl).await.unwrap());
+        assert!(store
+            .commit_sync_run(&done, HOLDER, lock_ttl())
+            .await
+            .unwrap());
         let stored = store
             .get_account(org.id, &tricky.id)
             .await
@@ -1001,17 +1025,10 @@ async fn staged_changes_keep_every_character_through_the_commit() {
 /// the pages one at a time, the same holds.
 #[tokio::test]
 async fn a_page_staged_beside_the_one_before_commits_after_it_and_not_without_it() {
-    use provost::store::sync::{ChangeOp, Entity, StagedChange, SyncMode};
+    use provost::store::sync::{ChangeOp, Entity, StagedChange};
     use serde_json::value::RawValue;
     on_each_backend(|store| async move {
-        let org = store.ensure_org("in-turn").await.unwrap();
-        let holder = "test-holder";
-        let ttl = chrono::TimeDelta::seconds(60);
-        store.acquire_sync_lock(org.id, holder, ttl).await.unwrap();
-        let run = store
-            .create_sync_run(org.id, SyncMode::Full, "test", &[("users", None)])
-            .await
-            .unwrap();
+        let (_, run) = users_run(&store, "in-turn").await;
         let page = |id: &str| {
             let row = account(id, &format!("{id}@x.com"));
             vec![StagedChange {
