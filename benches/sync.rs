@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use provost::config::{DatabaseConfig, DatabaseUrl};
-use provost::store::sync::{ChangeQuery, RunStatus, SyncMode, SyncRun};
+use provost::store::sync::{ChangeQuery, ResourceState, RunStatus, SyncMode, SyncRun};
 use provost::store::{self, Store};
 use provost::sync::{self, SyncRequest};
 use sqlx::Connection;
@@ -66,13 +66,55 @@ async fn postgres_database() -> Option<(String, String, String)> {
     Some((url.to_string(), admin, name))
 }
 
-/// Notes when the run starts committing.
-#[derive(Default)]
-struct CommitClock(std::sync::Mutex<Option<Instant>>);
+/// Notes when the run starts committing; with `PROVOST_BENCH_TIMELINE=1`, also prints when
+/// each resource's storing starts and ends and when each page of it is stored.
+struct CommitClock {
+    committing: std::sync::Mutex<Option<Instant>>,
+    started: Instant,
+    timeline: bool,
+}
+
+impl CommitClock {
+    fn new() -> CommitClock {
+        CommitClock {
+            committing: std::sync::Mutex::new(None),
+            started: Instant::now(),
+            timeline: std::env::var("PROVOST_BENCH_TIMELINE").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    fn mark(&self, what: &str, resource: &str, pages: i64) {
+        if self.timeline {
+            let at = self.started.elapsed().as_secs_f64();
+            println!("  {at:>7.3} s  {what:<8} {resource} (page {pages})");
+        }
+    }
+}
 
 impl provost::sync::progress::Observer for CommitClock {
+    fn resource_started(
+        &self,
+        _resource: &provost_connector::connector::ResourceType,
+        state: &ResourceState,
+    ) {
+        self.mark("started", &state.resource, state.pages);
+    }
+
+    fn page_read(
+        &self,
+        _resource: &provost_connector::connector::ResourceType,
+        state: &ResourceState,
+    ) {
+        self.mark("page", &state.resource, state.pages);
+    }
+
+    fn resource_finished(&self, state: &ResourceState) {
+        self.mark("finished", &state.resource, state.pages);
+    }
+
     fn committing(&self, _run: &SyncRun) {
-        *self.0.lock().unwrap() = Some(Instant::now());
+        self.mark("commit", "", 0);
+        *self.committing.lock().unwrap() = Some(Instant::now());
     }
 }
 
@@ -108,13 +150,13 @@ async fn measure(
         concurrency,
         skip_if_synced_within: None,
     };
-    let clock = CommitClock::default();
+    let clock = CommitClock::new();
     let finished = sync::run(store, &org, &reader, &request, &clock)
         .await
         .expect("the sync runs");
     let seconds = started.elapsed().as_secs_f64();
     let commit = clock
-        .0
+        .committing
         .lock()
         .unwrap()
         .map_or(0.0, |at| at.elapsed().as_secs_f64());

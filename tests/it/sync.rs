@@ -1643,7 +1643,7 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
         async move {
             // As configured: a resource of one page is read whole; object permissions (153
             // rows) are, field permissions (1,364) are fingerprinted, and their pages not read
-            // again; the fingerprint costs two calls.
+            // again; the fingerprint costs one call (its latest rows and count together).
             let plain = store.ensure_org("plain").await.unwrap();
             let reader = org.reader(true);
             let full = sync_with(&store, &plain, &reader, SyncMode::Full).await;
@@ -1663,8 +1663,11 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
                 .unwrap()
                 .pages;
             assert!(field_pages >= 7, "{field_pages}");
+            // Reading what changed of users and of what they hold takes a couple of calls more
+            // than reading them whole in an org this small (three phases of users' changes);
+            // reading the field permissions' pages again would take six more.
             assert!(
-                unchanged.api_calls + field_pages - 2 <= full.api_calls,
+                unchanged.api_calls + field_pages - 1 <= full.api_calls + 2,
                 "{} calls, a full read {} with {field_pages} pages of field permissions",
                 unchanged.api_calls,
                 full.api_calls
@@ -1686,7 +1689,7 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_two
             }
             let stored = snapshot(&store, &record).await;
 
-            // Unchanged: nothing read of them, in two calls each instead of every page.
+            // Unchanged: nothing read of them, in one call each instead of every page.
             let unchanged = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
             assert_eq!(unchanged.status, RunStatus::Succeeded, "{:?}", unchanged.error);
             assert_eq!(unchanged.counts.changes(), 0);

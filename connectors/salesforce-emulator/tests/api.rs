@@ -1313,6 +1313,69 @@ async fn composite_runs_subrequests_with_references_as_one_call() {
 }
 
 #[tokio::test]
+async fn composite_queries_take_their_own_headers_and_at_most_five_go_in_one_call() {
+    let org = Org::start().await;
+    let query = |n: usize| {
+        json!({
+            "method": "GET",
+            "url": format!("/services/data/{V}/query?q=SELECT+Id+FROM+PermissionSetAssignment+ORDER+BY+Id"),
+            "referenceId": format!("q{n}"),
+            "httpHeaders": { "Sforce-Query-Options": "batchSize=200" },
+        })
+    };
+    let whole: Value = org
+        .get(&format!(
+            "/services/data/{V}/query?q=SELECT+Id+FROM+PermissionSetAssignment+ORDER+BY+Id"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        whole["totalSize"].as_u64().unwrap() > 200,
+        "{}",
+        whole["totalSize"]
+    );
+    let before = org.emulator.usage.lock().used;
+    let five: Vec<Value> = (0..5).map(query).collect();
+    let body: Value = org
+        .send(
+            reqwest::Method::POST,
+            "/composite",
+            json!({ "compositeRequest": five }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let responses = body["compositeResponse"].as_array().unwrap();
+    assert_eq!(responses.len(), 5);
+    for response in responses {
+        assert_eq!(response["httpStatusCode"], 200);
+        // The subrequest's own batch size: 200 records and a next page.
+        assert_eq!(response["body"]["records"].as_array().unwrap().len(), 200);
+        assert_eq!(response["body"]["totalSize"], whole["totalSize"]);
+        assert!(response["body"]["nextRecordsUrl"].is_string());
+    }
+    assert_eq!(org.emulator.usage.lock().used, before + 1, "one API call");
+
+    let six: Vec<Value> = (0..6).map(query).collect();
+    let refused = org
+        .send(
+            reqwest::Method::POST,
+            "/composite",
+            json!({ "compositeRequest": six }),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let errors: Value = refused.json().await.unwrap();
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("5 query"),
+        "{errors}"
+    );
+}
+
+#[tokio::test]
 async fn the_daily_limit_runs_out_and_every_response_carries_limit_info() {
     let org = Org::start().await;
     org.http

@@ -88,7 +88,7 @@ pub struct SalesforceClient {
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// What one attempt came to.
-enum Outcome {
+pub(crate) enum Outcome {
     Done(u16, Value),
     SessionExpired,
     Retry(SalesforceError),
@@ -282,11 +282,7 @@ impl SalesforceClient {
 
     /// The first page of a query.
     pub async fn query(&self, query: &Query) -> Result<QueryPage, SalesforceError> {
-        let path = format!(
-            "{}?{}",
-            self.data_path("query"),
-            encode_query(&query.to_soql())
-        );
+        let path = self.query_path(query);
         let options = format!("batchSize={}", self.config.batch_size);
         let (_, body) = self
             .execute(
@@ -298,6 +294,15 @@ impl SalesforceClient {
             )
             .await?;
         parse_page(body)
+    }
+
+    /// The data path that runs `query`.
+    pub(crate) fn query_path(&self, query: &Query) -> String {
+        format!(
+            "{}?{}",
+            self.data_path("query"),
+            encode_query(&query.to_soql())
+        )
     }
 
     /// The page a `nextRecordsUrl` names.
@@ -451,7 +456,7 @@ fn is_transient_token_error(err: &SalesforceError) -> bool {
 const PARSE_OFF_THREAD: usize = 64 * 1024;
 
 /// Decides what an answer means.
-fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> Outcome {
+pub(crate) fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> Outcome {
     let transient_status = matches!(status, 502..=504);
     if html {
         let err = SalesforceError::Html { status };
@@ -512,7 +517,7 @@ fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> O
 }
 
 /// The page's parts, moved out of the parsed body (no copy of the records).
-fn parse_page(mut body: Value) -> Result<QueryPage, SalesforceError> {
+pub(crate) fn parse_page(mut body: Value) -> Result<QueryPage, SalesforceError> {
     let bad = |detail: &str| SalesforceError::UnexpectedBody {
         status: 200,
         detail: format!("not a query page: {detail}"),

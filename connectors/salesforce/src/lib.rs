@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod composite;
 pub mod error;
 pub mod id;
 pub mod limits;

@@ -5,7 +5,9 @@
 //! selects what exists, does without the optional fields (saying what is lost) and stops,
 //! naming the field and the remedy, when one it cannot work without is missing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
 
 use crate::client::SalesforceClient;
 use crate::error::SalesforceError;
@@ -49,8 +51,8 @@ static OPTIONAL: [Optional; 17] = [
     optional("PermissionSetAssignment", "ExpirationDate", "when time-bound assignments end"),
 ];
 
-/// The objects whose fields the reader adapts to what the org shows (each costs one describe
-/// call per sync); every other object's fields are all required and standard.
+/// The objects whose fields the reader adapts to what the org shows (described together, in
+/// one `composite` call per reader); every other object's fields are all required and standard.
 pub const ADAPTED_OBJECTS: [&str; 3] = ["User", "PermissionSet", "PermissionSetAssignment"];
 
 /// What is lost without `object.field`, or `None` when the reader cannot do without it.
@@ -81,13 +83,36 @@ pub async fn visible_fields(
     let body = client
         .get_json(&client.data_path(&format!("sobjects/{object}/describe")))
         .await?;
-    Ok(body["fields"]
+    Ok(field_names(&body))
+}
+
+/// The fields of each of `objects` the connected user can see, described in one call; an
+/// object whose describe failed is left out (described alone, its failure says why).
+pub async fn visible_fields_of(
+    client: &SalesforceClient,
+    objects: &[&'static str],
+) -> Result<HashMap<&'static str, HashSet<String>>, SalesforceError> {
+    let paths: Vec<String> = objects
+        .iter()
+        .map(|object| client.data_path(&format!("sobjects/{object}/describe")))
+        .collect();
+    let answers = client.get_many(&paths).await?;
+    Ok(objects
+        .iter()
+        .zip(answers)
+        .filter_map(|(object, answer)| Some((*object, field_names(&answer.ok()?))))
+        .collect())
+}
+
+/// The names of a describe's fields, lower-cased.
+fn field_names(describe: &Value) -> HashSet<String> {
+    describe["fields"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|field| field["name"].as_str())
         .map(str::to_ascii_lowercase)
-        .collect())
+        .collect()
 }
 
 /// `wanted` fields of `object` against what the org shows.

@@ -369,3 +369,72 @@ async fn a_user_name_with_a_quote_is_found_by_the_builder() {
         "an injection attempt is only a strange username"
     );
 }
+
+#[tokio::test]
+async fn several_queries_and_describes_go_in_one_composite_call_each_answering_apart() {
+    let preset = Preset {
+        users: 450,
+        ..Preset::SMALL
+    };
+    let org = Org::start(EmulatorConfig {
+        preset,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    org.admin(
+        reqwest::Method::PUT,
+        "/features",
+        json!({ "permission_set_groups": false }),
+    )
+    .await;
+    let mut config = ClientConfig::new(&org.base);
+    config.batch_size = 200;
+    let client = SalesforceClient::new(config, org.jwt()).unwrap();
+    let counting = Query::select("User", &["Id"]).counting();
+    let groups = Query::select("PermissionSetGroup", &["Id"]);
+    // Seven queries: five in the first call, two in the second.
+    let queries = [
+        &users(),
+        &counting,
+        &groups,
+        &users(),
+        &users(),
+        &users(),
+        &counting,
+    ];
+    let answers = client.queries(&queries).await.unwrap();
+    assert_eq!(client.calls(), 2, "five queries a call");
+    assert_eq!(answers.len(), 7);
+    let first = answers[0].as_ref().unwrap();
+    assert_eq!(
+        (first.total_size, first.records.len()),
+        (450, 200),
+        "the batch size holds"
+    );
+    // The next page of a composite query reads on like any other.
+    let next = client
+        .query_more(first.next_records_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next.records.len(), 200);
+    assert_ne!(next.records[0]["Id"], first.records[0]["Id"]);
+    assert_eq!(answers[1].as_ref().unwrap().total_size, 450);
+    assert!(answers[1].as_ref().unwrap().records.is_empty());
+    let missing = answers[2].as_ref().unwrap_err();
+    assert_eq!(missing.code(), Some("INVALID_TYPE"), "{missing}");
+    assert_eq!(answers[6].as_ref().unwrap().total_size, 450);
+
+    let paths = ["User", "Nothing__x"]
+        .map(|object| client.data_path(&format!("sobjects/{object}/describe")));
+    let calls = client.calls();
+    let described = client.get_many(&paths).await.unwrap();
+    assert_eq!(client.calls(), calls + 1);
+    let fields = described[0].as_ref().unwrap()["fields"].as_array().unwrap();
+    assert!(fields.iter().any(|f| f["name"] == "Username"));
+    assert_eq!(
+        described[1].as_ref().unwrap_err().code(),
+        Some("NOT_FOUND"),
+        "{:?}",
+        described[1]
+    );
+}

@@ -24,6 +24,8 @@ use crate::rules;
 
 const MAX_COLLECTION: usize = 200;
 const MAX_SUBREQUESTS: usize = 25;
+/// Of which query operations (query, queryAll, the next page of a query).
+const MAX_QUERIES: usize = 5;
 
 /// Marks a subrequest of `composite`, which the pipeline neither counts nor faults.
 #[derive(Debug, Clone, Copy)]
@@ -259,6 +261,17 @@ struct SubRequest {
     reference_id: String,
     #[serde(default)]
     body: Option<Json_>,
+    /// Headers of this subrequest alone (`Sforce-Query-Options`, say).
+    #[serde(rename = "httpHeaders", default)]
+    http_headers: HashMap<String, String>,
+}
+
+impl SubRequest {
+    fn is_query(&self) -> bool {
+        let path = self.url.split('?').next().unwrap_or_default();
+        path.split('/')
+            .any(|part| part == "query" || part == "queryAll")
+    }
 }
 
 async fn composite(
@@ -281,6 +294,15 @@ async fn composite(
                 400,
                 "INVALID_FIELD",
                 "Maximum of 25 subrequests is allowed.",
+            ));
+        }
+        // Salesforce allows at most five query operations in one composite request (the
+        // documented limit; the wording of its refusal here is the emulator's).
+        if body.requests.iter().filter(|sub| sub.is_query()).count() > MAX_QUERIES {
+            return Err(SfError::new(
+                400,
+                "INVALID_FIELD",
+                "Maximum of 5 query subrequests is allowed.",
             ));
         }
         Ok(body)
@@ -345,9 +367,12 @@ async fn run_subrequest(
     if let Some(auth) = headers.get("authorization") {
         request = request.header("authorization", auth);
     }
+    for (name, value) in &sub.http_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
     let mut request = request
         .body(body)
-        .map_err(|_| SfError::new(400, "INVALID_FIELD", "invalid subrequest URL"))?;
+        .map_err(|_| SfError::new(400, "INVALID_FIELD", "invalid subrequest URL or header"))?;
     request.extensions_mut().insert(InternalCall);
     let response = app
         .clone()

@@ -91,6 +91,9 @@ pub struct SalesforceReader {
     /// The fields each object's reads select, once described (see [`crate::schema`]). Each
     /// object's describe is its own: reads planned side by side describe theirs at once.
     selected: Mutex<HashMap<&'static str, Arc<tokio::sync::OnceCell<Fields>>>>,
+    /// The fields the org shows of each object the reader adapts to, described all in one call
+    /// when the first of them is (an object whose describe failed there is described alone).
+    shown: tokio::sync::OnceCell<HashMap<&'static str, HashSet<String>>>,
     /// The first page of each resource whose read was just planned (see [`Self::plan`]),
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
@@ -222,6 +225,7 @@ impl SalesforceReader {
             muting: Mutex::new(None),
             entity_names: Mutex::new(None),
             selected: Mutex::new(HashMap::new()),
+            shown: tokio::sync::OnceCell::new(),
             probes: Mutex::new(HashMap::new()),
             user_stamp: Mutex::new(None),
             min_stream_pages: MIN_PAGES_PER_STREAM,
@@ -309,10 +313,20 @@ impl SalesforceReader {
             wanted = with_stamp(&wanted);
         }
         let fields = if schema::ADAPTED_OBJECTS.contains(&read.object) {
-            let shown = schema::visible_fields(&self.client, read.object)
+            let described = self
+                .shown
+                .get_or_try_init(|| {
+                    schema::visible_fields_of(&self.client, &schema::ADAPTED_OBJECTS)
+                })
                 .await
                 .map_err(connector_error)?;
-            let adapted = schema::adapt(read.object, &wanted, &shown);
+            let shown = match described.get(read.object) {
+                Some(shown) => shown,
+                None => &schema::visible_fields(&self.client, read.object)
+                    .await
+                    .map_err(connector_error)?,
+            };
+            let adapted = schema::adapt(read.object, &wanted, shown);
             if let Some(field) = adapted.missing.first() {
                 return Err(ConnectorError::Denied {
                     message: schema::remedy(read.object, field),
@@ -484,17 +498,18 @@ impl SalesforceReader {
             .clone()
             .descending(fingerprint::STAMP)
             .limit(fingerprint::WINDOW_ROWS);
-        let latest = self.client.query(&latest).await?;
-        let (count, first) = match first {
-            Some(first) => {
-                let page = self.client.query(first).await?;
-                (page.total_size, Some(page))
-            }
-            None => {
-                let count = self.client.query(&rows.counting()).await?.total_size;
-                (count, None)
-            }
-        };
+        // The latest rows, then the count, in one call: a composite call's subrequests run
+        // in order.
+        let counting = rows.counting();
+        let mut answers = self
+            .client
+            .queries(&[&latest, first.unwrap_or(&counting)])
+            .await?
+            .into_iter();
+        let mut answer = || answers.next().expect("an answer per query");
+        let latest = answer()?;
+        let counted = answer()?;
+        let (count, first) = (counted.total_size, first.map(|_| counted));
         if count <= self.max_unfingerprinted_rows {
             return Ok((None, first));
         }
@@ -676,7 +691,11 @@ impl SalesforceReader {
 
     /// Every row of a query, all pages (for the small lookups: frozen users, group components).
     async fn all_records(&self, query: &Query) -> Result<Vec<Value>, SalesforceError> {
-        let mut page = self.client.query(query).await?;
+        self.rest_of(self.client.query(query).await?).await
+    }
+
+    /// Every row of a query from its first page on.
+    async fn rest_of(&self, mut page: QueryPage) -> Result<Vec<Value>, SalesforceError> {
         let mut records = std::mem::take(&mut page.records);
         while let Some(next) = page.next_records_url.take() {
             page = self.client.query_more(&next).await?;
@@ -788,27 +807,25 @@ impl SalesforceReader {
         if let Some(names) = &*cached {
             return Ok(names.clone());
         }
-        // The kinds' names are asked for side by side.
-        let names_of = |(object, field): (&'static str, &'static str)| async move {
-            match self
-                .all_records(&Query::select(object, &["Id", field]))
-                .await
-            {
-                Ok(records) => Ok(records
-                    .iter()
-                    .filter_map(|r| Some((text(r, "Id")?, text(r, field)?)))
-                    .collect::<Vec<_>>()),
+        // The kinds' names are asked for in one call.
+        let queries =
+            SETUP_ENTITY_NAMES.map(|(object, field)| Query::select(object, &["Id", field]));
+        let firsts = self.client.queries(&queries.each_ref()).await?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        for (first, (_, field)) in firsts.into_iter().zip(SETUP_ENTITY_NAMES) {
+            let records = match first {
+                Ok(first) => self.rest_of(first).await?,
                 Err(err) if matches!(err.code(), Some("INVALID_TYPE" | "INSUFFICIENT_ACCESS")) => {
-                    Ok(Vec::new())
+                    continue
                 }
-                Err(err) => Err(err),
-            }
-        };
-        let [apps, classes, custom] = SETUP_ENTITY_NAMES;
-        let (apps, classes, custom) =
-            tokio::try_join!(names_of(apps), names_of(classes), names_of(custom))?;
-        let names: HashMap<String, String> =
-            apps.into_iter().chain(classes).chain(custom).collect();
+                Err(err) => return Err(err),
+            };
+            names.extend(
+                records
+                    .iter()
+                    .filter_map(|r| Some((text(r, "Id")?, text(r, field)?))),
+            );
+        }
         *cached = Some(names.clone());
         Ok(names)
     }
