@@ -67,7 +67,8 @@ async fn postgres_database() -> Option<(String, String, String)> {
 }
 
 /// Notes when the run starts committing; with `PROVOST_BENCH_TIMELINE=1`, also prints when
-/// each resource's storing starts and ends and when each page of it is stored.
+/// each resource's storing starts and ends and when each page of it is stored, with the
+/// resident memory then.
 struct CommitClock {
     committing: std::sync::Mutex<Option<Instant>>,
     started: Instant,
@@ -86,7 +87,8 @@ impl CommitClock {
     fn mark(&self, what: &str, resource: &str, pages: i64) {
         if self.timeline {
             let at = self.started.elapsed().as_secs_f64();
-            println!("  {at:>7.3} s  {what:<8} {resource} (page {pages})");
+            let rss = support::rss_mb();
+            println!("  {at:>7.3} s  {rss:>6.1} MB  {what:<8} {resource} (page {pages})");
         }
     }
 }

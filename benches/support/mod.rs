@@ -33,12 +33,22 @@ pub async fn write_calls(client: &reqwest::Client, sf: &str) -> u64 {
 
 /// The process's peak resident memory since the last reset, in MiB.
 pub fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// Resident memory now, in MB.
+pub fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A figure of `/proc/self/status`, in MB.
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
