@@ -12,8 +12,10 @@
 //! `PROVOST_BENCH_LATENCY_MS` (default `0,100`) adds that much latency to every emulated call,
 //! as a real org's answers take; each latency runs Provost with its default concurrency and
 //! with one query at a time (`PROVOST_BENCH_CONCURRENCY`, default `6,1`), and with the first
-//! of those without object, field and setup-entity permissions (what the script reads); when Python's simple-salesforce is installed, the export
-//! script an admin would otherwise run (`benches/export_script.py`).
+//! of those without object, field and setup-entity permissions (what the script reads; so does
+//! PostgreSQL, on loopback); when Python's simple-salesforce is installed, the export script
+//! an admin would otherwise run (`benches/export_script.py`). `PROVOST_BENCH_TIMELINE=1`
+//! prints when each resource is stored, page by page, with the resident memory then.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -342,24 +344,31 @@ fn main() {
                 if latency > 0 {
                     continue;
                 }
-                match postgres_database().await {
-                    Some((url, admin, name)) => {
-                        bench_backend(
-                            "PostgreSQL",
-                            &url,
-                            &emulator,
-                            (provost::sync::DEFAULT_CONCURRENCY, true),
-                        )
-                        .await;
-                        if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .execute(&mut connection)
+                // With and without object, field and setup-entity permissions, each into a
+                // database of its own.
+                for access in [true, false] {
+                    match postgres_database().await {
+                        Some((url, admin, name)) => {
+                            bench_backend(
+                                "PostgreSQL",
+                                &url,
+                                &emulator,
+                                (provost::sync::DEFAULT_CONCURRENCY, access),
+                            )
                             .await;
+                            if let Ok(mut connection) = sqlx::PgConnection::connect(&admin).await {
+                                let _ = sqlx::query(&format!(
+                                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                                ))
+                                .execute(&mut connection)
+                                .await;
+                            }
+                        }
+                        None => {
+                            println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL");
+                            break;
                         }
                     }
-                    None => println!("PostgreSQL: not reachable; set PROVOST_BENCH_POSTGRES_URL"),
                 }
             }
         }

@@ -1359,6 +1359,24 @@ async fn composite_queries_take_their_own_headers_and_at_most_five_go_in_one_cal
     }
     assert_eq!(org.emulator.usage.lock().used, before + 1, "one API call");
 
+    // The call's own headers are not a subrequest's to set.
+    let mut forged = query(0);
+    forged["httpHeaders"]["Authorization"] = json!("Bearer someone-else");
+    let body: Value = org
+        .send(
+            reqwest::Method::POST,
+            "/composite",
+            json!({ "compositeRequest": [forged] }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["compositeResponse"][0]["httpStatusCode"], 400,
+        "{body}"
+    );
+
     let six: Vec<Value> = (0..6).map(query).collect();
     let refused = org
         .send(

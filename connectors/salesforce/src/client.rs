@@ -163,7 +163,7 @@ impl SalesforceClient {
     }
 
     /// One fewer request in flight from now on (never fewer than one).
-    fn lower_limit(&self) {
+    pub(crate) fn lower_limit(&self) {
         let lowered = self
             .limit
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |limit| {

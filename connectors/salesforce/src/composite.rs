@@ -35,34 +35,35 @@ impl SalesforceClient {
                 .iter()
                 .map(|query| (self.query_path(query), true))
                 .collect();
-            // Once one is asked again, so are the ones after it: each query's answer is
-            // taken after the answers of those before it.
-            let mut again = false;
-            for (answer, query) in self.gets(&gets).await?.into_iter().zip(chunk) {
-                again |= matches!(answer, Answer::Again);
+            for (answer, query) in in_order(self.gets(&gets).await?).into_iter().zip(chunk) {
                 pages.push(match answer {
-                    _ if again => self.query(query).await,
                     Answer::Body(body) => parse_page(body),
+                    Answer::Again { .. } => self.query(query).await,
                     Answer::Failed(err) => Err(err),
-                    Answer::Again => unreachable!("asked again above"),
                 });
             }
         }
         Ok(pages)
     }
 
-    /// The answer to each GET of a data path, in one call (more beyond [`MAX_SUBREQUESTS`]).
+    /// The answer to each GET of a data path that is not a query (a describe, a record), in
+    /// one call (more beyond [`MAX_SUBREQUESTS`]); queries go through [`Self::queries`], which
+    /// keeps to Salesforce's five a call.
     pub async fn get_many(
         &self,
         paths: &[String],
     ) -> Result<Vec<Result<Value, SalesforceError>>, SalesforceError> {
+        debug_assert!(
+            !paths.iter().any(|path| path.contains("/query")),
+            "queries go through `queries`"
+        );
         let mut answers = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(MAX_SUBREQUESTS) {
             let gets: Vec<(String, bool)> = chunk.iter().map(|p| (p.clone(), false)).collect();
             for (answer, path) in self.gets(&gets).await?.into_iter().zip(chunk) {
                 answers.push(match answer {
                     Answer::Body(body) => Ok(body),
-                    Answer::Again => self.get_json(path).await,
+                    Answer::Again { .. } => self.get_json(path).await,
                     Answer::Failed(err) => Err(err),
                 });
             }
@@ -104,12 +105,36 @@ impl SalesforceClient {
             }
         };
         let usage = self.api_usage();
-        Ok(responses
+        let answers: Vec<Answer> = responses
             .into_iter()
             .enumerate()
             .map(|(index, response)| answer_of(index, response, usage))
-            .collect())
+            .collect();
+        // An org that says it is busy gets fewer requests at once, as after a call it refused.
+        if answers
+            .iter()
+            .any(|answer| matches!(answer, Answer::Again { busy: true }))
+        {
+            self.lower_limit();
+        }
+        Ok(answers)
     }
+}
+
+/// The answers as they are to be taken when each must be taken after those before it: once
+/// one is to be asked again, so is every one after it.
+fn in_order(answers: Vec<Answer>) -> Vec<Answer> {
+    let mut again = false;
+    answers
+        .into_iter()
+        .map(|answer| {
+            again |= matches!(answer, Answer::Again { .. });
+            match again {
+                true => Answer::Again { busy: false },
+                false => answer,
+            }
+        })
+        .collect()
 }
 
 /// What subresponse `index` of a composite call says.
@@ -131,7 +156,10 @@ fn answer_of(index: usize, mut response: Value, usage: Option<ApiUsage>) -> Answ
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     match classify(status, false, &bytes, usage) {
         Outcome::Done(_, value) => Answer::Body(value),
-        Outcome::Retry(_) | Outcome::SessionExpired => Answer::Again,
+        Outcome::Retry(err) => Answer::Again {
+            busy: err.code() == Some("REQUEST_LIMIT_EXCEEDED"),
+        },
+        Outcome::SessionExpired => Answer::Again { busy: false },
         Outcome::Fail(err) => Answer::Failed(err),
     }
 }
@@ -140,8 +168,11 @@ fn answer_of(index: usize, mut response: Value, usage: Option<ApiUsage>) -> Answ
 enum Answer {
     Body(Value),
     /// Failed for a passing reason (a busy org, a locked row, a session that just expired):
-    /// worth asking again by itself, with the client's retries and renewal.
-    Again,
+    /// worth asking again by itself, with the client's retries and renewal. `busy`: the org
+    /// refused it as one request too many at once (`ConcurrentRequests`).
+    Again {
+        busy: bool,
+    },
     Failed(SalesforceError),
 }
 
@@ -173,7 +204,7 @@ mod tests {
             assert!(
                 matches!(
                     answer_of(2, subresponse(2, status, busy), None),
-                    Answer::Again
+                    Answer::Again { busy: false }
                 ),
                 "{code}"
             );
@@ -183,11 +214,43 @@ mod tests {
             answer_of(0, subresponse(0, 403, limit), None),
             Answer::Failed(SalesforceError::DailyLimitExceeded { .. })
         ));
+        let busy = json!([{ "errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "ConcurrentRequests (concurrent API requests) Limit exceeded." }]);
+        assert!(matches!(
+            answer_of(0, subresponse(0, 403, busy), None),
+            Answer::Again { busy: true }
+        ));
         // Out of order, or not a subresponse at all: never taken for another query's answer.
         assert!(matches!(
             answer_of(1, subresponse(0, 200, page), None),
             Answer::Failed(_)
         ));
         assert!(matches!(answer_of(0, json!(null), None), Answer::Failed(_)));
+    }
+
+    #[test]
+    fn once_an_answer_is_asked_again_so_is_every_one_after_it() {
+        let body = || Answer::Body(json!({}));
+        let failed = || {
+            Answer::Failed(SalesforceError::UnexpectedBody {
+                status: 400,
+                detail: String::new(),
+            })
+        };
+        let again = || Answer::Again { busy: false };
+        let shape = |answers: Vec<Answer>| -> String {
+            in_order(answers)
+                .iter()
+                .map(|answer| match answer {
+                    Answer::Body(_) => 'b',
+                    Answer::Failed(_) => 'f',
+                    Answer::Again { .. } => 'a',
+                })
+                .collect()
+        };
+        assert_eq!(shape(vec![body(), failed(), body()]), "bfb");
+        assert_eq!(shape(vec![body(), again(), body(), failed()]), "baaa");
+        assert_eq!(shape(vec![again(), body()]), "aa");
+        assert_eq!(shape(vec![failed(), again()]), "fa");
+        assert_eq!(shape(vec![]), "");
     }
 }

@@ -267,12 +267,17 @@ struct SubRequest {
 }
 
 impl SubRequest {
+    /// A query operation or a record collection: Salesforce allows five of them a call.
     fn is_query(&self) -> bool {
         let path = self.url.split('?').next().unwrap_or_default();
         path.split('/')
             .any(|part| part == "query" || part == "queryAll")
+            || path.contains("/composite/sobjects")
     }
 }
+
+/// Headers a subrequest may not set (Salesforce takes them from the composite call).
+const OUTER_HEADERS: [&str; 3] = ["accept", "authorization", "content-type"];
 
 async fn composite(
     State(emulator): State<Arc<Emulator>>,
@@ -296,8 +301,8 @@ async fn composite(
                 "Maximum of 25 subrequests is allowed.",
             ));
         }
-        // Salesforce allows at most five query operations in one composite request (the
-        // documented limit; the wording of its refusal here is the emulator's).
+        // Salesforce allows at most five query operations and record collections in one
+        // composite request (the documented limit; the wording of its refusal is the emulator's).
         if body.requests.iter().filter(|sub| sub.is_query()).count() > MAX_QUERIES {
             return Err(SfError::new(
                 400,
@@ -344,6 +349,17 @@ async fn run_subrequest(
     sub: &SubRequest,
     results: &HashMap<String, Json_>,
 ) -> Result<(u16, Json_), SfError> {
+    if let Some(name) = sub
+        .http_headers
+        .keys()
+        .find(|name| OUTER_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+    {
+        return Err(SfError::new(
+            400,
+            "INVALID_FIELD",
+            format!("The {name} header cannot be set in a subrequest's httpHeaders."),
+        ));
+    }
     let url = substitute(&sub.url, results)?;
     let body = match &sub.body {
         Some(body) => {

@@ -26,8 +26,9 @@
 //! When the fingerprint equals the last one, nothing is read: a change made meanwhile shows
 //! in the next one.
 //!
-//! Taking it costs two calls (three when the window is read by itself, and of a resource held
-//! by users, see below, up to four more); a resource of one page costs one to read, so it is
+//! Taking it costs one call, the latest rows and the count in one `composite` call, in that
+//! order (two when the window is read by itself, and of a resource held by users, see below,
+//! up to four more); a resource of one page costs one to read, so it is
 //! read whole: once a read found it so, the next reads its first page before anything else,
 //! and takes a fingerprint only when that page says it has grown. When the [`WINDOW_ROWS`] latest rows all fall within the window (a set deployed
 //! with its field permissions writes hundreds of rows at once), the window is read by itself,
