@@ -59,6 +59,8 @@ async fn timed_report(
 }
 
 fn main() {
+    // As the `provost` binary does.
+    provost::util::memory::tune_allocator();
     let rounds: usize = std::env::var("PROVOST_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

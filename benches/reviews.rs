@@ -50,6 +50,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // As the `provost` binary does.
+    provost::util::memory::tune_allocator();
     let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

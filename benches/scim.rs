@@ -277,6 +277,8 @@ fn print_wrk(name: &str, f: &WrkFigures) {
 }
 
 fn main() {
+    // As the `provost` binary does.
+    provost::util::memory::tune_allocator();
     let preset = std::env::var("PROVOST_BENCH_PRESET").unwrap_or_else(|_| "large".to_owned());
     let connections: usize = env_or("PROVOST_BENCH_CONNECTIONS", 32);
     let duration = Duration::from_secs(env_or("PROVOST_BENCH_SECONDS", 10));

@@ -303,6 +303,8 @@ async fn script_baseline(emulator: &EmulatorProcess, latency_ms: u64) {
 }
 
 fn main() {
+    // As the `provost` binary does.
+    provost::util::memory::tune_allocator();
     let presets = std::env::var("PROVOST_BENCH_PRESETS").unwrap_or_else(|_| "large".to_owned());
     let latencies: Vec<u64> = std::env::var("PROVOST_BENCH_LATENCY_MS")
         .unwrap_or_else(|_| "0,100".to_owned())

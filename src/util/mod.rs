@@ -1,5 +1,6 @@
 //! Small helpers every part of Provost uses: times as shown, bytes as hex, errors as one line.
 
+pub mod memory;
 pub mod times;
 
 /// `bytes` as lower-case hex (digests in manifests, audit hashes, signatures).
