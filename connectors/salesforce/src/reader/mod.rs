@@ -627,6 +627,20 @@ impl SalesforceReader {
         Ok(stamp)
     }
 
+    /// [`Self::latest_user_stamp`], then the first page of `query` (its own result), in one
+    /// call.
+    async fn latest_user_stamp_then(
+        &self,
+        query: &Query,
+    ) -> Result<(Option<String>, Result<QueryPage, SalesforceError>), SalesforceError> {
+        let latest = newest(Query::select("User", &[fingerprint::STAMP]));
+        let mut answers = self.client.queries(&[&latest, query]).await?.into_iter();
+        let mut answer = || answers.next().expect("an answer per query");
+        let stamp = stamp_of(&answer()?);
+        *self.user_stamp.lock().await = stamp.clone();
+        Ok((stamp, answer()))
+    }
+
     /// The latest `SystemModstamp` of any user as this reader last took it (the users' read
     /// takes it before it reads, so before the resources read after users), or as it is now.
     /// An earlier stamp only makes a later read of users' changes read more.
@@ -646,12 +660,7 @@ impl SalesforceReader {
 
     /// The latest `SystemModstamp` of the records `query` selects (with that field).
     async fn newest_stamp(&self, query: Query) -> Result<Option<String>, SalesforceError> {
-        let query = query.descending(fingerprint::STAMP).limit(1);
-        let page = self.client.query(&query).await?;
-        Ok(page
-            .records
-            .first()
-            .and_then(|r| text(r, fingerprint::STAMP)))
+        Ok(stamp_of(&self.client.query(&newest(query)).await?))
     }
 
     async fn first_or_next(
@@ -1141,20 +1150,27 @@ impl SalesforceReader {
                 return Ok(vec![Some(unchanged.encode())]);
             }
         }
-        let user_stamp = match read.reads_changes {
-            true => self
-                .latest_user_stamp()
-                .await
-                .map_err(connector_error)?
-                .map(|stamp| self.users_mark(stamp)),
-            false => None,
+        // Users' latest stamp is taken before they are read: with the first page, in one call
+        // (a composite call's queries run in order).
+        let (stamp, first) = match (read.reads_changes, early) {
+            (true, None) => {
+                let (stamp, first) = self
+                    .latest_user_stamp_then(&query)
+                    .await
+                    .map_err(connector_error)?;
+                (Some(stamp), first)
+            }
+            (true, Some(first)) => (
+                Some(self.latest_user_stamp().await.map_err(connector_error)?),
+                Ok(first),
+            ),
+            (false, Some(first)) => (None, Ok(first)),
+            (false, None) => (None, self.client.query(&query).await),
         };
-        let first = match early {
-            Some(first) => first,
-            None => match self.client.query(&query).await {
-                Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
-                other => other.map_err(connector_error)?,
-            },
+        let user_stamp = stamp.flatten().map(|stamp| self.users_mark(stamp));
+        let first = match first {
+            Err(err) if err.code() == Some("INVALID_TYPE") => return Ok(vec![None]),
+            other => other.map_err(connector_error)?,
         };
         let newest = taken.as_ref().and_then(|taken| taken.newest.clone());
         let mark = user_stamp.or(taken.map(|taken| taken.text));
@@ -1374,6 +1390,18 @@ impl SalesforceReader {
         page.next = next.as_ref().map(CursorState::encode);
         Ok(page)
     }
+}
+
+/// The query of the record `query` selects that was stamped last.
+fn newest(query: Query) -> Query {
+    query.descending(fingerprint::STAMP).limit(1)
+}
+
+/// The stamp of the first record of an answer to [`newest`].
+fn stamp_of(page: &QueryPage) -> Option<String> {
+    page.records
+        .first()
+        .and_then(|r| text(r, fingerprint::STAMP))
 }
 
 fn connector_error(err: SalesforceError) -> ConnectorError {
