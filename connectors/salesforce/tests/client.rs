@@ -171,8 +171,8 @@ async fn an_expired_session_is_renewed_once_for_all_requests_in_flight() {
     );
 }
 
-#[tokio::test]
-async fn queries_page_at_batch_size_200() {
+/// An org of 450 users, and a client that reads it 200 records a page.
+async fn users_450_read_200_at_a_time() -> (Org, SalesforceClient) {
     let preset = Preset {
         users: 450,
         ..Preset::SMALL
@@ -185,6 +185,12 @@ async fn queries_page_at_batch_size_200() {
     let mut config = ClientConfig::new(&org.base);
     config.batch_size = 200;
     let client = SalesforceClient::new(config, org.jwt()).unwrap();
+    (org, client)
+}
+
+#[tokio::test]
+async fn queries_page_at_batch_size_200() {
+    let (_org, client) = users_450_read_200_at_a_time().await;
     let mut page = client.query(&users()).await.unwrap();
     let mut ids = vec![];
     let mut pages = 1;
@@ -372,24 +378,13 @@ async fn a_user_name_with_a_quote_is_found_by_the_builder() {
 
 #[tokio::test]
 async fn several_queries_and_describes_go_in_one_composite_call_each_answering_apart() {
-    let preset = Preset {
-        users: 450,
-        ..Preset::SMALL
-    };
-    let org = Org::start(EmulatorConfig {
-        preset,
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let (org, client) = users_450_read_200_at_a_time().await;
     org.admin(
         reqwest::Method::PUT,
         "/features",
         json!({ "permission_set_groups": false }),
     )
     .await;
-    let mut config = ClientConfig::new(&org.base);
-    config.batch_size = 200;
-    let client = SalesforceClient::new(config, org.jwt()).unwrap();
     let counting = Query::select("User", &["Id"]).counting();
     let groups = Query::select("PermissionSetGroup", &["Id"]);
     // Seven queries: five in the first call, two in the second.
