@@ -16,6 +16,8 @@
 //! PostgreSQL, on loopback); when Python's simple-salesforce is installed, the export script
 //! an admin would otherwise run (`benches/export_script.py`). `PROVOST_BENCH_TIMELINE=1`
 //! prints when each resource is stored, page by page, with the resident memory then.
+//! `PROVOST_BENCH_ACCESS=off` runs SQLite only without those permissions (`on`: only with
+//! them; default both), to measure one of the two quickly.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -334,10 +336,13 @@ fn main() {
                 println!("--- {latency} ms added to every Salesforce call");
                 script_baseline(&emulator, latency).await;
                 // Without object, field and setup-entity permissions: what the script reads.
+                let access = std::env::var("PROVOST_BENCH_ACCESS").unwrap_or_default();
                 let runs = concurrencies
                     .iter()
                     .map(|&c| (c, true))
-                    .chain(concurrencies.first().map(|&c| (c, false)));
+                    .filter(|_| access != "off")
+                    .chain(concurrencies.first().map(|&c| (c, false)))
+                    .filter(|&(_, with)| access != "on" || with);
                 for run in runs {
                     let dir = tempfile::tempdir().unwrap();
                     let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
