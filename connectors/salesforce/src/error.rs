@@ -3,7 +3,7 @@
 
 use crate::limits::ApiUsage;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SalesforceError {
     /// The token endpoint refused the credentials.
     #[error("Salesforce refused the credentials ({error}: {description}). {hint}")]

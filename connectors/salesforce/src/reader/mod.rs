@@ -28,9 +28,11 @@ use crate::schema;
 use crate::soql::{Condition, Literal, Query};
 
 mod fingerprint;
+mod lookup;
 mod mapping;
 mod reads;
 use fingerprint::{Fingerprint, Latest, Since};
+use lookup::Lookup;
 use mapping::{
     access_permission, assignment, entitlement, grant, permission_set, permission_set_group, text,
     user, MutingSet,
@@ -81,19 +83,19 @@ pub struct SalesforceReader {
     client: SalesforceClient,
     options: ReadOptions,
     /// Frozen users, read once per reader (frozen users are few; one query, not one per user).
-    frozen: Mutex<Option<HashSet<String>>>,
+    frozen: Lookup<Arc<HashSet<String>>>,
     /// Each permission set group's component permission sets, read once per reader.
-    components: Mutex<Option<HashMap<String, Vec<String>>>>,
+    components: Lookup<Arc<Components>>,
     /// Muting permission sets by id: the permissions each turns off, read once per reader.
-    muting: Mutex<Option<HashMap<String, MutingSet>>>,
+    muting: Lookup<Arc<HashMap<String, MutingSet>>>,
     /// Names of setup entities (connected apps, Apex classes, custom permissions) by id.
-    entity_names: Mutex<Option<HashMap<String, String>>>,
+    entity_names: Lookup<Arc<HashMap<String, String>>>,
     /// The fields each object's reads select, once described (see [`crate::schema`]). Each
     /// object's describe is its own: reads planned side by side describe theirs at once.
     selected: Mutex<HashMap<&'static str, Arc<tokio::sync::OnceCell<Fields>>>>,
     /// The fields the org shows of each object the reader adapts to, described all in one call
     /// when the first of them is (an object whose describe failed there is described alone).
-    shown: tokio::sync::OnceCell<HashMap<&'static str, HashSet<String>>>,
+    shown: Lookup<Arc<HashMap<&'static str, HashSet<String>>>>,
     /// The first page of each resource whose read was just planned (see [`Self::plan`]),
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
@@ -220,12 +222,12 @@ impl SalesforceReader {
     pub fn new(client: SalesforceClient, options: ReadOptions) -> SalesforceReader {
         SalesforceReader {
             options,
-            frozen: Mutex::new(None),
-            components: Mutex::new(None),
-            muting: Mutex::new(None),
-            entity_names: Mutex::new(None),
+            frozen: Lookup::new(),
+            components: Lookup::new(),
+            muting: Lookup::new(),
+            entity_names: Lookup::new(),
             selected: Mutex::new(HashMap::new()),
-            shown: tokio::sync::OnceCell::new(),
+            shown: Lookup::new(),
             probes: Mutex::new(HashMap::new()),
             user_stamp: Mutex::new(None),
             min_stream_pages: MIN_PAGES_PER_STREAM,
@@ -315,8 +317,10 @@ impl SalesforceReader {
         let fields = if schema::ADAPTED_OBJECTS.contains(&read.object) {
             let described = self
                 .shown
-                .get_or_try_init(|| {
+                .get(|| async {
                     schema::visible_fields_of(&self.client, &schema::ADAPTED_OBJECTS)
+                        .await
+                        .map(Arc::new)
                 })
                 .await
                 .map_err(connector_error)?;
@@ -446,7 +450,7 @@ impl SalesforceReader {
     async fn fingerprint_context(
         &self,
         read: &Read,
-    ) -> Result<(Option<String>, Option<Components>), SalesforceError> {
+    ) -> Result<(Option<String>, Option<Arc<Components>>), SalesforceError> {
         let filtered = !self.user_filters("UserType", "IsActive").is_empty();
         let users = async {
             match read.holder_field().is_some() && filtered {
@@ -484,8 +488,9 @@ impl SalesforceReader {
         let mut context = vec![self.query_for(read, fields).to_soql()];
         if let Some(components) = components {
             let mut groups: Vec<String> = components
-                .into_iter()
-                .map(|(group, mut sets)| {
+                .iter()
+                .map(|(group, sets)| {
+                    let mut sets = sets.clone();
                     sets.sort();
                     format!("{group}:{}", sets.join(","))
                 })
@@ -713,28 +718,27 @@ impl SalesforceReader {
         Ok(records)
     }
 
-    async fn frozen_users(&self) -> Result<HashSet<String>, SalesforceError> {
-        let mut cached = self.frozen.lock().await;
-        if let Some(frozen) = &*cached {
-            return Ok(frozen.clone());
-        }
-        let query =
-            Query::select("UserLogin", &["Id", "UserId"]).filter(Condition::eq("IsFrozen", true));
-        let frozen: HashSet<String> = self
-            .all_records(&query)
-            .await?
-            .iter()
-            .filter_map(|r| text(r, "UserId"))
-            .collect();
-        *cached = Some(frozen.clone());
-        Ok(frozen)
+    async fn frozen_users(&self) -> Result<Arc<HashSet<String>>, SalesforceError> {
+        self.frozen
+            .get(|| async {
+                let query = Query::select("UserLogin", &["Id", "UserId"])
+                    .filter(Condition::eq("IsFrozen", true));
+                let frozen: HashSet<String> = self
+                    .all_records(&query)
+                    .await?
+                    .iter()
+                    .filter_map(|r| text(r, "UserId"))
+                    .collect();
+                Ok(Arc::new(frozen))
+            })
+            .await
     }
 
-    async fn group_components(&self) -> Result<Components, SalesforceError> {
-        let mut cached = self.components.lock().await;
-        if let Some(components) = &*cached {
-            return Ok(components.clone());
-        }
+    async fn group_components(&self) -> Result<Arc<Components>, SalesforceError> {
+        self.components.get(|| self.read_group_components()).await
+    }
+
+    async fn read_group_components(&self) -> Result<Arc<Components>, SalesforceError> {
         let query = Query::select(
             "PermissionSetGroupComponent",
             &["Id", "PermissionSetGroupId", "PermissionSetId"],
@@ -755,16 +759,15 @@ impl SalesforceReader {
             Err(err) if err.code() == Some("INVALID_TYPE") => {}
             Err(err) => return Err(err),
         }
-        *cached = Some(components.clone());
-        Ok(components)
+        Ok(Arc::new(components))
     }
 
     /// Muting permission sets: an org without permission set groups has none.
-    async fn muting_sets(&self) -> Result<HashMap<String, MutingSet>, SalesforceError> {
-        let mut cached = self.muting.lock().await;
-        if let Some(muting) = &*cached {
-            return Ok(muting.clone());
-        }
+    async fn muting_sets(&self) -> Result<Arc<HashMap<String, MutingSet>>, SalesforceError> {
+        self.muting.get(|| self.read_muting_sets()).await
+    }
+
+    async fn read_muting_sets(&self) -> Result<Arc<HashMap<String, MutingSet>>, SalesforceError> {
         let mut fields = vec!["Id", "DeveloperName", "MasterLabel"];
         fields.extend(SYSTEM_PERMISSIONS);
         let mut muting = HashMap::new();
@@ -805,17 +808,20 @@ impl SalesforceReader {
             }
             Err(err) => return Err(err),
         }
-        *cached = Some(muting.clone());
-        Ok(muting)
+        Ok(Arc::new(muting))
     }
 
     /// Setup entities' names by id, from the objects that name them (an object the org or
     /// the user cannot read leaves its entities unnamed).
-    async fn setup_entity_names(&self) -> Result<HashMap<String, String>, SalesforceError> {
-        let mut cached = self.entity_names.lock().await;
-        if let Some(names) = &*cached {
-            return Ok(names.clone());
-        }
+    async fn setup_entity_names(&self) -> Result<Arc<HashMap<String, String>>, SalesforceError> {
+        self.entity_names
+            .get(|| self.read_setup_entity_names())
+            .await
+    }
+
+    async fn read_setup_entity_names(
+        &self,
+    ) -> Result<Arc<HashMap<String, String>>, SalesforceError> {
         // The kinds' names are asked for in one call.
         let queries =
             SETUP_ENTITY_NAMES.map(|(object, field)| Query::select(object, &["Id", field]));
@@ -835,8 +841,7 @@ impl SalesforceReader {
                     .filter_map(|r| Some((text(r, "Id")?, text(r, field)?))),
             );
         }
-        *cached = Some(names.clone());
-        Ok(names)
+        Ok(Arc::new(names))
     }
 
     async fn map_records(
@@ -893,7 +898,7 @@ impl SalesforceReader {
             Mapping::Access(kind) => {
                 let names = match kind {
                     PermissionKind::SetupEntity => self.setup_entity_names().await?,
-                    _ => HashMap::new(),
+                    _ => Arc::default(),
                 };
                 page.permissions.extend(
                     records
@@ -1044,13 +1049,13 @@ impl SalesforceReader {
     /// cached it.
     async fn forget(&self, read: &Read) {
         match read.mapping {
-            Mapping::Users => *self.frozen.lock().await = None,
-            Mapping::Assignments => *self.components.lock().await = None,
+            Mapping::Users => self.frozen.forget().await,
+            Mapping::Assignments => self.components.forget().await,
             Mapping::PermissionSetGroups => {
-                *self.components.lock().await = None;
-                *self.muting.lock().await = None;
+                self.components.forget().await;
+                self.muting.forget().await;
             }
-            Mapping::Access(PermissionKind::SetupEntity) => *self.entity_names.lock().await = None,
+            Mapping::Access(PermissionKind::SetupEntity) => self.entity_names.forget().await,
             _ => {}
         }
         self.probes.lock().await.remove(read.resource.id);
