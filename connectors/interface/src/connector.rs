@@ -106,7 +106,7 @@ pub struct Page {
 }
 
 /// Why reading failed, in terms the core can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectorError {
     /// The source's API quota is used up: pause the run and resume from its checkpoint later.
     #[error("{message}")]

@@ -1,5 +1,6 @@
 //! A lookup a reader makes once and shares between its streams: frozen users, permission set
-//! group components, muting sets, setup entities' names, the fields the org shows.
+//! group components, muting sets, setup entities' names, the fields the org shows and those each
+//! object's reads select.
 //!
 //! Several streams ask for the same lookup at about the same time (the six ranges of the
 //! assignments each need the group components for their first page). One of them makes it;
@@ -13,36 +14,45 @@ use std::future::Future;
 
 use crate::error::SalesforceError;
 
-pub(super) struct Lookup<T> {
+pub(super) struct Lookup<T, E = SalesforceError> {
     /// The value, once made; held locked while it is made, so callers wait in turn.
     value: tokio::sync::Mutex<Option<T>>,
     /// How many times making it failed, and the last failure.
-    failed: std::sync::Mutex<(u64, Option<SalesforceError>)>,
+    failed: std::sync::Mutex<(u64, Option<E>)>,
 }
 
-impl<T: Clone> Lookup<T> {
-    pub(super) fn new() -> Lookup<T> {
+impl<T, E> Default for Lookup<T, E> {
+    fn default() -> Self {
         Lookup {
             value: tokio::sync::Mutex::new(None),
             failed: std::sync::Mutex::new((0, None)),
         }
     }
+}
+
+impl<T: Clone, E: Clone> Lookup<T, E> {
+    pub(super) fn new() -> Lookup<T, E> {
+        Lookup::default()
+    }
 
     /// The value, made by `make` if nobody has made it; the failure of a making this call
     /// waited for.
-    pub(super) async fn get<F, Fut>(&self, make: F) -> Result<T, SalesforceError>
+    pub(super) async fn get<F, Fut>(&self, make: F) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, SalesforceError>>,
+        Fut: Future<Output = Result<T, E>>,
     {
-        let failures_before = self.failures().0;
+        let failures_before = self.failed().0;
         let mut value = self.value.lock().await;
         if let Some(made) = &*value {
             return Ok(made.clone());
         }
-        if let (failures, Some(failure)) = self.failures() {
-            if failures != failures_before {
-                return Err(failure);
+        {
+            let failed = self.failed();
+            if let (failures, Some(failure)) = &*failed {
+                if *failures != failures_before {
+                    return Err(failure.clone());
+                }
             }
         }
         match make().await {
@@ -51,7 +61,7 @@ impl<T: Clone> Lookup<T> {
                 Ok(made)
             }
             Err(err) => {
-                let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                let mut failed = self.failed();
                 failed.0 += 1;
                 failed.1 = Some(err.clone());
                 Err(err)
@@ -65,11 +75,8 @@ impl<T: Clone> Lookup<T> {
         *self.value.lock().await = None;
     }
 
-    fn failures(&self) -> (u64, Option<SalesforceError>) {
-        self.failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn failed(&self) -> std::sync::MutexGuard<'_, (u64, Option<E>)> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

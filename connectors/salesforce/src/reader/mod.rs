@@ -92,7 +92,7 @@ pub struct SalesforceReader {
     entity_names: Lookup<Arc<HashMap<String, String>>>,
     /// The fields each object's reads select, once described (see [`crate::schema`]). Each
     /// object's describe is its own: reads planned side by side describe theirs at once.
-    selected: Mutex<HashMap<&'static str, Arc<tokio::sync::OnceCell<Fields>>>>,
+    selected: Mutex<HashMap<&'static str, Arc<Lookup<Fields, ConnectorError>>>>,
     /// The fields the org shows of each object the reader adapts to, described all in one call
     /// when the first of them is (an object whose describe failed there is described alone).
     shown: Lookup<Arc<HashMap<&'static str, HashSet<String>>>>,
@@ -298,10 +298,7 @@ impl SalesforceReader {
             .entry(read.object)
             .or_default()
             .clone();
-        described
-            .get_or_try_init(|| self.select_fields(read))
-            .await
-            .cloned()
+        described.get(|| self.select_fields(read)).await
     }
 
     /// What [`Self::fields_of`] finds, asking Salesforce.
