@@ -24,6 +24,7 @@ mod scim_filter;
 mod scim_queries;
 mod sql;
 mod sqlite;
+mod sqlite_journal;
 mod sqlite_library;
 pub mod sync;
 mod sync_queries;
@@ -322,6 +323,8 @@ pub struct SqlStore {
     /// Pages staged beside another page of the same resource, across every sync of this
     /// store: see [`sync::SyncStore::stage_beside`].
     staging_beside: Arc<tokio::sync::Semaphore>,
+    /// SQLite's journal copier, ended with the store.
+    journal: Option<sqlite_journal::Copier>,
 }
 
 impl SqlStore {
@@ -376,12 +379,17 @@ impl<'c> From<&'c mut Timed> for sql::On<'c> {
 pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError> {
     let url = config.url.expose();
     let acquire_timeout = std::time::Duration::from_millis(config.acquire_timeout_ms);
-    let pool = match Backend::of_url(url) {
+    let (pool, journal) = match Backend::of_url(url) {
         Some(Backend::Sqlite) => {
-            sql::Pool::Sqlite(sqlite::connect(url, config.max_connections, acquire_timeout).await?)
+            let (pool, copier) =
+                sqlite::connect(url, config.max_connections, acquire_timeout).await?;
+            (sql::Pool::Sqlite(pool), Some(copier))
         }
-        Some(Backend::Postgres) => sql::Pool::Postgres(
-            postgres::connect(url, config.max_connections, acquire_timeout).await?,
+        Some(Backend::Postgres) => (
+            sql::Pool::Postgres(
+                postgres::connect(url, config.max_connections, acquire_timeout).await?,
+            ),
+            None,
         ),
         None => {
             return Err(StoreError::UnsupportedUrl {
@@ -400,6 +408,7 @@ pub async fn open(config: &DatabaseConfig) -> Result<Arc<dyn Store>, StoreError>
         pool,
         orgs: OrgCache::default(),
         staging_beside: Arc::new(tokio::sync::Semaphore::new(beside)),
+        journal,
     }))
 }
 

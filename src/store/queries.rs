@@ -271,6 +271,9 @@ impl super::Store for SqlStore {
     }
 
     async fn close(&self) {
+        if let Some(journal) = &self.journal {
+            journal.stop();
+        }
         self.pool.close().await;
     }
 

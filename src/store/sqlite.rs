@@ -7,14 +7,17 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use super::sqlite_journal::{self, Copier, Journal};
 use super::{Backend, StoreError};
 
-/// Opens `url` (`sqlite://PATH`), creating the file if it does not exist.
+/// Opens `url` (`sqlite://PATH`), creating the file if it does not exist, and starts the task
+/// that copies its journal into the file (see [`super::sqlite_journal`]), which the returned
+/// [`Copier`] ends when dropped.
 pub(super) async fn connect(
     url: &str,
     max_connections: u32,
     acquire_timeout: Duration,
-) -> Result<SqlitePool, StoreError> {
+) -> Result<(SqlitePool, Copier), StoreError> {
     super::sqlite_library::configure();
     let connect_error = |source| StoreError::Connect {
         backend: Backend::Sqlite.name(),
@@ -29,22 +32,25 @@ pub(super) async fn connect(
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
-        // Pages copied from the journal into the file at most every 64 MB written (SQLite's
-        // default is every 4 MB): a sync staging a million changes wrote the same index pages
-        // again at each copy, and its writes took a fifth longer.
-        .pragma("wal_autocheckpoint", "16000")
-        // And the journal cut back to that size once copied, instead of staying as large as
-        // the largest commit ever made it (a first sync's: hundreds of megabytes).
+        // The journal cut back to 64 MB once copied, instead of staying as large as the
+        // largest commit ever made it (a first sync's: hundreds of megabytes).
         .pragma("journal_size_limit", "67108864");
-    SqlitePoolOptions::new()
+    let (journal, address) = Journal::new();
+    let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         // A local file's connection does not go stale: no ping before each use (it cost
         // a round trip to the connection's thread on every query).
-        .test_before_acquire(false)
+        .test_before_acquire(false);
+    // Commits signal the copying task instead of copying the journal themselves.
+    let pool = sqlite_journal::watched(pool, address)
         .connect_with(options)
         .await
-        .map_err(connect_error)
+        .map_err(connect_error)?;
+    let copier = sqlite_journal::start(url, journal)
+        .await
+        .map_err(connect_error)?;
+    Ok((pool, copier))
 }
 
 /// A pooled connection whose statements are interrupted once a deadline passes (SQLite has no
