@@ -272,7 +272,7 @@ impl super::Store for SqlStore {
 
     async fn close(&self) {
         if let Some(journal) = &self.journal {
-            journal.stop();
+            journal.close().await;
         }
         self.pool.close().await;
     }

@@ -9,7 +9,9 @@
 //! (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks writers or readers) while the writer
 //! goes on. Should that task fall far behind or be gone (the store closed), the committing
 //! connection copies itself, as SQLite would, past [`INLINE_FRAMES`] (or [`COPY_FRAMES`] once
-//! closed): the journal never grows without bound.
+//! closed). And once the journal is [`RESTART_FRAMES`] long, a commit that finds little left to
+//! copy copies that rest itself, so that the next transaction starts the journal again from its
+//! beginning: it does not grow without bound.
 //!
 //! A first load's commit is one transaction of several hundred megabytes (`large`: over
 //! 256 MB), which no copy can start on before it ends: copied by the commit itself, it made the
@@ -33,47 +35,85 @@ pub(super) const COPY_FRAMES: i64 = 16_000;
 /// being that far behind: 1 GB.
 pub(super) const INLINE_FRAMES: i64 = 262_144;
 
+/// The journal's length past which a commit with less than [`COPY_FRAMES`] left to copy copies
+/// that rest itself: SQLite starts the journal again from its beginning only at a transaction
+/// that finds all of it copied, which a copy beside a busy writer never quite achieves, so
+/// without this a long staging would grow the journal to all it ever wrote. 256 MB.
+pub(super) const RESTART_FRAMES: i64 = 4 * COPY_FRAMES;
+
 /// What the commits of a store's connections and its copying task share.
 pub(super) struct Journal {
-    /// [`COPY_FRAMES`] and [`INLINE_FRAMES`] (tests use smaller ones).
+    /// [`COPY_FRAMES`], [`INLINE_FRAMES`] and [`RESTART_FRAMES`] (tests use smaller ones).
     copy_frames: i64,
     inline_frames: i64,
+    restart_frames: i64,
     /// Told when a copy is due.
     due: tokio::sync::Notify,
-    /// The journal's size in pages when it was last copied (a journal started again from its
-    /// beginning is smaller: then none of it is copied).
+    /// Pages of the journal copied, as the last copy said.
     copied: AtomicI64,
+    /// The journal's length at the last commit: a shorter one has started again.
+    length: AtomicI64,
     /// The store is closed: no task copies any more.
     closed: AtomicBool,
 }
 
 impl Journal {
     /// A journal for a new pool, and the address its connections' hook is given: the journal
-    /// is kept for the life of the process, since a connection may outlive the store.
+    /// is kept for the life of the process (a few bytes per store opened), since a connection
+    /// may outlive the store.
     pub(super) fn new() -> (Arc<Journal>, usize) {
-        Journal::with_thresholds(COPY_FRAMES, INLINE_FRAMES)
+        Journal::with_thresholds(COPY_FRAMES, INLINE_FRAMES, RESTART_FRAMES)
     }
 
-    fn with_thresholds(copy_frames: i64, inline_frames: i64) -> (Arc<Journal>, usize) {
+    fn with_thresholds(copy: i64, inline: i64, restart: i64) -> (Arc<Journal>, usize) {
         let journal = Arc::new(Journal {
-            copy_frames,
-            inline_frames,
+            copy_frames: copy,
+            inline_frames: inline,
+            restart_frames: restart,
             due: tokio::sync::Notify::new(),
             copied: AtomicI64::new(0),
+            length: AtomicI64::new(0),
             closed: AtomicBool::new(false),
         });
         let address = Arc::into_raw(journal.clone()) as usize;
         (journal, address)
     }
 
-    /// Pages added since the last copy, of a journal now `frames` pages long.
+    /// Pages a journal now `frames` pages long holds that no copy has copied.
     fn behind(&self, frames: i64) -> i64 {
+        if frames < self.length.swap(frames, Ordering::AcqRel) {
+            // Started again from its beginning: nothing of it is copied.
+            self.copied.store(0, Ordering::Release);
+        }
         let copied = self.copied.load(Ordering::Acquire);
         match frames >= copied {
             true => frames - copied,
             false => frames,
         }
     }
+
+    /// What a commit that left the journal `frames` pages long does.
+    fn after_commit(&self, frames: i64) -> Step {
+        let behind = self.behind(frames);
+        let closed = self.closed.load(Ordering::Acquire);
+        if closed && behind >= self.copy_frames
+            || behind >= self.inline_frames
+            || frames >= self.restart_frames && behind > 0 && behind < self.copy_frames
+        {
+            Step::CopyHere
+        } else if behind >= self.copy_frames {
+            Step::Signal
+        } else {
+            Step::Nothing
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Step {
+    CopyHere,
+    Signal,
+    Nothing,
 }
 
 /// `options` with each new connection's commits signalling the journal at `address` (from
@@ -104,42 +144,52 @@ unsafe extern "C" fn committed(
     name: *const c_char,
     frames: c_int,
 ) -> c_int {
-    // SAFETY: `journal` is the address `watch` was given: a journal that lives for the process.
+    // SAFETY: `journal` is the address `watched` was given: a journal that lives for the
+    // process.
     let journal = unsafe { &*(journal as *const Journal) };
-    let behind = journal.behind(i64::from(frames));
-    let closed = journal.closed.load(Ordering::Acquire);
-    let copy_here = if closed {
-        behind >= journal.copy_frames
-    } else {
-        behind >= journal.inline_frames
-    };
-    if copy_here {
-        // SAFETY: `db` and `name` are the committing connection and its database, valid for
-        // this call; a checkpoint from the hook is what SQLite's own hook does.
-        unsafe {
-            ffi::sqlite3_wal_checkpoint_v2(
-                db,
-                name,
-                ffi::SQLITE_CHECKPOINT_PASSIVE,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
+    match journal.after_commit(i64::from(frames)) {
+        Step::CopyHere => {
+            let (mut length, mut copied): (c_int, c_int) = (0, 0);
+            // SAFETY: `db` and `name` are the committing connection and its database, valid
+            // for this call (a checkpoint from the hook is what SQLite's own hook does); the
+            // counts are written into locals.
+            let code = unsafe {
+                ffi::sqlite3_wal_checkpoint_v2(
+                    db,
+                    name,
+                    ffi::SQLITE_CHECKPOINT_PASSIVE,
+                    &mut length,
+                    &mut copied,
+                )
+            };
+            if code == ffi::SQLITE_OK && copied >= 0 {
+                journal.copied.store(i64::from(copied), Ordering::Release);
+            }
         }
-        journal.copied.store(i64::from(frames), Ordering::Release);
-    } else if behind >= journal.copy_frames {
-        journal.due.notify_one();
+        Step::Signal => journal.due.notify_one(),
+        Step::Nothing => {}
     }
     ffi::SQLITE_OK
 }
 
-/// Ends the copying task when dropped (with the store).
+/// The copying task of a store; ends it when dropped.
 pub(super) struct Copier {
     journal: Arc<Journal>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Copier {
-    /// Ends the copying task (the store is closing): commits copy the journal themselves.
-    pub(super) fn stop(&self) {
+    /// Ends the copying task and waits until its connection is closed (the store is closing:
+    /// the pool's last connection then makes the final copy and removes the journal).
+    pub(super) async fn close(&self) {
+        self.stop();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    fn stop(&self) {
         self.journal.closed.store(true, Ordering::Release);
         self.journal.due.notify_one();
     }
@@ -151,14 +201,18 @@ impl Drop for Copier {
     }
 }
 
-/// Starts the task that copies `url`'s journal when due; it ends when the [`Copier`] is dropped.
+/// Starts the task that copies `url`'s journal when due; it ends when the [`Copier`] is closed
+/// or dropped.
 pub(super) async fn start(url: &str, journal: Arc<Journal>) -> Result<Copier, sqlx::Error> {
     let connection = SqliteConnectOptions::from_str(url)?
         .busy_timeout(std::time::Duration::from_secs(10))
         .connect()
         .await?;
-    tokio::spawn(copy_when_due(journal.clone(), connection));
-    Ok(Copier { journal })
+    let task = tokio::spawn(copy_when_due(journal.clone(), connection));
+    Ok(Copier {
+        journal,
+        task: std::sync::Mutex::new(Some(task)),
+    })
 }
 
 async fn copy_when_due(journal: Arc<Journal>, mut connection: SqliteConnection) {
@@ -167,13 +221,14 @@ async fn copy_when_due(journal: Arc<Journal>, mut connection: SqliteConnection) 
         if journal.closed.load(Ordering::Acquire) {
             break;
         }
-        // (whether it had to stop early, the journal's pages, those copied)
+        // (whether another copy was under way, the journal's pages, those copied)
         let copied: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&mut connection)
             .await;
         match copied {
             // Pages a reader still needs stay uncopied: the next commit asks again.
-            Ok((_, _, copied)) => journal.copied.store(copied, Ordering::Release),
+            Ok((0, _, copied)) if copied >= 0 => journal.copied.store(copied, Ordering::Release),
+            Ok(_) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "could not copy SQLite's journal into the database file; commits copy it themselves past 1 GB");
             }
@@ -206,7 +261,7 @@ mod tests {
     async fn commits_leave_the_copy_to_the_copying_task_and_copy_themselves_once_it_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("journal.db").display());
-        let (journal, address) = Journal::with_thresholds(20, 1_000_000);
+        let (journal, address) = Journal::with_thresholds(20, 1_000_000, 1_000_000);
         let options = SqliteConnectOptions::from_str(&url)
             .unwrap()
             .create_if_missing(true)
@@ -232,7 +287,7 @@ mod tests {
         let copied = journal.copied.load(Ordering::Acquire);
         assert!(copied >= 200, "the task copied the journal: {copied} pages");
         // Gone with the store: commits copy themselves again, past the copy threshold.
-        drop(copier);
+        copier.close().await;
         write(&pool, 3).await;
         let now = journal.copied.load(Ordering::Acquire);
         assert!(
@@ -243,12 +298,27 @@ mod tests {
     }
 
     #[test]
-    fn pages_behind_count_from_the_last_copy_or_from_a_journal_started_again() {
-        let (journal, _) = Journal::new();
-        assert_eq!(journal.behind(100), 100);
-        journal.copied.store(20_000, Ordering::Release);
-        assert_eq!(journal.behind(36_000), 16_000);
-        // Started again from its beginning: shorter than when last copied.
-        assert_eq!(journal.behind(500), 500);
+    fn a_commit_signals_copies_itself_or_does_nothing_by_what_is_left_to_copy() {
+        let (journal, _) = Journal::with_thresholds(100, 1_000, 400);
+        assert_eq!(journal.after_commit(50), Step::Nothing);
+        assert_eq!(journal.after_commit(150), Step::Signal);
+        // The task copied 150 pages; 60 more since.
+        journal.copied.store(150, Ordering::Release);
+        assert_eq!(journal.after_commit(210), Step::Nothing);
+        assert_eq!(journal.after_commit(260), Step::Signal);
+        // The task is far behind: the commit copies.
+        assert_eq!(journal.after_commit(1_200), Step::CopyHere);
+        // A long journal with a little left: the commit copies the rest, so that it can start
+        // again.
+        journal.copied.store(1_150, Ordering::Release);
+        assert_eq!(journal.after_commit(1_200), Step::CopyHere);
+        journal.copied.store(1_200, Ordering::Release);
+        assert_eq!(journal.after_commit(1_200), Step::Nothing);
+        // Started again: counted from its beginning, not from the old journal's copy.
+        assert_eq!(journal.after_commit(30), Step::Nothing);
+        assert_eq!(journal.after_commit(130), Step::Signal);
+        // Closed: copies itself as SQLite would.
+        journal.closed.store(true, Ordering::Release);
+        assert_eq!(journal.after_commit(140), Step::CopyHere);
     }
 }
