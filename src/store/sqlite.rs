@@ -44,10 +44,10 @@ pub(super) async fn connect(
         .test_before_acquire(false);
     // Commits signal the copying task instead of copying the journal themselves.
     let pool = sqlite_journal::watched(pool, address)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .map_err(connect_error)?;
-    let copier = sqlite_journal::start(url, journal)
+    let copier = sqlite_journal::start(&options, journal)
         .await
         .map_err(connect_error)?;
     Ok((pool, copier))

@@ -18,7 +18,6 @@
 //! commit 0.8 s longer; now the run ends first and the copy follows beside whatever comes next.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -201,13 +200,13 @@ impl Drop for Copier {
     }
 }
 
-/// Starts the task that copies `url`'s journal when due; it ends when the [`Copier`] is closed
-/// or dropped.
-pub(super) async fn start(url: &str, journal: Arc<Journal>) -> Result<Copier, sqlx::Error> {
-    let connection = SqliteConnectOptions::from_str(url)?
-        .busy_timeout(std::time::Duration::from_secs(10))
-        .connect()
-        .await?;
+/// Starts the task that copies the journal of the database `options` open (the pool's own
+/// settings) when due; it ends when the [`Copier`] is closed or dropped.
+pub(super) async fn start(
+    options: &SqliteConnectOptions,
+    journal: Arc<Journal>,
+) -> Result<Copier, sqlx::Error> {
+    let connection = options.connect().await?;
     let task = tokio::spawn(copy_when_due(journal.clone(), connection));
     Ok(Copier {
         journal,
@@ -239,6 +238,8 @@ async fn copy_when_due(journal: Arc<Journal>, mut connection: SqliteConnection) 
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use sqlx::sqlite::SqliteJournalMode;
     use sqlx::SqlitePool;
 
@@ -267,7 +268,7 @@ mod tests {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal);
         let pool = watched(SqlitePoolOptions::new().max_connections(1), address)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .unwrap();
         sqlx::query("CREATE TABLE blobs (b BLOB)")
@@ -278,7 +279,7 @@ mod tests {
         write(&pool, 10).await;
         assert_eq!(journal.copied.load(Ordering::Acquire), 0);
         // The task starts, takes the signal the commits left, and copies.
-        let copier = start(&url, journal.clone()).await.unwrap();
+        let copier = start(&options, journal.clone()).await.unwrap();
         let mut waited = 0;
         while journal.copied.load(Ordering::Acquire) == 0 && waited < 100 {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

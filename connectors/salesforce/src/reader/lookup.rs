@@ -69,6 +69,11 @@ impl<T: Clone, E: Clone> Lookup<T, E> {
         }
     }
 
+    /// Keeps `value` as made (taken by other means).
+    pub(super) async fn set(&self, value: T) {
+        *self.value.lock().await = Some(value);
+    }
+
     /// Forgets the value: the next caller makes it again (a read from the start sees the org
     /// as it is now).
     pub(super) async fn forget(&self) {

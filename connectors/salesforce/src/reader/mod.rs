@@ -100,7 +100,7 @@ pub struct SalesforceReader {
     /// until its first stream asks for it.
     probes: Mutex<HashMap<&'static str, QueryPage>>,
     /// The latest `SystemModstamp` of any user, as last taken (see [`Self::user_stamp_taken`]).
-    user_stamp: Mutex<Option<String>>,
+    user_stamp: Lookup<Option<String>>,
     /// Pages a range read side by side holds at least (see [`MIN_PAGES_PER_STREAM`]).
     min_stream_pages: u64,
     /// A resource of at most this many rows is read whole, not fingerprinted: one page costs
@@ -229,7 +229,7 @@ impl SalesforceReader {
             selected: Mutex::new(HashMap::new()),
             shown: Lookup::new(),
             probes: Mutex::new(HashMap::new()),
-            user_stamp: Mutex::new(None),
+            user_stamp: Lookup::new(),
             min_stream_pages: MIN_PAGES_PER_STREAM,
             max_unfingerprinted_rows: u64::from(client.batch_size()),
             client,
@@ -625,8 +625,16 @@ impl SalesforceReader {
         let stamp = self
             .newest_stamp(Query::select("User", &[fingerprint::STAMP]))
             .await?;
-        *self.user_stamp.lock().await = stamp.clone();
+        self.keep_user_stamp(&stamp).await;
         Ok(stamp)
+    }
+
+    /// Keeps a stamp just taken for [`Self::user_stamp_taken`]; none (no user) is asked again.
+    async fn keep_user_stamp(&self, stamp: &Option<String>) {
+        match stamp {
+            Some(_) => self.user_stamp.set(stamp.clone()).await,
+            None => self.user_stamp.forget().await,
+        }
     }
 
     /// [`Self::latest_user_stamp`], then the first page of `query` (its own result), in one
@@ -639,24 +647,24 @@ impl SalesforceReader {
         let mut answers = self.client.queries(&[&latest, query]).await?.into_iter();
         let mut answer = || answers.next().expect("an answer per query");
         let stamp = stamp_of(&answer()?);
-        *self.user_stamp.lock().await = stamp.clone();
+        self.keep_user_stamp(&stamp).await;
         Ok((stamp, answer()))
     }
 
     /// The latest `SystemModstamp` of any user as this reader last took it (the users' read
     /// takes it before it reads, so before the resources read after users), or as it is now.
     /// An earlier stamp only makes a later read of users' changes read more.
-    /// Resources planned side by side ask at once: the lock is held while it is taken, so it is
-    /// taken once.
+    /// Resources planned side by side ask at once: it is taken once, and a failure to take it
+    /// is theirs too (see [`Lookup`]).
     async fn user_stamp_taken(&self) -> Result<Option<String>, SalesforceError> {
-        let mut taken = self.user_stamp.lock().await;
-        if let Some(stamp) = &*taken {
-            return Ok(Some(stamp.clone()));
-        }
         let stamp = self
-            .newest_stamp(Query::select("User", &[fingerprint::STAMP]))
+            .user_stamp
+            .get(|| self.newest_stamp(Query::select("User", &[fingerprint::STAMP])))
             .await?;
-        taken.clone_from(&stamp);
+        if stamp.is_none() {
+            // No user: asked again next time.
+            self.user_stamp.forget().await;
+        }
         Ok(stamp)
     }
 
