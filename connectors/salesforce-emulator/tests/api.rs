@@ -801,6 +801,182 @@ async fn soql_filters_order_limit_offset_and_count() {
     assert!(with_quote > 0, "the generated org has names with quotes");
 }
 
+/// Conditions on a record's own `Id` narrow the scan to a key range (as Salesforce's index on
+/// it does): every combination selects what the filter selects from the whole table.
+#[tokio::test]
+async fn soql_id_ranges_select_what_the_whole_table_gives() {
+    let org = Org::start().await;
+    let all = org.truth("SELECT Id, IsActive FROM User").await;
+    let mut ids: Vec<(String, bool)> = all
+        .iter()
+        .map(|u| {
+            (
+                u["Id"].as_str().unwrap().to_owned(),
+                u["IsActive"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert!(ids.len() > 40, "{}", ids.len());
+    let (a, b) = (ids[10].0.clone(), ids[30].0.clone());
+    let (first, last) = (ids[0].0.clone(), ids[ids.len() - 1].0.clone());
+    type Keep = Box<dyn Fn(&str, bool) -> bool>;
+    let cases: Vec<(String, Keep)> = vec![
+        (
+            format!("Id > '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id > a.as_str()
+            }),
+        ),
+        (
+            format!("Id >= '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id >= a.as_str()
+            }),
+        ),
+        (
+            format!("Id < '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id < a.as_str()
+            }),
+        ),
+        (
+            format!("Id <= '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id <= a.as_str()
+            }),
+        ),
+        (
+            format!("Id = '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id == a
+            }),
+        ),
+        (
+            format!("Id > '{a}' AND Id <= '{b}'"),
+            Box::new({
+                let (a, b) = (a.clone(), b.clone());
+                move |id, _| id > a.as_str() && id <= b.as_str()
+            }),
+        ),
+        (
+            format!("Id >= '{a}' AND Id < '{b}' AND IsActive = true"),
+            Box::new({
+                let (a, b) = (a.clone(), b.clone());
+                move |id, active| id >= a.as_str() && id < b.as_str() && active
+            }),
+        ),
+        // The narrower of two bounds on one side.
+        (
+            format!("Id > '{a}' AND Id >= '{b}'"),
+            Box::new({
+                let b = b.clone();
+                move |id, _| id >= b.as_str()
+            }),
+        ),
+        (
+            format!("Id < '{b}' AND Id <= '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id <= a.as_str()
+            }),
+        ),
+        (
+            format!("Id >= '{a}' AND Id > '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id > a.as_str()
+            }),
+        ),
+        // Empty ranges: inverted, and one ID excluded at either end.
+        (format!("Id > '{b}' AND Id < '{a}'"), Box::new(|_, _| false)),
+        (format!("Id > '{a}' AND Id < '{a}'"), Box::new(|_, _| false)),
+        (
+            format!("Id >= '{a}' AND Id < '{a}'"),
+            Box::new(|_, _| false),
+        ),
+        (
+            format!("Id > '{a}' AND Id <= '{a}'"),
+            Box::new(|_, _| false),
+        ),
+        (
+            format!("Id >= '{a}' AND Id <= '{a}'"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id == a
+            }),
+        ),
+        (format!("Id < '{first}'"), Box::new(|_, _| false)),
+        (format!("Id > '{last}'"), Box::new(|_, _| false)),
+        // Not narrowed: an OR, a NOT, another object's Id.
+        (
+            format!("Id > '{b}' OR Id < '{a}'"),
+            Box::new({
+                let (a, b) = (a.clone(), b.clone());
+                move |id, _| id > b.as_str() || id < a.as_str()
+            }),
+        ),
+        (
+            format!("NOT (Id > '{a}')"),
+            Box::new({
+                let a = a.clone();
+                move |id, _| id <= a.as_str()
+            }),
+        ),
+        (
+            format!("ManagerId > '{a}' AND Id < '{b}'"),
+            Box::new(|_, _| true),
+        ),
+    ];
+    let manager: std::collections::HashMap<String, Option<String>> = org
+        .truth("SELECT Id, ManagerId FROM User")
+        .await
+        .iter()
+        .map(|u| {
+            (
+                u["Id"].as_str().unwrap().to_owned(),
+                u["ManagerId"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    for (condition, keep) in cases {
+        let mut want: Vec<&str> = ids
+            .iter()
+            .filter(|(id, active)| keep(id, *active))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if condition.starts_with("ManagerId") {
+            want.retain(|id| {
+                manager[*id].as_deref().is_some_and(|m| m > a.as_str()) && *id < b.as_str()
+            });
+        }
+        for order in ["", " ORDER BY Id"] {
+            let page = org
+                .query_ok(&format!(
+                    "SELECT Id FROM User WHERE {condition}{order} LIMIT 2000"
+                ))
+                .await;
+            let mut got: Vec<&str> = page["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Id"].as_str().unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "WHERE {condition}{order}");
+        }
+        let count = org
+            .query_ok(&format!("SELECT COUNT() FROM User WHERE {condition}"))
+            .await;
+        assert_eq!(count["totalSize"], want.len(), "COUNT() WHERE {condition}");
+    }
+}
+
 #[tokio::test]
 async fn wrong_queries_get_salesforces_error_codes_and_shapes() {
     let org = Org::start().await;

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::ast::{CompareOp, Condition, InValues, Literal, Path, Query, SelectItem};
@@ -427,6 +428,26 @@ fn coerce(
 }
 
 impl CompiledQuery {
+    /// The IDs outside which no row matches the filter (see [`Filter::id_range`]).
+    /// An empty range is `x..x` (a `BTreeMap` range that starts after it ends panics).
+    fn id_range(&self) -> (Bound<Id>, Bound<Id>) {
+        let range = self
+            .filter
+            .as_ref()
+            .map_or((Bound::Unbounded, Bound::Unbounded), Filter::id_range);
+        match range {
+            (
+                Bound::Included(low) | Bound::Excluded(low),
+                Bound::Included(high) | Bound::Excluded(high),
+            ) if low > high
+                || (low == high && !matches!(range, (Bound::Included(_), Bound::Included(_)))) =>
+            {
+                (Bound::Included(low), Bound::Excluded(low))
+            }
+            range => range,
+        }
+    }
+
     /// The matching rows with their IDs, filtered, ordered, offset and limited, borrowed from
     /// the org. IDs come from the tables' keys, so rows that no filter or order needs to look
     /// at are never touched (a query over 100,000 users stays cache-friendly).
@@ -446,7 +467,7 @@ impl CompiledQuery {
         } else {
             table
                 .live
-                .iter()
+                .range(self.id_range())
                 .map(|(id, record)| (*id, &**record))
                 .filter(|(_, record)| matches(record))
                 .collect()
@@ -498,7 +519,7 @@ impl CompiledQuery {
             rows.extend(
                 table
                     .live
-                    .iter()
+                    .range(self.id_range())
                     .filter(|(_, record)| matches(record))
                     .map(|(id, _)| *id)
                     .skip(offset)
@@ -670,12 +691,63 @@ impl CompiledQuery {
                 .cloned()
                 .collect()
         } else {
-            table.live.values().filter(matches).cloned().collect()
+            table
+                .live
+                .range(self.id_range())
+                .map(|(_, record)| record)
+                .filter(matches)
+                .cloned()
+                .collect()
         }
     }
 }
 
 impl Filter {
+    /// The IDs outside which no record can match: from comparisons of the record's own `Id`
+    /// that the filter requires (alone or in a top-level AND), as Salesforce's index on it
+    /// narrows a query to a key range. The filter is still checked on every row in the range.
+    fn id_range(&self) -> (Bound<Id>, Bound<Id>) {
+        let mut range = (Bound::Unbounded, Bound::Unbounded);
+        let items = match self {
+            Filter::And(items) => items.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        for item in items {
+            let Filter::Compare {
+                field,
+                op,
+                value: Value::Id(id),
+                ..
+            } = item
+            else {
+                continue;
+            };
+            if !field.hops.is_empty() || field.field_name != "Id" {
+                continue;
+            }
+            let (low, high) = match op {
+                CompareOp::Gt => (Some(Bound::Excluded(*id)), None),
+                CompareOp::Ge => (Some(Bound::Included(*id)), None),
+                CompareOp::Lt => (None, Some(Bound::Excluded(*id))),
+                CompareOp::Le => (None, Some(Bound::Included(*id))),
+                CompareOp::Eq => (Some(Bound::Included(*id)), Some(Bound::Included(*id))),
+                _ => (None, None),
+            };
+            // Of two bounds on one side, the narrower.
+            if let Some(low) = low {
+                if tighter_low(&low, &range.0) {
+                    range.0 = low;
+                }
+            }
+            if let Some(high) = high {
+                if tighter_high(&high, &range.1) {
+                    range.1 = high;
+                }
+            }
+        }
+        range
+    }
+
     fn matches(&self, org: &Org, record: &Record) -> bool {
         match self {
             Filter::And(items) => items.iter().all(|f| f.matches(org, record)),
@@ -744,6 +816,36 @@ fn equals(a: &Value, b: &Value) -> bool {
         }
         (Value::Int(x), Value::Int(y)) => x == y,
         _ => a == b,
+    }
+}
+
+/// Whether lower bound `a` admits fewer IDs than `b`.
+fn tighter_low(a: &Bound<Id>, b: &Bound<Id>) -> bool {
+    match (a, b) {
+        (_, Bound::Unbounded) => true,
+        (Bound::Unbounded, _) => false,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y))
+            if x != y =>
+        {
+            x > y
+        }
+        (Bound::Excluded(_), Bound::Included(_)) => true,
+        _ => false,
+    }
+}
+
+/// Whether upper bound `a` admits fewer IDs than `b`.
+fn tighter_high(a: &Bound<Id>, b: &Bound<Id>) -> bool {
+    match (a, b) {
+        (_, Bound::Unbounded) => true,
+        (Bound::Unbounded, _) => false,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y))
+            if x != y =>
+        {
+            x < y
+        }
+        (Bound::Excluded(_), Bound::Included(_)) => true,
+        _ => false,
     }
 }
 
