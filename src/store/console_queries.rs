@@ -249,11 +249,8 @@ impl super::console::ConsoleStore for SqlStore {
             let mut select = build(super::report_queries::COMMITTED_CHANGES_OF_ORG);
             select.push_bind(org.0);
             if grants {
-                // The index on the grant's user, read from the row the change recorded.
-                select.push(&format!(
-                    " AND c.entity = 'grant' AND {} = ",
-                    self.pool.backend().account_of_change()
-                ));
+                // The index on the grant's user.
+                select.push(" AND c.entity = 'grant' AND c.account_id = ");
             } else {
                 select.push(" AND c.entity = 'account' AND c.object_id = ");
             }

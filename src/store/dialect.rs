@@ -40,14 +40,6 @@ impl Backend {
             Backend::Postgres => format!("({side} ->> 'entitlement_id')"),
         }
     }
-
-    /// The account a change of a grant concerns, read from its JSON (`c` is the change).
-    pub(super) fn account_of_change(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "json_extract(COALESCE(c.after, c.before), '$.account_id')",
-            Backend::Postgres => "(COALESCE(c.after, c.before) ->> 'account_id')",
-        }
-    }
 }
 
 /// A statement of a commit's apply: see [`Backend::apply_statements`].
@@ -291,13 +283,11 @@ impl Backend {
              digest = excluded.digest";
         // A user whose grants changed (added, changed or removed) changed too: SCIM's
         // meta.lastModified.
-        let touched = format!(
-            "UPDATE accounts SET changed_at = $2 \
+        let touched = "UPDATE accounts SET changed_at = $2 \
              WHERE org_id = (SELECT org_id FROM sync_runs WHERE id = $1) \
-             AND id IN (SELECT {} FROM changes c WHERE c.run_id = $1 AND c.entity = 'grant') \
-             AND (changed_at IS NULL OR changed_at < $2)",
-            self.account_of_change(),
-        );
+             AND id IN (SELECT c.account_id FROM changes c WHERE c.run_id = $1 \
+             AND c.entity = 'grant') AND (changed_at IS NULL OR changed_at < $2)"
+            .to_owned();
         // And an entitlement whose holders changed (a SCIM Group's members), before and after
         // a grant moved.
         let holders_changed = format!(

@@ -282,10 +282,10 @@ impl SqlStore {
                 .map(str::to_owned),
             _ => None,
         };
-        if let Some(user) = user {
+        if let Some(user) = &user {
             sql("UPDATE accounts SET changed_at = $3 WHERE org_id = $1 AND id = $2")
                 .bind(org.0)
-                .bind(user)
+                .bind(user.clone())
                 .bind(observed_at)
                 .execute(&mut *tx)
                 .await?;
@@ -320,8 +320,8 @@ impl SqlStore {
         }
         sql(
             "INSERT INTO changes (org_id, run_id, request_id, resource, entity, object_id, \
-                 op, fields, before, after, digest, observed_at) \
-                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 op, fields, before, after, digest, observed_at, account_id) \
+                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(org.0)
         .bind(request)
@@ -334,6 +334,8 @@ impl SqlStore {
         .bind(after.map(sqlx::types::Json))
         .bind(digest)
         .bind(observed_at)
+        // A grant's user, which its history is found by.
+        .bind(user.filter(|_| entity == super::sync::Entity::Grant))
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -274,10 +274,7 @@ impl super::reports::ReportStore for SqlStore {
             let mut select = build(COMMITTED_CHANGES_OF_ORG);
             select.push_bind(org.0);
             if grants {
-                select.push(&format!(
-                    " AND c.entity = 'grant' AND {} IN (",
-                    self.pool.backend().account_of_change()
-                ));
+                select.push(" AND c.entity = 'grant' AND c.account_id IN (");
             } else {
                 select.push(" AND c.entity = 'account' AND c.object_id IN (");
             }

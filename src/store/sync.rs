@@ -332,6 +332,27 @@ pub struct StagedChange {
     pub digest: i64,
 }
 
+impl StagedChange {
+    /// The user a grant's change concerns (`account_id` of the row after it, or before it for
+    /// a removal), which the history of a user's grants is found by; `None` for other entities.
+    pub fn account(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Grant {
+            account_id: Option<String>,
+        }
+        if self.entity != Entity::Grant {
+            return None;
+        }
+        match (&self.after, &self.before) {
+            (Some(after), _) => serde_json::from_str::<Grant>(after.get())
+                .ok()
+                .and_then(|grant| grant.account_id),
+            (None, Some(before)) => before["account_id"].as_str().map(str::to_owned),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A recorded change, as the history shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRecord {
