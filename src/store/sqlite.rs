@@ -36,7 +36,7 @@ pub(super) async fn connect(
         // largest commit ever made it (a first sync's: hundreds of megabytes).
         .pragma("journal_size_limit", "67108864")
         // A large sort (the indexes built at a first sync's commit: those of `large`'s 609,478
-        // grants took 1.25 s on one thread, 0.81 s with helpers) uses the other cores.
+        // grants took 1.25 s on one thread, 0.81 s with two helpers) uses the other cores.
         .pragma("threads", sorter_threads().to_string());
     let (journal, address) = Journal::new();
     let pool = SqlitePoolOptions::new()
