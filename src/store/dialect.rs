@@ -178,6 +178,15 @@ impl Backend {
         }
     }
 
+    /// The user a grant's change concerns, read from the row it recorded (after it, or before it
+    /// for a removal): what `changes.account_id` holds.
+    pub(super) fn account_in_change(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "json_extract(COALESCE(after, before), '$.account_id')",
+            Backend::Postgres => "(COALESCE(after, before) ->> 'account_id')",
+        }
+    }
+
     /// The statements that apply a run's staged creations and updates to the live tables,
     /// set-based inside the database: accounts, entitlements, grants, permissions, in that
     /// order; then the users whose grants changed are marked changed. `$1` is the run; `$2`,

@@ -223,6 +223,14 @@ impl super::Store for SqlStore {
             super::sql::Pool::Sqlite(pool) => super::sqlite::MIGRATOR.run(pool).await?,
             super::sql::Pool::Postgres(pool) => super::postgres::MIGRATOR.run(pool).await?,
         }
+        // Grant changes a server of a version before migration 0023 wrote beside this one,
+        // without the user they concern (none once every server is past it).
+        sql(format!(
+            "UPDATE changes SET account_id = {} WHERE entity = 'grant' AND account_id IS NULL",
+            self.pool.backend().account_in_change()
+        ))
+        .execute(&self.pool)
+        .await?;
         if applied().await != before {
             self.refresh_statistics().await?;
         }

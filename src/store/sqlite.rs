@@ -59,7 +59,7 @@ pub(super) async fn connect(
 /// How many threads beside its own a statement may start to sort: one per other core, at most
 /// three (SQLite's sorter merges its runs in as many threads).
 fn sorter_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).clamp(1, 3))
+    std::thread::available_parallelism().map_or(0, |n| n.get().saturating_sub(1).min(3))
 }
 
 /// A pooled connection whose statements are interrupted once a deadline passes (SQLite has no

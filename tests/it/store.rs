@@ -1121,3 +1121,82 @@ async fn a_page_staged_beside_the_one_before_commits_after_it_and_not_without_it
     })
     .await;
 }
+
+/// Grant changes written without the user they concern (by a server of a version before
+/// migration 0023, still running beside a newer one) get it at the next start, from the row
+/// they recorded; a change of another entity keeps none.
+#[tokio::test]
+async fn grant_changes_an_older_server_wrote_get_their_user_at_the_next_start() {
+    use sqlx::Connection;
+    for db in crate::helpers::TestDatabase::all().await {
+        let store = db.store().await;
+        let (org, run) = users_run(&store, "older-server").await;
+        let rows = [
+            ("grant", Some(r#"{"id":"g1","account_id":"005A"}"#), None),
+            ("grant", None, Some(r#"{"id":"g2","account_id":"005B"}"#)),
+            ("account", Some(r#"{"id":"005C"}"#), None),
+        ];
+        let insert = match store.backend() {
+            provost::store::Backend::Sqlite => {
+                "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, after, \
+                 before, observed_at) VALUES ($1, $2, 'users', $3, 'x', 'created', $4, $5, \
+                 '2026-12-05T10:00:00.000000000Z') RETURNING id"
+            }
+            provost::store::Backend::Postgres => {
+                "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, after, \
+                 before, observed_at) VALUES ($1, $2, 'users', $3, 'x', 'created', $4::jsonb, \
+                 $5::jsonb, now()) RETURNING id"
+            }
+        };
+        let select = "SELECT account_id FROM changes WHERE id = $1";
+        let mut ids = Vec::new();
+        let mut found = Vec::new();
+        macro_rules! raw {
+            ($connection:ty) => {{
+                let mut raw = <$connection>::connect(&db.url).await.unwrap();
+                for (entity, after, before) in rows {
+                    let (id,): (i64,) = sqlx::query_as(insert)
+                        .bind(org.id.0)
+                        .bind(run.id.0)
+                        .bind(entity)
+                        .bind(after)
+                        .bind(before)
+                        .fetch_one(&mut raw)
+                        .await
+                        .unwrap();
+                    ids.push(id);
+                }
+                let (nulls,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM changes WHERE account_id IS NULL")
+                        .fetch_one(&mut raw)
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    nulls, 3,
+                    "written without the column, as an older server does"
+                );
+                store.migrate().await.unwrap();
+                for id in &ids {
+                    let (account,): (Option<String>,) = sqlx::query_as(select)
+                        .bind(id)
+                        .fetch_one(&mut raw)
+                        .await
+                        .unwrap();
+                    found.push(account);
+                }
+            }};
+        }
+        match store.backend() {
+            provost::store::Backend::Sqlite => raw!(sqlx::SqliteConnection),
+            provost::store::Backend::Postgres => raw!(sqlx::PgConnection),
+        }
+        assert_eq!(
+            found,
+            [Some("005A".to_owned()), Some("005B".to_owned()), None],
+            "{}",
+            store.backend().name()
+        );
+        store.close().await;
+        db.drop_database().await;
+    }
+}

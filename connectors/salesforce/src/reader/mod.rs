@@ -1160,22 +1160,43 @@ impl SalesforceReader {
                 return Ok(vec![Some(unchanged.encode())]);
             }
         }
+        // A read of many pages left is split at IDs cut between the first page's last and the
+        // highest: where it starts (`None`: not split), with the number of ranges.
+        let per_stream = u64::from(self.client.batch_size()) * self.min_stream_pages;
+        let split = |first: &QueryPage| -> Option<(SalesforceId, usize)> {
+            let left = first.total_size.saturating_sub(first.records.len() as u64);
+            let parts = usize::try_from(left / per_stream)
+                .unwrap_or(usize::MAX)
+                .min(ways);
+            let low = first.records.last().and_then(|r| text(r, "Id"))?;
+            let low = SalesforceId::parse(&low).ok()?;
+            (!first.done && parts >= 2).then_some((low, parts))
+        };
+        let highest = self.query_for(read, &["Id"]).descending("Id").limit(1);
         // Users' latest stamp is taken before they are read: with the first page, in one call
-        // (a composite call's queries run in order).
-        let (stamp, first) = match (read.reads_changes, early) {
+        // (a composite call's queries run in order). When the first page came with the
+        // fingerprint, the highest ID of a split read is asked beside the stamp, not after it.
+        let (stamp, first, high) = match (read.reads_changes, early) {
             (true, None) => {
                 let (stamp, first) = self
                     .latest_user_stamp_then(&query)
                     .await
                     .map_err(connector_error)?;
-                (Some(stamp), first)
+                (Some(stamp), first, None)
             }
-            (true, Some(first)) => (
-                Some(self.latest_user_stamp().await.map_err(connector_error)?),
-                Ok(first),
-            ),
-            (false, Some(first)) => (None, Ok(first)),
-            (false, None) => (None, self.client.query(&query).await),
+            (true, Some(first)) => {
+                let (stamp, high) = match split(&first) {
+                    Some(_) => {
+                        let (stamp, high) =
+                            tokio::join!(self.latest_user_stamp(), self.client.query(&highest));
+                        (stamp, Some(high))
+                    }
+                    None => (self.latest_user_stamp().await, None),
+                };
+                (Some(stamp.map_err(connector_error)?), Ok(first), high)
+            }
+            (false, Some(first)) => (None, Ok(first), None),
+            (false, None) => (None, self.client.query(&query).await, None),
         };
         let user_stamp = stamp.flatten().map(|stamp| self.users_mark(stamp));
         let first = match first {
@@ -1184,23 +1205,13 @@ impl SalesforceReader {
         };
         let newest = taken.as_ref().and_then(|taken| taken.newest.clone());
         let mark = user_stamp.or(taken.map(|taken| taken.text));
-        let last = first.records.last().and_then(|r| text(r, "Id"));
-        let left = first.total_size.saturating_sub(first.records.len() as u64);
-        let per_stream = u64::from(self.client.batch_size()) * self.min_stream_pages;
-        let parts = usize::try_from(left / per_stream)
-            .unwrap_or(usize::MAX)
-            .min(ways);
         let mut cuts = Vec::new();
-        if let (false, true, Some(low)) = (
-            first.done,
-            parts >= 2,
-            last.as_deref().and_then(|id| SalesforceId::parse(id).ok()),
-        ) {
-            let highest = self.query_for(read, &["Id"]).descending("Id").limit(1);
-            let high = self
-                .client
-                .query(&highest)
-                .await
+        if let Some((low, parts)) = split(&first) {
+            let high = match high {
+                Some(high) => high,
+                None => self.client.query(&highest).await,
+            };
+            let high = high
                 .map_err(connector_error)?
                 .records
                 .first()
