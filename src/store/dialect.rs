@@ -292,11 +292,15 @@ impl Backend {
              digest = excluded.digest";
         // A user whose grants changed (added, changed or removed) changed too: SCIM's
         // meta.lastModified.
-        let touched = "UPDATE accounts SET changed_at = $2 \
+        // (A run an older version staged and this one resumed has grant changes without the
+        // column: their user is read from the row they recorded.)
+        let touched = format!(
+            "UPDATE accounts SET changed_at = $2 \
              WHERE org_id = (SELECT org_id FROM sync_runs WHERE id = $1) \
-             AND id IN (SELECT c.account_id FROM changes c WHERE c.run_id = $1 \
-             AND c.entity = 'grant') AND (changed_at IS NULL OR changed_at < $2)"
-            .to_owned();
+             AND id IN (SELECT COALESCE(c.account_id, {}) FROM changes c WHERE c.run_id = $1 \
+             AND c.entity = 'grant') AND (changed_at IS NULL OR changed_at < $2)",
+            self.account_in_change(),
+        );
         // And an entitlement whose holders changed (a SCIM Group's members), before and after
         // a grant moved.
         let holders_changed = format!(

@@ -223,14 +223,7 @@ impl super::Store for SqlStore {
             super::sql::Pool::Sqlite(pool) => super::sqlite::MIGRATOR.run(pool).await?,
             super::sql::Pool::Postgres(pool) => super::postgres::MIGRATOR.run(pool).await?,
         }
-        // Grant changes a server of a version before migration 0023 wrote beside this one,
-        // without the user they concern (none once every server is past it).
-        sql(format!(
-            "UPDATE changes SET account_id = {} WHERE entity = 'grant' AND account_id IS NULL",
-            self.pool.backend().account_in_change()
-        ))
-        .execute(&self.pool)
-        .await?;
+        self.fill_grant_change_users().await;
         if applied().await != before {
             self.refresh_statistics().await?;
         }
@@ -582,5 +575,42 @@ impl super::Store for SqlStore {
         } else {
             super::StateLookup::Unknown
         })
+    }
+}
+
+impl SqlStore {
+    /// Gives the grant changes a server of a version before migration 0023 wrote beside this
+    /// one (a rolling upgrade) the user they concern; none once every server is past it. Best
+    /// effort, retried at the next open: on SQLite the update would wait for the write lock
+    /// (a first sync's commit holds it for seconds), so it is made only when such a change
+    /// exists, found by an index that holds only those.
+    async fn fill_grant_change_users(&self) {
+        let missing = "WHERE entity = 'grant' AND account_id IS NULL";
+        let filled = async {
+            if self.pool.backend() == super::Backend::Sqlite {
+                let any = sql(format!("SELECT EXISTS (SELECT 1 FROM changes {missing})"))
+                    .fetch_value::<bool>(&self.pool)
+                    .await?;
+                if !any {
+                    return Ok(0);
+                }
+            }
+            sql(format!(
+                "UPDATE changes SET account_id = {} {missing}",
+                self.pool.backend().account_in_change()
+            ))
+            .execute(&self.pool)
+            .await
+        };
+        match filled.await {
+            Ok(0) => {}
+            Ok(rows) => {
+                tracing::info!(rows, "gave grant changes an older version wrote their user")
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "could not give grant changes an older version wrote their user; the next start tries again"
+            ),
+        }
     }
 }
