@@ -1200,3 +1200,111 @@ async fn grant_changes_an_older_server_wrote_get_their_user_at_the_next_start() 
         db.drop_database().await;
     }
 }
+
+/// A run an older version staged (grant changes without `account_id`) and this one commits
+/// still marks the users of its grant changes changed (SCIM's meta.lastModified), reading the
+/// user from the row the change recorded.
+#[tokio::test]
+async fn a_resumed_run_of_an_older_version_marks_the_users_of_its_grant_changes() {
+    use provost::store::sync::{ChangeOp, Entity, RunStatus, StagedChange, SyncMode};
+    use serde_json::value::RawValue;
+    use sqlx::Connection;
+    for db in crate::helpers::TestDatabase::all().await {
+        let store = db.store().await;
+        let (org, run) = users_run(&store, "resumed").await;
+        let user = account("005R0000000001AAA", "resumed@x.com");
+        let created = StagedChange {
+            resource: "users".to_owned(),
+            entity: Entity::Account,
+            object_id: user.id.clone(),
+            op: ChangeOp::Created,
+            fields: None,
+            before: None,
+            after: Some(RawValue::from_string(serde_json::to_string(&user).unwrap()).unwrap()),
+            digest: 1,
+        };
+        let mut state = store.sync_resources(run.id).await.unwrap().remove(0);
+        state.done = true;
+        store
+            .stage_page(&run, &state, &[created], None)
+            .await
+            .unwrap();
+        let mut done = run.clone();
+        done.status = RunStatus::Succeeded;
+        assert!(store
+            .commit_sync_run(&done, HOLDER, lock_ttl())
+            .await
+            .unwrap());
+        // The next run, staged by an older version: a grant's removal without the column.
+        let resumed = store
+            .create_sync_run(org.id, SyncMode::Full, "test", &[("users", None)])
+            .await
+            .unwrap();
+        let before = format!(r#"{{"id":"0PaR1","account_id":"{}"}}"#, user.id);
+        let (insert, marked) = match store.backend() {
+            provost::store::Backend::Sqlite => (
+                "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, before, \
+                 observed_at) VALUES ($1, $2, 'users', 'grant', '0PaR1', 'removed', $3, \
+                 '2026-12-05T10:00:00.000000000Z')",
+                "SELECT COUNT(*) FROM accounts a JOIN sync_runs r ON r.id = $2 \
+                 WHERE a.org_id = $1 AND a.id = $3 AND a.changed_at = r.finished_at",
+            ),
+            provost::store::Backend::Postgres => (
+                "INSERT INTO changes (org_id, run_id, resource, entity, object_id, op, before, \
+                 observed_at) VALUES ($1, $2, 'users', 'grant', '0PaR1', 'removed', $3::jsonb, \
+                 now())",
+                "SELECT COUNT(*) FROM accounts a JOIN sync_runs r ON r.id = $2 \
+                 WHERE a.org_id = $1 AND a.id = $3 AND a.changed_at = r.finished_at",
+            ),
+        };
+        macro_rules! raw {
+            ($connection:ty, $step:expr) => {{
+                let mut raw = <$connection>::connect(&db.url).await.unwrap();
+                match $step {
+                    0 => {
+                        sqlx::query(insert)
+                            .bind(org.id.0)
+                            .bind(resumed.id.0)
+                            .bind(&before)
+                            .execute(&mut raw)
+                            .await
+                            .unwrap();
+                        0
+                    }
+                    _ => {
+                        let (n,): (i64,) = sqlx::query_as(marked)
+                            .bind(org.id.0)
+                            .bind(resumed.id.0)
+                            .bind(&user.id)
+                            .fetch_one(&mut raw)
+                            .await
+                            .unwrap();
+                        n
+                    }
+                }
+            }};
+        }
+        match store.backend() {
+            provost::store::Backend::Sqlite => raw!(sqlx::SqliteConnection, 0),
+            provost::store::Backend::Postgres => raw!(sqlx::PgConnection, 0),
+        };
+        let mut done = resumed.clone();
+        done.status = RunStatus::Succeeded;
+        assert!(store
+            .commit_sync_run(&done, HOLDER, lock_ttl())
+            .await
+            .unwrap());
+        let marked = match store.backend() {
+            provost::store::Backend::Sqlite => raw!(sqlx::SqliteConnection, 1),
+            provost::store::Backend::Postgres => raw!(sqlx::PgConnection, 1),
+        };
+        assert_eq!(
+            marked,
+            1,
+            "{}: the user changed at the commit",
+            store.backend().name()
+        );
+        store.close().await;
+        db.drop_database().await;
+    }
+}
