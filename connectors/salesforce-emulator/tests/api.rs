@@ -818,80 +818,36 @@ async fn soql_id_ranges_select_what_the_whole_table_gives() {
         .collect();
     ids.sort();
     assert!(ids.len() > 40, "{}", ids.len());
-    let (a, b) = (ids[10].0.clone(), ids[30].0.clone());
-    let (first, last) = (ids[0].0.clone(), ids[ids.len() - 1].0.clone());
+    // Leaked, so that each case's test can hold them.
+    let id = |i: usize| -> &'static str { Box::leak(ids[i].0.clone().into_boxed_str()) };
+    let (a, b, first, last) = (id(10), id(30), id(0), id(ids.len() - 1));
     type Keep = Box<dyn Fn(&str, bool) -> bool>;
     let cases: Vec<(String, Keep)> = vec![
-        (
-            format!("Id > '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id > a.as_str()
-            }),
-        ),
-        (
-            format!("Id >= '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id >= a.as_str()
-            }),
-        ),
-        (
-            format!("Id < '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id < a.as_str()
-            }),
-        ),
-        (
-            format!("Id <= '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id <= a.as_str()
-            }),
-        ),
-        (
-            format!("Id = '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id == a
-            }),
-        ),
+        (format!("Id > '{a}'"), Box::new(move |id, _| id > a)),
+        (format!("Id >= '{a}'"), Box::new(move |id, _| id >= a)),
+        (format!("Id < '{a}'"), Box::new(move |id, _| id < a)),
+        (format!("Id <= '{a}'"), Box::new(move |id, _| id <= a)),
+        (format!("Id = '{a}'"), Box::new(move |id, _| id == a)),
         (
             format!("Id > '{a}' AND Id <= '{b}'"),
-            Box::new({
-                let (a, b) = (a.clone(), b.clone());
-                move |id, _| id > a.as_str() && id <= b.as_str()
-            }),
+            Box::new(move |id, _| id > a && id <= b),
         ),
         (
             format!("Id >= '{a}' AND Id < '{b}' AND IsActive = true"),
-            Box::new({
-                let (a, b) = (a.clone(), b.clone());
-                move |id, active| id >= a.as_str() && id < b.as_str() && active
-            }),
+            Box::new(move |id, active| id >= a && id < b && active),
         ),
         // The narrower of two bounds on one side.
         (
             format!("Id > '{a}' AND Id >= '{b}'"),
-            Box::new({
-                let b = b.clone();
-                move |id, _| id >= b.as_str()
-            }),
+            Box::new(move |id, _| id >= b),
         ),
         (
             format!("Id < '{b}' AND Id <= '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id <= a.as_str()
-            }),
+            Box::new(move |id, _| id <= a),
         ),
         (
             format!("Id >= '{a}' AND Id > '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id > a.as_str()
-            }),
+            Box::new(move |id, _| id > a),
         ),
         // Empty ranges: inverted, and one ID excluded at either end.
         (format!("Id > '{b}' AND Id < '{a}'"), Box::new(|_, _| false)),
@@ -906,28 +862,16 @@ async fn soql_id_ranges_select_what_the_whole_table_gives() {
         ),
         (
             format!("Id >= '{a}' AND Id <= '{a}'"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id == a
-            }),
+            Box::new(move |id, _| id == a),
         ),
         (format!("Id < '{first}'"), Box::new(|_, _| false)),
         (format!("Id > '{last}'"), Box::new(|_, _| false)),
         // Not narrowed: an OR, a NOT, another object's Id.
         (
             format!("Id > '{b}' OR Id < '{a}'"),
-            Box::new({
-                let (a, b) = (a.clone(), b.clone());
-                move |id, _| id > b.as_str() || id < a.as_str()
-            }),
+            Box::new(move |id, _| id > b || id < a),
         ),
-        (
-            format!("NOT (Id > '{a}')"),
-            Box::new({
-                let a = a.clone();
-                move |id, _| id <= a.as_str()
-            }),
-        ),
+        (format!("NOT (Id > '{a}')"), Box::new(move |id, _| id <= a)),
         (
             format!("ManagerId > '{a}' AND Id < '{b}'"),
             Box::new(|_, _| true),
@@ -951,9 +895,7 @@ async fn soql_id_ranges_select_what_the_whole_table_gives() {
             .map(|(id, _)| id.as_str())
             .collect();
         if condition.starts_with("ManagerId") {
-            want.retain(|id| {
-                manager[*id].as_deref().is_some_and(|m| m > a.as_str()) && *id < b.as_str()
-            });
+            want.retain(|id| manager[*id].as_deref().is_some_and(|m| m > a) && *id < b);
         }
         for order in ["", " ORDER BY Id"] {
             let page = org

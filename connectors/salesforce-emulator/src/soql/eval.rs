@@ -726,24 +726,14 @@ impl Filter {
                 continue;
             }
             let (low, high) = match op {
-                CompareOp::Gt => (Some(Bound::Excluded(*id)), None),
-                CompareOp::Ge => (Some(Bound::Included(*id)), None),
-                CompareOp::Lt => (None, Some(Bound::Excluded(*id))),
-                CompareOp::Le => (None, Some(Bound::Included(*id))),
-                CompareOp::Eq => (Some(Bound::Included(*id)), Some(Bound::Included(*id))),
-                _ => (None, None),
+                CompareOp::Gt => (Bound::Excluded(*id), Bound::Unbounded),
+                CompareOp::Ge => (Bound::Included(*id), Bound::Unbounded),
+                CompareOp::Lt => (Bound::Unbounded, Bound::Excluded(*id)),
+                CompareOp::Le => (Bound::Unbounded, Bound::Included(*id)),
+                CompareOp::Eq => (Bound::Included(*id), Bound::Included(*id)),
+                _ => continue,
             };
-            // Of two bounds on one side, the narrower.
-            if let Some(low) = low {
-                if tighter_low(&low, &range.0) {
-                    range.0 = low;
-                }
-            }
-            if let Some(high) = high {
-                if tighter_high(&high, &range.1) {
-                    range.1 = high;
-                }
-            }
+            range = (narrower(range.0, low, false), narrower(range.1, high, true));
         }
         range
     }
@@ -819,33 +809,20 @@ fn equals(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Whether lower bound `a` admits fewer IDs than `b`.
-fn tighter_low(a: &Bound<Id>, b: &Bound<Id>) -> bool {
-    match (a, b) {
-        (_, Bound::Unbounded) => true,
-        (Bound::Unbounded, _) => false,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y))
-            if x != y =>
-        {
-            x > y
-        }
-        (Bound::Excluded(_), Bound::Included(_)) => true,
-        _ => false,
-    }
-}
-
-/// Whether upper bound `a` admits fewer IDs than `b`.
-fn tighter_high(a: &Bound<Id>, b: &Bound<Id>) -> bool {
-    match (a, b) {
-        (_, Bound::Unbounded) => true,
-        (Bound::Unbounded, _) => false,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y))
-            if x != y =>
-        {
-            x < y
-        }
-        (Bound::Excluded(_), Bound::Included(_)) => true,
-        _ => false,
+/// Of two lower bounds (`upper`: two upper bounds) on IDs, the one that admits fewer.
+fn narrower(a: Bound<Id>, b: Bound<Id>, upper: bool) -> Bound<Id> {
+    // Ordered so that the narrower bound has the greater key (lower bounds) or the smaller
+    // (upper bounds): at one ID, an excluded bound is the narrower.
+    let key = |bound: &Bound<Id>| match bound {
+        Bound::Included(id) => Some((*id, upper)),
+        Bound::Excluded(id) => Some((*id, !upper)),
+        Bound::Unbounded => None,
+    };
+    match (key(&a), key(&b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) if (x > y) != upper => a,
+        _ => b,
     }
 }
 
@@ -921,6 +898,25 @@ fn like(pattern: &[LikeToken], text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of_two_id_bounds_the_narrower_is_kept() {
+        let id = |s: &str| Id::parse(s).unwrap();
+        let (x, y) = (id("0055g0000000001AAA"), id("0055g0000000002AAA"));
+        use Bound::{Excluded, Included, Unbounded};
+        // Lower bounds: the greater ID, and at one ID the excluded one.
+        assert_eq!(narrower(Included(x), Included(y), false), Included(y));
+        assert_eq!(narrower(Excluded(y), Included(x), false), Excluded(y));
+        assert_eq!(narrower(Included(x), Excluded(x), false), Excluded(x));
+        assert_eq!(narrower(Unbounded, Included(x), false), Included(x));
+        assert_eq!(narrower(Excluded(x), Unbounded, false), Excluded(x));
+        // Upper bounds: the smaller ID, and at one ID the excluded one.
+        assert_eq!(narrower(Included(x), Included(y), true), Included(x));
+        assert_eq!(narrower(Included(y), Excluded(x), true), Excluded(x));
+        assert_eq!(narrower(Excluded(x), Included(x), true), Excluded(x));
+        assert_eq!(narrower(Unbounded, Excluded(y), true), Excluded(y));
+        assert_eq!(narrower(Unbounded, Unbounded, true), Unbounded);
+    }
 
     #[test]
     fn like_matches_as_soql_does() {
