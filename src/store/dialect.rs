@@ -255,12 +255,14 @@ impl Backend {
             group = self.text("source.group_id"),
         );
         // A grant's `since` and `request_id` are those of the change that created it or last
-        // changed its entitlement (a user's profile and role keep their grant id).
+        // changed its entitlement (a user's profile and role keep their grant id). Its user is
+        // the change's column (reading it from the row took SQLite 0.1 to 0.35 s of a first
+        // load of `large`), or the row's for a change an older version staged.
         let grants = format!(
             "INSERT INTO grants (org_id, id, account_id, entitlement_id, source, expires_at, \
              attributes, resource, digest, since, request_id) \
-             SELECT org_id, object_id, {}, {}, {source}, {}, {}, resource, digest, \
-             observed_at, request_id{}",
+             SELECT org_id, object_id, COALESCE(account_id, {}), {}, {source}, {}, {}, \
+             resource, digest, observed_at, request_id{}",
             self.text("account_id"),
             self.text("entitlement_id"),
             self.timestamp("expires_at"),

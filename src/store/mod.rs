@@ -26,6 +26,7 @@ mod sql;
 mod sqlite;
 mod sqlite_journal;
 mod sqlite_library;
+mod sqlite_load;
 pub mod sync;
 mod sync_queries;
 mod webhook_queries;

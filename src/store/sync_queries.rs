@@ -19,6 +19,10 @@ use super::{OrgId, StoreError};
 /// Rows per multi-row statement: 12 columns x 400 stays under both databases' bind limits.
 pub(super) const CHUNK: usize = 400;
 
+/// Whether org `$1` has anything stored: a commit into one without is a first load.
+const ORG_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1) \
+    OR EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1)";
+
 /// Rows a commit creates in an empty table from which it builds the table's indexes after
 /// the rows are in rather than row by row.
 const BULK_LOAD_ROWS: i64 = 5_000;
@@ -690,171 +694,19 @@ impl super::sync::SyncStore for SqlStore {
         holder: &str,
         ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
-        let now = chrono::Utc::now();
-        let org = run.org.0;
-        let mut tx = self.pool.begin().await?;
-        // Fencing: the lock row is written first, so a holder whose lease was taken over
-        // applies nothing, and nobody takes it over while this transaction runs.
-        let held = sql("UPDATE sync_locks SET expires_at = $3 WHERE org_id = $1 AND holder = $2")
-            .bind(org)
-            .bind(holder)
-            .bind(now + ttl)
-            .execute(&mut tx)
-            .await?;
-        if held != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        // The counts of what is committed, from the staged changes themselves.
-        let tallies: Vec<(String, String, i64)> =
-            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
-                .bind(run.id.0)
-                .fetch_all(&mut tx)
-                .await?;
-        let created = |entity: super::sync::Entity| {
-            tallies
-                .iter()
-                .filter(|(e, op, _)| e == entity.as_str() && op == "created")
-                .map(|(_, _, n)| *n)
-                .sum::<i64>()
-        };
-        let loads: Vec<super::sync::Entity> = super::sync::Entity::ALL
-            .into_iter()
-            .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
-            .collect();
-        let (rebuilt, keyless) = self.drop_indexes_for_load(&mut tx, &loads).await?;
-        // The last two statements mark the users and entitlements whose grants changed as
-        // changed now: into an org without any yet (a first load), every one the grants name
-        // is written by this commit with that time.
-        let (stored,): (bool,) = sql("SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1) \
-                 OR EXISTS (SELECT 1 FROM entitlements WHERE org_id = $1)")
-        .bind(org)
-        .fetch_one(&mut tx)
-        .await?;
-        let first_load = !stored;
-        let statements = self.pool.backend().apply_statements();
-        let wanted = if first_load { 4 } else { statements.len() };
-        for apply in statements.into_iter().take(wanted) {
-            // Into a table whose primary key is dropped for the load, the rows go in without
-            // ON CONFLICT (which needs the key); a run stages an object once, and a row twice
-            // would fail as the key is added again, as the statement with it would have.
-            let keyless = apply.entity.is_some_and(|entity| keyless.contains(&entity));
-            let statement = match keyless {
-                true => apply.statement,
-                false => apply.statement + &apply.on_conflict,
-            };
-            let query = sql(&statement).bind(run.id.0);
-            let query = if apply.at_commit {
-                query.bind(now)
-            } else {
-                query
-            };
-            query
-                .execute(&mut tx)
-                .await
-                .map_err(|err| super::classify(err, "a staged grant"))?;
-        }
-        for (_, definition) in &rebuilt {
-            // A key added again fails as a row written with it would have.
-            sql(definition.as_str())
-                .execute(&mut tx)
-                .await
-                .map_err(|err| super::classify(err, "a staged grant"))?;
-        }
-        if !rebuilt.is_empty() {
-            tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
-        }
-        // Grants and permissions first: removing an account or entitlement cascades to them.
-        for entity in [
-            super::sync::Entity::Permission,
-            super::sync::Entity::Grant,
-            super::sync::Entity::Entitlement,
-            super::sync::Entity::Account,
-        ] {
-            sql(format!(
-                "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
-                     WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
-                entity.table()
-            ))
-            .bind(org)
-            .bind(run.id.0)
-            .bind(entity.as_str())
-            .execute(&mut tx)
-            .await?;
-        }
-        let mut counts = run.counts.clone();
-        counts.accounts = Default::default();
-        counts.entitlements = Default::default();
-        counts.grants = Default::default();
-        counts.permissions = Default::default();
-        for (entity, op, n) in tallies {
-            let (Ok(entity), Ok(op)) = (
-                entity.parse::<super::sync::Entity>(),
-                op.parse::<super::sync::ChangeOp>(),
-            ) else {
-                continue;
-            };
-            let slot = counts.of(entity);
-            match op {
-                super::sync::ChangeOp::Created => slot.created = n as u64,
-                super::sync::ChangeOp::Updated => slot.updated = n as u64,
-                super::sync::ChangeOp::Removed => slot.removed = n as u64,
+        // Into an org with nothing stored, SQLite checks the references once the rows are in
+        // (see `sqlite_load`); should something have been stored by the time the commit holds
+        // the write lock, it commits as any other, checking each row.
+        if let Some(tx) = self.unchecked_load(run.org).await? {
+            if let Commit::Done(held) = self.apply_run(tx, run, holder, ttl, true).await? {
+                return Ok(held);
             }
         }
-        // The watermarks are those the run's reads ended with; a read that skipped rows ends
-        // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
-        // read. A resource left without one is read whole next time, as is one whose rows as
-        // read (a fingerprint) this run's could not describe: the one it started from describes
-        // older rows than the store now holds. Nor is a watermark of the rows as read kept when
-        // provisioning wrote rows of the resource since about when the run started (a minute
-        // before: clocks of replicas differ): the store then holds what it does not describe.
-        let read = format!(
-            "CASE WHEN watermark = '' AND since LIKE '{ROWS_AS_READ}%' THEN NULL \
-                 WHEN watermark = '' THEN since ELSE watermark END"
-        );
-        let ended = format!(
-            "CASE WHEN ({read}) LIKE '{ROWS_AS_READ}%' AND EXISTS (SELECT 1 FROM changes \
-                 WHERE request_id IS NOT NULL AND org_id = $1 \
-                 AND changes.resource = sync_resources.resource AND observed_at >= $3) \
-                 THEN NULL ELSE {read} END"
-        );
-        let provisioned_since = run.started_at - chrono::TimeDelta::minutes(1);
-        sql(format!(
-            "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
-                 (SELECT resource FROM sync_resources WHERE run_id = $2 AND {ended} IS NULL)"
-        ))
-        .bind(org)
-        .bind(run.id.0)
-        .bind(provisioned_since)
-        .execute(&mut tx)
-        .await?;
-        sql(format!(
-            "INSERT INTO sync_watermarks (org_id, resource, watermark) \
-                 SELECT $1, resource, {ended} FROM sync_resources \
-                 WHERE run_id = $2 AND {ended} IS NOT NULL \
-                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark"
-        ))
-        .bind(org)
-        .bind(run.id.0)
-        .bind(provisioned_since)
-        .execute(&mut tx)
-        .await?;
-        sql(
-            "UPDATE sync_runs SET status = 'succeeded', pause_reason = NULL, updated_at = $2, \
-                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
-                 counts = $7, error = NULL WHERE id = $1",
-        )
-        .bind(run.id.0)
-        .bind(now)
-        .bind(run.attempts)
-        .bind(run.api_calls)
-        .bind(run.api_used)
-        .bind(run.api_limit)
-        .bind(sqlx::types::Json(&counts))
-        .execute(&mut tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        let tx = self.pool.begin().await?;
+        match self.apply_run(tx, run, holder, ttl, false).await? {
+            Commit::Done(held) => Ok(held),
+            Commit::NotFirstLoad => unreachable!("only a commit with unchecked references stops"),
+        }
     }
 
     async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError> {
@@ -1064,7 +916,212 @@ impl super::sync::SyncStore for SqlStore {
     }
 }
 
+/// How [`SqlStore::apply_run`] ended.
+enum Commit {
+    /// Committed (`true`), or rolled back because the lease was lost (`false`).
+    Done(bool),
+    /// Rolled back: the org had rows stored, which a commit without per-row checks does not
+    /// write beside.
+    NotFirstLoad,
+}
+
 impl SqlStore {
+    /// A transaction for the commit of a first load into `org` that checks its references once
+    /// its rows are in (SQLite; see [`super::sqlite_load`]): `None` on PostgreSQL, which drops
+    /// the keys for a load instead, or when the org has rows stored.
+    async fn unchecked_load(&self, org: OrgId) -> Result<Option<super::sql::Tx>, StoreError> {
+        let super::sql::Pool::Sqlite(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org.0).fetch_one(&self.pool).await?;
+        if stored {
+            return Ok(None);
+        }
+        super::sqlite_load::begin_unchecked(pool).await
+    }
+
+    /// Applies the staged changes of `run` in `tx` and ends it: `Done(false)` when `holder`
+    /// no longer holds the org's lease. `unchecked`: `tx` is from
+    /// [`sqlite_load::begin_unchecked`](super::sqlite_load::begin_unchecked), and stops
+    /// (`NotFirstLoad`) unless the org has nothing stored.
+    async fn apply_run(
+        &self,
+        mut tx: super::sql::Tx,
+        run: &super::sync::SyncRun,
+        holder: &str,
+        ttl: chrono::TimeDelta,
+        unchecked: bool,
+    ) -> Result<Commit, StoreError> {
+        let now = chrono::Utc::now();
+        let org = run.org.0;
+        // Fencing: the lock row is written first, so a holder whose lease was taken over
+        // applies nothing, and nobody takes it over while this transaction runs.
+        let held = sql("UPDATE sync_locks SET expires_at = $3 WHERE org_id = $1 AND holder = $2")
+            .bind(org)
+            .bind(holder)
+            .bind(now + ttl)
+            .execute(&mut tx)
+            .await?;
+        if held != 1 {
+            tx.rollback().await?;
+            return Ok(Commit::Done(false));
+        }
+        // The counts of what is committed, from the staged changes themselves.
+        let tallies: Vec<(String, String, i64)> =
+            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
+                .bind(run.id.0)
+                .fetch_all(&mut tx)
+                .await?;
+        let created = |entity: super::sync::Entity| {
+            tallies
+                .iter()
+                .filter(|(e, op, _)| e == entity.as_str() && op == "created")
+                .map(|(_, _, n)| *n)
+                .sum::<i64>()
+        };
+        let loads: Vec<super::sync::Entity> = super::sync::Entity::ALL
+            .into_iter()
+            .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
+            .collect();
+        let (rebuilt, keyless) = self.drop_indexes_for_load(&mut tx, &loads).await?;
+        // The last two statements mark the users and entitlements whose grants changed as
+        // changed now: into an org without any yet (a first load), every one the grants name
+        // is written by this commit with that time.
+        let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org).fetch_one(&mut tx).await?;
+        let first_load = !stored;
+        if unchecked && !first_load {
+            tx.rollback().await?;
+            return Ok(Commit::NotFirstLoad);
+        }
+        let statements = self.pool.backend().apply_statements();
+        let wanted = if first_load { 4 } else { statements.len() };
+        for apply in statements.into_iter().take(wanted) {
+            // Into a table whose primary key is dropped for the load, the rows go in without
+            // ON CONFLICT (which needs the key); a run stages an object once, and a row twice
+            // would fail as the key is added again, as the statement with it would have.
+            let keyless = apply.entity.is_some_and(|entity| keyless.contains(&entity));
+            let statement = match keyless {
+                true => apply.statement,
+                false => apply.statement + &apply.on_conflict,
+            };
+            let query = sql(&statement).bind(run.id.0);
+            let query = if apply.at_commit {
+                query.bind(now)
+            } else {
+                query
+            };
+            query
+                .execute(&mut tx)
+                .await
+                .map_err(|err| super::classify(err, "a staged grant"))?;
+        }
+        for (_, definition) in &rebuilt {
+            // A key added again fails as a row written with it would have.
+            sql(definition.as_str())
+                .execute(&mut tx)
+                .await
+                .map_err(|err| super::classify(err, "a staged grant"))?;
+        }
+        if !rebuilt.is_empty() {
+            tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
+        }
+        // With the indexes back, each user and entitlement is looked up once.
+        if unchecked {
+            super::sqlite_load::check(&mut tx, run.org, run.id.0).await?;
+        }
+        // Grants and permissions first: removing an account or entitlement cascades to them.
+        for entity in [
+            super::sync::Entity::Permission,
+            super::sync::Entity::Grant,
+            super::sync::Entity::Entitlement,
+            super::sync::Entity::Account,
+        ] {
+            sql(format!(
+                "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
+                     WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
+                entity.table()
+            ))
+            .bind(org)
+            .bind(run.id.0)
+            .bind(entity.as_str())
+            .execute(&mut tx)
+            .await?;
+        }
+        let mut counts = run.counts.clone();
+        counts.accounts = Default::default();
+        counts.entitlements = Default::default();
+        counts.grants = Default::default();
+        counts.permissions = Default::default();
+        for (entity, op, n) in tallies {
+            let (Ok(entity), Ok(op)) = (
+                entity.parse::<super::sync::Entity>(),
+                op.parse::<super::sync::ChangeOp>(),
+            ) else {
+                continue;
+            };
+            let slot = counts.of(entity);
+            match op {
+                super::sync::ChangeOp::Created => slot.created = n as u64,
+                super::sync::ChangeOp::Updated => slot.updated = n as u64,
+                super::sync::ChangeOp::Removed => slot.removed = n as u64,
+            }
+        }
+        // The watermarks are those the run's reads ended with; a read that skipped rows ends
+        // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
+        // read. A resource left without one is read whole next time, as is one whose rows as
+        // read (a fingerprint) this run's could not describe: the one it started from describes
+        // older rows than the store now holds. Nor is a watermark of the rows as read kept when
+        // provisioning wrote rows of the resource since about when the run started (a minute
+        // before: clocks of replicas differ): the store then holds what it does not describe.
+        let read = format!(
+            "CASE WHEN watermark = '' AND since LIKE '{ROWS_AS_READ}%' THEN NULL \
+                 WHEN watermark = '' THEN since ELSE watermark END"
+        );
+        let ended = format!(
+            "CASE WHEN ({read}) LIKE '{ROWS_AS_READ}%' AND EXISTS (SELECT 1 FROM changes \
+                 WHERE request_id IS NOT NULL AND org_id = $1 \
+                 AND changes.resource = sync_resources.resource AND observed_at >= $3) \
+                 THEN NULL ELSE {read} END"
+        );
+        let provisioned_since = run.started_at - chrono::TimeDelta::minutes(1);
+        sql(format!(
+            "DELETE FROM sync_watermarks WHERE org_id = $1 AND resource IN \
+                 (SELECT resource FROM sync_resources WHERE run_id = $2 AND {ended} IS NULL)"
+        ))
+        .bind(org)
+        .bind(run.id.0)
+        .bind(provisioned_since)
+        .execute(&mut tx)
+        .await?;
+        sql(format!(
+            "INSERT INTO sync_watermarks (org_id, resource, watermark) \
+                 SELECT $1, resource, {ended} FROM sync_resources \
+                 WHERE run_id = $2 AND {ended} IS NOT NULL \
+                 ON CONFLICT (org_id, resource) DO UPDATE SET watermark = excluded.watermark"
+        ))
+        .bind(org)
+        .bind(run.id.0)
+        .bind(provisioned_since)
+        .execute(&mut tx)
+        .await?;
+        sql(
+            "UPDATE sync_runs SET status = 'succeeded', pause_reason = NULL, updated_at = $2, \
+                 finished_at = $2, attempts = $3, api_calls = $4, api_used = $5, api_limit = $6, \
+                 counts = $7, error = NULL WHERE id = $1",
+        )
+        .bind(run.id.0)
+        .bind(now)
+        .bind(run.attempts)
+        .bind(run.api_calls)
+        .bind(run.api_used)
+        .bind(run.api_limit)
+        .bind(sqlx::types::Json(&counts))
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Commit::Done(true))
+    }
+
     /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
     /// those that are empty (on PostgreSQL also their foreign keys to the other model tables,
     /// and their primary key when no foreign key refers to the table), to be built again once

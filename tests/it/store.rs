@@ -1308,3 +1308,112 @@ async fn a_resumed_run_of_an_older_version_marks_the_users_of_its_grant_changes(
         db.drop_database().await;
     }
 }
+
+/// A first load whose grant names a user or a permission set it did not stage fails at the
+/// commit as a grant checked on its own would (SQLite checks a first load's references at once,
+/// once its rows are in), applies nothing, and leaves every connection of the store checking
+/// each row it writes.
+#[tokio::test]
+async fn a_first_load_whose_grant_refers_to_nothing_staged_commits_nothing() {
+    use provost::store::sync::{ChangeOp, Entity, RunStatus, StagedChange};
+    use serde_json::value::RawValue;
+    on_each_backend(|store| async move {
+        let user = account("005F0000000001AAA", "first@x.com");
+        let set = entitlement("0PSF000000000001", EntitlementKind::PermissionSet, true);
+        let created = |entity, id: &str, row: String| StagedChange {
+            resource: "users".to_owned(),
+            entity,
+            object_id: id.to_owned(),
+            op: ChangeOp::Created,
+            fields: None,
+            before: None,
+            after: Some(RawValue::from_string(row).unwrap()),
+            digest: 1,
+        };
+        for (org_name, holder, held) in [
+            ("no-user", "005F0000000009AAA", set.id.as_str()),
+            ("no-set", user.id.as_str(), "0PSF000000000009"),
+        ] {
+            let (org, run) = users_run(&store, org_name).await;
+            let dangling = grant("0PaF00000000001", holder, held, GrantSource::Direct);
+            let fine = grant("0PaF00000000002", &user.id, &set.id, GrantSource::Direct);
+            let changes = [
+                created(
+                    Entity::Account,
+                    &user.id,
+                    serde_json::to_string(&user).unwrap(),
+                ),
+                created(
+                    Entity::Entitlement,
+                    &set.id,
+                    serde_json::to_string(&set).unwrap(),
+                ),
+                created(
+                    Entity::Grant,
+                    &fine.id,
+                    serde_json::to_string(&fine).unwrap(),
+                ),
+                created(
+                    Entity::Grant,
+                    &dangling.id,
+                    serde_json::to_string(&dangling).unwrap(),
+                ),
+            ];
+            let mut state = store.sync_resources(run.id).await.unwrap().remove(0);
+            state.done = true;
+            store
+                .stage_page(&run, &state, &changes, None)
+                .await
+                .unwrap();
+            let mut done = run.clone();
+            done.status = RunStatus::Succeeded;
+            let err = store
+                .commit_sync_run(&done, HOLDER, lock_ttl())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::MissingReference { .. }),
+                "{org_name}: {err}"
+            );
+            assert_eq!(
+                store.get_account(org.id, &user.id).await.unwrap(),
+                None,
+                "{org_name}: nothing applied"
+            );
+            assert!(store
+                .list_entitlements(org.id, None, Page::first(10))
+                .await
+                .unwrap()
+                .is_empty());
+            assert_eq!(
+                store.sync_run(run.id).await.unwrap().unwrap().status,
+                RunStatus::Running,
+                "{org_name}: the run is not committed"
+            );
+        }
+        // Every connection the pool holds still checks each row: as many writes at once as it
+        // has connections, each refused.
+        let org = store.ensure_org("no-user").await.unwrap().id;
+        store
+            .upsert_accounts(org, std::slice::from_ref(&user))
+            .await
+            .unwrap();
+        let writes = (0..4).map(|n| {
+            let store = store.clone();
+            let dangling = grant(
+                &format!("0PaF0000000010{n}"),
+                &user.id,
+                "0PSF000000000009",
+                GrantSource::Direct,
+            );
+            async move { store.upsert_grants(org, &[dangling]).await }
+        });
+        for refused in futures_util::future::join_all(writes).await {
+            assert!(
+                matches!(refused, Err(StoreError::MissingReference { .. })),
+                "{refused:?}"
+            );
+        }
+    })
+    .await;
+}
