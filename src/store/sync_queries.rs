@@ -966,6 +966,15 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(Commit::Done(false));
         }
+        // The last two statements mark the users and entitlements whose grants changed as
+        // changed now: into an org without any yet (a first load), every one the grants name
+        // is written by this commit with that time.
+        let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org).fetch_one(&mut tx).await?;
+        let first_load = !stored;
+        if unchecked && !first_load {
+            tx.rollback().await?;
+            return Ok(Commit::NotFirstLoad);
+        }
         // The counts of what is committed, from the staged changes themselves.
         let tallies: Vec<(String, String, i64)> =
             sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
@@ -984,15 +993,6 @@ impl SqlStore {
             .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
             .collect();
         let (rebuilt, keyless) = self.drop_indexes_for_load(&mut tx, &loads).await?;
-        // The last two statements mark the users and entitlements whose grants changed as
-        // changed now: into an org without any yet (a first load), every one the grants name
-        // is written by this commit with that time.
-        let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org).fetch_one(&mut tx).await?;
-        let first_load = !stored;
-        if unchecked && !first_load {
-            tx.rollback().await?;
-            return Ok(Commit::NotFirstLoad);
-        }
         let statements = self.pool.backend().apply_statements();
         let wanted = if first_load { 4 } else { statements.len() };
         for apply in statements.into_iter().take(wanted) {
@@ -1025,10 +1025,6 @@ impl SqlStore {
         if !rebuilt.is_empty() {
             tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
         }
-        // With the indexes back, each user and entitlement is looked up once.
-        if unchecked {
-            super::sqlite_load::check(&mut tx, run.org, run.id.0).await?;
-        }
         // Grants and permissions first: removing an account or entitlement cascades to them.
         for entity in [
             super::sync::Entity::Permission,
@@ -1046,6 +1042,11 @@ impl SqlStore {
             .bind(entity.as_str())
             .execute(&mut tx)
             .await?;
+        }
+        // Once the model's rows are written (the watermarks below name the same org), and with
+        // the indexes back: each user and entitlement is looked up once.
+        if unchecked {
+            super::sqlite_load::check(&mut tx, run.org).await?;
         }
         let mut counts = run.counts.clone();
         counts.accounts = Default::default();

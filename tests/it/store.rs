@@ -1391,8 +1391,8 @@ async fn a_first_load_whose_grant_refers_to_nothing_staged_commits_nothing() {
                 "{org_name}: the run is not committed"
             );
         }
-        // Every connection the pool holds still checks each row: as many writes at once as it
-        // has connections, each refused.
+        // Every connection the pool holds still checks each row: as many writes at once as the
+        // test store's pool has connections (4, `TestDatabase::config`), each refused.
         let org = store.ensure_org("no-user").await.unwrap().id;
         store
             .upsert_accounts(org, std::slice::from_ref(&user))
