@@ -27,12 +27,45 @@ struct Reference {
     /// The table and columns it refers to.
     refers_to: &'static str,
     keys: &'static str,
-    /// Whether a row of org `$1` breaks it (a commit writes only its own org's rows); `None`
-    /// where the rows' values come from columns whose own checks already hold them, as its
-    /// comment says.
-    broken: Option<&'static str>,
+    how: How,
     /// What the error names.
     what: &'static str,
+}
+
+/// How a first load's rows are checked against a [`Reference`].
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    /// It refers to the org, looked up once for all of them (a commit writes only its org's).
+    Org,
+    /// Its columns are `org_id` and one more, whose distinct values are each looked up once.
+    EachValueOnce,
+    /// Not looked at: the rows' values were copied from columns whose own keys hold them, as
+    /// the reference's comment says.
+    HeldAtItsSource,
+}
+
+impl Reference {
+    /// The query that says whether a row of org `$1` breaks it; `None` for
+    /// [`How::HeldAtItsSource`]. Names are the constants above.
+    fn broken(&self) -> Option<String> {
+        match self.how {
+            How::Org => Some("SELECT NOT EXISTS (SELECT 1 FROM orgs WHERE id = $1)".to_owned()),
+            How::EachValueOnce => {
+                let one_more = "each value once: `org_id` and one more column";
+                let column = self.columns.strip_prefix("org_id,").expect(one_more);
+                let key = self.keys.strip_prefix("org_id,").expect(one_more);
+                Some(format!(
+                    "SELECT EXISTS (SELECT 1 FROM \
+                     (SELECT DISTINCT {column} FROM {table} WHERE org_id = $1) c \
+                     WHERE NOT EXISTS (SELECT 1 FROM {refers_to} p \
+                     WHERE p.org_id = $1 AND p.{key} = c.{column}))",
+                    table = self.table,
+                    refers_to = self.refers_to,
+                ))
+            }
+            How::HeldAtItsSource => None,
+        }
+    }
 }
 
 /// Every foreign key of the tables a commit writes (the org's model, and its watermarks; the
@@ -43,7 +76,7 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id",
         refers_to: "orgs",
         keys: "id",
-        broken: Some(ORG_MISSING),
+        how: How::Org,
         what: "a staged account",
     },
     Reference {
@@ -51,7 +84,7 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id",
         refers_to: "orgs",
         keys: "id",
-        broken: Some(ORG_MISSING),
+        how: How::Org,
         what: "a staged entitlement",
     },
     Reference {
@@ -59,12 +92,7 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id,entitlement_id",
         refers_to: "entitlements",
         keys: "org_id,id",
-        broken: Some(
-            "SELECT EXISTS (SELECT 1 FROM \
-             (SELECT DISTINCT entitlement_id FROM grants WHERE org_id = $1) g \
-             WHERE NOT EXISTS (SELECT 1 FROM entitlements e \
-             WHERE e.org_id = $1 AND e.id = g.entitlement_id))",
-        ),
+        how: How::EachValueOnce,
         what: "a staged grant",
     },
     Reference {
@@ -72,12 +100,7 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id,account_id",
         refers_to: "accounts",
         keys: "org_id,id",
-        broken: Some(
-            "SELECT EXISTS (SELECT 1 FROM \
-             (SELECT DISTINCT account_id FROM grants WHERE org_id = $1) g \
-             WHERE NOT EXISTS (SELECT 1 FROM accounts a \
-             WHERE a.org_id = $1 AND a.id = g.account_id))",
-        ),
+        how: How::EachValueOnce,
         what: "a staged grant",
     },
     // A grant's request is its change's, copied by the apply; `changes.request_id` refers to
@@ -88,7 +111,7 @@ const REFERENCES: &[Reference] = &[
         columns: "request_id",
         refers_to: "access_requests",
         keys: "id",
-        broken: None,
+        how: How::HeldAtItsSource,
         what: "a staged grant",
     },
     Reference {
@@ -96,12 +119,7 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id,entitlement_id",
         refers_to: "entitlements",
         keys: "org_id,id",
-        broken: Some(
-            "SELECT EXISTS (SELECT 1 FROM \
-             (SELECT DISTINCT entitlement_id FROM permissions WHERE org_id = $1) p \
-             WHERE NOT EXISTS (SELECT 1 FROM entitlements e \
-             WHERE e.org_id = $1 AND e.id = p.entitlement_id))",
-        ),
+        how: How::EachValueOnce,
         what: "a staged permission",
     },
     Reference {
@@ -109,12 +127,10 @@ const REFERENCES: &[Reference] = &[
         columns: "org_id",
         refers_to: "orgs",
         keys: "id",
-        broken: Some(ORG_MISSING),
+        how: How::Org,
         what: "a sync's watermark",
     },
 ];
-
-const ORG_MISSING: &str = "SELECT NOT EXISTS (SELECT 1 FROM orgs WHERE id = $1)";
 
 /// The foreign keys of the tables `$1` (a JSON array of names) as `(table, table it refers to,
 /// columns, keys)`, columns and keys comma-joined in order.
@@ -171,15 +187,17 @@ pub(super) async fn begin_unchecked(pool: &SqlitePool) -> Result<Option<Tx>, Sto
 /// Whether every row the commit wrote into org `org` refers to what is stored, in `tx` from
 /// [`begin_unchecked`]: [`StoreError::MissingReference`] for the first that does not.
 pub(super) async fn check(tx: &mut Tx, org: OrgId) -> Result<(), StoreError> {
-    let mut asked: Vec<&str> = Vec::new();
+    let mut org_looked_up = false;
     for reference in REFERENCES {
-        let Some(broken) = reference.broken else {
+        if reference.how == How::Org {
+            if org_looked_up {
+                continue;
+            }
+            org_looked_up = true;
+        }
+        let Some(broken) = reference.broken() else {
             continue;
         };
-        if asked.contains(&broken) {
-            continue;
-        }
-        asked.push(broken);
         let (broken,): (bool,) = sql(broken).bind(org.0).fetch_one(&mut *tx).await?;
         if broken {
             tracing::debug!(

@@ -934,6 +934,26 @@ async fn users_run(
     (org, run)
 }
 
+/// The creation of `row` (an account, entitlement or grant of id `id`), staged as a sync of
+/// users stages it.
+fn staged_creation(
+    entity: provost::store::sync::Entity,
+    id: &str,
+    row: &impl serde::Serialize,
+) -> provost::store::sync::StagedChange {
+    let after = serde_json::to_string(row).unwrap();
+    provost::store::sync::StagedChange {
+        resource: "users".to_owned(),
+        entity,
+        object_id: id.to_owned(),
+        op: provost::store::sync::ChangeOp::Created,
+        fields: None,
+        before: None,
+        after: Some(serde_json::value::RawValue::from_string(after).unwrap()),
+        digest: 1,
+    }
+}
+
 /// A page staged with text that COPY's format escapes (backslashes, tabs, newlines, quotes,
 /// non-ASCII) and a change with a before-value and changed fields comes back, and is applied
 /// at the commit, exactly as it was sent, on both databases.
@@ -1025,22 +1045,12 @@ async fn staged_changes_keep_every_character_through_the_commit() {
 /// the pages one at a time, the same holds.
 #[tokio::test]
 async fn a_page_staged_beside_the_one_before_commits_after_it_and_not_without_it() {
-    use provost::store::sync::{ChangeOp, Entity, StagedChange};
-    use serde_json::value::RawValue;
+    use provost::store::sync::Entity;
     on_each_backend(|store| async move {
         let (_, run) = users_run(&store, "in-turn").await;
         let page = |id: &str| {
             let row = account(id, &format!("{id}@x.com"));
-            vec![StagedChange {
-                resource: "users".to_owned(),
-                entity: Entity::Account,
-                object_id: row.id.clone(),
-                op: ChangeOp::Created,
-                fields: None,
-                before: None,
-                after: Some(RawValue::from_string(serde_json::to_string(&row).unwrap()).unwrap()),
-                digest: 1,
-            }]
+            vec![staged_creation(Entity::Account, &row.id, &row)]
         };
         let state = store.sync_resources(run.id).await.unwrap().remove(0);
         let checkpoint = |pages: i64| {
@@ -1206,23 +1216,13 @@ async fn grant_changes_an_older_server_wrote_get_their_user_at_the_next_start() 
 /// user from the row the change recorded.
 #[tokio::test]
 async fn a_resumed_run_of_an_older_version_marks_the_users_of_its_grant_changes() {
-    use provost::store::sync::{ChangeOp, Entity, RunStatus, StagedChange, SyncMode};
-    use serde_json::value::RawValue;
+    use provost::store::sync::{Entity, RunStatus, SyncMode};
     use sqlx::Connection;
     for db in crate::helpers::TestDatabase::all().await {
         let store = db.store().await;
         let (org, run) = users_run(&store, "resumed").await;
         let user = account("005R0000000001AAA", "resumed@x.com");
-        let created = StagedChange {
-            resource: "users".to_owned(),
-            entity: Entity::Account,
-            object_id: user.id.clone(),
-            op: ChangeOp::Created,
-            fields: None,
-            before: None,
-            after: Some(RawValue::from_string(serde_json::to_string(&user).unwrap()).unwrap()),
-            digest: 1,
-        };
+        let created = staged_creation(Entity::Account, &user.id, &user);
         let mut state = store.sync_resources(run.id).await.unwrap().remove(0);
         state.done = true;
         store
@@ -1315,21 +1315,10 @@ async fn a_resumed_run_of_an_older_version_marks_the_users_of_its_grant_changes(
 /// each row it writes.
 #[tokio::test]
 async fn a_first_load_whose_grant_refers_to_nothing_staged_commits_nothing() {
-    use provost::store::sync::{ChangeOp, Entity, RunStatus, StagedChange};
-    use serde_json::value::RawValue;
+    use provost::store::sync::{Entity, RunStatus};
     on_each_backend(|store| async move {
         let user = account("005F0000000001AAA", "first@x.com");
         let set = entitlement("0PSF000000000001", EntitlementKind::PermissionSet, true);
-        let created = |entity, id: &str, row: String| StagedChange {
-            resource: "users".to_owned(),
-            entity,
-            object_id: id.to_owned(),
-            op: ChangeOp::Created,
-            fields: None,
-            before: None,
-            after: Some(RawValue::from_string(row).unwrap()),
-            digest: 1,
-        };
         for (org_name, holder, held) in [
             ("no-user", "005F0000000009AAA", set.id.as_str()),
             ("no-set", user.id.as_str(), "0PSF000000000009"),
@@ -1338,26 +1327,10 @@ async fn a_first_load_whose_grant_refers_to_nothing_staged_commits_nothing() {
             let dangling = grant("0PaF00000000001", holder, held, GrantSource::Direct);
             let fine = grant("0PaF00000000002", &user.id, &set.id, GrantSource::Direct);
             let changes = [
-                created(
-                    Entity::Account,
-                    &user.id,
-                    serde_json::to_string(&user).unwrap(),
-                ),
-                created(
-                    Entity::Entitlement,
-                    &set.id,
-                    serde_json::to_string(&set).unwrap(),
-                ),
-                created(
-                    Entity::Grant,
-                    &fine.id,
-                    serde_json::to_string(&fine).unwrap(),
-                ),
-                created(
-                    Entity::Grant,
-                    &dangling.id,
-                    serde_json::to_string(&dangling).unwrap(),
-                ),
+                staged_creation(Entity::Account, &user.id, &user),
+                staged_creation(Entity::Entitlement, &set.id, &set),
+                staged_creation(Entity::Grant, &fine.id, &fine),
+                staged_creation(Entity::Grant, &dangling.id, &dangling),
             ];
             let mut state = store.sync_resources(run.id).await.unwrap().remove(0);
             state.done = true;
