@@ -78,6 +78,21 @@ impl TestDatabase {
         store
     }
 
+    /// Runs `sqlite` or `postgres` (statements, unbound), whichever this database takes, on a
+    /// connection of its own.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) {
+        match self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let mut raw = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(sqlite).execute(&mut raw).await.unwrap();
+            }
+            Cleanup::Postgres { .. } => {
+                let mut raw = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql(postgres).execute(&mut raw).await.unwrap();
+            }
+        }
+    }
+
     pub async fn drop_database(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {

@@ -524,6 +524,111 @@ async fn a_failed_run_leaves_the_stored_state_and_history_as_they_were() {
 }
 
 #[tokio::test]
+async fn a_page_the_store_refuses_stops_the_run_at_the_page_before_and_the_next_sync_resumes_it_to_the_model_of_one_read(
+) {
+    // Enough users that they span several 200-record pages, read as several ranges.
+    let preset = Preset {
+        users: 1_000,
+        ..Preset::SMALL
+    };
+    let org = Org::start_with(17, preset).await;
+    // An internal user in the middle of the users' read, whose profile grant the store will
+    // refuse.
+    let users = org.rows("SELECT Id, UserType FROM User ORDER BY Id").await;
+    assert!(
+        users.len() > 400,
+        "the users span several pages of 200: {}",
+        users.len()
+    );
+    let middle = users[users.len() / 2..]
+        .iter()
+        .find(|user| user["UserType"] == "Standard")
+        .expect("an internal user");
+    let refused = format!("{}:profile", middle["Id"].as_str().unwrap());
+    for db in TestDatabase::all().await {
+        let store = db.store().await;
+        eprintln!("backend: {}", store.backend().name());
+        let record = store.ensure_org("acme").await.unwrap();
+        let reader = org.reader(true).with_min_stream_pages(1);
+        db.execute(
+            &format!(
+                "CREATE TRIGGER refuse BEFORE INSERT ON changes WHEN NEW.object_id = '{refused}' \
+                 BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+            ),
+            &format!(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF NEW.object_id = '{refused}' THEN RAISE EXCEPTION 'the disk is full'; END IF; \
+                 RETURN NEW; END $$; \
+                 CREATE TRIGGER refuse BEFORE INSERT ON changes FOR EACH ROW \
+                 EXECUTE FUNCTION refuse()"
+            ),
+        )
+        .await;
+
+        let failed = sync::run(
+            &store,
+            &record,
+            &reader,
+            &request(SyncMode::Full),
+            &LogObserver,
+        )
+        .await
+        .expect_err("the store refused a page");
+        assert!(
+            matches!(failed, SyncError::Store(_)) && failed.to_string().contains("disk is full"),
+            "{failed}"
+        );
+        assert!(
+            snapshot(&store, &record).await.is_empty(),
+            "nothing is visible before the commit"
+        );
+        let run = store
+            .unfinished_sync_run(record.id)
+            .await
+            .unwrap()
+            .expect("the run is left to resume");
+        let users_state = store
+            .sync_resources(run.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|state| state.resource == "users")
+            .unwrap();
+        assert!(!users_state.done, "the users were not read to the end");
+        // Exactly the pages the checkpoint counts are staged: none of the refused page, none
+        // after it (each user is one account).
+        let staged = store.staged_keys(run.id, Entity::Account).await.unwrap();
+        assert!(
+            users_state.records > 0,
+            "pages before the refused one were staged"
+        );
+        assert_eq!(staged.len() as i64, users_state.records);
+        let grants = store.staged_keys(run.id, Entity::Grant).await.unwrap();
+        assert!(grants.iter().all(|(id, _)| *id != refused));
+
+        // The store takes it again: the next sync resumes the run and ends where one
+        // uninterrupted read does.
+        db.execute(
+            "DROP TRIGGER refuse",
+            "DROP TRIGGER refuse ON changes; DROP FUNCTION refuse()",
+        )
+        .await;
+        let resumed = sync_with(&store, &record, &reader, SyncMode::Full).await;
+        assert_eq!(resumed.id, run.id);
+        assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+        assert_eq!(resumed.attempts, 2);
+        let model = snapshot(&store, &record).await;
+        assert!(model.contains_key(&(Entity::Grant, refused.clone())));
+        assert_eq!(
+            model,
+            full_sync_into_an_empty_store(&org.reader(true)).await
+        );
+        store.close().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test]
 async fn a_run_out_of_quota_pauses_with_its_checkpoint_and_resumes_where_it_stopped() {
     let org = Org::start(14).await;
     on_each_backend(|store| {
