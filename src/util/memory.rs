@@ -10,9 +10,9 @@
 //! mimalloc also asks Linux for transparent huge pages (`MADV_HUGEPAGE`) on the memory it
 //! reserves. Each stretch given back and touched again then came back as a whole 2 MB page the
 //! kernel zeroed first, and each counted whole in the resident memory however little of it was
-//! used: 7.7% of the CPU of a `large` sync went to zeroing pages, and its peak was 212 to 243
-//! MB. With huge pages off for the process it peaked at 139 to 152 MB, and took about 4% less
-//! time.
+//! used: zeroing pages was 7.7% of the samples of a sync bench run, and a full sync of `large`
+//! peaked at 213 to 230 MB. With huge pages off for the process it peaked at 139 to 176 MB, in
+//! the same time within the machine's noise.
 
 /// Milliseconds a freed, unused stretch of memory waits before it goes back to the system.
 pub const PURGE_DELAY_MS: std::ffi::c_long = 100;
@@ -22,9 +22,10 @@ pub const PURGE_DELAY_MS: std::ffi::c_long = 100;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = libmimalloc_sys::mi_option_use_numa_nodes - 1;
 
 /// Sets the allocator's purge delay to [`PURGE_DELAY_MS`], unless `MIMALLOC_PURGE_DELAY` in
-/// the environment says otherwise, and turns transparent huge pages off for the process (and
-/// the processes it starts), unless `MIMALLOC_ALLOW_THP` says otherwise. Call it first thing in
-/// `main`.
+/// the environment says otherwise, and turns transparent huge pages off for the process
+/// unless `MIMALLOC_ALLOW_THP` says otherwise (mimalloc reads it itself: 0 turns them off too).
+/// Processes started afterwards inherit the setting (the sync bench's emulator and script).
+/// Call it first thing in `main`.
 pub fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: setting an option is a plain store mimalloc allows at any time.
@@ -42,7 +43,15 @@ pub fn tune_allocator() {
 fn disable_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes an integer and touches no memory of ours.
     // (Called before logging starts: a refusal is not reported.)
-    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0, 0, 0) };
+    let _ = unsafe {
+        libc::prctl(
+            libc::PR_SET_THP_DISABLE,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -52,7 +61,15 @@ fn disable_huge_pages() {}
 #[cfg(target_os = "linux")]
 pub fn huge_pages_disabled() -> bool {
     // SAFETY: PR_GET_THP_DISABLE reads a flag of the process.
-    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
+    unsafe {
+        libc::prctl(
+            libc::PR_GET_THP_DISABLE,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) == 1
+    }
 }
 
 #[cfg(test)]

@@ -93,6 +93,20 @@ impl TestDatabase {
         }
     }
 
+    /// The one integer `query` answers, on a connection of its own.
+    pub async fn fetch_i64(&self, query: &str) -> i64 {
+        match self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let mut raw = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(query).fetch_one(&mut raw).await.unwrap()
+            }
+            Cleanup::Postgres { .. } => {
+                let mut raw = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(query).fetch_one(&mut raw).await.unwrap()
+            }
+        }
+    }
+
     pub async fn drop_database(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
