@@ -69,6 +69,13 @@ type Fields = Arc<Vec<&'static str>>;
 /// The permission sets of each permission set group, by the group's ID.
 type Components = HashMap<String, Vec<String>>;
 
+/// The users' latest stamp, then a first page, then another query's answer when one was asked.
+type UserStampThen = (
+    Option<String>,
+    Result<QueryPage, SalesforceError>,
+    Option<Result<QueryPage, SalesforceError>>,
+);
+
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub exclude_portal_users: bool,
@@ -637,18 +644,22 @@ impl SalesforceReader {
         }
     }
 
-    /// [`Self::latest_user_stamp`], then the first page of `query` (its own result), in one
-    /// call.
+    /// [`Self::latest_user_stamp`], then the first page of `query` and, when given, of `also`
+    /// (each its own result), in one call.
     async fn latest_user_stamp_then(
         &self,
         query: &Query,
-    ) -> Result<(Option<String>, Result<QueryPage, SalesforceError>), SalesforceError> {
+        also: Option<&Query>,
+    ) -> Result<UserStampThen, SalesforceError> {
         let latest = newest(Query::select("User", &[fingerprint::STAMP]));
-        let mut answers = self.client.queries(&[&latest, query]).await?.into_iter();
+        let mut queries = vec![&latest, query];
+        queries.extend(also);
+        let mut answers = self.client.queries(&queries).await?.into_iter();
         let mut answer = || answers.next().expect("an answer per query");
         let stamp = stamp_of(&answer()?);
         self.keep_user_stamp(&stamp).await;
-        Ok((stamp, answer()))
+        let first = answer();
+        Ok((stamp, first, also.map(|_| answer())))
     }
 
     /// The latest `SystemModstamp` of any user as this reader last took it (the users' read
@@ -1174,15 +1185,18 @@ impl SalesforceReader {
         };
         let highest = self.query_for(read, &["Id"]).descending("Id").limit(1);
         // Users' latest stamp is taken before they are read: with the first page, in one call
-        // (a composite call's queries run in order). When the first page came with the
-        // fingerprint, the highest ID of a split read is asked beside the stamp, not after it.
+        // (a composite call's queries run in order), and, where the read may be split, the
+        // highest ID too (a round trip fewer before the ranges start; unused, it costs no call).
+        // When the first page came with the fingerprint, the highest ID of a split read is asked
+        // beside the stamp, not after it.
         let (stamp, first, high) = match (read.reads_changes, early) {
             (true, None) => {
-                let (stamp, first) = self
-                    .latest_user_stamp_then(&query)
+                let splits = read.splits && ways >= 2;
+                let (stamp, first, high) = self
+                    .latest_user_stamp_then(&query, splits.then_some(&highest))
                     .await
                     .map_err(connector_error)?;
-                (Some(stamp), first, None)
+                (Some(stamp), first, high)
             }
             (true, Some(first)) => {
                 let (stamp, high) = match split(&first) {
