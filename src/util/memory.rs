@@ -57,21 +57,6 @@ fn disable_huge_pages() {
 #[cfg(not(target_os = "linux"))]
 fn disable_huge_pages() {}
 
-/// Whether transparent huge pages are off for this process.
-#[cfg(target_os = "linux")]
-pub fn huge_pages_disabled() -> bool {
-    // SAFETY: PR_GET_THP_DISABLE reads a flag of the process.
-    unsafe {
-        libc::prctl(
-            libc::PR_GET_THP_DISABLE,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        ) == 1
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,7 +77,17 @@ mod tests {
         }
         #[cfg(target_os = "linux")]
         if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-            assert!(huge_pages_disabled());
+            // SAFETY: PR_GET_THP_DISABLE reads a flag of the process.
+            let disabled = unsafe {
+                libc::prctl(
+                    libc::PR_GET_THP_DISABLE,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            assert_eq!(disabled, 1, "transparent huge pages are off");
         }
     }
 }

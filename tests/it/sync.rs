@@ -587,13 +587,7 @@ async fn a_page_the_store_refuses_stops_the_run_at_the_page_before_and_the_next_
             .await
             .unwrap()
             .expect("the run is left to resume");
-        let users_state = store
-            .sync_resources(run.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|state| state.resource == "users")
-            .unwrap();
+        let users_state = resource_state(&store, run.id, "users").await;
         assert!(!users_state.done, "the users were not read to the end");
         // Exactly the pages the checkpoint counts are staged: none of the refused page, none
         // after it (each user is one account).
@@ -1389,20 +1383,28 @@ impl Connector for Hooked<'_> {
     }
 }
 
-/// The records a run read of `resource`.
-async fn records_read(
+/// Where a run stands with `resource`.
+async fn resource_state(
     store: &Arc<dyn Store>,
     run: provost::store::sync::RunId,
     resource: &str,
-) -> i64 {
+) -> provost::store::sync::ResourceState {
     store
         .sync_resources(run)
         .await
         .unwrap()
         .into_iter()
         .find(|r| r.resource == resource)
-        .map(|r| r.records)
         .unwrap()
+}
+
+/// The records a run read of `resource`.
+async fn records_read(
+    store: &Arc<dyn Store>,
+    run: provost::store::sync::RunId,
+    resource: &str,
+) -> i64 {
+    resource_state(store, run, resource).await.records
 }
 
 /// How many grants the store holds of `user`.
@@ -1586,13 +1588,7 @@ async fn an_incremental_sync_reads_assignments_and_members_again_only_of_users_c
             }
             let busy = sync_with(&store, &record, &reader, SyncMode::Incremental).await;
             assert_eq!(busy.counts.grants, Default::default(), "{:?}", busy.counts);
-            let read = store
-                .sync_resources(busy.id)
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|r| r.resource == "permission_set_assignments")
-                .unwrap();
+            let read = resource_state(&store, busy.id, "permission_set_assignments").await;
             // Read whole: every record the read counted (a read of changes counts none).
             assert_eq!(read.total, Some(read.records), "{read:?}");
 
@@ -1771,13 +1767,8 @@ async fn an_incremental_sync_reads_unchanged_object_and_field_permissions_in_one
             let unchanged = sync_with(&store, &plain, &reader, SyncMode::Incremental).await;
             assert_eq!(unchanged.counts.changes(), 0, "{:?}", unchanged.counts);
             assert_eq!(records_read(&store, unchanged.id, "field_permissions").await, 0);
-            let field_pages = store
-                .sync_resources(full.id)
+            let field_pages = resource_state(&store, full.id, "field_permissions")
                 .await
-                .unwrap()
-                .into_iter()
-                .find(|r| r.resource == "field_permissions")
-                .unwrap()
                 .pages;
             assert!(field_pages >= 7, "{field_pages}");
             // Besides the field permissions, the two syncs differ by a few calls: the full one
@@ -1960,14 +1951,7 @@ async fn a_users_watermark_of_an_earlier_version_makes_one_full_read_of_users_th
     let reader = org.reader(false);
     let full = sync_with(&store, &record, &reader, SyncMode::Full).await;
     assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
-    let pages = store
-        .sync_resources(full.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.resource == "users")
-        .unwrap()
-        .pages;
+    let pages = resource_state(&store, full.id, "users").await.pages;
     assert!(pages >= 2, "{pages}");
 
     // A user on the first page changes; the users' watermark is as an earlier version wrote
