@@ -382,9 +382,8 @@ impl<'a> Reading<'a> {
                 self.first_answer.notify_waiters();
             }
             cursor = page.next.clone();
-            let bytes = held_bytes(&page);
             if !held
-                .pass_or_hold(&pages, Item::Page(index, Ok(page)), bytes, &self.allowance)
+                .pass_or_hold(&pages, Item::Page(index, Ok(page)), &self.allowance)
                 .await
             {
                 return;
@@ -471,25 +470,27 @@ impl<'s> Held<'s> {
     }
 
     /// Passes `item` on or holds it, behind the pages held before it: into the channel when
-    /// it has room and nothing is held; else held if `bytes` fit in what is left of
-    /// `allowance`; else handed over after them, waiting for room (the stream reads nothing
+    /// it has room and nothing is held; else held if its estimated memory fits in what is left
+    /// of `allowance`; else handed over after them, waiting for room (the stream reads nothing
     /// meanwhile, as every stream did before pages were held). `false` when the channel is
     /// closed.
     async fn pass_or_hold(
         &mut self,
         pages: &mpsc::Sender<Item>,
         item: Item,
-        bytes: usize,
         allowance: &'s Semaphore,
     ) -> bool {
-        let item = match self.pages.is_empty() {
-            true => match pages.try_send(item) {
+        let item = if self.pages.is_empty() {
+            match pages.try_send(item) {
                 Ok(()) => return true,
                 Err(mpsc::error::TrySendError::Closed(_)) => return false,
                 Err(mpsc::error::TrySendError::Full(item)) => item,
-            },
-            false => item,
+            }
+        } else {
+            item
         };
+        // Estimated only for a page that is to be held, not for each page passed on.
+        let bytes = held_bytes(&item);
         let units = u32::try_from(bytes.div_ceil(ALLOWANCE_UNIT).max(1)).unwrap_or(u32::MAX);
         match allowance.try_acquire_many(units) {
             Ok(share) => {
@@ -506,8 +507,12 @@ impl<'s> Held<'s> {
 
 /// About how much memory a page takes, for the read-ahead allowance: each row's fields and
 /// their allocations, each attribute's key, value and map entry (an account of the `large` org
-/// comes to about 2 KB, a grant to 300 bytes), and each key a read of changes names.
-fn held_bytes(page: &Page) -> usize {
+/// comes to about 2 KB, a grant to 300 bytes), and each key a read of changes names. Nothing
+/// for a stop or failure.
+fn held_bytes(item: &Item) -> usize {
+    let Item::Page(_, Ok(page)) = item else {
+        return 0;
+    };
     const ROW: usize = 300;
     const ATTRIBUTE: usize = 130;
     const ACTION: usize = 32;
