@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::auth::{request_token, Credentials, Session};
 use crate::error::SalesforceError;
 use crate::limits::ApiUsage;
+use crate::record::{self, Record};
 use crate::retry::RetryPolicy;
 use crate::soql::Query;
 
@@ -55,14 +56,12 @@ impl ClientConfig {
 }
 
 /// One page of a query.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct QueryPage {
-    #[serde(rename = "totalSize")]
     pub total_size: u64,
     pub done: bool,
-    #[serde(rename = "nextRecordsUrl")]
     pub next_records_url: Option<String>,
-    pub records: Vec<Value>,
+    pub records: Vec<Record>,
 }
 
 pub struct SalesforceClient {
@@ -88,8 +87,8 @@ pub struct SalesforceClient {
 pub const MAX_IN_FLIGHT: usize = 16;
 
 /// What one attempt came to.
-pub(crate) enum Outcome {
-    Done(u16, Value),
+pub(crate) enum Outcome<T = Value> {
+    Done(u16, T),
     SessionExpired,
     Retry(SalesforceError),
     Fail(SalesforceError),
@@ -284,16 +283,17 @@ impl SalesforceClient {
     pub async fn query(&self, query: &Query) -> Result<QueryPage, SalesforceError> {
         let path = self.query_path(query);
         let options = format!("batchSize={}", self.config.batch_size);
-        let (_, body) = self
-            .execute(
+        let (_, page) = self
+            .execute_as(
                 Method::GET,
                 &path,
                 None,
                 &[("Sforce-Query-Options", options)],
                 true,
+                page_of_bytes,
             )
             .await?;
-        parse_page(body)
+        Ok(page)
     }
 
     /// The data path that runs `query`.
@@ -313,10 +313,17 @@ impl SalesforceClient {
                 detail: format!("nextRecordsUrl `{next_records_url}` is not a data path"),
             });
         }
-        let (_, body) = self
-            .execute(Method::GET, next_records_url, None, &[], true)
+        let (_, page) = self
+            .execute_as(
+                Method::GET,
+                next_records_url,
+                None,
+                &[],
+                true,
+                page_of_bytes,
+            )
             .await?;
-        parse_page(body)
+        Ok(page)
     }
 
     async fn execute(
@@ -327,6 +334,20 @@ impl SalesforceClient {
         headers: &[(&'static str, String)],
         idempotent: bool,
     ) -> Result<(u16, Value), SalesforceError> {
+        self.execute_as(method, path, body, headers, idempotent, json_of_bytes)
+            .await
+    }
+
+    /// [`Self::execute`], with a successful answer's body parsed by `parse`.
+    async fn execute_as<T: Send + 'static>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&'static str, String)],
+        idempotent: bool,
+        parse: Parse<T>,
+    ) -> Result<(u16, T), SalesforceError> {
         let mut renewed = false;
         let mut attempt = 0;
         loop {
@@ -346,7 +367,7 @@ impl SalesforceClient {
             }
             let permit = self.gate.acquire().await.expect("the gate is never closed");
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.attempt(request, &url, idempotent).await;
+            let outcome = self.attempt(request, &url, idempotent, parse).await;
             let owed = self
                 .shrink
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
@@ -392,12 +413,13 @@ impl SalesforceClient {
         }
     }
 
-    async fn attempt(
+    async fn attempt<T: Send + 'static>(
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
         idempotent: bool,
-    ) -> Outcome {
+        parse: Parse<T>,
+    ) -> Outcome<T> {
         let response = match request.send().await {
             Ok(response) => response,
             // Refused connections never reached Salesforce; timeouts and resets might have.
@@ -429,16 +451,18 @@ impl SalesforceClient {
         // A large answer (a page of records) is parsed on a blocking thread, so the caller's
         // task can go on with other work (the sync compares and stores the previous page).
         if bytes.len() > PARSE_OFF_THREAD {
-            return tokio::task::spawn_blocking(move || classify(status, html, &bytes, usage))
-                .await
-                .unwrap_or_else(|err| {
-                    Outcome::Fail(SalesforceError::UnexpectedBody {
-                        status,
-                        detail: format!("parsing the answer failed: {err}"),
-                    })
-                });
+            return tokio::task::spawn_blocking(move || {
+                classify_as(status, html, &bytes, usage, parse)
+            })
+            .await
+            .unwrap_or_else(|err| {
+                Outcome::Fail(SalesforceError::UnexpectedBody {
+                    status,
+                    detail: format!("parsing the answer failed: {err}"),
+                })
+            });
         }
-        classify(status, html, &bytes, usage)
+        classify_as(status, html, &bytes, usage, parse)
     }
 }
 
@@ -455,8 +479,39 @@ fn is_transient_token_error(err: &SalesforceError) -> bool {
 /// Answers larger than this many bytes are parsed off the async worker threads.
 const PARSE_OFF_THREAD: usize = 64 * 1024;
 
+/// How a successful answer's body is parsed: into what, or why it cannot be.
+type Parse<T> = fn(&[u8]) -> Result<T, String>;
+
+/// A body as JSON; an empty one is `null`.
+fn json_of_bytes(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|err| err.to_string())
+}
+
+/// A body as a query's page, its records parsed as the reader takes them ([`Record`]).
+fn page_of_bytes(bytes: &[u8]) -> Result<QueryPage, String> {
+    let page = record::parse_page(bytes).map_err(|err| err.to_string())?;
+    page_of(page).map_err(|err| match err {
+        SalesforceError::UnexpectedBody { detail, .. } => detail,
+        other => other.to_string(),
+    })
+}
+
 /// Decides what an answer means.
 pub(crate) fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiUsage>) -> Outcome {
+    classify_as(status, html, bytes, usage, json_of_bytes)
+}
+
+/// [`classify`], with a successful answer's body parsed by `parse`.
+fn classify_as<T>(
+    status: u16,
+    html: bool,
+    bytes: &[u8],
+    usage: Option<ApiUsage>,
+    parse: Parse<T>,
+) -> Outcome<T> {
     let transient_status = matches!(status, 502..=504);
     if html {
         let err = SalesforceError::Html { status };
@@ -467,15 +522,9 @@ pub(crate) fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiU
         };
     }
     if (200..300).contains(&status) {
-        if bytes.is_empty() {
-            return Outcome::Done(status, Value::Null);
-        }
-        return match serde_json::from_slice(bytes) {
-            Ok(value) => Outcome::Done(status, value),
-            Err(err) => Outcome::Fail(SalesforceError::UnexpectedBody {
-                status,
-                detail: err.to_string(),
-            }),
+        return match parse(bytes) {
+            Ok(body) => Outcome::Done(status, body),
+            Err(detail) => Outcome::Fail(SalesforceError::UnexpectedBody { status, detail }),
         };
     }
     let errors: Vec<ApiErrorBody> = match serde_json::from_slice(bytes) {
@@ -516,25 +565,35 @@ pub(crate) fn classify(status: u16, html: bool, bytes: &[u8], usage: Option<ApiU
     }
 }
 
-/// The page's parts, moved out of the parsed body (no copy of the records).
-pub(crate) fn parse_page(mut body: Value) -> Result<QueryPage, SalesforceError> {
+/// The page's parts, moved out of a parsed body (a page inside a `composite` answer).
+pub(crate) fn page_of_value(mut body: Value) -> Result<QueryPage, SalesforceError> {
+    // `get_mut`, not an index: a body that is not an object is told so, not a panic.
+    let records = match body.get_mut("records").map(Value::take) {
+        Some(Value::Array(records)) => Some(records.into_iter().map(Record::from_value).collect()),
+        _ => None,
+    };
+    page_of(record::WirePage {
+        total_size: body.get("totalSize").and_then(Value::as_u64),
+        done: body.get("done").and_then(Value::as_bool),
+        next_records_url: body.get_mut("nextRecordsUrl").map(Value::take),
+        records,
+    })
+}
+
+/// A page whose parts are what Salesforce sends, or what is wrong with it.
+fn page_of(page: record::WirePage) -> Result<QueryPage, SalesforceError> {
     let bad = |detail: &str| SalesforceError::UnexpectedBody {
         status: 200,
         detail: format!("not a query page: {detail}"),
     };
-    let total_size = body["totalSize"]
-        .as_u64()
-        .ok_or_else(|| bad("no totalSize"))?;
-    let done = body["done"].as_bool().ok_or_else(|| bad("no done"))?;
-    let next_records_url = match body["nextRecordsUrl"].take() {
-        Value::String(url) => Some(url),
-        Value::Null => None,
-        _ => return Err(bad("nextRecordsUrl is not text")),
+    let total_size = page.total_size.ok_or_else(|| bad("no totalSize"))?;
+    let done = page.done.ok_or_else(|| bad("no done"))?;
+    let next_records_url = match page.next_records_url {
+        Some(Value::String(url)) => Some(url),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(bad("nextRecordsUrl is not text")),
     };
-    let records = match body["records"].take() {
-        Value::Array(records) => records,
-        _ => return Err(bad("no records array")),
-    };
+    let records = page.records.ok_or_else(|| bad("no records array"))?;
     Ok(QueryPage {
         total_size,
         done,

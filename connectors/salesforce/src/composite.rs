@@ -11,7 +11,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::client::{classify, parse_page, Outcome, QueryPage, SalesforceClient};
+use crate::client::{classify, page_of_value, Outcome, QueryPage, SalesforceClient};
 use crate::error::SalesforceError;
 use crate::limits::ApiUsage;
 use crate::soql::Query;
@@ -37,7 +37,7 @@ impl SalesforceClient {
                 .collect();
             for (answer, query) in in_order(self.gets(&gets).await?).into_iter().zip(chunk) {
                 pages.push(match answer {
-                    Answer::Body(body) => parse_page(body),
+                    Answer::Body(body) => page_of_value(body),
                     Answer::Again { .. } => self.query(query).await,
                     Answer::Failed(err) => Err(err),
                 });

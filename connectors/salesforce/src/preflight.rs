@@ -181,7 +181,10 @@ async fn identify(client: &SalesforceClient, report: &mut Report) -> Identity {
         .await;
     match me {
         Ok(page) => {
-            let record = page.records.first().cloned().unwrap_or(Value::Null);
+            let record = page
+                .records
+                .first()
+                .map_or(Value::Null, |record| record.to_value());
             let username = record["Username"].as_str().unwrap_or_default().to_owned();
             let profile = record["Profile"]["Name"]
                 .as_str()

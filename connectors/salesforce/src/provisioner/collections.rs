@@ -138,7 +138,7 @@ async fn all_records(
         page = client.query_more(&next).await?;
         records.append(&mut page.records);
     }
-    Ok(records)
+    Ok(records.iter().map(|record| record.to_value()).collect())
 }
 
 /// The fields a `create_user` may write, read back to tell whether an existing user is the one

@@ -56,6 +56,8 @@
 
 use chrono::TimeDelta;
 use serde_json::Value;
+
+use crate::record::Record;
 use sha2::{Digest, Sha256};
 
 use provost_connector::connector::ROWS_AS_READ;
@@ -94,7 +96,7 @@ pub(super) enum Latest {
 /// The window from the answer to `SELECT fields, SystemModstamp ... ORDER BY SystemModstamp
 /// DESC LIMIT WINDOW_ROWS`, whose fields are `fields`; `complete` when the answer came whole
 /// (Salesforce may answer in smaller pages than asked).
-pub(super) fn window(latest: &[Value], complete: bool, fields: &[&'static str]) -> Latest {
+pub(super) fn window(latest: &[Record], complete: bool, fields: &[&'static str]) -> Latest {
     let Some(newest) = latest.first() else {
         return match complete {
             true => Latest::Window(Window::new(fields, None)),
@@ -158,11 +160,11 @@ impl Window {
         }
     }
 
-    pub(super) fn row(&mut self, record: &Value) {
+    pub(super) fn row(&mut self, record: &Record) {
         self.rows += 1;
         self.hash.update([1]);
         for field in self.fields.iter().chain([&STAMP]) {
-            let value = record.get(*field).unwrap_or(&Value::Null);
+            let value = record.get(field).unwrap_or(&Value::Null);
             self.hash.update(value.to_string().as_bytes());
             self.hash.update([0]);
         }
@@ -256,11 +258,11 @@ impl Fingerprint {
     }
 }
 
-fn stamp(record: &Value) -> Option<String> {
+fn stamp(record: &Record) -> Option<String> {
     record.get(STAMP).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn id(record: &Value) -> &str {
+fn id(record: &Record) -> &str {
     record.get("Id").and_then(Value::as_str).unwrap_or("")
 }
 
@@ -271,8 +273,8 @@ mod tests {
 
     const FIELDS: [&str; 3] = ["Id", "Field", "PermissionsEdit"];
 
-    fn row(id: &str, stamp: &str, edit: bool) -> Value {
-        json!({"Id": id, "Field": "Contact.Email", "PermissionsEdit": edit, STAMP: stamp})
+    fn row(id: &str, stamp: &str, edit: bool) -> Record {
+        json!({"Id": id, "Field": "Contact.Email", "PermissionsEdit": edit, STAMP: stamp}).into()
     }
 
     fn taken(latest: Latest, count: u64) -> String {
@@ -371,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_window_fuller_than_the_answer_is_read_by_itself_and_unreadable_stamps_give_none() {
-        let full: Vec<Value> = (0..WINDOW_ROWS)
+        let full: Vec<Record> = (0..WINDOW_ROWS)
             .map(|i| row(&format!("01k{i:04}"), "2026-03-01T10:00:00.000+0000", true))
             .collect();
         let fuller = |latest: Latest| match latest {

@@ -10,6 +10,8 @@ use provost_connector::model::{
 use provost_connector::times::Timestamp;
 use serde_json::{json, Map, Value};
 
+use crate::record::Record;
+
 use super::{parse_datetime, SYSTEM_PERMISSIONS};
 
 /// ObjectPermissions' flags and the actions they stand for.
@@ -24,24 +26,24 @@ const OBJECT_ACTIONS: [(&str, &str); 7] = [
 ];
 const FIELD_ACTIONS: [(&str, &str); 2] = [("PermissionsRead", "read"), ("PermissionsEdit", "edit")];
 
-pub(super) fn text(record: &Value, field: &str) -> Option<String> {
+pub(super) fn text(record: &Record, field: &str) -> Option<String> {
     record.get(field).and_then(Value::as_str).map(str::to_owned)
 }
 
-pub(super) fn attributes(record: &Value, fields: &[&str]) -> Map<String, Value> {
+pub(super) fn attributes(record: &Record, fields: &[&str]) -> Map<String, Value> {
     fields
         .iter()
         .map(|f| {
             (
                 (*f).to_owned(),
-                record.get(*f).cloned().unwrap_or(Value::Null),
+                record.get(f).cloned().unwrap_or(Value::Null),
             )
         })
         .collect()
 }
 
 pub(super) fn entitlement(
-    record: &Value,
+    record: &Record,
     kind: EntitlementKind,
     api_name: &str,
     label: &str,
@@ -59,7 +61,7 @@ pub(super) fn entitlement(
     }
 }
 
-pub(super) fn permission_set(record: &Value) -> Entitlement {
+pub(super) fn permission_set(record: &Record) -> Entitlement {
     let owned = record["IsOwnedByProfile"] == Value::Bool(true);
     let aggregate = !record["PermissionSetGroupId"].is_null() || record["Type"] == "Group";
     let role = if owned {
@@ -118,7 +120,7 @@ pub(super) fn grant(
 }
 
 /// A user, and the grants its own record implies: its profile, its role, its user license.
-pub(super) fn user(record: &Value, frozen: &HashSet<String>) -> (Account, Vec<Grant>) {
+pub(super) fn user(record: &Record, frozen: &HashSet<String>) -> (Account, Vec<Grant>) {
     let id = text(record, "Id").unwrap_or_default();
     let mut attributes = attributes(
         record,
@@ -186,7 +188,7 @@ pub(super) fn user(record: &Value, frozen: &HashSet<String>) -> (Account, Vec<Gr
 /// A permission set assignment as grants: the set itself, or a group and, through it, each of
 /// the group's component sets. The profile-owned assignment is the user's profile, already a
 /// grant of the user record.
-pub(super) fn assignment(record: &Value, components: &HashMap<String, Vec<String>>) -> Vec<Grant> {
+pub(super) fn assignment(record: &Record, components: &HashMap<String, Vec<String>>) -> Vec<Grant> {
     let (Some(id), Some(user)) = (text(record, "Id"), text(record, "AssigneeId")) else {
         return Vec::new();
     };
@@ -238,7 +240,7 @@ pub(super) struct MutingSet {
 
 /// A permission set group, with its muting sets and what they mute (system permissions).
 pub(super) fn permission_set_group(
-    record: &Value,
+    record: &Record,
     components: &HashMap<String, Vec<String>>,
     muting: &HashMap<String, MutingSet>,
 ) -> Entitlement {
@@ -268,7 +270,7 @@ pub(super) fn permission_set_group(
 /// An ObjectPermissions, FieldPermissions or SetupEntityAccess row of a permission set;
 /// `None` for rows of other parents (muting sets, licenses) and rows without a target.
 pub(super) fn access_permission(
-    record: &Value,
+    record: &Record,
     kind: PermissionKind,
     names: &HashMap<String, String>,
 ) -> Option<Permission> {

@@ -24,6 +24,7 @@ use crate::client::{QueryPage, SalesforceClient};
 use crate::error::SalesforceError;
 use crate::id::SalesforceId;
 use crate::preflight::EXTERNAL_USER_TYPES;
+use crate::record::Record;
 use crate::schema;
 use crate::soql::{Condition, Literal, Query};
 
@@ -172,9 +173,9 @@ impl CursorState {
 
     /// The watermark a page of `records` carries: `watermark`, or an empty one when a record is
     /// stamped later than the fingerprint (the core then keeps the read's `since`).
-    fn keep(&self, watermark: Option<Watermark>, records: &[Value]) -> Option<Watermark> {
+    fn keep(&self, watermark: Option<Watermark>, records: &[Record]) -> Option<Watermark> {
         let newest = self.newest.as_deref().and_then(parse_datetime);
-        let newer = |record: &Value| {
+        let newer = |record: &Record| {
             let stamp = text(record, fingerprint::STAMP);
             stamp.as_deref().and_then(parse_datetime) > newest
         };
@@ -720,12 +721,12 @@ impl SalesforceReader {
     }
 
     /// Every row of a query, all pages (for the small lookups: frozen users, group components).
-    async fn all_records(&self, query: &Query) -> Result<Vec<Value>, SalesforceError> {
+    async fn all_records(&self, query: &Query) -> Result<Vec<Record>, SalesforceError> {
         self.rest_of(self.client.query(query).await?).await
     }
 
     /// Every row of a query from its first page on.
-    async fn rest_of(&self, mut page: QueryPage) -> Result<Vec<Value>, SalesforceError> {
+    async fn rest_of(&self, mut page: QueryPage) -> Result<Vec<Record>, SalesforceError> {
         let mut records = std::mem::take(&mut page.records);
         while let Some(next) = page.next_records_url.take() {
             page = self.client.query_more(&next).await?;
@@ -863,7 +864,7 @@ impl SalesforceReader {
     async fn map_records(
         &self,
         read: &Read,
-        records: &[Value],
+        records: &[Record],
         page: &mut Page,
     ) -> Result<(), SalesforceError> {
         match read.mapping {
