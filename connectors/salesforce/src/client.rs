@@ -492,11 +492,8 @@ fn json_of_bytes(bytes: &[u8]) -> Result<Value, String> {
 
 /// A body as a query's page, its records parsed as the reader takes them ([`Record`]).
 fn page_of_bytes(bytes: &[u8]) -> Result<QueryPage, String> {
-    let page = record::parse_page(bytes).map_err(|err| err.to_string())?;
-    page_of(page).map_err(|err| match err {
-        SalesforceError::UnexpectedBody { detail, .. } => detail,
-        other => other.to_string(),
-    })
+    let page = record::parse_page(bytes).map_err(|err| format!("not a query page: {err}"))?;
+    page_of(page)
 }
 
 /// Decides what an answer means.
@@ -567,9 +564,16 @@ fn classify_as<T>(
 
 /// The page's parts, moved out of a parsed body (a page inside a `composite` answer).
 pub(crate) fn page_of_value(mut body: Value) -> Result<QueryPage, SalesforceError> {
+    let bad = |detail: String| SalesforceError::UnexpectedBody {
+        status: 200,
+        detail,
+    };
     // `get_mut`, not an index: a body that is not an object is told so, not a panic.
     let records = match body.get_mut("records").map(Value::take) {
-        Some(Value::Array(records)) => Some(records.into_iter().map(Record::from_value).collect()),
+        Some(Value::Array(records)) => Some(
+            record::records_of_values(records)
+                .map_err(|detail| bad(format!("not a query page: {detail}")))?,
+        ),
         _ => None,
     };
     page_of(record::WirePage {
@@ -578,14 +582,12 @@ pub(crate) fn page_of_value(mut body: Value) -> Result<QueryPage, SalesforceErro
         next_records_url: body.get_mut("nextRecordsUrl").map(Value::take),
         records,
     })
+    .map_err(bad)
 }
 
 /// A page whose parts are what Salesforce sends, or what is wrong with it.
-fn page_of(page: record::WirePage) -> Result<QueryPage, SalesforceError> {
-    let bad = |detail: &str| SalesforceError::UnexpectedBody {
-        status: 200,
-        detail: format!("not a query page: {detail}"),
-    };
+fn page_of(page: record::WirePage) -> Result<QueryPage, String> {
+    let bad = |detail: &str| format!("not a query page: {detail}");
     let total_size = page.total_size.ok_or_else(|| bad("no totalSize"))?;
     let done = page.done.ok_or_else(|| bad("no done"))?;
     let next_records_url = match page.next_records_url {
@@ -607,4 +609,51 @@ fn encode_query(soql: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .append_pair("q", soql)
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn what_is_wrong_with_a_page_is_said_whichever_way_it_came() {
+        let said = |bytes: &[u8]| match classify_as(200, false, bytes, None, page_of_bytes) {
+            Outcome::Fail(SalesforceError::UnexpectedBody { status, detail }) => {
+                assert_eq!(status, 200);
+                detail
+            }
+            _ => panic!("{} was taken as a page", String::from_utf8_lossy(bytes)),
+        };
+        assert!(said(b"").starts_with("not a query page: EOF"));
+        assert_eq!(
+            said(br#"{"done": true, "records": []}"#),
+            "not a query page: no totalSize"
+        );
+        assert_eq!(
+            said(br#"{"totalSize": 1, "done": true}"#),
+            "not a query page: no records array"
+        );
+        assert_eq!(
+            said(br#"{"totalSize": 1, "done": false, "nextRecordsUrl": 3, "records": []}"#),
+            "not a query page: nextRecordsUrl is not text"
+        );
+        assert!(said(br#"{"totalSize": 1, "done": true, "records": [1]}"#)
+            .contains("expected a record (an object)"));
+
+        let detail = |body: Value| match page_of_value(body) {
+            Err(SalesforceError::UnexpectedBody { detail, .. }) => detail,
+            other => panic!("{other:?}"),
+        };
+        for body in [json!([1]), json!("x"), Value::Null] {
+            assert_eq!(detail(body), "not a query page: no totalSize");
+        }
+        assert_eq!(
+            detail(json!({"totalSize": 1, "done": true, "records": [null]})),
+            "not a query page: a record that is not an object"
+        );
+        let page = page_of_value(json!({"totalSize": 1, "done": true, "records": [{"Id": "1"}]}));
+        assert_eq!(page.unwrap().records[0]["Id"], json!("1"));
+    }
 }

@@ -11,6 +11,7 @@ pub use provost_connector::preflight::{Check, PreflightReport, Status};
 use crate::client::SalesforceClient;
 use crate::error::SalesforceError;
 use crate::id::SalesforceId;
+use crate::record::Record;
 use crate::soql::{Condition, Literal, Query};
 
 /// Community and portal user types, kept out of syncs by `exclude_portal_users`.
@@ -181,10 +182,7 @@ async fn identify(client: &SalesforceClient, report: &mut Report) -> Identity {
         .await;
     match me {
         Ok(page) => {
-            let record = page
-                .records
-                .first()
-                .map_or(Value::Null, |record| record.to_value());
+            let record = page.records.first().map_or(Value::Null, Record::to_value);
             let username = record["Username"].as_str().unwrap_or_default().to_owned();
             let profile = record["Profile"]["Name"]
                 .as_str()

@@ -1,12 +1,15 @@
 //! A query's records as the reader takes them. Parsed straight from an answer's bytes, a page's
 //! records share one list of field names (a record is its values by position), and the
 //! `attributes` Salesforce adds to every record and related record (its type and URL, never
-//! read) are skipped. Parsing a page of 2,000 users this way takes a fraction of parsing it
-//! into `serde_json::Value`, whose objects each build a hash map of owned names.
+//! read) are dropped, at any depth. Parsing a page of 2,000 users this way takes a fraction of
+//! parsing it into `serde_json::Value`, whose objects each build a hash map of owned names.
+//!
+//! A page is Salesforce's answer, but it is still input: one that names more fields than any
+//! query does, or whose records each hold a few of many names (which would make each record as
+//! large as all of them), is refused with what is wrong, not parsed into unbounded memory.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Index;
 use std::sync::Arc;
 
@@ -16,6 +19,10 @@ use serde_json::{Map, Number, Value};
 
 /// What Salesforce adds to each record and related record: its type and URL.
 const ATTRIBUTES: &str = "attributes";
+
+/// The most distinct field names a page's records may have (Provost's queries name a few
+/// dozen; Salesforce's SOQL allows a few hundred).
+pub(crate) const MAX_FIELDS: usize = 1_000;
 
 /// What [`Index`] gives for a field a record does not have.
 static NULL: Value = Value::Null;
@@ -37,7 +44,7 @@ impl Record {
         self.values.get(at)?.as_ref()
     }
 
-    /// The record's fields and values, in the order its page's first record sent them.
+    /// The record's fields and values, in the order its page first named each field.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.fields
             .names
@@ -55,25 +62,12 @@ impl Record {
         )
     }
 
-    /// A record from a JSON object (a page inside a `composite` answer, a test's record); its
-    /// `attributes` are dropped, as a parsed page's are. Anything but an object is a record
-    /// without fields.
-    pub fn from_value(value: Value) -> Record {
-        let mut fields = Fields::default();
-        let mut values = Vec::new();
-        if let Value::Object(map) = value {
-            for (name, value) in map {
-                if name == ATTRIBUTES {
-                    continue;
-                }
-                let at = fields.position(&name, values.len());
-                set(&mut values, at, without_attributes(value));
-            }
-        }
-        Record {
-            fields: Arc::new(fields),
-            values,
-        }
+    /// A record from a JSON object (a test's record), its `attributes` dropped as a parsed
+    /// page's are; `None` for anything but an object, or an object of more than
+    /// [`MAX_FIELDS`] fields.
+    pub fn from_value(value: Value) -> Option<Record> {
+        let mut records = records_of_values(vec![value]).ok()?;
+        records.pop()
     }
 }
 
@@ -111,13 +105,8 @@ impl Serialize for Record {
     }
 }
 
-impl From<Value> for Record {
-    fn from(value: Value) -> Record {
-        Record::from_value(value)
-    }
-}
-
-/// A page of a query's answer, as Salesforce sends it.
+/// A page of a query's answer, as Salesforce sends it: each part `None` when it is missing or
+/// not of its type (the caller says which).
 #[derive(Debug)]
 pub(crate) struct WirePage {
     pub(crate) total_size: Option<u64>,
@@ -126,8 +115,8 @@ pub(crate) struct WirePage {
     pub(crate) records: Option<Vec<Record>>,
 }
 
-/// Parses a query's answer. Its fields' types are checked by the caller, which says what is
-/// missing; the JSON itself must be well formed.
+/// Parses a query's answer. The page's parts are checked by the caller; here, that it is JSON,
+/// that each record is an object, and the bounds on fields ([`MAX_FIELDS`], [`Page::end`]).
 pub(crate) fn parse_page(bytes: &[u8]) -> Result<WirePage, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let page = de::Deserializer::deserialize_map(&mut deserializer, PageVisitor)?;
@@ -135,62 +124,104 @@ pub(crate) fn parse_page(bytes: &[u8]) -> Result<WirePage, serde_json::Error> {
     Ok(page)
 }
 
-/// The field names of a page's records, each once, in the order first seen.
+/// The records of a page inside a `composite` answer, already parsed as JSON: checked and
+/// sharing their names as [`parse_page`]'s.
+pub(crate) fn records_of_values(values: Vec<Value>) -> Result<Vec<Record>, String> {
+    let mut page = Page::default();
+    for value in values {
+        let Value::Object(map) = value else {
+            return Err("a record that is not an object".to_owned());
+        };
+        let (mut row, mut keys) = (page.begin(), 0);
+        for (name, value) in map {
+            if name == ATTRIBUTES {
+                continue;
+            }
+            page.put(&mut row, &name, keys, without_attributes(value))?;
+            keys += 1;
+        }
+        page.end(row, keys)?;
+    }
+    Ok(page.records())
+}
+
+/// The field names of a page's records, each once, in the order first named.
 #[derive(Default)]
 struct Fields {
     names: Vec<Box<str>>,
-    positions: HashMap<Box<str>, usize, BuildHasherDefault<Fnv>>,
+    positions: HashMap<Box<str>, usize>,
 }
 
-impl Fields {
-    /// Where `name`'s values go; `expected` is where the field would be if this record's fields
-    /// come in the same order as the records' before (they do: a query names its fields once).
-    fn position(&mut self, name: &str, expected: usize) -> usize {
-        if self
-            .names
-            .get(expected)
-            .is_some_and(|known| **known == *name)
-        {
-            return expected;
-        }
-        if let Some(at) = self.positions.get(name) {
-            return *at;
-        }
-        let at = self.names.len();
-        self.names.push(name.into());
-        self.positions.insert(name.into(), at);
-        at
-    }
-}
-
-/// FNV-1a: field names are short, and this map is looked up for each field a mapping reads.
+/// A page's records as they are parsed: the names so far, and each record's values.
 #[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
+struct Page {
+    fields: Fields,
+    rows: Vec<Vec<Option<Value>>>,
 }
 
-fn set(values: &mut Vec<Option<Value>>, at: usize, value: Value) {
-    if values.len() <= at {
-        values.resize(at + 1, None);
+impl Page {
+    /// A record's values to fill, as many reserved as the record before had.
+    fn begin(&self) -> Vec<Option<Value>> {
+        Vec::with_capacity(self.rows.last().map_or(0, Vec::len))
     }
-    values[at] = Some(value);
+
+    /// Puts `name`'s value in `row`; `expected` is where the field is when this record's fields
+    /// come in the same order as the records' before (they do: a query names its fields once).
+    fn put(
+        &mut self,
+        row: &mut Vec<Option<Value>>,
+        name: &str,
+        expected: usize,
+        value: Value,
+    ) -> Result<(), String> {
+        let at = match self.fields.names.get(expected) {
+            Some(known) if **known == *name => expected,
+            _ => match self.fields.positions.get(name) {
+                Some(at) => *at,
+                None if self.fields.names.len() >= MAX_FIELDS => {
+                    return Err(format!(
+                        "records with more than {MAX_FIELDS} different fields"
+                    ))
+                }
+                None => {
+                    let at = self.fields.names.len();
+                    self.fields.names.push(name.into());
+                    self.fields.positions.insert(name.into(), at);
+                    at
+                }
+            },
+        };
+        if row.len() <= at {
+            row.resize(at + 1, None);
+        }
+        row[at] = Some(value);
+        Ok(())
+    }
+
+    /// Ends a record of `keys` fields. Its values are by position among all the page's names,
+    /// so a record of a few fields named late would take room for all of them: a record's
+    /// room may be at most about twice its fields (Salesforce's records all have the same).
+    fn end(&mut self, row: Vec<Option<Value>>, keys: usize) -> Result<(), String> {
+        if row.len() > 2 * keys + 8 {
+            return Err(format!(
+                "a record of {keys} fields among {} others of the page's records",
+                row.len()
+            ));
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    fn records(self) -> Vec<Record> {
+        let fields = Arc::new(self.fields);
+        self.rows
+            .into_iter()
+            .map(|values| Record {
+                fields: fields.clone(),
+                values,
+            })
+            .collect()
+    }
 }
 
 /// A related record's value without its `attributes`, as a parsed page's.
@@ -229,17 +260,9 @@ impl<'de> Visitor<'de> for PageVisitor {
                 "done" => page.done = map.next_value::<Value>()?.as_bool(),
                 "nextRecordsUrl" => page.next_records_url = Some(map.next_value::<Value>()?),
                 "records" => {
-                    let mut fields = Fields::default();
-                    let rows = map.next_value_seed(Rows(&mut fields))?;
-                    page.records = rows.map(|rows| {
-                        let fields = Arc::new(fields);
-                        rows.into_iter()
-                            .map(|values| Record {
-                                fields: fields.clone(),
-                                values,
-                            })
-                            .collect()
-                    });
+                    let mut records = Page::default();
+                    let rows = map.next_value_seed(Rows(&mut records))?;
+                    page.records = rows.then(|| records.records());
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -275,101 +298,91 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// A page's `records`: an array of records (`None` when it is not one), each its values by
-/// position in `Fields`.
-struct Rows<'a>(&'a mut Fields);
+/// A page's `records` into its [`Page`]: `true` when they are an array of records, `false`
+/// when they are not an array (the caller says the page has no records array).
+struct Rows<'a>(&'a mut Page);
 
 impl<'de> DeserializeSeed<'de> for Rows<'_> {
-    type Value = Option<Vec<Vec<Option<Value>>>>;
+    type Value = bool;
 
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Rows<'_> {
-    type Value = Option<Vec<Vec<Option<Value>>>>;
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of records")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(row) = seq.next_element_seed(Row(self.0))? {
-            rows.push(row);
-        }
-        Ok(Some(rows))
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element_seed(Row(&mut *self.0))?.is_some() {}
+        Ok(true)
     }
 
-    // Anything but an array: the caller says the page has no records array.
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(false)
     }
 }
 
-/// One record: its values by position in `Fields`.
-struct Row<'a>(&'a mut Fields);
+/// One record, into the [`Page`].
+struct Row<'a>(&'a mut Page);
 
 impl<'de> DeserializeSeed<'de> for Row<'_> {
-    type Value = Vec<Option<Value>>;
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for Row<'_> {
-    type Value = Vec<Option<Value>>;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a record (an object)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values: Vec<Option<Value>> = Vec::with_capacity(self.0.names.len());
-        let mut seen = 0;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut row, mut keys) = (self.0.begin(), 0);
         while let Some(key) = map.next_key::<Key>()? {
             if key.0 == ATTRIBUTES {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let at = self.0.position(&key.0, seen);
-            seen += 1;
             let value = map.next_value_seed(Related)?;
-            set(&mut values, at, value);
+            self.0
+                .put(&mut row, &key.0, keys, value)
+                .map_err(de::Error::custom)?;
+            keys += 1;
         }
-        Ok(values)
+        self.0.end(row, keys).map_err(de::Error::custom)
     }
 }
 
-/// A value as `serde_json::Value` parses it, but with the `attributes` of related records
-/// (`"Profile": {"attributes": ..., "Name": ...}`) skipped.
+/// A value as `serde_json::Value` parses it, but with every object's `attributes` dropped
+/// (`"Profile": {"attributes": ..., "Name": ...}`).
 struct Related;
 
 impl<'de> DeserializeSeed<'de> for Related {
@@ -484,7 +497,7 @@ mod tests {
         assert_eq!(records.len(), 3);
         for (record, expected) in records.iter().zip(&expected) {
             assert_eq!(&record.to_value(), expected);
-            assert_eq!(record, &Record::from_value(expected.clone()));
+            assert_eq!(record, &Record::from_value(expected.clone()).unwrap());
         }
         let first = &records[0];
         assert_eq!(first["Id"], json!("005A"));
@@ -549,12 +562,68 @@ mod tests {
     }
 
     #[test]
-    fn a_record_from_anything_but_an_object_has_no_fields() {
+    fn a_record_is_an_object_and_its_last_value_of_a_name_counts_as_in_json() {
         for value in [Value::Null, json!(3), json!("x"), json!([1])] {
-            let record = Record::from_value(value);
-            assert_eq!(record.iter().count(), 0);
-            assert_eq!(record["Id"], Value::Null);
+            assert!(Record::from_value(value).is_none());
         }
+        let bytes = br#"{"totalSize":1,"done":true,"records":[{"Id":"1","Name":"a","Id":"2"}]}"#;
+        let records = parse_page(bytes).unwrap().records.unwrap();
+        assert_eq!(records[0]["Id"], json!("2"));
+        assert_eq!(records[0].to_value(), as_value_parses(bytes)[0]);
+        assert_eq!(records[0].iter().count(), 2);
+    }
+
+    #[test]
+    fn a_page_of_more_fields_than_any_query_or_of_sparse_records_is_refused() {
+        let wide: Map<String, Value> = (0..=MAX_FIELDS)
+            .map(|i| (format!("f{i}"), json!(i)))
+            .collect();
+        let body =
+            serde_json::to_vec(&json!({"totalSize": 1, "done": true, "records": [wide]})).unwrap();
+        let err = parse_page(&body).unwrap_err().to_string();
+        assert!(err.contains("more than 1000 different fields"), "{err}");
+        assert!(records_of_values(vec![Value::Object(wide)]).is_err());
+        // As many names as allowed, then records of one name each, named last: each would take
+        // room for all of them.
+        let names: Map<String, Value> = (0..MAX_FIELDS)
+            .map(|i| (format!("f{i}"), json!(i)))
+            .collect();
+        let last = format!("f{}", MAX_FIELDS - 1);
+        let mut records = vec![Value::Object(names)];
+        records.extend((0..1_000).map(|_| json!({ last.clone(): 0 })));
+        let body =
+            serde_json::to_vec(&json!({"totalSize": 1001, "done": true, "records": records}))
+                .unwrap();
+        let err = parse_page(&body).unwrap_err().to_string();
+        assert!(err.contains("a record of 1 fields among 1000"), "{err}");
+        assert!(records_of_values(records).is_err());
+        // Records in another order than the first's, or of fewer fields, are records.
+        let names: Map<String, Value> = (0..40).map(|i| (format!("f{i}"), json!(i))).collect();
+        let reversed: Map<String, Value> =
+            (0..40).rev().map(|i| (format!("f{i}"), json!(i))).collect();
+        let body = serde_json::to_vec(&json!({"totalSize": 3, "done": true,
+            "records": [names, reversed, {"f0": 1, "f3": 2}]}))
+        .unwrap();
+        let records = parse_page(&body).unwrap().records.unwrap();
+        assert_eq!(records[1]["f39"], json!(39));
+        assert_eq!(records[2]["f3"], json!(2));
+    }
+
+    #[test]
+    fn a_composite_page_is_checked_as_a_page_read_by_itself() {
+        let records = vec![
+            json!({"attributes": {"type": "User"}, "Id": "1", "Profile": {"attributes": {}, "Name": "x"}}),
+            json!({"Id": "2", "Profile": null}),
+        ];
+        let parsed = records_of_values(records.clone()).unwrap();
+        let body =
+            serde_json::to_vec(&json!({"totalSize": 2, "done": true, "records": records})).unwrap();
+        assert_eq!(parsed, parse_page(&body).unwrap().records.unwrap());
+        assert_eq!(parsed[0]["Profile"], json!({"Name": "x"}));
+        assert_eq!(
+            records_of_values(vec![json!({"Id": "1"}), json!(1)]).unwrap_err(),
+            "a record that is not an object"
+        );
     }
 
     /// Any JSON value, nested a few levels, its objects' names from a small set (so that
@@ -611,7 +680,7 @@ mod tests {
             prop_assert_eq!(parsed.len(), expected.len());
             for (record, expected) in parsed.iter().zip(&expected) {
                 // The same fields and values; the order may differ where records differ in it.
-                prop_assert_eq!(record, &Record::from_value(expected.clone()));
+                prop_assert_eq!(record, &Record::from_value(expected.clone()).unwrap());
                 for (name, value) in expected.as_object().unwrap() {
                     prop_assert_eq!(record.get(name), Some(value));
                 }
@@ -624,8 +693,16 @@ mod tests {
         }
 
         #[test]
-        fn any_json_is_a_page_or_an_error_never_a_panic(value in any_value()) {
-            let _ = parse_page(&serde_json::to_vec(&value).unwrap());
+        fn any_records_are_a_page_or_an_error_never_a_panic(value in any_value(), rows in prop::collection::vec(any_value(), 0..5)) {
+            for records in [value, Value::Array(rows)] {
+                let body = json!({"totalSize": 1, "done": true, "records": records});
+                let parsed = parse_page(&serde_json::to_vec(&body).unwrap());
+                // Either way, as a page inside a composite answer.
+                let composite = records_of_values(body["records"].as_array().cloned().unwrap_or_default()).is_ok();
+                if body["records"].is_array() {
+                    prop_assert_eq!(parsed.is_ok(), composite);
+                }
+            }
         }
     }
 }

@@ -56,12 +56,12 @@
 
 use chrono::TimeDelta;
 use serde_json::Value;
-
-use crate::record::Record;
 use sha2::{Digest, Sha256};
 
 use provost_connector::connector::ROWS_AS_READ;
 use provost_connector::times::{parse_datetime, Timestamp};
+
+use crate::record::Record;
 
 /// How far before the latest stamp the digest reaches (as far as a read of changes looks
 /// back: [`super::WATERMARK_OVERLAP`]).
@@ -274,7 +274,10 @@ mod tests {
     const FIELDS: [&str; 3] = ["Id", "Field", "PermissionsEdit"];
 
     fn row(id: &str, stamp: &str, edit: bool) -> Record {
-        json!({"Id": id, "Field": "Contact.Email", "PermissionsEdit": edit, STAMP: stamp}).into()
+        Record::from_value(
+            json!({"Id": id, "Field": "Contact.Email", "PermissionsEdit": edit, STAMP: stamp}),
+        )
+        .unwrap()
     }
 
     fn taken(latest: Latest, count: u64) -> String {
