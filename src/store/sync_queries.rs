@@ -695,18 +695,12 @@ impl super::sync::SyncStore for SqlStore {
         ttl: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
         // Into an org with nothing stored, SQLite checks the references once the rows are in
-        // (see `sqlite_load`); should something have been stored by the time the commit holds
-        // the write lock, it commits as any other, checking each row.
-        if let Some(tx) = self.unchecked_load(run.org).await? {
-            if let Commit::Done(held) = self.apply_run(tx, run, holder, ttl, true).await? {
-                return Ok(held);
-            }
-        }
-        let tx = self.pool.begin().await?;
-        match self.apply_run(tx, run, holder, ttl, false).await? {
-            Commit::Done(held) => Ok(held),
-            Commit::NotFirstLoad => unreachable!("only a commit with unchecked references stops"),
-        }
+        // (see `sqlite_load`); otherwise the commit checks each row.
+        let (tx, unchecked) = match self.unchecked_load(run.org).await? {
+            Some(tx) => (tx, true),
+            None => (self.pool.begin().await?, false),
+        };
+        self.apply_run(tx, run, holder, ttl, unchecked).await
     }
 
     async fn sync_watermarks(&self, org: OrgId) -> Result<Vec<(String, String)>, StoreError> {
@@ -916,19 +910,11 @@ impl super::sync::SyncStore for SqlStore {
     }
 }
 
-/// How [`SqlStore::apply_run`] ended.
-enum Commit {
-    /// Committed (`true`), or rolled back because the lease was lost (`false`).
-    Done(bool),
-    /// Rolled back: the org had rows stored, which a commit without per-row checks does not
-    /// write beside.
-    NotFirstLoad,
-}
-
 impl SqlStore {
     /// A transaction for the commit of a first load into `org` that checks its references once
     /// its rows are in (SQLite; see [`super::sqlite_load`]): `None` on PostgreSQL, which drops
-    /// the keys for a load instead, or when the org has rows stored.
+    /// the keys for a load instead, or when the org has rows stored (seen again once the
+    /// transaction holds the write lock).
     async fn unchecked_load(&self, org: OrgId) -> Result<Option<super::sql::Tx>, StoreError> {
         let super::sql::Pool::Sqlite(pool) = &self.pool else {
             return Ok(None);
@@ -937,13 +923,22 @@ impl SqlStore {
         if stored {
             return Ok(None);
         }
-        super::sqlite_load::begin_unchecked(pool).await
+        let Some(mut tx) = super::sqlite_load::begin_unchecked(pool).await? else {
+            return Ok(None);
+        };
+        // Something may have been stored since the look above; the transaction holds the
+        // write lock from its start, so what it sees now stays so until it ends.
+        let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org.0).fetch_one(&mut tx).await?;
+        if stored {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
     }
 
-    /// Applies the staged changes of `run` in `tx` and ends it: `Done(false)` when `holder`
-    /// no longer holds the org's lease. `unchecked`: `tx` is from
-    /// [`sqlite_load::begin_unchecked`](super::sqlite_load::begin_unchecked), and stops
-    /// (`NotFirstLoad`) unless the org has nothing stored.
+    /// Applies the staged changes of `run` in `tx` and ends it: `false` when `holder` no longer
+    /// holds the org's lease. `unchecked`: `tx` is from [`Self::unchecked_load`] (the org has
+    /// nothing stored, and the references are checked once the rows are in).
     async fn apply_run(
         &self,
         mut tx: super::sql::Tx,
@@ -951,7 +946,7 @@ impl SqlStore {
         holder: &str,
         ttl: chrono::TimeDelta,
         unchecked: bool,
-    ) -> Result<Commit, StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = chrono::Utc::now();
         let org = run.org.0;
         // Fencing: the lock row is written first, so a holder whose lease was taken over
@@ -964,17 +959,13 @@ impl SqlStore {
             .await?;
         if held != 1 {
             tx.rollback().await?;
-            return Ok(Commit::Done(false));
+            return Ok(false);
         }
         // The last two statements mark the users and entitlements whose grants changed as
         // changed now: into an org without any yet (a first load), every one the grants name
         // is written by this commit with that time.
         let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org).fetch_one(&mut tx).await?;
         let first_load = !stored;
-        if unchecked && !first_load {
-            tx.rollback().await?;
-            return Ok(Commit::NotFirstLoad);
-        }
         // The counts of what is committed, from the staged changes themselves.
         let tallies: Vec<(String, String, i64)> =
             sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
@@ -1120,7 +1111,7 @@ impl SqlStore {
         .execute(&mut tx)
         .await?;
         tx.commit().await?;
-        Ok(Commit::Done(true))
+        Ok(true)
     }
 
     /// For a commit that loads many rows into `loads`' tables: drops the secondary indexes of
