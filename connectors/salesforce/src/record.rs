@@ -626,17 +626,25 @@ mod tests {
         );
     }
 
-    /// Any JSON value, nested a few levels, its objects' names from a small set (so that
-    /// records share and reorder fields, and `attributes` comes up).
-    fn any_value() -> impl Strategy<Value = Value> {
-        let name = prop::sample::select(vec![
+    /// A name from a small set, so that records share and reorder fields, and `attributes`
+    /// comes up.
+    fn any_name() -> impl Strategy<Value = &'static str> + Clone {
+        prop::sample::select(vec![
             "Id",
             "Name",
             "attributes",
             "Profile",
             "é\"x",
             "IsActive",
-        ]);
+        ])
+    }
+
+    fn object_of(pairs: Vec<(&str, Value)>) -> Value {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    /// Any JSON value, nested a few levels, its objects' names from [`any_name`].
+    fn any_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
@@ -645,28 +653,16 @@ mod tests {
             any::<f64>().prop_map(|n| json!(n)),
             ".{0,12}".prop_map(Value::String),
         ];
-        leaf.prop_recursive(3, 24, 5, move |inner| {
+        leaf.prop_recursive(3, 24, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::vec((name.clone(), inner), 0..5).prop_map(|pairs| {
-                    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-                }),
+                prop::collection::vec((any_name(), inner), 0..5).prop_map(object_of),
             ]
         })
     }
 
     fn any_record() -> impl Strategy<Value = Value> {
-        let name = prop::sample::select(vec![
-            "Id",
-            "Name",
-            "attributes",
-            "Profile",
-            "é\"x",
-            "IsActive",
-        ]);
-        prop::collection::vec((name, any_value()), 0..7).prop_map(|pairs| {
-            Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-        })
+        prop::collection::vec((any_name(), any_value()), 0..7).prop_map(object_of)
     }
 
     proptest! {
