@@ -4,12 +4,13 @@
 //! into the database file. SQLite's own rule makes the connection that committed past a
 //! threshold do the copy before it returns: a sync staging a million changes paid each copy on
 //! its one writing connection, and a first load's commit paid the copy of everything it wrote
-//! before the run could end. Here a commit only signals a copy when at least [`COPY_FRAMES`]
-//! pages have been added since the last one, and a task with its own connection makes it
+//! before the run could end. Here a commit only signals a copy when at least [`COPY_BYTES`]
+//! have been added since the last one (SQLite counts the journal in pages, each the
+//! database's page size), and a task with its own connection makes it
 //! (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks writers or readers) while the writer
 //! goes on. Should that task fall far behind or be gone (the store closed), the committing
-//! connection copies itself, as SQLite would, past [`INLINE_FRAMES`] (or [`COPY_FRAMES`] once
-//! closed). And once the journal is [`RESTART_FRAMES`] long, a commit that finds little left to
+//! connection copies itself, as SQLite would, past [`INLINE_BYTES`] (or [`COPY_BYTES`] once
+//! closed). And once the journal is [`RESTART_BYTES`] long, a commit that finds little left to
 //! copy copies that rest itself, so that the next transaction starts the journal again from its
 //! beginning: it does not grow without bound.
 //!
@@ -25,27 +26,31 @@ use libsqlite3_sys as ffi;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, SqliteConnection};
 
-/// Pages (4 KB each) added to the journal before a copy is due: 64 MB. Copied every 4 MB
-/// (SQLite's default), a sync wrote the same index pages again at each copy, and its writes
-/// took a fifth longer.
-pub(super) const COPY_FRAMES: i64 = 16_000;
+/// What is added to the journal before a copy is due: 64 MB. Copied every 4 MB (SQLite's
+/// default), a sync wrote the same index pages again at each copy, and its writes took a fifth
+/// longer.
+pub(super) const COPY_BYTES: i64 = 64 << 20;
 
-/// Pages not yet copied past which a committing connection copies them itself, the copying task
+/// What is not yet copied past which a committing connection copies it itself, the copying task
 /// being that far behind: 1 GB.
-pub(super) const INLINE_FRAMES: i64 = 262_144;
+pub(super) const INLINE_BYTES: i64 = 1 << 30;
 
-/// The journal's length past which a commit with less than [`COPY_FRAMES`] left to copy copies
+/// The journal's length past which a commit with less than [`COPY_BYTES`] left to copy copies
 /// that rest itself: SQLite starts the journal again from its beginning only at a transaction
 /// that finds all of it copied, which a copy beside a busy writer never quite achieves, so
 /// without this a long staging would grow the journal to all it ever wrote. 256 MB.
-pub(super) const RESTART_FRAMES: i64 = 4 * COPY_FRAMES;
+pub(super) const RESTART_BYTES: i64 = 4 * COPY_BYTES;
 
 /// What the commits of a store's connections and its copying task share.
 pub(super) struct Journal {
-    /// [`COPY_FRAMES`], [`INLINE_FRAMES`] and [`RESTART_FRAMES`] (tests use smaller ones).
-    copy_frames: i64,
-    inline_frames: i64,
-    restart_frames: i64,
+    /// [`COPY_BYTES`], [`INLINE_BYTES`] and [`RESTART_BYTES`] (tests use smaller ones).
+    copy_bytes: i64,
+    inline_bytes: i64,
+    restart_bytes: i64,
+    /// The database's page size, which is what each page of the journal holds: SQLite counts
+    /// the journal in pages. Read by the copying task as it starts (a database keeps the size
+    /// it was created with).
+    page_bytes: AtomicI64,
     /// Told when a copy is due.
     due: tokio::sync::Notify,
     /// Pages of the journal copied, as the last copy said.
@@ -61,14 +66,15 @@ impl Journal {
     /// is kept for the life of the process (a few bytes per store opened), since a connection
     /// may outlive the store.
     pub(super) fn new() -> (Arc<Journal>, usize) {
-        Journal::with_thresholds(COPY_FRAMES, INLINE_FRAMES, RESTART_FRAMES)
+        Journal::with_thresholds(COPY_BYTES, INLINE_BYTES, RESTART_BYTES)
     }
 
     fn with_thresholds(copy: i64, inline: i64, restart: i64) -> (Arc<Journal>, usize) {
         let journal = Arc::new(Journal {
-            copy_frames: copy,
-            inline_frames: inline,
-            restart_frames: restart,
+            copy_bytes: copy,
+            inline_bytes: inline,
+            restart_bytes: restart,
+            page_bytes: AtomicI64::new(4096),
             due: tokio::sync::Notify::new(),
             copied: AtomicI64::new(0),
             length: AtomicI64::new(0),
@@ -93,14 +99,16 @@ impl Journal {
 
     /// What a commit that left the journal `frames` pages long does.
     fn after_commit(&self, frames: i64) -> Step {
-        let behind = self.behind(frames);
+        let page = self.page_bytes.load(Ordering::Acquire);
+        let behind = self.behind(frames).saturating_mul(page);
+        let length = frames.saturating_mul(page);
         let closed = self.closed.load(Ordering::Acquire);
-        if closed && behind >= self.copy_frames
-            || behind >= self.inline_frames
-            || frames >= self.restart_frames && behind > 0 && behind < self.copy_frames
+        if closed && behind >= self.copy_bytes
+            || behind >= self.inline_bytes
+            || length >= self.restart_bytes && behind > 0 && behind < self.copy_bytes
         {
             Step::CopyHere
-        } else if behind >= self.copy_frames {
+        } else if behind >= self.copy_bytes {
             Step::Signal
         } else {
             Step::Nothing
@@ -188,6 +196,12 @@ impl Copier {
         }
     }
 
+    /// The page size the journal is counted in.
+    #[cfg(test)]
+    pub(super) fn page_bytes(&self) -> i64 {
+        self.journal.page_bytes.load(Ordering::Acquire)
+    }
+
     fn stop(&self) {
         self.journal.closed.store(true, Ordering::Release);
         self.journal.due.notify_one();
@@ -206,7 +220,13 @@ pub(super) async fn start(
     options: &SqliteConnectOptions,
     journal: Arc<Journal>,
 ) -> Result<Copier, sqlx::Error> {
-    let connection = options.connect().await?;
+    let mut connection = options.connect().await?;
+    let (page_bytes,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&mut connection)
+        .await?;
+    journal
+        .page_bytes
+        .store(page_bytes.max(512), Ordering::Release);
     let task = tokio::spawn(copy_when_due(journal.clone(), connection));
     Ok(Copier {
         journal,
@@ -262,7 +282,7 @@ mod tests {
     async fn commits_leave_the_copy_to_the_copying_task_and_copy_themselves_once_it_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("journal.db").display());
-        let (journal, address) = Journal::with_thresholds(20, 1_000_000, 1_000_000);
+        let (journal, address) = Journal::with_thresholds(20 * 4096, 1 << 40, 1 << 40);
         let options = SqliteConnectOptions::from_str(&url)
             .unwrap()
             .create_if_missing(true)
@@ -300,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_commit_signals_copies_itself_or_does_nothing_by_what_is_left_to_copy() {
-        let (journal, _) = Journal::with_thresholds(100, 1_000, 400);
+        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
         assert_eq!(journal.after_commit(50), Step::Nothing);
         assert_eq!(journal.after_commit(150), Step::Signal);
         // The task copied 150 pages; 60 more since.
@@ -321,5 +341,11 @@ mod tests {
         // Closed: copies itself as SQLite would.
         journal.closed.store(true, Ordering::Release);
         assert_eq!(journal.after_commit(140), Step::CopyHere);
+        // Pages twice as large: the same bytes are half as many pages.
+        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
+        journal.page_bytes.store(8192, Ordering::Release);
+        assert_eq!(journal.after_commit(49), Step::Nothing);
+        assert_eq!(journal.after_commit(50), Step::Signal);
+        assert_eq!(journal.after_commit(500), Step::CopyHere);
     }
 }
