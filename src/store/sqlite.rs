@@ -37,11 +37,6 @@ pub(super) async fn connect(
         .pragma("journal_size_limit", "67108864")
         // A new database's pages (an existing one keeps the size it was created with).
         .page_size(PAGE_BYTES)
-        // Each connection caches up to 8 MB of pages instead of SQLite's 2 MB: a sync stages a
-        // page of 2,500 users with their grants (about 4 MB of rows and index entries) in one
-        // transaction, which with 2 MB wrote pages to the journal before its commit, and some of
-        // them again at it.
-        .pragma("cache_size", CACHE_KIB.to_string())
         // A large sort (the indexes built at a first sync's commit: those of `large`'s 609,478
         // grants took 1.25 s on one thread, 0.81 s with two helpers) uses the other cores.
         .pragma("threads", sorter_threads().to_string());
@@ -66,17 +61,10 @@ pub(super) async fn connect(
 /// The page size of a database created by [`connect`]: 8 KB, where SQLite's default is 4 KB. A
 /// first sync of `large` writes about 2 GB through the journal and its copy into the file,
 /// one page at a time (a third of the writing threads' time went in the write calls): with
-/// pages twice as large it took 9.5 to 10.3 s against 10.0 to 11.8 s, with 1.5 to 2 CPU-seconds
-/// less (docs/src/performance.md, "Larger pages and a larger cache"). 16 KB was as fast and
-/// varied more.
+/// pages twice as large it took 9.5 to 10.3 s against 10.0 to 11.8 s, with 0.2 to 1.9
+/// CPU-seconds less (docs/src/performance.md, "Larger pages"). 16 KB was as
+/// fast at best and varied more.
 pub(super) const PAGE_BYTES: u32 = 8192;
-
-/// Each connection's page cache, in SQLite's terms (negative: KiB): 8 MB. A full sync of `large`
-/// took 9.7 to 10.9 s against 10.6 to 12.3 s with SQLite's 2 MB, its commit as fast or up to
-/// 0.8 s faster (docs/src/performance.md, "Larger pages and a larger cache"); 64 MB was
-/// slower. A connection fills it only with the pages its statements read, so the pool's
-/// sixteen take that much only when all of them read that much.
-pub(super) const CACHE_KIB: i64 = -8192;
 
 /// How many threads beside its own a statement may start to sort: one per other core, at most
 /// three (SQLite's sorter merges its runs in as many threads).
@@ -170,12 +158,16 @@ mod tests {
     /// database made with SQLite's default keeps its 4 KB pages, counted as such.
     #[tokio::test]
     async fn a_new_database_has_larger_pages_and_an_existing_one_keeps_its_own() {
+        super::super::sqlite_library::configure();
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("old.db");
-        let mut made = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            old.display()
-        ))
+        // As an earlier version made it: SQLite's default pages, in WAL mode.
+        let mut made = sqlx::ConnectOptions::connect(
+            &SqliteConnectOptions::from_str(&format!("sqlite://{}", old.display()))
+                .unwrap()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal),
+        )
         .await
         .unwrap();
         sqlx::query("CREATE TABLE t (x)")
@@ -194,11 +186,6 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(size, expected, "{}", path.display());
-            let (cache,): (i64,) = sqlx::query_as("PRAGMA cache_size")
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            assert_eq!(cache, CACHE_KIB);
             assert_eq!(copier.page_bytes(), expected, "{}", path.display());
             copier.close().await;
             pool.close().await;

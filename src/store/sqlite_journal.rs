@@ -347,5 +347,13 @@ mod tests {
         assert_eq!(journal.after_commit(49), Step::Nothing);
         assert_eq!(journal.after_commit(50), Step::Signal);
         assert_eq!(journal.after_commit(500), Step::CopyHere);
+        // A long journal's rest is copied by the commit from 200 pages of 8 KB on (the bytes of
+        // 400 pages of 4 KB), with less left than the 50 pages a copy waits for.
+        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
+        journal.page_bytes.store(8192, Ordering::Release);
+        assert_eq!(journal.after_commit(190), Step::Signal);
+        journal.copied.store(190, Ordering::Release);
+        assert_eq!(journal.after_commit(199), Step::Nothing);
+        assert_eq!(journal.after_commit(200), Step::CopyHere);
     }
 }
