@@ -318,9 +318,17 @@ mod tests {
         pool.close().await;
     }
 
+    /// A journal that signals at 100 pages of 4 KB, copies inline at 1,000 and starts again
+    /// from 400, of a database whose pages are `page_bytes` long.
+    fn small_journal(page_bytes: i64) -> Arc<Journal> {
+        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
+        journal.page_bytes.store(page_bytes, Ordering::Release);
+        journal
+    }
+
     #[test]
     fn a_commit_signals_copies_itself_or_does_nothing_by_what_is_left_to_copy() {
-        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
+        let journal = small_journal(4096);
         assert_eq!(journal.after_commit(50), Step::Nothing);
         assert_eq!(journal.after_commit(150), Step::Signal);
         // The task copied 150 pages; 60 more since.
@@ -342,15 +350,13 @@ mod tests {
         journal.closed.store(true, Ordering::Release);
         assert_eq!(journal.after_commit(140), Step::CopyHere);
         // Pages twice as large: the same bytes are half as many pages.
-        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
-        journal.page_bytes.store(8192, Ordering::Release);
+        let journal = small_journal(8192);
         assert_eq!(journal.after_commit(49), Step::Nothing);
         assert_eq!(journal.after_commit(50), Step::Signal);
         assert_eq!(journal.after_commit(500), Step::CopyHere);
         // A long journal's rest is copied by the commit from 200 pages of 8 KB on (the bytes of
         // 400 pages of 4 KB), with less left than the 50 pages a copy waits for.
-        let (journal, _) = Journal::with_thresholds(100 * 4096, 1_000 * 4096, 400 * 4096);
-        journal.page_bytes.store(8192, Ordering::Release);
+        let journal = small_journal(8192);
         assert_eq!(journal.after_commit(190), Step::Signal);
         journal.copied.store(190, Ordering::Release);
         assert_eq!(journal.after_commit(199), Step::Nothing);
