@@ -966,19 +966,26 @@ impl SqlStore {
         // is written by this commit with that time.
         let (stored,): (bool,) = sql(ORG_HAS_ROWS).bind(org).fetch_one(&mut tx).await?;
         let first_load = !stored;
-        // The counts of what is committed, from the staged changes themselves.
-        let tallies: Vec<(String, String, i64)> =
-            sql("SELECT entity, op, COUNT(*) FROM changes WHERE run_id = $1 GROUP BY entity, op")
-                .bind(run.id.0)
-                .fetch_all(&mut tx)
-                .await?;
-        let created = |entity: super::sync::Entity| {
+        // The counts of what is committed, from the staged changes themselves: grouped by
+        // entity alone, in the order of the `changes_by_run_entity` index (by entity and
+        // operation, SQLite grouped in a temporary tree: 0.40 to 0.47 s for the 1.1 million
+        // changes of a first load of `large` with access, against 0.17 to 0.19 s).
+        let tallies: Vec<(String, i64, i64, i64)> =
+            sql("SELECT entity, COUNT(*) FILTER (WHERE op = 'created'), \
+                 COUNT(*) FILTER (WHERE op = 'updated'), \
+                 COUNT(*) FILTER (WHERE op = 'removed') \
+                 FROM changes WHERE run_id = $1 GROUP BY entity")
+            .bind(run.id.0)
+            .fetch_all(&mut tx)
+            .await?;
+        let tally = |entity: super::sync::Entity| {
             tallies
                 .iter()
-                .filter(|(e, op, _)| e == entity.as_str() && op == "created")
-                .map(|(_, _, n)| *n)
-                .sum::<i64>()
+                .find(|(e, ..)| e == entity.as_str())
+                .map(|&(_, created, updated, removed)| (created, updated, removed))
+                .unwrap_or_default()
         };
+        let created = |entity: super::sync::Entity| tally(entity).0;
         let loads: Vec<super::sync::Entity> = super::sync::Entity::ALL
             .into_iter()
             .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
@@ -1017,12 +1024,17 @@ impl SqlStore {
             tracing::debug!(indexes = rebuilt.len(), "built the indexes of a first load");
         }
         // Grants and permissions first: removing an account or entitlement cascades to them.
+        // An entity with nothing removed is not looked at (a first load removes nothing; each
+        // statement walked all of its entity's changes: 0.13 s for `large`).
         for entity in [
             super::sync::Entity::Permission,
             super::sync::Entity::Grant,
             super::sync::Entity::Entitlement,
             super::sync::Entity::Account,
         ] {
+            if tally(entity).2 == 0 {
+                continue;
+            }
             sql(format!(
                 "DELETE FROM {} WHERE org_id = $1 AND id IN (SELECT object_id FROM changes \
                      WHERE run_id = $2 AND entity = $3 AND op = 'removed')",
@@ -1044,19 +1056,14 @@ impl SqlStore {
         counts.entitlements = Default::default();
         counts.grants = Default::default();
         counts.permissions = Default::default();
-        for (entity, op, n) in tallies {
-            let (Ok(entity), Ok(op)) = (
-                entity.parse::<super::sync::Entity>(),
-                op.parse::<super::sync::ChangeOp>(),
-            ) else {
+        for (entity, created, updated, removed) in &tallies {
+            let Ok(entity) = entity.parse::<super::sync::Entity>() else {
                 continue;
             };
             let slot = counts.of(entity);
-            match op {
-                super::sync::ChangeOp::Created => slot.created = n as u64,
-                super::sync::ChangeOp::Updated => slot.updated = n as u64,
-                super::sync::ChangeOp::Removed => slot.removed = n as u64,
-            }
+            slot.created = *created as u64;
+            slot.updated = *updated as u64;
+            slot.removed = *removed as u64;
         }
         // The watermarks are those the run's reads ended with; a read that skipped rows ends
         // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
