@@ -25,7 +25,7 @@ const ORG_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id =
 
 /// Rows a commit creates in an empty table from which it builds the table's indexes after
 /// the rows are in rather than row by row.
-const BULK_LOAD_ROWS: i64 = 5_000;
+const BULK_LOAD_ROWS: u64 = 5_000;
 
 pub(super) const RUN_COLUMNS: &str = "id, org_id, mode, started_by, status, pause_reason, \
     started_at, updated_at, finished_at, attempts, api_calls, api_used, api_limit, counts, error";
@@ -978,17 +978,24 @@ impl SqlStore {
             .bind(run.id.0)
             .fetch_all(&mut tx)
             .await?;
-        let tally = |entity: super::sync::Entity| {
-            tallies
-                .iter()
-                .find(|(e, ..)| e == entity.as_str())
-                .map(|&(_, created, updated, removed)| (created, updated, removed))
-                .unwrap_or_default()
-        };
-        let created = |entity: super::sync::Entity| tally(entity).0;
+        let mut counts = run.counts.clone();
+        counts.accounts = Default::default();
+        counts.entitlements = Default::default();
+        counts.grants = Default::default();
+        counts.permissions = Default::default();
+        for (entity, created, updated, removed) in tallies {
+            let Ok(entity) = entity.parse::<super::sync::Entity>() else {
+                continue;
+            };
+            *counts.of(entity) = super::sync::OpCounts {
+                created: created as u64,
+                updated: updated as u64,
+                removed: removed as u64,
+            };
+        }
         let loads: Vec<super::sync::Entity> = super::sync::Entity::ALL
             .into_iter()
-            .filter(|entity| created(*entity) >= BULK_LOAD_ROWS)
+            .filter(|entity| counts.of(*entity).created >= BULK_LOAD_ROWS)
             .collect();
         let (rebuilt, keyless) = self.drop_indexes_for_load(&mut tx, &loads).await?;
         let statements = self.pool.backend().apply_statements();
@@ -1032,7 +1039,7 @@ impl SqlStore {
             super::sync::Entity::Entitlement,
             super::sync::Entity::Account,
         ] {
-            if tally(entity).2 == 0 {
+            if counts.of(entity).removed == 0 {
                 continue;
             }
             sql(format!(
@@ -1050,20 +1057,6 @@ impl SqlStore {
         // the indexes back: each user and entitlement is looked up once.
         if unchecked {
             super::sqlite_load::check(&mut tx, run.org).await?;
-        }
-        let mut counts = run.counts.clone();
-        counts.accounts = Default::default();
-        counts.entitlements = Default::default();
-        counts.grants = Default::default();
-        counts.permissions = Default::default();
-        for (entity, created, updated, removed) in &tallies {
-            let Ok(entity) = entity.parse::<super::sync::Entity>() else {
-                continue;
-            };
-            let slot = counts.of(entity);
-            slot.created = *created as u64;
-            slot.updated = *updated as u64;
-            slot.removed = *removed as u64;
         }
         // The watermarks are those the run's reads ended with; a read that skipped rows ends
         // with the one it started from (`NO_WATERMARK`), so the next sync reads again what it
